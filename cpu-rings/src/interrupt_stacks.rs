@@ -1,0 +1,63 @@
+//! Interrupt-stack-table slots and the stacks behind them.
+//!
+//! Each exception that can be caused by a broken stack (double fault, page fault on a guard page) or that can
+//! arrive at any instant (NMI, machine check) runs on a dedicated stack, named by an [`IstSlot`]. The stacks
+//! are plain memory owned by one core; this module only computes their tops.
+
+/// Bytes of each IST stack. Exception handlers format a report on it, so it is generous.
+pub const IST_STACK_SIZE: usize = 16 * 1024;
+
+/// The IST entries Plurality uses. The discriminant is the TSS index (the IDT stores it plus one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum IstSlot {
+    /// #DF: taken when pushing an exception frame itself faults, e.g. kernel stack overflow.
+    DoubleFault = 0,
+    /// #PF: a SIP running off its stack into the guard page must still reach the handler.
+    PageFault = 1,
+    /// NMI: may interrupt any code, including code whose stack is half built.
+    Nmi = 2,
+    /// #MC: same reason as NMI.
+    MachineCheck = 3,
+}
+
+impl IstSlot {
+    /// Every slot, in TSS order.
+    pub const ALL: [IstSlot; 4] = [Self::DoubleFault, Self::PageFault, Self::Nmi, Self::MachineCheck];
+
+    /// The index into the TSS's interrupt-stack table.
+    pub const fn index(self) -> u16 {
+        self as u16
+    }
+}
+
+/// Backing memory of one core's IST stacks.
+#[repr(C, align(16))]
+pub struct IstStacks {
+    stacks: [[u8; IST_STACK_SIZE]; IstSlot::ALL.len()],
+}
+
+impl IstStacks {
+    /// Zeroed stacks (usable as a `static` initialiser: lands in `.bss`).
+    pub const fn new() -> Self {
+        Self { stacks: [[0; IST_STACK_SIZE]; IstSlot::ALL.len()] }
+    }
+
+    /// Address one past the highest byte of `slot`'s stack, 16-byte aligned as the ABI wants.
+    pub fn top(&self, slot: IstSlot) -> u64 {
+        let stack = &self.stacks[usize::from(slot.index())];
+        let end = stack.as_ptr_range().end as u64;
+        end & !0xf
+    }
+
+    /// Address of the lowest byte of `slot`'s stack.
+    pub fn bottom(&self, slot: IstSlot) -> u64 {
+        self.stacks[usize::from(slot.index())].as_ptr() as u64
+    }
+}
+
+impl Default for IstStacks {
+    fn default() -> Self {
+        Self::new()
+    }
+}

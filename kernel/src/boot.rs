@@ -1,0 +1,95 @@
+//! Bringing the boot core up, in dependency order, and handing over to the console.
+//!
+//! Order matters: the serial console first (so everything after can report), then the core's descriptor
+//! tables and the IDT (so a fault is reported instead of triple-faulting), then memory (the heap is needed by
+//! ACPI parsing and the console queues), the framebuffer, ACPI, and finally the interrupt controllers and the
+//! timer, after which interrupts are enabled. Failures that leave no usable machine panic with the reason.
+
+use crate::arch::{apic, io_apic, pic};
+use crate::console::{self, framebuffer, keyboard, serial};
+use crate::interrupts::{self, APIC_ERROR_VECTOR, APIC_SPURIOUS_VECTOR, KEYBOARD_VECTOR, SERIAL_VECTOR, TIMER_VECTOR};
+use crate::{memory, percpu, platform, time};
+use bootloader_api::BootInfo;
+use x86_64::PhysAddr;
+
+/// The kernel's entry point, called by the bootloader on the boot core.
+pub fn start(boot_info: &'static mut BootInfo) -> ! {
+    time::record_boot();
+    // Without a serial port the framebuffer still shows everything: carry on.
+    let serial_ok = serial::init().is_ok();
+    console::logger::init();
+    percpu::init_bsp();
+    interrupts::load();
+
+    let regions = &boot_info.memory_regions;
+    if let Err(e) = memory::init(boot_info.physical_memory_offset.into_option(), regions) {
+        panic!("memory setup failed: {e:?}");
+    }
+    if let Some(fb) = boot_info.framebuffer.as_mut() {
+        framebuffer::init(fb);
+    }
+    log::info!("Plurality kernel starting on cpu 0{}", if serial_ok { "" } else { " (no serial port)" });
+
+    let platform = match platform::acpi::init(boot_info.rsdp_addr.into_option()) {
+        Ok(p) => p,
+        Err(e) => panic!("ACPI tables unusable ({e:?}): cannot find the interrupt controllers"),
+    };
+    log::info!(
+        "ACPI MADT: {} usable core(s), {} I/O APIC(s)",
+        platform.usable_processors().count(),
+        platform.io_apics.len()
+    );
+
+    pic::remap_and_mask();
+    let apic_base = memory::paging::map_mmio(PhysAddr::new(apic::physical_base()), 4096)
+        .unwrap_or_else(|e| panic!("cannot map the local APIC: {e:?}"));
+    apic::init(apic_base.as_u64(), APIC_SPURIOUS_VECTOR, APIC_ERROR_VECTOR);
+    time::calibrate();
+    time::start_tick(TIMER_VECTOR);
+    log::info!(
+        "timer: {} Hz, TSC {}.{:03} MHz (calibrated against the PIT)",
+        time::TIMER_HZ,
+        time::tsc_hz() / 1_000_000,
+        (time::tsc_hz() / 1000) % 1000
+    );
+
+    serial::init_input();
+    keyboard::init();
+    route_isa_interrupts(platform);
+
+    x86_64::instructions::interrupts::enable();
+    let frames = memory::frames::stats();
+    log::info!(
+        "memory: {} MiB usable, {} frames free; boot took {} ms",
+        frames.total * 4096 / (1024 * 1024),
+        frames.free,
+        time::uptime_nanos() / 1_000_000
+    );
+    crate::println!("Plurality is up. Type 'help' for commands.");
+    console::shell::run()
+}
+
+/// Masks every I/O APIC input, then routes the keyboard (ISA IRQ 1) and COM1 (ISA IRQ 4) to this core.
+fn route_isa_interrupts(platform: &platform::acpi::Platform) {
+    let me = percpu::current().apic_id;
+    let mut io_apics = alloc::vec::Vec::new();
+    for info in &platform.io_apics {
+        match memory::paging::map_mmio(PhysAddr::new(info.address), 4096) {
+            // SAFETY: `mapped` is a fresh uncached mapping of this I/O APIC's register page, used only here.
+            Ok(mapped) => io_apics.push((info.gsi_base, unsafe { io_apic::IoApic::new(mapped, info.gsi_base) })),
+            Err(e) => log::warn!("cannot map the I/O APIC at {:#x}: {e:?}", info.address),
+        }
+    }
+    io_apics.iter_mut().for_each(|(_, a)| a.mask_all());
+    for (irq, vector, name) in [(1u8, KEYBOARD_VECTOR, "keyboard"), (4, SERIAL_VECTOR, "serial")] {
+        let route = platform.isa_route(irq);
+        let serving = io_apics.iter_mut().filter(|(base, _)| *base <= route.gsi).max_by_key(|(base, _)| *base);
+        let result = match serving {
+            Some((_, io_apic)) => io_apic.route(route.gsi, vector, me, route.polarity, route.trigger),
+            None => Err(io_apic::GsiOutOfRange(route.gsi)),
+        };
+        if let Err(e) = result {
+            log::warn!("cannot route {name} input ({e:?}): it stays off");
+        }
+    }
+}

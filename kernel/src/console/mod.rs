@@ -1,0 +1,40 @@
+//! The console: text out to the serial port and the framebuffer, lines in from the serial port and the PS/2
+//! keyboard, and the kernel's command interpreter (until the SIP issue moves it into a shell process).
+//!
+//! Output goes to both devices under their own locks, taken with interrupts off (`sync::IrqMutex`), so a log
+//! line from an interrupt handler can never deadlock against the console. Input arrives from interrupt
+//! handlers through lock-free queues and is consumed by [`shell::run`] with interrupts on.
+
+pub mod framebuffer;
+pub mod keyboard;
+pub mod line_editor;
+pub mod logger;
+pub mod serial;
+pub mod shell;
+
+use core::fmt::{self, Write};
+
+/// Writes formatted text to every console device.
+pub fn print(args: fmt::Arguments<'_>) {
+    serial::write_fmt(args);
+    framebuffer::write_fmt(args);
+}
+
+/// Writes to the serial port bypassing its lock, and to the framebuffer only if its lock is free: for panics.
+pub fn emergency_print(args: fmt::Arguments<'_>) {
+    let _ = serial::EmergencyWriter.write_fmt(args);
+    framebuffer::try_write_fmt(args);
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::print(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::console::print(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}

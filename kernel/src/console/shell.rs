@@ -1,0 +1,243 @@
+//! The kernel console's command interpreter: reads lines from serial and keyboard, runs commands.
+//!
+//! It lives in the kernel only until the SIP issue moves it into the `shell` service. Every input, however
+//! bad, ends in either a command's output or a one-line `error:`, followed by a new prompt.
+
+use super::keyboard::Decoder;
+use super::line_editor::{Action, LineEditor};
+use super::{framebuffer, keyboard, serial};
+use crate::{memory, platform, println, time};
+use x86_64::instructions::interrupts;
+
+/// The prompt; the host test harness and the runner wait for it.
+pub const PROMPT: &str = "plurality> ";
+
+struct Command {
+    name: &'static str,
+    usage: &'static str,
+    help: &'static str,
+    run: fn(&[&str]) -> Result<(), CommandError>,
+}
+
+/// Why a command did not run.
+#[derive(Debug)]
+enum CommandError {
+    /// Wrong arguments; the usage line says what is expected.
+    Usage(&'static str),
+    /// An argument was understood but is not acceptable.
+    Invalid(alloc::string::String),
+}
+
+const COMMANDS: &[Command] = &[
+    Command { name: "help", usage: "help", help: "list commands", run: help },
+    Command { name: "mem", usage: "mem", help: "physical frames and kernel heap in use", run: mem },
+    Command { name: "cpus", usage: "cpus", help: "cores listed by the ACPI MADT", run: cpus },
+    Command { name: "uptime", usage: "uptime", help: "time since boot and timer ticks", run: uptime },
+    Command {
+        name: "log",
+        usage: "log [off|error|warn|info|debug|trace]",
+        help: "show or set the log level",
+        run: log_level,
+    },
+    Command { name: "selftest", usage: "selftest [FILTER]", help: "run the in-kernel self-tests", run: selftest },
+    Command { name: "shutdown", usage: "shutdown", help: "power the machine off", run: shutdown },
+    Command {
+        name: "panic",
+        usage: "panic [MESSAGE]",
+        help: "debugging: deliberately panic the kernel",
+        run: panic_command,
+    },
+];
+
+/// Reads and runs commands forever.
+pub fn run() -> ! {
+    let mut editor = LineEditor::new();
+    let mut input = Input::new();
+    crate::print!("{PROMPT}");
+    loop {
+        while let Some(byte) = input.next_byte() {
+            handle(editor.feed(byte));
+        }
+        // Sleep until the next interrupt, unless input arrived since the check (enable_and_hlt is atomic).
+        interrupts::disable();
+        if serial::has_input() || keyboard::has_input() {
+            interrupts::enable();
+        } else {
+            interrupts::enable_and_hlt();
+        }
+    }
+}
+
+/// Input from both devices as one byte stream: the serial port first, then keyboard characters as UTF-8.
+struct Input {
+    decoder: Decoder,
+    pending: [u8; 4],
+    next: usize,
+    len: usize,
+}
+
+impl Input {
+    fn new() -> Self {
+        Self { decoder: Decoder::new(), pending: [0; 4], next: 0, len: 0 }
+    }
+
+    fn next_byte(&mut self) -> Option<u8> {
+        if let Some(b) = serial::poll() {
+            return Some(b);
+        }
+        if self.next == self.len {
+            let c = self.decoder.next_char()?;
+            self.len = c.encode_utf8(&mut self.pending).len();
+            self.next = 0;
+        }
+        self.next += 1;
+        Some(self.pending[self.next - 1])
+    }
+}
+
+fn echo(bytes: &[u8]) {
+    serial::write_bytes(bytes);
+    framebuffer::echo(bytes);
+}
+
+fn handle(action: Action) {
+    match action {
+        Action::None => {}
+        Action::Echo(b) => echo(&[b]),
+        Action::EraseChar => echo(b"\x08 \x08"),
+        Action::EraseLine(columns) => (0..columns).for_each(|_| echo(b"\x08 \x08")),
+        Action::Cancelled => {
+            println!("^C");
+            crate::print!("{PROMPT}");
+        }
+        Action::Line(line) => {
+            println!();
+            match line {
+                Ok(line) => execute(&line),
+                Err(e) => println!("error: {e}"),
+            }
+            crate::print!("{PROMPT}");
+        }
+    }
+}
+
+fn execute(line: &str) {
+    let words: alloc::vec::Vec<&str> = line.split_whitespace().collect();
+    let Some((&name, args)) = words.split_first() else { return };
+    let Some(command) = COMMANDS.iter().find(|c| c.name == name) else {
+        let shown: alloc::string::String = name.chars().take(40).collect();
+        println!("error: unknown command '{shown}' (try 'help')");
+        return;
+    };
+    match (command.run)(args) {
+        Ok(()) => {}
+        Err(CommandError::Usage(usage)) => println!("error: usage: {usage}"),
+        Err(CommandError::Invalid(why)) => println!("error: {why}"),
+    }
+}
+
+fn no_args(args: &[&str], usage: &'static str) -> Result<(), CommandError> {
+    if args.is_empty() { Ok(()) } else { Err(CommandError::Usage(usage)) }
+}
+
+fn help(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args, "help")?;
+    println!("Commands:");
+    for c in COMMANDS {
+        println!("  {:<40} {}", c.usage, c.help);
+    }
+    Ok(())
+}
+
+fn mem(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args, "mem")?;
+    let frames = memory::frames::stats();
+    let heap = memory::heap::stats();
+    let mib = |frames: u64| frames * 4096 / (1024 * 1024);
+    println!(
+        "frames: {} total ({} MiB), {} used, {} free ({} MiB)",
+        frames.total,
+        mib(frames.total),
+        frames.used(),
+        frames.free,
+        mib(frames.free)
+    );
+    println!(
+        "heap: {} bytes used, {} bytes free, {} KiB mapped (limit {} MiB)",
+        heap.used,
+        heap.free,
+        heap.mapped / 1024,
+        heap.limit / (1024 * 1024)
+    );
+    Ok(())
+}
+
+fn cpus(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args, "cpus")?;
+    let Some(platform) = platform::acpi::platform() else {
+        return Err(CommandError::Invalid("no ACPI MADT was found at boot".into()));
+    };
+    let me = crate::percpu::current();
+    println!("cpus: {} (ACPI MADT)", platform.usable_processors().count());
+    for (index, p) in platform.usable_processors().enumerate() {
+        let state = if p.apic_id == me.apic_id {
+            alloc::format!("online, boot core, {} timer ticks", me.timer_ticks.load(core::sync::atomic::Ordering::Relaxed))
+        } else {
+            "present, not started (single-kernel boot)".into()
+        };
+        println!("  cpu {index}: apic id {}, acpi id {}: {state}", p.apic_id, p.acpi_id);
+    }
+    Ok(())
+}
+
+fn uptime(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args, "uptime")?;
+    let nanos = time::uptime_nanos();
+    let ticks = crate::percpu::current().timer_ticks.load(core::sync::atomic::Ordering::Relaxed);
+    println!(
+        "up {}.{:03} s, {ticks} timer ticks on this core at {} Hz",
+        nanos / 1_000_000_000,
+        (nanos / 1_000_000) % 1000,
+        time::TIMER_HZ
+    );
+    Ok(())
+}
+
+fn log_level(args: &[&str]) -> Result<(), CommandError> {
+    const USAGE: &str = "log [off|error|warn|info|debug|trace]";
+    match args {
+        [] => {
+            println!("log level: {}", log::max_level());
+            Ok(())
+        }
+        [level] => {
+            let filter: log::LevelFilter =
+                level.parse().map_err(|_| CommandError::Invalid(alloc::format!("unknown log level '{level}'; {USAGE}")))?;
+            log::set_max_level(filter);
+            println!("log level: {filter}");
+            Ok(())
+        }
+        _ => Err(CommandError::Usage(USAGE)),
+    }
+}
+
+fn selftest(args: &[&str]) -> Result<(), CommandError> {
+    match args {
+        [] => crate::selftest::run(""),
+        [filter] => crate::selftest::run(filter),
+        _ => return Err(CommandError::Usage("selftest [FILTER]")),
+    };
+    Ok(())
+}
+
+fn shutdown(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args, "shutdown")?;
+    crate::power::shutdown()
+}
+
+fn panic_command(args: &[&str]) -> Result<(), CommandError> {
+    if args.is_empty() {
+        panic!("requested from the console");
+    }
+    panic!("{}", args.join(" "));
+}

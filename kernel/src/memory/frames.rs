@@ -1,0 +1,184 @@
+//! The physical frame allocator: a bitmap over all usable RAM from the boot memory map.
+//!
+//! One bit per 4 KiB frame (set = free), so freeing is O(1) and double frees are detected. The bitmap itself
+//! lives in the first usable region large enough, reached through the physical-memory window. Frames below
+//! 1 MiB are never handed out: the application-processor trampoline (multikernel issue) needs them.
+//!
+//! Invariant: `free` equals the number of set bits, and only frames the memory map called usable are ever set.
+
+use crate::sync::IrqMutex;
+use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
+use x86_64::PhysAddr;
+use x86_64::structures::paging::{PhysFrame, Size4KiB};
+
+const FRAME: u64 = 4096;
+const LOW_MEMORY_END: u64 = 0x10_0000;
+
+/// Counts of frames, for `mem` and the leak checks of later issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameStats {
+    /// Usable frames in the memory map (after the bitmap and low memory are set aside).
+    pub total: u64,
+    /// Frames not allocated.
+    pub free: u64,
+}
+
+impl FrameStats {
+    /// Frames allocated.
+    pub fn used(&self) -> u64 {
+        self.total - self.free
+    }
+}
+
+/// Errors of the frame allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// No usable region can hold the bitmap.
+    NoRoomForBitmap,
+    /// The frame freed was not allocated (double free) or is outside usable memory.
+    NotAllocated(u64),
+}
+
+struct Bitmap {
+    words: &'static mut [u64],
+    free: u64,
+    total: u64,
+    /// Word index to start the next search from (allocation is next-fit).
+    hint: usize,
+}
+
+static FRAMES: IrqMutex<Option<Bitmap>> = IrqMutex::new(None);
+
+/// Builds the bitmap from the memory map. Call once.
+pub fn init(regions: &'static MemoryRegions) -> Result<(), FrameError> {
+    let usable = || regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable);
+    let end = usable().map(|r| r.end).max().unwrap_or(0);
+    let frame_count = end.div_ceil(FRAME);
+    let words = frame_count.div_ceil(64) as usize;
+    let bitmap_bytes = (words * 8) as u64;
+    let bitmap_start = usable()
+        .map(|r| (r.start.max(LOW_MEMORY_END).next_multiple_of(FRAME), r.end))
+        .find(|(start, end)| start + bitmap_bytes <= *end)
+        .map(|(start, _)| start)
+        .ok_or(FrameError::NoRoomForBitmap)?;
+    let bitmap_end = (bitmap_start + bitmap_bytes).next_multiple_of(FRAME);
+
+    let virt = super::phys_to_virt(PhysAddr::new(bitmap_start));
+    // SAFETY: [bitmap_start, bitmap_end) is usable RAM that nothing else uses (the allocator does not exist yet
+    // and marks these frames used below), mapped by the bootloader's physical-memory window; u64-aligned.
+    let words: &'static mut [u64] = unsafe { core::slice::from_raw_parts_mut(virt.as_mut_ptr::<u64>(), words) };
+    words.fill(0);
+    let mut bitmap = Bitmap { words, free: 0, total: 0, hint: 0 };
+    for region in usable() {
+        let first = region.start.max(LOW_MEMORY_END).next_multiple_of(FRAME);
+        let mut frame = first;
+        while frame + FRAME <= region.end {
+            if !(bitmap_start..bitmap_end).contains(&frame) {
+                bitmap.set_free(frame / FRAME);
+            }
+            frame += FRAME;
+        }
+    }
+    bitmap.total = bitmap.free;
+    *FRAMES.lock() = Some(bitmap);
+    Ok(())
+}
+
+impl Bitmap {
+    fn set_free(&mut self, index: u64) {
+        let (word, bit) = ((index / 64) as usize, index % 64);
+        self.words[word] |= 1 << bit;
+        self.free += 1;
+    }
+
+    fn allocate(&mut self) -> Option<u64> {
+        let n = self.words.len();
+        for i in 0..n {
+            let w = (self.hint + i) % n;
+            let word = self.words[w];
+            if word != 0 {
+                let bit = u64::from(word.trailing_zeros());
+                self.words[w] &= !(1 << bit);
+                self.free -= 1;
+                self.hint = w;
+                return Some((w as u64 * 64 + bit) * FRAME);
+            }
+        }
+        None
+    }
+
+    fn deallocate(&mut self, addr: u64) -> Result<(), FrameError> {
+        let index = addr / FRAME;
+        let word = (index / 64) as usize;
+        let mask = 1 << (index % 64);
+        if addr % FRAME != 0 || addr < LOW_MEMORY_END || word >= self.words.len() || self.words[word] & mask != 0 {
+            return Err(FrameError::NotAllocated(addr));
+        }
+        self.words[word] |= mask;
+        self.free += 1;
+        Ok(())
+    }
+}
+
+/// One free frame, or `None` when physical memory is exhausted. The frame's contents are undefined.
+pub fn allocate() -> Option<PhysFrame<Size4KiB>> {
+    let addr = FRAMES.lock().as_mut()?.allocate()?;
+    Some(PhysFrame::containing_address(PhysAddr::new(addr)))
+}
+
+/// Returns a frame obtained from [`allocate`].
+pub fn deallocate(frame: PhysFrame<Size4KiB>) -> Result<(), FrameError> {
+    let addr = frame.start_address().as_u64();
+    FRAMES.lock().as_mut().ok_or(FrameError::NotAllocated(addr))?.deallocate(addr)
+}
+
+/// Current counts.
+pub fn stats() -> FrameStats {
+    FRAMES.lock().as_ref().map_or(FrameStats { total: 0, free: 0 }, |b| FrameStats { total: b.total, free: b.free })
+}
+
+/// The allocator as the `x86_64` crate's page-table code wants it (for intermediate page tables).
+pub struct GlobalFrames;
+
+// SAFETY: `allocate` hands out each usable frame at most once until it is deallocated.
+unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for GlobalFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        allocate()
+    }
+}
+
+crate::selftest! {
+    /// Frames come back distinct, aligned and above low memory, and freeing restores the count exactly.
+    fn frames_allocate_and_free() {
+        let before = stats();
+        crate::check!(before.total > 0 && before.free <= before.total, "implausible stats {before:?}");
+        let mut got = [None; 16];
+        for slot in got.iter_mut() {
+            *slot = allocate();
+        }
+        for (i, frame) in got.iter().enumerate() {
+            let Some(frame) = frame else { return Err(alloc::format!("allocation {i} failed")) };
+            let addr = frame.start_address().as_u64();
+            crate::check!(addr >= LOW_MEMORY_END, "frame {addr:#x} below 1 MiB");
+            crate::check!(!got[..i].contains(&Some(*frame)), "frame {addr:#x} handed out twice");
+        }
+        crate::check!(stats().free == before.free - 16, "free count did not drop by 16");
+        for frame in got.into_iter().flatten() {
+            crate::check!(deallocate(frame).is_ok(), "freeing an allocated frame failed");
+        }
+        crate::check!(stats() == before, "stats not restored: {:?} vs {before:?}", stats());
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// A double free is refused and changes nothing.
+    fn frames_refuse_double_free() {
+        let frame = allocate().ok_or("no frame")?;
+        deallocate(frame).map_err(|e| alloc::format!("first free failed: {e:?}"))?;
+        let before = stats();
+        crate::check!(deallocate(frame).is_err(), "double free accepted");
+        crate::check!(stats() == before, "double free changed the stats");
+        Ok(())
+    }
+}

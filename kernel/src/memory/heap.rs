@@ -1,0 +1,128 @@
+//! The kernel heap: `talc` as the global allocator, growing page by page inside its own virtual region.
+//!
+//! `talc` is a well-kept allocator with O(1) frees and heap statistics; its `Source` hook lets the heap grow
+//! when it runs out, which is done here by mapping fresh frames at the heap's end. The lock is an
+//! [`IrqSpinRaw`], held with interrupts off (see `sync`). Later SIP arenas are more `Talc` instances over
+//! their own regions, chosen per execution context.
+
+use super::layout::{KERNEL_HEAP_MAX, KERNEL_HEAP_START};
+use super::paging::{self, MapError};
+use crate::sync::IrqSpinRaw;
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use talc::base::Talc;
+use talc::base::binning::Binning;
+use talc::source::Source;
+use x86_64::VirtAddr;
+use x86_64::structures::paging::{Page, Size4KiB};
+
+/// Memory mapped at boot, so ordinary boot allocations never take the growth path.
+const INITIAL_SIZE: u64 = 1 << 20;
+/// Smallest step the heap grows by, to keep the number of growth calls low.
+const GROWTH_STEP: u64 = 256 * 1024;
+
+/// Grows the heap by mapping frames at its end.
+#[derive(Debug)]
+pub struct GrowingHeap {
+    /// End of the heap as `talc` knows it; `None` before the first claim.
+    end: Option<NonNull<u8>>,
+    /// Bytes of the region mapped so far.
+    mapped: u64,
+}
+
+// SAFETY: `end` points into the kernel heap region, valid on every core; the source is only used under the
+// heap's lock.
+unsafe impl Send for GrowingHeap {}
+
+// SAFETY: `acquire` only maps pages (paging and frames never allocate) and then claims or extends memory it
+// has just mapped and that nothing else uses.
+unsafe impl Source for GrowingHeap {
+    fn acquire<B: Binning>(talc: &mut Talc<Self, B>, layout: Layout) -> Result<(), ()> {
+        let need = (layout.size() + layout.align() + 4096) as u64;
+        let grow = need.max(GROWTH_STEP).next_multiple_of(4096);
+        grow_by(talc, grow).map_err(|_| ())
+    }
+}
+
+fn grow_by<B: Binning>(talc: &mut Talc<GrowingHeap, B>, bytes: u64) -> Result<(), MapError> {
+    let mapped = talc.source.mapped;
+    if mapped + bytes > KERNEL_HEAP_MAX {
+        return Err(MapError::OutOfFrames);
+    }
+    let start = KERNEL_HEAP_START + mapped;
+    paging::map_fresh(Page::<Size4KiB>::containing_address(VirtAddr::new(start)), bytes / 4096)?;
+    talc.source.mapped = mapped + bytes;
+    let new_end = (start + bytes) as *mut u8;
+    talc.source.end = match talc.source.end {
+        // SAFETY: [KERNEL_HEAP_START, new_end) is mapped, writable and used by this heap alone.
+        None => unsafe { talc.claim(KERNEL_HEAP_START as *mut u8, (mapped + bytes) as usize) },
+        // SAFETY: `end` is the end talc returned last time, and the memory up to `new_end` was just mapped.
+        Some(end) => Some(unsafe { talc.extend(end, new_end) }),
+    };
+    if talc.source.end.is_none() { Err(MapError::OutOfFrames) } else { Ok(()) }
+}
+
+#[global_allocator]
+static HEAP: talc::TalcLock<IrqSpinRaw, GrowingHeap> =
+    talc::TalcLock::new(GrowingHeap { end: None, mapped: 0 });
+
+/// Maps and claims the initial heap. Call once, after paging is up.
+pub fn init() -> Result<(), MapError> {
+    grow_by(&mut HEAP.lock(), INITIAL_SIZE)
+}
+
+/// Heap figures for `mem`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Bytes in live allocations.
+    pub used: usize,
+    /// Bytes available without growing.
+    pub free: usize,
+    /// Bytes of the heap region mapped so far.
+    pub mapped: u64,
+    /// Most the heap may grow to.
+    pub limit: u64,
+}
+
+/// Current heap figures.
+pub fn stats() -> HeapStats {
+    let talc = HEAP.lock();
+    let counters = talc.counters();
+    HeapStats {
+        used: counters.allocated_bytes,
+        free: counters.available_bytes,
+        mapped: talc.source.mapped,
+        limit: KERNEL_HEAP_MAX,
+    }
+}
+
+crate::selftest! {
+    /// Small and large allocations work, hold their contents, and are given back.
+    fn heap_allocate_and_free() {
+        use alloc::{boxed::Box, vec::Vec};
+        let before = stats().used;
+        let boxes: Vec<Box<u64>> = (0..1000u64).map(Box::new).collect();
+        crate::check!(boxes.iter().enumerate().all(|(i, b)| **b == i as u64), "boxed values corrupted");
+        let big = alloc::vec![0xa5u8; 300_000];
+        crate::check!(big.iter().all(|b| *b == 0xa5), "large allocation corrupted");
+        crate::check!(stats().used >= before + 300_000, "used bytes did not grow");
+        drop(big);
+        drop(boxes);
+        crate::check!(stats().used == before, "heap used {} after free, {before} before", stats().used);
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// An allocation larger than the free heap makes it grow instead of failing.
+    fn heap_grows_on_demand() {
+        let free = stats().free;
+        let size = free + 2 * GROWTH_STEP as usize;
+        let mut block = alloc::vec::Vec::<u8>::new();
+        block.try_reserve_exact(size).map_err(|_| alloc::format!("allocating {size} bytes failed"))?;
+        block.resize(size, 7);
+        crate::check!(block[size - 1] == 7 && block[0] == 7, "grown memory not usable");
+        crate::check!(stats().mapped > INITIAL_SIZE, "heap region did not grow");
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! The kernel's virtual address map: the regions the kernel places itself.
+//!
+//! The lower half stays empty (ring-3 address spaces come there later). The bootloader places the kernel
+//! image, its stack, the boot info, the framebuffer and the physical-memory window in
+//! [`BOOTLOADER_RANGE_START`]..=[`BOOTLOADER_RANGE_END`]; everything from `0xffff_c000_0000_0000` up belongs to
+//! the regions below, each in its own level-4 slots so no two can ever overlap.
+
+/// Lowest address the bootloader may use for its dynamic mappings.
+pub const BOOTLOADER_RANGE_START: u64 = 0xffff_8000_0000_0000;
+/// Highest address the bootloader may use for its dynamic mappings.
+pub const BOOTLOADER_RANGE_END: u64 = 0xffff_bfff_ffff_ffff;
+
+/// Start of the kernel heap; it grows upwards on demand.
+pub const KERNEL_HEAP_START: u64 = 0xffff_c000_0000_0000;
+/// Most the kernel heap may grow to.
+pub const KERNEL_HEAP_MAX: u64 = 1 << 30;
+
+/// Start of the window for device registers (APICs), mapped uncached.
+pub const MMIO_START: u64 = 0xffff_c800_0000_0000;
+/// Size of the MMIO window.
+pub const MMIO_SIZE: u64 = 1 << 30;
+
+/// Start of the region the self-tests map and unmap scratch pages in.
+pub const SELFTEST_SCRATCH_START: u64 = 0xffff_cf00_0000_0000;

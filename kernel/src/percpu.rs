@@ -1,0 +1,116 @@
+//! Per-CPU data, reached through the GS base register from the first line of the kernel on.
+//!
+//! Every core gets one [`PerCpu`] that only it writes; other cores may read its counters. The GS base of a core
+//! points at its record, whose first word points at itself, so `current()` is one `mov` from `gs:0`. The boot
+//! core's record is static (it is needed before the heap exists); application processors (multikernel issue)
+//! will get heap-allocated ones.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use cpu_rings::{CpuTables, IstStacks};
+use x86_64::VirtAddr;
+use x86_64::registers::model_specific::GsBase;
+
+/// One core's private kernel state.
+#[repr(C)]
+pub struct PerCpu {
+    /// Points at this record; must stay the first field (read as `gs:0`).
+    self_ptr: *const PerCpu,
+    /// Dense core number: 0 is the boot core.
+    pub index: u32,
+    /// Local APIC ID of this core.
+    pub apic_id: u32,
+    /// Local APIC timer interrupts taken on this core.
+    pub timer_ticks: AtomicU64,
+    /// This core's GDT/TSS, loaded by `cpu-rings`.
+    pub tables: &'static CpuTables,
+}
+
+// SAFETY: `self_ptr` points at the record itself, which is 'static: moving the record between cores (it is
+// built on one and published to all) cannot invalidate it.
+unsafe impl Send for PerCpu {}
+
+// SAFETY: the only non-Sync field is `self_ptr`, which is written once before the record is published and
+// never changed; everything else is immutable or atomic.
+unsafe impl Sync for PerCpu {}
+
+static BSP_IST_STACKS: IstStacks = IstStacks::new();
+static mut BSP_TABLES: CpuTables = CpuTables::empty();
+static BSP: spin::Once<PerCpu> = spin::Once::new();
+static BSP_READY: AtomicBool = AtomicBool::new(false);
+
+/// Builds and loads the boot core's GDT/TSS and points GS at its per-CPU record. Call once, first thing.
+pub fn init_bsp() {
+    assert!(!BSP_READY.load(Ordering::Relaxed), "percpu::init_bsp called twice");
+    // SAFETY: runs once on the boot core before anything else can reach BSP_TABLES (the assert above), so the
+    // mutable reference is unique.
+    let tables = unsafe { &mut *core::ptr::addr_of_mut!(BSP_TABLES) };
+    let tables = tables.init(&BSP_IST_STACKS);
+    x86_64::instructions::interrupts::disable();
+    // SAFETY: first load of the boot core's tables, on the boot core, interrupts off; the IST stacks are the
+    // boot core's own.
+    unsafe { tables.load() };
+    let record = BSP.call_once(|| PerCpu {
+        self_ptr: core::ptr::null(),
+        index: 0,
+        apic_id: crate::arch::cpu::apic_id_from_cpuid(),
+        timer_ticks: AtomicU64::new(0),
+        tables,
+    });
+    let addr = record as *const PerCpu;
+    // SAFETY: the record is 'static and not yet shared: setting its self pointer cannot race.
+    unsafe { core::ptr::addr_of!(record.self_ptr).cast_mut().write(addr) };
+    GsBase::write(VirtAddr::from_ptr(addr));
+    BSP_READY.store(true, Ordering::Release);
+}
+
+/// The calling core's record, or `None` before [`init_bsp`] ran.
+pub fn try_current() -> Option<&'static PerCpu> {
+    if !BSP_READY.load(Ordering::Acquire) {
+        return None;
+    }
+    let ptr: *const PerCpu;
+    // SAFETY: once BSP_READY is set, GS base of every running core points at a live 'static PerCpu whose first
+    // word is its own address; reading it has no side effects.
+    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, preserves_flags, readonly)) };
+    // SAFETY: see above: the pointer is to a 'static, Sync record.
+    Some(unsafe { &*ptr })
+}
+
+/// The calling core's record. Panics if called before [`init_bsp`] (a kernel bug).
+pub fn current() -> &'static PerCpu {
+    try_current().unwrap_or_else(|| panic!("per-CPU data used before percpu::init_bsp"))
+}
+
+/// The calling core's dense index for reports; falls back to the APIC ID before per-CPU data exists.
+pub fn current_index() -> u32 {
+    try_current().map_or_else(crate::arch::cpu::apic_id_from_cpuid, |c| c.index)
+}
+
+crate::selftest! {
+    /// GS points at a record naming itself, of the core we run on.
+    fn percpu_record_is_self_consistent() {
+        let me = current();
+        crate::check!(core::ptr::eq(me.self_ptr, me), "gs:0 does not point at the record itself");
+        crate::check!(me.apic_id == crate::arch::cpu::apic_id_from_cpuid(), "APIC ID differs from CPUID");
+        crate::check!(me.apic_id == crate::arch::apic::id(), "APIC ID differs from the local APIC's ID register");
+        crate::check!(GsBase::read().as_u64() == me as *const PerCpu as u64, "GS base is not the record");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// The double-fault and page-fault handlers have IST stacks of their own.
+    fn ist_stacks_are_installed() {
+        use cpu_rings::IstSlot;
+        let tables = current().tables;
+        let mut tops = [0u64; IstSlot::ALL.len()];
+        for (i, slot) in IstSlot::ALL.into_iter().enumerate() {
+            tops[i] = tables.ist_top(slot);
+            crate::check!(tops[i] != 0, "IST slot {slot:?} has no stack");
+        }
+        for i in 1..tops.len() {
+            crate::check!(!tops[..i].contains(&tops[i]), "two IST slots share one stack");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! What the firmware tells about the machine: ACPI tables (cores, interrupt controllers, power-off).
+
+pub mod acpi;
