@@ -19,7 +19,7 @@ pub fn start_one_shot(micros: u64) -> OneShot {
     // 0x43/0x42 the PIT command and channel-2 data ports; programming channel 2 affects nothing else.
     unsafe {
         let control = gate.read();
-        gate.write((control & !0x03) | 0x00);
+        gate.write(control & !0x03);
         command.write(0b1011_0000); // channel 2, lobyte/hibyte, mode 0 (interrupt on terminal count), binary
         channel2.write(count as u8);
         channel2.write((count >> 8) as u8);

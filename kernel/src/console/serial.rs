@@ -27,10 +27,13 @@ pub enum SerialError {
 
 /// Initialises COM1 (115200 8N1, FIFO on, receive interrupt on). Output works from here on.
 pub fn init() -> Result<(), SerialError> {
-    let mut config = uart_16550::Config::default();
-    config.baud_rate = uart_16550::BaudRate::Baud115200;
-    config.interrupts = IER::DATA_READY;
-    config.fifo_trigger_level = Some(uart_16550::spec::registers::FifoTriggerLevel::One);
+    let config = uart_16550::Config {
+        baud_rate: uart_16550::BaudRate::Baud115200,
+        interrupts: IER::DATA_READY,
+        // An interrupt per byte: the console reacts to each keystroke at once.
+        fifo_trigger_level: Some(uart_16550::spec::registers::FifoTriggerLevel::One),
+        ..Default::default()
+    };
     // SAFETY: COM1's eight registers at 0x3f8 are used by nothing but this driver (and the lock-free emergency
     // writer, which only writes THR when LSR says it is empty).
     let tty = unsafe { Uart16550Tty::new_port(COM1, config) }.map_err(|_| SerialError::NotPresent)?;

@@ -181,7 +181,10 @@ fn cpus(args: &[&str]) -> Result<(), CommandError> {
     println!("cpus: {} (ACPI MADT)", platform.usable_processors().count());
     for (index, p) in platform.usable_processors().enumerate() {
         let state = if p.apic_id == me.apic_id {
-            alloc::format!("online, boot core, {} timer ticks", me.timer_ticks.load(core::sync::atomic::Ordering::Relaxed))
+            alloc::format!(
+                "online, boot core, {} timer ticks",
+                me.timer_ticks.load(core::sync::atomic::Ordering::Relaxed)
+            )
         } else {
             "present, not started (single-kernel boot)".into()
         };
@@ -211,8 +214,9 @@ fn log_level(args: &[&str]) -> Result<(), CommandError> {
             Ok(())
         }
         [level] => {
-            let filter: log::LevelFilter =
-                level.parse().map_err(|_| CommandError::Invalid(alloc::format!("unknown log level '{level}'; {USAGE}")))?;
+            let filter: log::LevelFilter = level
+                .parse()
+                .map_err(|_| CommandError::Invalid(alloc::format!("unknown log level '{level}'; {USAGE}")))?;
             log::set_max_level(filter);
             println!("log level: {filter}");
             Ok(())

@@ -111,7 +111,11 @@ impl Bitmap {
         let index = addr / FRAME;
         let word = (index / 64) as usize;
         let mask = 1 << (index % 64);
-        if addr % FRAME != 0 || addr < LOW_MEMORY_END || word >= self.words.len() || self.words[word] & mask != 0 {
+        if !addr.is_multiple_of(FRAME)
+            || addr < LOW_MEMORY_END
+            || word >= self.words.len()
+            || self.words[word] & mask != 0
+        {
             return Err(FrameError::NotAllocated(addr));
         }
         self.words[word] |= mask;

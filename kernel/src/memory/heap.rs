@@ -63,8 +63,7 @@ fn grow_by<B: Binning>(talc: &mut Talc<GrowingHeap, B>, bytes: u64) -> Result<()
 }
 
 #[global_allocator]
-static HEAP: talc::TalcLock<IrqSpinRaw, GrowingHeap> =
-    talc::TalcLock::new(GrowingHeap { end: None, mapped: 0 });
+static HEAP: talc::TalcLock<IrqSpinRaw, GrowingHeap> = talc::TalcLock::new(GrowingHeap { end: None, mapped: 0 });
 
 /// Maps and claims the initial heap. Call once, after paging is up.
 pub fn init() -> Result<(), MapError> {
