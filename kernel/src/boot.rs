@@ -53,6 +53,9 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         (time::tsc_hz() / 1000) % 1000
     );
 
+    if let Err(e) = crate::sched::init_this_core("console") {
+        panic!("cannot start the scheduler: {e:?}");
+    }
     serial::init_input();
     keyboard::init();
     route_isa_interrupts(platform);

@@ -23,6 +23,7 @@ mod panic;
 mod percpu;
 mod platform;
 mod power;
+mod sched;
 mod selftest;
 mod sync;
 mod time;

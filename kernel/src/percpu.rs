@@ -5,6 +5,8 @@
 //! core's record is static (it is needed before the heap exists); application processors (multikernel issue)
 //! will get heap-allocated ones.
 
+use crate::sched::Scheduler;
+use crate::sync::IrqMutex;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use cpu_rings::{CpuTables, IstStacks};
 use x86_64::VirtAddr;
@@ -23,6 +25,10 @@ pub struct PerCpu {
     pub timer_ticks: AtomicU64,
     /// This core's GDT/TSS, loaded by `cpu-rings`.
     pub tables: &'static CpuTables,
+    /// This core's scheduler (used only by this core; the lock keeps its own interrupt handlers out).
+    pub scheduler: IrqMutex<Scheduler>,
+    /// Who the running thread works for: 0 = kernel, SIP id + 1 otherwise (`sched::owner_code`).
+    pub current_owner: AtomicU64,
 }
 
 // SAFETY: `self_ptr` points at the record itself, which is 'static: moving the record between cores (it is
@@ -30,7 +36,7 @@ pub struct PerCpu {
 unsafe impl Send for PerCpu {}
 
 // SAFETY: the only non-Sync field is `self_ptr`, which is written once before the record is published and
-// never changed; everything else is immutable or atomic.
+// never changed; everything else is immutable, atomic or behind a lock.
 unsafe impl Sync for PerCpu {}
 
 static BSP_IST_STACKS: IstStacks = IstStacks::new();
@@ -55,6 +61,8 @@ pub fn init_bsp() {
         apic_id: crate::arch::cpu::apic_id_from_cpuid(),
         timer_ticks: AtomicU64::new(0),
         tables,
+        scheduler: IrqMutex::new(Scheduler::new()),
+        current_owner: AtomicU64::new(0),
     });
     let addr = record as *const PerCpu;
     // SAFETY: the record is 'static and not yet shared: setting its self pointer cannot race.

@@ -58,6 +58,7 @@ pub fn on_interrupt() {
         // A full queue means nobody is reading the console; dropping keystrokes then is harmless.
         let _ = queue.push(scancode);
     }
+    super::wake_reader();
 }
 
 /// Whether scancodes are waiting.

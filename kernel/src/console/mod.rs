@@ -13,6 +13,18 @@ pub mod serial;
 pub mod shell;
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// The thread that reads console input (0: none yet); input interrupts wake it.
+static READER: AtomicU64 = AtomicU64::new(0);
+
+/// Called by the input interrupt handlers after queueing input.
+pub fn wake_reader() {
+    match READER.load(Ordering::Relaxed) {
+        0 => {}
+        id => crate::sched::wake(crate::sched::ThreadId(id)),
+    }
+}
 
 /// Writes formatted text to every console device.
 pub fn print(args: fmt::Arguments<'_>) {

@@ -68,6 +68,7 @@ fn drain_uart_into_queue() {
 /// The receive interrupt: move what the UART holds into the queue.
 pub fn on_interrupt() {
     drain_uart_into_queue();
+    super::wake_reader();
 }
 
 /// Next received byte, picking up bytes left in the UART when the queue was full.

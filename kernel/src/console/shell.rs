@@ -51,6 +51,9 @@ const COMMANDS: &[Command] = &[
 
 /// Reads and runs commands forever.
 pub fn run() -> ! {
+    if let Some(id) = crate::sched::current_id() {
+        super::READER.store(id.0, core::sync::atomic::Ordering::Relaxed);
+    }
     let mut editor = LineEditor::new();
     let mut input = Input::new();
     crate::print!("{PROMPT}");
@@ -58,13 +61,13 @@ pub fn run() -> ! {
         while let Some(byte) = input.next_byte() {
             handle(editor.feed(byte));
         }
-        // Sleep until the next interrupt, unless input arrived since the check (enable_and_hlt is atomic).
+        // Park until an input interrupt wakes us. Interrupts stay off between the check and the park, so a
+        // byte that arrives in between is not missed (its wake-up finds us parked, or is remembered).
         interrupts::disable();
-        if serial::has_input() || keyboard::has_input() {
-            interrupts::enable();
-        } else {
-            interrupts::enable_and_hlt();
+        if !serial::has_input() && !keyboard::has_input() {
+            crate::sched::block_current();
         }
+        interrupts::enable();
     }
 }
 

@@ -10,6 +10,8 @@ use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame};
 extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
     crate::time::on_tick();
     apic::end_of_interrupt();
+    // After the EOI, so the next tick can come while another thread runs.
+    crate::sched::on_timer_tick();
 }
 
 extern "x86-interrupt" fn keyboard(_frame: InterruptStackFrame) {

@@ -20,5 +20,10 @@ pub const MMIO_START: u64 = 0xffff_c800_0000_0000;
 /// Size of the MMIO window.
 pub const MMIO_SIZE: u64 = 1 << 30;
 
+/// Start of the thread-stack region: 1 MiB slots, each a stack with unmapped space (the guard) below it.
+pub const STACKS_START: u64 = 0xffff_d000_0000_0000;
+/// Size of the thread-stack region (65,536 slots).
+pub const STACKS_SIZE: u64 = 1 << 36;
+
 /// Start of the region the self-tests map and unmap scratch pages in.
 pub const SELFTEST_SCRATCH_START: u64 = 0xffff_cf00_0000_0000;

@@ -1,0 +1,319 @@
+//! The per-core scheduler: threads with their own kernel stacks, a run queue, preemption on the timer tick.
+//!
+//! Each core owns one [`Scheduler`] in its per-CPU record; no other core touches it (cross-core wake-ups come
+//! as messages in the multikernel issue), so there is no global scheduler lock. The scheduler's lock is an
+//! `IrqMutex` only because the timer and device interrupts of the *same* core use it.
+//!
+//! Thread states are where a thread is kept: `current` (running), `run_queue` (ready), `blocked` (parked
+//! until [`wake`]), `dead` (exited, its stack freed by the next thread to run, never by itself). Each core
+//! also has an idle thread that runs only when nothing else can.
+
+mod context;
+pub mod stack;
+
+use crate::percpu;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use stack::{Stack, StackError};
+use x86_64::instructions::interrupts;
+
+/// A thread's identity, unique for the whole boot (never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ThreadId(pub u64);
+
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Who a thread runs for: the kernel, or a software-isolated process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Kernel work (console, idle, self-tests).
+    Kernel,
+    /// A SIP, by its id.
+    Sip(u64),
+}
+
+/// A thread: its saved stack pointer and the stack it owns.
+pub struct Thread {
+    /// Identity.
+    pub id: ThreadId,
+    /// Who it runs for.
+    pub owner: Owner,
+    /// Name for `ps` and reports.
+    pub name: String,
+    rsp: u64,
+    /// `None` for the boot thread, which runs on the bootloader's stack.
+    stack: Option<Stack>,
+    idle: bool,
+}
+
+impl Thread {
+    /// The thread's own stack, if it has one.
+    pub fn stack(&self) -> Option<&Stack> {
+        self.stack.as_ref()
+    }
+}
+
+/// One core's scheduler state.
+pub struct Scheduler {
+    current: Option<Box<Thread>>,
+    run_queue: VecDeque<Box<Thread>>,
+    blocked: BTreeMap<ThreadId, Box<Thread>>,
+    wake_pending: BTreeSet<ThreadId>,
+    dead: Vec<Box<Thread>>,
+    idle: Option<Box<Thread>>,
+    /// Context switches on this core.
+    pub switches: u64,
+}
+
+impl Scheduler {
+    /// An empty scheduler (usable in a `static` initialiser).
+    pub const fn new() -> Self {
+        Self {
+            current: None,
+            run_queue: VecDeque::new(),
+            blocked: BTreeMap::new(),
+            wake_pending: BTreeSet::new(),
+            dead: Vec::new(),
+            idle: None,
+            switches: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// Give the core to another ready thread, stay ready.
+    Yield,
+    /// Park until woken.
+    Block,
+    /// Never run again.
+    Exit,
+}
+
+/// Why a thread could not be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// Its stack could not be made.
+    Stack(StackError),
+}
+
+/// Makes the calling (boot) code this core's first thread and creates the core's idle thread.
+pub fn init_this_core(name: &str) -> Result<(), SpawnError> {
+    let boot = Box::new(Thread {
+        id: next_id(),
+        owner: Owner::Kernel,
+        name: String::from(name),
+        rsp: 0,
+        stack: None,
+        idle: false,
+    });
+    let idle = new_thread("idle", Owner::Kernel, 16 * 1024, idle_loop_entry, 0, true)?;
+    let mut s = percpu::current().scheduler.lock();
+    s.current = Some(boot);
+    s.idle = Some(idle);
+    Ok(())
+}
+
+fn next_id() -> ThreadId {
+    ThreadId(NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+fn new_thread(
+    name: &str,
+    owner: Owner,
+    stack_bytes: u64,
+    entry: extern "sysv64" fn(u64) -> !,
+    argument: u64,
+    idle: bool,
+) -> Result<Box<Thread>, SpawnError> {
+    let stack = Stack::new(stack_bytes).map_err(SpawnError::Stack)?;
+    // SAFETY: the stack was just mapped for this thread alone and is far larger than the initial frame.
+    let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
+    Ok(Box::new(Thread { id: next_id(), owner, name: String::from(name), rsp, stack: Some(stack), idle }))
+}
+
+/// Starts a thread running `f` on this core and returns its id. The thread ends when `f` returns.
+pub fn spawn(
+    name: &str,
+    owner: Owner,
+    stack_bytes: u64,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<ThreadId, SpawnError> {
+    let closure: Box<Box<dyn FnOnce() + Send>> = Box::new(Box::new(f));
+    let argument = Box::into_raw(closure) as u64;
+    let thread = new_thread(name, owner, stack_bytes, closure_entry, argument, false).inspect_err(|_| {
+        // SAFETY: the pointer came from Box::into_raw just above and was not handed to any thread.
+        drop(unsafe { Box::from_raw(argument as *mut Box<dyn FnOnce() + Send>) });
+    })?;
+    let id = thread.id;
+    percpu::current().scheduler.lock().run_queue.push_back(thread);
+    Ok(id)
+}
+
+extern "sysv64" fn closure_entry(argument: u64) -> ! {
+    // SAFETY: `spawn` passed a pointer from Box::into_raw of exactly this type, used once (here).
+    let f = unsafe { Box::from_raw(argument as *mut Box<dyn FnOnce() + Send>) };
+    f();
+    exit_current()
+}
+
+extern "sysv64" fn idle_loop_entry(_: u64) -> ! {
+    loop {
+        interrupts::disable();
+        if has_ready_threads() {
+            schedule(Reason::Yield);
+            interrupts::enable();
+        } else {
+            // Atomic with the check above: an interrupt that makes a thread ready wakes the hlt.
+            interrupts::enable_and_hlt();
+        }
+    }
+}
+
+/// Where every new thread starts (called by the context trampoline, interrupts off).
+extern "sysv64" fn thread_start(entry: extern "sysv64" fn(u64) -> !, argument: u64) -> ! {
+    after_switch();
+    interrupts::enable();
+    entry(argument)
+}
+
+/// Whether a thread other than the running one is ready on this core.
+pub fn has_ready_threads() -> bool {
+    !percpu::current().scheduler.lock().run_queue.is_empty()
+}
+
+/// The running thread's id.
+pub fn current_id() -> Option<ThreadId> {
+    percpu::current().scheduler.lock().current.as_ref().map(|t| t.id)
+}
+
+/// Runs `f` on the running thread's record.
+pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> Option<R> {
+    percpu::current().scheduler.lock().current.as_deref().map(f)
+}
+
+/// Gives the core to the next ready thread, if any; returns when this thread runs again.
+pub fn yield_now() {
+    let were_enabled = interrupts::are_enabled();
+    interrupts::disable();
+    schedule(Reason::Yield);
+    if were_enabled {
+        interrupts::enable();
+    }
+}
+
+/// Parks the running thread until [`wake`] names it (returns at once if a wake came first).
+pub fn block_current() {
+    let were_enabled = interrupts::are_enabled();
+    interrupts::disable();
+    schedule(Reason::Block);
+    if were_enabled {
+        interrupts::enable();
+    }
+}
+
+/// Makes `id` ready if it is parked on this core; otherwise remembers the wake for its next [`block_current`].
+pub fn wake(id: ThreadId) {
+    let mut s = percpu::current().scheduler.lock();
+    if let Some(thread) = s.blocked.remove(&id) {
+        s.run_queue.push_back(thread);
+    } else {
+        s.wake_pending.insert(id);
+    }
+}
+
+/// Ends the running thread; its stack is freed by the next thread to run.
+pub fn exit_current() -> ! {
+    interrupts::disable();
+    schedule(Reason::Exit);
+    unreachable!("an exited thread was scheduled again")
+}
+
+/// Timer tick on this core: preempt the running thread if another is ready (round robin, one tick a slice).
+pub fn on_timer_tick() {
+    if has_ready_threads() {
+        schedule(Reason::Yield);
+    }
+}
+
+/// Switches away from the running thread for `reason`. Interrupts must be off.
+fn schedule(reason: Reason) {
+    let cpu = percpu::current();
+    let (prev_rsp, next_rsp) = {
+        let mut s = cpu.scheduler.lock();
+        let Some(mut prev) = s.current.take() else { return };
+        if reason == Reason::Block && s.wake_pending.remove(&prev.id) {
+            s.current = Some(prev);
+            return;
+        }
+        let next = match s.run_queue.pop_front() {
+            Some(next) => next,
+            None if reason == Reason::Yield => {
+                s.current = Some(prev);
+                return;
+            }
+            None => match s.idle.take() {
+                Some(idle) => idle,
+                None => panic!("no idle thread on cpu {}", cpu.index),
+            },
+        };
+        let prev_rsp: *mut u64 = &mut prev.rsp;
+        let next_rsp = next.rsp;
+        cpu.current_owner.store(owner_code(next.owner), Ordering::Relaxed);
+        match reason {
+            _ if prev.idle => s.idle = Some(prev),
+            Reason::Yield => s.run_queue.push_back(prev),
+            Reason::Block => {
+                s.blocked.insert(prev.id, prev);
+            }
+            Reason::Exit => {
+                s.wake_pending.remove(&prev.id);
+                s.dead.push(prev);
+            }
+        }
+        s.current = Some(next);
+        s.switches += 1;
+        (prev_rsp, next_rsp)
+    };
+    // SAFETY: interrupts are off (caller contract); `prev_rsp` points into a boxed Thread that stays alive at
+    // least until it is resumed or reaped by a *different* thread after this switch; `next_rsp` was saved by
+    // `switch` or built by `initial_frame` on the next thread's live stack.
+    unsafe { context::switch(prev_rsp, next_rsp) };
+    after_switch();
+}
+
+/// Work every thread does right after it is switched to: free the threads that died on this core.
+fn after_switch() {
+    let dead = core::mem::take(&mut percpu::current().scheduler.lock().dead);
+    drop(dead);
+}
+
+/// Encodes an owner for the per-CPU `current_owner` word (0 = kernel, else SIP id + 1).
+pub fn owner_code(owner: Owner) -> u64 {
+    match owner {
+        Owner::Kernel => 0,
+        Owner::Sip(id) => id + 1,
+    }
+}
+
+/// Counts of this core's threads, for `ps`-like reports and leak checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    /// Ready threads (excluding the running one).
+    pub ready: usize,
+    /// Parked threads.
+    pub blocked: usize,
+    /// Context switches so far.
+    pub switches: u64,
+}
+
+/// This core's thread counts.
+pub fn census() -> Census {
+    let s = percpu::current().scheduler.lock();
+    Census { ready: s.run_queue.len(), blocked: s.blocked.len(), switches: s.switches }
+}
+
+mod selftests;

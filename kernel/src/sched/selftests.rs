@@ -1,0 +1,124 @@
+//! Self-tests of the scheduler: yield order, preemption, block/wake, and stack reclamation.
+
+use super::*;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicUsize};
+
+/// Yields until `done` holds or `limit_ms` pass; false on timeout.
+fn wait_until(limit_ms: u64, done: impl Fn() -> bool) -> bool {
+    let start = crate::time::uptime_nanos();
+    while !done() {
+        if crate::time::uptime_nanos() - start > limit_ms * 1_000_000 {
+            return false;
+        }
+        yield_now();
+    }
+    true
+}
+
+crate::selftest! {
+    /// Two threads that yield to each other alternate strictly (round robin).
+    fn threads_alternate_on_yield() {
+        let log = Arc::new(spin::Mutex::new(Vec::new()));
+        let finished = Arc::new(AtomicUsize::new(0));
+        for tag in ['a', 'b'] {
+            let (log, finished) = (log.clone(), finished.clone());
+            spawn("yield-test", Owner::Kernel, 16 * 1024, move || {
+                for _ in 0..3 {
+                    log.lock().push(tag);
+                    yield_now();
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+            })
+            .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
+        }
+        crate::check!(wait_until(2000, || finished.load(Ordering::SeqCst) == 2), "threads did not finish");
+        // Preemption may let either thread go first; after that they must strictly alternate.
+        let log: String = log.lock().iter().collect();
+        let alternates = log.len() == 6 && log.as_bytes().windows(2).all(|w| w[0] != w[1]);
+        crate::check!(alternates, "order was {log}");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// A thread that never yields is preempted by the timer, so others still run.
+    fn spinning_thread_is_preempted() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spins = Arc::new(AtomicUsize::new(0));
+        let (s, n) = (stop.clone(), spins.clone());
+        spawn("spinner", Owner::Kernel, 16 * 1024, move || {
+            while !s.load(Ordering::Relaxed) {
+                n.fetch_add(1, Ordering::Relaxed);
+                core::hint::spin_loop();
+            }
+        })
+        .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
+        // We get the core back only if the spinner is preempted.
+        crate::check!(wait_until(3000, || spins.load(Ordering::Relaxed) > 1000), "spinner never ran");
+        yield_now();
+        stop.store(true, Ordering::Relaxed);
+        crate::check!(wait_until(3000, || census().ready == 0), "spinner did not end");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// A parked thread runs only after it is woken, and a wake that comes first is not lost.
+    fn block_and_wake() {
+        let stage = Arc::new(AtomicUsize::new(0));
+        let st = stage.clone();
+        let id = spawn("blocker", Owner::Kernel, 16 * 1024, move || {
+            st.store(1, Ordering::SeqCst);
+            block_current();
+            st.store(2, Ordering::SeqCst);
+            block_current(); // the second wake arrived before this block
+            st.store(3, Ordering::SeqCst);
+        })
+        .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
+        crate::check!(wait_until(2000, || stage.load(Ordering::SeqCst) == 1), "thread did not start");
+        for _ in 0..5 {
+            yield_now();
+        }
+        crate::check!(stage.load(Ordering::SeqCst) == 1, "thread ran while parked");
+        crate::check!(census().blocked >= 1, "thread is not parked");
+        wake(id);
+        crate::check!(wait_until(2000, || stage.load(Ordering::SeqCst) >= 2), "woken thread did not run");
+        wake(id);
+        crate::check!(wait_until(2000, || stage.load(Ordering::SeqCst) == 3), "early wake was lost");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// Threads that exit give their stacks back: frames return to the baseline.
+    fn exited_threads_free_their_stacks() {
+        // Warm up with the same batch size, so the stack slots and the page tables covering them exist.
+        let finished = Arc::new(AtomicUsize::new(0));
+        // All threads of a batch are alive at once (they wait for `go`), so each batch uses the same slots.
+        let run_batch = |n: usize| -> Result<(), String> {
+            let target = finished.load(Ordering::SeqCst) + n;
+            let go = Arc::new(AtomicBool::new(false));
+            for _ in 0..n {
+                let (f, go) = (finished.clone(), go.clone());
+                spawn("short", Owner::Kernel, 32 * 1024, move || {
+                    while !go.load(Ordering::SeqCst) {
+                        yield_now();
+                    }
+                    f.fetch_add(1, Ordering::SeqCst);
+                })
+                .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
+            }
+            go.store(true, Ordering::SeqCst);
+            crate::check!(wait_until(5000, || finished.load(Ordering::SeqCst) >= target), "threads did not finish");
+            yield_now(); // let the last one be reaped
+            Ok(())
+        };
+        run_batch(100)?;
+        let before = (crate::memory::frames::stats(), crate::memory::heap::stats().used);
+        run_batch(100)?;
+        let after = (crate::memory::frames::stats(), crate::memory::heap::stats().used);
+        crate::check!(after == before, "(frames, heap used) {after:?} after 100 threads, {before:?} before");
+        Ok(())
+    }
+}
