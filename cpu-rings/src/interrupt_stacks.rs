@@ -4,6 +4,8 @@
 //! arrive at any instant (NMI, machine check) runs on a dedicated stack, named by an [`IstSlot`]. The stacks
 //! are plain memory owned by one core; this module only computes their tops.
 
+use core::cell::UnsafeCell;
+
 /// Bytes of each IST stack. Exception handlers format a report on it, so it is generous.
 pub const IST_STACK_SIZE: usize = 16 * 1024;
 
@@ -32,27 +34,33 @@ impl IstSlot {
 }
 
 /// Backing memory of one core's IST stacks.
+///
+/// The CPU writes to these stacks behind Rust's back, so they sit in an `UnsafeCell`: that also keeps a
+/// `static IstStacks` out of read-only memory (a plain zeroed static would land in `.rodata`, and the first
+/// exception delivered on it would fault, then double- and triple-fault).
 #[repr(C, align(16))]
 pub struct IstStacks {
-    stacks: [[u8; IST_STACK_SIZE]; IstSlot::ALL.len()],
+    stacks: UnsafeCell<[[u8; IST_STACK_SIZE]; IstSlot::ALL.len()]>,
 }
 
-impl IstStacks {
-    /// Zeroed stacks (usable as a `static` initialiser: lands in `.bss`).
-    pub const fn new() -> Self {
-        Self { stacks: [[0; IST_STACK_SIZE]; IstSlot::ALL.len()] }
-    }
+// SAFETY: Rust code never reads or writes the stacks' bytes; only addresses are computed from shared
+// references, and the CPU uses the memory as stacks of the one core that owns them.
+unsafe impl Sync for IstStacks {}
 
-    /// Address one past the highest byte of `slot`'s stack, 16-byte aligned as the ABI wants.
-    pub fn top(&self, slot: IstSlot) -> u64 {
-        let stack = &self.stacks[usize::from(slot.index())];
-        let end = stack.as_ptr_range().end as u64;
-        end & !0xf
+impl IstStacks {
+    /// Zeroed stacks (usable as a `static` initialiser: lands in writable `.bss`).
+    pub const fn new() -> Self {
+        Self { stacks: UnsafeCell::new([[0; IST_STACK_SIZE]; IstSlot::ALL.len()]) }
     }
 
     /// Address of the lowest byte of `slot`'s stack.
     pub fn bottom(&self, slot: IstSlot) -> u64 {
-        self.stacks[usize::from(slot.index())].as_ptr() as u64
+        self.stacks.get() as u64 + u64::from(slot.index()) * IST_STACK_SIZE as u64
+    }
+
+    /// Address one past the highest byte of `slot`'s stack, 16-byte aligned as the ABI wants.
+    pub fn top(&self, slot: IstSlot) -> u64 {
+        (self.bottom(slot) + IST_STACK_SIZE as u64) & !0xf
     }
 }
 

@@ -17,6 +17,7 @@ extern crate alloc;
 mod arch;
 mod boot;
 mod console;
+mod exec;
 mod interrupts;
 mod memory;
 mod panic;
@@ -25,6 +26,8 @@ mod platform;
 mod power;
 mod sched;
 mod selftest;
+mod services;
+mod sip;
 mod sync;
 mod time;
 

@@ -1,7 +1,7 @@
 //! The kernel's panic handler: a loud, complete report, then the machine stops with a failure status.
 //!
-//! A panic in kernel code is a kernel bug; it stops the machine (DESIGN.md invariant 5 only spares the kernel
-//! from *SIP* faults). The report goes straight to the serial port without taking the console lock (the
+//! A panic in SIP mode ends that SIP only (`sip::on_panic`). A panic in kernel code is a kernel bug; it stops
+//! the machine. The report goes straight to the serial port without taking the console lock (the
 //! panicking code may hold it), and to the framebuffer if its lock is free.
 
 use core::panic::PanicInfo;
@@ -11,6 +11,10 @@ static PANICKING: AtomicBool = AtomicBool::new(false);
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
+    // A panic in SIP code (SIP mode) is that SIP's fault: end it alone (invariant 5).
+    if crate::exec::running_sip().is_some() {
+        crate::sip::on_panic(info);
+    }
     x86_64::instructions::interrupts::disable();
     let cpu = crate::percpu::current_index();
     if PANICKING.swap(true, Ordering::SeqCst) {

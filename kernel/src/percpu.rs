@@ -7,7 +7,7 @@
 
 use crate::sched::Scheduler;
 use crate::sync::IrqMutex;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use cpu_rings::{CpuTables, IstStacks};
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::GsBase;
@@ -29,6 +29,12 @@ pub struct PerCpu {
     pub scheduler: IrqMutex<Scheduler>,
     /// Who the running thread works for: 0 = kernel, SIP id + 1 otherwise (`sched::owner_code`).
     pub current_owner: AtomicU64,
+    /// The running thread's kernel-mode nesting depth (`exec`); saved per thread on every switch.
+    pub kernel_depth: AtomicU32,
+    /// Address of the running thread's SIP arena (0 for kernel threads); the allocator routes by it.
+    pub current_arena: AtomicUsize,
+    /// The SIPs this core runs.
+    pub sips: IrqMutex<crate::sip::Table>,
 }
 
 // SAFETY: `self_ptr` points at the record itself, which is 'static: moving the record between cores (it is
@@ -63,6 +69,9 @@ pub fn init_bsp() {
         tables,
         scheduler: IrqMutex::new(Scheduler::new()),
         current_owner: AtomicU64::new(0),
+        kernel_depth: AtomicU32::new(0),
+        current_arena: AtomicUsize::new(0),
+        sips: IrqMutex::new(crate::sip::Table::new()),
     });
     let addr = record as *const PerCpu;
     // SAFETY: the record is 'static and not yet shared: setting its self pointer cannot race.

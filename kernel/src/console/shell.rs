@@ -39,6 +39,10 @@ const COMMANDS: &[Command] = &[
         help: "show or set the log level",
         run: log_level,
     },
+    Command { name: "ps", usage: "ps", help: "live SIPs: core, state, heap, threads", run: ps },
+    Command { name: "spawn", usage: "spawn NAME [ARGS...]", help: "start a service as a new SIP", run: spawn },
+    Command { name: "kill", usage: "kill PID", help: "end a SIP", run: kill },
+    Command { name: "services", usage: "services", help: "registered service manifests", run: services },
     Command { name: "selftest", usage: "selftest [FILTER]", help: "run the in-kernel self-tests", run: selftest },
     Command { name: "shutdown", usage: "shutdown", help: "power the machine off", run: shutdown },
     Command {
@@ -247,4 +251,61 @@ fn panic_command(args: &[&str]) -> Result<(), CommandError> {
         panic!("requested from the console");
     }
     panic!("{}", args.join(" "));
+}
+
+fn ps(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args, "ps")?;
+    println!(
+        "{:>6}  {:<16} {:>4}  {:<8} {:>10} {:>10} {:>7}",
+        "PID", "NAME", "CORE", "STATE", "HEAP", "QUOTA", "THREADS"
+    );
+    let mut after = None;
+    while let Some(id) = crate::sip::next_after(after) {
+        after = Some(id);
+        let Some(p) = crate::sip::info(id) else { continue };
+        let state = match p.state {
+            sip_runtime::ProcessState::Running => "running",
+            sip_runtime::ProcessState::Blocked => "blocked",
+        };
+        println!(
+            "{:>6}  {:<16} {:>4}  {:<8} {:>10} {:>10} {:>7}",
+            p.id.0, p.name, p.core, state, p.heap_used, p.heap_quota, p.threads
+        );
+    }
+    Ok(())
+}
+
+fn spawn(args: &[&str]) -> Result<(), CommandError> {
+    let [name, rest @ ..] = args else { return Err(CommandError::Usage("spawn NAME [ARGS...]")) };
+    let joined = rest.join(" ");
+    match crate::sip::spawn(name, &joined, None) {
+        Ok(id) => {
+            println!("spawned {name} as pid {}", id.0);
+            Ok(())
+        }
+        Err(e) => Err(CommandError::Invalid(alloc::format!("cannot spawn '{name}': {e}"))),
+    }
+}
+
+fn kill(args: &[&str]) -> Result<(), CommandError> {
+    let [pid] = args else { return Err(CommandError::Usage("kill PID")) };
+    let id: u64 = pid.parse().map_err(|_| CommandError::Invalid(alloc::format!("'{pid}' is not a process id")))?;
+    crate::sip::kill(id).map_err(|e| CommandError::Invalid(alloc::format!("cannot kill {id}: {e}")))?;
+    println!("killed {id}");
+    Ok(())
+}
+
+fn services(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args, "services")?;
+    println!("{:<16} {:>10} {:>8}  {:<24} EXPORTS", "NAME", "QUOTA", "STACK", "RESTART");
+    for m in sip_runtime::MANIFESTS.iter() {
+        let restart = match m.restart {
+            sip_runtime::RestartPolicy::Never => alloc::string::String::from("never"),
+            sip_runtime::RestartPolicy::OnFailure { max_restarts, backoff_ms } => {
+                alloc::format!("on failure, {max_restarts}x, {backoff_ms} ms")
+            }
+        };
+        println!("{:<16} {:>10} {:>8}  {:<24} {}", m.name, m.heap_quota, m.stack_size, restart, m.exports.join(", "));
+    }
+    Ok(())
 }

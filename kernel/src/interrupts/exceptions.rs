@@ -1,8 +1,9 @@
 //! CPU exception handlers: every exception is reported with vector, RIP, error code, CR2 and CPU.
 //!
-//! A breakpoint is reported and returns (the self-tests use it to prove recovery). Every other exception in
-//! kernel code is fatal: the report becomes the panic message, so it reaches the serial port and the runner
-//! sees a failure exit. (The SIP issue will end the faulting SIP instead when the fault is in SIP code.)
+//! A breakpoint is reported and returns (the self-tests use it to prove recovery). An exception raised by SIP
+//! code (SIP mode) ends that SIP alone, with a stack overflow recognised by the faulting address lying below
+//! the thread's stack. Every other exception is fatal: the report becomes the panic message, so it reaches the
+//! serial port and the runner sees a failure exit.
 
 use super::on_ist;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,32 @@ pub fn breakpoint_count() -> u64 {
 }
 
 fn fatal(name: &str, vector: u8, frame: &InterruptStackFrame, error_code: Option<u64>) -> ! {
+    if crate::exec::running_sip().is_some() {
+        sip_fault(name, vector, frame, error_code);
+    }
+    machine_fault(name, vector, frame, error_code)
+}
+
+/// Ends the SIP whose code took the exception. Never returns.
+fn sip_fault(name: &str, vector: u8, frame: &InterruptStackFrame, error_code: Option<u64>) -> ! {
+    let _kernel = crate::exec::KernelMode::enter();
+    let cr2 = Cr2::read_raw();
+    let rip = frame.instruction_pointer.as_u64();
+    let overflow =
+        vector == 14 && crate::sched::with_current(|t| t.stack().is_some_and(|s| s.is_overflow(cr2))).unwrap_or(false);
+    let description = if overflow {
+        alloc::format!("stack overflow (page fault at {cr2:#x}, rip {rip:#x})")
+    } else {
+        match error_code {
+            Some(code) => alloc::format!("{name} at rip {rip:#x}, error code {code:#x}, cr2 {cr2:#x}"),
+            None => alloc::format!("{name} at rip {rip:#x}"),
+        }
+    };
+    crate::sip::on_exception(description)
+}
+
+/// Stops the machine with a full report: the exception interrupted kernel code, or is not any SIP's doing.
+fn machine_fault(name: &str, vector: u8, frame: &InterruptStackFrame, error_code: Option<u64>) -> ! {
     let cpu = crate::percpu::current_index();
     let cr2 = Cr2::read_raw();
     let rip = frame.instruction_pointer.as_u64();
@@ -49,7 +76,6 @@ macro_rules! fatal_handlers_with_code {
 fatal_handlers! {
     divide_error: "divide error", 0;
     debug: "debug", 1;
-    nmi: "non-maskable interrupt", 2;
     overflow: "overflow", 4;
     bound_range: "bound range exceeded", 5;
     invalid_opcode: "invalid opcode", 6;
@@ -80,12 +106,19 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
     fatal("page fault", 14, &frame, Some(code.bits()))
 }
 
+// NMI, double fault and machine check are never a SIP's doing (a SIP's stack overflow arrives as a page fault on
+// its own IST stack): they always stop the machine.
+
+extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
+    machine_fault("non-maskable interrupt", 2, &frame, None)
+}
+
 extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) -> ! {
-    fatal("double fault", 8, &frame, Some(code))
+    machine_fault("double fault", 8, &frame, Some(code))
 }
 
 extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
-    fatal("machine check", 18, &frame, None)
+    machine_fault("machine check", 18, &frame, None)
 }
 
 /// Installs a handler for every architecturally defined exception.

@@ -1,4 +1,4 @@
-//! The kernel heap: `talc` as the global allocator, growing page by page inside its own virtual region.
+//! The kernel heap: a `talc` heap growing page by page inside its own virtual region.
 //!
 //! `talc` is a well-kept allocator with O(1) frees and heap statistics; its `Source` hook lets the heap grow
 //! when it runs out, which is done here by mapping fresh frames at the heap's end. The lock is an
@@ -62,8 +62,13 @@ fn grow_by<B: Binning>(talc: &mut Talc<GrowingHeap, B>, bytes: u64) -> Result<()
     if talc.source.end.is_none() { Err(MapError::OutOfFrames) } else { Ok(()) }
 }
 
-#[global_allocator]
-static HEAP: talc::TalcLock<IrqSpinRaw, GrowingHeap> = talc::TalcLock::new(GrowingHeap { end: None, mapped: 0 });
+/// The kernel heap (reached through `memory::allocator`, the global allocator).
+pub static HEAP: talc::TalcLock<IrqSpinRaw, GrowingHeap> = talc::TalcLock::new(GrowingHeap { end: None, mapped: 0 });
+
+/// Whether `addr` lies in the kernel heap's region.
+pub fn contains(addr: usize) -> bool {
+    (KERNEL_HEAP_START..KERNEL_HEAP_START + KERNEL_HEAP_MAX).contains(&(addr as u64))
+}
 
 /// Maps and claims the initial heap. Call once, after paging is up.
 pub fn init() -> Result<(), MapError> {

@@ -25,5 +25,17 @@ pub const STACKS_START: u64 = 0xffff_d000_0000_0000;
 /// Size of the thread-stack region (65,536 slots).
 pub const STACKS_SIZE: u64 = 1 << 36;
 
+/// Start of the SIP heap arenas: one slot of [`ARENA_SLOT_SIZE`] per live SIP.
+pub const ARENAS_START: u64 = 0xffff_e000_0000_0000;
+/// Virtual size of one arena slot (the largest heap quota a manifest may ask for).
+pub const ARENA_SLOT_SIZE: u64 = 64 << 20;
+/// Arena slots (SIPs alive at once).
+pub const MAX_ARENAS: usize = 16384;
+
+/// Start of the exchange heap, where messages live between SIPs.
+pub const EXCHANGE_START: u64 = 0xffff_e800_0000_0000;
+/// Most the exchange heap may grow to.
+pub const EXCHANGE_MAX: u64 = 1 << 30;
+
 /// Start of the region the self-tests map and unmap scratch pages in.
 pub const SELFTEST_SCRATCH_START: u64 = 0xffff_cf00_0000_0000;

@@ -8,6 +8,7 @@
 //! Lock order, where more than one is held: page tables, then frames. The heap lock may be held while taking
 //! both (it grows by mapping), never the other way round, so neither `paging` nor `frames` allocates.
 
+pub mod allocator;
 pub mod frames;
 pub mod heap;
 pub mod layout;

@@ -47,6 +47,10 @@ pub struct Thread {
     /// `None` for the boot thread, which runs on the bootloader's stack.
     stack: Option<Stack>,
     idle: bool,
+    /// Kernel-mode depth while switched out (`exec`).
+    kernel_depth: u32,
+    /// Address of the SIP arena its allocations go to (0: the kernel heap).
+    arena: usize,
 }
 
 impl Thread {
@@ -64,6 +68,8 @@ pub struct Scheduler {
     wake_pending: BTreeSet<ThreadId>,
     dead: Vec<Box<Thread>>,
     idle: Option<Box<Thread>>,
+    /// Parked threads with a wake-up deadline (uptime nanoseconds).
+    sleepers: Vec<(u64, ThreadId)>,
     /// Context switches on this core.
     pub switches: u64,
 }
@@ -78,6 +84,7 @@ impl Scheduler {
             wake_pending: BTreeSet::new(),
             dead: Vec::new(),
             idle: None,
+            sleepers: Vec::new(),
             switches: 0,
         }
     }
@@ -109,8 +116,10 @@ pub fn init_this_core(name: &str) -> Result<(), SpawnError> {
         rsp: 0,
         stack: None,
         idle: false,
+        kernel_depth: 0,
+        arena: 0,
     });
-    let idle = new_thread("idle", Owner::Kernel, 16 * 1024, idle_loop_entry, 0, true)?;
+    let idle = new_thread("idle", Owner::Kernel, 0, 16 * 1024, idle_loop_entry, 0, true)?;
     let mut s = percpu::current().scheduler.lock();
     s.current = Some(boot);
     s.idle = Some(idle);
@@ -124,6 +133,7 @@ fn next_id() -> ThreadId {
 fn new_thread(
     name: &str,
     owner: Owner,
+    arena: usize,
     stack_bytes: u64,
     entry: extern "sysv64" fn(u64) -> !,
     argument: u64,
@@ -132,19 +142,33 @@ fn new_thread(
     let stack = Stack::new(stack_bytes).map_err(SpawnError::Stack)?;
     // SAFETY: the stack was just mapped for this thread alone and is far larger than the initial frame.
     let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
-    Ok(Box::new(Thread { id: next_id(), owner, name: String::from(name), rsp, stack: Some(stack), idle }))
+    let name = String::from(name);
+    Ok(Box::new(Thread { id: next_id(), owner, name, rsp, stack: Some(stack), idle, kernel_depth: 0, arena }))
 }
 
-/// Starts a thread running `f` on this core and returns its id. The thread ends when `f` returns.
+/// Starts a kernel thread running `f` on this core and returns its id. The thread ends when `f` returns.
 pub fn spawn(
     name: &str,
     owner: Owner,
     stack_bytes: u64,
     f: impl FnOnce() + Send + 'static,
 ) -> Result<ThreadId, SpawnError> {
+    spawn_in(name, owner, 0, stack_bytes, f)
+}
+
+/// Like [`spawn`], for a thread whose allocations go to the SIP arena at address `arena` (0: kernel heap).
+/// Call in kernel mode: the closure is boxed on the kernel heap.
+pub fn spawn_in(
+    name: &str,
+    owner: Owner,
+    arena: usize,
+    stack_bytes: u64,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<ThreadId, SpawnError> {
+    let _kernel = crate::exec::KernelMode::enter();
     let closure: Box<Box<dyn FnOnce() + Send>> = Box::new(Box::new(f));
     let argument = Box::into_raw(closure) as u64;
-    let thread = new_thread(name, owner, stack_bytes, closure_entry, argument, false).inspect_err(|_| {
+    let thread = new_thread(name, owner, arena, stack_bytes, closure_entry, argument, false).inspect_err(|_| {
         // SAFETY: the pointer came from Box::into_raw just above and was not handed to any thread.
         drop(unsafe { Box::from_raw(argument as *mut Box<dyn FnOnce() + Send>) });
     })?;
@@ -217,10 +241,13 @@ pub fn block_current() {
 
 /// Makes `id` ready if it is parked on this core; otherwise remembers the wake for its next [`block_current`].
 pub fn wake(id: ThreadId) {
+    let _kernel = crate::exec::KernelMode::enter();
     let mut s = percpu::current().scheduler.lock();
     if let Some(thread) = s.blocked.remove(&id) {
         s.run_queue.push_back(thread);
-    } else {
+    } else if s.current.as_ref().is_some_and(|t| t.id == id) || s.run_queue.iter().any(|t| t.id == id) {
+        // Not parked yet: remember, so its next park returns at once. Wakes for threads that no longer
+        // exist (a peer of a killed SIP) are dropped here instead of piling up.
         s.wake_pending.insert(id);
     }
 }
@@ -232,15 +259,75 @@ pub fn exit_current() -> ! {
     unreachable!("an exited thread was scheduled again")
 }
 
-/// Timer tick on this core: preempt the running thread if another is ready (round robin, one tick a slice).
+/// Parks the running thread for at least `nanos` (woken by the timer tick that passes the deadline).
+pub fn sleep(nanos: u64) {
+    let deadline = crate::time::uptime_nanos().saturating_add(nanos);
+    while crate::time::uptime_nanos() < deadline {
+        let were_enabled = interrupts::are_enabled();
+        interrupts::disable();
+        if let Some(id) = current_id() {
+            let _kernel = crate::exec::KernelMode::enter();
+            percpu::current().scheduler.lock().sleepers.push((deadline, id));
+        }
+        schedule(Reason::Block);
+        if were_enabled {
+            interrupts::enable();
+        }
+    }
+}
+
+/// Removes thread `id` from this core's queues (it must not be the running one) and returns it; dropping it
+/// frees its stack. Used to end the threads of a killed SIP.
+pub fn remove_thread(id: ThreadId) -> Option<Box<Thread>> {
+    let _kernel = crate::exec::KernelMode::enter();
+    let mut s = percpu::current().scheduler.lock();
+    s.sleepers.retain(|(_, t)| *t != id);
+    s.wake_pending.remove(&id);
+    if let Some(thread) = s.blocked.remove(&id) {
+        return Some(thread);
+    }
+    let at = s.run_queue.iter().position(|t| t.id == id)?;
+    s.run_queue.remove(at)
+}
+
+/// Whether thread `id` is running or ready on this core.
+pub fn is_runnable(id: ThreadId) -> bool {
+    let s = percpu::current().scheduler.lock();
+    s.current.as_ref().is_some_and(|t| t.id == id) || s.run_queue.iter().any(|t| t.id == id)
+}
+
+/// Timer tick on this core: wake expired sleepers, then preempt the running thread if another is ready
+/// (round robin, one tick a slice).
 pub fn on_timer_tick() {
+    wake_expired_sleepers();
     if has_ready_threads() {
         schedule(Reason::Yield);
     }
 }
 
+fn wake_expired_sleepers() {
+    let now = crate::time::uptime_nanos();
+    let _kernel = crate::exec::KernelMode::enter();
+    let mut s = percpu::current().scheduler.lock();
+    if s.sleepers.iter().all(|(deadline, _)| *deadline > now) {
+        return;
+    }
+    let mut expired = Vec::new();
+    s.sleepers.retain(|(deadline, id)| {
+        let due = *deadline <= now;
+        if due {
+            expired.push(*id);
+        }
+        !due
+    });
+    drop(s);
+    expired.into_iter().for_each(wake);
+}
+
 /// Switches away from the running thread for `reason`. Interrupts must be off.
 fn schedule(reason: Reason) {
+    // Queue bookkeeping allocates: always on the kernel heap, even when a SIP thread yields or is preempted.
+    let _kernel = crate::exec::KernelMode::enter();
     let cpu = percpu::current();
     let (prev_rsp, next_rsp) = {
         let mut s = cpu.scheduler.lock();
@@ -262,7 +349,10 @@ fn schedule(reason: Reason) {
         };
         let prev_rsp: *mut u64 = &mut prev.rsp;
         let next_rsp = next.rsp;
+        prev.kernel_depth = cpu.kernel_depth.load(Ordering::Relaxed);
+        cpu.kernel_depth.store(next.kernel_depth, Ordering::Relaxed);
         cpu.current_owner.store(owner_code(next.owner), Ordering::Relaxed);
+        cpu.current_arena.store(next.arena, Ordering::Relaxed);
         match reason {
             _ if prev.idle => s.idle = Some(prev),
             Reason::Yield => s.run_queue.push_back(prev),
@@ -286,7 +376,10 @@ fn schedule(reason: Reason) {
 }
 
 /// Work every thread does right after it is switched to: free the threads that died on this core.
+/// Runs in kernel mode: the thread switched to may be a SIP's, but freeing stacks is kernel bookkeeping and must
+/// not touch (or allocate in) that SIP's arena.
 fn after_switch() {
+    let _kernel = crate::exec::KernelMode::enter();
     let dead = core::mem::take(&mut percpu::current().scheduler.lock().dead);
     drop(dead);
 }

@@ -1,0 +1,46 @@
+//! The execution context of the running code: kernel, or a SIP — which decides where memory comes from and
+//! whether a fault is the kernel's or a SIP's.
+//!
+//! A SIP thread runs "in the SIP" (depth 0) while it executes service code, and "in the kernel" (depth > 0)
+//! inside every ABI call, channel hook and interrupt handler, entered with [`KernelMode::enter`]. The depth is
+//! per thread (the scheduler saves and restores it on every switch), because a thread can be preempted inside
+//! kernel code. In SIP mode, allocations go to the SIP's arena and a panic or CPU exception ends that SIP; in
+//! kernel mode, allocations go to the kernel heap and a panic stops the machine.
+
+use crate::percpu;
+use core::sync::atomic::Ordering;
+
+/// A guard that keeps the calling thread in kernel mode until dropped.
+pub struct KernelMode(());
+
+impl KernelMode {
+    /// Enters kernel mode (nests).
+    pub fn enter() -> Self {
+        if let Some(cpu) = percpu::try_current() {
+            cpu.kernel_depth.fetch_add(1, Ordering::Relaxed);
+        }
+        KernelMode(())
+    }
+}
+
+impl Drop for KernelMode {
+    fn drop(&mut self) {
+        if let Some(cpu) = percpu::try_current() {
+            cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The SIP whose code is running right now (SIP mode), or `None` in kernel mode or on a kernel thread.
+pub fn running_sip() -> Option<u64> {
+    let cpu = percpu::try_current()?;
+    if cpu.kernel_depth.load(Ordering::Relaxed) != 0 {
+        return None;
+    }
+    cpu.current_owner.load(Ordering::Relaxed).checked_sub(1)
+}
+
+/// The SIP the running thread belongs to, whatever the mode.
+pub fn current_sip() -> Option<u64> {
+    percpu::try_current()?.current_owner.load(Ordering::Relaxed).checked_sub(1)
+}

@@ -1,0 +1,102 @@
+//! The ring-0 implementation of the kernel ABI: direct calls, each in kernel mode.
+//!
+//! Every entry switches to kernel mode first (allocations on the kernel heap, a panic is the kernel's), checks
+//! the caller's capabilities where the call is privileged, and returns plain values (see `sip_runtime::abi`).
+
+use super::EndReason;
+use crate::exec::{self, KernelMode};
+use crate::{arch, memory, sched, time};
+use sip_runtime::{Capability, ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, ProcessInfo, SipId, SpawnError};
+
+/// The ABI object every ring-0 SIP gets.
+pub struct Ring0Abi;
+
+/// The one instance.
+pub static RING0: Ring0Abi = Ring0Abi;
+
+/// Whether the calling SIP's manifest grants `capability`.
+fn caller_may(capability: Capability) -> bool {
+    exec::current_sip().and_then(super::manifest_of).is_some_and(|m| m.grants(capability))
+}
+
+impl KernelAbi for Ring0Abi {
+    fn yield_now(&self) {
+        let _kernel = KernelMode::enter();
+        sched::yield_now();
+    }
+
+    fn sleep(&self, nanos: u64) {
+        let _kernel = KernelMode::enter();
+        sched::sleep(nanos);
+    }
+
+    fn now(&self) -> u64 {
+        time::uptime_nanos()
+    }
+
+    fn cycles(&self) -> u64 {
+        arch::cpu::rdtsc()
+    }
+
+    fn exit(&self, status: ExitStatus) -> ! {
+        super::end_current(EndReason::Exited(status))
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let _kernel = KernelMode::enter();
+        let level = match level {
+            LogLevel::Error => log::Level::Error,
+            LogLevel::Warn => log::Level::Warn,
+            LogLevel::Info => log::Level::Info,
+            LogLevel::Debug => log::Level::Debug,
+        };
+        let id = exec::current_sip().unwrap_or(0);
+        let name = super::manifest_of(id).map_or("?", |m| m.name);
+        log::log!(target: "sip", level, "[{name}#{id}] {message}");
+    }
+
+    fn spawn(&self, name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnError> {
+        let _kernel = KernelMode::enter();
+        if !caller_may(Capability::ProcessControl) {
+            return Err(SpawnError::NotPermitted);
+        }
+        super::spawn(name, args, core)
+    }
+
+    fn kill(&self, id: SipId) -> Result<(), KillError> {
+        let _kernel = KernelMode::enter();
+        if !caller_may(Capability::ProcessControl) {
+            return Err(KillError::NotPermitted);
+        }
+        super::kill(id.0)
+    }
+
+    fn process_after(&self, after: Option<SipId>) -> Option<ProcessInfo> {
+        let _kernel = KernelMode::enter();
+        let mut cursor = after.map(|a| a.0);
+        loop {
+            let id = super::next_after(cursor)?;
+            if let Some(info) = super::info(id) {
+                return Some(info);
+            }
+            cursor = Some(id); // ended in between: skip it
+        }
+    }
+
+    fn memory(&self) -> MemoryInfo {
+        let _kernel = KernelMode::enter();
+        if !caller_may(Capability::SystemInfo) {
+            return MemoryInfo::default();
+        }
+        let frames = memory::frames::stats();
+        let heap = memory::heap::stats();
+        MemoryInfo {
+            frames_total: frames.total,
+            frames_free: frames.free,
+            kernel_heap_used: heap.used,
+            kernel_heap_free: heap.free,
+            exchange_used: 0,
+            exchange_blocks: 0,
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Software-isolated processes: spawning from manifests, the per-core process table, ending and reclaiming.
+//!
+//! A SIP is a manifest (`sip-runtime`), a heap arena with a quota (`arena`), its threads (each with a guarded
+//! stack), and — through the channel hooks — its exchange-heap blocks and endpoints. Every way a SIP can end
+//! goes through [`end_current`] (its own thread: exit, panic, CPU exception, quota) or [`kill`] (another
+//! thread), and both reclaim by ownership records: the arena is unmapped whole, threads and stacks are dropped
+//! by the scheduler, exchange blocks and endpoints by their owner records. No destructor of the SIP's own
+//! data ever needs to run, which is what makes reclaiming a SIP that died mid-operation possible without
+//! unwinding.
+//!
+//! Invariants: SIP ids are never reused in a boot; a SIP's record is removed before its arena is dropped,
+//! and its threads are gone before that; the table is per core (the multikernel issue replicates it).
+
+pub mod abi;
+pub mod arena;
+
+use crate::exec::{self, KernelMode};
+use crate::percpu;
+use crate::sched::{self, Owner, ThreadId};
+use crate::sync::IrqMutex;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use arena::Arena;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
+use sip_runtime::{ExitStatus, KillError, MANIFESTS, Manifest, RestartPolicy, SipContext, SipId, SpawnError};
+
+static NEXT_SIP_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One live SIP.
+pub struct Sip {
+    /// Identity.
+    pub id: u64,
+    /// What it is.
+    pub manifest: &'static Manifest,
+    arena: Box<Arena>,
+    threads: Vec<ThreadId>,
+    /// How many times this service was restarted to get this instance.
+    restarts: u32,
+}
+
+impl Sip {
+    /// Its heap arena.
+    pub fn arena(&self) -> &Arena {
+        &self.arena
+    }
+
+    /// Its threads.
+    pub fn threads(&self) -> &[ThreadId] {
+        &self.threads
+    }
+}
+
+/// One core's table of the SIPs it runs.
+pub struct Table {
+    sips: BTreeMap<u64, Sip>,
+}
+
+impl Table {
+    /// An empty table (usable in a `static` initialiser).
+    pub const fn new() -> Self {
+        Self { sips: BTreeMap::new() }
+    }
+}
+
+fn table() -> &'static IrqMutex<Table> {
+    &percpu::current().sips
+}
+
+/// Why a SIP ended.
+#[derive(Debug)]
+pub enum EndReason {
+    /// Its entry returned or it called exit.
+    Exited(ExitStatus),
+    /// It panicked (message with location).
+    Panicked(String),
+    /// It took a CPU exception in its own code.
+    Fault(String),
+    /// An allocation failed because its heap quota was spent.
+    QuotaExceeded,
+    /// Another SIP or the console killed it.
+    Killed,
+}
+
+impl EndReason {
+    /// Whether the restart policy counts this as a failure.
+    fn is_failure(&self) -> bool {
+        !matches!(self, Self::Exited(ExitStatus::Success) | Self::Killed)
+    }
+}
+
+impl core::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Exited(ExitStatus::Success) => f.write_str("exited"),
+            Self::Exited(ExitStatus::Failure(code)) => write!(f, "exited with failure code {code}"),
+            Self::Panicked(message) => write!(f, "panicked: {message}"),
+            Self::Fault(what) => write!(f, "faulted: {what}"),
+            Self::QuotaExceeded => f.write_str("exceeded its heap quota"),
+            Self::Killed => f.write_str("was killed"),
+        }
+    }
+}
+
+/// Names of every contract the kernel knows (a manifest may only name these).
+fn known_contracts() -> Vec<&'static str> {
+    contracts::all().iter().map(|info| info.name).collect()
+}
+
+/// Finds a manifest by service name.
+pub fn manifest(name: &str) -> Option<&'static Manifest> {
+    MANIFESTS.iter().find(|m| m.name == name)
+}
+
+/// Starts service `name` on this core. Nothing is left behind when it fails.
+pub fn spawn(name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnError> {
+    spawn_with_restarts(name, args, core, 0)
+}
+
+fn spawn_with_restarts(name: &str, args: &str, core: Option<u32>, restarts: u32) -> Result<SipId, SpawnError> {
+    let _kernel = KernelMode::enter();
+    let manifest = manifest(name).ok_or(SpawnError::NoSuchService)?;
+    manifest.check(&known_contracts()).map_err(SpawnError::BadManifest)?;
+    if core.is_some_and(|c| c != percpu::current().index) {
+        return Err(SpawnError::NoSuchCore);
+    }
+    let arena = Arena::new(manifest.heap_quota).map_err(|_| SpawnError::OutOfMemory)?;
+    let arena_addr = &*arena as *const Arena as usize;
+    let id = NEXT_SIP_ID.fetch_add(1, Ordering::Relaxed);
+    // The record exists before the thread, so the thread always finds it (even if it ends at once).
+    table().lock().sips.insert(id, Sip { id, manifest, arena, threads: Vec::new(), restarts });
+    let args = String::from(args);
+    let spawned = sched::spawn_in(manifest.name, Owner::Sip(id), arena_addr, manifest.stack_size as u64, move || {
+        sip_main(id, manifest, args)
+    });
+    match spawned {
+        Ok(tid) => {
+            if let Some(sip) = table().lock().sips.get_mut(&id) {
+                sip.threads.push(tid);
+            }
+            Ok(SipId(id))
+        }
+        Err(_) => {
+            let record = table().lock().sips.remove(&id);
+            drop(record);
+            Err(SpawnError::OutOfMemory)
+        }
+    }
+}
+
+/// First code of a SIP's first thread, in SIP mode (allocations go to its arena).
+fn sip_main(id: u64, manifest: &'static Manifest, kernel_args: String) {
+    let args = String::from(kernel_args.as_str());
+    drop(kernel_args);
+    let context = SipContext::new(&abi::RING0, SipId(id), manifest.name, args);
+    (manifest.entry)(context);
+    end_current(EndReason::Exited(ExitStatus::Success))
+}
+
+/// Ends the SIP the calling thread belongs to, for `reason`, and this thread with it. Called on the SIP's own
+/// thread: from its exit, its panic, a CPU exception it caused.
+pub fn end_current(reason: EndReason) -> ! {
+    // Kernel mode for good: this thread runs only kernel code from here on (its guard is never dropped).
+    core::mem::forget(KernelMode::enter());
+    match exec::current_sip() {
+        Some(id) => reclaim(id, reason, sched::current_id()),
+        None => panic!("end_current called on a kernel thread ({reason})"),
+    }
+    sched::exit_current()
+}
+
+/// Ends SIP `id` from another thread.
+pub fn kill(id: u64) -> Result<(), KillError> {
+    let _kernel = KernelMode::enter();
+    if exec::current_sip() == Some(id) {
+        end_current(EndReason::Killed);
+    }
+    if !table().lock().sips.contains_key(&id) {
+        return Err(KillError::NoSuchProcess);
+    }
+    reclaim(id, EndReason::Killed, None);
+    Ok(())
+}
+
+/// Removes SIP `id` and everything it owns, except the running thread `running` (which exits right after).
+fn reclaim(id: u64, reason: EndReason, running: Option<ThreadId>) {
+    let Some(sip) = table().lock().sips.remove(&id) else { return };
+    let reason = match reason {
+        // An allocation failure shows up as a panic; the arena knows whether the quota was the cause.
+        EndReason::Panicked(_) if sip.arena.quota_hit() => EndReason::QuotaExceeded,
+        other => other,
+    };
+    for tid in sip.threads.iter().filter(|t| Some(**t) != running) {
+        drop(sched::remove_thread(*tid));
+    }
+    let (name, restarts) = (sip.manifest.name, sip.restarts);
+    let policy = sip.manifest.restart;
+    drop(sip); // unmaps the arena
+    if matches!(reason, EndReason::Exited(ExitStatus::Success)) {
+        log::debug!("sip {name}#{id} {reason}");
+    } else {
+        log::warn!("sip {name}#{id} {reason}");
+    }
+    if reason.is_failure() {
+        schedule_restart(name, policy, restarts);
+    }
+}
+
+/// Applies the restart policy after a failure: a kernel thread waits out the backoff and spawns again.
+fn schedule_restart(name: &'static str, policy: RestartPolicy, restarts: u32) {
+    let RestartPolicy::OnFailure { max_restarts, backoff_ms } = policy else { return };
+    if restarts >= max_restarts {
+        log::warn!("sip {name}: restart limit ({max_restarts}) reached, not restarting");
+        return;
+    }
+    let delay_ms = backoff_ms.saturating_mul(1 << restarts.min(16));
+    let result = sched::spawn("supervisor", Owner::Kernel, 16 * 1024, move || {
+        sched::sleep(delay_ms.saturating_mul(1_000_000));
+        match spawn_with_restarts(name, "", None, restarts + 1) {
+            Ok(id) => log::info!("sip {name} restarted as #{id} (restart {} of {max_restarts})", restarts + 1),
+            Err(e) => log::warn!("sip {name}: restart failed: {e}"),
+        }
+    });
+    if let Err(e) = result {
+        log::warn!("sip {name}: cannot schedule its restart: {e:?}");
+    }
+}
+
+/// Called by the panic handler when SIP code panicked: ends that SIP only.
+pub fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let _kernel = KernelMode::enter();
+    let mut message = String::new();
+    if let Some(at) = info.location() {
+        let _ = write!(message, "{}:{}: ", at.file(), at.line());
+    }
+    let _ = write!(message, "{}", info.message());
+    end_current(EndReason::Panicked(message))
+}
+
+/// Called by a CPU exception handler when SIP code faulted: ends that SIP only.
+pub fn on_exception(description: String) -> ! {
+    end_current(EndReason::Fault(description))
+}
+
+/// A snapshot of one SIP for `ps`.
+pub fn info(id: u64) -> Option<sip_runtime::ProcessInfo> {
+    let table = table().lock();
+    let sip = table.sips.get(&id)?;
+    let running = sip.threads.iter().any(|t| sched::is_runnable(*t));
+    Some(sip_runtime::ProcessInfo {
+        id: SipId(sip.id),
+        name: sip.manifest.name,
+        core: percpu::current().index,
+        state: if running { sip_runtime::ProcessState::Running } else { sip_runtime::ProcessState::Blocked },
+        heap_used: sip.arena.used(),
+        heap_quota: sip.manifest.heap_quota,
+        threads: sip.threads.len(),
+        channels: 0,
+        exchange_bytes: 0,
+    })
+}
+
+/// The id of the live SIP after `after` on this core.
+pub fn next_after(after: Option<u64>) -> Option<u64> {
+    let table = table().lock();
+    let start = after.map_or(0, |a| a + 1);
+    table.sips.range(start..).next().map(|(id, _)| *id)
+}
+
+/// The manifest of live SIP `id`.
+pub fn manifest_of(id: u64) -> Option<&'static Manifest> {
+    table().lock().sips.get(&id).map(|s| s.manifest)
+}
+
+/// Live SIPs on this core.
+pub fn count() -> usize {
+    table().lock().sips.len()
+}
+
+crate::selftest! {
+    /// A spawned SIP is listed with its manifest's figures, and a kill removes it and its memory.
+    fn spawn_list_kill() {
+        let frames_before = crate::memory::frames::stats();
+        let id = spawn("fault", "spin", None).map_err(|e| alloc::format!("spawn failed: {e}"))?.0;
+        let mut listed = false;
+        let mut after = None;
+        while let Some(next) = next_after(after) {
+            listed |= next == id;
+            after = Some(next);
+        }
+        crate::check!(listed, "pid {id} not listed by next_after");
+        let listing = info(id).ok_or("no info for a live SIP")?;
+        crate::check!(listing.name == "fault" && listing.heap_quota == 256 * 1024, "wrong info {listing:?}");
+        sched::yield_now(); // let it run (and be preempted)
+        kill(id).map_err(|e| alloc::format!("kill failed: {e}"))?;
+        crate::check!(info(id).is_none(), "killed SIP still listed");
+        crate::check!(kill(id) == Err(KillError::NoSuchProcess), "second kill not refused");
+        sched::yield_now();
+        let frames_after = crate::memory::frames::stats();
+        crate::check!(frames_after.free + 8 >= frames_before.free, "frames {frames_before:?} -> {frames_after:?}");
+        Ok(())
+    }
+}

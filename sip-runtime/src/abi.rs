@@ -1,0 +1,158 @@
+//! The kernel ABI: the one object through which a SIP reaches the kernel (DESIGN.md invariant 7).
+//!
+//! Every call takes and returns plain values: strings go in as `&str` and come back as `'static` manifest
+//! names, lists are read one entry at a time. So no call hands a SIP a reference into kernel memory, no call
+//! makes the kernel allocate on a SIP's behalf in a way that outlives the call, and the trait can be implemented
+//! by a ring-3 `syscall` stub as well as by direct ring-0 calls.
+
+use core::fmt;
+
+/// A SIP's identity, unique for the whole boot (never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SipId(pub u64);
+
+impl fmt::Display for SipId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// How a SIP ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Its entry returned, or it called `exit(Success)`.
+    Success,
+    /// It called `exit` with a failure code.
+    Failure(i32),
+}
+
+/// Log levels a SIP may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Something failed.
+    Error,
+    /// Something is odd.
+    Warn,
+    /// Progress worth seeing.
+    Info,
+    /// Detail for debugging.
+    Debug,
+}
+
+/// Why a spawn did not start anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No manifest has that name.
+    NoSuchService,
+    /// The manifest is invalid (the kernel's check; see `ManifestError`).
+    BadManifest(crate::ManifestError),
+    /// Memory for the SIP's arena, stack or records ran out.
+    OutOfMemory,
+    /// The caller's manifest lacks `Capability::ProcessControl`.
+    NotPermitted,
+    /// The requested core does not exist or is offline.
+    NoSuchCore,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSuchService => f.write_str("no such service"),
+            Self::BadManifest(e) => write!(f, "manifest rejected: {e}"),
+            Self::OutOfMemory => f.write_str("out of memory"),
+            Self::NotPermitted => f.write_str("not permitted (needs the ProcessControl capability)"),
+            Self::NoSuchCore => f.write_str("no such core"),
+        }
+    }
+}
+
+/// Why a kill did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillError {
+    /// No live SIP has that id.
+    NoSuchProcess,
+    /// The caller's manifest lacks `Capability::ProcessControl`.
+    NotPermitted,
+}
+
+impl fmt::Display for KillError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSuchProcess => f.write_str("no such process"),
+            Self::NotPermitted => f.write_str("not permitted (needs the ProcessControl capability)"),
+        }
+    }
+}
+
+/// A SIP's state as `ps` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// At least one of its threads is running or ready.
+    Running,
+    /// All its threads are parked (waiting for a message or a timer).
+    Blocked,
+}
+
+/// One live SIP, for `ps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Identity.
+    pub id: SipId,
+    /// Its manifest's name.
+    pub name: &'static str,
+    /// Core it runs on.
+    pub core: u32,
+    /// Running or blocked.
+    pub state: ProcessState,
+    /// Bytes live in its heap arena.
+    pub heap_used: usize,
+    /// Its arena's quota.
+    pub heap_quota: usize,
+    /// Its threads.
+    pub threads: usize,
+    /// Channel endpoints it holds.
+    pub channels: usize,
+    /// Exchange-heap bytes it owns.
+    pub exchange_bytes: usize,
+}
+
+/// Memory figures for `mem`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryInfo {
+    /// Usable physical frames.
+    pub frames_total: u64,
+    /// Free physical frames.
+    pub frames_free: u64,
+    /// Kernel heap bytes in live allocations.
+    pub kernel_heap_used: usize,
+    /// Kernel heap bytes free without growing.
+    pub kernel_heap_free: usize,
+    /// Exchange-heap bytes in live blocks.
+    pub exchange_used: usize,
+    /// Live exchange-heap blocks.
+    pub exchange_blocks: usize,
+}
+
+/// The kernel as a SIP sees it. Implemented by the kernel (ring 0: direct calls).
+pub trait KernelAbi: Sync {
+    /// Gives the core to another ready thread.
+    fn yield_now(&self);
+    /// Parks the calling thread for at least `nanos`.
+    fn sleep(&self, nanos: u64);
+    /// Nanoseconds since boot.
+    fn now(&self) -> u64;
+    /// The raw cycle counter (instructions under `--icount`), for benchmarks.
+    fn cycles(&self) -> u64;
+    /// Ends the calling SIP (all its threads) with `status`.
+    fn exit(&self, status: ExitStatus) -> !;
+    /// Writes one log line attributed to the calling SIP.
+    fn log(&self, level: LogLevel, message: &str);
+    /// Starts the service `name` with one argument string, on `core` (or the least loaded).
+    fn spawn(&self, name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnError>;
+    /// Ends SIP `id` (needs `ProcessControl`).
+    fn kill(&self, id: SipId) -> Result<(), KillError>;
+    /// The live SIP with the smallest id above `after` (`None` starts from the beginning).
+    fn process_after(&self, after: Option<SipId>) -> Option<ProcessInfo>;
+    /// Memory figures (needs `SystemInfo`; zeroes otherwise).
+    fn memory(&self) -> MemoryInfo;
+}

@@ -1,0 +1,104 @@
+//! `SipContext`: what a SIP's entry function receives.
+
+use crate::abi::{ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, ProcessInfo, SipId, SpawnError};
+use alloc::string::String;
+use core::fmt::{self, Write};
+
+/// A SIP's view of itself and of the kernel. Passed by value to the entry function; cheap to clone.
+#[derive(Clone)]
+pub struct SipContext {
+    abi: &'static dyn KernelAbi,
+    id: SipId,
+    name: &'static str,
+    args: String,
+}
+
+impl fmt::Debug for SipContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipContext").field("id", &self.id).field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl SipContext {
+    /// Made by the kernel when it starts a SIP.
+    pub fn new(abi: &'static dyn KernelAbi, id: SipId, name: &'static str, args: String) -> Self {
+        Self { abi, id, name, args }
+    }
+
+    /// This SIP's id.
+    pub fn id(&self) -> SipId {
+        self.id
+    }
+
+    /// This SIP's service name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The argument string it was spawned with (may be empty).
+    pub fn args(&self) -> &str {
+        &self.args
+    }
+
+    /// The kernel ABI object itself (for code that is generic over it).
+    pub fn abi(&self) -> &'static dyn KernelAbi {
+        self.abi
+    }
+
+    /// Gives the core to another ready thread.
+    pub fn yield_now(&self) {
+        self.abi.yield_now()
+    }
+
+    /// Parks this thread for at least `millis` milliseconds.
+    pub fn sleep_ms(&self, millis: u64) {
+        self.abi.sleep(millis.saturating_mul(1_000_000))
+    }
+
+    /// Nanoseconds since boot.
+    pub fn now_nanos(&self) -> u64 {
+        self.abi.now()
+    }
+
+    /// The raw cycle counter.
+    pub fn cycles(&self) -> u64 {
+        self.abi.cycles()
+    }
+
+    /// Ends this SIP.
+    pub fn exit(&self, status: ExitStatus) -> ! {
+        self.abi.exit(status)
+    }
+
+    /// Logs a formatted line. Formatting happens here, in the SIP, so the kernel only ever sees a `&str`.
+    pub fn log(&self, level: LogLevel, args: fmt::Arguments<'_>) {
+        let mut line = String::new();
+        let _ = line.write_fmt(args);
+        self.abi.log(level, &line);
+    }
+
+    /// Starts service `name` with `args`, on `core` or the least loaded core.
+    pub fn spawn(&self, name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnError> {
+        self.abi.spawn(name, args, core)
+    }
+
+    /// Ends SIP `id`.
+    pub fn kill(&self, id: SipId) -> Result<(), KillError> {
+        self.abi.kill(id)
+    }
+
+    /// Every live SIP, in id order.
+    pub fn processes(&self) -> impl Iterator<Item = ProcessInfo> + '_ {
+        let mut after = None;
+        core::iter::from_fn(move || {
+            let next = self.abi.process_after(after)?;
+            after = Some(next.id);
+            Some(next)
+        })
+    }
+
+    /// Memory figures.
+    pub fn memory(&self) -> MemoryInfo {
+        self.abi.memory()
+    }
+}

@@ -1,0 +1,85 @@
+//! The boundary between a software-isolated process (SIP) and the kernel: everything a service sees.
+//!
+//! A service registers itself with [`sip!`] (a [`Manifest`] placed in the [`MANIFESTS`] link-time slice: adding
+//! a service is adding a crate, no list to edit). When the kernel spawns it, its entry function receives a
+//! [`SipContext`]: the SIP's identity and arguments and the [`KernelAbi`] object through which it reaches the
+//! kernel (time, yield, sleep, spawn, exit, logging, process control). Invariant 7: that object is the *only*
+//! path to the kernel, so the same service code runs in ring 0 (direct calls) or ring 3 (a `syscall` stub
+//! implementing the same trait).
+//!
+//! Not here: the kernel side of the ABI (in `kernel/`), contracts (crate `contracts`), channel transport
+//! (crate `channels`). This crate has no `unsafe` today; it is allowed internals-only `unsafe` by the design.
+//!
+//! Invariants: manifests are `'static` constants checked by the kernel at spawn (`ManifestError`); every ABI
+//! call takes and returns plain data (no references into kernel memory outlive a call), so a SIP's memory
+//! never points into another's.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod abi;
+mod context;
+mod manifest;
+
+pub use abi::{ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, ProcessInfo, ProcessState, SipId, SpawnError};
+pub use context::SipContext;
+pub use manifest::{Capability, MANIFESTS, Manifest, ManifestError, RestartPolicy};
+
+/// Re-exports the generated registration code needs; services name them only through [`sip!`].
+#[doc(hidden)]
+pub mod __private {
+    pub use linkme;
+}
+
+/// Registers a SIP: `sip! { name: "echo", entry: main, exports: ["Echo"], imports: [], heap_quota: 1 << 20,
+/// stack_size: 64 * 1024, restart: RestartPolicy::Never, capabilities: [] }`.
+///
+/// Expands to the manifest placed in [`MANIFESTS`]; the service crate itself declares no `static`.
+#[macro_export]
+macro_rules! sip {
+    (
+        name: $name:literal,
+        entry: $entry:path,
+        exports: [$($export:literal),* $(,)?],
+        imports: [$($import:literal),* $(,)?],
+        heap_quota: $quota:expr,
+        stack_size: $stack:expr,
+        restart: $restart:expr,
+        capabilities: [$($cap:expr),* $(,)?] $(,)?
+    ) => {
+        const _: () = {
+            #[$crate::__private::linkme::distributed_slice($crate::MANIFESTS)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static MANIFEST: $crate::Manifest = $crate::Manifest {
+                name: $name,
+                entry: $entry,
+                exports: &[$($export),*],
+                imports: &[$($import),*],
+                heap_quota: $quota,
+                stack_size: $stack,
+                restart: $restart,
+                capabilities: &[$($cap),*],
+                crate_name: env!("CARGO_PKG_NAME"),
+            };
+        };
+    };
+}
+
+/// Logs at info level through the context: `info!(ctx, "served {} requests", n)`.
+#[macro_export]
+macro_rules! info {
+    ($ctx:expr, $($arg:tt)+) => { $ctx.log($crate::LogLevel::Info, format_args!($($arg)+)) };
+}
+
+/// Logs at warn level through the context.
+#[macro_export]
+macro_rules! warn {
+    ($ctx:expr, $($arg:tt)+) => { $ctx.log($crate::LogLevel::Warn, format_args!($($arg)+)) };
+}
+
+/// Logs at debug level through the context.
+#[macro_export]
+macro_rules! debug {
+    ($ctx:expr, $($arg:tt)+) => { $ctx.log($crate::LogLevel::Debug, format_args!($($arg)+)) };
+}

@@ -1,0 +1,161 @@
+//! SIP manifests: what a service is, what it needs, and how it is supervised.
+
+/// Every manifest linked into the kernel, one per service crate.
+#[linkme::distributed_slice]
+pub static MANIFESTS: [Manifest];
+
+/// Upper bound of `heap_quota` the kernel accepts (a SIP's arena slot).
+pub const MAX_HEAP_QUOTA: usize = 64 << 20;
+/// Upper bound of `stack_size` (a stack slot less its guard page).
+pub const MAX_STACK_SIZE: usize = 1020 * 1024;
+/// Smallest `stack_size` the kernel accepts: less cannot hold the entry frames.
+pub const MIN_STACK_SIZE: usize = 8 * 1024;
+
+/// A service's declaration, checked by the kernel before anything of the SIP is created.
+#[derive(Debug)]
+pub struct Manifest {
+    /// Name used by `spawn NAME`; unique among manifests.
+    pub name: &'static str,
+    /// Entry function, run on the SIP's first thread. Returning ends the SIP with [`ExitStatus::Success`](crate::ExitStatus).
+    pub entry: fn(crate::SipContext),
+    /// Contracts it serves (by `ContractInfo::name`).
+    pub exports: &'static [&'static str],
+    /// Contracts it uses.
+    pub imports: &'static [&'static str],
+    /// Most bytes its heap arena may hold.
+    pub heap_quota: usize,
+    /// Bytes of its first thread's stack.
+    pub stack_size: usize,
+    /// What happens when it fails.
+    pub restart: RestartPolicy,
+    /// Privileged operations it may ask the kernel for.
+    pub capabilities: &'static [Capability],
+    /// The crate that declared it (for the audit that counts manifests against service crates).
+    pub crate_name: &'static str,
+}
+
+/// Supervision, as in Erlang/OTP or a service manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// A failed SIP stays dead.
+    Never,
+    /// A SIP that fails (panic, fault, quota, kill is not a failure) is restarted after `backoff_ms`, doubling
+    /// each time, at most `max_restarts` times.
+    OnFailure {
+        /// Restarts allowed before giving up.
+        max_restarts: u32,
+        /// Delay before the first restart.
+        backoff_ms: u64,
+    },
+}
+
+/// A privileged operation a SIP may be granted by its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Spawn and kill other SIPs.
+    ProcessControl,
+    /// Read system-wide state: processes, memory, cores, self-tests.
+    SystemInfo,
+    /// Change the log level, run self-tests, shut the machine down.
+    SystemAdmin,
+}
+
+/// Why the kernel refused a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestError {
+    /// The name is empty or longer than 32 bytes or not `[a-z0-9_-]`.
+    BadName,
+    /// A contract it exports or imports is not a known contract.
+    UnknownContract(&'static str),
+    /// `heap_quota` is 0 or above [`MAX_HEAP_QUOTA`].
+    QuotaOutOfRange(usize),
+    /// `stack_size` is outside [`MIN_STACK_SIZE`]..=[`MAX_STACK_SIZE`].
+    StackOutOfRange(usize),
+    /// Two manifests share a name.
+    DuplicateName(&'static str),
+}
+
+impl core::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadName => f.write_str("bad service name (1-32 bytes of a-z, 0-9, '-', '_')"),
+            Self::UnknownContract(c) => write!(f, "unknown contract '{c}'"),
+            Self::QuotaOutOfRange(q) => write!(f, "heap quota {q} bytes is outside 1..={MAX_HEAP_QUOTA}"),
+            Self::StackOutOfRange(s) => {
+                write!(f, "stack size {s} bytes is outside {MIN_STACK_SIZE}..={MAX_STACK_SIZE}")
+            }
+            Self::DuplicateName(n) => write!(f, "two services are named '{n}'"),
+        }
+    }
+}
+
+impl Manifest {
+    /// Checks the manifest against the limits and the known contracts (`known` lists contract names).
+    pub fn check(&self, known: &[&str]) -> Result<(), ManifestError> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 32
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(ManifestError::BadName);
+        }
+        if let Some(c) = self.exports.iter().chain(self.imports).find(|c| !known.contains(c)) {
+            return Err(ManifestError::UnknownContract(c));
+        }
+        if self.heap_quota == 0 || self.heap_quota > MAX_HEAP_QUOTA {
+            return Err(ManifestError::QuotaOutOfRange(self.heap_quota));
+        }
+        if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&self.stack_size) {
+            return Err(ManifestError::StackOutOfRange(self.stack_size));
+        }
+        Ok(())
+    }
+
+    /// Whether the manifest grants `capability`.
+    pub fn grants(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(_: crate::SipContext) {}
+
+    fn manifest() -> Manifest {
+        Manifest {
+            name: "echo",
+            entry,
+            exports: &["Echo"],
+            imports: &[],
+            heap_quota: 1 << 20,
+            stack_size: 64 * 1024,
+            restart: RestartPolicy::Never,
+            capabilities: &[],
+            crate_name: "echo",
+        }
+    }
+
+    #[test]
+    fn a_good_manifest_passes() {
+        assert_eq!(manifest().check(&["Echo"]), Ok(()));
+    }
+
+    #[test]
+    fn each_rule_is_enforced() {
+        let bad_name = Manifest { name: "Echo!", ..manifest() };
+        assert_eq!(bad_name.check(&["Echo"]), Err(ManifestError::BadName));
+        assert_eq!(manifest().check(&["Kv"]), Err(ManifestError::UnknownContract("Echo")));
+        let quota = Manifest { heap_quota: MAX_HEAP_QUOTA + 1, ..manifest() };
+        assert_eq!(quota.check(&["Echo"]), Err(ManifestError::QuotaOutOfRange(MAX_HEAP_QUOTA + 1)));
+        let stack = Manifest { stack_size: 100, ..manifest() };
+        assert_eq!(stack.check(&["Echo"]), Err(ManifestError::StackOutOfRange(100)));
+    }
+
+    #[test]
+    fn capabilities_are_granted_only_when_listed() {
+        let m = Manifest { capabilities: &[Capability::SystemInfo], ..manifest() };
+        assert!(m.grants(Capability::SystemInfo));
+        assert!(!m.grants(Capability::ProcessControl));
+    }
+}
