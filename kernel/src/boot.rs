@@ -53,6 +53,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         (time::tsc_hz() / 1000) % 1000
     );
 
+    crate::ipc::init();
     if let Err(e) = crate::sched::init_this_core("console") {
         panic!("cannot start the scheduler: {e:?}");
     }

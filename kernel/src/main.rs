@@ -19,6 +19,7 @@ mod boot;
 mod console;
 mod exec;
 mod interrupts;
+mod ipc;
 mod memory;
 mod panic;
 mod percpu;

@@ -176,6 +176,8 @@ fn mem(args: &[&str]) -> Result<(), CommandError> {
         heap.mapped / 1024,
         heap.limit / (1024 * 1024)
     );
+    let (blocks, bytes) = crate::ipc::exchange_heap::totals();
+    println!("exchange heap: {bytes} bytes in {blocks} blocks; {} SIP arenas live", crate::sip::arena::live());
     Ok(())
 }
 

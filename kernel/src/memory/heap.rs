@@ -1,9 +1,9 @@
 //! The kernel heap: a `talc` heap growing page by page inside its own virtual region.
 //!
-//! `talc` is a well-kept allocator with O(1) frees and heap statistics; its `Source` hook lets the heap grow
-//! when it runs out, which is done here by mapping fresh frames at the heap's end. The lock is an
-//! [`IrqSpinRaw`], held with interrupts off (see `sync`). Later SIP arenas are more `Talc` instances over
-//! their own regions, chosen per execution context.
+//! `talc` is a well-kept allocator with O(1) frees and heap statistics; its `Source` hook lets a heap grow
+//! when it runs out, which [`GrowingHeap`] does by mapping fresh frames at the heap's end. The same source
+//! serves the exchange heap (`ipc`) and every SIP arena (`sip::arena`); `memory::allocator` routes the global
+//! allocator between the kernel heap and the arenas. Locks are [`IrqSpinRaw`], held with interrupts off.
 
 use super::layout::{KERNEL_HEAP_MAX, KERNEL_HEAP_START};
 use super::paging::{self, MapError};
@@ -18,52 +18,95 @@ use x86_64::structures::paging::{Page, Size4KiB};
 
 /// Memory mapped at boot, so ordinary boot allocations never take the growth path.
 const INITIAL_SIZE: u64 = 1 << 20;
-/// Smallest step the heap grows by, to keep the number of growth calls low.
+/// Smallest step the kernel heap grows by, to keep the number of growth calls low.
 const GROWTH_STEP: u64 = 256 * 1024;
 
-/// Grows the heap by mapping frames at its end.
+/// A `talc` memory source that grows a heap page by page inside a fixed virtual region, up to a limit.
+///
+/// Used by the kernel heap, the exchange heap and every SIP arena: they differ only in region, limit and
+/// growth step.
 #[derive(Debug)]
 pub struct GrowingHeap {
-    /// End of the heap as `talc` knows it; `None` before the first claim.
-    end: Option<NonNull<u8>>,
+    base: u64,
+    limit: u64,
+    step: u64,
     /// Bytes of the region mapped so far.
     mapped: u64,
+    /// End of the heap as `talc` knows it; `None` before the first claim.
+    end: Option<NonNull<u8>>,
+    /// Whether growth was refused because of `limit` (a spent quota, for an arena).
+    limit_hit: bool,
 }
 
-// SAFETY: `end` points into the kernel heap region, valid on every core; the source is only used under the
+// SAFETY: `end` points into the heap's own region, valid on every core; the source is only used under the
 // heap's lock.
 unsafe impl Send for GrowingHeap {}
+
+impl GrowingHeap {
+    /// A heap over `[base, base + limit)`, growing by at least `step` bytes (a multiple of 4096).
+    pub const fn new(base: u64, limit: u64, step: u64) -> Self {
+        Self { base, limit, step, mapped: 0, end: None, limit_hit: false }
+    }
+
+    /// Bytes mapped so far.
+    pub fn mapped(&self) -> u64 {
+        self.mapped
+    }
+
+    /// Whether growth was ever refused for the limit.
+    pub fn limit_hit(&self) -> bool {
+        self.limit_hit
+    }
+}
 
 // SAFETY: `acquire` only maps pages (paging and frames never allocate) and then claims or extends memory it
 // has just mapped and that nothing else uses.
 unsafe impl Source for GrowingHeap {
     fn acquire<B: Binning>(talc: &mut Talc<Self, B>, layout: Layout) -> Result<(), ()> {
+        let src = &mut talc.source;
         let need = (layout.size() + layout.align() + 4096) as u64;
-        let grow = need.max(GROWTH_STEP).next_multiple_of(4096);
-        grow_by(talc, grow).map_err(|_| ())
+        let wanted = need.max(src.step).next_multiple_of(4096);
+        let room = src.limit.saturating_sub(src.mapped) / 4096 * 4096;
+        if room < need.next_multiple_of(4096) {
+            src.limit_hit = true;
+            return Err(());
+        }
+        grow_by(talc, wanted.min(room)).map_err(|_| ())
     }
 }
 
-fn grow_by<B: Binning>(talc: &mut Talc<GrowingHeap, B>, bytes: u64) -> Result<(), MapError> {
-    let mapped = talc.source.mapped;
-    if mapped + bytes > KERNEL_HEAP_MAX {
+/// Maps `bytes` more at the end of `talc`'s region and hands them to it.
+pub fn grow_by<B: Binning>(talc: &mut Talc<GrowingHeap, B>, bytes: u64) -> Result<(), MapError> {
+    let (base, mapped) = (talc.source.base, talc.source.mapped);
+    if mapped + bytes > talc.source.limit {
         return Err(MapError::OutOfFrames);
     }
-    let start = KERNEL_HEAP_START + mapped;
+    let start = base + mapped;
     paging::map_fresh(Page::<Size4KiB>::containing_address(VirtAddr::new(start)), bytes / 4096)?;
     talc.source.mapped = mapped + bytes;
     let new_end = (start + bytes) as *mut u8;
     talc.source.end = match talc.source.end {
-        // SAFETY: [KERNEL_HEAP_START, new_end) is mapped, writable and used by this heap alone.
-        None => unsafe { talc.claim(KERNEL_HEAP_START as *mut u8, (mapped + bytes) as usize) },
+        // SAFETY: [base, new_end) is mapped, writable and used by this heap alone.
+        None => unsafe { talc.claim(base as *mut u8, (mapped + bytes) as usize) },
         // SAFETY: `end` is the end talc returned last time, and the memory up to `new_end` was just mapped.
         Some(end) => Some(unsafe { talc.extend(end, new_end) }),
     };
     if talc.source.end.is_none() { Err(MapError::OutOfFrames) } else { Ok(()) }
 }
 
+/// Unmaps every page a heap mapped and gives the frames back (the heap's contents are gone).
+pub fn release(source: &GrowingHeap) {
+    let first = Page::<Size4KiB>::containing_address(VirtAddr::new(source.base));
+    for i in 0..source.mapped / 4096 {
+        if let Err(e) = paging::unmap_and_free(first + i) {
+            log::error!("releasing heap page {:#x}: {e:?}", (first + i).start_address().as_u64());
+        }
+    }
+}
+
 /// The kernel heap (reached through `memory::allocator`, the global allocator).
-pub static HEAP: talc::TalcLock<IrqSpinRaw, GrowingHeap> = talc::TalcLock::new(GrowingHeap { end: None, mapped: 0 });
+pub static HEAP: talc::TalcLock<IrqSpinRaw, GrowingHeap> =
+    talc::TalcLock::new(GrowingHeap::new(KERNEL_HEAP_START, KERNEL_HEAP_MAX, GROWTH_STEP));
 
 /// Whether `addr` lies in the kernel heap's region.
 pub fn contains(addr: usize) -> bool {
@@ -95,7 +138,7 @@ pub fn stats() -> HeapStats {
     HeapStats {
         used: counters.allocated_bytes,
         free: counters.available_bytes,
-        mapped: talc.source.mapped,
+        mapped: talc.source.mapped(),
         limit: KERNEL_HEAP_MAX,
     }
 }

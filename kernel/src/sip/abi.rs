@@ -90,13 +90,14 @@ impl KernelAbi for Ring0Abi {
         }
         let frames = memory::frames::stats();
         let heap = memory::heap::stats();
+        let (exchange_blocks, exchange_used) = crate::ipc::exchange_heap::totals();
         MemoryInfo {
             frames_total: frames.total,
             frames_free: frames.free,
             kernel_heap_used: heap.used,
             kernel_heap_free: heap.free,
-            exchange_used: 0,
-            exchange_blocks: 0,
+            exchange_used,
+            exchange_blocks,
         }
     }
 }

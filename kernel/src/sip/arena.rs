@@ -6,67 +6,20 @@
 //! (DESIGN.md: reclaim by ownership records, not by `Drop`). Exceeding the quota makes the allocation fail,
 //! which panics the SIP (and only it).
 
+use crate::memory::heap::{self, GrowingHeap};
 use crate::memory::layout::{ARENA_SLOT_SIZE, ARENAS_START, MAX_ARENAS};
-use crate::memory::paging;
 use crate::sync::{IrqMutex, IrqSpinRaw};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use talc::base::Talc;
-use talc::base::binning::Binning;
-use talc::source::Source;
-use x86_64::VirtAddr;
-use x86_64::structures::paging::{Page, Size4KiB};
 
 /// Smallest step an arena grows by.
-const GROWTH_STEP: usize = 64 * 1024;
-
-/// The memory behind one arena: its slot, how much is mapped, the quota.
-#[derive(Debug)]
-pub struct ArenaSource {
-    base: usize,
-    mapped: usize,
-    quota: usize,
-    end: Option<NonNull<u8>>,
-    quota_hit: bool,
-}
-
-// SAFETY: the pointer is into the arena's own slot, valid on every core; used only under the arena's lock.
-unsafe impl Send for ArenaSource {}
-
-// SAFETY: `acquire` maps fresh pages inside the arena's own slot (paging and frames never allocate) and hands
-// only those to talc.
-unsafe impl Source for ArenaSource {
-    fn acquire<B: Binning>(talc: &mut Talc<Self, B>, layout: Layout) -> Result<(), ()> {
-        let src = &mut talc.source;
-        let need = (layout.size() + layout.align() + 256).max(GROWTH_STEP).next_multiple_of(4096);
-        let grow = need.min(src.quota.saturating_sub(src.mapped));
-        if grow < layout.size() + 64 {
-            src.quota_hit = true;
-            return Err(());
-        }
-        let start = src.base + src.mapped;
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(start as u64));
-        paging::map_fresh(page, (grow / 4096) as u64).map_err(|_| ())?;
-        let src = &mut talc.source;
-        src.mapped += grow;
-        let (base, mapped, end) = (src.base, src.mapped, src.end);
-        let new_end = match end {
-            // SAFETY: [base, base + mapped) is mapped, writable and used by this arena alone.
-            None => unsafe { talc.claim(base as *mut u8, mapped) },
-            // SAFETY: `end` is the heap end talc returned last; the memory up to the new end was just mapped.
-            Some(end) => Some(unsafe { talc.extend(end, (base + mapped) as *mut u8) }),
-        };
-        talc.source.end = new_end;
-        new_end.map(|_| ()).ok_or(())
-    }
-}
+const GROWTH_STEP: u64 = 64 * 1024;
 
 /// One SIP's heap.
 pub struct Arena {
-    heap: talc::TalcLock<IrqSpinRaw, ArenaSource>,
+    heap: talc::TalcLock<IrqSpinRaw, GrowingHeap>,
     slot: usize,
 }
 
@@ -101,8 +54,8 @@ impl Arena {
                 slot
             }
         };
-        let base = (ARENAS_START + slot as u64 * ARENA_SLOT_SIZE) as usize;
-        let source = ArenaSource { base, mapped: 0, quota, end: None, quota_hit: false };
+        let base = ARENAS_START + slot as u64 * ARENA_SLOT_SIZE;
+        let source = GrowingHeap::new(base, quota as u64, GROWTH_STEP);
         let arena = Box::new(Arena { heap: talc::TalcLock::new(source), slot });
         SLOT_OWNERS[slot].store(&*arena as *const Arena as *mut Arena, Ordering::Release);
         ARENAS_LIVE.fetch_add(1, Ordering::Relaxed);
@@ -121,13 +74,13 @@ impl Arena {
     }
 
     /// Bytes of the slot mapped so far.
-    pub fn mapped(&self) -> usize {
-        self.heap.lock().source.mapped
+    pub fn mapped(&self) -> u64 {
+        self.heap.lock().source.mapped()
     }
 
     /// Whether an allocation failed because the quota was spent.
     pub fn quota_hit(&self) -> bool {
-        self.heap.lock().source.quota_hit
+        self.heap.lock().source.limit_hit()
     }
 
     fn contains(&self, addr: usize) -> bool {
@@ -140,16 +93,7 @@ impl Drop for Arena {
     /// Unmaps the whole arena, whatever is still allocated in it, and frees its slot.
     fn drop(&mut self) {
         SLOT_OWNERS[self.slot].store(core::ptr::null_mut(), Ordering::Release);
-        let (base, mapped) = {
-            let talc = self.heap.lock();
-            (talc.source.base, talc.source.mapped)
-        };
-        let first = Page::<Size4KiB>::containing_address(VirtAddr::new(base as u64));
-        for i in 0..(mapped / 4096) as u64 {
-            if let Err(e) = paging::unmap_and_free(first + i) {
-                log::error!("arena page {:#x}: {e:?}", (first + i).start_address().as_u64());
-            }
-        }
+        heap::release(&self.heap.lock().source);
         FREE_SLOTS.lock().push(self.slot);
         ARENAS_LIVE.fetch_sub(1, Ordering::Relaxed);
     }

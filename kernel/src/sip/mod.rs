@@ -195,6 +195,7 @@ fn reclaim(id: u64, reason: EndReason, running: Option<ThreadId>) {
     for tid in sip.threads.iter().filter(|t| Some(**t) != running) {
         drop(sched::remove_thread(*tid));
     }
+    crate::ipc::exchange_heap::reclaim(channels::Owner(id));
     let (name, restarts) = (sip.manifest.name, sip.restarts);
     let policy = sip.manifest.restart;
     drop(sip); // unmaps the arena
@@ -258,7 +259,7 @@ pub fn info(id: u64) -> Option<sip_runtime::ProcessInfo> {
         heap_quota: sip.manifest.heap_quota,
         threads: sip.threads.len(),
         channels: 0,
-        exchange_bytes: 0,
+        exchange_bytes: crate::ipc::exchange_heap::owned_by(channels::Owner(id)).1,
     })
 }
 
