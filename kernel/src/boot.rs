@@ -54,7 +54,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
     );
 
     crate::ipc::init();
-    if let Err(e) = crate::sched::init_this_core("console") {
+    if let Err(e) = crate::sched::init_this_core() {
         panic!("cannot start the scheduler: {e:?}");
     }
     serial::init_input();

@@ -14,7 +14,6 @@ pub mod stack;
 use crate::percpu;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use stack::{Stack, StackError};
@@ -41,8 +40,6 @@ pub struct Thread {
     pub id: ThreadId,
     /// Who it runs for.
     pub owner: Owner,
-    /// Name for `ps` and reports.
-    pub name: String,
     rsp: u64,
     /// `None` for the boot thread, which runs on the bootloader's stack.
     stack: Option<Stack>,
@@ -66,6 +63,7 @@ pub struct Scheduler {
     run_queue: VecDeque<Box<Thread>>,
     blocked: BTreeMap<ThreadId, Box<Thread>>,
     wake_pending: BTreeSet<ThreadId>,
+    #[allow(clippy::vec_box, reason = "a switch writes the saved RSP through a pointer into the box, after the push")]
     dead: Vec<Box<Thread>>,
     idle: Option<Box<Thread>>,
     /// Parked threads with a wake-up deadline (uptime nanoseconds).
@@ -108,18 +106,17 @@ pub enum SpawnError {
 }
 
 /// Makes the calling (boot) code this core's first thread and creates the core's idle thread.
-pub fn init_this_core(name: &str) -> Result<(), SpawnError> {
+pub fn init_this_core() -> Result<(), SpawnError> {
     let boot = Box::new(Thread {
         id: next_id(),
         owner: Owner::Kernel,
-        name: String::from(name),
         rsp: 0,
         stack: None,
         idle: false,
         kernel_depth: 0,
         arena: 0,
     });
-    let idle = new_thread("idle", Owner::Kernel, 0, 16 * 1024, idle_loop_entry, 0, true)?;
+    let idle = new_thread(Owner::Kernel, 0, 16 * 1024, idle_loop_entry, 0, true)?;
     let mut s = percpu::current().scheduler.lock();
     s.current = Some(boot);
     s.idle = Some(idle);
@@ -131,7 +128,6 @@ fn next_id() -> ThreadId {
 }
 
 fn new_thread(
-    name: &str,
     owner: Owner,
     arena: usize,
     stack_bytes: u64,
@@ -142,24 +138,17 @@ fn new_thread(
     let stack = Stack::new(stack_bytes).map_err(SpawnError::Stack)?;
     // SAFETY: the stack was just mapped for this thread alone and is far larger than the initial frame.
     let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
-    let name = String::from(name);
-    Ok(Box::new(Thread { id: next_id(), owner, name, rsp, stack: Some(stack), idle, kernel_depth: 0, arena }))
+    Ok(Box::new(Thread { id: next_id(), owner, rsp, stack: Some(stack), idle, kernel_depth: 0, arena }))
 }
 
 /// Starts a kernel thread running `f` on this core and returns its id. The thread ends when `f` returns.
-pub fn spawn(
-    name: &str,
-    owner: Owner,
-    stack_bytes: u64,
-    f: impl FnOnce() + Send + 'static,
-) -> Result<ThreadId, SpawnError> {
-    spawn_in(name, owner, 0, stack_bytes, f)
+pub fn spawn(owner: Owner, stack_bytes: u64, f: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
+    spawn_in(owner, 0, stack_bytes, f)
 }
 
 /// Like [`spawn`], for a thread whose allocations go to the SIP arena at address `arena` (0: kernel heap).
 /// Call in kernel mode: the closure is boxed on the kernel heap.
 pub fn spawn_in(
-    name: &str,
     owner: Owner,
     arena: usize,
     stack_bytes: u64,
@@ -168,7 +157,7 @@ pub fn spawn_in(
     let _kernel = crate::exec::KernelMode::enter();
     let closure: Box<Box<dyn FnOnce() + Send>> = Box::new(Box::new(f));
     let argument = Box::into_raw(closure) as u64;
-    let thread = new_thread(name, owner, arena, stack_bytes, closure_entry, argument, false).inspect_err(|_| {
+    let thread = new_thread(owner, arena, stack_bytes, closure_entry, argument, false).inspect_err(|_| {
         // SAFETY: the pointer came from Box::into_raw just above and was not handed to any thread.
         drop(unsafe { Box::from_raw(argument as *mut Box<dyn FnOnce() + Send>) });
     })?;

@@ -1,6 +1,7 @@
 //! Self-tests of the scheduler: yield order, preemption, block/wake, and stack reclamation.
 
 use super::*;
+use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicUsize};
 
@@ -23,7 +24,7 @@ crate::selftest! {
         let finished = Arc::new(AtomicUsize::new(0));
         for tag in ['a', 'b'] {
             let (log, finished) = (log.clone(), finished.clone());
-            spawn("yield-test", Owner::Kernel, 16 * 1024, move || {
+            spawn(Owner::Kernel, 16 * 1024, move || {
                 for _ in 0..3 {
                     log.lock().push(tag);
                     yield_now();
@@ -47,7 +48,7 @@ crate::selftest! {
         let stop = Arc::new(AtomicBool::new(false));
         let spins = Arc::new(AtomicUsize::new(0));
         let (s, n) = (stop.clone(), spins.clone());
-        spawn("spinner", Owner::Kernel, 16 * 1024, move || {
+        spawn(Owner::Kernel, 16 * 1024, move || {
             while !s.load(Ordering::Relaxed) {
                 n.fetch_add(1, Ordering::Relaxed);
                 core::hint::spin_loop();
@@ -68,7 +69,7 @@ crate::selftest! {
     fn block_and_wake() {
         let stage = Arc::new(AtomicUsize::new(0));
         let st = stage.clone();
-        let id = spawn("blocker", Owner::Kernel, 16 * 1024, move || {
+        let id = spawn(Owner::Kernel, 16 * 1024, move || {
             st.store(1, Ordering::SeqCst);
             block_current();
             st.store(2, Ordering::SeqCst);
@@ -101,7 +102,7 @@ crate::selftest! {
             let go = Arc::new(AtomicBool::new(false));
             for _ in 0..n {
                 let (f, go) = (finished.clone(), go.clone());
-                spawn("short", Owner::Kernel, 32 * 1024, move || {
+                spawn(Owner::Kernel, 32 * 1024, move || {
                     while !go.load(Ordering::SeqCst) {
                         yield_now();
                     }

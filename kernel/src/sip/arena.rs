@@ -73,11 +73,6 @@ impl Arena {
         self.heap.lock().counters().allocated_bytes
     }
 
-    /// Bytes of the slot mapped so far.
-    pub fn mapped(&self) -> u64 {
-        self.heap.lock().source.mapped()
-    }
-
     /// Whether an allocation failed because the quota was spent.
     pub fn quota_hit(&self) -> bool {
         self.heap.lock().source.limit_hit()

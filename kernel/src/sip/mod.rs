@@ -41,18 +41,6 @@ pub struct Sip {
     restarts: u32,
 }
 
-impl Sip {
-    /// Its heap arena.
-    pub fn arena(&self) -> &Arena {
-        &self.arena
-    }
-
-    /// Its threads.
-    pub fn threads(&self) -> &[ThreadId] {
-        &self.threads
-    }
-}
-
 /// One core's table of the SIPs it runs.
 pub struct Table {
     sips: BTreeMap<u64, Sip>,
@@ -132,9 +120,8 @@ fn spawn_with_restarts(name: &str, args: &str, core: Option<u32>, restarts: u32)
     // The record exists before the thread, so the thread always finds it (even if it ends at once).
     table().lock().sips.insert(id, Sip { id, manifest, arena, threads: Vec::new(), restarts });
     let args = String::from(args);
-    let spawned = sched::spawn_in(manifest.name, Owner::Sip(id), arena_addr, manifest.stack_size as u64, move || {
-        sip_main(id, manifest, args)
-    });
+    let spawned =
+        sched::spawn_in(Owner::Sip(id), arena_addr, manifest.stack_size as u64, move || sip_main(id, manifest, args));
     match spawned {
         Ok(tid) => {
             if let Some(sip) = table().lock().sips.get_mut(&id) {
@@ -217,7 +204,7 @@ fn schedule_restart(name: &'static str, policy: RestartPolicy, restarts: u32) {
         return;
     }
     let delay_ms = backoff_ms.saturating_mul(1 << restarts.min(16));
-    let result = sched::spawn("supervisor", Owner::Kernel, 16 * 1024, move || {
+    let result = sched::spawn(Owner::Kernel, 16 * 1024, move || {
         sched::sleep(delay_ms.saturating_mul(1_000_000));
         match spawn_with_restarts(name, "", None, restarts + 1) {
             Ok(id) => log::info!("sip {name} restarted as #{id} (restart {} of {max_restarts})", restarts + 1),
@@ -273,11 +260,6 @@ pub fn next_after(after: Option<u64>) -> Option<u64> {
 /// The manifest of live SIP `id`.
 pub fn manifest_of(id: u64) -> Option<&'static Manifest> {
     table().lock().sips.get(&id).map(|s| s.manifest)
-}
-
-/// Live SIPs on this core.
-pub fn count() -> usize {
-    table().lock().sips.len()
 }
 
 crate::selftest! {
