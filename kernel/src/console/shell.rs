@@ -42,6 +42,18 @@ const COMMANDS: &[Command] = &[
     Command { name: "ps", usage: "ps", help: "live SIPs: core, state, heap, threads", run: ps },
     Command { name: "spawn", usage: "spawn NAME [ARGS...]", help: "start a service as a new SIP", run: spawn },
     Command { name: "kill", usage: "kill PID", help: "end a SIP", run: kill },
+    Command {
+        name: "run",
+        usage: "run NAME [ARGS...]",
+        help: "spawn a service and wait until it ends",
+        run: run_service,
+    },
+    Command {
+        name: "repeat",
+        usage: "repeat N COMMAND [ARGS...]",
+        help: "run a command N times (stops at the first error)",
+        run: repeat,
+    },
     Command { name: "services", usage: "services", help: "registered service manifests", run: services },
     Command { name: "selftest", usage: "selftest [FILTER]", help: "run the in-kernel self-tests", run: selftest },
     Command { name: "shutdown", usage: "shutdown", help: "power the machine off", run: shutdown },
@@ -309,5 +321,31 @@ fn services(args: &[&str]) -> Result<(), CommandError> {
         };
         println!("{:<16} {:>10} {:>8}  {:<24} {}", m.name, m.heap_quota, m.stack_size, restart, m.exports.join(", "));
     }
+    Ok(())
+}
+
+fn run_service(args: &[&str]) -> Result<(), CommandError> {
+    let [name, rest @ ..] = args else { return Err(CommandError::Usage("run NAME [ARGS...]")) };
+    let id = crate::sip::spawn(name, &rest.join(" "), None)
+        .map_err(|e| CommandError::Invalid(alloc::format!("cannot spawn '{name}': {e}")))?;
+    crate::sip::wait(id.0);
+    Ok(())
+}
+
+fn repeat(args: &[&str]) -> Result<(), CommandError> {
+    const USAGE: &str = "repeat N COMMAND [ARGS...]";
+    let [count, name, rest @ ..] = args else { return Err(CommandError::Usage(USAGE)) };
+    let count: u64 = count.parse().map_err(|_| CommandError::Invalid(alloc::format!("'{count}' is not a count")))?;
+    let command = COMMANDS
+        .iter()
+        .find(|c| c.name == *name && c.name != "repeat")
+        .ok_or_else(|| CommandError::Invalid(alloc::format!("cannot repeat '{name}'")))?;
+    for done in 0..count {
+        (command.run)(rest).map_err(|e| match e {
+            CommandError::Usage(u) => CommandError::Usage(u),
+            CommandError::Invalid(why) => CommandError::Invalid(alloc::format!("after {done} runs: {why}")),
+        })?;
+    }
+    println!("repeat: {count} runs of '{name}' done");
     Ok(())
 }

@@ -142,33 +142,37 @@ fn new_thread(
 }
 
 /// Starts a kernel thread running `f` on this core and returns its id. The thread ends when `f` returns.
-pub fn spawn(owner: Owner, stack_bytes: u64, f: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
+pub fn spawn<F: FnOnce() + Send + 'static>(owner: Owner, stack_bytes: u64, f: F) -> Result<ThreadId, SpawnError> {
     spawn_in(owner, 0, stack_bytes, f)
 }
 
 /// Like [`spawn`], for a thread whose allocations go to the SIP arena at address `arena` (0: kernel heap).
 /// Call in kernel mode: the closure is boxed on the kernel heap.
-pub fn spawn_in(
+pub fn spawn_in<F: FnOnce() + Send + 'static>(
     owner: Owner,
     arena: usize,
     stack_bytes: u64,
-    f: impl FnOnce() + Send + 'static,
+    f: F,
 ) -> Result<ThreadId, SpawnError> {
     let _kernel = crate::exec::KernelMode::enter();
-    let closure: Box<Box<dyn FnOnce() + Send>> = Box::new(Box::new(f));
-    let argument = Box::into_raw(closure) as u64;
-    let thread = new_thread(owner, arena, stack_bytes, closure_entry, argument, false).inspect_err(|_| {
+    let argument = Box::into_raw(Box::new(f)) as u64;
+    let thread = new_thread(owner, arena, stack_bytes, closure_entry::<F>, argument, false).inspect_err(|_| {
         // SAFETY: the pointer came from Box::into_raw just above and was not handed to any thread.
-        drop(unsafe { Box::from_raw(argument as *mut Box<dyn FnOnce() + Send>) });
+        drop(unsafe { Box::from_raw(argument as *mut F) });
     })?;
     let id = thread.id;
     percpu::current().scheduler.lock().run_queue.push_back(thread);
     Ok(id)
 }
 
-extern "sysv64" fn closure_entry(argument: u64) -> ! {
-    // SAFETY: `spawn` passed a pointer from Box::into_raw of exactly this type, used once (here).
-    let f = unsafe { Box::from_raw(argument as *mut Box<dyn FnOnce() + Send>) };
+/// Entry of a closure thread. The closure is moved out of its box onto the thread's own stack *before* it
+/// runs: a SIP thread may never return (exit, panic, fault), and nothing of it may stay on the kernel heap.
+extern "sysv64" fn closure_entry<F: FnOnce() + Send + 'static>(argument: u64) -> ! {
+    let f = {
+        let _kernel = crate::exec::KernelMode::enter();
+        // SAFETY: `spawn_in` passed a pointer from Box::into_raw of exactly this type, used once (here).
+        *unsafe { Box::from_raw(argument as *mut F) }
+    };
     f();
     exit_current()
 }

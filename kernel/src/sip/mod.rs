@@ -39,6 +39,8 @@ pub struct Sip {
     threads: Vec<ThreadId>,
     /// How many times this service was restarted to get this instance.
     restarts: u32,
+    /// Threads waiting for it to end ([`wait`]).
+    waiters: Vec<ThreadId>,
 }
 
 /// One core's table of the SIPs it runs.
@@ -118,7 +120,7 @@ fn spawn_with_restarts(name: &str, args: &str, core: Option<u32>, restarts: u32)
     let arena_addr = &*arena as *const Arena as usize;
     let id = NEXT_SIP_ID.fetch_add(1, Ordering::Relaxed);
     // The record exists before the thread, so the thread always finds it (even if it ends at once).
-    table().lock().sips.insert(id, Sip { id, manifest, arena, threads: Vec::new(), restarts });
+    table().lock().sips.insert(id, Sip { id, manifest, arena, threads: Vec::new(), restarts, waiters: Vec::new() });
     let args = String::from(args);
     let spawned =
         sched::spawn_in(Owner::Sip(id), arena_addr, manifest.stack_size as u64, move || sip_main(id, manifest, args));
@@ -171,9 +173,22 @@ pub fn kill(id: u64) -> Result<(), KillError> {
     Ok(())
 }
 
+/// Blocks the calling (kernel) thread until SIP `id` has ended; returns at once if it is not alive.
+pub fn wait(id: u64) {
+    let _kernel = KernelMode::enter();
+    let Some(me) = sched::current_id() else { return };
+    loop {
+        match table().lock().sips.get_mut(&id) {
+            Some(sip) => sip.waiters.push(me),
+            None => return,
+        }
+        sched::block_current();
+    }
+}
+
 /// Removes SIP `id` and everything it owns, except the running thread `running` (which exits right after).
 fn reclaim(id: u64, reason: EndReason, running: Option<ThreadId>) {
-    let Some(sip) = table().lock().sips.remove(&id) else { return };
+    let Some(mut sip) = table().lock().sips.remove(&id) else { return };
     let reason = match reason {
         // An allocation failure shows up as a panic; the arena knows whether the quota was the cause.
         EndReason::Panicked(_) if sip.arena.quota_hit() => EndReason::QuotaExceeded,
@@ -185,7 +200,9 @@ fn reclaim(id: u64, reason: EndReason, running: Option<ThreadId>) {
     crate::ipc::exchange_heap::reclaim(channels::Owner(id));
     let (name, restarts) = (sip.manifest.name, sip.restarts);
     let policy = sip.manifest.restart;
+    let waiters = core::mem::take(&mut sip.waiters);
     drop(sip); // unmaps the arena
+    waiters.into_iter().for_each(sched::wake);
     if matches!(reason, EndReason::Exited(ExitStatus::Success)) {
         log::debug!("sip {name}#{id} {reason}");
     } else {

@@ -1,0 +1,6 @@
+//! An unmangled symbol, which could collide with or replace a kernel symbol.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[no_mangle]
+pub extern "C" fn entry() {}
