@@ -7,15 +7,20 @@ use fault as _;
 use template as _;
 
 crate::selftest! {
-    /// Manifests arrived, each passes the kernel's checks, and no two share a name.
-    fn manifests_registered_and_valid() {
-        let names: alloc::vec::Vec<&str> = contracts::all().iter().map(|c| c.name).collect();
+    /// Manifests arrived, no two share a name, and the kernel refuses an invalid one without starting anything.
+    fn manifests_registered_and_checked() {
         let manifests = &sip_runtime::MANIFESTS;
         crate::check!(!manifests.is_empty(), "no manifest registered: are the service crates linked?");
         for (i, m) in manifests.iter().enumerate() {
-            m.check(&names).map_err(|e| alloc::format!("manifest '{}': {e}", m.name))?;
             crate::check!(!manifests[..i].iter().any(|o| o.name == m.name), "two manifests named '{}'", m.name);
         }
+        let live = crate::sip::next_after(None);
+        let refused = crate::sip::spawn("fault-bad-manifest", "", None);
+        crate::check!(
+            matches!(refused, Err(sip_runtime::SpawnError::BadManifest(sip_runtime::ManifestError::QuotaOutOfRange(0)))),
+            "invalid manifest not refused: {refused:?}"
+        );
+        crate::check!(crate::sip::next_after(None) == live, "a refused spawn left a SIP behind");
         Ok(())
     }
 }

@@ -181,6 +181,7 @@ fn mem(args: &[&str]) -> Result<(), CommandError> {
         frames.free,
         mib(frames.free)
     );
+    println!("frames in use: {} for data, {} for page tables", frames.used_for_data(), frames.page_tables);
     println!(
         "heap: {} bytes used, {} bytes free, {} KiB mapped (limit {} MiB)",
         heap.used,
@@ -311,7 +312,8 @@ fn kill(args: &[&str]) -> Result<(), CommandError> {
 
 fn services(args: &[&str]) -> Result<(), CommandError> {
     no_args(args, "services")?;
-    println!("{:<16} {:>10} {:>8}  {:<24} EXPORTS", "NAME", "QUOTA", "STACK", "RESTART");
+    let contracts: alloc::vec::Vec<&str> = contracts::all().iter().map(|c| c.name).collect();
+    println!("{:<20} {:>10} {:>8}  {:<24} {:<8} EXPORTS", "NAME", "QUOTA", "STACK", "RESTART", "MANIFEST");
     for m in sip_runtime::MANIFESTS.iter() {
         let restart = match m.restart {
             sip_runtime::RestartPolicy::Never => alloc::string::String::from("never"),
@@ -319,7 +321,16 @@ fn services(args: &[&str]) -> Result<(), CommandError> {
                 alloc::format!("on failure, {max_restarts}x, {backoff_ms} ms")
             }
         };
-        println!("{:<16} {:>10} {:>8}  {:<24} {}", m.name, m.heap_quota, m.stack_size, restart, m.exports.join(", "));
+        let check = if m.check(&contracts).is_ok() { "ok" } else { "invalid" };
+        println!(
+            "{:<20} {:>10} {:>8}  {:<24} {:<8} {}",
+            m.name,
+            m.heap_quota,
+            m.stack_size,
+            restart,
+            check,
+            m.exports.join(", ")
+        );
     }
     Ok(())
 }

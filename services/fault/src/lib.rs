@@ -4,7 +4,8 @@
 //! a page fault, in its own code), `quota` (allocates until its heap quota is spent), `spin` (loops forever
 //! without yielding: preemption must keep the system alive), `exit` (ends cleanly, the control case). The
 //! second manifest, `fault-restart`, fails shortly after starting and has a restart policy, so supervision can
-//! be observed.
+//! be observed; the third, `fault-bad-manifest`, is invalid on purpose (heap quota 0), so the kernel's manifest
+//! check can be seen refusing it.
 //!
 //! Not here: other CPU exceptions (#DE, #UD, #GP...): safe Rust cannot raise them (division is checked and
 //! panics), which is the point of type-based isolation.
@@ -36,6 +37,19 @@ sip! {
     heap_quota: 64 * 1024,
     stack_size: 16 * 1024,
     restart: RestartPolicy::OnFailure { max_restarts: 2, backoff_ms: 50 },
+    capabilities: [],
+}
+
+// A manifest the kernel must refuse (quota 0): the fixture for "a manifest error gives a clear error, nothing
+// starts". It is never valid, so `spawn fault-bad-manifest` always fails at the kernel's check.
+sip! {
+    name: "fault-bad-manifest",
+    entry: main,
+    exports: [],
+    imports: [],
+    heap_quota: 0,
+    stack_size: 16 * 1024,
+    restart: RestartPolicy::Never,
     capabilities: [],
 }
 
