@@ -1,21 +1,42 @@
-//! Build script of the root package: turns the kernel ELF into bootable BIOS and UEFI disk images.
+//! Build script of the root package: builds the kernel, then turns its ELF into bootable BIOS and UEFI disk
+//! images.
 //!
-//! The kernel arrives as a cargo artifact dependency (`kernel = { artifact = "bin", target =
-//! "x86_64-unknown-none" }` in Cargo.toml, `bindeps` in .cargo/config.toml): cargo builds it for the bare-metal
-//! target and hands this script its path in `CARGO_BIN_FILE_KERNEL_kernel`. The `bootloader` crate then writes
+//! The kernel is built by a nested `cargo build -p kernel --profile kernel` with a target directory of its own
+//! (`<target dir>/kernel`). Decision (docs/architecture.md): not a Cargo artifact dependency, because Cargo
+//! unifies features across one build: a `cargo test` that also tests `channels` or `contracts` would switch on
+//! their test-only `std` features and dev-dependencies (crossbeam-channel with `std`, ...) in the kernel's
+//! copies of those crates, and the kernel would no longer build for `x86_64-unknown-none`. A separate cargo
+//! invocation resolves the kernel's graph alone. The `bootloader` crate then writes
 //! `plurality-bios.img` and `plurality-uefi.img` into `OUT_DIR`, and the paths reach the runner as compile-time
 //! environment variables `BIOS_IMAGE`, `UEFI_IMAGE` and `KERNEL_ELF` (the runner copies the images to
 //! `<target dir>/images/` itself; `OUT_DIR`'s nesting differs between cargo versions, so nothing may hard-code it).
 //!
-//! Not in here: building the kernel (cargo does that), booting (src/), the kernel's own bootloader settings
+//! Not in here: booting (src/), the kernel's own bootloader settings
 //! such as memory mappings (the kernel declares those with `entry_point!`). Only the bootloader's run-time
 //! `BootConfig` is chosen here.
 //!
-//! Invariant: the script reruns exactly when the kernel ELF or this file changes, so editing the runner or the
-//! tests does not rebuild the images. Every failure a user can hit ends with a message saying what to do, not a
+//! Invariant: the script reruns when a source of the kernel image (the kernel and every crate it links) or this
+//! file changes, so editing the runner or the host tests does not rebuild the images. Every failure a user can hit ends with a message saying what to do, not a
 //! panic backtrace.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Sources of the kernel image, relative to the workspace root: a change in any of them rebuilds it.
+const KERNEL_SOURCES: &[&str] = &[
+    "Cargo.toml",
+    "Cargo.lock",
+    "rust-toolchain.toml",
+    "kernel",
+    "cpu-rings",
+    "channels/Cargo.toml",
+    "channels/src",
+    "contracts/Cargo.toml",
+    "contracts/src",
+    "contracts/macros",
+    "sip-runtime",
+    "services",
+];
 
 fn main() {
     if let Err(message) = run() {
@@ -26,17 +47,14 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let kernel = env_path("CARGO_BIN_FILE_KERNEL_kernel").map_err(|e| {
-        format!(
-            "{e}. The kernel reaches build.rs as an artifact dependency: it needs a nightly cargo (see \
-             rust-toolchain.toml) with `[unstable] bindeps = true` (.cargo/config.toml)"
-        )
-    })?;
     let out = env_path("OUT_DIR")?;
+    let root = env_path("CARGO_MANIFEST_DIR")?;
     println!("cargo:rerun-if-changed=build.rs");
-    // An absolute path: cargo compares its mtime with the last run's, so a rebuilt kernel remakes the images.
-    println!("cargo:rerun-if-changed={}", kernel.display());
-
+    for source in KERNEL_SOURCES {
+        // Cargo scans a directory recursively for changed files.
+        println!("cargo:rerun-if-changed={}", root.join(source).display());
+    }
+    let kernel = build_kernel(&root)?;
     if !kernel.is_file() {
         return Err(format!("the kernel ELF {} does not exist", kernel.display()));
     }
@@ -57,6 +75,38 @@ fn run() -> Result<(), String> {
     println!("cargo:rustc-env=UEFI_IMAGE={}", uefi.display());
     println!("cargo:rustc-env=KERNEL_ELF={}", kernel.display());
     Ok(())
+}
+
+/// Builds the kernel with a nested cargo and returns the path of its ELF.
+fn build_kernel(root: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // The outer build's target directory (where `debug/` and `release/` live), and a directory of its own
+    // under it: sharing the outer one would deadlock on its lock.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = if target.is_absolute() { target } else { root.join(target) };
+    let kernel_target = target.join("kernel");
+    let mut command = Command::new(&cargo);
+    command
+        .current_dir(root)
+        .args(["build", "-p", "kernel", "--profile", "kernel", "--target-dir"])
+        .arg(&kernel_target)
+        // Settings meant for the outer (host) build must not leak into the kernel's.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    let status = command.status().map_err(|e| format!("cannot run {} to build the kernel: {e}", cargo.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "building the kernel failed ({status}); the compiler's messages are above. To see them alone: \
+             cargo build -p kernel --profile kernel --target-dir {}",
+            kernel_target.display()
+        ));
+    }
+    Ok(kernel_target.join("x86_64-unknown-none").join("kernel").join("kernel"))
 }
 
 /// The bootloader's run-time settings, written into each image as `boot.json`.
