@@ -209,7 +209,9 @@ pub fn qemu_args(opts: &Options, plan: &Plan) -> Vec<OsString> {
         add(&mut args, &["-s", "-S"]);
     }
     if opts.icount {
-        add(&mut args, &["-icount", "shift=0"]);
+        // The guest cannot see icount by itself: a fw_cfg file tells the kernel, so `bench` labels its unit
+        // (guest instructions instead of TSC cycles).
+        add(&mut args, &["-icount", "shift=0", "-fw_cfg", "name=opt/plurality/icount,string=1"]);
     }
     if opts.firmware == Firmware::Uefi {
         match &plan.ovmf {
@@ -366,7 +368,7 @@ mod tests {
         assert!(!line.contains("-display"), "{line}");
         assert!(line.contains("-m 1024M -smp 4"), "{line}");
         assert!(line.contains("-s -S"), "{line}");
-        assert!(line.contains("-icount shift=0"), "{line}");
+        assert!(line.contains("-icount shift=0 -fw_cfg name=opt/plurality/icount,string=1"), "{line}");
         assert!(line.ends_with("-cpu max"), "user arguments must come last: {line}");
     }
 

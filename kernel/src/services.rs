@@ -3,6 +3,7 @@
 //! A crate that only contributes to a linkme slice is dropped by the linker unless something names it
 //! (boot-facts.md): these `use` lines name them. The `services` self-test checks that every manifest arrived.
 
+use benchmark as _;
 use fault as _;
 use template as _;
 

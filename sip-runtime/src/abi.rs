@@ -155,4 +155,16 @@ pub trait KernelAbi: Sync {
     fn process_after(&self, after: Option<SipId>) -> Option<ProcessInfo>;
     /// Memory figures (needs `SystemInfo`; zeroes otherwise).
     fn memory(&self) -> MemoryInfo;
+    /// The core the calling thread runs on (also the cheapest call there is: the ABI-call benchmark).
+    fn current_core(&self) -> u32;
+    /// Blocks until SIP `id` has ended; `Err(NoSuchProcess)` if it is not alive.
+    fn wait(&self, id: SipId) -> Result<(), KillError>;
+    /// Writes text to the system console as it is (needs `Console`).
+    fn console_write(&self, text: &str) -> Result<(), NotPermitted>;
+    /// Whether the cycle counter counts guest instructions (QEMU `-icount`) rather than TSC cycles.
+    fn cycles_are_instructions(&self) -> bool;
 }
+
+/// The caller's manifest lacks the capability the call needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotPermitted;

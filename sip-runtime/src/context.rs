@@ -1,6 +1,8 @@
 //! `SipContext`: what a SIP's entry function receives.
 
-use crate::abi::{ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, ProcessInfo, SipId, SpawnError};
+use crate::abi::{
+    ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, NotPermitted, ProcessInfo, SipId, SpawnError,
+};
 use alloc::string::String;
 use core::fmt::{self, Write};
 
@@ -100,5 +102,17 @@ impl SipContext {
     /// Memory figures.
     pub fn memory(&self) -> MemoryInfo {
         self.abi.memory()
+    }
+
+    /// Blocks until SIP `id` has ended.
+    pub fn wait(&self, id: SipId) -> Result<(), KillError> {
+        self.abi.wait(id)
+    }
+
+    /// Writes formatted text to the system console (needs the `Console` capability).
+    pub fn print(&self, args: fmt::Arguments<'_>) -> Result<(), NotPermitted> {
+        let mut text = String::new();
+        let _ = text.write_fmt(args);
+        self.abi.console_write(&text)
     }
 }

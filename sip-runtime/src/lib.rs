@@ -22,7 +22,9 @@ mod abi;
 mod context;
 mod manifest;
 
-pub use abi::{ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, ProcessInfo, ProcessState, SipId, SpawnError};
+pub use abi::{
+    ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, NotPermitted, ProcessInfo, ProcessState, SipId, SpawnError,
+};
 pub use context::SipContext;
 pub use manifest::{Capability, MANIFESTS, Manifest, ManifestError, RestartPolicy};
 

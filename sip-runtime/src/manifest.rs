@@ -58,6 +58,8 @@ pub enum Capability {
     SystemInfo,
     /// Change the log level, run self-tests, shut the machine down.
     SystemAdmin,
+    /// Write to the system console directly.
+    Console,
 }
 
 /// Why the kernel refused a manifest.

@@ -55,6 +55,12 @@ const COMMANDS: &[Command] = &[
         run: repeat,
     },
     Command { name: "services", usage: "services", help: "registered service manifests", run: services },
+    Command {
+        name: "bench",
+        usage: "bench [capacity]",
+        help: "measure ABI call, yield, SIP create+exit (or SIP capacity)",
+        run: bench,
+    },
     Command { name: "selftest", usage: "selftest [FILTER]", help: "run the in-kernel self-tests", run: selftest },
     Command { name: "shutdown", usage: "shutdown", help: "power the machine off", run: shutdown },
     Command {
@@ -359,4 +365,11 @@ fn repeat(args: &[&str]) -> Result<(), CommandError> {
     }
     println!("repeat: {count} runs of '{name}' done");
     Ok(())
+}
+
+fn bench(args: &[&str]) -> Result<(), CommandError> {
+    match args {
+        [] | ["capacity"] => run_service(&[&["bench"], args].concat()),
+        _ => Err(CommandError::Usage("bench [capacity]")),
+    }
 }

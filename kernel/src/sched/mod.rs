@@ -66,8 +66,8 @@ pub struct Scheduler {
     #[allow(clippy::vec_box, reason = "a switch writes the saved RSP through a pointer into the box, after the push")]
     dead: Vec<Box<Thread>>,
     idle: Option<Box<Thread>>,
-    /// Parked threads with a wake-up deadline (uptime nanoseconds).
-    sleepers: Vec<(u64, ThreadId)>,
+    /// Parked threads with a wake-up deadline (uptime nanoseconds), earliest first.
+    sleepers: BTreeSet<(u64, ThreadId)>,
     /// Context switches on this core.
     pub switches: u64,
 }
@@ -82,7 +82,7 @@ impl Scheduler {
             wake_pending: BTreeSet::new(),
             dead: Vec::new(),
             idle: None,
-            sleepers: Vec::new(),
+            sleepers: BTreeSet::new(),
             switches: 0,
         }
     }
@@ -252,15 +252,24 @@ pub fn exit_current() -> ! {
     unreachable!("an exited thread was scheduled again")
 }
 
+/// Sleeps this long or longer are "forever": the thread parks with no deadline (about 292 years).
+const FOREVER: u64 = u64::MAX / 2;
+
 /// Parks the running thread for at least `nanos` (woken by the timer tick that passes the deadline).
 pub fn sleep(nanos: u64) {
+    if nanos >= FOREVER {
+        // No deadline to track: park until something (a kill) ends the thread.
+        loop {
+            block_current();
+        }
+    }
     let deadline = crate::time::uptime_nanos().saturating_add(nanos);
     while crate::time::uptime_nanos() < deadline {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
         if let Some(id) = current_id() {
             let _kernel = crate::exec::KernelMode::enter();
-            percpu::current().scheduler.lock().sleepers.push((deadline, id));
+            percpu::current().scheduler.lock().sleepers.insert((deadline, id));
         }
         schedule(Reason::Block);
         if were_enabled {
@@ -302,17 +311,16 @@ fn wake_expired_sleepers() {
     let now = crate::time::uptime_nanos();
     let _kernel = crate::exec::KernelMode::enter();
     let mut s = percpu::current().scheduler.lock();
-    if s.sleepers.iter().all(|(deadline, _)| *deadline > now) {
+    if s.sleepers.first().is_none_or(|(deadline, _)| *deadline > now) {
         return;
     }
     let mut expired = Vec::new();
-    s.sleepers.retain(|(deadline, id)| {
-        let due = *deadline <= now;
-        if due {
-            expired.push(*id);
-        }
-        !due
-    });
+    while let Some(&(deadline, id)) = s.sleepers.first()
+        && deadline <= now
+    {
+        s.sleepers.pop_first();
+        expired.push(id);
+    }
     drop(s);
     expired.into_iter().for_each(wake);
 }
@@ -342,10 +350,8 @@ fn schedule(reason: Reason) {
         };
         let prev_rsp: *mut u64 = &mut prev.rsp;
         let next_rsp = next.rsp;
+        let (next_depth, next_owner, next_arena) = (next.kernel_depth, next.owner, next.arena);
         prev.kernel_depth = cpu.kernel_depth.load(Ordering::Relaxed);
-        cpu.kernel_depth.store(next.kernel_depth, Ordering::Relaxed);
-        cpu.current_owner.store(owner_code(next.owner), Ordering::Relaxed);
-        cpu.current_arena.store(next.arena, Ordering::Relaxed);
         match reason {
             _ if prev.idle => s.idle = Some(prev),
             Reason::Yield => s.run_queue.push_back(prev),
@@ -359,6 +365,11 @@ fn schedule(reason: Reason) {
         }
         s.current = Some(next);
         s.switches += 1;
+        // Only now, after the last allocation of this switch (the queue pushes above), does the per-CPU
+        // context become the next thread's: earlier, those pushes would land in the next SIP's arena.
+        cpu.kernel_depth.store(next_depth, Ordering::Relaxed);
+        cpu.current_owner.store(owner_code(next_owner), Ordering::Relaxed);
+        cpu.current_arena.store(next_arena, Ordering::Relaxed);
         (prev_rsp, next_rsp)
     };
     // SAFETY: interrupts are off (caller contract); `prev_rsp` points into a boxed Thread that stays alive at

@@ -6,7 +6,9 @@
 use super::EndReason;
 use crate::exec::{self, KernelMode};
 use crate::{arch, memory, sched, time};
-use sip_runtime::{Capability, ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, ProcessInfo, SipId, SpawnError};
+use sip_runtime::{
+    Capability, ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, NotPermitted, ProcessInfo, SipId, SpawnError,
+};
 
 /// The ABI object every ring-0 SIP gets.
 pub struct Ring0Abi;
@@ -100,4 +102,32 @@ impl KernelAbi for Ring0Abi {
             exchange_blocks,
         }
     }
+
+    fn current_core(&self) -> u32 {
+        crate::percpu::current_index()
+    }
+
+    fn wait(&self, id: SipId) -> Result<(), KillError> {
+        let _kernel = KernelMode::enter();
+        if super::manifest_of(id.0).is_none() {
+            return Err(KillError::NoSuchProcess);
+        }
+        super::wait(id.0);
+        Ok(())
+    }
+
+    fn console_write(&self, text: &str) -> Result<(), NotPermitted> {
+        let _kernel = KernelMode::enter();
+        if !caller_may(Capability::Console) {
+            return Err(NotPermitted);
+        }
+        crate::print!("{text}");
+        Ok(())
+    }
+
+    fn cycles_are_instructions(&self) -> bool {
+        *ICOUNT.call_once(crate::platform::fw_cfg::icount)
+    }
 }
+
+static ICOUNT: spin::Once<bool> = spin::Once::new();

@@ -1,0 +1,123 @@
+//! The runtime side of typestate endpoints: the [`Contract`] trait, the [`Receive`] trait that `contract!`
+//! implements for every endpoint in a receiving state, and the errors of sending and receiving.
+//!
+//! Not here: the endpoint types themselves (generated per contract, so each contract's states get their own
+//! methods) and `select` ([`select`](crate::select2)).
+//!
+//! Invariant: a typed endpoint is a [`RawEndpoint`] plus a zero-sized state; every operation consumes it and
+//! returns it in the next state, so the typestate costs nothing at run time.
+
+use crate::describe::ContractInfo;
+use crate::exchangeable::Exchangeable;
+use crate::raw::{RawEndpoint, TryRecvError};
+use core::fmt;
+
+/// What `contract!` declares about a contract (implemented by its generated marker type).
+pub trait Contract: 'static {
+    /// Every message the client (importer) may send: Sing#'s `in` messages.
+    type ToServer: Exchangeable;
+    /// Every message the server (exporter) may send: Sing#'s `out` messages.
+    type ToClient: Exchangeable;
+    /// The most client-to-server messages in flight at once (computed from the state machine).
+    const TO_SERVER_CAPACITY: usize;
+    /// The most server-to-client messages in flight at once.
+    const TO_CLIENT_CAPACITY: usize;
+    /// The state machine.
+    const INFO: &'static ContractInfo;
+}
+
+/// The raw transports of a contract channel: (client side, server side).
+pub type ContractPair<C> = (
+    RawEndpoint<<C as Contract>::ToServer, <C as Contract>::ToClient>,
+    RawEndpoint<<C as Contract>::ToClient, <C as Contract>::ToServer>,
+);
+
+/// Creates the raw pair behind a contract channel, with rings sized by the contract.
+pub fn contract_pair<C: Contract>() -> ContractPair<C> {
+    crate::raw::pair(C::TO_SERVER_CAPACITY, C::TO_CLIENT_CAPACITY)
+}
+
+/// The peer is gone: nothing will arrive.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Closed;
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("peer endpoint closed")
+    }
+}
+
+/// A send found the peer gone; the message comes back.
+#[derive(PartialEq, Eq)]
+pub struct PeerClosed<M>(pub M);
+
+impl<M> PeerClosed<M> {
+    /// The message that was not delivered.
+    pub fn into_inner(self) -> M {
+        self.0
+    }
+}
+
+impl<M> fmt::Debug for PeerClosed<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PeerClosed(..)")
+    }
+}
+
+impl<M> fmt::Display for PeerClosed<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("peer endpoint closed; message returned")
+    }
+}
+
+/// The result of a non-blocking receive.
+#[derive(Debug)]
+pub enum TryRecv<M, E> {
+    /// A message arrived (it carries the endpoint in its next state).
+    Message(M),
+    /// Nothing yet: here is the endpoint back, still in its state.
+    Empty(E),
+    /// The peer is gone.
+    Closed,
+}
+
+/// An endpoint in a state where it receives. Implemented by `contract!`; the methods are its plumbing.
+pub trait Receive: Sized {
+    /// What the endpoint sends (its raw transport's type).
+    type Tx: Exchangeable;
+    /// What the endpoint receives.
+    type Rx: Exchangeable;
+    /// The enum of messages allowed in this state, each with the endpoint in its next state.
+    type Message;
+
+    /// The transport.
+    #[doc(hidden)]
+    fn __raw(&mut self) -> &mut RawEndpoint<Self::Tx, Self::Rx>;
+
+    /// The transport, shared.
+    #[doc(hidden)]
+    fn __raw_ref(&self) -> &RawEndpoint<Self::Tx, Self::Rx>;
+
+    /// Types a received message by the state, moving the endpoint into its next state. A message the state does
+    /// not allow (impossible through typed endpoints) is `Err(Closed)` and drops the endpoint.
+    #[doc(hidden)]
+    fn __decode(self, message: Self::Rx) -> Result<Self::Message, Closed>;
+}
+
+/// Waits for the next message (or the peer's close).
+pub fn recv<E: Receive>(mut endpoint: E) -> Result<E::Message, Closed> {
+    let message = endpoint.__raw().recv()?;
+    endpoint.__decode(message)
+}
+
+/// Takes the next message if one is there.
+pub fn try_recv<E: Receive>(mut endpoint: E) -> TryRecv<E::Message, E> {
+    match endpoint.__raw().try_recv() {
+        Ok(message) => match endpoint.__decode(message) {
+            Ok(typed) => TryRecv::Message(typed),
+            Err(Closed) => TryRecv::Closed,
+        },
+        Err(TryRecvError::Empty) => TryRecv::Empty(endpoint),
+        Err(TryRecvError::Closed) => TryRecv::Closed,
+    }
+}

@@ -1,0 +1,114 @@
+//! `select`: wait on several endpoints at once and take the first message (Sing#'s `switch receive`).
+//!
+//! [`select2`] and [`select3`] take endpoints of any contracts and states and return a typed result naming the one
+//! that fired, with the others handed back unchanged; [`select_vec`] serves many endpoints of one type.
+//!
+//! Invariants: a select returns as soon as one endpoint has a message or a closed peer, and blocks (through the
+//! platform hook) only when none has. Fairness: the polling order rotates with the number of messages the
+//! endpoints have received so far, so an endpoint that is always ready cannot starve another — without any
+//! state shared between threads or cores.
+
+use crate::endpoint::{Closed, Receive};
+use crate::raw::{TryRecvError, block_on};
+use crate::ring::Readiness;
+use alloc::vec::Vec;
+
+/// Which of two endpoints fired; the other comes back unchanged.
+#[derive(Debug)]
+pub enum Select2<A: Receive, B: Receive> {
+    /// The first endpoint received (or found its peer closed).
+    First(Result<A::Message, Closed>, B),
+    /// The second endpoint received (or found its peer closed).
+    Second(A, Result<B::Message, Closed>),
+}
+
+/// Which of three endpoints fired; the others come back unchanged.
+#[derive(Debug)]
+pub enum Select3<A: Receive, B: Receive, C: Receive> {
+    /// The first endpoint fired.
+    First(Result<A::Message, Closed>, B, C),
+    /// The second endpoint fired.
+    Second(A, Result<B::Message, Closed>, C),
+    /// The third endpoint fired.
+    Third(A, B, Result<C::Message, Closed>),
+}
+
+/// Takes a message or a close from `endpoint` if one is there.
+fn poll<E: Receive>(endpoint: &mut E) -> Option<Result<E::Rx, Closed>> {
+    match endpoint.__raw().try_recv() {
+        Ok(message) => Some(Ok(message)),
+        Err(TryRecvError::Closed) => Some(Err(Closed)),
+        Err(TryRecvError::Empty) => None,
+    }
+}
+
+/// Types what `poll` took.
+fn finish<E: Receive>(endpoint: E, taken: Result<E::Rx, Closed>) -> Result<E::Message, Closed> {
+    endpoint.__decode(taken?)
+}
+
+/// Waits until `a` or `b` has a message (or a closed peer) and takes it.
+pub fn select2<A: Receive, B: Receive>(mut a: A, mut b: B) -> Select2<A, B> {
+    loop {
+        let start = a.__raw_ref().consumed().wrapping_add(b.__raw_ref().consumed());
+        for turn in 0..2 {
+            if (start.wrapping_add(turn)) % 2 == 0 {
+                if let Some(taken) = poll(&mut a) {
+                    return Select2::First(finish(a, taken), b);
+                }
+            } else if let Some(taken) = poll(&mut b) {
+                return Select2::Second(a, finish(b, taken));
+            }
+        }
+        block_on(&[a.__raw_ref().readiness(), b.__raw_ref().readiness()]);
+    }
+}
+
+/// Waits until `a`, `b` or `c` has a message (or a closed peer) and takes it.
+pub fn select3<A: Receive, B: Receive, C: Receive>(mut a: A, mut b: B, mut c: C) -> Select3<A, B, C> {
+    loop {
+        let start =
+            a.__raw_ref().consumed().wrapping_add(b.__raw_ref().consumed()).wrapping_add(c.__raw_ref().consumed());
+        for turn in 0..3 {
+            match start.wrapping_add(turn) % 3 {
+                0 => {
+                    if let Some(taken) = poll(&mut a) {
+                        return Select3::First(finish(a, taken), b, c);
+                    }
+                }
+                1 => {
+                    if let Some(taken) = poll(&mut b) {
+                        return Select3::Second(a, finish(b, taken), c);
+                    }
+                }
+                _ => {
+                    if let Some(taken) = poll(&mut c) {
+                        return Select3::Third(a, b, finish(c, taken));
+                    }
+                }
+            }
+        }
+        block_on(&[a.__raw_ref().readiness(), b.__raw_ref().readiness(), c.__raw_ref().readiness()]);
+    }
+}
+
+/// Waits until one of `endpoints` has a message (or a closed peer), removes that endpoint from the vector and
+/// returns its former index with what it received. `None` if the vector is empty.
+pub fn select_vec<E: Receive>(endpoints: &mut Vec<E>) -> Option<(usize, Result<E::Message, Closed>)> {
+    if endpoints.is_empty() {
+        return None;
+    }
+    loop {
+        let count = endpoints.len();
+        let start = endpoints.iter().fold(0usize, |sum, e| sum.wrapping_add(e.__raw_ref().consumed()));
+        for turn in 0..count {
+            let index = start.wrapping_add(turn) % count;
+            if let Some(taken) = poll(&mut endpoints[index]) {
+                let endpoint = endpoints.remove(index);
+                return Some((index, finish(endpoint, taken)));
+            }
+        }
+        let sources: Vec<&dyn Readiness> = endpoints.iter().map(|e| e.__raw_ref().readiness()).collect();
+        block_on(&sources);
+    }
+}

@@ -1,0 +1,194 @@
+//! Model-checks the ring and its close/wake protocol with loom, under every interleaving loom explores (with a
+//! bounded number of preemptions, so the suite stays fast). The ring's own source is included, with its `sync`
+//! shim pointed at loom's atomics and cell: what is checked is the code that ships.
+
+extern crate alloc;
+
+#[path = "../src/ring.rs"]
+#[allow(dead_code)]
+mod ring;
+
+/// loom's versions of what `ring.rs` imports from `super::sync`.
+mod sync {
+    pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+    /// A spinning thread must yield under loom, or the model never lets the other thread run.
+    pub(crate) fn spin_hint() {
+        loom::thread::yield_now();
+    }
+}
+
+use loom::sync::Arc;
+use ring::{Readiness, Ring, Waiting, wait_any};
+use std::task::{Wake, Waker};
+
+/// Wakes a loom thread (`unpark` has token semantics, as the `Blocking` hook requires).
+struct LoomWaker(loom::thread::Thread);
+
+impl Wake for LoomWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+fn current_waker() -> Waker {
+    Waker::from(std::sync::Arc::new(LoomWaker(loom::thread::current())))
+}
+
+fn park() {
+    loom::thread::park();
+}
+
+/// No polling phase under loom: straight to the register-and-park protocol, which is what is being checked.
+fn wait(sources: &[&dyn Readiness]) {
+    let how = Waiting { spins: 0, relax: &|_| loom::thread::yield_now(), make_waker: &current_waker, park: &park };
+    wait_any(sources, &how);
+}
+
+fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(preemptions);
+    builder.check(f);
+}
+
+/// The consumer side of `RawEndpoint::recv`: pop, else closed, else block. `None` means closed.
+fn recv(ring: &Ring<u32>) -> Option<u32> {
+    loop {
+        // SAFETY: the calling thread is the model's only consumer.
+        if let Some(value) = unsafe { ring.pop() } {
+            return Some(value);
+        }
+        if ring.is_producer_closed() {
+            // SAFETY: as above.
+            return unsafe { ring.pop() };
+        }
+        wait(&[ring as &dyn Readiness]);
+    }
+}
+
+#[test]
+fn messages_arrive_in_order_then_close_and_the_consumer_never_sleeps_through_them() {
+    model(3, || {
+        let ring = Arc::new(Ring::<u32>::new(2));
+        let producer = {
+            let ring = ring.clone();
+            loom::thread::spawn(move || {
+                for value in [1, 2] {
+                    // SAFETY: this thread is the only producer.
+                    assert!(unsafe { ring.push(value) }.is_ok(), "capacity 2 holds two messages");
+                    ring.notify();
+                }
+                ring.close_producer();
+            })
+        };
+        assert_eq!(recv(&ring), Some(1));
+        assert_eq!(recv(&ring), Some(2));
+        assert_eq!(recv(&ring), None, "after the messages, the close");
+        producer.join().expect("producer");
+    });
+}
+
+#[test]
+fn a_full_ring_is_refilled_only_after_the_consumer_read_the_slot() {
+    // Capacity 1: every second push reuses the slot just read, which loom's cell tracking checks for races.
+    model(3, || {
+        let ring = Arc::new(Ring::<u32>::new(1));
+        let producer = {
+            let ring = ring.clone();
+            loom::thread::spawn(move || {
+                for value in [10, 20, 30] {
+                    let mut pending = value;
+                    loop {
+                        // SAFETY: this thread is the only producer.
+                        match unsafe { ring.push(pending) } {
+                            Ok(()) => break,
+                            Err(back) => {
+                                pending = back;
+                                loom::thread::yield_now();
+                            }
+                        }
+                    }
+                    ring.notify();
+                }
+                ring.close_producer();
+            })
+        };
+        let mut got = Vec::new();
+        while let Some(value) = recv(&ring) {
+            assert!(ring.len() <= 1, "never more than the capacity");
+            got.push(value);
+        }
+        assert_eq!(got, [10, 20, 30]);
+        producer.join().expect("producer");
+    });
+}
+
+#[test]
+fn a_blocked_consumer_wakes_on_close_without_messages() {
+    model(4, || {
+        let ring = Arc::new(Ring::<u32>::new(1));
+        let producer = {
+            let ring = ring.clone();
+            loom::thread::spawn(move || ring.close_producer())
+        };
+        assert_eq!(recv(&ring), None);
+        producer.join().expect("producer");
+    });
+}
+
+#[test]
+fn waiting_on_two_rings_wakes_for_either() {
+    // `select`'s core: one consumer registered in two rings, each fed by its own producer.
+    model(2, || {
+        let a = Arc::new(Ring::<u32>::new(1));
+        let b = Arc::new(Ring::<u32>::new(1));
+        let pa = {
+            let a = a.clone();
+            loom::thread::spawn(move || {
+                // SAFETY: this thread is `a`'s only producer.
+                assert!(unsafe { a.push(1) }.is_ok());
+                a.notify();
+            })
+        };
+        let pb = {
+            let b = b.clone();
+            loom::thread::spawn(move || b.close_producer())
+        };
+        let (mut got_a, mut closed_b) = (false, false);
+        while !(got_a && closed_b) {
+            if !got_a {
+                // SAFETY: the model's main thread is the only consumer of both rings.
+                got_a = unsafe { a.pop() } == Some(1);
+            }
+            if !closed_b {
+                closed_b = b.is_producer_closed();
+            }
+            let mut sources: Vec<&dyn Readiness> = Vec::new();
+            if !got_a {
+                sources.push(&*a);
+            }
+            if !closed_b {
+                sources.push(&*b);
+            }
+            if !sources.is_empty() {
+                wait(&sources);
+            }
+        }
+        pa.join().expect("producer a");
+        pb.join().expect("producer b");
+    });
+}
+
+#[test]
+fn the_producer_sees_the_consumer_close() {
+    model(3, || {
+        let ring = Arc::new(Ring::<u32>::new(1));
+        let consumer = {
+            let ring = ring.clone();
+            loom::thread::spawn(move || ring.close_consumer())
+        };
+        consumer.join().expect("consumer");
+        assert!(ring.is_consumer_closed(), "a close that happened before is always seen");
+    });
+}

@@ -1,0 +1,73 @@
+//! `#[derive(Exchangeable)]`: a struct or enum is exchangeable if all its fields are.
+//!
+//! The generated `__transfer` walks every field with the field type's own span, so a field that is not
+//! exchangeable (a reference, `Box`, `Rc`, a cell...) is reported at that field. Unions are rejected (the walk
+//! could not know which field is live). Type parameters get an `Exchangeable` bound.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Fields, parse_quote};
+
+pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
+    let name = &input.ident;
+    let mut generics = input.generics.clone();
+    for param in generics.type_params_mut() {
+        param.bounds.push(parse_quote!(::channels::Exchangeable));
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let body = match &input.data {
+        Data::Struct(data) => {
+            let (pattern, walks) = walk_fields(&data.fields);
+            quote! { let Self #pattern = self; #(#walks)* }
+        }
+        Data::Enum(data) => {
+            let arms = data.variants.iter().map(|variant| {
+                let ident = &variant.ident;
+                let (pattern, walks) = walk_fields(&variant.fields);
+                quote! { Self::#ident #pattern => { #(#walks)* } }
+            });
+            quote! {
+                #[allow(unreachable_code)]
+                match self { #(#arms)* }
+            }
+        }
+        Data::Union(data) => {
+            return Err(syn::Error::new(
+                data.union_token.span(),
+                "a union cannot be Exchangeable: ownership transfer must know which field is live",
+            ));
+        }
+    };
+    Ok(quote! {
+        impl #impl_generics ::channels::__private::Sealed for #name #ty_generics #where_clause {}
+        impl #impl_generics ::channels::Exchangeable for #name #ty_generics #where_clause {
+            #[allow(unused_variables)]
+            fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
+                #body
+            }
+        }
+    })
+}
+
+/// A pattern binding every field by reference, and one `__transfer` call per field.
+fn walk_fields(fields: &Fields) -> (TokenStream, Vec<TokenStream>) {
+    let bindings: Vec<_> = (0..fields.len()).map(|i| format_ident!("field{i}")).collect();
+    let walks = fields
+        .iter()
+        .zip(&bindings)
+        .map(|(field, binding)| {
+            let ty = &field.ty;
+            quote_spanned! {ty.span()=> <#ty as ::channels::Exchangeable>::__transfer(#binding, heap, to); }
+        })
+        .collect();
+    let pattern = match fields {
+        Fields::Named(named) => {
+            let names = named.named.iter().map(|f| &f.ident);
+            quote!({ #(#names: #bindings),* })
+        }
+        Fields::Unnamed(_) => quote!(( #(#bindings),* )),
+        Fields::Unit => quote!(),
+    };
+    (pattern, walks)
+}

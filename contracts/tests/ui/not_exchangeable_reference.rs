@@ -1,0 +1,13 @@
+// Messages carry owned, tree-shaped exchange-heap data: `&'static u8` may not travel.
+use contracts::contract;
+
+contract! {
+    pub contract Leaky {
+        in message Leak(&'static u8);
+        out message Ack;
+        initial state Ready { Leak -> Acking }
+        state Acking { Ack -> Ready }
+    }
+}
+
+fn main() {}

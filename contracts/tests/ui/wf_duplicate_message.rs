@@ -1,0 +1,12 @@
+use contracts::contract;
+
+contract! {
+    pub contract Broken {
+        in message Go;
+        out message Ack;
+        initial state Ready { Go -> Acking, Go -> Ready }
+        state Acking { Ack -> Ready }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use contracts::contract;
+
+contract! {
+    pub contract Broken {
+        in message Go;
+        initial state Ready { Go -> Stuck }
+        state Stuck;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use contracts::contract;
+
+contract! {
+    pub contract Broken {
+        in message Go;
+        initial state Ready { Go -> Nowhere }
+    }
+}
+
+fn main() {}

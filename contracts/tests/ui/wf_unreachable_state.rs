@@ -1,0 +1,13 @@
+use contracts::contract;
+
+contract! {
+    pub contract Broken {
+        in message Go;
+        out message Ack;
+        initial state Ready { Go -> Acking }
+        state Acking { Ack -> Ready }
+        state Orphan { Ack -> Ready }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,206 @@
+//! The in-OS benchmark driver, behind the shell's `bench`: the operations of Singularity's Table 1, measured in
+//! one boot with the cycle counter, as median and spread over many rounds.
+//!
+//! Operations: a kernel ABI call; a thread yield with nobody else ready; a yield round trip A→B→A between two
+//! SIPs; SIP create + exit; and (`bench capacity`) how many idle SIPs fit in memory and the kernel memory each
+//! costs. Under the runner's `--icount` the counter is the guest instruction count (deterministic across
+//! boots); otherwise it is the TSC under emulation, inflated and noisy: compare ratios within one run.
+//!
+//! Not here: cross-core figures (multikernel issue) and channel ping-pong (added with the channel services).
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::hint::black_box;
+use sip_runtime::{Capability, ExitStatus, RestartPolicy, SipContext, SipId, sip};
+
+sip! {
+    name: "bench",
+    entry: main,
+    exports: [],
+    imports: [],
+    heap_quota: 4 << 20,
+    stack_size: 64 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [Capability::ProcessControl, Capability::SystemInfo, Capability::Console],
+}
+
+// Yields a given number of times: the partner for the A->B->A measurement.
+sip! {
+    name: "bench-partner",
+    entry: partner,
+    exports: [],
+    imports: [],
+    heap_quota: 16 * 1024,
+    stack_size: 16 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
+// Does nothing: the SIP of the create+exit measurement.
+sip! {
+    name: "bench-null",
+    entry: null,
+    exports: [],
+    imports: [],
+    heap_quota: 16 * 1024,
+    stack_size: 8 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
+// Parks forever without allocating: the SIP of the capacity measurement.
+sip! {
+    name: "bench-idle",
+    entry: idle,
+    exports: [],
+    imports: [],
+    heap_quota: 16 * 1024,
+    stack_size: 8 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
+/// Rounds per operation; the median and extremes are taken over them.
+const ROUNDS: usize = 21;
+
+/// Median, minimum and maximum of per-operation costs over the rounds.
+struct Figures {
+    median: u64,
+    min: u64,
+    max: u64,
+}
+
+fn figures(mut per_op: Vec<u64>) -> Figures {
+    per_op.sort_unstable();
+    Figures { median: per_op[per_op.len() / 2], min: per_op[0], max: per_op[per_op.len() - 1] }
+}
+
+/// Runs `op` `iterations` times per round and returns the per-operation cost of each round.
+fn measure(ctx: &SipContext, iterations: u64, mut op: impl FnMut()) -> Figures {
+    let mut per_op = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let start = ctx.cycles();
+        for _ in 0..iterations {
+            op();
+        }
+        per_op.push((ctx.cycles() - start) / iterations);
+    }
+    figures(per_op)
+}
+
+fn row(ctx: &SipContext, name: &str, f: &Figures, iterations: u64, singularity: &str) {
+    let _ = ctx.print(format_args!(
+        "{name:<30} {:>10} {:>10} {:>10} {:>8}  {singularity:>10}\n",
+        f.median, f.min, f.max, iterations
+    ));
+}
+
+fn main(ctx: SipContext) {
+    match ctx.args() {
+        "" | "all" => table(&ctx),
+        "capacity" => capacity(&ctx),
+        other => {
+            let _ = ctx.print(format_args!("bench: unknown argument '{other}' (use: bench [capacity])\n"));
+            ctx.exit(ExitStatus::Failure(2));
+        }
+    }
+}
+
+fn table(ctx: &SipContext) {
+    let unit = if ctx.abi().cycles_are_instructions() {
+        "guest instructions (QEMU -icount: deterministic)"
+    } else {
+        "TSC cycles under emulation (inflated, noisy: compare ratios within this run)"
+    };
+    let _ = ctx.print(format_args!("bench: unit = {unit}; {ROUNDS} rounds each\n"));
+    let _ = ctx.print(format_args!(
+        "{:<30} {:>10} {:>10} {:>10} {:>8}  {:>10}\n",
+        "operation", "median", "min", "max", "iters", "Sing.2007"
+    ));
+    let abi = ctx.abi();
+    let call = measure(ctx, 1000, || {
+        black_box(abi.current_core());
+    });
+    row(ctx, "ABI call", &call, 1000, "80");
+
+    let alone = measure(ctx, 1000, || ctx.yield_now());
+    row(ctx, "thread yield (alone)", &alone, 1000, "-");
+
+    let iterations = 500;
+    match ctx.spawn("bench-partner", "", None) {
+        Ok(partner) => {
+            // Let the partner start and begin yielding; then every yield of ours is A->B->A.
+            ctx.yield_now();
+            let round_trip = measure(ctx, iterations, || ctx.yield_now());
+            let _ = ctx.kill(partner);
+            row(ctx, "thread yield A->B->A", &round_trip, iterations, "2 x 365");
+        }
+        Err(e) => {
+            let _ = ctx.print(format_args!("bench: cannot start the yield partner: {e}\n"));
+        }
+    }
+
+    let creates = 20;
+    let create = measure(ctx, creates, || match ctx.spawn("bench-null", "", None) {
+        Ok(id) => {
+            let _ = ctx.wait(id);
+        }
+        Err(e) => sip_runtime::warn!(ctx, "spawn failed: {e}"),
+    });
+    row(ctx, "SIP create + exit", &create, creates, "388,000");
+}
+
+fn capacity(ctx: &SipContext) {
+    let before = ctx.memory();
+    let mut idle: Vec<SipId> = Vec::new();
+    let limit = 20_000;
+    let error = loop {
+        if idle.len() == limit {
+            break None;
+        }
+        match ctx.spawn("bench-idle", "", None) {
+            Ok(id) => idle.push(id),
+            Err(e) => break Some(e),
+        }
+    };
+    let after = ctx.memory();
+    let count = idle.len() as u64;
+    let used_frames = before.frames_free.saturating_sub(after.frames_free);
+    let heap = after.kernel_heap_used.saturating_sub(before.kernel_heap_used) as u64;
+    let per_sip = (used_frames * 4096 + heap).checked_div(count).unwrap_or(0);
+    let _ = ctx.print(format_args!(
+        "bench capacity: {count} idle SIPs alive at once ({}); {per_sip} bytes each ({} frames and {} kernel heap \
+         bytes in all)\n",
+        match error {
+            Some(e) => alloc::format!("the next spawn failed: {e}"),
+            None => alloc::format!("stopped at the limit of {limit}"),
+        },
+        used_frames,
+        heap
+    ));
+    for id in idle {
+        let _ = ctx.kill(id);
+    }
+    let end = ctx.memory();
+    let _ = ctx.print(format_args!(
+        "bench capacity: after killing them, {} frames free (before: {})\n",
+        end.frames_free, before.frames_free
+    ));
+}
+
+fn partner(ctx: SipContext) {
+    loop {
+        ctx.yield_now();
+    }
+}
+
+fn null(_: SipContext) {}
+
+fn idle(ctx: SipContext) {
+    loop {
+        ctx.sleep_ms(u64::MAX);
+    }
+}
