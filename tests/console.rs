@@ -202,6 +202,27 @@ fn scripted_stdin_runs_help_then_shutdown() {
     r.check(status.code() == Some(0), &format!("runner exited with {status}, expected 0"));
 }
 
+/// Keys typed on the PS/2 keyboard (injected through QEMU's monitor, `sendkey`) reach the same console.
+#[test]
+fn ps2_keyboard_types_commands() {
+    let scratch = harness::ScratchDir::new("keyboard");
+    let socket = scratch.path().join("monitor.sock");
+    let monitor_arg = format!("unix:{},server=on,wait=off", socket.display());
+    let mut r = Runner::boot(&["--qemu-arg", "-monitor", "--qemu-arg", &monitor_arg]);
+    let mut monitor = std::os::unix::net::UnixStream::connect(&socket)
+        .unwrap_or_else(|e| r.fail(&format!("cannot connect to the QEMU monitor at {}: {e}", socket.display())));
+    // "uptime" then Enter, one key at a time; a lower-case key is its own name in QEMU's key list.
+    for key in "uptime".chars().map(String::from).chain(["ret".to_owned()]) {
+        use std::io::Write;
+        let sent = monitor.write_all(format!("sendkey {key}\n").as_bytes());
+        r.check(sent.is_ok(), "cannot write to the QEMU monitor");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = r.wait_for(" timer ticks", command_timeout());
+    r.check(out.contains("uptime") && out.contains("up "), &format!("typed `uptime` did not run:\n{out}"));
+    r.shutdown();
+}
+
 fn uptime_secs(r: &mut Runner) -> f64 {
     let out = r.command("uptime");
     out.split_whitespace()
