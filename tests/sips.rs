@@ -143,3 +143,27 @@ fn thousands_of_sip_lifetimes_leave_memory_at_baseline() {
     r.check(pid > 2040, &format!("pid {pid} reuses an id of an ended SIP"));
     r.shutdown();
 }
+
+#[test]
+fn contract_channels_to_sips_and_closed_on_every_fault() {
+    let mut r = Runner::boot(&[]);
+    let echoed = r.command("echo hello across the boundary");
+    r.check(echoed == "hello across the boundary", &format!("echo: {echoed}"));
+    let ping = r.command("ping 100");
+    r.check(ping.contains("ping: 100 round trips"), &format!("ping: {ping}"));
+    // Every way the peer can fail while it owes an answer ends with Closed on our side, never a hang; the
+    // control case answers.
+    for kind in ["panic", "overflow", "quota", "spin", "drop"] {
+        let out = r.command_within(&format!("fault {kind}"), scaled(60));
+        r.check(
+            out.contains(&format!("fault {kind}: ")) && out.contains("peer saw Closed"),
+            &format!("{kind}:\n{out}"),
+        );
+    }
+    let out = r.command("fault exit");
+    r.check(out.contains("fault exit: answered pong 7"), &format!("exit:\n{out}"));
+    // Channels, messages and arenas of all those SIPs are gone.
+    let mem = r.command("mem");
+    r.check(mem.contains("exchange heap: 0 bytes in 0 blocks; 0 SIP arenas live"), &format!("mem:\n{mem}"));
+    r.shutdown();
+}

@@ -68,6 +68,25 @@ impl<T: Exchangeable> ExBox<T> {
     pub fn block(&self) -> NonNull<u8> {
         self.ptr.cast()
     }
+
+    /// Re-records this block and every block reachable from its value as owned by `to`: what sending does,
+    /// for hand-overs that do not go through a channel (a value given to a SIP when it is spawned).
+    pub fn transfer(&self, to: Owner) {
+        self.__transfer(platform::current().heap, to);
+    }
+
+    /// Gives up the box without dropping or freeing anything; [`ExBox::from_raw`] takes it back.
+    pub fn into_raw(self) -> NonNull<T> {
+        core::mem::ManuallyDrop::new(self).ptr
+    }
+
+    /// Rebuilds a box from [`ExBox::into_raw`].
+    ///
+    /// # Safety
+    /// `ptr` came from `into_raw` of an `ExBox<T>` of this same `T`, and is rebuilt at most once.
+    pub unsafe fn from_raw(ptr: NonNull<T>) -> Self {
+        Self { ptr, _owns: PhantomData }
+    }
 }
 
 /// Frees the block behind `ptr` without dropping its contents.

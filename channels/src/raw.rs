@@ -370,6 +370,9 @@ impl<Tx, Rx> Drop for RawEndpoint<Tx, Rx> {
         self.tx().close_producer();
         // SAFETY: `header` points to the live core's header (we still hold our share of it).
         let header = unsafe { self.header.as_ref() };
+        // This side is gone for good: a later reclaim of this side's last owner must not close it again (that
+        // would release the peer's reference too, and free the core under it).
+        header.owners[self.side].store(RECLAIMED, Ordering::Release);
         // Release: our uses of the core happen before the peer's free; Acquire (below) for the converse.
         if header.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
             let free = header.free;

@@ -132,6 +132,26 @@ fn a_dead_owners_endpoints_are_closed_for_their_peers() {
     assert_eq!(HEAP.owner_of(core_block), None, "the survivor's drop freed the core");
 }
 
+#[test]
+fn a_side_dropped_before_its_owner_dies_is_not_closed_twice() {
+    use channels::raw::reclaim_dead_endpoints;
+    setup();
+    set_current_owner(Owner(71));
+    let (dropped, survivor) = pair::<u32, u32>(1, 1);
+    let core_block = survivor.core_block();
+    // The survivor's side goes to owner 72 (what handing it over at a spawn or through a channel does).
+    let boxed = channels::ExBox::new(survivor);
+    boxed.transfer(Owner(72));
+    let survivor = boxed.into_inner();
+    // Owner 71 drops its endpoint properly (answering and ending cleanly), then dies: the kernel reclaims it.
+    drop(dropped);
+    // SAFETY: the core is live (the survivor holds it) and owner 71 never uses an endpoint again.
+    assert_eq!(unsafe { reclaim_dead_endpoints(core_block, Owner(71)) }, 0, "the dropped side was closed again");
+    assert_eq!(HEAP.owner_of(core_block), Some(Owner::CHANNELS), "the survivor's core was freed under it");
+    drop(survivor);
+    assert_eq!(HEAP.owner_of(core_block), None, "the survivor's drop frees the core");
+}
+
 /// Whether `block` is the core behind `endpoint`.
 fn survivor_is_on(block: std::ptr::NonNull<u8>, endpoint: &channels::raw::RawEndpoint<u32, u32>) -> bool {
     endpoint.core_block() == block

@@ -4,6 +4,7 @@
 //! (boot-facts.md): these `use` lines name them. The `services` self-test checks that every manifest arrived.
 
 use benchmark as _;
+use echo as _;
 use fault as _;
 use template as _;
 

@@ -147,8 +147,17 @@ pub trait KernelAbi: Sync {
     fn exit(&self, status: ExitStatus) -> !;
     /// Writes one log line attributed to the calling SIP.
     fn log(&self, level: LogLevel, message: &str);
-    /// Starts the service `name` with one argument string, on `core` (or the least loaded).
-    fn spawn(&self, name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnError>;
+    /// Starts the service `name` with one argument string, on `core` (or the least loaded), handing it
+    /// `startup` (taken by the child with [`KernelAbi::take_startup`]). On failure `startup` comes back.
+    fn spawn(
+        &self,
+        name: &str,
+        args: &str,
+        core: Option<u32>,
+        startup: Option<crate::Startup>,
+    ) -> Result<SipId, (SpawnError, Option<crate::Startup>)>;
+    /// The startup value this SIP was spawned with, once.
+    fn take_startup(&self) -> Option<crate::Startup>;
     /// Ends SIP `id` (needs `ProcessControl`).
     fn kill(&self, id: SipId) -> Result<(), KillError>;
     /// The live SIP with the smallest id above `after` (`None` starts from the beginning).

@@ -1,9 +1,11 @@
 //! `SipContext`: what a SIP's entry function receives.
 
+use crate::Startup;
 use crate::abi::{
     ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, NotPermitted, ProcessInfo, SipId, SpawnError,
 };
 use alloc::string::String;
+use channels::Exchangeable;
 use core::fmt::{self, Write};
 
 /// A SIP's view of itself and of the kernel. Passed by value to the entry function; cheap to clone.
@@ -81,7 +83,25 @@ impl SipContext {
 
     /// Starts service `name` with `args`, on `core` or the least loaded core.
     pub fn spawn(&self, name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnError> {
-        self.abi.spawn(name, args, core)
+        self.abi.spawn(name, args, core, None).map_err(|(e, _)| e)
+    }
+
+    /// Starts service `name` and hands it `value` (typically a channel endpoint), which the child receives with
+    /// [`SipContext::take_startup`]. On failure the value comes back with the error.
+    pub fn spawn_with<E: Exchangeable + Send>(
+        &self,
+        name: &str,
+        args: &str,
+        core: Option<u32>,
+        value: E,
+    ) -> Result<SipId, (SpawnError, Option<E>)> {
+        let startup = Startup::new(value).map_err(|value| (SpawnError::OutOfMemory, Some(value)))?;
+        self.abi.spawn(name, args, core, Some(startup)).map_err(|(e, back)| (e, back.and_then(|s| s.take().ok())))
+    }
+
+    /// The value this SIP was spawned with, if it is an `E` (once; `None` afterwards or for another type).
+    pub fn take_startup<E: Exchangeable + Send>(&self) -> Option<E> {
+        self.abi.take_startup()?.take().ok()
     }
 
     /// Ends SIP `id`.

@@ -8,25 +8,27 @@
 //! implementing the same trait).
 //!
 //! Not here: the kernel side of the ABI (in `kernel/`), contracts (crate `contracts`), channel transport
-//! (crate `channels`). This crate has no `unsafe` today; it is allowed internals-only `unsafe` by the design.
+//! (crate `channels`). The only `unsafe` is in `startup` (rebuilding a type-checked exchange box).
 //!
 //! Invariants: manifests are `'static` constants checked by the kernel at spawn (`ManifestError`); every ABI
 //! call takes and returns plain data (no references into kernel memory outlive a call), so a SIP's memory
 //! never points into another's.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 mod abi;
 mod context;
 mod manifest;
+mod startup;
 
 pub use abi::{
     ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, NotPermitted, ProcessInfo, ProcessState, SipId, SpawnError,
 };
 pub use context::SipContext;
 pub use manifest::{Capability, MANIFESTS, Manifest, ManifestError, RestartPolicy};
+pub use startup::Startup;
 
 /// Re-exports the generated registration code needs; services name them only through [`sip!`].
 #[doc(hidden)]

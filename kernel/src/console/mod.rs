@@ -5,6 +5,7 @@
 //! line from an interrupt handler can never deadlock against the console. Input arrives from interrupt
 //! handlers through lock-free queues and is consumed by [`shell::run`] with interrupts on.
 
+mod channel_commands;
 pub mod framebuffer;
 pub mod keyboard;
 pub mod line_editor;

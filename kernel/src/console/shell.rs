@@ -3,6 +3,7 @@
 //! It lives in the kernel only until the SIP issue moves it into the `shell` service. Every input, however
 //! bad, ends in either a command's output or a one-line `error:`, followed by a new prompt.
 
+use super::channel_commands;
 use super::keyboard::Decoder;
 use super::line_editor::{Action, LineEditor};
 use super::{framebuffer, keyboard, serial};
@@ -21,7 +22,7 @@ struct Command {
 
 /// Why a command did not run.
 #[derive(Debug)]
-enum CommandError {
+pub(super) enum CommandError {
     /// Wrong arguments; the usage line says what is expected.
     Usage(&'static str),
     /// An argument was understood but is not acceptable.
@@ -42,6 +43,24 @@ const COMMANDS: &[Command] = &[
     Command { name: "ps", usage: "ps", help: "live SIPs: core, state, heap, threads", run: ps },
     Command { name: "spawn", usage: "spawn NAME [ARGS...]", help: "start a service as a new SIP", run: spawn },
     Command { name: "kill", usage: "kill PID", help: "end a SIP", run: kill },
+    Command {
+        name: "echo",
+        usage: "echo TEXT...",
+        help: "send text through an echo SIP",
+        run: channel_commands::echo_command,
+    },
+    Command {
+        name: "ping",
+        usage: "ping [N]",
+        help: "N message round trips to an echo SIP",
+        run: channel_commands::ping_command,
+    },
+    Command {
+        name: "fault",
+        usage: "fault panic|overflow|quota|spin|drop|exit",
+        help: "make a SIP fail mid-protocol; show what its peer sees",
+        run: channel_commands::fault_command,
+    },
     Command {
         name: "run",
         usage: "run NAME [ARGS...]",

@@ -116,6 +116,29 @@ pub fn reclaim(owner: Owner) -> (usize, usize) {
     (totals.blocks, totals.bytes)
 }
 
+/// Closes every channel side held by the dead `owner` (its endpoints' destructors never run): peers see
+/// `Closed`, and channels with no side left are freed. Returns how many sides were closed.
+pub fn close_endpoints_of(owner: Owner) -> usize {
+    let _kernel = KernelMode::enter();
+    let cores: alloc::vec::Vec<usize> = {
+        let records = RECORDS.lock();
+        records.blocks.iter().filter(|(_, (_, o))| *o == Owner::CHANNELS).map(|(addr, _)| *addr).collect()
+    };
+    let mut closed = 0;
+    for core in cores {
+        // The core may have been freed by an earlier call of this loop (its last side closed); only live ones
+        // are passed on.
+        if !RECORDS.lock().blocks.contains_key(&core) {
+            continue;
+        }
+        let Some(block) = NonNull::new(core as *mut u8) else { continue };
+        // SAFETY: the block is recorded as a live channel core (`Owner::CHANNELS`), the owner is dead (no thread
+        // of it runs again), and nothing else frees cores concurrently on this core's reclaim path.
+        closed += unsafe { channels::raw::reclaim_dead_endpoints(block, owner) };
+    }
+    closed
+}
+
 /// Bytes and blocks held by `owner`.
 pub fn owned_by(owner: Owner) -> (usize, usize) {
     RECORDS.lock().owners.get(&owner).map_or((0, 0), |t| (t.blocks, t.bytes))

@@ -25,16 +25,20 @@ crate::selftest! {
         for tag in ['a', 'b'] {
             let (log, finished) = (log.clone(), finished.clone());
             spawn(Owner::Kernel, 16 * 1024, move || {
-                for _ in 0..3 {
-                    log.lock().push(tag);
-                    yield_now();
-                }
+                // With interrupts off the timer cannot preempt between the push and the yield, so only the
+                // yields decide the order.
+                interrupts::without_interrupts(|| {
+                    for _ in 0..3 {
+                        log.lock().push(tag);
+                        yield_now();
+                    }
+                });
                 finished.fetch_add(1, Ordering::SeqCst);
             })
             .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
         }
         crate::check!(wait_until(2000, || finished.load(Ordering::SeqCst) == 2), "threads did not finish");
-        // Preemption may let either thread go first; after that they must strictly alternate.
+        // Either thread may go first; after that they must strictly alternate.
         let log: String = log.lock().iter().collect();
         let alternates = log.len() == 6 && log.as_bytes().windows(2).all(|w| w[0] != w[1]);
         crate::check!(alternates, "order was {log}");

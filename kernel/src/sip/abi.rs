@@ -8,6 +8,7 @@ use crate::exec::{self, KernelMode};
 use crate::{arch, memory, sched, time};
 use sip_runtime::{
     Capability, ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, NotPermitted, ProcessInfo, SipId, SpawnError,
+    Startup,
 };
 
 /// The ABI object every ring-0 SIP gets.
@@ -57,12 +58,23 @@ impl KernelAbi for Ring0Abi {
         log::log!(target: "sip", level, "[{name}#{id}] {message}");
     }
 
-    fn spawn(&self, name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnError> {
+    fn spawn(
+        &self,
+        name: &str,
+        args: &str,
+        core: Option<u32>,
+        startup: Option<Startup>,
+    ) -> Result<SipId, (SpawnError, Option<Startup>)> {
         let _kernel = KernelMode::enter();
         if !caller_may(Capability::ProcessControl) {
-            return Err(SpawnError::NotPermitted);
+            return Err((SpawnError::NotPermitted, startup));
         }
-        super::spawn(name, args, core)
+        super::spawn_with(name, args, core, startup)
+    }
+
+    fn take_startup(&self) -> Option<Startup> {
+        let _kernel = KernelMode::enter();
+        super::take_startup()
     }
 
     fn kill(&self, id: SipId) -> Result<(), KillError> {

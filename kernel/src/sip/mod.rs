@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use arena::Arena;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
-use sip_runtime::{ExitStatus, KillError, MANIFESTS, Manifest, RestartPolicy, SipContext, SipId, SpawnError};
+use sip_runtime::{ExitStatus, KillError, MANIFESTS, Manifest, RestartPolicy, SipContext, SipId, SpawnError, Startup};
 
 static NEXT_SIP_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -41,6 +41,8 @@ pub struct Sip {
     restarts: u32,
     /// Threads waiting for it to end ([`wait`]).
     waiters: Vec<ThreadId>,
+    /// The value its parent handed it, until it takes it.
+    startup: Option<Startup>,
 }
 
 /// One core's table of the SIPs it runs.
@@ -106,21 +108,46 @@ pub fn manifest(name: &str) -> Option<&'static Manifest> {
 
 /// Starts service `name` on this core. Nothing is left behind when it fails.
 pub fn spawn(name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnError> {
-    spawn_with_restarts(name, args, core, 0)
+    spawn_with(name, args, core, None).map_err(|(e, _)| e)
 }
 
-fn spawn_with_restarts(name: &str, args: &str, core: Option<u32>, restarts: u32) -> Result<SipId, SpawnError> {
+/// Starts service `name` on this core, handing it `startup`; on failure `startup` comes back, still owned by
+/// the caller.
+pub fn spawn_with(
+    name: &str,
+    args: &str,
+    core: Option<u32>,
+    startup: Option<Startup>,
+) -> Result<SipId, (SpawnError, Option<Startup>)> {
+    spawn_with_restarts(name, args, core, 0, startup)
+}
+
+fn spawn_with_restarts(
+    name: &str,
+    args: &str,
+    core: Option<u32>,
+    restarts: u32,
+    startup: Option<Startup>,
+) -> Result<SipId, (SpawnError, Option<Startup>)> {
     let _kernel = KernelMode::enter();
-    let manifest = manifest(name).ok_or(SpawnError::NoSuchService)?;
-    manifest.check(&known_contracts()).map_err(SpawnError::BadManifest)?;
-    if core.is_some_and(|c| c != percpu::current().index) {
-        return Err(SpawnError::NoSuchCore);
+    let Some(manifest) = manifest(name) else { return Err((SpawnError::NoSuchService, startup)) };
+    if let Err(e) = manifest.check(&known_contracts()) {
+        return Err((SpawnError::BadManifest(e), startup));
     }
-    let arena = Arena::new(manifest.heap_quota).map_err(|_| SpawnError::OutOfMemory)?;
+    if core.is_some_and(|c| c != percpu::current().index) {
+        return Err((SpawnError::NoSuchCore, startup));
+    }
+    let Ok(arena) = Arena::new(manifest.heap_quota) else { return Err((SpawnError::OutOfMemory, startup)) };
     let arena_addr = &*arena as *const Arena as usize;
     let id = NEXT_SIP_ID.fetch_add(1, Ordering::Relaxed);
+    // The startup value becomes the child's before any of its code can run (the thread does not exist yet).
+    let caller = exec::current_sip().map_or(channels::Owner::KERNEL, channels::Owner);
+    if let Some(value) = &startup {
+        value.transfer(channels::Owner(id));
+    }
     // The record exists before the thread, so the thread always finds it (even if it ends at once).
-    table().lock().sips.insert(id, Sip { id, manifest, arena, threads: Vec::new(), restarts, waiters: Vec::new() });
+    let record = Sip { id, manifest, arena, threads: Vec::new(), restarts, waiters: Vec::new(), startup };
+    table().lock().sips.insert(id, record);
     let args = String::from(args);
     let spawned =
         sched::spawn_in(Owner::Sip(id), arena_addr, manifest.stack_size as u64, move || sip_main(id, manifest, args));
@@ -132,9 +159,11 @@ fn spawn_with_restarts(name: &str, args: &str, core: Option<u32>, restarts: u32)
             Ok(SipId(id))
         }
         Err(_) => {
-            let record = table().lock().sips.remove(&id);
-            drop(record);
-            Err(SpawnError::OutOfMemory)
+            let startup = table().lock().sips.remove(&id).and_then(|mut record| record.startup.take());
+            if let Some(value) = &startup {
+                value.transfer(caller);
+            }
+            Err((SpawnError::OutOfMemory, startup))
         }
     }
 }
@@ -198,6 +227,7 @@ fn reclaim(id: u64, reason: EndReason, running: Option<ThreadId>) {
         drop(sched::remove_thread(*tid));
     }
     crate::ipc::exchange_heap::reclaim(channels::Owner(id));
+    crate::ipc::exchange_heap::close_endpoints_of(channels::Owner(id));
     let (name, restarts) = (sip.manifest.name, sip.restarts);
     let policy = sip.manifest.restart;
     let waiters = core::mem::take(&mut sip.waiters);
@@ -223,9 +253,9 @@ fn schedule_restart(name: &'static str, policy: RestartPolicy, restarts: u32) {
     let delay_ms = backoff_ms.saturating_mul(1 << restarts.min(16));
     let result = sched::spawn(Owner::Kernel, 16 * 1024, move || {
         sched::sleep(delay_ms.saturating_mul(1_000_000));
-        match spawn_with_restarts(name, "", None, restarts + 1) {
+        match spawn_with_restarts(name, "", None, restarts + 1, None) {
             Ok(id) => log::info!("sip {name} restarted as #{id} (restart {} of {max_restarts})", restarts + 1),
-            Err(e) => log::warn!("sip {name}: restart failed: {e}"),
+            Err((e, _)) => log::warn!("sip {name}: restart failed: {e}"),
         }
     });
     if let Err(e) = result {
@@ -272,6 +302,12 @@ pub fn next_after(after: Option<u64>) -> Option<u64> {
     let table = table().lock();
     let start = after.map_or(0, |a| a + 1);
     table.sips.range(start..).next().map(|(id, _)| *id)
+}
+
+/// Takes the startup value of the calling SIP (once).
+pub fn take_startup() -> Option<Startup> {
+    let id = exec::current_sip()?;
+    table().lock().sips.get_mut(&id)?.startup.take()
 }
 
 /// The manifest of live SIP `id`.

@@ -2,7 +2,9 @@
 //!
 //! The argument picks the fault: `panic`, `overflow` (runs off its stack into the guard page: a CPU exception,
 //! a page fault, in its own code), `quota` (allocates until its heap quota is spent), `spin` (loops forever
-//! without yielding: preemption must keep the system alive), `exit` (ends cleanly, the control case). The
+//! without yielding: preemption must keep the system alive), `drop` (drops its channel mid-protocol and ends
+//! cleanly), `exit` (answers, then ends cleanly: the control case). Spawned with an Echo endpoint (the console's
+//! `fault` command), it first takes a request, so every fault happens while the peer is owed an answer. The
 //! second manifest, `fault-restart`, fails shortly after starting and has a restart policy, so supervision can
 //! be observed; the third, `fault-bad-manifest`, is invalid on purpose (heap quota 0), so the kernel's manifest
 //! check can be seen refusing it.
@@ -15,6 +17,7 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
+use contracts::echo::{self, server, state};
 use core::hint::black_box;
 use sip_runtime::{ExitStatus, RestartPolicy, SipContext, sip};
 
@@ -54,8 +57,18 @@ sip! {
 }
 
 fn main(ctx: SipContext) {
+    // Spawned with an Echo endpoint (the console's `fault` command), take the request first, so the fault
+    // happens mid-protocol: the peer is owed a Pong. The endpoint stays alive through the fault.
+    let owed = ctx.take_startup::<echo::Server<state::Ready>>().and_then(|endpoint| match endpoint.recv() {
+        Ok(server::Ready::Ping(n, owes)) => Some((n, owes)),
+        _ => None,
+    });
     sip_runtime::info!(ctx, "injecting fault '{}'", ctx.args());
     match ctx.args() {
+        "drop" => {
+            // Drop the endpoint while owing the answer, and end cleanly: the peer must see Closed.
+            drop(owed);
+        }
         "panic" => panic!("requested panic"),
         "overflow" => {
             let depth = recurse(black_box(1));
@@ -70,9 +83,15 @@ fn main(ctx: SipContext) {
         "spin" => loop {
             black_box(0);
         },
-        "exit" => ctx.exit(ExitStatus::Success),
+        "exit" => {
+            // The control case: answer, then end cleanly.
+            if let Some((n, owes)) = owed {
+                let _ = owes.send_pong(n);
+            }
+            ctx.exit(ExitStatus::Success)
+        }
         other => {
-            sip_runtime::warn!(ctx, "unknown fault '{other}' (panic|overflow|quota|spin|exit)");
+            sip_runtime::warn!(ctx, "unknown fault '{other}' (panic|overflow|quota|spin|drop|exit)");
             ctx.exit(ExitStatus::Failure(2));
         }
     }
