@@ -167,3 +167,39 @@ fn contract_channels_to_sips_and_closed_on_every_fault() {
     r.check(mem.contains("exchange heap: 0 bytes in 0 blocks; 0 SIP arenas live"), &format!("mem:\n{mem}"));
     r.shutdown();
 }
+
+#[test]
+fn kv_store_sip_from_the_console() {
+    let mut r = Runner::boot(&[]);
+    let stored = r.command("kv put color deep blue");
+    r.check(stored == "stored color", &format!("put: {stored}"));
+    r.command("kv put size 42");
+    let got = r.command("kv get color");
+    r.check(got == "deep blue", &format!("get: {got}"));
+    let list = r.command("kv list");
+    r.check(
+        list.starts_with("2 keys") && list.contains("  color") && list.contains("  size"),
+        &format!("list:\n{list}"),
+    );
+    let deleted = r.command("kv del size");
+    r.check(deleted == "deleted size", &format!("del: {deleted}"));
+    let missing = r.command("kv get size");
+    r.check(missing.contains("NotFound"), &format!("get after del: {missing}"));
+    let long_key = "k".repeat(65);
+    let too_long = r.command(&format!("kv put {long_key} v"));
+    r.check(too_long.contains("KeyTooLong"), &format!("long key: {too_long}"));
+    // The store is a SIP like any other: killed, the console's next request sees the channel closed.
+    let ps = r.command("ps");
+    let pid = ps
+        .lines()
+        .find(|l| l.contains(" kv "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| r.fail(&format!("kv not in ps:\n{ps}")))
+        .to_owned();
+    r.command(&format!("kill {pid}"));
+    let after = r.command("kv get color");
+    r.check(after.starts_with("error: the kv SIP is gone"), &format!("after kill: {after}"));
+    let fresh = r.command("kv get color");
+    r.check(fresh.contains("NotFound"), &format!("a new kv SIP starts empty: {fresh}"));
+    r.shutdown();
+}

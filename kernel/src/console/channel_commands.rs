@@ -1,15 +1,17 @@
-//! Console commands that talk to SIPs over contract channels: `echo`, `ping`, `fault`.
+//! Console commands that talk to SIPs over contract channels: `echo`, `ping`, `fault`, `kv`.
 //!
 //! Each creates an Echo channel, spawns a SIP with the server end as its startup value, and speaks the client
 //! side from the console thread, which shows the contracts working across the SIP boundary, and what a peer sees
 //! when the SIP on the other end fails.
 
 use super::shell::CommandError;
+use crate::sync::IrqMutex;
 use crate::{println, sched, sip, time};
 use alloc::format;
 use alloc::string::String;
 use channels::{Closed, ExString, TryRecv};
 use contracts::echo::{self, client, state};
+use contracts::kv_store;
 use sip_runtime::Startup;
 
 /// Spawns `service` with `args` and the server end of a new Echo channel; returns its pid and the client end.
@@ -104,5 +106,70 @@ pub fn fault_command(args: &[&str]) -> Result<(), CommandError> {
     };
     sip::wait(id);
     println!("fault {kind}: {outcome}");
+    Ok(())
+}
+
+/// The console's connection to its key-value store SIP, made on first use and kept (the store lives on).
+static KV: IrqMutex<Option<(u64, kv_store::Client<kv_store::state::Ready>)>> = IrqMutex::new(None);
+
+/// `kv put KEY VALUE | get KEY | del KEY | list | quit`: talk to a kv SIP (started on first use).
+pub fn kv_command(args: &[&str]) -> Result<(), CommandError> {
+    const USAGE: &str = "kv put KEY VALUE... | get KEY | del KEY | list | quit";
+    let (id, endpoint) = match KV.lock().take() {
+        Some(connection) => connection,
+        None => {
+            let (client, server) = kv_store::channel();
+            let startup = Startup::new(server).map_err(|_| CommandError::Invalid("exchange heap exhausted".into()))?;
+            let id = sip::spawn_with("kv", "", None, Some(startup))
+                .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn 'kv': {e}")))?;
+            (id.0, client)
+        }
+    };
+    let gone = || CommandError::Invalid("the kv SIP is gone (it will be restarted by the next kv command)".into());
+    use kv_store::client::{Deleting, Getting, Listing, Putting};
+    let ready = match args {
+        ["put", key, value @ ..] if !value.is_empty() => {
+            let bytes = channels::ExVec::from_slice(value.join(" ").as_bytes());
+            match endpoint.send_put(ExString::from(*key), bytes).map_err(|_| gone())?.recv() {
+                Ok(Putting::Stored(ready)) => (println!("stored {key}"), ready).1,
+                Ok(Putting::Failed(e, ready)) => (println!("error: put {key}: {e:?}"), ready).1,
+                Err(Closed) => return Err(gone()),
+            }
+        }
+        ["get", key] => match endpoint.send_get(ExString::from(*key)).map_err(|_| gone())?.recv() {
+            Ok(Getting::Value(value, ready)) => {
+                println!("{}", String::from_utf8_lossy(value.as_slice()));
+                ready
+            }
+            Ok(Getting::Failed(e, ready)) => (println!("error: get {key}: {e:?}"), ready).1,
+            Err(Closed) => return Err(gone()),
+        },
+        ["del", key] => match endpoint.send_delete(ExString::from(*key)).map_err(|_| gone())?.recv() {
+            Ok(Deleting::Deleted(ready)) => (println!("deleted {key}"), ready).1,
+            Ok(Deleting::Failed(e, ready)) => (println!("error: del {key}: {e:?}"), ready).1,
+            Err(Closed) => return Err(gone()),
+        },
+        ["list"] => match endpoint.send_list().map_err(|_| gone())?.recv() {
+            Ok(Listing::Keys(keys, ready)) => {
+                println!("{} keys", keys.len());
+                keys.as_slice().iter().for_each(|k| println!("  {}", k.as_str()));
+                ready
+            }
+            Err(Closed) => return Err(gone()),
+        },
+        ["quit"] => {
+            if let Ok(done) = endpoint.send_quit() {
+                done.close();
+            }
+            sip::wait(id);
+            println!("kv#{id} ended");
+            return Ok(());
+        }
+        _ => {
+            *KV.lock() = Some((id, endpoint));
+            return Err(CommandError::Usage(USAGE));
+        }
+    };
+    *KV.lock() = Some((id, ready));
     Ok(())
 }

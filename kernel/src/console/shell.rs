@@ -56,6 +56,12 @@ const COMMANDS: &[Command] = &[
         run: channel_commands::ping_command,
     },
     Command {
+        name: "kv",
+        usage: "kv put KEY VALUE | get KEY | del KEY | list | quit",
+        help: "a key-value store SIP (hashbrown)",
+        run: channel_commands::kv_command,
+    },
+    Command {
         name: "fault",
         usage: "fault panic|overflow|quota|spin|drop|exit",
         help: "make a SIP fail mid-protocol; show what its peer sees",

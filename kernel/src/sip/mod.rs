@@ -233,10 +233,10 @@ fn reclaim(id: u64, reason: EndReason, running: Option<ThreadId>) {
     let waiters = core::mem::take(&mut sip.waiters);
     drop(sip); // unmaps the arena
     waiters.into_iter().for_each(sched::wake);
-    if matches!(reason, EndReason::Exited(ExitStatus::Success)) {
-        log::debug!("sip {name}#{id} {reason}");
-    } else {
-        log::warn!("sip {name}#{id} {reason}");
+    match reason {
+        EndReason::Exited(ExitStatus::Success) => log::debug!("sip {name}#{id} {reason}"),
+        EndReason::Killed => log::info!("sip {name}#{id} {reason}"),
+        _ => log::warn!("sip {name}#{id} {reason}"),
     }
     if reason.is_failure() {
         schedule_restart(name, policy, restarts);

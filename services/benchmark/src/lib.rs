@@ -2,17 +2,18 @@
 //! one boot with the cycle counter, as median and spread over many rounds.
 //!
 //! Operations: a kernel ABI call; a thread yield with nobody else ready; a yield round trip A→B→A between two
-//! SIPs; SIP create + exit; and (`bench capacity`) how many idle SIPs fit in memory and the kernel memory each
+//! SIPs; a message round trip (Echo contract, Ping → Pong) with an echo SIP on the same core; SIP create + exit; and (`bench capacity`) how many idle SIPs fit in memory and the kernel memory each
 //! costs. Under the runner's `--icount` the counter is the guest instruction count (deterministic across
 //! boots); otherwise it is the TSC under emulation, inflated and noisy: compare ratios within one run.
 //!
-//! Not here: cross-core figures (multikernel issue) and channel ping-pong (added with the channel services).
+//! Not here: cross-core figures (multikernel issue).
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 use alloc::vec::Vec;
+use contracts::echo::{self, client};
 use core::hint::black_box;
 use sip_runtime::{Capability, ExitStatus, RestartPolicy, SipContext, SipId, sip};
 
@@ -143,6 +144,8 @@ fn table(ctx: &SipContext) {
         }
     }
 
+    ping_pong(ctx);
+
     let creates = 20;
     let create = measure(ctx, creates, || match ctx.spawn("bench-null", "", None) {
         Ok(id) => {
@@ -151,6 +154,40 @@ fn table(ctx: &SipContext) {
         Err(e) => sip_runtime::warn!(ctx, "spawn failed: {e}"),
     });
     row(ctx, "SIP create + exit", &create, creates, "388,000");
+}
+
+/// Message round trips over an Echo channel to an echo SIP on the same core: Ping out, Pong back.
+fn ping_pong(ctx: &SipContext) {
+    let (client, server) = echo::channel();
+    let echo_sip = match ctx.spawn_with("echo", "", None, server) {
+        Ok(id) => id,
+        Err((e, _)) => {
+            let _ = ctx.print(format_args!("bench: cannot start the echo SIP: {e}\n"));
+            return;
+        }
+    };
+    let iterations = 200;
+    let mut endpoint = Some(client);
+    let mut failed = false;
+    let round_trip = measure(ctx, iterations, || {
+        let Some(ready) = endpoint.take() else { return };
+        let reply = ready.send_ping(7).ok().map(|owed| owed.recv());
+        match reply {
+            Some(Ok(client::PingSent::Pong(_, ready))) => endpoint = Some(ready),
+            _ => failed = true,
+        }
+    });
+    if let Some(ready) = endpoint
+        && let Ok(done) = ready.send_bye()
+    {
+        done.close();
+    }
+    let _ = ctx.wait(echo_sip);
+    if failed {
+        let _ = ctx.print(format_args!("bench: the echo SIP closed the channel during the ping-pong\n"));
+    } else {
+        row(ctx, "message ping-pong (same core)", &round_trip, iterations, "1,040");
+    }
 }
 
 fn capacity(ctx: &SipContext) {
