@@ -188,8 +188,21 @@ fn kv_store_sip_from_the_console() {
     let long_key = "k".repeat(65);
     let too_long = r.command(&format!("kv put {long_key} v"));
     r.check(too_long.contains("KeyTooLong"), &format!("long key: {too_long}"));
+    let channels = r.command("channels");
+    r.check(
+        channels.starts_with("1 channels") && channels.contains("kernel <-> kv#"),
+        &format!("channels:\n{channels}"),
+    );
+    let contracts = r.command("contracts");
+    for expected in ["Echo: 4 states", "KvStore: 6 states", "Ready (initial): client sends Get -> Getting"] {
+        r.check(contracts.contains(expected), &format!("contracts lacks `{expected}`:\n{contracts}"));
+    }
     // The store is a SIP like any other: killed, the console's next request sees the channel closed.
     let ps = r.command("ps");
+    r.check(
+        ps.lines().any(|l| l.contains(" kv ") && l.split_whitespace().nth(7) == Some("1")),
+        &format!("ps channels:\n{ps}"),
+    );
     let pid = ps
         .lines()
         .find(|l| l.contains(" kv "))

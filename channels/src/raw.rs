@@ -159,6 +159,21 @@ pub unsafe fn reclaim_dead_endpoints(block: NonNull<u8>, dead: Owner) -> usize {
     closed
 }
 
+/// Who holds each side of the channel core `block` (`None` for a side whose endpoint is gone): for the kernel's
+/// `channels` listing and per-SIP channel counts.
+///
+/// # Safety
+/// `block` is a live channel core (a block recorded as owned by `Owner::CHANNELS` in the installed heap), and
+/// stays live for the duration of the call.
+pub unsafe fn core_sides(block: NonNull<u8>) -> [Option<Owner>; 2] {
+    // SAFETY: the caller guarantees a live core, whose first field is its header.
+    let header = unsafe { block.cast::<Header>().as_ref() };
+    header.owners.each_ref().map(|owner| match owner.load(Ordering::Acquire) {
+        RECLAIMED => None,
+        id => Some(Owner(id)),
+    })
+}
+
 /// Why a non-blocking send did not happen; the message comes back.
 #[derive(PartialEq, Eq)]
 pub enum TrySendError<T> {

@@ -81,6 +81,18 @@ const COMMANDS: &[Command] = &[
     },
     Command { name: "services", usage: "services", help: "registered service manifests", run: services },
     Command {
+        name: "contracts",
+        usage: "contracts",
+        help: "every contract's states and messages",
+        run: contracts_command,
+    },
+    Command {
+        name: "channels",
+        usage: "channels",
+        help: "live channels and who holds each end",
+        run: channels_command,
+    },
+    Command {
         name: "bench",
         usage: "bench [capacity]",
         help: "measure ABI call, yield, SIP create+exit (or SIP capacity)",
@@ -302,8 +314,8 @@ fn panic_command(args: &[&str]) -> Result<(), CommandError> {
 fn ps(args: &[&str]) -> Result<(), CommandError> {
     no_args(args, "ps")?;
     println!(
-        "{:>6}  {:<16} {:>4}  {:<8} {:>10} {:>10} {:>7}",
-        "PID", "NAME", "CORE", "STATE", "HEAP", "QUOTA", "THREADS"
+        "{:>6}  {:<16} {:>4}  {:<8} {:>10} {:>10} {:>7} {:>8} {:>9}",
+        "PID", "NAME", "CORE", "STATE", "HEAP", "QUOTA", "THREADS", "CHANNELS", "EXCHANGE"
     );
     let mut after = None;
     while let Some(id) = crate::sip::next_after(after) {
@@ -314,8 +326,8 @@ fn ps(args: &[&str]) -> Result<(), CommandError> {
             sip_runtime::ProcessState::Blocked => "blocked",
         };
         println!(
-            "{:>6}  {:<16} {:>4}  {:<8} {:>10} {:>10} {:>7}",
-            p.id.0, p.name, p.core, state, p.heap_used, p.heap_quota, p.threads
+            "{:>6}  {:<16} {:>4}  {:<8} {:>10} {:>10} {:>7} {:>8} {:>9}",
+            p.id.0, p.name, p.core, state, p.heap_used, p.heap_quota, p.threads, p.channels, p.exchange_bytes
         );
     }
     Ok(())
@@ -397,4 +409,62 @@ fn bench(args: &[&str]) -> Result<(), CommandError> {
         [] | ["capacity"] => run_service(&[&["bench"], args].concat()),
         _ => Err(CommandError::Usage("bench [capacity]")),
     }
+}
+
+fn contracts_command(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args, "contracts")?;
+    for info in contracts::all() {
+        println!(
+            "{}: {} states, {} messages; at most {} in flight to the server, {} to the client",
+            info.name,
+            info.states.len(),
+            info.messages.len(),
+            info.to_server_capacity,
+            info.to_client_capacity
+        );
+        for (index, state) in info.states.iter().enumerate() {
+            let mark = if index == info.initial {
+                " (initial)"
+            } else if state.terminal {
+                " (terminal)"
+            } else {
+                ""
+            };
+            let moves: alloc::vec::Vec<alloc::string::String> = state
+                .transitions
+                .iter()
+                .map(|t| {
+                    let message = &info.messages[t.message];
+                    let arrow = match message.direction {
+                        channels::Direction::ToServer => "client sends",
+                        channels::Direction::ToClient => "server sends",
+                    };
+                    alloc::format!("{arrow} {} -> {}", message.name, info.states[t.next].name)
+                })
+                .collect();
+            println!("  {}{mark}: {}", state.name, if moves.is_empty() { "-".into() } else { moves.join("; ") });
+        }
+    }
+    Ok(())
+}
+
+fn channels_command(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args, "channels")?;
+    let describe = |side: Option<channels::Owner>| -> alloc::string::String {
+        match side {
+            None => "closed".into(),
+            Some(channels::Owner::KERNEL) => "kernel".into(),
+            Some(channels::Owner::IN_TRANSIT) => "in transit".into(),
+            Some(channels::Owner(id)) => match crate::sip::manifest_of(id) {
+                Some(m) => alloc::format!("{}#{id}", m.name),
+                None => alloc::format!("#{id}"),
+            },
+        }
+    };
+    let live = crate::ipc::exchange_heap::channels();
+    println!("{} channels", live.len());
+    for (core, [a, b]) in live {
+        println!("  {core:#x}: {} <-> {}", describe(a), describe(b));
+    }
+    Ok(())
 }

@@ -139,6 +139,23 @@ pub fn close_endpoints_of(owner: Owner) -> usize {
     closed
 }
 
+/// Every live channel: its core's address and who holds each side (`None`: that side's endpoint is gone).
+pub fn channels() -> alloc::vec::Vec<(usize, [Option<Owner>; 2])> {
+    let _kernel = KernelMode::enter();
+    let records = RECORDS.lock();
+    records
+        .blocks
+        .iter()
+        .filter(|(_, (_, owner))| *owner == Owner::CHANNELS)
+        .filter_map(|(addr, _)| {
+            let block = NonNull::new(*addr as *mut u8)?;
+            // SAFETY: the block is recorded as a live channel core, and holding RECORDS keeps it live: freeing
+            // it takes this lock first.
+            Some((*addr, unsafe { channels::raw::core_sides(block) }))
+        })
+        .collect()
+}
+
 /// Bytes and blocks held by `owner`.
 pub fn owned_by(owner: Owner) -> (usize, usize) {
     RECORDS.lock().owners.get(&owner).map_or((0, 0), |t| (t.blocks, t.bytes))
