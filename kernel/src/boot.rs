@@ -69,8 +69,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         frames.free,
         time::uptime_nanos() / 1_000_000
     );
-    crate::println!("Plurality is up. Type 'help' for commands.");
-    console::shell::run()
+    console::driver::run()
 }
 
 /// Masks every I/O APIC input, then routes the keyboard (ISA IRQ 1) and COM1 (ISA IRQ 4) to this core.

@@ -123,6 +123,14 @@ pub struct MemoryInfo {
     pub frames_total: u64,
     /// Free physical frames.
     pub frames_free: u64,
+    /// Frames holding page tables (among the used ones).
+    pub page_table_frames: u64,
+    /// Bytes of the kernel heap's region mapped so far.
+    pub kernel_heap_mapped: u64,
+    /// Most the kernel heap may grow to.
+    pub kernel_heap_limit: u64,
+    /// SIP heap arenas alive.
+    pub arenas_live: usize,
     /// Kernel heap bytes in live allocations.
     pub kernel_heap_used: usize,
     /// Kernel heap bytes free without growing.
@@ -131,6 +139,64 @@ pub struct MemoryInfo {
     pub exchange_used: usize,
     /// Live exchange-heap blocks.
     pub exchange_blocks: usize,
+}
+
+/// One core, for `cpus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuInfo {
+    /// Dense index.
+    pub index: u32,
+    /// Local APIC ID.
+    pub apic_id: u32,
+    /// ACPI processor UID.
+    pub acpi_id: u32,
+    /// Whether a kernel instance runs on it.
+    pub online: bool,
+    /// Whether it is the boot core.
+    pub boot: bool,
+    /// Timer interrupts it has taken (0 when offline).
+    pub timer_ticks: u64,
+    /// Its timer's rate.
+    pub timer_hz: u32,
+}
+
+/// Who holds one end of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndHolder {
+    /// The endpoint is gone (dropped, or its SIP died).
+    Closed,
+    /// The kernel.
+    Kernel,
+    /// Inside a message not yet received.
+    InTransit,
+    /// A SIP.
+    Sip(SipId),
+}
+
+/// One live channel, for `channels`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// An identity for the listing (its core's address).
+    pub id: u64,
+    /// Who holds each end.
+    pub ends: [EndHolder; 2],
+}
+
+/// Log levels the system log can be set to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFilter {
+    /// Nothing.
+    Off,
+    /// Errors only.
+    Error,
+    /// And warnings.
+    Warn,
+    /// And information.
+    Info,
+    /// And debugging detail.
+    Debug,
+    /// Everything.
+    Trace,
 }
 
 /// The kernel as a SIP sees it. Implemented by the kernel (ring 0: direct calls).
@@ -172,6 +238,22 @@ pub trait KernelAbi: Sync {
     fn console_write(&self, text: &str) -> Result<(), NotPermitted>;
     /// Whether the cycle counter counts guest instructions (QEMU `-icount`) rather than TSC cycles.
     fn cycles_are_instructions(&self) -> bool;
+    /// Core `index` (`None` past the last).
+    fn cpu(&self, index: u32) -> Option<CpuInfo>;
+    /// The live channel with the smallest id above `after`.
+    fn channel_after(&self, after: Option<u64>) -> Option<ChannelInfo>;
+    /// The system log's level.
+    fn log_level(&self) -> LogFilter;
+    /// Sets the system log's level (needs `SystemAdmin`).
+    fn set_log_level(&self, level: LogFilter) -> Result<(), NotPermitted>;
+    /// Runs the kernel's self-tests whose names contain `filter`; they report on the console. Returns
+    /// (passed, failed) (needs `SystemAdmin`).
+    fn run_selftests(&self, filter: &str) -> Result<(u32, u32), NotPermitted>;
+    /// Powers the machine off (needs `SystemAdmin`); returns only if not permitted.
+    fn shutdown(&self) -> NotPermitted;
+    /// A deliberate kernel panic with `message`, for debugging the panic path (needs `SystemAdmin`); returns
+    /// only if not permitted.
+    fn kernel_panic(&self, message: &str) -> NotPermitted;
 }
 
 /// The caller's manifest lacks the capability the call needs.

@@ -24,7 +24,8 @@ mod manifest;
 mod startup;
 
 pub use abi::{
-    ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, NotPermitted, ProcessInfo, ProcessState, SipId, SpawnError,
+    ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo, NotPermitted,
+    ProcessInfo, ProcessState, SipId, SpawnError,
 };
 pub use context::SipContext;
 pub use manifest::{Capability, MANIFESTS, Manifest, ManifestError, RestartPolicy};

@@ -1,17 +1,17 @@
 //! The console: text out to the serial port and the framebuffer, lines in from the serial port and the PS/2
-//! keyboard, and the kernel's command interpreter (until the SIP issue moves it into a shell process).
+//! keyboard, served to the shell SIP over the Console contract by [`driver::run`]. The commands themselves live in
+//! the shell (`services/shell`).
 //!
 //! Output goes to both devices under their own locks, taken with interrupts off (`sync::IrqMutex`), so a log
 //! line from an interrupt handler can never deadlock against the console. Input arrives from interrupt
-//! handlers through lock-free queues and is consumed by [`shell::run`] with interrupts on.
+//! handlers through lock-free queues and is consumed by the driver with interrupts on.
 
-mod channel_commands;
+pub mod driver;
 pub mod framebuffer;
 pub mod keyboard;
 pub mod line_editor;
 pub mod logger;
 pub mod serial;
-pub mod shell;
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};

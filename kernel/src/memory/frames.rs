@@ -27,17 +27,6 @@ pub struct FrameStats {
     pub page_tables: u64,
 }
 
-impl FrameStats {
-    /// Frames allocated.
-    pub fn used(&self) -> u64 {
-        self.total - self.free
-    }
-
-    /// Frames allocated for anything but page tables.
-    pub fn used_for_data(&self) -> u64 {
-        self.used() - self.page_tables
-    }
-}
 
 /// Errors of the frame allocator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use super::EndReason;
 use crate::exec::{self, KernelMode};
 use crate::{arch, memory, sched, time};
 use sip_runtime::{
-    Capability, ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, NotPermitted, ProcessInfo, SipId, SpawnError,
-    Startup,
+    Capability, ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo,
+    NotPermitted, ProcessInfo, SipId, SpawnError, Startup,
 };
 
 /// The ABI object every ring-0 SIP gets.
@@ -108,6 +108,10 @@ impl KernelAbi for Ring0Abi {
         MemoryInfo {
             frames_total: frames.total,
             frames_free: frames.free,
+            page_table_frames: frames.page_tables,
+            kernel_heap_mapped: heap.mapped,
+            kernel_heap_limit: heap.limit,
+            arenas_live: super::arena::live(),
             kernel_heap_used: heap.used,
             kernel_heap_free: heap.free,
             exchange_used,
@@ -139,6 +143,89 @@ impl KernelAbi for Ring0Abi {
 
     fn cycles_are_instructions(&self) -> bool {
         *ICOUNT.call_once(crate::platform::fw_cfg::icount)
+    }
+
+    fn cpu(&self, index: u32) -> Option<CpuInfo> {
+        let _kernel = KernelMode::enter();
+        let platform = crate::platform::acpi::platform()?;
+        let processor = platform.usable_processors().nth(index as usize)?;
+        let me = crate::percpu::current();
+        let online = processor.apic_id == me.apic_id;
+        Some(CpuInfo {
+            index,
+            apic_id: processor.apic_id,
+            acpi_id: processor.acpi_id,
+            online,
+            boot: online && me.index == 0,
+            timer_ticks: if online { me.timer_ticks.load(core::sync::atomic::Ordering::Relaxed) } else { 0 },
+            timer_hz: crate::time::TIMER_HZ as u32,
+        })
+    }
+
+    fn channel_after(&self, after: Option<u64>) -> Option<ChannelInfo> {
+        let _kernel = KernelMode::enter();
+        let holder = |side: Option<channels::Owner>| match side {
+            None => EndHolder::Closed,
+            Some(channels::Owner::KERNEL) => EndHolder::Kernel,
+            Some(channels::Owner::IN_TRANSIT) => EndHolder::InTransit,
+            Some(channels::Owner(id)) => EndHolder::Sip(SipId(id)),
+        };
+        crate::ipc::exchange_heap::channels()
+            .into_iter()
+            .find(|(core, _)| after.is_none_or(|a| *core as u64 > a))
+            .map(|(core, [a, b])| ChannelInfo { id: core as u64, ends: [holder(a), holder(b)] })
+    }
+
+    fn log_level(&self) -> LogFilter {
+        match log::max_level() {
+            log::LevelFilter::Off => LogFilter::Off,
+            log::LevelFilter::Error => LogFilter::Error,
+            log::LevelFilter::Warn => LogFilter::Warn,
+            log::LevelFilter::Info => LogFilter::Info,
+            log::LevelFilter::Debug => LogFilter::Debug,
+            log::LevelFilter::Trace => LogFilter::Trace,
+        }
+    }
+
+    fn set_log_level(&self, level: LogFilter) -> Result<(), NotPermitted> {
+        let _kernel = KernelMode::enter();
+        if !caller_may(Capability::SystemAdmin) {
+            return Err(NotPermitted);
+        }
+        log::set_max_level(match level {
+            LogFilter::Off => log::LevelFilter::Off,
+            LogFilter::Error => log::LevelFilter::Error,
+            LogFilter::Warn => log::LevelFilter::Warn,
+            LogFilter::Info => log::LevelFilter::Info,
+            LogFilter::Debug => log::LevelFilter::Debug,
+            LogFilter::Trace => log::LevelFilter::Trace,
+        });
+        Ok(())
+    }
+
+    fn run_selftests(&self, filter: &str) -> Result<(u32, u32), NotPermitted> {
+        let _kernel = KernelMode::enter();
+        if !caller_may(Capability::SystemAdmin) {
+            return Err(NotPermitted);
+        }
+        let summary = crate::selftest::run(filter);
+        Ok((summary.passed as u32, summary.failed as u32))
+    }
+
+    fn shutdown(&self) -> NotPermitted {
+        let _kernel = KernelMode::enter();
+        if !caller_may(Capability::SystemAdmin) {
+            return NotPermitted;
+        }
+        crate::power::shutdown()
+    }
+
+    fn kernel_panic(&self, message: &str) -> NotPermitted {
+        let _kernel = KernelMode::enter();
+        if !caller_may(Capability::SystemAdmin) {
+            return NotPermitted;
+        }
+        panic!("{message}");
     }
 }
 

@@ -1,0 +1,131 @@
+//! What the typestate costs over the raw ring, measured in instructions rather than time.
+//!
+//! One thread plays both sides of a channel: the client sends one message, the server receives it and answers,
+//! the client receives the answer, `N` times. `typed` does this through the `echo` contract's typed endpoints
+//! (`send_ping`, the server's `try_recv` giving `Ping` and the endpoint in its next state, `send_pong`, the
+//! client's `try_recv` giving `Pong`); `raw` does the same with the raw ring under it (`channels::raw::pair`
+//! with the echo contract's own wire enums and ring capacities, through `channels::contract_pair`), `send` and
+//! `try_recv`. `typed-local` is `typed` over a copy of the echo contract declared in this file: its generated
+//! methods live in this crate, so with one codegen unit (`CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1`) they can be
+//! inlined into the loop without LTO, as `#[inline]` on them would allow from any crate. Every receive finds its
+//! message already queued, so nothing ever blocks or spins: the program executes the message path and nothing
+//! else.
+//!
+//! Run it under callgrind, once with `N` round trips and once with none, and divide the difference by `N`:
+//!
+//! ```sh
+//! export CARGO_TARGET_DIR=/tmp/target-tscost
+//! cargo build --release -p contracts --example typestate_cost
+//! BIN=$CARGO_TARGET_DIR/release/examples/typestate_cost
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p $BIN typed 100000
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p $BIN typed 0
+//! # ... and the same with `raw` (and `typed-local`); compare the `Collected` instruction counts.
+//! ```
+//!
+//! Why instruction counts: a few percent is below what wall-clock runs resolve on a shared VM (criterion's
+//! two-thread round trips varied by -8 % to +15 % between runs), while callgrind counts the same instructions
+//! on every run of the same binary. Instructions are not cycles (callgrind ignores caches, pipelining and branch
+//! prediction), but on this single-threaded path the typestate can only cost through extra instructions, which
+//! is what this counts. Results are in `docs/benchmarks.md` ("Channels (host)").
+
+use channels::ExString;
+use contracts::contract;
+use contracts::echo;
+use std::hint::black_box;
+use std::process::ExitCode;
+
+contract! {
+    /// The echo contract again (same messages, states and wire types), declared in this crate.
+    pub contract LocalEcho {
+        in message Ping(u64);
+        in message Say(ExString);
+        in message Bye;
+        out message Pong(u64);
+        out message Echoed(ExString);
+        initial state Ready { Ping -> PingSent, Say -> SaySent, Bye -> Done }
+        state PingSent { Pong -> Ready }
+        state SaySent { Echoed -> Ready }
+        terminal state Done;
+    }
+}
+
+/// Generates an `N`-round-trip function over the typed endpoints of an echo contract module.
+macro_rules! typed_round_trips {
+    ($name:ident, $contract:ident) => {
+        /// `N` round trips through the typed echo endpoints; returns the sum of the answers.
+        #[inline(never)]
+        fn $name(rounds: u64) -> u64 {
+            let (mut client, mut server) = $contract::channel();
+            let mut sum = 0u64;
+            for i in 0..rounds {
+                let waiting = match client.send_ping(black_box(i)) {
+                    Ok(waiting) => waiting,
+                    Err(_) => panic!("server vanished"),
+                };
+                let (n, owes) = match server.try_recv() {
+                    channels::TryRecv::Message($contract::server::Ready::Ping(n, owes)) => (n, owes),
+                    _ => panic!("the ping is queued"),
+                };
+                server = match owes.send_pong(black_box(n)) {
+                    Ok(server) => server,
+                    Err(_) => panic!("client vanished"),
+                };
+                client = match waiting.try_recv() {
+                    channels::TryRecv::Message($contract::client::PingSent::Pong(n, client)) => {
+                        sum = sum.wrapping_add(black_box(n));
+                        client
+                    }
+                    _ => panic!("the pong is queued"),
+                };
+            }
+            drop(black_box(client));
+            drop(black_box(server));
+            sum
+        }
+    };
+}
+
+typed_round_trips!(typed, echo);
+typed_round_trips!(typed_local, local_echo);
+
+/// `N` round trips through the raw ring with the echo contract's wire types; returns the sum of the answers.
+#[inline(never)]
+fn raw(rounds: u64) -> u64 {
+    let (mut client, mut server) = channels::contract_pair::<echo::Echo>();
+    let mut sum = 0u64;
+    for i in 0..rounds {
+        if client.send(echo::ToServer::Ping(echo::msg::Ping(black_box(i)))).is_err() {
+            panic!("server vanished");
+        }
+        let n = match server.try_recv() {
+            Ok(echo::ToServer::Ping(echo::msg::Ping(n))) => n,
+            _ => panic!("the ping is queued"),
+        };
+        if server.send(echo::ToClient::Pong(echo::msg::Pong(black_box(n)))).is_err() {
+            panic!("client vanished");
+        }
+        match client.try_recv() {
+            Ok(echo::ToClient::Pong(echo::msg::Pong(n))) => sum = sum.wrapping_add(black_box(n)),
+            _ => panic!("the pong is queued"),
+        }
+    }
+    drop(black_box(client));
+    drop(black_box(server));
+    sum
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let rounds = args.get(2).and_then(|n| n.parse::<u64>().ok());
+    let sum = match (args.get(1).map(String::as_str), rounds) {
+        (Some("typed"), Some(rounds)) => typed(black_box(rounds)),
+        (Some("typed-local"), Some(rounds)) => typed_local(black_box(rounds)),
+        (Some("raw"), Some(rounds)) => raw(black_box(rounds)),
+        _ => {
+            eprintln!("usage: typestate_cost typed|typed-local|raw N");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", black_box(sum));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,187 @@
+//! Shell commands that talk to SIPs over contract channels: `echo`, `ping`, `fault`, `kv`.
+//!
+//! Each creates a channel, spawns a SIP with the server end as its startup value, and speaks the client side,
+//! which shows contracts working between SIPs, and what a peer sees when the SIP on the other end fails.
+
+use crate::Shell;
+use crate::commands::CommandError;
+use alloc::format;
+use alloc::string::String;
+use channels::{Closed, ExString, ExVec, TryRecv};
+use contracts::echo::{self, client, state};
+use contracts::kv_store;
+use sip_runtime::SipId;
+
+/// Spawns `service` with `args` and the server end of a new Echo channel; returns its pid and the client end.
+fn connect(sh: &Shell, service: &str, args: &str) -> Result<(SipId, echo::Client<state::Ready>), CommandError> {
+    let (client, server) = echo::channel();
+    let id = sh
+        .ctx
+        .spawn_with(service, args, None, server)
+        .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn '{service}': {e}")))?;
+    Ok((id, client))
+}
+
+fn closed() -> CommandError {
+    CommandError::Invalid("the echo SIP closed the channel".into())
+}
+
+/// `echo TEXT...`: the echo SIP sends the text back.
+pub fn echo(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
+    if args.is_empty() {
+        return Err(CommandError::Usage("echo TEXT..."));
+    }
+    let (id, client) = connect(sh, "echo", "")?;
+    let owed = client.send_say(ExString::from(args.join(" ").as_str())).map_err(|_| closed())?;
+    let result = match owed.recv() {
+        Ok(client::SaySent::Echoed(text, ready)) => {
+            sh.say(format_args!("{}", text.as_str()));
+            if let Ok(done) = ready.send_bye() {
+                done.close();
+            }
+            Ok(())
+        }
+        Err(Closed) => Err(closed()),
+    };
+    let _ = sh.ctx.wait(id);
+    result
+}
+
+/// `ping [N]`: N round trips to the echo SIP, with the average cost.
+pub fn ping(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
+    let count: u64 = match args {
+        [] => 1000,
+        [n] => {
+            n.parse().ok().filter(|n| *n > 0).ok_or_else(|| CommandError::Invalid(format!("'{n}' is not a count")))?
+        }
+        _ => return Err(CommandError::Usage("ping [N]")),
+    };
+    let (id, mut client) = connect(sh, "echo", "")?;
+    let (start, start_ns) = (sh.ctx.cycles(), sh.ctx.now_nanos());
+    for i in 0..count {
+        match client.send_ping(i).map_err(|_| closed())?.recv() {
+            Ok(client::PingSent::Pong(n, ready)) if n == i => client = ready,
+            Ok(client::PingSent::Pong(n, _)) => return Err(CommandError::Invalid(format!("pong {n} for ping {i}"))),
+            Err(Closed) => return Err(closed()),
+        }
+    }
+    let cycles = (sh.ctx.cycles() - start) / count;
+    let micros = (sh.ctx.now_nanos() - start_ns) / count / 1000;
+    if let Ok(done) = client.send_bye() {
+        done.close();
+    }
+    let _ = sh.ctx.wait(id);
+    sh.say(format_args!("ping: {count} round trips to echo#{}, {cycles} cycles ({micros} us) each", id.0));
+    Ok(())
+}
+
+/// `fault KIND`: the fault injector gets an Echo server end, is sent a ping, and fails in way KIND; the shell
+/// reports what its side of the channel saw (for every real fault: `Closed`, never a hang).
+pub fn fault(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
+    let [kind] = args else { return Err(CommandError::Usage("fault panic|overflow|quota|spin|drop|exit")) };
+    let (id, client) = connect(sh, "fault", kind)?;
+    let Ok(mut owed) = client.send_ping(7) else {
+        sh.say(format_args!("fault {kind}: the peer was gone before the ping (Closed)"));
+        return Ok(());
+    };
+    // Wait up to a second for an answer or a close; a SIP that spins forever is killed then.
+    let deadline = sh.ctx.now_nanos() + 1_000_000_000;
+    let outcome: String = loop {
+        match owed.try_recv() {
+            TryRecv::Message(client::PingSent::Pong(n, _)) => break format!("answered pong {n}"),
+            TryRecv::Closed => break "peer saw Closed".into(),
+            TryRecv::Empty(again) => owed = again,
+        }
+        if sh.ctx.now_nanos() > deadline {
+            let _ = sh.ctx.kill(id);
+            match owed.recv() {
+                Ok(client::PingSent::Pong(n, _)) => break format!("answered pong {n} after the kill"),
+                Err(Closed) => break "no answer in 1 s; killed it; peer saw Closed".into(),
+            }
+        }
+        sh.ctx.sleep_ms(5);
+    };
+    let _ = sh.ctx.wait(id);
+    sh.say(format_args!("fault {kind}: {outcome}"));
+    Ok(())
+}
+
+/// `kv put KEY VALUE | get KEY | del KEY | list | quit`: talk to a kv SIP (started on first use, then kept).
+pub fn kv(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
+    const USAGE: &str = "kv put KEY VALUE... | get KEY | del KEY | list | quit";
+    use kv_store::client::{Deleting, Getting, Listing, Putting};
+    let gone = || CommandError::Invalid("the kv SIP is gone (it will be restarted by the next kv command)".into());
+    let (id, endpoint) = match sh.kv.take() {
+        Some(connection) => connection,
+        None => {
+            let (client, server) = kv_store::channel();
+            let id = sh
+                .ctx
+                .spawn_with("kv", "", None, server)
+                .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn 'kv': {e}")))?;
+            (id, client)
+        }
+    };
+    let ready = match args {
+        ["put", key, value @ ..] if !value.is_empty() => {
+            let bytes = ExVec::from_slice(value.join(" ").as_bytes());
+            match endpoint.send_put(ExString::from(*key), bytes).map_err(|_| gone())?.recv() {
+                Ok(Putting::Stored(ready)) => {
+                    sh.say(format_args!("stored {key}"));
+                    ready
+                }
+                Ok(Putting::Failed(e, ready)) => {
+                    sh.say(format_args!("error: put {key}: {e:?}"));
+                    ready
+                }
+                Err(Closed) => return Err(gone()),
+            }
+        }
+        ["get", key] => match endpoint.send_get(ExString::from(*key)).map_err(|_| gone())?.recv() {
+            Ok(Getting::Value(value, ready)) => {
+                sh.say(format_args!("{}", String::from_utf8_lossy(value.as_slice())));
+                ready
+            }
+            Ok(Getting::Failed(e, ready)) => {
+                sh.say(format_args!("error: get {key}: {e:?}"));
+                ready
+            }
+            Err(Closed) => return Err(gone()),
+        },
+        ["del", key] => match endpoint.send_delete(ExString::from(*key)).map_err(|_| gone())?.recv() {
+            Ok(Deleting::Deleted(ready)) => {
+                sh.say(format_args!("deleted {key}"));
+                ready
+            }
+            Ok(Deleting::Failed(e, ready)) => {
+                sh.say(format_args!("error: del {key}: {e:?}"));
+                ready
+            }
+            Err(Closed) => return Err(gone()),
+        },
+        ["list"] => match endpoint.send_list().map_err(|_| gone())?.recv() {
+            Ok(Listing::Keys(keys, ready)) => {
+                sh.say(format_args!("{} keys", keys.len()));
+                for key in keys.as_slice() {
+                    sh.say(format_args!("  {}", key.as_str()));
+                }
+                ready
+            }
+            Err(Closed) => return Err(gone()),
+        },
+        ["quit"] => {
+            if let Ok(done) = endpoint.send_quit() {
+                done.close();
+            }
+            let _ = sh.ctx.wait(id);
+            sh.say(format_args!("kv#{} ended", id.0));
+            return Ok(());
+        }
+        _ => {
+            sh.kv = Some((id, endpoint));
+            return Err(CommandError::Usage(USAGE));
+        }
+    };
+    sh.kv = Some((id, ready));
+    Ok(())
+}
