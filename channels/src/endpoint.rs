@@ -105,12 +105,14 @@ pub trait Receive: Sized {
 }
 
 /// Waits for the next message (or the peer's close).
+#[inline]
 pub fn recv<E: Receive>(mut endpoint: E) -> Result<E::Message, Closed> {
     let message = endpoint.__raw().recv()?;
     endpoint.__decode(message)
 }
 
 /// Takes the next message if one is there.
+#[inline]
 pub fn try_recv<E: Receive>(mut endpoint: E) -> TryRecv<E::Message, E> {
     match endpoint.__raw().try_recv() {
         Ok(message) => match endpoint.__decode(message) {

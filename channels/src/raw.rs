@@ -211,12 +211,14 @@ pub enum TryRecvError {
 }
 
 impl<Tx, Rx> RawEndpoint<Tx, Rx> {
+    #[inline]
     fn tx(&self) -> &Ring<Tx> {
         // SAFETY: the core outlives every endpoint (freed only when the last endpoint drops), and rings are only
         // ever accessed through shared references.
         unsafe { self.tx.as_ref() }
     }
 
+    #[inline]
     fn rx(&self) -> &Ring<Rx> {
         // SAFETY: as in `tx`.
         unsafe { self.rx.as_ref() }
@@ -270,6 +272,7 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
 
 impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// Sends without blocking; gives the message back if the ring is full or the peer is gone.
+    #[inline]
     pub fn try_send(&mut self, message: Tx) -> Result<(), TrySendError<Tx>> {
         if self.is_peer_closed() {
             return Err(TrySendError::PeerClosed(message));
@@ -295,6 +298,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
 
     /// Sends; gives the message back if the peer is gone. A full ring (impossible on a contract channel) is
     /// waited out by polling, never reported.
+    #[inline]
     pub fn send(&mut self, message: Tx) -> Result<(), Tx> {
         self.send_mapped(message, |message| message)
     }
@@ -305,6 +309,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// A send that races with the peer's close may be accepted and then dropped with the channel, as with any
     /// asynchronous channel. A full ring cannot happen on a contract channel (its rings are sized by the
     /// contract); on a raw channel it is waited out by polling until the peer receives or closes.
+    #[inline]
     pub fn send_mapped<P>(&mut self, payload: P, wrap: impl FnOnce(P) -> Tx) -> Result<(), P> {
         if self.is_peer_closed() {
             return Err(payload);
@@ -327,6 +332,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     }
 
     /// Receives without blocking.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Rx, TryRecvError> {
         // SAFETY: this endpoint is its rx ring's only consumer, and `&mut self` rules out concurrent calls.
         if let Some(message) = unsafe { self.rx().pop() } {
@@ -357,6 +363,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     }
 
     /// A received message now belongs to the receiving thread's owner.
+    #[inline]
     fn adopt(&self, message: Rx) -> Rx {
         let heap = platform::current().heap;
         if heap.tracks_owners() {

@@ -144,6 +144,9 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 #docs
                 #[doc = ""]
                 #[doc = #transition_doc]
+                // Inline across crates: the typestate layer must cost nothing over the raw ring
+                // (docs/benchmarks.md measures it in instructions).
+                #[inline]
                 pub fn #method(self, #(#args: #types),*)
                     -> ::core::result::Result<#send_side<state::#next>, ::channels::PeerClosed<msg::#msg>>
                 {
@@ -191,14 +194,17 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 type Rx = #rx;
                 type Message = #recv_module::#st;
 
+                #[inline]
                 fn __raw(&mut self) -> &mut ::channels::raw::RawEndpoint<#tx, #rx> {
                     &mut self.raw
                 }
 
+                #[inline]
                 fn __raw_ref(&self) -> &::channels::raw::RawEndpoint<#tx, #rx> {
                     &self.raw
                 }
 
+                #[inline]
                 fn __decode(self, message: #rx) -> ::core::result::Result<#recv_module::#st, ::channels::Closed> {
                     #[allow(unreachable_patterns)]
                     match message {
@@ -212,11 +218,13 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
 
             impl #recv_side<state::#st> {
                 #[doc = #recv_doc]
+                #[inline]
                 pub fn recv(self) -> ::core::result::Result<#recv_module::#st, ::channels::Closed> {
                     ::channels::recv(self)
                 }
 
                 /// Takes the next message if one is there; otherwise gives the endpoint back.
+                #[inline]
                 pub fn try_recv(self) -> ::channels::TryRecv<#recv_module::#st, Self> {
                     ::channels::try_recv(self)
                 }

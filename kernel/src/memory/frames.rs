@@ -27,7 +27,6 @@ pub struct FrameStats {
     pub page_tables: u64,
 }
 
-
 /// Errors of the frame allocator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameError {
