@@ -35,6 +35,8 @@ pub struct PerCpu {
     pub current_arena: AtomicUsize,
     /// The SIPs this core runs.
     pub sips: IrqMutex<crate::sip::Table>,
+    /// Exited threads waiting to be freed by the next thread to run (a hint read without the scheduler lock).
+    pub dead_threads: AtomicUsize,
 }
 
 // SAFETY: `self_ptr` points at the record itself, which is 'static: moving the record between cores (it is
@@ -72,6 +74,7 @@ pub fn init_bsp() {
         kernel_depth: AtomicU32::new(0),
         current_arena: AtomicUsize::new(0),
         sips: IrqMutex::new(crate::sip::Table::new()),
+        dead_threads: AtomicUsize::new(0),
     });
     let addr = record as *const PerCpu;
     // SAFETY: the record is 'static and not yet shared: setting its self pointer cannot race.

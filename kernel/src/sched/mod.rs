@@ -13,8 +13,9 @@ pub mod stack;
 
 use crate::percpu;
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
+use core::hash::{BuildHasherDefault, Hasher};
 use core::sync::atomic::{AtomicU64, Ordering};
 use stack::{Stack, StackError};
 use x86_64::instructions::interrupts;
@@ -24,6 +25,27 @@ use x86_64::instructions::interrupts;
 pub struct ThreadId(pub u64);
 
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Hashes thread ids (unique, never attacker-chosen) by one multiplication (Fibonacci hashing): the parked-thread
+/// table is looked up on every wake.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 ^= value;
+    }
+}
 
 /// Who a thread runs for: the kernel, or a software-isolated process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +70,8 @@ pub struct Thread {
     kernel_depth: u32,
     /// Address of the SIP arena its allocations go to (0: the kernel heap).
     arena: usize,
+    /// A wake came while it was running or ready: its next park returns at once (token semantics).
+    wake_pending: bool,
 }
 
 impl Thread {
@@ -61,8 +85,7 @@ impl Thread {
 pub struct Scheduler {
     current: Option<Box<Thread>>,
     run_queue: VecDeque<Box<Thread>>,
-    blocked: BTreeMap<ThreadId, Box<Thread>>,
-    wake_pending: BTreeSet<ThreadId>,
+    blocked: hashbrown::HashMap<ThreadId, Box<Thread>, BuildHasherDefault<IdHasher>>,
     #[allow(clippy::vec_box, reason = "a switch writes the saved RSP through a pointer into the box, after the push")]
     dead: Vec<Box<Thread>>,
     idle: Option<Box<Thread>>,
@@ -78,8 +101,7 @@ impl Scheduler {
         Self {
             current: None,
             run_queue: VecDeque::new(),
-            blocked: BTreeMap::new(),
-            wake_pending: BTreeSet::new(),
+            blocked: hashbrown::HashMap::with_hasher(BuildHasherDefault::new()),
             dead: Vec::new(),
             idle: None,
             sleepers: BTreeSet::new(),
@@ -115,6 +137,7 @@ pub fn init_this_core() -> Result<(), SpawnError> {
         idle: false,
         kernel_depth: 0,
         arena: 0,
+        wake_pending: false,
     });
     let idle = new_thread(Owner::Kernel, 0, 16 * 1024, idle_loop_entry, 0, true)?;
     let mut s = percpu::current().scheduler.lock();
@@ -138,7 +161,16 @@ fn new_thread(
     let stack = Stack::new(stack_bytes).map_err(SpawnError::Stack)?;
     // SAFETY: the stack was just mapped for this thread alone and is far larger than the initial frame.
     let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
-    Ok(Box::new(Thread { id: next_id(), owner, rsp, stack: Some(stack), idle, kernel_depth: 0, arena }))
+    Ok(Box::new(Thread {
+        id: next_id(),
+        owner,
+        rsp,
+        stack: Some(stack),
+        idle,
+        kernel_depth: 0,
+        arena,
+        wake_pending: false,
+    }))
 }
 
 /// Starts a kernel thread running `f` on this core and returns its id. The thread ends when `f` returns.
@@ -238,10 +270,14 @@ pub fn wake(id: ThreadId) {
     let mut s = percpu::current().scheduler.lock();
     if let Some(thread) = s.blocked.remove(&id) {
         s.run_queue.push_back(thread);
-    } else if s.current.as_ref().is_some_and(|t| t.id == id) || s.run_queue.iter().any(|t| t.id == id) {
+    } else {
         // Not parked yet: remember, so its next park returns at once. Wakes for threads that no longer
-        // exist (a peer of a killed SIP) are dropped here instead of piling up.
-        s.wake_pending.insert(id);
+        // exist (a peer of a killed SIP) find nobody and are dropped.
+        let s = &mut *s;
+        let running = s.current.as_deref_mut().filter(|t| t.id == id);
+        if let Some(thread) = running.or_else(|| s.run_queue.iter_mut().map(|t| &mut **t).find(|t| t.id == id)) {
+            thread.wake_pending = true;
+        }
     }
 }
 
@@ -284,7 +320,6 @@ pub fn remove_thread(id: ThreadId) -> Option<Box<Thread>> {
     let _kernel = crate::exec::KernelMode::enter();
     let mut s = percpu::current().scheduler.lock();
     s.sleepers.retain(|(_, t)| *t != id);
-    s.wake_pending.remove(&id);
     if let Some(thread) = s.blocked.remove(&id) {
         return Some(thread);
     }
@@ -333,7 +368,7 @@ fn schedule(reason: Reason) {
     let (prev_rsp, next_rsp) = {
         let mut s = cpu.scheduler.lock();
         let Some(mut prev) = s.current.take() else { return };
-        if reason == Reason::Block && s.wake_pending.remove(&prev.id) {
+        if reason == Reason::Block && core::mem::take(&mut prev.wake_pending) {
             s.current = Some(prev);
             return;
         }
@@ -359,8 +394,8 @@ fn schedule(reason: Reason) {
                 s.blocked.insert(prev.id, prev);
             }
             Reason::Exit => {
-                s.wake_pending.remove(&prev.id);
                 s.dead.push(prev);
+                cpu.dead_threads.store(s.dead.len(), Ordering::Relaxed);
             }
         }
         s.current = Some(next);
@@ -383,8 +418,17 @@ fn schedule(reason: Reason) {
 /// Runs in kernel mode: the thread switched to may be a SIP's, but freeing stacks is kernel bookkeeping and must
 /// not touch (or allocate in) that SIP's arena.
 fn after_switch() {
+    let cpu = percpu::current();
+    // The common case (nothing died) costs one load, not a lock round trip: this runs on every switch.
+    if cpu.dead_threads.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     let _kernel = crate::exec::KernelMode::enter();
-    let dead = core::mem::take(&mut percpu::current().scheduler.lock().dead);
+    let dead = {
+        let mut s = cpu.scheduler.lock();
+        cpu.dead_threads.store(0, Ordering::Relaxed);
+        core::mem::take(&mut s.dead)
+    };
     drop(dead);
 }
 
