@@ -11,21 +11,28 @@ use crate::percpu;
 use core::sync::atomic::Ordering;
 
 /// A guard that keeps the calling thread in kernel mode until dropped.
-pub struct KernelMode(());
+pub struct KernelMode(Option<&'static percpu::PerCpu>);
 
 impl KernelMode {
     /// Enters kernel mode (nests).
     pub fn enter() -> Self {
-        if let Some(cpu) = percpu::try_current() {
-            cpu.kernel_depth.fetch_add(1, Ordering::Relaxed);
+        match percpu::try_current() {
+            Some(cpu) => Self::enter_on(cpu),
+            None => KernelMode(None),
         }
-        KernelMode(())
+    }
+
+    /// [`KernelMode::enter`] for a caller that already holds its core's record (saves a lookup on hot paths).
+    /// The thread must not move to another core while the guard lives (threads never migrate today).
+    pub fn enter_on(cpu: &'static percpu::PerCpu) -> Self {
+        cpu.kernel_depth.fetch_add(1, Ordering::Relaxed);
+        KernelMode(Some(cpu))
     }
 }
 
 impl Drop for KernelMode {
     fn drop(&mut self) {
-        if let Some(cpu) = percpu::try_current() {
+        if let Some(cpu) = self.0 {
             cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed);
         }
     }

@@ -33,6 +33,12 @@ impl<T> IrqMutex<T> {
         IrqMutexGuard { guard: Some(self.inner.lock()), were_enabled }
     }
 
+    /// [`IrqMutex::lock`] for callers that have already disabled interrupts: skips saving and restoring the flag.
+    pub fn lock_irqs_off(&self) -> IrqMutexGuard<'_, T> {
+        debug_assert!(!interrupts::are_enabled(), "lock_irqs_off with interrupts on");
+        IrqMutexGuard { guard: Some(self.inner.lock()), were_enabled: false }
+    }
+
     /// Like [`IrqMutex::lock`] but gives up instead of spinning (for the panic path, where the holder may be
     /// the code that panicked).
     pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {

@@ -363,10 +363,10 @@ fn wake_expired_sleepers() {
 /// Switches away from the running thread for `reason`. Interrupts must be off.
 fn schedule(reason: Reason) {
     // Queue bookkeeping allocates: always on the kernel heap, even when a SIP thread yields or is preempted.
-    let _kernel = crate::exec::KernelMode::enter();
     let cpu = percpu::current();
+    let _kernel = crate::exec::KernelMode::enter_on(cpu);
     let (prev_rsp, next_rsp) = {
-        let mut s = cpu.scheduler.lock();
+        let mut s = cpu.scheduler.lock_irqs_off();
         let Some(mut prev) = s.current.take() else { return };
         if reason == Reason::Block && core::mem::take(&mut prev.wake_pending) {
             s.current = Some(prev);

@@ -24,7 +24,7 @@ fn caller_may(capability: Capability) -> bool {
 
 impl KernelAbi for Ring0Abi {
     fn yield_now(&self) {
-        let _kernel = KernelMode::enter();
+        // No kernel-mode guard of its own: the scheduler enters kernel mode for exactly the part that needs it.
         sched::yield_now();
     }
 
