@@ -35,6 +35,8 @@ pub struct PerCpu {
     pub current_arena: AtomicUsize,
     /// The SIPs this core runs.
     pub sips: IrqMutex<crate::sip::Table>,
+    /// Id of the thread running on this core (0 before the scheduler starts); kept by the switch.
+    pub current_thread: AtomicU64,
     /// Exited threads waiting to be freed by the next thread to run (a hint read without the scheduler lock).
     pub dead_threads: AtomicUsize,
 }
@@ -74,6 +76,7 @@ pub fn init_bsp() {
         kernel_depth: AtomicU32::new(0),
         current_arena: AtomicUsize::new(0),
         sips: IrqMutex::new(crate::sip::Table::new()),
+        current_thread: AtomicU64::new(0),
         dead_threads: AtomicUsize::new(0),
     });
     let addr = record as *const PerCpu;

@@ -140,7 +140,9 @@ pub fn init_this_core() -> Result<(), SpawnError> {
         wake_pending: false,
     });
     let idle = new_thread(Owner::Kernel, 0, 16 * 1024, idle_loop_entry, 0, true)?;
-    let mut s = percpu::current().scheduler.lock();
+    let cpu = percpu::current();
+    cpu.current_thread.store(boot.id.0, Ordering::Relaxed);
+    let mut s = cpu.scheduler.lock();
     s.current = Some(boot);
     s.idle = Some(idle);
     Ok(())
@@ -236,7 +238,11 @@ pub fn has_ready_threads() -> bool {
 
 /// The running thread's id.
 pub fn current_id() -> Option<ThreadId> {
-    percpu::current().scheduler.lock().current.as_ref().map(|t| t.id)
+    // A per-CPU copy kept by the switch: read on every blocking receive (to make a waker), so no lock.
+    match percpu::current().current_thread.load(Ordering::Relaxed) {
+        0 => None,
+        id => Some(ThreadId(id)),
+    }
 }
 
 /// Runs `f` on the running thread's record.
@@ -385,7 +391,7 @@ fn schedule(reason: Reason) {
         };
         let prev_rsp: *mut u64 = &mut prev.rsp;
         let next_rsp = next.rsp;
-        let (next_depth, next_owner, next_arena) = (next.kernel_depth, next.owner, next.arena);
+        let (next_depth, next_owner, next_arena, next_id) = (next.kernel_depth, next.owner, next.arena, next.id.0);
         prev.kernel_depth = cpu.kernel_depth.load(Ordering::Relaxed);
         match reason {
             _ if prev.idle => s.idle = Some(prev),
@@ -405,6 +411,7 @@ fn schedule(reason: Reason) {
         cpu.kernel_depth.store(next_depth, Ordering::Relaxed);
         cpu.current_owner.store(owner_code(next_owner), Ordering::Relaxed);
         cpu.current_arena.store(next_arena, Ordering::Relaxed);
+        cpu.current_thread.store(next_id, Ordering::Relaxed);
         (prev_rsp, next_rsp)
     };
     // SAFETY: interrupts are off (caller contract); `prev_rsp` points into a boxed Thread that stays alive at
