@@ -243,12 +243,18 @@ fn ps(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn spawn(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let [name, rest @ ..] = args else { return Err(CommandError::Usage("spawn NAME [ARGS...]")) };
+/// Starts the service named by `args[0]` with the rest as its argument string.
+fn start<'a>(sh: &Shell, args: &[&'a str], usage: &'static str) -> Result<(SipId, &'a str), CommandError> {
+    let [name, rest @ ..] = args else { return Err(CommandError::Usage(usage)) };
     let id = sh
         .ctx
         .spawn(name, &rest.join(" "), None)
         .map_err(|e| CommandError::Invalid(format!("cannot spawn '{name}': {e}")))?;
+    Ok((id, name))
+}
+
+fn spawn(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
+    let (id, name) = start(sh, args, "spawn NAME [ARGS...]")?;
     sh.say(format_args!("spawned {name} as pid {}", id.0));
     Ok(())
 }
@@ -262,11 +268,7 @@ fn kill(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 }
 
 fn run_service(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let [name, rest @ ..] = args else { return Err(CommandError::Usage("run NAME [ARGS...]")) };
-    let id = sh
-        .ctx
-        .spawn(name, &rest.join(" "), None)
-        .map_err(|e| CommandError::Invalid(format!("cannot spawn '{name}': {e}")))?;
+    let (id, _) = start(sh, args, "run NAME [ARGS...]")?;
     let _ = sh.ctx.wait(id);
     Ok(())
 }
