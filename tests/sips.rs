@@ -252,3 +252,18 @@ fn the_shell_is_a_sip_and_comes_back_when_killed() {
     );
     r.shutdown();
 }
+
+#[test]
+fn killing_sips_mid_message_loses_no_exchange_memory() {
+    let mut r = Runner::boot(&[]);
+    r.command("log error");
+    // Each round kills a flooding sender and its echo peer at an arbitrary instruction (a timer tick); without
+    // the kernel letting a thread leave its send or receive first, message blocks leaked here.
+    for _ in 0..2 {
+        let out = r.command_within("bench kills", scaled(120));
+        let numbers: Vec<&str> = out.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).collect();
+        // "bench kills: R rounds; exchange heap B bytes in N blocks before, B' bytes in N' blocks after"
+        r.check(numbers.len() == 5 && numbers[1..3] == numbers[3..5], &format!("exchange heap changed:\n{out}"));
+    }
+    r.shutdown();
+}

@@ -99,6 +99,14 @@ pub trait Blocking: Sync {
         0
     }
 
+    /// Starts a section that must not be cut short: between a message's owner records and the ring (a send or a
+    /// receive), or while an endpoint closes. A platform that can end a thread from outside (the kernel killing
+    /// a SIP) lets the thread leave the section first; otherwise a message could be lost between the two.
+    fn uninterruptible_begin(&self) {}
+
+    /// Ends the section [`Blocking::uninterruptible_begin`] started.
+    fn uninterruptible_end(&self) {}
+
     /// Called between polls (`round` counts from 0) and while a sender waits for ring space: pause the CPU for
     /// a moment, or — when the peer may need this very CPU — yield it.
     fn relax(&self, round: u32) {

@@ -174,6 +174,25 @@ pub unsafe fn core_sides(block: NonNull<u8>) -> [Option<Owner>; 2] {
     })
 }
 
+/// Keeps the calling thread in an uninterruptible section (see [`Blocking::uninterruptible_begin`]) until dropped.
+struct Uninterruptible(&'static dyn crate::platform::Blocking);
+
+impl Uninterruptible {
+    #[inline]
+    fn begin() -> Self {
+        let blocking = platform::current().blocking;
+        blocking.uninterruptible_begin();
+        Self(blocking)
+    }
+}
+
+impl Drop for Uninterruptible {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.uninterruptible_end();
+    }
+}
+
 /// Why a non-blocking send did not happen; the message comes back.
 #[derive(PartialEq, Eq)]
 pub enum TrySendError<T> {
@@ -277,6 +296,8 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
         if self.is_peer_closed() {
             return Err(TrySendError::PeerClosed(message));
         }
+        // From the owner change to the push, the message belongs to no one but this call.
+        let _section = Uninterruptible::begin();
         let heap = platform::current().heap;
         if heap.tracks_owners() {
             message.__transfer(heap, Owner::IN_TRANSIT);
@@ -334,6 +355,8 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// Receives without blocking.
     #[inline]
     pub fn try_recv(&mut self) -> Result<Rx, TryRecvError> {
+        // From the pop to the owner change, the message belongs to no one but this call.
+        let _section = Uninterruptible::begin();
         // SAFETY: this endpoint is its rx ring's only consumer, and `&mut self` rules out concurrent calls.
         if let Some(message) = unsafe { self.rx().pop() } {
             return Ok(self.adopt(message));
@@ -387,6 +410,8 @@ pub(crate) fn block_on(sources: &[&dyn Readiness]) {
 
 impl<Tx, Rx> Drop for RawEndpoint<Tx, Rx> {
     fn drop(&mut self) {
+        // Half a close (rings closed, reference not released) would leak the core.
+        let _section = Uninterruptible::begin();
         // Close both ring ends first, so the peer never waits on us (it drains what we sent, then sees Closed).
         self.rx().close_consumer();
         self.tx().close_producer();

@@ -38,6 +38,14 @@ impl Drop for KernelMode {
     }
 }
 
+/// Leaves one level of kernel mode entered by a `KernelMode` that was forgotten (for sections that begin and
+/// end in different calls, like the channels' uninterruptible sections).
+pub fn leave_kernel_mode() {
+    if let Some(cpu) = percpu::try_current() {
+        cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The SIP whose code is running right now (SIP mode), or `None` in kernel mode or on a kernel thread.
 pub fn running_sip() -> Option<u64> {
     let cpu = percpu::try_current()?;

@@ -38,4 +38,13 @@ impl Blocking for SchedulerBlocking {
         let _kernel = KernelMode::enter();
         sched::block_current();
     }
+
+    fn uninterruptible_begin(&self) {
+        // Kernel mode is what `sip::kill` waits out (and the section allocates nothing a SIP arena would need).
+        core::mem::forget(KernelMode::enter());
+    }
+
+    fn uninterruptible_end(&self) {
+        crate::exec::leave_kernel_mode();
+    }
 }

@@ -333,6 +333,13 @@ pub fn remove_thread(id: ThreadId) -> Option<Box<Thread>> {
     s.run_queue.remove(at)
 }
 
+/// Whether thread `id` is ready on this core but was switched out while inside kernel mode (preempted in an
+/// ABI call or a channel operation): ending it now could cut that operation in half. The depth saved at a switch
+/// includes the scheduler's own level, so a thread that yielded from SIP code has 1 and is safe to end.
+pub fn is_preempted_in_kernel(id: ThreadId) -> bool {
+    percpu::current().scheduler.lock().run_queue.iter().any(|t| t.id == id && t.kernel_depth > 1)
+}
+
 /// Whether thread `id` is running or ready on this core.
 pub fn is_runnable(id: ThreadId) -> bool {
     let s = percpu::current().scheduler.lock();

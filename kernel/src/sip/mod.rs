@@ -195,8 +195,17 @@ pub fn kill(id: u64) -> Result<(), KillError> {
     if exec::current_sip() == Some(id) {
         end_current(EndReason::Killed);
     }
-    if !table().lock().sips.contains_key(&id) {
-        return Err(KillError::NoSuchProcess);
+    // Never cut a thread short inside kernel code or a channel operation (a message between its owner records and
+    // the ring would be lost): let it run out of the section first. Such sections are short and never block.
+    loop {
+        let busy = match table().lock().sips.get(&id) {
+            None => return Err(KillError::NoSuchProcess),
+            Some(sip) => sip.threads.iter().any(|t| sched::is_preempted_in_kernel(*t)),
+        };
+        if !busy {
+            break;
+        }
+        sched::yield_now();
     }
     reclaim(id, EndReason::Killed, None);
     Ok(())

@@ -64,6 +64,18 @@ sip! {
     capabilities: [],
 }
 
+// Sends text to an echo SIP and reads it back, forever: the victim of `bench kills`.
+sip! {
+    name: "bench-flood",
+    entry: flood,
+    exports: [],
+    imports: ["Echo"],
+    heap_quota: 64 * 1024,
+    stack_size: 16 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
 /// Rounds per operation; the median and extremes are taken over them.
 const ROUNDS: usize = 21;
 
@@ -103,8 +115,9 @@ fn main(ctx: SipContext) {
     match ctx.args() {
         "" | "all" => table(&ctx),
         "capacity" => capacity(&ctx),
+        "kills" => kills(&ctx),
         other => {
-            let _ = ctx.print(format_args!("bench: unknown argument '{other}' (use: bench [capacity])\n"));
+            let _ = ctx.print(format_args!("bench: unknown argument '{other}' (use: bench [capacity|kills])\n"));
             ctx.exit(ExitStatus::Failure(2));
         }
     }
@@ -239,5 +252,52 @@ fn null(_: SipContext) {}
 fn idle(ctx: SipContext) {
     loop {
         ctx.sleep_ms(u64::MAX);
+    }
+}
+
+/// Kills pairs of SIPs in the middle of a message flood, at uneven moments, and reports whether the exchange
+/// heap comes back to where it was: a message caught between its owner records and a ring must not be lost.
+fn kills(ctx: &SipContext) {
+    let rounds = 40;
+    let before = ctx.memory();
+    for round in 0..rounds {
+        let (client, server) = echo::channel();
+        let Ok(echo_sip) = ctx.spawn_with("echo", "", None, server) else { continue };
+        let flood = match ctx.spawn_with("bench-flood", "", None, client) {
+            Ok(id) => id,
+            Err(_) => {
+                let _ = ctx.kill(echo_sip);
+                continue;
+            }
+        };
+        // Let the flood run a varying while; the timer tick that wakes us preempts it at an arbitrary
+        // instruction, often inside a send or a receive. Then kill one side first, then the other.
+        ctx.sleep_ms(1 + round % 5);
+        let (first, second) = if round % 2 == 0 { (flood, echo_sip) } else { (echo_sip, flood) };
+        let _ = ctx.kill(first);
+        let _ = ctx.kill(second);
+        let _ = ctx.wait(first);
+        let _ = ctx.wait(second);
+    }
+    let after = ctx.memory();
+    let _ = ctx.print(format_args!(
+        "bench kills: {rounds} rounds; exchange heap {} bytes in {} blocks before, {} bytes in {} blocks after\n",
+        before.exchange_used, before.exchange_blocks, after.exchange_used, after.exchange_blocks
+    ));
+}
+
+fn flood(ctx: SipContext) {
+    let Some(mut endpoint) = ctx.take_startup::<echo::Client<echo::state::Ready>>() else { return };
+    loop {
+        let Ok(mut owed) = endpoint.send_say(channels::ExString::from("flooding the channel")) else { return };
+        // Poll instead of blocking, so this thread stays runnable and is preempted at arbitrary points.
+        endpoint = loop {
+            match owed.try_recv() {
+                channels::TryRecv::Message(client::SaySent::Echoed(_, ready)) => break ready,
+                channels::TryRecv::Empty(again) => owed = again,
+                channels::TryRecv::Closed => return,
+            }
+            ctx.yield_now();
+        };
     }
 }

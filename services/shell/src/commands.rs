@@ -78,8 +78,8 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "bench",
-        usage: "bench [capacity]",
-        help: "measure ABI call, yield, ping-pong, SIP create+exit (or SIP capacity)",
+        usage: "bench [capacity|kills]",
+        help: "measure ABI call, yield, ping-pong, SIP create+exit (or capacity, or kills mid-flood)",
         run: bench,
     },
     Command { name: "selftest", usage: "selftest [FILTER]", help: "run the in-kernel self-tests", run: selftest },
@@ -383,7 +383,7 @@ fn channels(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 
 fn bench(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     match args {
-        [] | ["capacity"] => run_service(sh, &[&["bench"], args].concat()),
-        _ => Err(CommandError::Usage("bench [capacity]")),
+        [] | ["capacity"] | ["kills"] => run_service(sh, &[&["bench"], args].concat()),
+        _ => Err(CommandError::Usage("bench [capacity|kills]")),
     }
 }
