@@ -355,6 +355,10 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// Receives without blocking.
     #[inline]
     pub fn try_recv(&mut self) -> Result<Rx, TryRecvError> {
+        // Nothing to take and the peer alive: the common answer of a poll, without a section.
+        if self.rx().len() == 0 && !self.rx().is_producer_closed() {
+            return Err(TryRecvError::Empty);
+        }
         // From the pop to the owner change, the message belongs to no one but this call.
         let _section = Uninterruptible::begin();
         // SAFETY: this endpoint is its rx ring's only consumer, and `&mut self` rules out concurrent calls.
