@@ -32,7 +32,57 @@ contract! {
     }
 }
 
-/// Runs `client_round` `iters` times against a server thread started by `spawn_server`, timing only the rounds.
+/// Round trip through a pair of bounded channels of a peer crate (crossbeam, flume and std share `send`/`recv`).
+macro_rules! peer_round_trip {
+    ($group:expr, $name:literal, $make:expr) => {
+        $group.bench_function($name, |b| {
+            let (to_server, from_client) = $make;
+            let (to_client, from_server) = $make;
+            let server = thread::spawn(move || {
+                while let Ok(n) = from_client.recv() {
+                    if to_client.send(n).is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut client = Some((to_server, from_server));
+            b.iter_custom(|iters| {
+                timed(iters, &mut client, |c, i| {
+                    c.0.send(i).expect("server alive");
+                    black_box(c.1.recv().expect("server alive"));
+                    c
+                })
+            });
+            drop(client);
+            server.join().expect("server");
+        });
+    };
+}
+
+/// One-way throughput through one bounded channel of a peer crate.
+macro_rules! peer_one_way {
+    ($group:expr, $name:literal, $make:expr) => {
+        $group.bench_function($name, |b| {
+            b.iter_custom(|iters| {
+                let (tx, rx) = $make;
+                let receiver = thread::spawn(move || {
+                    for _ in 0..iters {
+                        black_box(rx.recv().expect("sender alive"));
+                    }
+                });
+                let start = Instant::now();
+                for i in 0..iters {
+                    tx.send(i).expect("receiver alive");
+                }
+                receiver.join().expect("receiver");
+                start.elapsed()
+            });
+        });
+    };
+}
+
+/// Runs `client_round` `iters` times on the client end kept in `client` (its server thread runs meanwhile),
+/// timing only the rounds.
 fn timed<C>(iters: u64, client: &mut Option<C>, mut client_round: impl FnMut(C, u64) -> C) -> Duration {
     let mut current = client.take().expect("client endpoint present between batches");
     let start = Instant::now();
@@ -129,71 +179,10 @@ fn round_trip(c: &mut Criterion) {
         server.join().expect("server");
     });
 
-    group.bench_function("crossbeam-channel bounded(1)", |b| {
-        let (to_server, from_client) = crossbeam_channel::bounded::<u64>(1);
-        let (to_client, from_server) = crossbeam_channel::bounded::<u64>(1);
-        let server = thread::spawn(move || {
-            while let Ok(n) = from_client.recv() {
-                if to_client.send(n).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut client = Some((to_server, from_server));
-        b.iter_custom(|iters| {
-            timed(iters, &mut client, |c, i| {
-                c.0.send(i).expect("server alive");
-                black_box(c.1.recv().expect("server alive"));
-                c
-            })
-        });
-        drop(client);
-        server.join().expect("server");
-    });
-
-    group.bench_function("flume bounded(1)", |b| {
-        let (to_server, from_client) = flume::bounded::<u64>(1);
-        let (to_client, from_server) = flume::bounded::<u64>(1);
-        let server = thread::spawn(move || {
-            while let Ok(n) = from_client.recv() {
-                if to_client.send(n).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut client = Some((to_server, from_server));
-        b.iter_custom(|iters| {
-            timed(iters, &mut client, |c, i| {
-                c.0.send(i).expect("server alive");
-                black_box(c.1.recv().expect("server alive"));
-                c
-            })
-        });
-        drop(client);
-        server.join().expect("server");
-    });
-
-    group.bench_function("std sync_channel(1)", |b| {
-        let (to_server, from_client) = std::sync::mpsc::sync_channel::<u64>(1);
-        let (to_client, from_server) = std::sync::mpsc::sync_channel::<u64>(1);
-        let server = thread::spawn(move || {
-            while let Ok(n) = from_client.recv() {
-                if to_client.send(n).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut client = Some((to_server, from_server));
-        b.iter_custom(|iters| {
-            timed(iters, &mut client, |c, i| {
-                c.0.send(i).expect("server alive");
-                black_box(c.1.recv().expect("server alive"));
-                c
-            })
-        });
-        drop(client);
-        server.join().expect("server");
-    });
+    // The blocking peers: one bounded channel each way, the same loop for every crate.
+    peer_round_trip!(group, "crossbeam-channel bounded(1)", crossbeam_channel::bounded::<u64>(1));
+    peer_round_trip!(group, "flume bounded(1)", flume::bounded::<u64>(1));
+    peer_round_trip!(group, "std sync_channel(1)", std::sync::mpsc::sync_channel::<u64>(1));
 
     // rtrb has no blocking: both sides spin (its intended use is real-time audio).
     group.bench_function("rtrb (spinning)", |b| {
@@ -349,56 +338,9 @@ fn one_way(c: &mut Criterion) {
         });
     });
 
-    group.bench_function("crossbeam-channel bounded(64)", |b| {
-        b.iter_custom(|iters| {
-            let (tx, rx) = crossbeam_channel::bounded::<u64>(ONE_WAY_CAPACITY);
-            let receiver = thread::spawn(move || {
-                for _ in 0..iters {
-                    black_box(rx.recv().expect("sender alive"));
-                }
-            });
-            let start = Instant::now();
-            for i in 0..iters {
-                tx.send(i).expect("receiver alive");
-            }
-            receiver.join().expect("receiver");
-            start.elapsed()
-        });
-    });
-
-    group.bench_function("flume bounded(64)", |b| {
-        b.iter_custom(|iters| {
-            let (tx, rx) = flume::bounded::<u64>(ONE_WAY_CAPACITY);
-            let receiver = thread::spawn(move || {
-                for _ in 0..iters {
-                    black_box(rx.recv().expect("sender alive"));
-                }
-            });
-            let start = Instant::now();
-            for i in 0..iters {
-                tx.send(i).expect("receiver alive");
-            }
-            receiver.join().expect("receiver");
-            start.elapsed()
-        });
-    });
-
-    group.bench_function("std sync_channel(64)", |b| {
-        b.iter_custom(|iters| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(ONE_WAY_CAPACITY);
-            let receiver = thread::spawn(move || {
-                for _ in 0..iters {
-                    black_box(rx.recv().expect("sender alive"));
-                }
-            });
-            let start = Instant::now();
-            for i in 0..iters {
-                tx.send(i).expect("receiver alive");
-            }
-            receiver.join().expect("receiver");
-            start.elapsed()
-        });
-    });
+    peer_one_way!(group, "crossbeam-channel bounded(64)", crossbeam_channel::bounded::<u64>(ONE_WAY_CAPACITY));
+    peer_one_way!(group, "flume bounded(64)", flume::bounded::<u64>(ONE_WAY_CAPACITY));
+    peer_one_way!(group, "std sync_channel(64)", std::sync::mpsc::sync_channel::<u64>(ONE_WAY_CAPACITY));
 
     group.bench_function("rtrb (64, spinning)", |b| {
         b.iter_custom(|iters| {

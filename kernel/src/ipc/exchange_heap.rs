@@ -156,6 +156,20 @@ pub fn channels() -> alloc::vec::Vec<(usize, [Option<Owner>; 2])> {
         .collect()
 }
 
+/// How many channel ends `owner` holds (for `ps`; no allocation, one pass under the records lock).
+pub fn channel_ends_of(owner: Owner) -> usize {
+    let _kernel = KernelMode::enter();
+    let records = RECORDS.lock();
+    records
+        .blocks
+        .iter()
+        .filter(|(_, (_, o))| *o == Owner::CHANNELS)
+        .filter_map(|(addr, _)| NonNull::new(*addr as *mut u8))
+        // SAFETY: each block is recorded as a live channel core, kept live by holding RECORDS (freeing takes it).
+        .map(|block| unsafe { channels::raw::core_sides(block) }.iter().filter(|side| **side == Some(owner)).count())
+        .sum()
+}
+
 /// Bytes and blocks held by `owner`.
 pub fn owned_by(owner: Owner) -> (usize, usize) {
     RECORDS.lock().owners.get(&owner).map_or((0, 0), |t| (t.blocks, t.bytes))

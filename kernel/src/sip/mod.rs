@@ -301,11 +301,7 @@ pub fn info(id: u64) -> Option<sip_runtime::ProcessInfo> {
         heap_used: sip.arena.used(),
         heap_quota: sip.manifest.heap_quota,
         threads: sip.threads.len(),
-        channels: crate::ipc::exchange_heap::channels()
-            .iter()
-            .flat_map(|(_, sides)| sides.iter())
-            .filter(|side| **side == Some(channels::Owner(id)))
-            .count(),
+        channels: crate::ipc::exchange_heap::channel_ends_of(channels::Owner(id)),
         exchange_bytes: crate::ipc::exchange_heap::owned_by(channels::Owner(id)).1,
     })
 }
