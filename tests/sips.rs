@@ -19,9 +19,10 @@ fn spawned_pid(r: &Runner, output: &str) -> u64 {
         .unwrap_or_else(|| r.fail(&format!("no `spawned ... as pid N` in:\n{output}")))
 }
 
-/// The `ps` rows of SIPs other than the shell (which is always there: it runs the console).
-fn ps_rows_but_shell(ps: &str) -> usize {
-    ps.lines().skip(1).filter(|l| l.split_whitespace().nth(1) != Some("shell")).count()
+/// The `ps` rows of SIPs other than the system's own (always there: the shell runs the console, `names` is
+/// the name service).
+fn ps_rows_but_system(ps: &str) -> usize {
+    ps.lines().skip(1).filter(|l| !matches!(l.split_whitespace().nth(1), Some("shell" | "names"))).count()
 }
 
 /// The `ps` row of `pid`, if listed.
@@ -67,7 +68,7 @@ fn spawn_ps_kill_and_clear_errors() {
         r.check(out.starts_with("error: ") && out.contains(expected), &format!("`{cmd}` gave: {out}"));
     }
     let ps = r.command("ps");
-    r.check(ps_rows_but_shell(&ps) == 0, &format!("refused spawns left SIPs behind:\n{ps}"));
+    r.check(ps_rows_but_system(&ps) == 0, &format!("refused spawns left SIPs behind:\n{ps}"));
     r.shutdown();
 }
 
@@ -91,7 +92,7 @@ fn each_fault_ends_only_its_sip() {
     }
     let ps = r.command("ps");
     r.check(ps_row(&ps, bystander).is_some(), &format!("the bystander SIP died with the others:\n{ps}"));
-    r.check(ps_rows_but_shell(&ps) == 1, &format!("a faulted SIP is still listed:\n{ps}"));
+    r.check(ps_rows_but_system(&ps) == 1, &format!("a faulted SIP is still listed:\n{ps}"));
     r.command(&format!("kill {bystander}"));
     let selftest = r.command_within("selftest", scaled(120));
     r.check(selftest.contains(" 0 failed"), &format!("selftest after faults:\n{selftest}"));
@@ -199,10 +200,12 @@ fn kv_store_sip_from_the_console() {
     let too_long = r.command(&format!("kv put {long_key} v"));
     r.check(too_long.contains("KeyTooLong"), &format!("long key: {too_long}"));
     let channels = r.command("channels");
-    // Two channels: the console's (shell and kernel) and the store's (shell and kv).
+    // Three channels: the console's (shell and kernel), the name service's listener (names and kernel) and the
+    // store's (shell and kv).
     r.check(
-        channels.starts_with("2 channels")
+        channels.starts_with("3 channels")
             && channels.contains("shell#1 <-> kernel")
+            && channels.lines().any(|l| l.contains("names#2") && l.contains("kernel"))
             && channels.contains("shell#1 <-> kv#"),
         &format!("channels:\n{channels}"),
     );
@@ -265,5 +268,89 @@ fn killing_sips_mid_message_loses_no_exchange_memory() {
         // "bench kills: R rounds; exchange heap B bytes in N blocks before, B' bytes in N' blocks after"
         r.check(numbers.len() == 5 && numbers[1..3] == numbers[3..5], &format!("exchange heap changed:\n{out}"));
     }
+    r.shutdown();
+}
+
+/// Runs `cmd` until its output satisfies `done` (SIPs start and bind asynchronously), at most ~10 s.
+fn poll(r: &mut Runner, cmd: &str, done: impl Fn(&str) -> bool, what: &str) -> String {
+    let mut out = String::new();
+    for _ in 0..100 {
+        out = r.command(cmd);
+        if done(&out) {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    r.fail(&format!("{what}: `{cmd}` said:\n{out}"))
+}
+
+/// Whether a `names` listing binds `name` to `pid` for the Echo contract.
+fn binds(listing: &str, name: &str, pid: u64) -> bool {
+    listing.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [name, &pid.to_string(), "Echo"])
+}
+
+#[test]
+fn name_service_binds_looks_up_and_forgets_dead_sips() {
+    let mut r = Runner::boot(&[]);
+    // Log lines from SIPs starting and ending would interleave with command output.
+    r.command("log error");
+    let empty = r.command("names");
+    r.check(empty == "no names bound", &format!("names at boot: {empty}"));
+    let first = {
+        let out = r.command("spawn echo");
+        spawned_pid(&r, &out)
+    };
+    let second = {
+        let out = r.command("spawn echo svc/echo-2");
+        spawned_pid(&r, &out)
+    };
+    poll(&mut r, "names", |l| binds(l, "echo", first) && binds(l, "svc/echo-2", second), "both names bound");
+    // A lookup gives a working endpoint, to each provider, as often as asked.
+    for _ in 0..3 {
+        let out = r.command("names lookup echo hello by name");
+        r.check(out == "echo answered: hello by name", &format!("lookup echo: {out}"));
+    }
+    let out = r.command("names lookup svc/echo-2 second");
+    r.check(out == "svc/echo-2 answered: second", &format!("lookup svc/echo-2: {out}"));
+    // A second binder of a taken name is refused (it logs why and ends); the first keeps the name.
+    let refused = {
+        let out = r.command("spawn echo");
+        spawned_pid(&r, &out)
+    };
+    poll(&mut r, "ps", |ps| ps_row(ps, refused).is_none(), "the refused binder ends");
+    let listing = r.command("names");
+    r.check(binds(&listing, "echo", first), &format!("the first binder lost its name:\n{listing}"));
+    // Clear errors: unknown names, invalid names, names bound by someone else.
+    for (cmd, expected) in [
+        ("names lookup nope hi", "error: lookup nope: no such name"),
+        ("names lookup Bad!Name hi", "error: lookup Bad!Name: invalid name"),
+        ("names unbind echo", "error: unbind echo: name bound by another process"),
+        ("names unbind nope", "error: unbind nope: no such name"),
+        ("names frobnicate", "error: usage: names"),
+    ] {
+        let out = r.command(cmd);
+        r.check(out.starts_with(expected), &format!("`{cmd}`: expected `{expected}`, got: {out}"));
+    }
+    // A dead SIP's names go with it.
+    r.command(&format!("kill {first}"));
+    let listing = r.command("names");
+    r.check(
+        !listing.lines().any(|l| l.starts_with("echo ")) && binds(&listing, "svc/echo-2", second),
+        &format!("the killed provider's name is still bound:\n{listing}"),
+    );
+    let out = r.command("names lookup echo hi");
+    r.check(out.starts_with("error: lookup echo: no such name"), &format!("lookup of a dead name: {out}"));
+    // The name service itself is a SIP: killed, the kernel starts another, and providers bind again.
+    let ps = r.command("ps");
+    let names_pid = ps
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("names"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| r.fail(&format!("no names SIP in ps:\n{ps}")))
+        .to_owned();
+    r.command(&format!("kill {names_pid}"));
+    poll(&mut r, "names", |l| binds(l, "svc/echo-2", second), "the provider binds again after a restart");
+    let out = r.command("names lookup svc/echo-2 again");
+    r.check(out == "svc/echo-2 answered: again", &format!("lookup after a name-service restart: {out}"));
     r.shutdown();
 }

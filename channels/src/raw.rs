@@ -94,6 +94,9 @@ unsafe impl<Tx: Send, Rx: Send> Send for RawEndpoint<Tx, Rx> {}
 /// owner. The shared core is an exchange-heap block of [`Owner::CHANNELS`]; on exhaustion this calls the
 /// allocation-error handler, as `Box::new` does.
 pub fn pair<A, B>(a_capacity: usize, b_capacity: usize) -> (RawEndpoint<A, B>, RawEndpoint<B, A>) {
+    // The rings' slot arrays come from the global allocator: inside the section a kernel routes them to its own
+    // heap, not to the creating process's (which may die long before the last endpoint frees them).
+    let _section = Uninterruptible::begin();
     let heap = platform::current().heap;
     let creator = heap.current_owner().0;
     let core = Core::<A, B> {

@@ -1,7 +1,8 @@
 //! `select`: wait on several endpoints at once and take the first message (Sing#'s `switch receive`).
 //!
 //! [`select2`] and [`select3`] take endpoints of any contracts and states and return a typed result naming the one
-//! that fired, with the others handed back unchanged; [`select_vec`] serves many endpoints of one type.
+//! that fired, with the others handed back unchanged; [`select_vec`] serves many endpoints of one type, and
+//! [`select_with_vec`] one endpoint plus many of one type (a server's listener and its clients).
 //!
 //! Invariants: a select returns as soon as one endpoint has a message or a closed peer, and blocks (through the
 //! platform hook) only when none has. Fairness: the polling order rotates with the number of messages the
@@ -109,6 +110,40 @@ pub fn select_vec<E: Receive>(endpoints: &mut Vec<E>) -> Option<(usize, Result<E
             }
         }
         let sources: Vec<&dyn Readiness> = endpoints.iter().map(|e| e.__raw_ref().readiness()).collect();
+        block_on(&sources);
+    }
+}
+
+/// What [`select_with_vec`] took.
+#[derive(Debug)]
+pub enum SelectWithVec<A: Receive, E: Receive> {
+    /// The single endpoint fired.
+    First(Result<A::Message, Closed>),
+    /// Member `index` of the vector fired and was removed from it; the single endpoint comes back.
+    Member(A, usize, Result<E::Message, Closed>),
+}
+
+/// Waits until `first` or one of `endpoints` has a message (or a closed peer) and takes it: a server's shape,
+/// one endpoint where new clients arrive and one per client. A member that fires is removed from the vector.
+pub fn select_with_vec<A: Receive, E: Receive>(mut first: A, endpoints: &mut Vec<E>) -> SelectWithVec<A, E> {
+    loop {
+        let count = endpoints.len() + 1;
+        let start =
+            endpoints.iter().fold(first.__raw_ref().consumed(), |sum, e| sum.wrapping_add(e.__raw_ref().consumed()));
+        for turn in 0..count {
+            let index = start.wrapping_add(turn) % count;
+            if index == 0 {
+                if let Some(taken) = poll(&mut first) {
+                    return SelectWithVec::First(finish(first, taken));
+                }
+            } else if let Some(taken) = poll(&mut endpoints[index - 1]) {
+                let endpoint = endpoints.remove(index - 1);
+                return SelectWithVec::Member(first, index - 1, finish(endpoint, taken));
+            }
+        }
+        let mut sources: Vec<&dyn Readiness> = Vec::with_capacity(count);
+        sources.push(first.__raw_ref().readiness());
+        sources.extend(endpoints.iter().map(|e| e.__raw_ref().readiness()));
         block_on(&sources);
     }
 }

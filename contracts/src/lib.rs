@@ -28,10 +28,20 @@ mod stream_contract;
 pub use console_contract::console;
 pub use echo_contract::echo;
 pub use kv_store_contract::{KvError, kv_store};
-pub use name_service_contract::{NameError, name_service, service_provider};
+pub use name_service_contract::{
+    MAX_NAME_LEN, NameError, is_valid_name, name_listener, name_service, service_provider,
+};
 pub use stream_contract::{StreamError, stream};
 
 /// The descriptions of every system contract (for the shell's `contracts` command and docs).
-pub fn all() -> [&'static channels::ContractInfo; 6] {
-    [&echo::INFO, &kv_store::INFO, &service_provider::INFO, &name_service::INFO, &console::INFO, &stream::INFO]
+pub fn all() -> [&'static channels::ContractInfo; 7] {
+    [
+        &echo::INFO,
+        &kv_store::INFO,
+        &service_provider::INFO,
+        &name_service::INFO,
+        &name_listener::INFO,
+        &console::INFO,
+        &stream::INFO,
+    ]
 }

@@ -1,12 +1,16 @@
-//! The name service contracts: services bind a name to a provider endpoint; clients look a name up and get a
-//! fresh, connected endpoint back (Singularity's pattern: the name service creates the channel and hands its
-//! server end to the provider).
+//! The name service contracts: services bind a name to a provider endpoint; clients look a name up by handing
+//! the name service the server end of a fresh channel, which it forwards to the provider (Singularity's
+//! pattern). The name service never needs to know the service's contract: the end travels as an [`ExAny`], and
+//! the provider takes it out with the one type it serves (anything else is refused and dropped, so the client
+//! sees `Closed`).
 //!
-//! Today the connections handed out speak the echo contract; a contract-generic name service needs a type-erased
-//! endpoint and is left to the SIP issue.
+//! Three contracts: [`NameService`] (a SIP and the name service), [`ServiceProvider`] (the name service and a
+//! bound service: "here is a new client") and [`NameListener`] (the kernel and the name service: "here is a new
+//! SIP's connection, from SIP n", which is how the name service knows who asks).
 
-use crate::{Exchangeable, contract, echo};
-use channels::ExString;
+use crate::{Exchangeable, contract};
+use channels::{ExAny, ExString};
+use core::fmt;
 
 /// Why a name-service request failed.
 #[derive(Exchangeable, Clone, Copy, PartialEq, Eq, Debug)]
@@ -15,19 +19,47 @@ pub enum NameError {
     AlreadyBound,
     /// Nobody has the name.
     NotFound,
-    /// The provider refused the connection (or is gone).
+    /// The provider refused the connection (it serves another contract) or is gone.
     Refused,
+    /// The name is bound by another SIP: only the binder may unbind it.
+    NotOwner,
+    /// Names are 1-64 bytes of `a-z 0-9 - _ . /`.
+    InvalidName,
+    /// The name service is not running (or went away during the request).
+    Unavailable,
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameError::AlreadyBound => "name already bound",
+            NameError::NotFound => "no such name",
+            NameError::Refused => "the provider refused the connection",
+            NameError::NotOwner => "name bound by another process",
+            NameError::InvalidName => "invalid name (1-64 bytes of a-z 0-9 - _ . /)",
+            NameError::Unavailable => "name service unavailable",
+        })
+    }
+}
+
+/// The longest name the service accepts.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Whether `name` is acceptable as a bound name: 1-64 bytes of `a-z 0-9 - _ . /`.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_./".contains(&b))
 }
 
 contract! {
-    /// Between the name service (client) and one service (server): "here is a new client for you".
+    /// Between the name service (client) and one bound service (server): "here is a new client for you".
     pub contract ServiceProvider {
-        /// Serve this new connection.
-        in message Connect(echo::Server<echo::state::Ready>);
+        /// Serve this new connection: the server end of a channel whose client end the looking-up SIP holds.
+        in message Connect(ExAny);
         /// The connection is being served.
         out message Accepted;
-        /// The service will not serve it; the endpoint comes back.
-        out message Refused(echo::Server<echo::state::Ready>);
+        /// The service does not serve that contract; it dropped the end (the client sees `Closed`).
+        out message Refused;
 
         /// Waiting for connections.
         initial state Ready { Connect -> Connecting }
@@ -37,30 +69,60 @@ contract! {
 }
 
 contract! {
-    /// The name service: bind names to providers, look names up to get connected endpoints.
+    /// The name service: bind names to providers, look names up to connect to them, unbind, list.
     pub contract NameService {
-        /// Bind a name to a provider.
-        in message Bind(ExString, service_provider::Client<service_provider::state::Ready>);
-        /// Connect to the service bound to a name.
-        in message Lookup(ExString);
+        /// Bind a name (first) to a provider speaking contract (second, for listings).
+        in message Bind(ExString, ExString, service_provider::Client<service_provider::state::Ready>);
+        /// Connect to the service bound to a name: hand it this server end.
+        in message Lookup(ExString, ExAny);
+        /// Remove a name this SIP bound.
+        in message Unbind(ExString);
+        /// Every binding, one per line: `NAME sip#ID CONTRACT`.
+        in message List;
         /// The client is done.
         in message Quit;
         /// The name is bound.
         out message Bound;
         /// The name could not be bound; the provider endpoint comes back.
         out message BindFailed(NameError, service_provider::Client<service_provider::state::Ready>);
-        /// A fresh endpoint connected to the named service.
-        out message Found(echo::Client<echo::state::Ready>);
-        /// The lookup failed.
+        /// The provider accepted the connection.
+        out message Found;
+        /// The lookup failed (the server end was dropped).
         out message LookupFailed(NameError);
+        /// The name is gone.
+        out message Unbound;
+        /// The name was not removed.
+        out message UnbindFailed(NameError);
+        /// The listing.
+        out message Names(ExString);
 
         /// Waiting for a request.
-        initial state Ready { Bind -> Binding, Lookup -> LookingUp, Quit -> Done }
+        initial state Ready { Bind -> Binding, Lookup -> LookingUp, Unbind -> Unbinding, List -> Listing, Quit -> Done }
         /// A bind is being answered.
         state Binding { Bound -> Ready, BindFailed -> Ready }
         /// A lookup is being answered.
         state LookingUp { Found -> Ready, LookupFailed -> Ready }
+        /// An unbind is being answered.
+        state Unbinding { Unbound -> Ready, UnbindFailed -> Ready }
+        /// The listing is being sent.
+        state Listing { Names -> Ready }
         /// The conversation is over.
         terminal state Done;
+    }
+}
+
+contract! {
+    /// Between the kernel (client) and the name service (server): each new connection, with the id of the SIP on
+    /// the other end (0 for the kernel itself).
+    pub contract NameListener {
+        /// A SIP's new connection.
+        in message Connect(u64, name_service::Server<name_service::state::Ready>);
+        /// Taken; send the next.
+        out message Accepted;
+
+        /// Waiting for a connection.
+        initial state Ready { Connect -> Connecting }
+        /// The name service owes an acknowledgement.
+        state Connecting { Accepted -> Ready }
     }
 }

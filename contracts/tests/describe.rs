@@ -45,7 +45,7 @@ fn dot_rendering_lists_states_and_labelled_edges() {
 #[test]
 fn every_system_contract_is_listed() {
     let names: Vec<&str> = contracts::all().iter().map(|c| c.name).collect();
-    assert_eq!(names, ["Echo", "KvStore", "ServiceProvider", "NameService", "Console", "Stream"]);
+    assert_eq!(names, ["Echo", "KvStore", "ServiceProvider", "NameService", "NameListener", "Console", "Stream"]);
     for info in contracts::all() {
         assert!(info.to_dot().contains(info.name));
     }

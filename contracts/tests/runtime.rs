@@ -2,7 +2,9 @@
 //! a closed peer returns the message, FIFO order, endpoints travelling inside messages, `try_recv`, `select`
 //! readiness and fairness, and nothing hanging on a dead peer.
 
-use channels::{Closed, ExString, PeerClosed, Select2, TryRecv, select_vec, select2};
+use channels::{
+    Closed, ExAny, ExString, PeerClosed, Select2, SelectWithVec, TryRecv, select_vec, select_with_vec, select2,
+};
 use contracts::echo::{self, client, server, state};
 use contracts::{contract, kv_store, name_service, service_provider};
 use std::thread;
@@ -308,33 +310,89 @@ fn select_vec_serves_many_clients_fairly() {
 }
 
 #[test]
+fn select_with_vec_serves_a_listener_and_its_clients() {
+    use kv_store::server as kv_server;
+    // The listener is a kv channel (any contract will do); the members are echo sessions.
+    let (listener_client, listener) = kv_store::channel();
+    let mut sessions = Vec::new();
+    let mut clients = Vec::new();
+    for i in 0..3u64 {
+        let (c, s) = echo::channel();
+        clients.push(c.send_ping(i).expect("alive"));
+        sessions.push(s);
+    }
+    let listener_client = listener_client.send_quit().expect("alive");
+    let mut listener = Some(listener);
+    let (mut pings, mut quits) = (Vec::new(), 0);
+    while pings.len() < 3 || quits == 0 {
+        let Some(first) = listener.take() else {
+            // The listener fired (and was consumed): only members remain.
+            let (_, result) = select_vec(&mut sessions).expect("members left");
+            let Ok(server::Ready::Ping(n, owes)) = result else { panic!("ping") };
+            pings.push(n);
+            drop(owes.send_pong(n).expect("alive"));
+            continue;
+        };
+        match select_with_vec(first, &mut sessions) {
+            SelectWithVec::First(Ok(kv_server::Ready::Quit(done))) => {
+                done.close();
+                quits += 1;
+            }
+            SelectWithVec::First(_) => panic!("the listener only sends Quit"),
+            SelectWithVec::Member(back, index, result) => {
+                listener = Some(back);
+                let Ok(server::Ready::Ping(n, owes)) = result else { panic!("ping") };
+                assert!(index < 3 - pings.len(), "index {index} out of the remaining members");
+                pings.push(n);
+                drop(owes.send_pong(n).expect("alive"));
+            }
+        }
+    }
+    pings.sort_unstable();
+    assert_eq!((pings, quits), (vec![0, 1, 2], 1));
+    listener_client.close();
+    // With nothing ready, a closed listener is reported rather than waited on.
+    let (gone, listener) = kv_store::channel();
+    drop(gone);
+    let mut none: Vec<echo::Server<state::Ready>> = Vec::new();
+    assert!(matches!(select_with_vec(listener, &mut none), SelectWithVec::First(Err(Closed))));
+}
+
+#[test]
 fn name_service_hands_out_connected_endpoints() {
     use name_service::{client as ns_client, server as ns_server};
     use service_provider::{client as sp_client, server as sp_server};
 
-    // The echo service: a provider that accepts connections and serves each on a thread.
+    // The echo service: a provider that takes each connection as an Echo server end and serves it on a thread;
+    // an end of any other type is refused (and dropped).
     let (provider_client, provider_server) = service_provider::channel();
     let service = thread::spawn(move || {
         let mut provider = provider_server;
         let mut sessions = Vec::new();
-        while let Ok(sp_server::Ready::Connect(echo_server, owes)) = provider.recv() {
-            sessions.push(thread::spawn(move || serve_echo(echo_server)));
-            match owes.send_accepted() {
-                Ok(next) => provider = next,
-                Err(_) => break,
+        while let Ok(sp_server::Ready::Connect(end, owes)) = provider.recv() {
+            let answered = match end.downcast::<echo::Server<state::Ready>>() {
+                Ok(echo_server) => {
+                    sessions.push(thread::spawn(move || serve_echo(echo_server)));
+                    owes.send_accepted().ok()
+                }
+                Err(_other) => owes.send_refused().ok(),
+            };
+            match answered {
+                Some(next) => provider = next,
+                None => break,
             }
         }
         sessions.into_iter().map(|s| s.join().expect("session")).sum::<u64>()
     });
 
-    // The name service: one client, a table of one provider.
+    // The name service: one client, a table of one provider; it forwards ends without knowing their type.
     let (ns_client_end, ns_server_end) = name_service::channel();
     let name_service = thread::spawn(move || {
         let mut ns = ns_server_end;
         let mut bound: Option<(ExString, service_provider::Client<service_provider::state::Ready>)> = None;
         loop {
             match ns.recv() {
-                Ok(ns_server::Ready::Bind(name, provider, owes)) => {
+                Ok(ns_server::Ready::Bind(name, _contract, provider, owes)) => {
                     ns = if bound.is_some() {
                         owes.send_bind_failed(contracts::NameError::AlreadyBound, provider).expect("client")
                     } else {
@@ -342,26 +400,35 @@ fn name_service_hands_out_connected_endpoints() {
                         owes.send_bound().expect("client")
                     };
                 }
-                Ok(ns_server::Ready::Lookup(name, owes)) => {
-                    let found = match bound.take() {
+                Ok(ns_server::Ready::Lookup(name, end, owes)) => {
+                    let answer = match bound.take() {
                         Some((bound_name, provider)) if bound_name == name => {
-                            let (echo_client, echo_server) = echo::channel();
-                            let waiting = provider.send_connect(echo_server).expect("provider alive");
-                            let Ok(sp_client::Connecting::Accepted(provider)) = waiting.recv() else {
-                                panic!("accepted")
+                            let waiting = provider.send_connect(end).expect("provider alive");
+                            let (answer, provider) = match waiting.recv() {
+                                Ok(sp_client::Connecting::Accepted(provider)) => (Ok(()), provider),
+                                Ok(sp_client::Connecting::Refused(provider)) => {
+                                    (Err(contracts::NameError::Refused), provider)
+                                }
+                                Err(Closed) => panic!("provider alive"),
                             };
                             bound = Some((bound_name, provider));
-                            Some(echo_client)
+                            answer
                         }
                         other => {
                             bound = other;
-                            None
+                            Err(contracts::NameError::NotFound)
                         }
                     };
-                    ns = match found {
-                        Some(endpoint) => owes.send_found(endpoint).expect("client"),
-                        None => owes.send_lookup_failed(contracts::NameError::NotFound).expect("client"),
+                    ns = match answer {
+                        Ok(()) => owes.send_found().expect("client"),
+                        Err(e) => owes.send_lookup_failed(e).expect("client"),
                     };
+                }
+                Ok(ns_server::Ready::Unbind(_, owes)) => {
+                    ns = owes.send_unbind_failed(contracts::NameError::NotOwner).expect("client");
+                }
+                Ok(ns_server::Ready::List(owes)) => {
+                    ns = owes.send_names(ExString::from("echo")).expect("client");
                 }
                 Ok(ns_server::Ready::Quit(done)) => {
                     done.close();
@@ -373,26 +440,40 @@ fn name_service_hands_out_connected_endpoints() {
     });
 
     let ns = ns_client_end;
-    let Ok(ns_client::Binding::Bound(ns)) = ns.send_bind(ExString::from("echo"), provider_client).expect("ns").recv()
-    else {
+    let bind = |name: &str, provider| (ExString::from(name), ExString::from("Echo"), provider);
+    let (name, contract, provider) = bind("echo", provider_client);
+    let Ok(ns_client::Binding::Bound(ns)) = ns.send_bind(name, contract, provider).expect("ns").recv() else {
         panic!("bind")
     };
     let (spare_client, _spare_server) = service_provider::channel();
+    let (name, contract, provider) = bind("echo", spare_client);
     let Ok(ns_client::Binding::BindFailed(contracts::NameError::AlreadyBound, returned, ns)) =
-        ns.send_bind(ExString::from("echo"), spare_client).expect("ns").recv()
+        ns.send_bind(name, contract, provider).expect("ns").recv()
     else {
         panic!("a second bind fails and returns the endpoint")
     };
     drop(returned);
+    let (unused, unused_server) = echo::channel();
     let Ok(ns_client::LookingUp::LookupFailed(contracts::NameError::NotFound, ns)) =
-        ns.send_lookup(ExString::from("nope")).expect("ns").recv()
+        ns.send_lookup(ExString::from("nope"), ExAny::new(unused_server).expect("heap")).expect("ns").recv()
     else {
         panic!("unknown names fail")
     };
+    // The name service dropped the end it was given: the client's end sees Closed, nothing hangs.
+    assert!(matches!(unused.send_ping(1).map(|owed| owed.recv()), Err(_) | Ok(Err(Closed))));
+    // An end of the wrong contract is refused by the provider.
+    let (kv_client, kv_server) = kv_store::channel();
+    let Ok(ns_client::LookingUp::LookupFailed(contracts::NameError::Refused, ns)) =
+        ns.send_lookup(ExString::from("echo"), ExAny::new(kv_server).expect("heap")).expect("ns").recv()
+    else {
+        panic!("a wrong-contract end is refused")
+    };
+    assert!(kv_client.is_peer_closed());
     let mut ns = ns;
     for i in 0..2u64 {
-        let Ok(ns_client::LookingUp::Found(echo_client, next)) =
-            ns.send_lookup(ExString::from("echo")).expect("ns").recv()
+        let (echo_client, echo_server) = echo::channel();
+        let Ok(ns_client::LookingUp::Found(next)) =
+            ns.send_lookup(ExString::from("echo"), ExAny::new(echo_server).expect("heap")).expect("ns").recv()
         else {
             panic!("lookup")
         };
@@ -407,6 +488,18 @@ fn name_service_hands_out_connected_endpoints() {
     name_service.join().expect("name service");
     // The name service dropped the provider endpoint on quit: the provider's receive sees Closed and ends.
     assert_eq!(service.join().expect("service"), 2);
+}
+
+#[test]
+fn ex_any_gives_its_value_back_only_as_its_own_type() {
+    let any = ExAny::new(ExString::from("hello")).expect("heap");
+    assert!(any.is::<ExString>());
+    let any = any.downcast::<u64>().expect_err("not a u64");
+    assert_eq!(any.downcast::<ExString>().expect("an ExString").as_str(), "hello");
+    // Dropping an erased endpoint closes it.
+    let (client, server) = echo::channel();
+    drop(ExAny::new(server).expect("heap"));
+    assert!(client.is_peer_closed());
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! Order matters: the serial console first (so everything after can report), then the core's descriptor
 //! tables and the IDT (so a fault is reported instead of triple-faulting), then memory (the heap is needed by
 //! ACPI parsing and the console queues), the framebuffer, ACPI, and finally the interrupt controllers and the
-//! timer, after which interrupts are enabled. Failures that leave no usable machine panic with the reason.
+//! timer, after which interrupts are enabled; then the other cores are started (`smp`), each of which runs its
+//! own kernel instance. Failures that leave no usable machine panic with the reason; a core that does not start
+//! is reported and left out.
 
 use crate::arch::{apic, io_apic, pic};
 use crate::console::{self, framebuffer, keyboard, serial};
@@ -40,6 +42,8 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         platform.io_apics.len()
     );
 
+    crate::smp::init(platform);
+
     pic::remap_and_mask();
     let apic_base = memory::paging::map_mmio(PhysAddr::new(apic::physical_base()), 4096)
         .unwrap_or_else(|e| panic!("cannot map the local APIC: {e:?}"));
@@ -62,6 +66,10 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
     route_isa_interrupts(platform);
 
     x86_64::instructions::interrupts::enable();
+    match crate::smp::start_application_processors(regions) {
+        Ok(online) => log::info!("{online} of {} core(s) online", crate::smp::cores().len()),
+        Err(e) => log::error!("cannot start the other cores ({e:?}): running on the boot core alone"),
+    }
     let frames = memory::frames::stats();
     log::info!(
         "memory: {} MiB usable, {} frames free; boot took {} ms",

@@ -3,9 +3,10 @@
 //! The bootloader (`bootloader_api`) hands over in long mode with the kernel mapped, a physical-memory window
 //! and a memory map; [`boot::start`] brings the machine up and ends in the console. Code that touches the
 //! hardware directly lives in `arch/` and `platform/`; memory in `memory/`; the console in `console/`;
-//! exception and device interrupts in `interrupts/`; in-kernel tests in `selftest/`.
+//! exception and device interrupts in `interrupts/`; starting and stopping the other cores in `smp`; in-kernel
+//! tests in `selftest/`.
 //!
-//! Invariants: no module outside `arch/`, `memory/`, `interrupts/`, `platform/`, `percpu` and `sync` uses
+//! Invariants: no module outside `arch/`, `memory/`, `interrupts/`, `platform/`, `percpu`, `smp` and `sync` uses
 //! `unsafe`; every unsafe block states why it is sound in a `// SAFETY:` line.
 #![no_std]
 #![no_main]
@@ -29,6 +30,7 @@ mod sched;
 mod selftest;
 mod services;
 mod sip;
+mod smp;
 mod sync;
 mod time;
 

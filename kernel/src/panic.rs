@@ -1,13 +1,19 @@
 //! The kernel's panic handler: a loud, complete report, then the machine stops with a failure status.
 //!
 //! A panic in SIP mode ends that SIP only (`sip::on_panic`). A panic in kernel code is a kernel bug; it stops
-//! the machine. The report goes straight to the serial port without taking the console lock (the
-//! panicking code may hold it), and to the framebuffer if its lock is free.
+//! the machine. The report names the core (`KERNEL PANIC on cpu N at FILE:LINE:COL: MESSAGE`) and goes
+//! straight to the serial port without taking the console lock (the panicking code, or a core stopped while
+//! printing, may hold it), and to the framebuffer if its lock is free.
+//!
+//! On a machine with several cores, the first core to panic owns the report: it halts every other core by NMI
+//! first (`smp::halt_other_cores_now`), so nothing else prints into its report or keeps running, then prints and
+//! exits. A core that panics while another one is already reporting just halts.
 
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
-static PANICKING: AtomicBool = AtomicBool::new(false);
+/// 0, or 1 + the index of the core reporting a panic.
+static PANICKING: AtomicU32 = AtomicU32::new(0);
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
@@ -17,11 +23,16 @@ fn panic(info: &PanicInfo) -> ! {
     }
     x86_64::instructions::interrupts::disable();
     let cpu = crate::percpu::current_index();
-    if PANICKING.swap(true, Ordering::SeqCst) {
-        // A panic while reporting a panic: say the least possible and stop.
-        crate::console::emergency_print(format_args!("\nKERNEL PANIC on cpu {cpu} (nested): {}\n", info.message()));
-        crate::power::exit_qemu(crate::power::ExitCode::Failure);
-        crate::arch::cpu::halt_forever();
+    match PANICKING.compare_exchange(0, cpu + 1, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => crate::smp::halt_other_cores_now(),
+        Err(owner) if owner == cpu + 1 => {
+            // A panic while reporting a panic: say the least possible and stop.
+            crate::console::emergency_print(format_args!("\nKERNEL PANIC on cpu {cpu} (nested): {}\n", info.message()));
+            crate::power::exit_qemu(crate::power::ExitCode::Failure);
+            crate::arch::cpu::halt_forever();
+        }
+        // Another core is reporting its panic and stopping the machine: leave the report to it.
+        Err(_) => crate::smp::park_this_core(),
     }
     match info.location() {
         Some(at) => crate::console::emergency_print(format_args!(

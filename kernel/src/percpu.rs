@@ -2,12 +2,18 @@
 //!
 //! Every core gets one [`PerCpu`] that only it writes; other cores may read its counters. The GS base of a core
 //! points at its record, whose first word points at itself, so `current()` is one `mov` from `gs:0`. The boot
-//! core's record is static (it is needed before the heap exists); application processors (multikernel issue)
-//! will get heap-allocated ones.
+//! core's record is static (it is needed before the heap exists); each application processor gets one built on
+//! the heap by the boot core ([`new_ap`], leaked: a core never goes away) before the AP starts, so the AP's
+//! trampoline can point GS at it before the first line of Rust runs.
+//!
+//! Every record is also listed by its dense index ([`by_index`]) so that reports (`cpus`) and shutdown can reach
+//! all cores. Another core may read a record's atomics and briefly take its locks for a report; only the owning
+//! core changes its scheduler's queues.
 
 use crate::sched::Scheduler;
 use crate::sync::IrqMutex;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use cpu_rings::{CpuTables, IstStacks};
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::GsBase;
@@ -49,6 +55,12 @@ unsafe impl Send for PerCpu {}
 // never changed; everything else is immutable, atomic or behind a lock.
 unsafe impl Sync for PerCpu {}
 
+/// Most cores the kernel runs on; MADT entries beyond it are reported and left out.
+pub const MAX_CPUS: usize = 64;
+
+/// Every record by dense index (null: none yet).
+static RECORDS: [AtomicPtr<PerCpu>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+
 static BSP_IST_STACKS: IstStacks = IstStacks::new();
 static mut BSP_TABLES: CpuTables = CpuTables::empty();
 static BSP: spin::Once<PerCpu> = spin::Once::new();
@@ -82,8 +94,64 @@ pub fn init_bsp() {
     let addr = record as *const PerCpu;
     // SAFETY: the record is 'static and not yet shared: setting its self pointer cannot race.
     unsafe { core::ptr::addr_of!(record.self_ptr).cast_mut().write(addr) };
+    RECORDS[0].store(addr.cast_mut(), Ordering::Release);
     GsBase::write(VirtAddr::from_ptr(addr));
     BSP_READY.store(true, Ordering::Release);
+}
+
+/// Why an application processor's record could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApRecordError {
+    /// The index is 0 (the boot core's), beyond [`MAX_CPUS`], or taken.
+    BadIndex(u32),
+}
+
+/// Builds (on the boot core, on the heap, leaked) the record, GDT/TSS and IST stacks of the application
+/// processor with dense `index` and local APIC ID `apic_id`, and lists it. The AP loads them with [`enter_ap`].
+pub fn new_ap(index: u32, apic_id: u32) -> Result<&'static PerCpu, ApRecordError> {
+    let slot = RECORDS.get(index as usize).filter(|_| index != 0).ok_or(ApRecordError::BadIndex(index))?;
+    if !slot.load(Ordering::Acquire).is_null() {
+        return Err(ApRecordError::BadIndex(index));
+    }
+    // SAFETY: `IstStacks` is an `UnsafeCell` around plain bytes, for which all zeroes is a valid value. Built
+    // zeroed in place: the 64 KiB value never passes through a stack.
+    let stacks: &'static IstStacks = Box::leak(unsafe { Box::<IstStacks>::new_zeroed().assume_init() });
+    let tables = Box::leak(Box::new(CpuTables::empty())).init(stacks);
+    let record = Box::leak(Box::new(PerCpu {
+        self_ptr: core::ptr::null(),
+        index,
+        apic_id,
+        timer_ticks: AtomicU64::new(0),
+        tables,
+        scheduler: IrqMutex::new(Scheduler::new()),
+        current_owner: AtomicU64::new(0),
+        kernel_depth: AtomicU32::new(0),
+        current_arena: AtomicUsize::new(0),
+        sips: IrqMutex::new(crate::sip::Table::new()),
+        current_thread: AtomicU64::new(0),
+        dead_threads: AtomicUsize::new(0),
+    }));
+    record.self_ptr = record as *const PerCpu;
+    slot.store(record as *mut PerCpu, Ordering::Release);
+    Ok(record)
+}
+
+/// Loads an application processor's GDT/TSS and points GS at its record. The first thing an AP does.
+///
+/// # Safety
+/// Call once, on the AP whose record `record` is (made by [`new_ap`] for this core's APIC ID), with interrupts
+/// disabled.
+pub unsafe fn enter_ap(record: &'static PerCpu) {
+    // SAFETY: per the caller: this core, once, interrupts off; the IST stacks were made for this record alone.
+    unsafe { record.tables.load() };
+    GsBase::write(VirtAddr::from_ptr(record));
+}
+
+/// The record of the core with dense `index`, if one was made.
+pub fn by_index(index: u32) -> Option<&'static PerCpu> {
+    let ptr = RECORDS.get(index as usize)?.load(Ordering::Acquire);
+    // SAFETY: non-null entries point at leaked or static records, which live for the whole boot and are Sync.
+    (!ptr.is_null()).then(|| unsafe { &*ptr })
 }
 
 /// The calling core's record, or `None` before [`init_bsp`] ran.

@@ -7,6 +7,7 @@ use benchmark as _;
 use echo as _;
 use fault as _;
 use kv as _;
+use names as _;
 use shell as _;
 use template as _;
 

@@ -50,7 +50,8 @@ pub enum SpawnError {
     OutOfMemory,
     /// The caller's manifest lacks `Capability::ProcessControl`.
     NotPermitted,
-    /// The requested core does not exist or is offline.
+    /// The requested core does not exist, is offline, or does not take SIPs yet (only the caller's own core
+    /// does until SIP placement across cores exists).
     NoSuchCore,
 }
 
@@ -61,7 +62,7 @@ impl fmt::Display for SpawnError {
             Self::BadManifest(e) => write!(f, "manifest rejected: {e}"),
             Self::OutOfMemory => f.write_str("out of memory"),
             Self::NotPermitted => f.write_str("not permitted (needs the ProcessControl capability)"),
-            Self::NoSuchCore => f.write_str("no such core"),
+            Self::NoSuchCore => f.write_str("no such core, or it does not take SIPs yet"),
         }
     }
 }
@@ -158,6 +159,10 @@ pub struct CpuInfo {
     pub timer_ticks: u64,
     /// Its timer's rate.
     pub timer_hz: u32,
+    /// Threads ready to run on it, waiting in its run queue (the running one not counted; 0 when offline).
+    pub run_queue: u32,
+    /// Threads parked on it (0 when offline).
+    pub blocked: u32,
 }
 
 /// Who holds one end of a channel.
@@ -254,7 +259,13 @@ pub trait KernelAbi: Sync {
     /// A deliberate kernel panic with `message`, for debugging the panic path (needs `SystemAdmin`); returns
     /// only if not permitted.
     fn kernel_panic(&self, message: &str) -> NotPermitted;
+    /// A new connection to the name service, on behalf of the calling SIP (which the name service learns from
+    /// the kernel, so it cannot be forged); `None` if the name service is not running or is overloaded.
+    fn connect_names(&self) -> Option<NameServiceClient>;
 }
+
+/// A SIP's end of a fresh name-service connection.
+pub type NameServiceClient = contracts::name_service::Client<contracts::name_service::state::Ready>;
 
 /// The caller's manifest lacks the capability the call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use core::fmt::{self, Write};
 /// A SIP's view of itself and of the kernel. Passed by value to the entry function; cheap to clone.
 #[derive(Clone)]
 pub struct SipContext {
-    abi: &'static dyn KernelAbi,
+    pub(crate) abi: &'static dyn KernelAbi,
     id: SipId,
     name: &'static str,
     args: String,
@@ -95,13 +95,13 @@ impl SipContext {
         core: Option<u32>,
         value: E,
     ) -> Result<SipId, (SpawnError, Option<E>)> {
-        let startup = Startup::new(value).map_err(|value| (SpawnError::OutOfMemory, Some(value)))?;
-        self.abi.spawn(name, args, core, Some(startup)).map_err(|(e, back)| (e, back.and_then(|s| s.take().ok())))
+        let startup = Startup::new(value).map_err(|(value, _)| (SpawnError::OutOfMemory, Some(value)))?;
+        self.abi.spawn(name, args, core, Some(startup)).map_err(|(e, back)| (e, back.and_then(|s| s.downcast().ok())))
     }
 
     /// The value this SIP was spawned with, if it is an `E` (once; `None` afterwards or for another type).
     pub fn take_startup<E: Exchangeable + Send>(&self) -> Option<E> {
-        self.abi.take_startup()?.take().ok()
+        self.abi.take_startup()?.downcast().ok()
     }
 
     /// Ends SIP `id`.

@@ -8,28 +8,34 @@
 //! implementing the same trait).
 //!
 //! Not here: the kernel side of the ABI (in `kernel/`), contracts (crate `contracts`), channel transport
-//! (crate `channels`). The only `unsafe` is in `startup` (rebuilding a type-checked exchange box).
+//! (crate `channels`). No `unsafe`: type-erased startup values are `channels::ExAny`.
 //!
 //! Invariants: manifests are `'static` constants checked by the kernel at spawn (`ManifestError`); every ABI
 //! call takes and returns plain data (no references into kernel memory outlive a call), so a SIP's memory
 //! never points into another's.
 #![no_std]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
 mod abi;
 mod context;
 mod manifest;
-mod startup;
+mod names;
 
 pub use abi::{
-    ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo, NotPermitted,
-    ProcessInfo, ProcessState, SipId, SpawnError,
+    ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo,
+    NameServiceClient, NotPermitted, ProcessInfo, ProcessState, SipId, SpawnError,
 };
 pub use context::SipContext;
 pub use manifest::{Capability, MANIFESTS, Manifest, ManifestError, RestartPolicy};
-pub use startup::Startup;
+pub use names::accept;
+
+/// A value handed from a parent to the SIP it spawns (typically its first endpoint), the way Singularity hands a
+/// new process its initial endpoints: type-erased in the exchange heap, taken by the child with its own type.
+/// The kernel re-records its blocks as the child's and keeps it until the child takes it; a failed spawn gives
+/// it back to the parent, so the value is never lost.
+pub type Startup = channels::ExAny;
 
 /// Re-exports the generated registration code needs; services name them only through [`sip!`].
 #[doc(hidden)]

@@ -3,6 +3,11 @@
 //! Every core sees its own local APIC at the same physical address, so one mapping serves all cores. The
 //! mapping is made once by [`init`] (through `memory::paging::map_mmio`, uncached); until then the functions
 //! here do nothing, which keeps early panics and exceptions from faulting on an unmapped APIC.
+//!
+//! Inter-processor interrupts go through the interrupt command register (ICR, two 32-bit halves): the high half
+//! names the destination APIC ID, and writing the low half sends. A core's ICR is its own, so the only hazard is
+//! an interrupt handler on the *same* core sending between the two writes: [`send_ipi`] holds interrupts off.
+//! xAPIC mode only, so destinations are APIC IDs 0-254 (255 is broadcast).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::model_specific::Msr;
@@ -13,6 +18,8 @@ const REG_TPR: usize = 0x80;
 const REG_EOI: usize = 0xb0;
 const REG_SVR: usize = 0xf0;
 const REG_ESR: usize = 0x280;
+const REG_ICR_LOW: usize = 0x300;
+const REG_ICR_HIGH: usize = 0x310;
 const REG_LVT_TIMER: usize = 0x320;
 const REG_LVT_ERROR: usize = 0x370;
 const REG_TIMER_INITIAL: usize = 0x380;
@@ -23,6 +30,38 @@ const LVT_MASKED: u32 = 1 << 16;
 const LVT_PERIODIC: u32 = 1 << 17;
 /// Divide configuration value for "divide by 16".
 const DIVIDE_BY_16: u32 = 0b0011;
+
+/// ICR delivery status: set while the previous IPI is still being sent.
+const ICR_SEND_PENDING: u32 = 1 << 12;
+/// ICR level: assert (required for everything but the obsolete INIT de-assert).
+const ICR_ASSERT: u32 = 1 << 14;
+
+/// Largest APIC ID an xAPIC can address (255 means "all").
+pub const MAX_XAPIC_ID: u32 = 254;
+
+/// What an inter-processor interrupt delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipi {
+    /// An ordinary interrupt on this vector.
+    Fixed(u8),
+    /// A non-maskable interrupt (arrives even with interrupts off).
+    Nmi,
+    /// INIT: the target resets into wait-for-SIPI.
+    Init,
+    /// STARTUP: the target starts in real mode at `page << 12` (page below 1 MiB).
+    Startup(u8),
+}
+
+/// Why an IPI was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpiError {
+    /// The APIC is not mapped yet.
+    NoApic,
+    /// The destination is not an xAPIC ID.
+    BadDestination(u32),
+    /// The previous IPI never left (the ICR stayed busy).
+    Busy,
+}
 
 static BASE: AtomicU64 = AtomicU64::new(0);
 
@@ -95,4 +134,39 @@ pub fn start_periodic(vector: u8, counts: u32) {
     write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
     write(REG_LVT_TIMER, u32::from(vector) | LVT_PERIODIC);
     write(REG_TIMER_INITIAL, counts.max(1));
+}
+
+/// Sends `ipi` to the core with local APIC ID `apic_id` and waits until the APIC has accepted it for delivery.
+pub fn send_ipi(apic_id: u32, ipi: Ipi) -> Result<(), IpiError> {
+    if register(REG_ICR_LOW).is_none() {
+        return Err(IpiError::NoApic);
+    }
+    if apic_id > MAX_XAPIC_ID {
+        return Err(IpiError::BadDestination(apic_id));
+    }
+    let low = ICR_ASSERT
+        | match ipi {
+            Ipi::Fixed(vector) => u32::from(vector),
+            Ipi::Nmi => 0b100 << 8,
+            Ipi::Init => 0b101 << 8,
+            Ipi::Startup(page) => (0b110 << 8) | u32::from(page),
+        };
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        wait_icr_idle()?;
+        write(REG_ICR_HIGH, apic_id << 24);
+        write(REG_ICR_LOW, low);
+        wait_icr_idle()
+    })
+}
+
+fn wait_icr_idle() -> Result<(), IpiError> {
+    // Under emulation delivery is immediate; on hardware it takes well under a microsecond. The bound only keeps
+    // a broken APIC from hanging the caller.
+    for _ in 0..1_000_000 {
+        if read(REG_ICR_LOW) & ICR_SEND_PENDING == 0 {
+            return Ok(());
+        }
+        core::hint::spin_loop();
+    }
+    Err(IpiError::Busy)
 }

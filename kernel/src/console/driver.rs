@@ -18,6 +18,8 @@ use x86_64::instructions::interrupts;
 
 /// Runs the console forever: start a shell, serve it until it ends, start another.
 pub fn run() -> ! {
+    // The name service comes up beside the console: the shell and every service may look names up.
+    crate::sip::names::start();
     if let Some(id) = crate::sched::current_id() {
         super::READER.store(id.0, core::sync::atomic::Ordering::Relaxed);
     }

@@ -110,6 +110,11 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
 // its own IST stack): they always stop the machine.
 
 extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
+    // Another core is stopping the machine (a panic there) and reaches this one by NMI, which arrives even
+    // when this core spins with interrupts off.
+    if crate::smp::stop_requested() {
+        crate::smp::park_this_core();
+    }
     machine_fault("non-maskable interrupt", 2, &frame, None)
 }
 

@@ -2,6 +2,15 @@
 //!
 //! Used for settings the guest cannot observe by itself, such as `opt/plurality/icount` (the runner's
 //! `--icount`: the TSC then counts guest instructions). On a machine without the device every lookup is `None`.
+//!
+//! Also two fault injections for tests, each a decimal core index passed with
+//! `--qemu-arg=-fw_cfg --qemu-arg=name=opt/plurality/NAME,string=N`: `panic-on-cpu` makes that application
+//! processor panic shortly after it comes online (proves a panic on another core stops the machine and names
+//! the core); `stall-cpu` makes it halt before it reports online (proves a core that does not start is reported
+//! and left out while the rest run). Absent, nothing happens.
+//!
+//! The device is one selector/data port pair with no locking: read it on the boot core only (at boot, or
+//! through a `spin::Once`).
 
 use x86_64::instructions::port::Port;
 
@@ -61,4 +70,11 @@ pub fn read_file(name: &str, buffer: &mut [u8]) -> Option<usize> {
 pub fn icount() -> bool {
     let mut value = [0u8; 1];
     read_file("opt/plurality/icount", &mut value) == Some(1) && value[0] == b'1'
+}
+
+/// A test hook's core index: the decimal contents of fw_cfg file `name`, if present.
+pub fn core_index(name: &str) -> Option<u32> {
+    let mut value = [0u8; 10];
+    let len = read_file(name, &mut value)?;
+    core::str::from_utf8(value.get(..len)?).ok()?.trim().parse().ok()
 }

@@ -467,7 +467,12 @@ pub struct Census {
 
 /// This core's thread counts.
 pub fn census() -> Census {
-    let s = percpu::current().scheduler.lock();
+    census_of(percpu::current())
+}
+
+/// The thread counts of `cpu`'s scheduler, which may be another core's: a brief read under its lock, for reports.
+pub fn census_of(cpu: &percpu::PerCpu) -> Census {
+    let s = cpu.scheduler.lock();
     Census { ready: s.run_queue.len(), blocked: s.blocked.len(), switches: s.switches }
 }
 

@@ -147,18 +147,19 @@ impl KernelAbi for Ring0Abi {
 
     fn cpu(&self, index: u32) -> Option<CpuInfo> {
         let _kernel = KernelMode::enter();
-        let platform = crate::platform::acpi::platform()?;
-        let processor = platform.usable_processors().nth(index as usize)?;
-        let me = crate::percpu::current();
-        let online = processor.apic_id == me.apic_id;
+        let core = crate::smp::cores().get(index as usize)?;
+        let record = core.record().filter(|_| core.state() == crate::smp::CoreState::Online);
+        let census = record.map(sched::census_of);
         Some(CpuInfo {
             index,
-            apic_id: processor.apic_id,
-            acpi_id: processor.acpi_id,
-            online,
-            boot: online && me.index == 0,
-            timer_ticks: if online { me.timer_ticks.load(core::sync::atomic::Ordering::Relaxed) } else { 0 },
+            apic_id: core.apic_id,
+            acpi_id: core.acpi_id,
+            online: record.is_some(),
+            boot: index == 0,
+            timer_ticks: record.map_or(0, |r| r.timer_ticks.load(core::sync::atomic::Ordering::Relaxed)),
             timer_hz: crate::time::TIMER_HZ as u32,
+            run_queue: census.map_or(0, |c| c.ready as u32),
+            blocked: census.map_or(0, |c| c.blocked as u32),
         })
     }
 
@@ -226,6 +227,11 @@ impl KernelAbi for Ring0Abi {
             return NotPermitted;
         }
         panic!("{message}");
+    }
+
+    fn connect_names(&self) -> Option<sip_runtime::NameServiceClient> {
+        let _kernel = KernelMode::enter();
+        super::names::connect(exec::current_sip()?)
     }
 }
 

@@ -111,7 +111,7 @@ pub unsafe fn dealloc(ptr: *mut u8, layout: Layout) {
     if arena.is_null() {
         // Memory of an arena that is already gone: it was reclaimed wholesale, nothing to do. Say it once.
         if !STRAY_FREE_REPORTED.swap(true, Ordering::Relaxed) {
-            log::warn!("free of {ptr:p} in a reclaimed SIP arena ignored");
+            log::warn!("free of {ptr:p} ({} bytes) in a reclaimed SIP arena ignored", layout.size());
         }
         return;
     }

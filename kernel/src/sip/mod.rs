@@ -13,6 +13,7 @@
 
 pub mod abi;
 pub mod arena;
+pub mod names;
 
 use crate::exec::{self, KernelMode};
 use crate::percpu;
@@ -224,6 +225,20 @@ pub fn wait(id: u64) {
     }
 }
 
+/// Wakes thread `who` once when SIP `id` ends (at once if it is not alive), without blocking the caller.
+pub fn notify_on_end(id: u64, who: ThreadId) {
+    let alive = match table().lock().sips.get_mut(&id) {
+        Some(sip) => {
+            sip.waiters.push(who);
+            true
+        }
+        None => false,
+    };
+    if !alive {
+        sched::wake(who);
+    }
+}
+
 /// Removes SIP `id` and everything it owns, except the running thread `running` (which exits right after).
 fn reclaim(id: u64, reason: EndReason, running: Option<ThreadId>) {
     let Some(mut sip) = table().lock().sips.remove(&id) else { return };
@@ -234,6 +249,11 @@ fn reclaim(id: u64, reason: EndReason, running: Option<ThreadId>) {
     };
     for tid in sip.threads.iter().filter(|t| Some(**t) != running) {
         drop(sched::remove_thread(*tid));
+    }
+    // An untaken startup value's blocks are the SIP's and go with the rest below: dropping it too would free
+    // them twice.
+    if let Some(startup) = sip.startup.take() {
+        startup.forget_reclaimed();
     }
     crate::ipc::exchange_heap::reclaim(channels::Owner(id));
     crate::ipc::exchange_heap::close_endpoints_of(channels::Owner(id));

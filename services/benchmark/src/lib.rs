@@ -2,9 +2,10 @@
 //! one boot with the cycle counter, as median and spread over many rounds.
 //!
 //! Operations: a kernel ABI call; a thread yield with nobody else ready; a yield round trip A→B→A between two
-//! SIPs; a message round trip (Echo contract, Ping → Pong) with an echo SIP on the same core; SIP create + exit; and (`bench capacity`) how many idle SIPs fit in memory and the kernel memory each
-//! costs. Under the runner's `--icount` the counter is the guest instruction count (deterministic across
-//! boots); otherwise it is the TSC under emulation, inflated and noisy: compare ratios within one run.
+//! SIPs; a message round trip (Echo contract, Ping → Pong) with an echo SIP on the same core; binding and
+//! unbinding a name; SIP create + exit; and (`bench capacity`) how many idle SIPs fit in memory and the kernel
+//! memory each costs. Under the runner's `--icount` the counter is the guest instruction count (deterministic
+//! across boots); otherwise it is the TSC under emulation, inflated and noisy: compare ratios within one run.
 //!
 //! Not here: cross-core figures (multikernel issue).
 #![no_std]
@@ -21,7 +22,7 @@ sip! {
     name: "bench",
     entry: main,
     exports: [],
-    imports: [],
+    imports: ["Echo", "NameService"],
     heap_quota: 4 << 20,
     stack_size: 64 * 1024,
     restart: RestartPolicy::Never,
@@ -158,6 +159,7 @@ fn table(ctx: &SipContext) {
     }
 
     ping_pong(ctx);
+    name_binding(ctx);
 
     let creates = 20;
     let create = measure(ctx, creates, || match ctx.spawn("bench-null", "", None) {
@@ -200,6 +202,25 @@ fn ping_pong(ctx: &SipContext) {
         let _ = ctx.print(format_args!("bench: the echo SIP closed the channel during the ping-pong\n"));
     } else {
         row(ctx, "message ping-pong (same core)", &round_trip, iterations, "1,040");
+    }
+}
+
+/// Binding a name and removing it again through the name service (each call a fresh connection: the ABI call,
+/// the kernel's hand-over to the `names` SIP, one request, quit).
+fn name_binding(ctx: &SipContext) {
+    const NAME: &str = "bench/name";
+    let mut failed = None;
+    let cost = measure(ctx, 20, || {
+        let outcome = ctx.bind(NAME, "Echo").and_then(|_provider| ctx.unbind(NAME));
+        if let Err(e) = outcome {
+            failed = Some(e);
+        }
+    });
+    match failed {
+        Some(e) => {
+            let _ = ctx.print(format_args!("bench: name bind + unbind failed: {e}\n"));
+        }
+        None => row(ctx, "name bind + unbind", &cost, 20, "-"),
     }
 }
 

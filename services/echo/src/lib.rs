@@ -1,18 +1,28 @@
-//! The echo service: serves one Echo channel, handed to it at spawn, until the client says `Bye` or goes away.
+//! The echo service: answers every `Ping` with a `Pong` and every `Say` with an `Echoed` (the Echo contract).
 //!
-//! It is the peer of the console's `echo` and `ping` commands and of the ping-pong benchmark. The contract makes
-//! the protocol a matter of types: the server can only answer a `Ping` with a `Pong`, a `Say` with an `Echoed`.
+//! Spawned with an Echo server end as its startup value (the console's `echo` and `ping` commands, the
+//! ping-pong benchmark), it serves that one channel until the client says `Bye` or goes away. Spawned without
+//! one (`spawn echo [NAME]`), it binds NAME (default `echo`) in the name service and serves every client that
+//! looks the name up, all at once; if the name service restarts, it binds the name again.
+//!
+//! The contract makes the protocol a matter of types: the server can only answer a `Ping` with a `Pong`, a
+//! `Say` with an `Echoed`.
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+use alloc::vec::Vec;
+use channels::{Closed, SelectWithVec, select_with_vec};
 use contracts::echo::{self, server, state};
+use contracts::service_provider;
 use sip_runtime::{RestartPolicy, SipContext, sip};
 
 sip! {
     name: "echo",
     entry: main,
-    exports: ["Echo"],
-    imports: [],
+    exports: ["Echo", "ServiceProvider"],
+    imports: ["NameService"],
     heap_quota: 64 * 1024,
     stack_size: 16 * 1024,
     restart: RestartPolicy::Never,
@@ -25,7 +35,74 @@ fn main(ctx: SipContext) {
             let served = serve(endpoint);
             sip_runtime::debug!(ctx, "served {served} requests");
         }
-        None => sip_runtime::warn!(ctx, "spawned without an Echo endpoint: nothing to serve"),
+        None => serve_named(&ctx),
+    }
+}
+
+/// How often a bind is tried before giving up (the name service may be restarting).
+const BIND_ATTEMPTS: u32 = 10;
+
+/// Binds the name from the arguments and serves every client that looks it up.
+fn serve_named(ctx: &SipContext) {
+    let name = match ctx.args().trim() {
+        "" => "echo",
+        name => name,
+    };
+    let Some(mut provider) = bind(ctx, name) else { return };
+    sip_runtime::info!(ctx, "serving '{name}'");
+    let mut sessions: Vec<echo::Server<state::Ready>> = Vec::new();
+    loop {
+        match select_with_vec(provider, &mut sessions) {
+            SelectWithVec::First(Ok(service_provider::server::Ready::Connect(end, owes))) => {
+                let (session, next) = sip_runtime::accept::<echo::Server<state::Ready>>(end, owes);
+                sessions.extend(session);
+                provider = match next {
+                    Ok(next) => next,
+                    Err(Closed) => match bind(ctx, name) {
+                        Some(next) => next,
+                        None => return,
+                    },
+                };
+            }
+            SelectWithVec::First(Err(Closed)) => match bind(ctx, name) {
+                Some(next) => provider = next,
+                None => return,
+            },
+            SelectWithVec::Member(next, _, request) => {
+                provider = next;
+                if let Some(session) = request.ok().and_then(answer) {
+                    sessions.push(session);
+                }
+            }
+        }
+    }
+}
+
+/// Binds `name` to this SIP, retrying while the name service is unavailable.
+fn bind(ctx: &SipContext, name: &str) -> Option<service_provider::Server<service_provider::state::Ready>> {
+    for _ in 0..BIND_ATTEMPTS {
+        match ctx.bind(name, "Echo") {
+            Ok(provider) => return Some(provider),
+            Err(contracts::NameError::Unavailable) => ctx.sleep_ms(200),
+            Err(e) => {
+                sip_runtime::warn!(ctx, "cannot bind '{name}': {e}");
+                return None;
+            }
+        }
+    }
+    sip_runtime::warn!(ctx, "cannot bind '{name}': the name service stays unavailable");
+    None
+}
+
+/// Answers one request; the session comes back unless the client said `Bye` or is gone.
+fn answer(request: server::Ready) -> Option<echo::Server<state::Ready>> {
+    match request {
+        server::Ready::Ping(n, owes) => owes.send_pong(n).ok(),
+        server::Ready::Say(text, owes) => owes.send_echoed(text).ok(),
+        server::Ready::Bye(done) => {
+            done.close();
+            None
+        }
     }
 }
 
@@ -33,16 +110,7 @@ fn main(ctx: SipContext) {
 pub fn serve(mut endpoint: echo::Server<state::Ready>) -> u64 {
     let mut served = 0;
     loop {
-        let next = match endpoint.recv() {
-            Ok(server::Ready::Ping(n, owes)) => owes.send_pong(n).ok(),
-            Ok(server::Ready::Say(text, owes)) => owes.send_echoed(text).ok(),
-            Ok(server::Ready::Bye(done)) => {
-                done.close();
-                return served;
-            }
-            Err(channels::Closed) => None,
-        };
-        match next {
+        match endpoint.recv().ok().and_then(answer) {
             Some(ready) => endpoint = ready,
             None => return served,
         }

@@ -1,7 +1,8 @@
-//! Shell commands that talk to SIPs over contract channels: `echo`, `ping`, `fault`, `kv`.
+//! Shell commands that talk to SIPs over contract channels: `echo`, `ping`, `fault`, `kv`, `names`.
 //!
-//! Each creates a channel, spawns a SIP with the server end as its startup value, and speaks the client side,
+//! Most create a channel, spawn a SIP with the server end as its startup value, and speak the client side,
 //! which shows contracts working between SIPs, and what a peer sees when the SIP on the other end fails.
+//! `names` goes through the name service instead: the server end reaches a SIP that bound a name.
 
 use crate::Shell;
 use crate::commands::CommandError;
@@ -184,4 +185,49 @@ pub fn kv(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     };
     sh.kv = Some((id, ready));
     Ok(())
+}
+
+/// `names [lookup NAME TEXT... | unbind NAME]`: list the name service's bindings, echo text through the Echo
+/// service bound to NAME, or remove a name the shell bound.
+pub fn names(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
+    const USAGE: &str = "names [lookup NAME TEXT... | unbind NAME]";
+    let failed = |what: &str, name: &str, e: contracts::NameError| CommandError::Invalid(format!("{what} {name}: {e}"));
+    match args {
+        [] => {
+            let listing = sh.ctx.names().map_err(|e| CommandError::Invalid(format!("names: {e}")))?;
+            if listing.is_empty() {
+                sh.say(format_args!("no names bound"));
+                return Ok(());
+            }
+            sh.say(format_args!("{:<24} {:>6}  CONTRACT", "NAME", "PID"));
+            for line in listing.lines() {
+                let mut fields = line.split_whitespace();
+                let (name, pid, contract) = (fields.next(), fields.next(), fields.next());
+                let pid = pid.and_then(|p| p.strip_prefix("sip#")).unwrap_or("?");
+                sh.say(format_args!("{:<24} {pid:>6}  {}", name.unwrap_or("?"), contract.unwrap_or("?")));
+            }
+            Ok(())
+        }
+        ["lookup", name, text @ ..] if !text.is_empty() => {
+            let (client, server) = echo::channel();
+            sh.ctx.lookup(name, server).map_err(|e| failed("lookup", name, e))?;
+            let owed = client.send_say(ExString::from(text.join(" ").as_str())).map_err(|_| closed())?;
+            match owed.recv() {
+                Ok(client::SaySent::Echoed(reply, ready)) => {
+                    sh.say(format_args!("{name} answered: {}", reply.as_str()));
+                    if let Ok(done) = ready.send_bye() {
+                        done.close();
+                    }
+                    Ok(())
+                }
+                Err(Closed) => Err(closed()),
+            }
+        }
+        ["unbind", name] => {
+            sh.ctx.unbind(name).map_err(|e| failed("unbind", name, e))?;
+            sh.say(format_args!("unbound {name}"));
+            Ok(())
+        }
+        _ => Err(CommandError::Usage(USAGE)),
+    }
 }

@@ -31,7 +31,7 @@ pub struct Command {
 pub const COMMANDS: &[Command] = &[
     Command { name: "help", usage: "help", help: "list commands", run: help },
     Command { name: "mem", usage: "mem", help: "physical frames and kernel heap in use", run: mem },
-    Command { name: "cpus", usage: "cpus", help: "cores listed by the ACPI MADT", run: cpus },
+    Command { name: "cpus", usage: "cpus", help: "cores: online or not, run queue, ticks", run: cpus },
     Command { name: "uptime", usage: "uptime", help: "time since boot and timer ticks", run: uptime },
     Command {
         name: "log",
@@ -69,6 +69,12 @@ pub const COMMANDS: &[Command] = &[
         usage: "kv put KEY VALUE | get KEY | del KEY | list | quit",
         help: "a key-value store SIP (hashbrown)",
         run: channel_commands::kv,
+    },
+    Command {
+        name: "names",
+        usage: "names [lookup NAME TEXT... | unbind NAME]",
+        help: "name service: list bindings, talk to an Echo service by name, unbind",
+        run: channel_commands::names,
     },
     Command {
         name: "fault",
@@ -144,9 +150,15 @@ fn cpus(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     sh.say(format_args!("cpus: {} (ACPI MADT)", all.len()));
     for cpu in all {
         let state = if cpu.online {
-            format!("online{}, {} timer ticks", if cpu.boot { ", boot core" } else { "" }, cpu.timer_ticks)
+            format!(
+                "online{}, run queue {}, {} blocked, {} timer ticks",
+                if cpu.boot { ", boot core" } else { "" },
+                cpu.run_queue,
+                cpu.blocked,
+                cpu.timer_ticks
+            )
         } else {
-            "present, not started (single-kernel boot)".into()
+            "offline (did not start)".into()
         };
         sh.say(format_args!("  cpu {}: apic id {}, acpi id {}: {state}", cpu.index, cpu.apic_id, cpu.acpi_id));
     }

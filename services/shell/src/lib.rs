@@ -27,7 +27,7 @@ sip! {
     name: "shell",
     entry: main,
     exports: [],
-    imports: ["Console", "Echo", "KvStore"],
+    imports: ["Console", "Echo", "KvStore", "NameService"],
     heap_quota: 1 << 20,
     stack_size: 64 * 1024,
     restart: RestartPolicy::Never,

@@ -1,0 +1,99 @@
+//! Name-service calls on a SIP's behalf: bind a name to this SIP, look a name up to connect to its service,
+//! unbind, list. Each call opens its own connection ([`KernelAbi::connect_names`](crate::KernelAbi)), speaks
+//! the `NameService` contract for one request and quits, so a SIP holds no name-service state between calls.
+//!
+//! A provider (the SIP that bound a name) receives each new client as `Connect(end)` on the endpoint
+//! [`SipContext::bind`] returns, and answers with [`accept`], which takes the end out as the one type it serves
+//! and refuses anything else. A client makes the channel itself and hands over the server end:
+//!
+//! ```ignore
+//! let (client, server) = echo::channel();
+//! ctx.lookup("echo", server)?;      // the provider now holds `server`
+//! client.send_ping(1)?;
+//! ```
+//!
+//! Not here: the registry (the `names` service) and the kernel's broker that hands it each connection.
+
+use crate::SipContext;
+use alloc::string::String;
+use channels::{Closed, ExAny, ExString, Exchangeable};
+use contracts::name_service::client::{Binding, Listing, LookingUp, Unbinding};
+use contracts::service_provider::{self, state};
+use contracts::{NameError, is_valid_name};
+
+/// A provider's endpoint: where the name service delivers new clients.
+pub type ProviderEndpoint = service_provider::Server<state::Ready>;
+
+/// One request on a fresh connection: `ask` sends it and waits for the answer; the connection is closed after.
+fn with_connection<T>(
+    ctx: &SipContext,
+    ask: impl FnOnce(crate::NameServiceClient) -> Result<(T, crate::NameServiceClient), Closed>,
+) -> Result<T, NameError> {
+    let connection = ctx.abi.connect_names().ok_or(NameError::Unavailable)?;
+    let (answer, connection) = ask(connection).map_err(|Closed| NameError::Unavailable)?;
+    if let Ok(done) = connection.send_quit() {
+        done.close();
+    }
+    Ok(answer)
+}
+
+fn checked(name: &str) -> Result<ExString, NameError> {
+    if is_valid_name(name) { Ok(ExString::from(name)) } else { Err(NameError::InvalidName) }
+}
+
+impl SipContext {
+    /// Binds `name` to this SIP, which serves `contract` (a name from `contracts::all()`, shown in listings).
+    /// New clients then arrive on the returned endpoint; answer each with [`accept`]. The name is removed when
+    /// the endpoint is dropped or this SIP ends.
+    pub fn bind(&self, name: &str, contract: &str) -> Result<ProviderEndpoint, NameError> {
+        let name = checked(name)?;
+        let (theirs, ours) = service_provider::channel();
+        let answer = with_connection(self, |ns| {
+            match ns.send_bind(name, ExString::from(contract), theirs).map_err(|_| Closed)?.recv()? {
+                Binding::Bound(ns) => Ok((Ok(()), ns)),
+                Binding::BindFailed(error, _theirs, ns) => Ok((Err(error), ns)),
+            }
+        })?;
+        answer.map(|()| ours)
+    }
+
+    /// Connects `server_end` (the server end of a channel whose client end the caller keeps) to the service
+    /// bound to `name`. `Refused` if that service does not serve `E`'s contract; the end is then dropped.
+    pub fn lookup<E: Exchangeable + Send>(&self, name: &str, server_end: E) -> Result<(), NameError> {
+        let name = checked(name)?;
+        let end = ExAny::new(server_end).map_err(|_| NameError::Unavailable)?;
+        with_connection(self, |ns| match ns.send_lookup(name, end).map_err(|_| Closed)?.recv()? {
+            LookingUp::Found(ns) => Ok((Ok(()), ns)),
+            LookingUp::LookupFailed(error, ns) => Ok((Err(error), ns)),
+        })?
+    }
+
+    /// Removes `name`, which this SIP bound.
+    pub fn unbind(&self, name: &str) -> Result<(), NameError> {
+        let name = checked(name)?;
+        with_connection(self, |ns| match ns.send_unbind(name).map_err(|_| Closed)?.recv()? {
+            Unbinding::Unbound(ns) => Ok((Ok(()), ns)),
+            Unbinding::UnbindFailed(error, ns) => Ok((Err(error), ns)),
+        })?
+    }
+
+    /// Every binding, one per line: `NAME sip#ID CONTRACT`.
+    pub fn names(&self) -> Result<String, NameError> {
+        with_connection(self, |ns| match ns.send_list().map_err(|_| Closed)?.recv()? {
+            Listing::Names(text, ns) => Ok((String::from(text.as_str()), ns)),
+        })
+    }
+}
+
+/// Answers a `Connect` on a provider endpoint: the end as an `E` (and `Accepted`), or `None` after refusing an
+/// end of any other type. The endpoint comes back ready for the next client, or `Err(Closed)` if the name
+/// service is gone.
+pub fn accept<E: Exchangeable + Send>(
+    end: ExAny,
+    owes: service_provider::Server<state::Connecting>,
+) -> (Option<E>, Result<ProviderEndpoint, Closed>) {
+    match end.downcast::<E>() {
+        Ok(end) => (Some(end), owes.send_accepted().map_err(|_| Closed)),
+        Err(_other) => (None, owes.send_refused().map_err(|_| Closed)),
+    }
+}

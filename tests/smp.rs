@@ -1,0 +1,164 @@
+//! Scenario tests of the multikernel bring-up: every enabled core runs its own kernel instance.
+//!
+//! Each test is one QEMU boot through the runner, judged by the serial console and the exit status only:
+//! `--smp 1, 2, 8` (BIOS) and `--smp 4` (BIOS and UEFI) boot with every core online in `cpus`, each with a run
+//! queue figure; `selftest` (which runs the per-core self-tests on every core) passes with `--smp 4`; `shutdown`
+//! stops the other cores and exits 0; a panic on an application processor or on the boot core stops the machine
+//! with the failure status and names the core; a core that does not start is reported and left out while the
+//! rest run. The last two use the kernel's fw_cfg test hooks (`opt/plurality/panic-on-cpu`,
+//! `opt/plurality/stall-cpu`), passed with `--qemu-arg`.
+
+#![forbid(unsafe_code)]
+
+mod harness;
+
+use harness::{PROMPT, Runner, boot_timeout, command_timeout, exit_timeout, scaled};
+
+/// One line of `cpus`: `  cpu I: apic id A, acpi id P: online[, boot core], run queue Q, ...` or `...: offline ...`.
+struct CoreLine {
+    index: u32,
+    online: bool,
+    run_queue: Option<u32>,
+}
+
+fn parse_cpus(r: &Runner, out: &str, expected: usize) -> Vec<CoreLine> {
+    let mut lines = out.lines();
+    let first = lines.next().unwrap_or("");
+    r.check(first == format!("cpus: {expected} (ACPI MADT)"), &format!("first line of `cpus`: {first:?}"));
+    let cores: Vec<CoreLine> = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let rest = line.trim().strip_prefix("cpu ").unwrap_or_else(|| r.fail(&format!("bad `cpus` line {line:?}")));
+            let index = rest.split(':').next().and_then(|i| i.parse().ok());
+            let state = rest.splitn(3, ": ").nth(2).unwrap_or("");
+            let run_queue =
+                state.split(", ").find_map(|part| part.strip_prefix("run queue ")).and_then(|n| n.trim().parse().ok());
+            CoreLine {
+                index: index.unwrap_or_else(|| r.fail(&format!("no core index in {line:?}"))),
+                online: state.starts_with("online"),
+                run_queue,
+            }
+        })
+        .collect();
+    r.check(cores.len() == expected, &format!("`cpus` lists {} cores, expected {expected}:\n{out}", cores.len()));
+    for (i, core) in cores.iter().enumerate() {
+        r.check(core.index == i as u32, &format!("core {i} listed as cpu {}:\n{out}", core.index));
+    }
+    cores
+}
+
+/// `cpus` lists `n` cores, every one online with a run-queue figure; the boot log says each AP came online.
+fn assert_all_online(r: &mut Runner, n: usize) {
+    let log = r.stdout();
+    for i in 1..n {
+        r.check(log.contains(&format!("cpu {i} (APIC id ")), &format!("no boot log line for cpu {i}"));
+    }
+    r.check(log.contains(&format!("{n} of {n} core(s) online")), &format!("boot log does not say {n} of {n} online"));
+    let out = r.command("cpus");
+    for core in parse_cpus(r, &out, n) {
+        r.check(core.online, &format!("cpu {} is not online:\n{out}", core.index));
+        r.check(core.run_queue.is_some(), &format!("cpu {} shows no run queue:\n{out}", core.index));
+    }
+}
+
+/// Sends `shutdown` and checks that the other `n - 1` cores were stopped and the runner exited 0.
+fn shutdown_stopping(mut r: Runner, n: usize) {
+    if n == 1 {
+        return r.shutdown();
+    }
+    r.send_line("shutdown");
+    r.wait_for("Shutting down.", command_timeout());
+    r.wait_for(&format!("stopped {} other core(s)", n - 1), command_timeout());
+    let status = r.wait_exit(exit_timeout());
+    r.check(status.code() == Some(0), &format!("after `shutdown` the runner exited with {status}, expected 0"));
+}
+
+fn boot_and_list(args: &[&str], n: usize) {
+    let mut r = Runner::boot(args);
+    assert_all_online(&mut r, n);
+    shutdown_stopping(r, n);
+}
+
+#[test]
+fn smp1_bios_one_core_online() {
+    boot_and_list(&["--smp", "1"], 1);
+}
+
+#[test]
+fn smp2_bios_both_cores_online() {
+    boot_and_list(&["--smp", "2"], 2);
+}
+
+#[test]
+fn smp8_bios_all_cores_online() {
+    boot_and_list(&["--smp", "8"], 8);
+}
+
+#[test]
+fn smp4_uefi_all_cores_online() {
+    boot_and_list(&["--uefi", "--smp", "4"], 4);
+}
+
+#[test]
+fn smp4_bios_cores_online_selftest_passes_and_shutdown_stops_them() {
+    let mut r = Runner::boot(&["--smp", "4"]);
+    assert_all_online(&mut r, 4);
+    let out = r.command_within("selftest", scaled(180));
+    r.check(
+        out.lines().any(|l| l == "selftest smp::per_core_selftests_pass_on_every_core ... ok"),
+        &format!("the per-core self-tests did not pass on every core:\n{out}"),
+    );
+    let summary = out.lines().rev().find(|l| l.starts_with("selftest: ")).unwrap_or("");
+    r.check(summary.ends_with(" passed, 0 failed"), &format!("selftest summary: {summary:?}\n{out}"));
+    shutdown_stopping(r, 4);
+}
+
+fn boot_with_hook(hook: &str, core: u32) -> Runner {
+    let file = format!("--qemu-arg=name=opt/plurality/{hook},string={core}");
+    Runner::builder().args(["--headless", "--smp", "4", "--qemu-arg=-fw_cfg", file.as_str()]).spawn()
+}
+
+fn assert_panic_exit(r: &mut Runner) {
+    let status = r.wait_exit(exit_timeout());
+    r.check(status.code() == Some(1), &format!("runner exited with {status}, expected 1 (kernel panic)"));
+    r.check(r.stderr().contains("plurality: kernel panicked"), "runner did not say `kernel panicked` on stderr");
+}
+
+#[test]
+fn panic_on_an_application_processor_stops_the_machine_naming_the_core() {
+    let mut r = boot_with_hook("panic-on-cpu", 2);
+    // The boot core keeps printing meanwhile: the report must still come out whole.
+    r.wait_for(PROMPT, boot_timeout());
+    r.send_line("repeat 100 help");
+    r.wait_for("KERNEL PANIC on cpu 2 at ", boot_timeout());
+    let line = r.wait_for("\n", command_timeout());
+    r.check(line.contains("deliberate panic on cpu 2"), &format!("panic line without its message: {line:?}"));
+    assert_panic_exit(&mut r);
+}
+
+#[test]
+fn panic_on_the_boot_core_with_four_cores_names_cpu_0() {
+    let mut r = Runner::boot(&["--smp", "4"]);
+    r.send_line("panic boom");
+    r.wait_for("KERNEL PANIC on cpu 0 at ", command_timeout());
+    r.wait_for("boom", command_timeout());
+    assert_panic_exit(&mut r);
+}
+
+#[test]
+fn a_core_that_does_not_start_is_reported_and_left_out() {
+    let mut r = boot_with_hook("stall-cpu", 2);
+    r.wait_for("cpu 2 (APIC id 2) did not start", boot_timeout());
+    r.wait_for("3 of 4 core(s) online", boot_timeout());
+    r.wait_for(PROMPT, boot_timeout());
+    let out = r.command("cpus");
+    let cores = parse_cpus(&r, &out, 4);
+    for core in &cores {
+        r.check(core.online == (core.index != 2), &format!("wrong online state for cpu {}:\n{out}", core.index));
+    }
+    r.check(
+        out.lines().any(|l| l.trim() == "cpu 2: apic id 2, acpi id 2: offline (did not start)"),
+        &format!("cpu 2 not reported as not started:\n{out}"),
+    );
+    shutdown_stopping(r, 3);
+}
