@@ -16,6 +16,7 @@ use crate::ring::{Readiness, Ring, Waiting, wait_any};
 use core::alloc::Layout;
 use core::fmt;
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -75,12 +76,15 @@ unsafe fn close_core_side<A, B>(header: NonNull<Header>, side: usize) {
 }
 
 /// One end of a raw channel: sends `Tx`, receives `Rx`.
+///
+/// Two words, the ring pointers, and nothing else: the header and the side are derived from them (below) on the
+/// cold paths that need them (drop, ownership transfer). An endpoint this small travels in two registers, which
+/// is what lets a typed endpoint move from state to state, through `Result`s and per-state enums, without being
+/// copied through memory (docs/benchmarks.md, "Typestate cost").
 pub struct RawEndpoint<Tx, Rx> {
-    header: NonNull<Header>,
+    /// Points into the core block with the whole block's provenance (see [`pair`]), like `rx`.
     tx: NonNull<Ring<Tx>>,
     rx: NonNull<Ring<Rx>>,
-    /// Which side of the core this is (index into `Header::owners`).
-    side: usize,
     /// Owns a share of the core (for drop check) and is `!Sync` (through `NonNull`).
     _owns: PhantomData<(Tx, Rx)>,
 }
@@ -116,15 +120,15 @@ pub fn pair<A, B>(a_capacity: usize, b_capacity: usize) -> (RawEndpoint<A, B>, R
     };
     // SAFETY: a fresh block, valid and aligned for a `Core<A, B>` (the heap's contract for this layout).
     unsafe { block.as_ptr().write(core) };
-    // SAFETY: just initialised; the rings are only ever used through shared references.
-    let shared: &Core<A, B> = unsafe { block.as_ref() };
-    let header = block.cast::<Header>();
-    let a = NonNull::from(&shared.a);
-    let b = NonNull::from(&shared.b);
-    (
-        RawEndpoint { header, tx: a, rx: b, side: 0, _owns: PhantomData },
-        RawEndpoint { header, tx: b, rx: a, side: 1, _owns: PhantomData },
-    )
+    // Raw projections, not references: the ring pointers keep the provenance of the whole block, so an endpoint
+    // can step back from its ring `a` to the header (`RawEndpoint::header`). The rings are only ever used through
+    // shared references.
+    // SAFETY: `block` is valid for a `Core<A, B>` (just written); the projections stay inside it and are non-null.
+    let (a, b) = unsafe {
+        let core = block.as_ptr();
+        (NonNull::new_unchecked(&raw mut (*core).a), NonNull::new_unchecked(&raw mut (*core).b))
+    };
+    (RawEndpoint { tx: a, rx: b, _owns: PhantomData }, RawEndpoint { tx: b, rx: a, _owns: PhantomData })
 }
 
 /// Closes every side of the channel core `block` that is held by `dead`, as if its endpoint had been dropped:
@@ -233,6 +237,31 @@ pub enum TryRecvError {
 }
 
 impl<Tx, Rx> RawEndpoint<Tx, Rx> {
+    /// Where ring `a` starts in the core. The core is a `Core<Tx, Rx>` for side 0 and a `Core<Rx, Tx>` for side 1;
+    /// a ring keeps its slots behind a pointer, so its layout, and this offset, do not depend on the message
+    /// type, which the assertion checks for every endpoint type at compile time.
+    const RING_A_OFFSET: usize = {
+        let offset = core::mem::offset_of!(Core<Tx, Rx>, a);
+        assert!(offset == core::mem::offset_of!(Core<Rx, Tx>, a));
+        offset
+    };
+
+    /// Which side of the core this is (index into `Header::owners`): side 0 sends on ring `a`, which `repr(C)`
+    /// places before ring `b`.
+    #[inline]
+    fn side(&self) -> usize {
+        usize::from(self.tx.addr() > self.rx.addr())
+    }
+
+    /// The core's header, found from ring `a`.
+    #[inline]
+    fn header(&self) -> NonNull<Header> {
+        let a = if self.side() == 0 { self.tx.cast::<u8>() } else { self.rx.cast::<u8>() };
+        // SAFETY: ring `a` lies `RING_A_OFFSET` bytes into the core block, whose first field is the header
+        // (`repr(C)`), and the ring pointers carry the whole block's provenance (`pair`).
+        unsafe { a.byte_sub(Self::RING_A_OFFSET).cast() }
+    }
+
     #[inline]
     fn tx(&self) -> &Ring<Tx> {
         // SAFETY: the core outlives every endpoint (freed only when the last endpoint drops), and rings are only
@@ -283,12 +312,12 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
 
     /// Whether both endpoints share one core (one is the other's peer).
     pub fn is_peer_of<A, B>(&self, other: &RawEndpoint<A, B>) -> bool {
-        self.header == other.header
+        self.header() == other.header()
     }
 
     /// The exchange-heap block of the channel's core (what [`reclaim_dead_endpoints`] takes).
     pub fn core_block(&self) -> NonNull<u8> {
-        self.header.cast()
+        self.header().cast()
     }
 }
 
@@ -296,28 +325,8 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// Sends without blocking; gives the message back if the ring is full or the peer is gone.
     #[inline]
     pub fn try_send(&mut self, message: Tx) -> Result<(), TrySendError<Tx>> {
-        if self.is_peer_closed() {
-            return Err(TrySendError::PeerClosed(message));
-        }
-        // From the owner change to the push, the message belongs to no one but this call.
-        let _section = Uninterruptible::begin();
-        let heap = platform::current().heap;
-        if heap.tracks_owners() {
-            message.__transfer(heap, Owner::IN_TRANSIT);
-        }
         // SAFETY: this endpoint is its tx ring's only producer, and `&mut self` rules out concurrent calls.
-        match unsafe { self.tx().push(message) } {
-            Ok(()) => {
-                self.tx().notify();
-                Ok(())
-            }
-            Err(message) => {
-                if heap.tracks_owners() {
-                    message.__transfer(heap, heap.current_owner());
-                }
-                Err(TrySendError::Full(message))
-            }
-        }
+        unsafe { try_send_on(self.tx(), message) }
     }
 
     /// Sends; gives the message back if the peer is gone. A full ring (impossible on a contract channel) is
@@ -335,49 +344,20 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// contract); on a raw channel it is waited out by polling until the peer receives or closes.
     #[inline]
     pub fn send_mapped<P>(&mut self, payload: P, wrap: impl FnOnce(P) -> Tx) -> Result<(), P> {
-        if self.is_peer_closed() {
+        let ring = self.tx();
+        if ring.is_consumer_closed() {
             return Err(payload);
         }
-        let mut message = wrap(payload);
-        let mut round = 0u32;
-        loop {
-            match self.try_send(message) {
-                Ok(()) => return Ok(()),
-                // The peer closed after our check: the message is dropped, as if it had been queued.
-                Err(TrySendError::PeerClosed(_)) => return Ok(()),
-                Err(TrySendError::Full(back)) => {
-                    debug_assert!(self.send_capacity() > 0, "send on a direction of capacity 0");
-                    message = back;
-                    platform::current().blocking.relax(round);
-                    round = round.saturating_add(1);
-                }
-            }
-        }
+        // SAFETY: as in `try_send`.
+        unsafe { send_on(ring, wrap(payload)) };
+        Ok(())
     }
 
     /// Receives without blocking.
     #[inline]
     pub fn try_recv(&mut self) -> Result<Rx, TryRecvError> {
-        // Nothing to take and the peer alive: the common answer of a poll, without a section.
-        if self.rx().len() == 0 && !self.rx().is_producer_closed() {
-            return Err(TryRecvError::Empty);
-        }
-        // From the pop to the owner change, the message belongs to no one but this call.
-        let _section = Uninterruptible::begin();
         // SAFETY: this endpoint is its rx ring's only consumer, and `&mut self` rules out concurrent calls.
-        if let Some(message) = unsafe { self.rx().pop() } {
-            return Ok(self.adopt(message));
-        }
-        if !self.rx().is_producer_closed() {
-            return Err(TryRecvError::Empty);
-        }
-        // The peer closed after our first look: anything it sent before closing is visible now (its pushes
-        // happen before its close, which we acquired).
-        // SAFETY: as above.
-        match unsafe { self.rx().pop() } {
-            Some(message) => Ok(self.adopt(message)),
-            None => Err(TryRecvError::Closed),
-        }
+        unsafe { try_recv_on(self.rx()) }
     }
 
     /// Receives, blocking through the platform's [`Blocking`](crate::Blocking) hook until a message arrives or
@@ -391,16 +371,113 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
             }
         }
     }
+}
 
-    /// A received message now belongs to the receiving thread's owner.
-    #[inline]
-    fn adopt(&self, message: Rx) -> Rx {
-        let heap = platform::current().heap;
-        if heap.tracks_owners() {
-            message.__transfer(heap, heap.current_owner());
-        }
-        message
+// The ring operations behind `try_send` and `try_recv` are shaped for the typed endpoints that wrap a raw one
+// (docs/benchmarks.md, "Typestate cost"), whose every transition makes a new endpoint value:
+//
+// - They take the ring, not the endpoint: where they are not inlined, a call needs the ring pointer in a
+//   register, not the endpoint stored to the stack.
+// - They cannot unwind (`extern "C"`: a panic inside aborts). A call that may unwind needs every live endpoint
+//   in memory, for the landing pad that would drop it, and a typed endpoint lives in a new variable after every
+//   transition, so each call would store it again (13 instructions per echo round trip). Nothing in them panics
+//   except a platform hook gone wrong, in the middle of moving a message between owner records and the ring,
+//   where unwinding could not put things right anyway; the kernel aborts on panic in any case.
+//
+// `extern "C"` is only for the no-unwind guarantee: both sides are Rust, so Rust types pass through unchanged.
+
+/// Sends `message` on `ring` without blocking.
+///
+/// # Safety
+/// The caller is `ring`'s only producer (see [`Ring::push`]).
+#[inline]
+#[allow(improper_ctypes_definitions)]
+unsafe extern "C" fn try_send_on<T: Exchangeable>(ring: &Ring<T>, message: T) -> Result<(), TrySendError<T>> {
+    if ring.is_consumer_closed() {
+        return Err(TrySendError::PeerClosed(message));
     }
+    // From the owner change to the push, the message belongs to no one but this call.
+    let _section = Uninterruptible::begin();
+    let heap = platform::current().heap;
+    if heap.tracks_owners() {
+        message.__transfer(heap, Owner::IN_TRANSIT);
+    }
+    // SAFETY: the caller is the only producer.
+    match unsafe { ring.push(message) } {
+        Ok(()) => {
+            ring.notify();
+            Ok(())
+        }
+        Err(message) => {
+            if heap.tracks_owners() {
+                message.__transfer(heap, heap.current_owner());
+            }
+            Err(TrySendError::Full(message))
+        }
+    }
+}
+
+/// Sends `message` on `ring`, waiting out a full ring by polling; if the consumer is gone by then, drops the
+/// message, as if it had been queued and dropped with the channel (`RawEndpoint::send_mapped`).
+///
+/// # Safety
+/// As for [`try_send_on`].
+#[inline]
+#[allow(improper_ctypes_definitions)]
+unsafe extern "C" fn send_on<T: Exchangeable>(ring: &Ring<T>, message: T) {
+    let mut message = message;
+    let mut round = 0u32;
+    loop {
+        // SAFETY: the caller is the only producer.
+        match unsafe { try_send_on(ring, message) } {
+            Ok(()) | Err(TrySendError::PeerClosed(_)) => return,
+            Err(TrySendError::Full(back)) => {
+                debug_assert!(ring.capacity() > 0, "send on a direction of capacity 0");
+                message = back;
+                platform::current().blocking.relax(round);
+                round = round.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// Takes the next message from `ring` without blocking.
+///
+/// # Safety
+/// The caller is `ring`'s only consumer (see [`Ring::pop`]).
+#[inline]
+#[allow(improper_ctypes_definitions)]
+unsafe extern "C" fn try_recv_on<T: Exchangeable>(ring: &Ring<T>) -> Result<T, TryRecvError> {
+    // Nothing to take and the peer alive: the common answer of a poll, without a section.
+    if ring.len() == 0 && !ring.is_producer_closed() {
+        return Err(TryRecvError::Empty);
+    }
+    // From the pop to the owner change, the message belongs to no one but this call.
+    let _section = Uninterruptible::begin();
+    // SAFETY: the caller is the only consumer.
+    if let Some(message) = unsafe { ring.pop() } {
+        return Ok(adopt(message));
+    }
+    if !ring.is_producer_closed() {
+        return Err(TryRecvError::Empty);
+    }
+    // The peer closed after our first look: anything it sent before closing is visible now (its pushes
+    // happen before its close, which we acquired).
+    // SAFETY: as above.
+    match unsafe { ring.pop() } {
+        Some(message) => Ok(adopt(message)),
+        None => Err(TryRecvError::Closed),
+    }
+}
+
+/// A received message now belongs to the receiving thread's owner.
+#[inline]
+fn adopt<T: Exchangeable>(message: T) -> T {
+    let heap = platform::current().heap;
+    if heap.tracks_owners() {
+        message.__transfer(heap, heap.current_owner());
+    }
+    message
 }
 
 /// Blocks the calling thread until one of `sources` is ready, through the platform's hook.
@@ -416,24 +493,37 @@ pub(crate) fn block_on(sources: &[&dyn Readiness]) {
 }
 
 impl<Tx, Rx> Drop for RawEndpoint<Tx, Rx> {
+    // Inline, and the work out of line on copies of the ring pointers: the endpoint's own address is then never
+    // passed to a call, so the compiler need not keep an endpoint in memory just because it may be dropped. A
+    // typed endpoint is a new value after every transition and would be stored again each time (see the
+    // comment above `try_send_on`).
+    #[inline]
     fn drop(&mut self) {
-        // Half a close (rings closed, reference not released) would leak the core.
-        let _section = Uninterruptible::begin();
-        // Close both ring ends first, so the peer never waits on us (it drains what we sent, then sees Closed).
-        self.rx().close_consumer();
-        self.tx().close_producer();
-        // SAFETY: `header` points to the live core's header (we still hold our share of it).
-        let header = unsafe { self.header.as_ref() };
-        // This side is gone for good: a later reclaim of this side's last owner must not close it again (that
-        // would release the peer's reference too, and free the core under it).
-        header.owners[self.side].store(RECLAIMED, Ordering::Release);
-        // Release: our uses of the core happen before the peer's free; Acquire (below) for the converse.
-        if header.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let free = header.free;
-            // SAFETY: the count reached zero, so no other endpoint uses the core, and `free` is the function
-            // `pair` stored for exactly this core's types.
-            unsafe { free(self.header) };
-        }
+        close_endpoint(self.tx, self.rx);
+    }
+}
+
+/// What dropping the endpoint with rings `tx` and `rx` does: closes its side and releases its share of the core.
+fn close_endpoint<Tx, Rx>(tx: NonNull<Ring<Tx>>, rx: NonNull<Ring<Rx>>) {
+    // Only to reach the endpoint's methods; the endpoint being dropped is the one that owns this share.
+    let endpoint = ManuallyDrop::new(RawEndpoint { tx, rx, _owns: PhantomData });
+    // Half a close (rings closed, reference not released) would leak the core.
+    let _section = Uninterruptible::begin();
+    // Close both ring ends first, so the peer never waits on us (it drains what we sent, then sees Closed).
+    endpoint.rx().close_consumer();
+    endpoint.tx().close_producer();
+    let header_ptr = endpoint.header();
+    // SAFETY: `header_ptr` points to the live core's header (we still hold our share of it).
+    let header = unsafe { header_ptr.as_ref() };
+    // This side is gone for good: a later reclaim of this side's last owner must not close it again (that
+    // would release the peer's reference too, and free the core under it).
+    header.owners[endpoint.side()].store(RECLAIMED, Ordering::Release);
+    // Release: our uses of the core happen before the peer's free; Acquire (below) for the converse.
+    if header.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let free = header.free;
+        // SAFETY: the count reached zero, so no other endpoint uses the core, and `free` is the function
+        // `pair` stored for exactly this core's types.
+        unsafe { free(header_ptr) };
     }
 }
 
@@ -455,7 +545,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Exchangeable for RawEndpoint<Tx, Rx> {
         // owner adopts them.
         let _ = heap;
         // SAFETY: the core outlives every endpoint.
-        let header = unsafe { self.header.as_ref() };
-        header.owners[self.side].store(to.0, Ordering::Release);
+        let header = unsafe { self.header().as_ref() };
+        header.owners[self.side()].store(to.0, Ordering::Release);
     }
 }

@@ -50,7 +50,19 @@ fn endpoints_know_their_peer() {
     let (a, b) = pair::<u8, u8>(1, 1);
     let (c, _d) = pair::<u8, u8>(1, 1);
     assert!(a.is_peer_of(&b));
+    assert!(b.is_peer_of(&a));
     assert!(!a.is_peer_of(&c));
+    // Both ends find the same core from their ring pointers, whichever side they are and whatever they carry.
+    let (e, f) = pair::<u8, [u64; 5]>(1, 1);
+    assert_eq!(e.core_block(), f.core_block());
+    assert_ne!(a.core_block(), c.core_block());
+}
+
+#[test]
+fn an_endpoint_is_two_pointers() {
+    // What lets a typed endpoint move from state to state in registers (docs/benchmarks.md, "Typestate cost").
+    assert_eq!(size_of::<channels::raw::RawEndpoint<u8, [u64; 5]>>(), 2 * size_of::<usize>());
+    assert_eq!(size_of::<Option<channels::raw::RawEndpoint<u8, u8>>>(), 2 * size_of::<usize>());
 }
 
 #[derive(Debug, Clone)]

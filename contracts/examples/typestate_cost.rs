@@ -5,11 +5,12 @@
 //! (`send_ping`, the server's `try_recv` giving `Ping` and the endpoint in its next state, `send_pong`, the
 //! client's `try_recv` giving `Pong`); `raw` does the same with the raw ring under it (`channels::raw::pair`
 //! with the echo contract's own wire enums and ring capacities, through `channels::contract_pair`), `send` and
-//! `try_recv`. `typed-local` is `typed` over a copy of the echo contract declared in this file: its generated
-//! methods live in this crate, so with one codegen unit (`CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1`) they can be
-//! inlined into the loop without LTO, as `#[inline]` on them would allow from any crate. Every receive finds its
-//! message already queued, so nothing ever blocks or spins: the program executes the message path and nothing
-//! else.
+//! `try_recv`. `typed-local` and `raw-local` are the same two over a copy of the echo contract declared in this
+//! file, whose ring functions are instantiated for this crate's types alone (so the compiler's inlining
+//! decisions, which depend on how many callers a function has, may differ from the `echo` pair's: compare
+//! `typed` with `raw` and `typed-local` with `raw-local`). `rtrb` does the round trips through two rtrb rings
+//! of `u64`, for scale. Every receive finds its message already queued, so nothing ever blocks or spins: the
+//! program executes the message path and nothing else.
 //!
 //! Run it under callgrind, once with `N` round trips and once with none, and divide the difference by `N`:
 //!
@@ -19,14 +20,14 @@
 //! BIN=$CARGO_TARGET_DIR/release/examples/typestate_cost
 //! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p $BIN typed 100000
 //! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p $BIN typed 0
-//! # ... and the same with `raw` (and `typed-local`); compare the `Collected` instruction counts.
+//! # ... and the same with `raw`, `typed-local`, `raw-local` and `rtrb`; compare the `Collected` counts.
 //! ```
 //!
 //! Why instruction counts: a few percent is below what wall-clock runs resolve on a shared VM (criterion's
 //! two-thread round trips varied by -8 % to +15 % between runs), while callgrind counts the same instructions
 //! on every run of the same binary. Instructions are not cycles (callgrind ignores caches, pipelining and branch
 //! prediction), but on this single-threaded path the typestate can only cost through extra instructions, which
-//! is what this counts. Results are in `docs/benchmarks.md` ("Channels (host)").
+//! is what this counts. Results are in `docs/benchmarks.md` ("Typestate cost in instructions").
 
 use channels::ExString;
 use contracts::contract;
@@ -88,29 +89,53 @@ macro_rules! typed_round_trips {
 typed_round_trips!(typed, echo);
 typed_round_trips!(typed_local, local_echo);
 
-/// `N` round trips through the raw ring with the echo contract's wire types; returns the sum of the answers.
+/// Generates an `N`-round-trip function over the raw ring with an echo contract's wire types and capacities.
+macro_rules! raw_round_trips {
+    ($name:ident, $contract:ident, $marker:ident) => {
+        /// `N` round trips through the raw ring with the echo wire types; returns the sum of the answers.
+        #[inline(never)]
+        fn $name(rounds: u64) -> u64 {
+            let (mut client, mut server) = channels::contract_pair::<$contract::$marker>();
+            let mut sum = 0u64;
+            for i in 0..rounds {
+                if client.send($contract::ToServer::Ping($contract::msg::Ping(black_box(i)))).is_err() {
+                    panic!("server vanished");
+                }
+                let n = match server.try_recv() {
+                    Ok($contract::ToServer::Ping($contract::msg::Ping(n))) => n,
+                    _ => panic!("the ping is queued"),
+                };
+                if server.send($contract::ToClient::Pong($contract::msg::Pong(black_box(n)))).is_err() {
+                    panic!("client vanished");
+                }
+                match client.try_recv() {
+                    Ok($contract::ToClient::Pong($contract::msg::Pong(n))) => sum = sum.wrapping_add(black_box(n)),
+                    _ => panic!("the pong is queued"),
+                }
+            }
+            drop(black_box(client));
+            drop(black_box(server));
+            sum
+        }
+    };
+}
+
+raw_round_trips!(raw, echo, Echo);
+raw_round_trips!(raw_local, local_echo, LocalEcho);
+
+/// `N` round trips through two rtrb rings of `u64` (the spinning peer of the criterion benchmark), for scale: what
+/// a ring without blocking, closing or exchange-heap ownership executes.
 #[inline(never)]
-fn raw(rounds: u64) -> u64 {
-    let (mut client, mut server) = channels::contract_pair::<echo::Echo>();
+fn rtrb_round_trips(rounds: u64) -> u64 {
+    let (mut to_server, mut from_client) = rtrb::RingBuffer::<u64>::new(1);
+    let (mut to_client, mut from_server) = rtrb::RingBuffer::<u64>::new(1);
     let mut sum = 0u64;
     for i in 0..rounds {
-        if client.send(echo::ToServer::Ping(echo::msg::Ping(black_box(i)))).is_err() {
-            panic!("server vanished");
-        }
-        let n = match server.try_recv() {
-            Ok(echo::ToServer::Ping(echo::msg::Ping(n))) => n,
-            _ => panic!("the ping is queued"),
-        };
-        if server.send(echo::ToClient::Pong(echo::msg::Pong(black_box(n)))).is_err() {
-            panic!("client vanished");
-        }
-        match client.try_recv() {
-            Ok(echo::ToClient::Pong(echo::msg::Pong(n))) => sum = sum.wrapping_add(black_box(n)),
-            _ => panic!("the pong is queued"),
-        }
+        to_server.push(black_box(i)).expect("room");
+        let n = from_client.pop().expect("the ping is queued");
+        to_client.push(black_box(n)).expect("room");
+        sum = sum.wrapping_add(black_box(from_server.pop().expect("the pong is queued")));
     }
-    drop(black_box(client));
-    drop(black_box(server));
     sum
 }
 
@@ -121,8 +146,10 @@ fn main() -> ExitCode {
         (Some("typed"), Some(rounds)) => typed(black_box(rounds)),
         (Some("typed-local"), Some(rounds)) => typed_local(black_box(rounds)),
         (Some("raw"), Some(rounds)) => raw(black_box(rounds)),
+        (Some("raw-local"), Some(rounds)) => raw_local(black_box(rounds)),
+        (Some("rtrb"), Some(rounds)) => rtrb_round_trips(black_box(rounds)),
         _ => {
-            eprintln!("usage: typestate_cost typed|typed-local|raw N");
+            eprintln!("usage: typestate_cost typed|typed-local|raw|raw-local|rtrb N");
             return ExitCode::FAILURE;
         }
     };

@@ -128,7 +128,10 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
         };
         let mut send_methods = Vec::new();
         let mut variants = Vec::new();
-        let mut decode_arms = Vec::new();
+        // Each allowed message's wire pattern, and the typed value it becomes (moving `raw`, the endpoint's
+        // transport, into the next state).
+        let mut decode_patterns = Vec::new();
+        let mut decode_values = Vec::new();
         for edge in &analysis.edges[index] {
             let message = &def.messages[edge.message];
             let msg = &message.name;
@@ -166,10 +169,9 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 #[doc = #variant_doc]
                 #msg(#(#types,)* super::#recv_side<super::state::#next>)
             });
-            decode_arms.push(quote! {
-                #recv_wire::#msg(#construct) => ::core::result::Result::Ok(
-                    #recv_module::#st::#msg(#(#args,)* #recv_side { raw: self.raw, state: ::core::marker::PhantomData })
-                ),
+            decode_patterns.push(quote!(#recv_wire::#msg(#construct)));
+            decode_values.push(quote! {
+                #recv_module::#st::#msg(#(#args,)* #recv_side { raw, state: ::core::marker::PhantomData })
             });
         }
         impls.push(quote! {
@@ -206,9 +208,10 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
 
                 #[inline]
                 fn __decode(self, message: #rx) -> ::core::result::Result<#recv_module::#st, ::channels::Closed> {
+                    let raw = self.raw;
                     #[allow(unreachable_patterns)]
                     match message {
-                        #(#decode_arms)*
+                        #(#decode_patterns => ::core::result::Result::Ok(#decode_values),)*
                         // A message this state does not allow cannot come from a typed peer; treat the channel as
                         // broken rather than trust it.
                         _ => ::core::result::Result::Err(::channels::Closed),
@@ -224,9 +227,22 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 }
 
                 /// Takes the next message if one is there; otherwise gives the endpoint back.
+                // Not `::channels::try_recv` (decode, then re-wrap): each message becomes its `TryRecv` directly,
+                // so the typed receive is one `match` on the wire enum, as a raw receive is, with no intermediate
+                // `Result` for the optimiser to copy from.
                 #[inline]
                 pub fn try_recv(self) -> ::channels::TryRecv<#recv_module::#st, Self> {
-                    ::channels::try_recv(self)
+                    let mut raw = self.raw;
+                    #[allow(unreachable_patterns)]
+                    match raw.try_recv() {
+                        #(::core::result::Result::Ok(#decode_patterns) => ::channels::TryRecv::Message(#decode_values),)*
+                        // As in `__decode`.
+                        ::core::result::Result::Ok(_) => ::channels::TryRecv::Closed,
+                        ::core::result::Result::Err(::channels::raw::TryRecvError::Empty) => {
+                            ::channels::TryRecv::Empty(Self { raw, state: ::core::marker::PhantomData })
+                        }
+                        ::core::result::Result::Err(::channels::raw::TryRecvError::Closed) => ::channels::TryRecv::Closed,
+                    }
                 }
             }
         });

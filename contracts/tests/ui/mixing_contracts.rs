@@ -1,8 +1,8 @@
-// A service provider serves echo connections: a key-value endpoint does not fit.
-use contracts::{kv_store, service_provider};
+// The kernel hands the name service name-service connections: a key-value endpoint does not fit.
+use contracts::{kv_store, name_listener};
 
 fn main() {
-    let (provider, _provider_server) = service_provider::channel();
+    let (listener, _name_service_end) = name_listener::channel();
     let (_kv_client, kv_server) = kv_store::channel();
-    let _ = provider.send_connect(kv_server);
+    let _ = listener.send_connect(1, kv_server);
 }
