@@ -284,9 +284,12 @@ fn poll(r: &mut Runner, cmd: &str, done: impl Fn(&str) -> bool, what: &str) -> S
     r.fail(&format!("{what}: `{cmd}` said:\n{out}"))
 }
 
-/// Whether a `names` listing binds `name` to `pid` for the Echo contract.
+/// Whether a `names` listing (`NAME PID CORE CONTRACT`) binds `name` to `pid` for the Echo contract.
 fn binds(listing: &str, name: &str, pid: u64) -> bool {
-    listing.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [name, &pid.to_string(), "Echo"])
+    listing.lines().any(|l| {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        fields.len() == 4 && fields[0] == name && fields[1] == pid.to_string() && fields[3] == "Echo"
+    })
 }
 
 #[test]

@@ -4,9 +4,11 @@
 //! the provider takes it out with the one type it serves (anything else is refused and dropped, so the client
 //! sees `Closed`).
 //!
-//! Three contracts: [`NameService`] (a SIP and the name service), [`ServiceProvider`] (the name service and a
-//! bound service: "here is a new client") and [`NameListener`] (the kernel and the name service: "here is a new
-//! SIP's connection, from SIP n", which is how the name service knows who asks).
+//! Three contracts: [`NameService`] (a SIP and the name service of its core), [`ServiceProvider`] (the name
+//! service and a bound service: "here is a new client") and [`NameListener`] (the kernel and the name service:
+//! "here is a new SIP's connection, from SIP n", which is how the name service knows who asks). Every core runs
+//! a name service; a lookup of a name bound on another core is answered `Moved(core, end)`, and the client asks
+//! that core's name service.
 
 use crate::{Exchangeable, contract};
 use channels::{ExAny, ExString};
@@ -89,6 +91,8 @@ contract! {
         out message Found;
         /// The lookup failed (the server end was dropped).
         out message LookupFailed(NameError);
+        /// The name is served by the name service of another core: ask there (the server end comes back).
+        out message Moved(u32, ExAny);
         /// The name is gone.
         out message Unbound;
         /// The name was not removed.
@@ -101,7 +105,7 @@ contract! {
         /// A bind is being answered.
         state Binding { Bound -> Ready, BindFailed -> Ready }
         /// A lookup is being answered.
-        state LookingUp { Found -> Ready, LookupFailed -> Ready }
+        state LookingUp { Found -> Ready, LookupFailed -> Ready, Moved -> Ready }
         /// An unbind is being answered.
         state Unbinding { Unbound -> Ready, UnbindFailed -> Ready }
         /// The listing is being sent.

@@ -61,6 +61,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
     if let Err(e) = crate::sched::init_this_core() {
         panic!("cannot start the scheduler: {e:?}");
     }
+    crate::smp::start_boot_core_monitor();
     serial::init_input();
     keyboard::init();
     route_isa_interrupts(platform);
@@ -70,6 +71,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         Ok(online) => log::info!("{online} of {} core(s) online", crate::smp::cores().len()),
         Err(e) => log::error!("cannot start the other cores ({e:?}): running on the boot core alone"),
     }
+    crate::smp::start_services_on_other_cores();
     let frames = memory::frames::stats();
     log::info!(
         "memory: {} MiB usable, {} frames free; boot took {} ms",

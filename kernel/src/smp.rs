@@ -193,6 +193,7 @@ pub fn init(platform: &crate::platform::acpi::Platform) {
         }
         cores
     });
+    crate::ipc::intercore::init(cores().len());
 }
 
 /// Starts every other usable core, one at a time; reports each that does not start and carries on.
@@ -327,30 +328,70 @@ extern "sysv64" fn ap_entry(record: u64) -> ! {
     monitor(core)
 }
 
-/// The monitor thread of an application processor: runs jobs posted to its mailbox, sleeps otherwise.
+/// A core's monitor thread: the kernel instance's message loop. It answers requests from other cores
+/// (`ipc::intercore`, handled by `sip::remote`) and runs jobs posted to its mailbox ([`run_on`]); it sleeps
+/// otherwise, woken by the CALL IPI. It never waits for another core (`ipc::intercore`'s invariant).
 fn monitor(core: &'static Core) -> ! {
+    let mut turn = 0u32;
     loop {
         let job = match *core.mailbox.lock() {
             Mail::Posted(job) => Some(job),
             _ => None,
         };
-        match job {
-            Some(job) => {
-                let result = job();
-                *core.mailbox.lock() = Mail::Done(result);
-            }
-            // A wake that arrives between the check and the park is kept (token semantics): no job is missed.
+        if let Some(job) = job {
+            let result = job();
+            *core.mailbox.lock() = Mail::Done(result);
+            continue;
+        }
+        // Start from a different sending core each time, so one busy core cannot starve the others.
+        turn = turn.wrapping_add(1);
+        match crate::ipc::intercore::next_request(turn) {
+            Some(request) => crate::sip::remote::handle(request),
+            // A wake that arrives between the checks and the park is kept (token semantics): nothing is missed.
             None => sched::block_current(),
         }
     }
 }
 
-/// The CALL IPI on this core: wake its monitor thread.
-pub fn on_call_interrupt() {
-    let me = percpu::current_index();
-    if let Some(id) = cores().get(me as usize).map(|c| c.monitor.load(Ordering::Acquire)).filter(|id| *id != 0) {
-        sched::wake(sched::ThreadId(id));
+/// Starts the boot core's monitor thread (application processors turn their boot thread into theirs).
+pub fn start_boot_core_monitor() {
+    let Some(core) = cores().first() else { return };
+    match sched::spawn(sched::Owner::Kernel, AP_STACK_BYTES, move || monitor(core)) {
+        Ok(id) => core.monitor.store(id.0, Ordering::Release),
+        Err(e) => log::error!("cpu 0: cannot start its monitor thread ({e:?}): other cores cannot reach it"),
     }
+}
+
+/// The CALL IPI on this core: apply the wake-ups other cores sent, and wake the monitor thread if a request or
+/// a job waits for it.
+pub fn on_call_interrupt() {
+    let requests = crate::ipc::intercore::drain_wakes();
+    let me = percpu::current_index();
+    let Some(core) = cores().get(me as usize) else { return };
+    let posted = matches!(*core.mailbox.lock(), Mail::Posted(_));
+    let monitor = core.monitor.load(Ordering::Acquire);
+    if (requests || posted) && monitor != 0 {
+        sched::wake(sched::ThreadId(monitor));
+    }
+}
+
+/// Asks every other running core to start its system services (its name service), once all cores are up:
+/// started earlier, a core's first SIPs would be announced to a process table that later cores never saw.
+pub fn start_services_on_other_cores() {
+    let me = percpu::current_index();
+    for core in online_cores().filter(|c| *c != me) {
+        crate::ipc::intercore::send(core, crate::ipc::intercore::Request::StartServices);
+    }
+}
+
+/// Whether core `index` runs its kernel instance.
+pub fn is_online(index: u32) -> bool {
+    cores().get(index as usize).is_some_and(|c| c.state() == CoreState::Online)
+}
+
+/// The indices of the cores that run.
+pub fn online_cores() -> impl Iterator<Item = u32> {
+    cores().iter().filter(|c| c.state() == CoreState::Online).map(|c| c.index)
 }
 
 /// Why [`run_on`] did not run the job.

@@ -142,6 +142,27 @@ pub struct MemoryInfo {
     pub exchange_blocks: usize,
 }
 
+/// One core's replica of the process table, for `replicas`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaInfo {
+    /// The core.
+    pub core: u32,
+    /// Whether a kernel instance runs on it (an offline core's replica is empty and stays so).
+    pub online: bool,
+    /// Updates it applied.
+    pub version: u64,
+    /// A digest of its entries: equal sets, equal digests.
+    pub digest: u64,
+    /// Live SIPs it knows of.
+    pub entries: usize,
+    /// Updates its name registry applied.
+    pub names_version: u64,
+    /// A digest of its name registry.
+    pub names_digest: u64,
+    /// Names it knows of.
+    pub names: usize,
+}
+
 /// One core, for `cpus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuInfo {
@@ -259,9 +280,76 @@ pub trait KernelAbi: Sync {
     /// A deliberate kernel panic with `message`, for debugging the panic path (needs `SystemAdmin`); returns
     /// only if not permitted.
     fn kernel_panic(&self, message: &str) -> NotPermitted;
-    /// A new connection to the name service, on behalf of the calling SIP (which the name service learns from
-    /// the kernel, so it cannot be forged); `None` if the name service is not running or is overloaded.
-    fn connect_names(&self) -> Option<NameServiceClient>;
+    /// A new connection to the name service of `core` (default: the caller's core), on behalf of the calling
+    /// SIP (which the name service learns from the kernel, so it cannot be forged); `None` if that name service
+    /// is not running or is overloaded.
+    fn connect_names(&self, core: Option<u32>) -> Option<NameServiceClient>;
+    /// Binds `name` to SIP `sip` in the replicated name registry, agreed with every core: exactly one of any
+    /// concurrent claims of a name wins (needs `NameRegistry`).
+    fn claim_name(&self, name: &str, sip: SipId, contract: &str) -> Result<(), NameRegistryError>;
+    /// Removes `name`, bound to SIP `sip`, from the replicated registry (needs `NameRegistry`).
+    fn release_name(&self, name: &str, sip: SipId) -> Result<(), NameRegistryError>;
+    /// Cycles for a message from this core to reach every other core and be confirmed (the cost of one replica
+    /// update reaching all cores); `None` on a single core.
+    fn broadcast_probe(&self) -> Option<u64>;
+    /// `name` in this core's replica of the registry.
+    fn resolve_name(&self, name: &str) -> Option<NameInfo>;
+    /// The bound name after `after` in name order, in this core's replica (`None` starts from the first).
+    fn name_after(&self, after: Option<&str>) -> Option<NameInfo>;
+    /// Core `core`'s replica of the process table (`None` past the last core).
+    fn replica(&self, core: u32) -> Option<ReplicaInfo>;
+}
+
+/// Why the name registry refused a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRegistryError {
+    /// Another SIP has the name.
+    AlreadyBound,
+    /// Nobody has the name.
+    NotFound,
+    /// The name is bound to another SIP.
+    NotOwner,
+    /// Not 1-64 bytes of `a-z 0-9 - _ . /`, or the contract name is over 32 bytes.
+    Invalid,
+    /// The caller's manifest lacks `NameRegistry`.
+    NotPermitted,
+    /// The core that decides about this name could not be reached.
+    Unavailable,
+}
+
+/// One binding of the replicated name registry: plain data (fixed arrays), so it crosses the ABI by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameInfo {
+    name: [u8; contracts::MAX_NAME_LEN],
+    name_len: u8,
+    contract: [u8; 32],
+    contract_len: u8,
+    /// The SIP that bound it.
+    pub sip: SipId,
+    /// The core it runs on.
+    pub core: u32,
+}
+
+impl NameInfo {
+    /// A binding; `None` if `name` or `contract` is too long (names are checked by the caller).
+    pub fn new(name: &str, contract: &str, sip: SipId, core: u32) -> Option<Self> {
+        let mut info =
+            Self { name: [0; contracts::MAX_NAME_LEN], name_len: 0, contract: [0; 32], contract_len: 0, sip, core };
+        info.name.get_mut(..name.len())?.copy_from_slice(name.as_bytes());
+        info.contract.get_mut(..contract.len())?.copy_from_slice(contract.as_bytes());
+        (info.name_len, info.contract_len) = (name.len() as u8, contract.len() as u8);
+        Some(info)
+    }
+
+    /// The bound name.
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..usize::from(self.name_len)]).unwrap_or("?")
+    }
+
+    /// The contract its provider serves.
+    pub fn contract(&self) -> &str {
+        core::str::from_utf8(&self.contract[..usize::from(self.contract_len)]).unwrap_or("?")
+    }
 }
 
 /// A SIP's end of a fresh name-service connection.

@@ -24,8 +24,8 @@ mod manifest;
 mod names;
 
 pub use abi::{
-    ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo,
-    NameServiceClient, NotPermitted, ProcessInfo, ProcessState, SipId, SpawnError,
+    ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo, NameInfo,
+    NameRegistryError, NameServiceClient, NotPermitted, ProcessInfo, ProcessState, ReplicaInfo, SipId, SpawnError,
 };
 pub use context::SipContext;
 pub use manifest::{Capability, MANIFESTS, Manifest, ManifestError, RestartPolicy};

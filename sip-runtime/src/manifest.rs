@@ -60,6 +60,8 @@ pub enum Capability {
     SystemAdmin,
     /// Write to the system console directly.
     Console,
+    /// Change the replicated name registry for other SIPs (the name service only).
+    NameRegistry,
 }
 
 /// Why the kernel refused a manifest.

@@ -24,16 +24,24 @@ use contracts::{NameError, is_valid_name};
 /// A provider's endpoint: where the name service delivers new clients.
 pub type ProviderEndpoint = service_provider::Server<state::Ready>;
 
+/// How many `Moved` answers a lookup follows (one is all a consistent registry needs; a second covers a name
+/// that moved while the lookup was on its way).
+pub const MAX_MOVES: usize = 2;
+
+fn quit(connection: crate::NameServiceClient) {
+    if let Ok(done) = connection.send_quit() {
+        done.close();
+    }
+}
+
 /// One request on a fresh connection: `ask` sends it and waits for the answer; the connection is closed after.
 fn with_connection<T>(
     ctx: &SipContext,
     ask: impl FnOnce(crate::NameServiceClient) -> Result<(T, crate::NameServiceClient), Closed>,
 ) -> Result<T, NameError> {
-    let connection = ctx.abi.connect_names().ok_or(NameError::Unavailable)?;
+    let connection = ctx.abi.connect_names(None).ok_or(NameError::Unavailable)?;
     let (answer, connection) = ask(connection).map_err(|Closed| NameError::Unavailable)?;
-    if let Ok(done) = connection.send_quit() {
-        done.close();
-    }
+    quit(connection);
     Ok(answer)
 }
 
@@ -59,13 +67,29 @@ impl SipContext {
 
     /// Connects `server_end` (the server end of a channel whose client end the caller keeps) to the service
     /// bound to `name`. `Refused` if that service does not serve `E`'s contract; the end is then dropped.
+    ///
+    /// A name bound on another core is looked up again there (the name service answers `Moved`); the lookup
+    /// follows at most [`MAX_MOVES`] such answers.
     pub fn lookup<E: Exchangeable + Send>(&self, name: &str, server_end: E) -> Result<(), NameError> {
-        let name = checked(name)?;
-        let end = ExAny::new(server_end).map_err(|_| NameError::Unavailable)?;
-        with_connection(self, |ns| match ns.send_lookup(name, end).map_err(|_| Closed)?.recv()? {
-            LookingUp::Found(ns) => Ok((Ok(()), ns)),
-            LookingUp::LookupFailed(error, ns) => Ok((Err(error), ns)),
-        })?
+        checked(name)?;
+        let mut end = ExAny::new(server_end).map_err(|_| NameError::Unavailable)?;
+        let mut core = None;
+        for _ in 0..=MAX_MOVES {
+            let connection = self.abi.connect_names(core).ok_or(NameError::Unavailable)?;
+            let asked = connection.send_lookup(ExString::from(name), end).map_err(|_| NameError::Unavailable)?;
+            let (answer, connection) = match asked.recv().map_err(|Closed| NameError::Unavailable)? {
+                LookingUp::Found(ns) => (Ok(()), ns),
+                LookingUp::LookupFailed(error, ns) => (Err(error), ns),
+                LookingUp::Moved(there, back, ns) => {
+                    (core, end) = (Some(there), back);
+                    quit(ns);
+                    continue;
+                }
+            };
+            quit(connection);
+            return answer;
+        }
+        Err(NameError::Unavailable)
     }
 
     /// Removes `name`, which this SIP bound.

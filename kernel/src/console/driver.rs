@@ -44,7 +44,8 @@ pub fn run() -> ! {
 fn start_shell() -> Result<(u64, console::Server<state::Ready>), sip_runtime::SpawnError> {
     let (client, server) = console::channel();
     let startup = Startup::new(client).map_err(|_| sip_runtime::SpawnError::OutOfMemory)?;
-    let id = crate::sip::spawn_with("shell", "", None, Some(startup)).map_err(|(e, _)| e)?;
+    let here = Some(crate::percpu::current_index());
+    let id = crate::sip::spawn_with("shell", "", here, Some(startup)).map_err(|(e, _)| e)?;
     Ok((id.0, server))
 }
 

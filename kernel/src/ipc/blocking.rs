@@ -1,7 +1,8 @@
 //! Blocking for channel receives and selects: park the thread in the scheduler, wake it by its thread id.
 //!
-//! A waker is the thread id (and, in the multikernel issue, the core) packed into the `RawWaker` data word;
-//! waking calls `sched::wake`, which remembers a wake that arrives before the park (token semantics).
+//! A waker is the thread id and its core packed into the `RawWaker` data word. Waking a thread of this core
+//! calls `sched::wake`, which remembers a wake that arrives before the park (token semantics); a thread of
+//! another core is woken by a message to that core (`ipc::intercore::send_wake`, one push and an IPI).
 
 use crate::exec::KernelMode;
 use crate::sched::{self, ThreadId};
@@ -20,8 +21,13 @@ fn clone(data: *const ()) -> RawWaker {
     RawWaker::new(data, &VTABLE)
 }
 
+/// Where the core sits in a waker's data word: thread ids stay far below 2^48 (one per spawn, never reused).
+const CORE_SHIFT: u32 = 48;
+
 fn wake(data: *const ()) {
-    sched::wake(ThreadId(data as u64));
+    let word = data as u64;
+    let (core, thread) = ((word >> CORE_SHIFT) as u32, ThreadId(word & ((1 << CORE_SHIFT) - 1)));
+    crate::ipc::intercore::wake(core, thread);
 }
 
 fn drop_waker(_: *const ()) {}
@@ -29,9 +35,10 @@ fn drop_waker(_: *const ()) {}
 impl Blocking for SchedulerBlocking {
     fn waker(&self) -> Waker {
         let id = sched::current_id().map_or(0, |t| t.0);
-        // SAFETY: the vtable's functions treat the data word as a plain thread id (never dereferenced), so
-        // every RawWaker contract (clone/wake/drop on any thread) holds trivially.
-        unsafe { Waker::from_raw(RawWaker::new(id as *const (), &VTABLE)) }
+        let word = (u64::from(crate::percpu::current_index()) << CORE_SHIFT) | id;
+        // SAFETY: the vtable's functions treat the data word as a plain (core, thread id) pair, never
+        // dereferenced, so every RawWaker contract (clone/wake/drop on any thread or core) holds trivially.
+        unsafe { Waker::from_raw(RawWaker::new(word as *const (), &VTABLE)) }
     }
 
     fn park(&self) {

@@ -7,6 +7,7 @@
 
 pub mod blocking;
 pub mod exchange_heap;
+pub mod intercore;
 
 /// Installs the hooks; call once at boot, before any channel exists.
 pub fn init() {

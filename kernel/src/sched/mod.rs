@@ -145,8 +145,19 @@ pub fn init_this_core() -> Result<(), SpawnError> {
     let mut s = cpu.scheduler.lock();
     s.current = Some(boot);
     s.idle = Some(idle);
+    // Room for the threads a core usually holds, made once: switches then never allocate, and the kernel heap
+    // does not creep up the first time a core happens to hold a few more threads than before.
+    s.run_queue.reserve(QUEUE_ROOM);
+    s.blocked.reserve(QUEUE_ROOM);
+    // A B-tree keeps its first node once it has had an entry: have it now, not at this core's first sleep.
+    let sentinel = (u64::MAX, ThreadId(0));
+    s.sleepers.insert(sentinel);
+    s.sleepers.remove(&sentinel);
     Ok(())
 }
+
+/// Threads a core's run queue and blocked set hold without growing.
+const QUEUE_ROOM: usize = 64;
 
 fn next_id() -> ThreadId {
     ThreadId(NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed))

@@ -8,7 +8,7 @@ use crate::exec::{self, KernelMode};
 use crate::{arch, memory, sched, time};
 use sip_runtime::{
     Capability, ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo,
-    NotPermitted, ProcessInfo, SipId, SpawnError, Startup,
+    NameInfo, NameRegistryError, NotPermitted, ProcessInfo, SipId, SpawnError, Startup,
 };
 
 /// The ABI object every ring-0 SIP gets.
@@ -125,7 +125,7 @@ impl KernelAbi for Ring0Abi {
 
     fn wait(&self, id: SipId) -> Result<(), KillError> {
         let _kernel = KernelMode::enter();
-        if super::manifest_of(id.0).is_none() {
+        if !super::is_alive(id.0) {
             return Err(KillError::NoSuchProcess);
         }
         super::wait(id.0);
@@ -229,9 +229,57 @@ impl KernelAbi for Ring0Abi {
         panic!("{message}");
     }
 
-    fn connect_names(&self) -> Option<sip_runtime::NameServiceClient> {
+    fn replica(&self, core: u32) -> Option<sip_runtime::ReplicaInfo> {
         let _kernel = KernelMode::enter();
-        super::names::connect(exec::current_sip()?)
+        crate::smp::cores().get(core as usize)?;
+        let summary = super::replica::summary(core)?;
+        let (names_version, names_digest, names) = super::name_registry::summary(core)?;
+        Some(sip_runtime::ReplicaInfo {
+            core,
+            online: crate::smp::is_online(core),
+            version: summary.version,
+            digest: summary.digest,
+            entries: summary.entries,
+            names_version,
+            names_digest,
+            names,
+        })
+    }
+
+    fn connect_names(&self, core: Option<u32>) -> Option<sip_runtime::NameServiceClient> {
+        let _kernel = KernelMode::enter();
+        super::names::connect(exec::current_sip()?, core)
+    }
+
+    fn claim_name(&self, name: &str, sip: SipId, contract: &str) -> Result<(), NameRegistryError> {
+        let _kernel = KernelMode::enter();
+        if !caller_may(Capability::NameRegistry) {
+            return Err(NameRegistryError::NotPermitted);
+        }
+        super::name_registry::claim(name, sip.0, contract)
+    }
+
+    fn release_name(&self, name: &str, sip: SipId) -> Result<(), NameRegistryError> {
+        let _kernel = KernelMode::enter();
+        if !caller_may(Capability::NameRegistry) {
+            return Err(NameRegistryError::NotPermitted);
+        }
+        super::name_registry::release(name, sip.0)
+    }
+
+    fn broadcast_probe(&self) -> Option<u64> {
+        let _kernel = KernelMode::enter();
+        crate::ipc::intercore::probe_all()
+    }
+
+    fn resolve_name(&self, name: &str) -> Option<NameInfo> {
+        let _kernel = KernelMode::enter();
+        super::name_registry::resolve(name)
+    }
+
+    fn name_after(&self, after: Option<&str>) -> Option<NameInfo> {
+        let _kernel = KernelMode::enter();
+        super::name_registry::after(after)
     }
 }
 

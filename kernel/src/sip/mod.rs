@@ -13,7 +13,10 @@
 
 pub mod abi;
 pub mod arena;
+pub mod name_registry;
 pub mod names;
+pub mod remote;
+pub mod replica;
 
 use crate::exec::{self, KernelMode};
 use crate::percpu;
@@ -40,10 +43,27 @@ pub struct Sip {
     threads: Vec<ThreadId>,
     /// How many times this service was restarted to get this instance.
     restarts: u32,
-    /// Threads waiting for it to end ([`wait`]).
-    waiters: Vec<ThreadId>,
+    /// Who waits for it to end ([`wait`], [`notify_on_end`], waits from other cores).
+    waiters: Vec<Waiter>,
     /// The value its parent handed it, until it takes it.
     startup: Option<Startup>,
+}
+
+/// Someone to tell when a SIP ends.
+pub enum Waiter {
+    /// A thread of this core: woken.
+    Thread(ThreadId),
+    /// A thread of another core: answered through its slot.
+    Reply(alloc::sync::Arc<crate::ipc::intercore::Slot<()>>),
+}
+
+impl Waiter {
+    fn notify(self) {
+        match self {
+            Waiter::Thread(id) => sched::wake(id),
+            Waiter::Reply(slot) => slot.answer(()),
+        }
+    }
 }
 
 /// One core's table of the SIPs it runs.
@@ -107,13 +127,13 @@ pub fn manifest(name: &str) -> Option<&'static Manifest> {
     MANIFESTS.iter().find(|m| m.name == name)
 }
 
-/// Starts service `name` on this core. Nothing is left behind when it fails.
+/// Starts service `name` on `core` (default: the least loaded). Nothing is left behind when it fails.
 pub fn spawn(name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnError> {
     spawn_with(name, args, core, None).map_err(|(e, _)| e)
 }
 
-/// Starts service `name` on this core, handing it `startup`; on failure `startup` comes back, still owned by
-/// the caller.
+/// Starts service `name` on `core` (default: the least loaded), handing it `startup`; on failure `startup`
+/// comes back, still owned by the caller.
 pub fn spawn_with(
     name: &str,
     args: &str,
@@ -131,12 +151,40 @@ fn spawn_with_restarts(
     startup: Option<Startup>,
 ) -> Result<SipId, (SpawnError, Option<Startup>)> {
     let _kernel = KernelMode::enter();
+    // Refused before any message: these answers are the same on every core.
     let Some(manifest) = manifest(name) else { return Err((SpawnError::NoSuchService, startup)) };
     if let Err(e) = manifest.check(&known_contracts()) {
         return Err((SpawnError::BadManifest(e), startup));
     }
-    if core.is_some_and(|c| c != percpu::current().index) {
+    let me = percpu::current_index();
+    let target = core.unwrap_or_else(least_loaded_core);
+    if !crate::smp::is_online(target) {
         return Err((SpawnError::NoSuchCore, startup));
+    }
+    if target != me {
+        return remote::spawn(target, name, args, restarts, startup);
+    }
+    spawn_here(name, args, restarts, startup)
+}
+
+/// The running core with the fewest SIPs, by this core's replica of the process table (ties: the lowest index).
+fn least_loaded_core() -> u32 {
+    let cores = crate::smp::cores().len().max(1);
+    let load = replica::load_by_core(cores);
+    crate::smp::online_cores().min_by_key(|c| (load.get(*c as usize).copied().unwrap_or(0), *c)).unwrap_or(0)
+}
+
+/// Starts service `name` on this core.
+fn spawn_here(
+    name: &str,
+    args: &str,
+    restarts: u32,
+    startup: Option<Startup>,
+) -> Result<SipId, (SpawnError, Option<Startup>)> {
+    let _kernel = KernelMode::enter();
+    let Some(manifest) = manifest(name) else { return Err((SpawnError::NoSuchService, startup)) };
+    if let Err(e) = manifest.check(&known_contracts()) {
+        return Err((SpawnError::BadManifest(e), startup));
     }
     let Ok(arena) = Arena::new(manifest.heap_quota) else { return Err((SpawnError::OutOfMemory, startup)) };
     let arena_addr = &*arena as *const Arena as usize;
@@ -146,9 +194,12 @@ fn spawn_with_restarts(
     if let Some(value) = &startup {
         value.transfer(channels::Owner(id));
     }
-    // The record exists before the thread, so the thread always finds it (even if it ends at once).
+    // The record exists before the thread, so the thread always finds it (even if it ends at once); so does
+    // every replica's entry, so its removal can never overtake it.
     let record = Sip { id, manifest, arena, threads: Vec::new(), restarts, waiters: Vec::new(), startup };
     table().lock().sips.insert(id, record);
+    let entry = replica::Entry { core: percpu::current_index(), name: manifest.name };
+    replica::publish(replica::Update::Added { id, entry });
     let args = String::from(args);
     let spawned =
         sched::spawn_in(Owner::Sip(id), arena_addr, manifest.stack_size as u64, move || sip_main(id, manifest, args));
@@ -161,12 +212,23 @@ fn spawn_with_restarts(
         }
         Err(_) => {
             let startup = table().lock().sips.remove(&id).and_then(|mut record| record.startup.take());
+            replica::publish(replica::Update::Removed { id });
             if let Some(value) = &startup {
                 value.transfer(caller);
             }
             Err((SpawnError::OutOfMemory, startup))
         }
     }
+}
+
+/// Whether SIP `id` is alive somewhere (by this core's replica).
+pub fn is_alive(id: u64) -> bool {
+    replica::core_of(id).is_some()
+}
+
+/// The core SIP `id` runs on, if it is another than this one.
+fn elsewhere(id: u64) -> Option<u32> {
+    replica::core_of(id).filter(|core| *core != percpu::current_index())
 }
 
 /// First code of a SIP's first thread, in SIP mode (allocations go to its arena).
@@ -196,6 +258,9 @@ pub fn kill(id: u64) -> Result<(), KillError> {
     if exec::current_sip() == Some(id) {
         end_current(EndReason::Killed);
     }
+    if let Some(core) = elsewhere(id) {
+        return remote::kill(core, id);
+    }
     // Never cut a thread short inside kernel code or a channel operation (a message between its owner records and
     // the ring would be lost): let it run out of the section first. Such sections are short and never block.
     loop {
@@ -215,10 +280,13 @@ pub fn kill(id: u64) -> Result<(), KillError> {
 /// Blocks the calling (kernel) thread until SIP `id` has ended; returns at once if it is not alive.
 pub fn wait(id: u64) {
     let _kernel = KernelMode::enter();
+    if let Some(core) = elsewhere(id) {
+        return remote::wait(core, id);
+    }
     let Some(me) = sched::current_id() else { return };
     loop {
         match table().lock().sips.get_mut(&id) {
-            Some(sip) => sip.waiters.push(me),
+            Some(sip) => sip.waiters.push(Waiter::Thread(me)),
             None => return,
         }
         sched::block_current();
@@ -227,16 +295,19 @@ pub fn wait(id: u64) {
 
 /// Wakes thread `who` once when SIP `id` ends (at once if it is not alive), without blocking the caller.
 pub fn notify_on_end(id: u64, who: ThreadId) {
-    let alive = match table().lock().sips.get_mut(&id) {
+    watch(id, Waiter::Thread(who));
+}
+
+/// Tells `waiter` when SIP `id` of this core ends (at once if it is not alive).
+fn watch(id: u64, waiter: Waiter) {
+    let waiter = match table().lock().sips.get_mut(&id) {
         Some(sip) => {
-            sip.waiters.push(who);
-            true
+            sip.waiters.push(waiter);
+            return;
         }
-        None => false,
+        None => waiter,
     };
-    if !alive {
-        sched::wake(who);
-    }
+    waiter.notify();
 }
 
 /// Removes SIP `id` and everything it owns, except the running thread `running` (which exits right after).
@@ -261,7 +332,10 @@ fn reclaim(id: u64, reason: EndReason, running: Option<ThreadId>) {
     let policy = sip.manifest.restart;
     let waiters = core::mem::take(&mut sip.waiters);
     drop(sip); // unmaps the arena
-    waiters.into_iter().for_each(sched::wake);
+    // Every replica forgets it before anyone waiting hears of its end (the same lanes carry both, in order).
+    replica::publish(replica::Update::Removed { id });
+    name_registry::release_all_of(id);
+    waiters.into_iter().for_each(Waiter::notify);
     match reason {
         EndReason::Exited(ExitStatus::Success) => log::debug!("sip {name}#{id} {reason}"),
         EndReason::Killed => log::info!("sip {name}#{id} {reason}"),
@@ -310,6 +384,14 @@ pub fn on_exception(description: String) -> ! {
 
 /// A snapshot of one SIP for `ps`.
 pub fn info(id: u64) -> Option<sip_runtime::ProcessInfo> {
+    match elsewhere(id) {
+        Some(core) => remote::query(core, id),
+        None => info_here(id),
+    }
+}
+
+/// A snapshot of SIP `id` of this core.
+fn info_here(id: u64) -> Option<sip_runtime::ProcessInfo> {
     let table = table().lock();
     let sip = table.sips.get(&id)?;
     let running = sip.threads.iter().any(|t| sched::is_runnable(*t));
@@ -326,11 +408,9 @@ pub fn info(id: u64) -> Option<sip_runtime::ProcessInfo> {
     })
 }
 
-/// The id of the live SIP after `after` on this core.
+/// The id of the live SIP after `after`, on any core (by this core's replica of the process table).
 pub fn next_after(after: Option<u64>) -> Option<u64> {
-    let table = table().lock();
-    let start = after.map_or(0, |a| a + 1);
-    table.sips.range(start..).next().map(|(id, _)| *id)
+    replica::next_after(after).map(|(id, _)| id)
 }
 
 /// Takes the startup value of the calling SIP (once).
@@ -348,7 +428,7 @@ crate::selftest! {
     /// A spawned SIP is listed with its manifest's figures, and a kill removes it and its memory.
     fn spawn_list_kill() {
         let frames_before = crate::memory::frames::stats();
-        let id = spawn("fault", "spin", None).map_err(|e| alloc::format!("spawn failed: {e}"))?.0;
+        let id = spawn("fault", "spin", Some(percpu::current_index())).map_err(|e| alloc::format!("spawn failed: {e}"))?.0;
         let mut listed = false;
         let mut after = None;
         while let Some(next) = next_after(after) {

@@ -15,6 +15,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use contracts::echo::{self, client};
+use contracts::service_provider;
 use core::hint::black_box;
 use sip_runtime::{Capability, ExitStatus, RestartPolicy, SipContext, SipId, sip};
 
@@ -61,6 +62,31 @@ sip! {
     imports: [],
     heap_quota: 16 * 1024,
     stack_size: 8 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
+// Ping-pongs with an echo SIP of its own core: one pair of the throughput measurement (`bench throughput`).
+sip! {
+    name: "bench-pump",
+    entry: pump,
+    exports: [],
+    imports: ["Echo"],
+    heap_quota: 64 * 1024,
+    stack_size: 16 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [Capability::ProcessControl],
+}
+
+// Binds a run of names at an agreed moment, reports how many it won, and holds them: one per core in the
+// name-agreement test (`spawn bench-binder --core N PREFIX COUNT START_MS`).
+sip! {
+    name: "bench-binder",
+    entry: binder,
+    exports: ["ServiceProvider"],
+    imports: ["NameService"],
+    heap_quota: 64 * 1024,
+    stack_size: 16 * 1024,
     restart: RestartPolicy::Never,
     capabilities: [],
 }
@@ -117,8 +143,10 @@ fn main(ctx: SipContext) {
         "" | "all" => table(&ctx),
         "capacity" => capacity(&ctx),
         "kills" => kills(&ctx),
+        "throughput" => throughput(&ctx),
         other => {
-            let _ = ctx.print(format_args!("bench: unknown argument '{other}' (use: bench [capacity|kills])\n"));
+            let _ =
+                ctx.print(format_args!("bench: unknown argument '{other}' (use: bench [capacity|kills|throughput])\n"));
             ctx.exit(ExitStatus::Failure(2));
         }
     }
@@ -144,8 +172,9 @@ fn table(ctx: &SipContext) {
     let alone = measure(ctx, 1000, || ctx.yield_now());
     row(ctx, "thread yield (alone)", &alone, 1000, "-");
 
+    let here = Some(abi.current_core());
     let iterations = 500;
-    match ctx.spawn("bench-partner", "", None) {
+    match ctx.spawn("bench-partner", "", here) {
         Ok(partner) => {
             // Let the partner start and begin yielding; then every yield of ours is A->B->A.
             ctx.yield_now();
@@ -158,11 +187,18 @@ fn table(ctx: &SipContext) {
         }
     }
 
-    ping_pong(ctx);
+    ping_pong(ctx, abi.current_core(), "message ping-pong (same core)", "1,040");
+    if let Some(other) = other_core(ctx) {
+        ping_pong(ctx, other, "message ping-pong (cross core)", "-");
+        let probe = measure(ctx, 20, || {
+            black_box(abi.broadcast_probe());
+        });
+        row(ctx, "message to all cores + acks", &probe, 20, "-");
+    }
     name_binding(ctx);
 
     let creates = 20;
-    let create = measure(ctx, creates, || match ctx.spawn("bench-null", "", None) {
+    let create = measure(ctx, creates, || match ctx.spawn("bench-null", "", here) {
         Ok(id) => {
             let _ = ctx.wait(id);
         }
@@ -171,10 +207,17 @@ fn table(ctx: &SipContext) {
     row(ctx, "SIP create + exit", &create, creates, "388,000");
 }
 
-/// Message round trips over an Echo channel to an echo SIP on the same core: Ping out, Pong back.
-fn ping_pong(ctx: &SipContext) {
+/// Another running core than the caller's, if there is one.
+fn other_core(ctx: &SipContext) -> Option<u32> {
+    let abi = ctx.abi();
+    let me = abi.current_core();
+    (0..).map_while(|i| abi.cpu(i)).find(|cpu| cpu.online && cpu.index != me).map(|cpu| cpu.index)
+}
+
+/// Message round trips over an Echo channel to an echo SIP on `core`: Ping out, Pong back.
+fn ping_pong(ctx: &SipContext, core: u32, label: &str, singularity: &str) {
     let (client, server) = echo::channel();
-    let echo_sip = match ctx.spawn_with("echo", "", None, server) {
+    let echo_sip = match ctx.spawn_with("echo", "", Some(core), server) {
         Ok(id) => id,
         Err((e, _)) => {
             let _ = ctx.print(format_args!("bench: cannot start the echo SIP: {e}\n"));
@@ -201,7 +244,7 @@ fn ping_pong(ctx: &SipContext) {
     if failed {
         let _ = ctx.print(format_args!("bench: the echo SIP closed the channel during the ping-pong\n"));
     } else {
-        row(ctx, "message ping-pong (same core)", &round_trip, iterations, "1,040");
+        row(ctx, label, &round_trip, iterations, singularity);
     }
 }
 
@@ -269,6 +312,103 @@ fn partner(ctx: SipContext) {
 }
 
 fn null(_: SipContext) {}
+
+/// `PREFIX COUNT START_MS`: at uptime START_MS, binds PREFIX-0 .. PREFIX-(COUNT-1), logs how many it won, then
+/// holds them (refusing every connection) until killed.
+fn binder(ctx: SipContext) {
+    let args: Vec<&str> = ctx.args().split_whitespace().collect();
+    let (prefix, count, start) = match args.as_slice() {
+        [prefix, count, start] => match (count.parse::<u32>(), start.parse::<u64>()) {
+            (Ok(count), Ok(start)) => (*prefix, count, start),
+            _ => return sip_runtime::warn!(ctx, "usage: PREFIX COUNT START_MS"),
+        },
+        _ => return sip_runtime::warn!(ctx, "usage: PREFIX COUNT START_MS"),
+    };
+    while ctx.now_nanos() < start.saturating_mul(1_000_000) {
+        ctx.yield_now();
+    }
+    let mut held = Vec::new();
+    let mut lost = 0;
+    for i in 0..count {
+        match ctx.bind(&alloc::format!("{prefix}-{i}"), "Echo") {
+            Ok(provider) => held.push(provider),
+            Err(contracts::NameError::AlreadyBound) => lost += 1,
+            Err(e) => return sip_runtime::warn!(ctx, "bind {prefix}-{i} failed: {e}"),
+        }
+    }
+    let core = ctx.abi().current_core();
+    sip_runtime::warn!(ctx, "binder on cpu {core}: won {} of {count} ({lost} already bound)", held.len());
+    while let Some((_, Ok(service_provider::server::Ready::Connect(end, owes)))) = channels::select_vec(&mut held) {
+        match sip_runtime::accept::<()>(end, owes) {
+            (_, Ok(provider)) => held.push(provider),
+            (_, Err(_)) => return,
+        }
+    }
+}
+
+/// Round trips a pump makes in `bench throughput`.
+const PUMP_ROUND_TRIPS: u64 = 100_000;
+
+/// Message throughput with one pair of SIPs (pump + echo) per core, on one core and then on two at once: the
+/// multikernel's scaling claim (independent cores share nothing on the message path).
+fn throughput(ctx: &SipContext) {
+    let abi = ctx.abi();
+    let online: Vec<u32> = (0..).map_while(|i| abi.cpu(i)).filter(|c| c.online).map(|c| c.index).collect();
+    // The last cores: away from core 0's console and services when there are enough.
+    let [.., second, last] = online.as_slice() else {
+        let _ = ctx.print(format_args!("bench throughput: needs at least 2 cores (run with --smp 2 or more)\n"));
+        return;
+    };
+    let (Some(one), Some(two)) = (run_pumps(ctx, &[*last]), run_pumps(ctx, &[*last, *second])) else { return };
+    let rate = |pairs: u64, nanos: u64| pairs * PUMP_ROUND_TRIPS * 1_000_000_000 / nanos.max(1);
+    let (rate_one, rate_two) = (rate(1, one), rate(2, two));
+    let _ = ctx.print(format_args!(
+        "bench throughput: {PUMP_ROUND_TRIPS} round trips per pair (same-core pump + echo)\n\
+         1 pair on cpu {last}: {rate_one} round trips/s ({} ms)\n\
+         2 pairs on cpus {last} and {second}: {rate_two} round trips/s ({} ms)\n\
+         scaling 1 -> 2 cores: {}.{:02}x\n",
+        one / 1_000_000,
+        two / 1_000_000,
+        rate_two / rate_one.max(1),
+        rate_two * 100 / rate_one.max(1) % 100
+    ));
+}
+
+/// Starts one pump on each of `cores` at once and waits for all; returns the wall-clock nanoseconds.
+fn run_pumps(ctx: &SipContext, cores: &[u32]) -> Option<u64> {
+    let start = ctx.now_nanos();
+    let mut pumps = Vec::new();
+    for core in cores {
+        match ctx.spawn("bench-pump", &alloc::format!("{PUMP_ROUND_TRIPS}"), Some(*core)) {
+            Ok(id) => pumps.push(id),
+            Err(e) => {
+                let _ = ctx.print(format_args!("bench throughput: cannot start a pump on cpu {core}: {e}\n"));
+                return None;
+            }
+        }
+    }
+    for id in pumps {
+        let _ = ctx.wait(id);
+    }
+    Some(ctx.now_nanos() - start)
+}
+
+fn pump(ctx: SipContext) {
+    let Ok(round_trips) = ctx.args().parse::<u64>() else { return };
+    let (client, server) = echo::channel();
+    let Ok(echo_sip) = ctx.spawn_with("echo", "", Some(ctx.abi().current_core()), server) else { return };
+    let mut endpoint = client;
+    for i in 0..round_trips {
+        match endpoint.send_ping(i).ok().map(|owed| owed.recv()) {
+            Some(Ok(client::PingSent::Pong(_, ready))) => endpoint = ready,
+            _ => return sip_runtime::warn!(ctx, "the echo SIP went away"),
+        }
+    }
+    if let Ok(done) = endpoint.send_bye() {
+        done.close();
+    }
+    let _ = ctx.wait(echo_sip);
+}
 
 fn idle(ctx: SipContext) {
     loop {

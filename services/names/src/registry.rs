@@ -1,24 +1,24 @@
-//! The registry: which name is bound to which provider, by which SIP, for which contract.
+//! This core's providers: for each name bound by a SIP of this core, its binder, contract and provider endpoint.
+//! The system-wide truth (which name is bound at all, and where) is the kernel's replicated name registry; this
+//! table only holds what cannot be replicated, the endpoints.
 //!
 //! Plain data, generic over the provider endpoint type, so its rules are tested on the host without channels.
-//! Not here: talking to clients or providers (the service's `lib.rs`).
+//! Not here: talking to clients, providers or the kernel (the service's `lib.rs`).
 //!
-//! Invariants: a name is bound at most once; only the SIP that bound a name may unbind it; a binding whose
+//! Invariants: a name is held at most once (who may unbind it is the kernel registry's rule); a binding whose
 //! provider is gone (its SIP died or dropped the endpoint) is removed before any request is answered
-//! ([`Registry::sweep`]), so no request ever sees a dead binding.
+//! ([`Registry::sweep`], which returns what it removed so the kernel's registry can be told).
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 use contracts::{NameError, is_valid_name};
-use core::fmt::Write;
 
 /// One binding.
 #[derive(Debug)]
 pub struct Binding<P> {
     /// The SIP that bound the name.
     pub owner: u64,
-    /// The contract it says it serves (for listings).
-    pub contract: String,
     /// Where new clients go.
     pub provider: P,
 }
@@ -37,27 +37,15 @@ impl<P> Default for Registry<P> {
 
 impl<P> Registry<P> {
     /// Binds `name` for `owner`; the provider comes back with the error if the name is taken or invalid.
-    pub fn bind(&mut self, name: &str, owner: u64, contract: &str, provider: P) -> Result<(), (NameError, P)> {
+    pub fn bind(&mut self, name: &str, owner: u64, provider: P) -> Result<(), (NameError, P)> {
         if !is_valid_name(name) {
             return Err((NameError::InvalidName, provider));
         }
         if self.bindings.contains_key(name) {
             return Err((NameError::AlreadyBound, provider));
         }
-        self.bindings.insert(String::from(name), Binding { owner, contract: String::from(contract), provider });
+        self.bindings.insert(String::from(name), Binding { owner, provider });
         Ok(())
-    }
-
-    /// Removes `name` if `who` bound it.
-    pub fn unbind(&mut self, name: &str, who: u64) -> Result<(), NameError> {
-        match self.bindings.get(name) {
-            None => Err(NameError::NotFound),
-            Some(binding) if binding.owner != who => Err(NameError::NotOwner),
-            Some(_) => {
-                self.bindings.remove(name);
-                Ok(())
-            }
-        }
     }
 
     /// Takes the binding of `name` out (to talk to its provider); put it back with [`Registry::restore`].
@@ -70,18 +58,31 @@ impl<P> Registry<P> {
         self.bindings.insert(name, binding);
     }
 
-    /// Removes every binding whose provider `is_alive` rejects; returns how many went.
-    pub fn sweep(&mut self, is_alive: impl Fn(&P) -> bool) -> usize {
-        let before = self.bindings.len();
-        self.bindings.retain(|_, binding| is_alive(&binding.provider));
-        before - self.bindings.len()
+    /// Removes every binding whose provider `is_alive` rejects; returns the (name, binder) of each.
+    pub fn sweep(&mut self, is_alive: impl Fn(&P) -> bool) -> Vec<(String, u64)> {
+        let mut gone = Vec::new();
+        self.bindings.retain(|name, binding| {
+            let alive = is_alive(&binding.provider);
+            if !alive {
+                gone.push((name.clone(), binding.owner));
+            }
+            alive
+        });
+        gone
     }
 
-    /// One line per binding, in name order: `NAME sip#ID CONTRACT`.
+    /// Forgets `name` (after the kernel's registry let it go).
+    pub fn remove(&mut self, name: &str) {
+        self.bindings.remove(name);
+    }
+
+    /// One line per binding, in name order: `NAME sip#ID` (what the tests compare).
+    #[cfg(test)]
     pub fn listing(&self) -> String {
+        use core::fmt::Write;
         let mut text = String::new();
         for (name, binding) in &self.bindings {
-            let _ = writeln!(text, "{name} sip#{} {}", binding.owner, binding.contract);
+            let _ = writeln!(text, "{name} sip#{}", binding.owner);
         }
         text
     }
@@ -92,52 +93,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_name_is_bound_once() {
+    fn a_name_is_held_once() {
         let mut registry = Registry::default();
-        assert!(registry.bind("echo", 4, "Echo", 'a').is_ok());
-        assert_eq!(registry.bind("echo", 5, "Echo", 'b'), Err((NameError::AlreadyBound, 'b')));
-        assert_eq!(registry.listing(), "echo sip#4 Echo\n");
+        assert!(registry.bind("echo", 4, 'a').is_ok());
+        assert_eq!(registry.bind("echo", 5, 'b'), Err((NameError::AlreadyBound, 'b')));
+        assert_eq!(registry.listing(), "echo sip#4\n");
     }
 
     #[test]
     fn invalid_names_are_refused_with_the_provider_back() {
         let mut registry = Registry::default();
         for name in ["", "Echo", "a b", "x".repeat(65).as_str()] {
-            assert_eq!(registry.bind(name, 1, "Echo", 7), Err((NameError::InvalidName, 7)), "{name:?}");
+            assert_eq!(registry.bind(name, 1, 7), Err((NameError::InvalidName, 7)), "{name:?}");
         }
-        assert!(registry.bind(&"x".repeat(64), 1, "Echo", 7).is_ok());
-        assert!(registry.bind("svc/echo-2.b_c", 1, "Echo", 7).is_ok());
+        assert!(registry.bind(&"x".repeat(64), 1, 7).is_ok());
+        assert!(registry.bind("svc/echo-2.b_c", 1, 7).is_ok());
     }
 
     #[test]
-    fn only_the_binder_unbinds() {
-        let mut registry = Registry::default();
-        registry.bind("kv", 4, "KvStore", ()).map_err(|(e, _)| e).expect("bind");
-        assert_eq!(registry.unbind("kv", 5), Err(NameError::NotOwner));
-        assert_eq!(registry.unbind("nope", 4), Err(NameError::NotFound));
-        assert_eq!(registry.unbind("kv", 4), Ok(()));
-        assert!(registry.listing().is_empty());
-    }
-
-    #[test]
-    fn dead_providers_are_swept() {
+    fn dead_providers_are_swept_and_reported() {
         let mut registry = Registry::default();
         for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
-            registry.bind(name, i as u64, "Echo", i % 2 == 0).map_err(|(e, _)| e).expect("bind");
+            registry.bind(name, i as u64, i % 2 == 0).map_err(|(e, _)| e).expect("bind");
         }
-        assert_eq!(registry.sweep(|alive| *alive), 1);
-        assert_eq!(registry.listing(), "a sip#0 Echo\nc sip#2 Echo\n");
-        // A swept name can be bound again.
-        assert!(registry.bind("b", 9, "Echo", true).is_ok());
+        assert_eq!(registry.sweep(|alive| *alive), [("b".into(), 1)]);
+        assert_eq!(registry.listing(), "a sip#0\nc sip#2\n");
+        // A swept name can be held again.
+        assert!(registry.bind("b", 9, true).is_ok());
+        registry.remove("b");
+        assert_eq!(registry.listing(), "a sip#0\nc sip#2\n");
     }
 
     #[test]
     fn a_taken_binding_can_be_restored() {
         let mut registry = Registry::default();
-        registry.bind("echo", 4, "Echo", 1).map_err(|(e, _)| e).expect("bind");
+        registry.bind("echo", 4, 1).map_err(|(e, _)| e).expect("bind");
         let (name, binding) = registry.take("echo").expect("bound");
         assert!(registry.take("echo").is_none());
         registry.restore(name, binding);
-        assert_eq!(registry.listing(), "echo sip#4 Echo\n");
+        assert_eq!(registry.listing(), "echo sip#4\n");
     }
 }

@@ -13,12 +13,18 @@ use contracts::echo::{self, client, state};
 use contracts::kv_store;
 use sip_runtime::SipId;
 
-/// Spawns `service` with `args` and the server end of a new Echo channel; returns its pid and the client end.
-fn connect(sh: &Shell, service: &str, args: &str) -> Result<(SipId, echo::Client<state::Ready>), CommandError> {
+/// Spawns `service` with `args` and the server end of a new Echo channel, on `core` or the least loaded core;
+/// returns its pid and the client end.
+fn connect(
+    sh: &Shell,
+    service: &str,
+    args: &str,
+    core: Option<u32>,
+) -> Result<(SipId, echo::Client<state::Ready>), CommandError> {
     let (client, server) = echo::channel();
     let id = sh
         .ctx
-        .spawn_with(service, args, None, server)
+        .spawn_with(service, args, core, server)
         .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn '{service}': {e}")))?;
     Ok((id, client))
 }
@@ -32,7 +38,7 @@ pub fn echo(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     if args.is_empty() {
         return Err(CommandError::Usage("echo TEXT..."));
     }
-    let (id, client) = connect(sh, "echo", "")?;
+    let (id, client) = connect(sh, "echo", "", None)?;
     let owed = client.send_say(ExString::from(args.join(" ").as_str())).map_err(|_| closed())?;
     let result = match owed.recv() {
         Ok(client::SaySent::Echoed(text, ready)) => {
@@ -57,7 +63,7 @@ pub fn ping(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
         }
         _ => return Err(CommandError::Usage("ping [N]")),
     };
-    let (id, mut client) = connect(sh, "echo", "")?;
+    let (id, mut client) = connect(sh, "echo", "", None)?;
     let (start, start_ns) = (sh.ctx.cycles(), sh.ctx.now_nanos());
     for i in 0..count {
         match client.send_ping(i).map_err(|_| closed())?.recv() {
@@ -79,8 +85,15 @@ pub fn ping(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 /// `fault KIND`: the fault injector gets an Echo server end, is sent a ping, and fails in way KIND; the shell
 /// reports what its side of the channel saw (for every real fault: `Closed`, never a hang).
 pub fn fault(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let [kind] = args else { return Err(CommandError::Usage("fault panic|overflow|quota|spin|drop|exit")) };
-    let (id, client) = connect(sh, "fault", kind)?;
+    const USAGE: &str = "fault panic|overflow|quota|spin|drop|exit [--core N]";
+    let (kind, core) = match args {
+        [kind] => (*kind, None),
+        [kind, "--core", n] => {
+            (*kind, Some(n.parse().map_err(|_| CommandError::Invalid(format!("'{n}' is not a core")))?))
+        }
+        _ => return Err(CommandError::Usage(USAGE)),
+    };
+    let (id, client) = connect(sh, "fault", kind, core)?;
     let Ok(mut owed) = client.send_ping(7) else {
         sh.say(format_args!("fault {kind}: the peer was gone before the ping (Closed)"));
         return Ok(());
@@ -199,12 +212,13 @@ pub fn names(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
                 sh.say(format_args!("no names bound"));
                 return Ok(());
             }
-            sh.say(format_args!("{:<24} {:>6}  CONTRACT", "NAME", "PID"));
+            sh.say(format_args!("{:<24} {:>6} {:>5}  CONTRACT", "NAME", "PID", "CORE"));
             for line in listing.lines() {
                 let mut fields = line.split_whitespace();
-                let (name, pid, contract) = (fields.next(), fields.next(), fields.next());
+                let (name, pid, contract, core) = (fields.next(), fields.next(), fields.next(), fields.next());
                 let pid = pid.and_then(|p| p.strip_prefix("sip#")).unwrap_or("?");
-                sh.say(format_args!("{:<24} {pid:>6}  {}", name.unwrap_or("?"), contract.unwrap_or("?")));
+                let core = core.and_then(|c| c.strip_prefix("cpu#")).unwrap_or("?");
+                sh.say(format_args!("{:<24} {pid:>6} {core:>5}  {}", name.unwrap_or("?"), contract.unwrap_or("?")));
             }
             Ok(())
         }

@@ -40,11 +40,16 @@ pub const COMMANDS: &[Command] = &[
         run: log_level,
     },
     Command { name: "ps", usage: "ps", help: "live SIPs: core, state, heap, threads, channels", run: ps },
-    Command { name: "spawn", usage: "spawn NAME [ARGS...]", help: "start a service as a new SIP", run: spawn },
+    Command {
+        name: "spawn",
+        usage: "spawn NAME [--core N] [ARGS...]",
+        help: "start a service as a new SIP (on core N, or the least loaded)",
+        run: spawn,
+    },
     Command { name: "kill", usage: "kill PID", help: "end a SIP", run: kill },
     Command {
         name: "run",
-        usage: "run NAME [ARGS...]",
+        usage: "run NAME [--core N] [ARGS...]",
         help: "spawn a service and wait until it ends",
         run: run_service,
     },
@@ -53,6 +58,12 @@ pub const COMMANDS: &[Command] = &[
         usage: "repeat N COMMAND [ARGS...]",
         help: "run a command N times (stops at the first error)",
         run: repeat,
+    },
+    Command {
+        name: "replicas",
+        usage: "replicas",
+        help: "each core's replicas (process table, name registry): version and digest",
+        run: replicas,
     },
     Command { name: "services", usage: "services", help: "registered service manifests", run: services },
     Command { name: "contracts", usage: "contracts", help: "every contract's states and messages", run: contracts },
@@ -78,13 +89,13 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "fault",
-        usage: "fault panic|overflow|quota|spin|drop|exit",
+        usage: "fault panic|overflow|quota|spin|drop|exit [--core N]",
         help: "make a SIP fail mid-protocol; show what its peer sees",
         run: channel_commands::fault,
     },
     Command {
         name: "bench",
-        usage: "bench [capacity|kills]",
+        usage: "bench [capacity|kills|throughput]",
         help: "measure ABI call, yield, ping-pong, SIP create+exit (or capacity, or kills mid-flood)",
         run: bench,
     },
@@ -256,18 +267,51 @@ fn ps(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 }
 
 /// Starts the service named by `args[0]` with the rest as its argument string.
+/// Starts `NAME [--core N] [ARGS...]`: on core N, or the least loaded core.
 fn start<'a>(sh: &Shell, args: &[&'a str], usage: &'static str) -> Result<(SipId, &'a str), CommandError> {
     let [name, rest @ ..] = args else { return Err(CommandError::Usage(usage)) };
+    let (core, rest) = match rest {
+        ["--core", n, rest @ ..] => {
+            let core = n.parse().map_err(|_| CommandError::Invalid(format!("'{n}' is not a core number")))?;
+            (Some(core), rest)
+        }
+        ["--core"] => return Err(CommandError::Usage(usage)),
+        rest => (None, rest),
+    };
     let id = sh
         .ctx
-        .spawn(name, &rest.join(" "), None)
+        .spawn(name, &rest.join(" "), core)
         .map_err(|e| CommandError::Invalid(format!("cannot spawn '{name}': {e}")))?;
     Ok((id, name))
 }
 
 fn spawn(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let (id, name) = start(sh, args, "spawn NAME [ARGS...]")?;
+    let (id, name) = start(sh, args, "spawn NAME [--core N] [ARGS...]")?;
     sh.say(format_args!("spawned {name} as pid {}", id.0));
+    Ok(())
+}
+
+fn replicas(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
+    no_args(args, "replicas")?;
+    let abi = sh.ctx.abi();
+    let all: Vec<_> = (0..).map_while(|core| abi.replica(core)).collect();
+    let online: Vec<_> = all.iter().filter(|r| r.online).collect();
+    sh.say(format_args!("replicas on {} core(s): process table, name registry", online.len()));
+    for r in &all {
+        match r.online {
+            true => sh.say(format_args!(
+                "cpu {}: processes version {} digest {:#018x} ({} SIPs); names version {} digest {:#018x} ({} names)",
+                r.core, r.version, r.digest, r.entries, r.names_version, r.names_digest, r.names
+            )),
+            false => sh.say(format_args!("cpu {}: offline", r.core)),
+        }
+    }
+    let key = |r: &&sip_runtime::ReplicaInfo| (r.version, r.digest, r.names_version, r.names_digest);
+    let agree = online.windows(2).all(|w| key(&w[0]) == key(&w[1]));
+    sh.say(format_args!(
+        "replicas: {}",
+        if agree { "all equal" } else { "differ (updates still in flight, or a bug)" }
+    ));
     Ok(())
 }
 
@@ -280,7 +324,7 @@ fn kill(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 }
 
 fn run_service(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let (id, _) = start(sh, args, "run NAME [ARGS...]")?;
+    let (id, _) = start(sh, args, "run NAME [--core N] [ARGS...]")?;
     let _ = sh.ctx.wait(id);
     Ok(())
 }
@@ -395,7 +439,11 @@ fn channels(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 
 fn bench(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     match args {
-        [] | ["capacity"] | ["kills"] => run_service(sh, &[&["bench"], args].concat()),
-        _ => Err(CommandError::Usage("bench [capacity|kills]")),
+        // The benchmark runs beside the shell, on its core: "same core" figures mean the shell's core.
+        [] | ["capacity"] | ["kills"] | ["throughput"] => {
+            let here = format!("{}", sh.ctx.abi().current_core());
+            run_service(sh, &[&["bench", "--core", here.as_str()], args].concat())
+        }
+        _ => Err(CommandError::Usage("bench [capacity|kills|throughput]")),
     }
 }

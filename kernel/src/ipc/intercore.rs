@@ -1,0 +1,259 @@
+//! Messages between the kernel instances of different cores: one bounded queue per ordered pair of cores, and
+//! an IPI that makes a halted core look at its queues. This is the only way one core asks another to do
+//! something; no core changes another core's scheduler, process table or replicas.
+//!
+//! Two lanes per ordered pair (crossbeam `ArrayQueue`s, lock-free):
+//! - **wakes**: a thread id to make ready (a channel wake-up whose thread lives on the receiving core). Drained
+//!   in the IPI handler itself, so a cross-core wake-up costs one push, one IPI and one local wake.
+//! - **requests**: everything else ([`Request`]: spawn here, kill, query, replica updates, replies). Drained by
+//!   the receiving core's monitor thread (`smp::monitor`), in thread context, in order per sending core. Order
+//!   matters: a SIP's replica updates and the reply to the spawn that created it travel in the same lane, so
+//!   the asking core has applied the update before its caller sees the reply.
+//!
+//! Not here: what the requests do (`sip::remote`), the monitor loop (`smp`).
+//!
+//! Invariants: only thread context sends requests, and a monitor never waits for a reply (it only sends), so
+//! two cores can never wait on each other; an IPI is sent only when the receiving core has no IPI pending
+//! (`Core::ipi_pending`, cleared by the handler before it drains), so no message is left unseen.
+
+use crate::arch::apic;
+use crate::interrupts::CALL_VECTOR;
+use crate::percpu;
+use crate::sched::{self, ThreadId};
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use crossbeam_queue::ArrayQueue;
+
+/// Wake-ups in flight from one core to another before a sender has to wait.
+const WAKE_LANE: usize = 256;
+/// Requests in flight from one core to another before a sender has to wait.
+const REQUEST_LANE: usize = 128;
+
+/// A request from one kernel instance to another.
+pub enum Request {
+    /// Start a SIP on the receiving core and answer with its id (or the error, and the startup value back).
+    Spawn(crate::sip::remote::SpawnRequest),
+    /// End SIP `id`, which runs on the receiving core.
+    Kill { id: u64, reply: Arc<Slot<Result<(), sip_runtime::KillError>>> },
+    /// Answer when SIP `id` (on the receiving core) has ended.
+    Watch { id: u64, reply: Arc<Slot<()>> },
+    /// Describe SIP `id` (for `ps`).
+    Query { id: u64, reply: Arc<Slot<Option<sip_runtime::ProcessInfo>>> },
+    /// A change to the replicated process table.
+    Replica(crate::sip::replica::Update),
+    /// A claim or release for the receiving core to decide, as the arbiter of that name.
+    Names(crate::sip::name_registry::Change),
+    /// A change to the replicated name registry, from the name's arbiter.
+    NameUpdate(crate::sip::name_registry::Update),
+    /// Every core is up: start the receiving core's system services (its name service).
+    StartServices,
+    /// A connection to the receiving core's name service, for SIP `sip` of another core.
+    NameConnection { sip: u64, end: crate::sip::names::Connection },
+    /// Answer at once (the benchmark of a message reaching every core and coming back).
+    Probe(Arc<Slot<()>>),
+    /// The answer to a request this core sent: fill the slot and wake whoever waits on it.
+    Reply(Box<dyn Delivery>),
+}
+
+/// An answer on its way back to the core that asked.
+pub trait Delivery: Send {
+    /// Puts the answer in its slot and wakes the waiting thread (on the receiving core).
+    fn deliver(self: Box<Self>);
+}
+
+/// Where the answer to one request lands; the asking thread parks until it is filled.
+pub struct Slot<T> {
+    value: spin::Mutex<Option<T>>,
+    /// The asking core.
+    core: u32,
+    /// The asking thread (on the asking core).
+    waiter: ThreadId,
+}
+
+impl<T: Send + 'static> Slot<T> {
+    /// A slot for the calling thread.
+    fn for_current() -> Arc<Self> {
+        let waiter = sched::current_id().unwrap_or(ThreadId(0));
+        Arc::new(Self { value: spin::Mutex::new(None), core: percpu::current_index(), waiter })
+    }
+
+    /// Sends the answer back to the asking core.
+    pub fn answer(self: Arc<Self>, value: T) {
+        let core = self.core;
+        if core == percpu::current_index() {
+            Box::new(Answer { slot: self, value }).deliver();
+        } else {
+            send(core, Request::Reply(Box::new(Answer { slot: self, value })));
+        }
+    }
+}
+
+struct Answer<T> {
+    slot: Arc<Slot<T>>,
+    value: T,
+}
+
+impl<T: Send> Delivery for Answer<T> {
+    fn deliver(self: Box<Self>) {
+        *self.slot.value.lock() = Some(self.value);
+        sched::wake(self.slot.waiter);
+    }
+}
+
+/// Why a request was not answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError {
+    /// No such core, or it is not running.
+    NotOnline,
+}
+
+/// Sends the request `make` builds to core `to` (this core too: its monitor answers) and parks until the answer
+/// arrives. Thread context only; never from a monitor thread (module invariant).
+pub fn call<T: Send + 'static>(to: u32, make: impl FnOnce(Arc<Slot<T>>) -> Request) -> Result<T, CallError> {
+    if !crate::smp::is_online(to) {
+        return Err(CallError::NotOnline);
+    }
+    let slot = Slot::for_current();
+    send(to, make(slot.clone()));
+    loop {
+        if let Some(value) = slot.value.lock().take() {
+            return Ok(value);
+        }
+        // A delivery between the check and the park is not lost: the wake is remembered (token semantics).
+        sched::block_current();
+    }
+}
+
+/// Sends a `Probe` to every other running core at once and waits for all the answers; returns the cycles it
+/// took (what one replica update costs to reach every core and be confirmed), or `None` on a single core.
+pub fn probe_all() -> Option<u64> {
+    let me = percpu::current_index();
+    let others: Vec<u32> = crate::smp::online_cores().filter(|c| *c != me).collect();
+    if others.is_empty() {
+        return None;
+    }
+    let start = crate::arch::cpu::rdtsc();
+    let slots: Vec<Arc<Slot<()>>> = others
+        .iter()
+        .map(|core| {
+            let slot = Slot::for_current();
+            send(*core, Request::Probe(slot.clone()));
+            slot
+        })
+        .collect();
+    while !slots.iter().all(|slot| slot.value.lock().is_some()) {
+        sched::block_current();
+    }
+    Some(crate::arch::cpu::rdtsc() - start)
+}
+
+/// The two lanes from one core to another, and whether the receiver has an IPI on its way.
+struct Lanes {
+    wakes: ArrayQueue<u64>,
+    requests: ArrayQueue<Request>,
+}
+
+struct Mesh {
+    cores: usize,
+    /// `lanes[from * cores + to]`.
+    lanes: Vec<Lanes>,
+    /// Per receiving core: an IPI was sent and its handler has not started draining yet.
+    ipi_pending: Vec<AtomicBool>,
+}
+
+static MESH: spin::Once<Mesh> = spin::Once::new();
+
+/// Builds the lanes between `cores` cores. Call once on the boot core, before any other core starts.
+pub fn init(cores: usize) {
+    MESH.call_once(|| Mesh {
+        cores,
+        lanes: (0..cores * cores)
+            .map(|_| Lanes { wakes: ArrayQueue::new(WAKE_LANE), requests: ArrayQueue::new(REQUEST_LANE) })
+            .collect(),
+        ipi_pending: (0..cores).map(|_| AtomicBool::new(false)).collect(),
+    });
+}
+
+fn lanes(from: u32, to: u32) -> Option<&'static Lanes> {
+    let mesh = MESH.get()?;
+    let (from, to) = (from as usize, to as usize);
+    (from < mesh.cores && to < mesh.cores).then(|| &mesh.lanes[from * mesh.cores + to])
+}
+
+/// Makes sure core `to` looks at its lanes soon: an IPI, unless one is already on its way.
+fn kick(to: u32) {
+    let Some(mesh) = MESH.get() else { return };
+    if mesh.ipi_pending[to as usize].swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if let Some(core) = crate::smp::cores().get(to as usize)
+        && let Err(e) = apic::send_ipi(core.apic_id, apic::Ipi::Fixed(CALL_VECTOR))
+    {
+        mesh.ipi_pending[to as usize].store(false, Ordering::Release);
+        log::warn!("cannot send an IPI to cpu {to}: {e:?}");
+    }
+}
+
+/// Makes thread `thread` of core `core` ready, whichever core the caller runs on.
+pub fn wake(core: u32, thread: ThreadId) {
+    if core == percpu::current_index() {
+        sched::wake(thread);
+    } else {
+        send_wake(core, thread);
+    }
+}
+
+/// Makes thread `thread` of core `to` (another core) ready. Wakes for a core that is not running are dropped.
+pub fn send_wake(to: u32, thread: ThreadId) {
+    let me = percpu::current_index();
+    let Some(lane) = lanes(me, to) else { return };
+    let mut item = thread.0;
+    while let Err(back) = lane.wakes.push(item) {
+        // Full: the receiver drains in its IPI handler. Drain ours meanwhile, so two cores sending to each other
+        // with interrupts off cannot wait on each other.
+        item = back;
+        kick(to);
+        drain_wakes();
+        core::hint::spin_loop();
+    }
+    kick(to);
+}
+
+/// Sends `request` to core `to` (in order after everything this core sent it before). Thread context only.
+pub fn send(to: u32, request: Request) {
+    let me = percpu::current_index();
+    let Some(lane) = lanes(me, to) else { return };
+    let mut item = request;
+    while let Err(back) = lane.requests.push(item) {
+        item = back;
+        kick(to);
+        sched::sleep(100_000);
+    }
+    kick(to);
+}
+
+/// The IPI handler's work on this core: apply every wake-up sent here; returns whether requests wait for the
+/// monitor thread.
+pub fn drain_wakes() -> bool {
+    let Some(mesh) = MESH.get() else { return false };
+    let me = percpu::current_index();
+    mesh.ipi_pending[me as usize].store(false, Ordering::Release);
+    let mut requests = false;
+    for from in 0..mesh.cores as u32 {
+        let Some(lane) = lanes(from, me) else { continue };
+        while let Some(thread) = lane.wakes.pop() {
+            sched::wake(ThreadId(thread));
+        }
+        requests |= !lane.requests.is_empty();
+    }
+    requests
+}
+
+/// The next request sent to this core, taking the sending cores in turn from `start`; for the monitor thread.
+pub fn next_request(start: u32) -> Option<Request> {
+    let mesh = MESH.get()?;
+    let me = percpu::current_index();
+    (0..mesh.cores as u32).find_map(|turn| lanes((start + turn) % mesh.cores as u32, me)?.requests.pop())
+}
