@@ -153,13 +153,28 @@ fn concurrent_binds_from_every_core_have_one_winner_per_name() {
     r.shutdown();
 }
 
+/// `mem` once two readings in a row agree: a SIP's last thread frees its stack on its own core just after the
+/// end is reported, and on four cores the next command may run in between.
+fn settled_mem(r: &mut Runner) -> String {
+    let mut last = r.command("mem");
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = r.command("mem");
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    r.fail(&format!("`mem` never settled:\n{last}"))
+}
+
 #[test]
 fn a_thousand_lifetimes_over_four_cores_leave_memory_at_baseline() {
     let mut r = Runner::boot(&["--smp", "4"]);
     r.command("log error");
     // Warm-up: page tables, free lists and queue capacity that later lifetimes reuse.
     r.command_within("repeat 100 run template", scaled(60));
-    let before = r.command("mem");
+    let before = settled_mem(&mut r);
     let out = r.command_within("repeat 1000 run template", scaled(300));
     r.check(out.contains("repeat: 1000 runs"), &format!("spawn->exit cycles: {out}"));
     // They were spread: the replicas counted updates on every core (two per lifetime, all applied everywhere).
@@ -169,7 +184,7 @@ fn a_thousand_lifetimes_over_four_cores_leave_memory_at_baseline() {
         .find_map(|l| l.split("processes version ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
         .unwrap_or(0);
     r.check(version >= 2080, &format!("replicas applied {version} updates, expected over 2080:\n{replicas}"));
-    let after = r.command("mem");
+    let after = settled_mem(&mut r);
     // Frames for data and the exchange heap must be exactly where they were. The kernel heap must be within a
     // few hundred bytes: its B-trees (replicas, SIP tables, sleepers) keep or free a node depending on the most
     // SIPs that were ever alive at once, which four cores racing make differ from run to run; a leak of even one

@@ -357,3 +357,40 @@ fn name_service_binds_looks_up_and_forgets_dead_sips() {
     r.check(out == "svc/echo-2 answered: again", &format!("lookup after a name-service restart: {out}"));
     r.shutdown();
 }
+
+#[test]
+fn a_sip_runs_several_threads_and_ends_with_all_of_them() {
+    let mut r = Runner::boot(&[]);
+    r.command("log warn");
+    // Three worker threads serve a channel each; the first thread pings them all, then returns: the SIP ends.
+    let out = r.command("run bench-threads 3");
+    r.check(out.contains("threads: 3 workers answered 300 pings"), &format!("three workers: {out}"));
+    let before = r.command("mem");
+    // Held alive: `ps` counts its five threads (main + four workers); a kill ends them all.
+    let pid = {
+        let out = r.command("spawn bench-threads 4 hold");
+        spawned_pid(&r, &out)
+    };
+    r.wait_for("threads: 4 workers answered 400 pings", scaled(30));
+    let ps = r.command("ps");
+    let row = ps_row(&ps, pid).unwrap_or_else(|| r.fail(&format!("pid {pid} not in ps:\n{ps}")));
+    r.check(row.split_whitespace().nth(6) == Some("5"), &format!("threads of pid {pid}: {row}"));
+    r.command(&format!("kill {pid}"));
+    let ps = r.command("ps");
+    r.check(ps_row(&ps, pid).is_none(), &format!("killed SIP still listed:\n{ps}"));
+    // A worker that panics ends its whole SIP (and every other thread of it), nothing else.
+    let out = r.command("run bench-threads 3 panic");
+    r.check(out.contains("panicked:") && out.contains("worker 2 panics on purpose"), &format!("panic: {out}"));
+    let ps = r.command("ps");
+    r.check(!ps.contains("bench-threads"), &format!("a bench-threads SIP is left:\n{ps}"));
+    // Every thread's stack, the arena and the channels are gone.
+    let after = r.command("mem");
+    let kept = |mem: &str| -> Vec<String> {
+        mem.lines()
+            .filter(|l| l.starts_with("frames in use:") || l.starts_with("exchange heap:"))
+            .map(|l| l.split(" for page tables").next().unwrap_or(l).to_owned())
+            .collect()
+    };
+    r.check(kept(&before) == kept(&after), &format!("memory not back:\nbefore:\n{before}\nafter:\n{after}"));
+    r.shutdown();
+}

@@ -15,6 +15,7 @@ pub struct KernelMode(Option<&'static percpu::PerCpu>);
 
 impl KernelMode {
     /// Enters kernel mode (nests).
+    #[inline]
     pub fn enter() -> Self {
         match percpu::try_current() {
             Some(cpu) => Self::enter_on(cpu),
@@ -24,6 +25,7 @@ impl KernelMode {
 
     /// [`KernelMode::enter`] for a caller that already holds its core's record (saves a lookup on hot paths).
     /// The thread must not move to another core while the guard lives (threads never migrate today).
+    #[inline]
     pub fn enter_on(cpu: &'static percpu::PerCpu) -> Self {
         cpu.kernel_depth.fetch_add(1, Ordering::Relaxed);
         KernelMode(Some(cpu))
@@ -31,6 +33,7 @@ impl KernelMode {
 }
 
 impl Drop for KernelMode {
+    #[inline]
     fn drop(&mut self) {
         if let Some(cpu) = self.0 {
             cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed);
@@ -40,6 +43,7 @@ impl Drop for KernelMode {
 
 /// Leaves one level of kernel mode entered by a `KernelMode` that was forgotten (for sections that begin and
 /// end in different calls, like the channels' uninterruptible sections).
+#[inline]
 pub fn leave_kernel_mode() {
     if let Some(cpu) = percpu::try_current() {
         cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed);
@@ -47,6 +51,7 @@ pub fn leave_kernel_mode() {
 }
 
 /// The SIP whose code is running right now (SIP mode), or `None` in kernel mode or on a kernel thread.
+#[inline]
 pub fn running_sip() -> Option<u64> {
     let cpu = percpu::try_current()?;
     if cpu.kernel_depth.load(Ordering::Relaxed) != 0 {
@@ -56,6 +61,7 @@ pub fn running_sip() -> Option<u64> {
 }
 
 /// The SIP the running thread belongs to, whatever the mode.
+#[inline]
 pub fn current_sip() -> Option<u64> {
     percpu::try_current()?.current_owner.load(Ordering::Relaxed).checked_sub(1)
 }

@@ -155,6 +155,7 @@ pub fn by_index(index: u32) -> Option<&'static PerCpu> {
 }
 
 /// The calling core's record, or `None` before [`init_bsp`] ran.
+#[inline]
 pub fn try_current() -> Option<&'static PerCpu> {
     if !BSP_READY.load(Ordering::Acquire) {
         return None;
@@ -168,11 +169,13 @@ pub fn try_current() -> Option<&'static PerCpu> {
 }
 
 /// The calling core's record. Panics if called before [`init_bsp`] (a kernel bug).
+#[inline]
 pub fn current() -> &'static PerCpu {
     try_current().unwrap_or_else(|| panic!("per-CPU data used before percpu::init_bsp"))
 }
 
 /// The calling core's dense index for reports; falls back to the APIC ID before per-CPU data exists.
+#[inline]
 pub fn current_index() -> u32 {
     try_current().map_or_else(crate::arch::cpu::apic_id_from_cpuid, |c| c.index)
 }

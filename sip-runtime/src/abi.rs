@@ -248,6 +248,9 @@ pub trait KernelAbi: Sync {
         core: Option<u32>,
         startup: Option<crate::Startup>,
     ) -> Result<SipId, (SpawnError, Option<crate::Startup>)>;
+    /// Starts another thread of the calling SIP running `entry` (its closure lives in the SIP's heap); returns the
+    /// thread's id. The SIP ends when its first thread returns or any thread fails.
+    fn start_thread(&self, entry: alloc::boxed::Box<dyn FnOnce() + Send>) -> Result<u64, SpawnError>;
     /// The startup value this SIP was spawned with, once.
     fn take_startup(&self) -> Option<crate::Startup>;
     /// Ends SIP `id` (needs `ProcessControl`).

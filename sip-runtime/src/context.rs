@@ -104,6 +104,14 @@ impl SipContext {
         self.abi.take_startup()?.downcast().ok()
     }
 
+    /// Starts another thread of this SIP, running `f` with its own copy of the context, on a stack of the
+    /// manifest's `stack_size` with its own guard page. The SIP ends when its first thread (the entry function)
+    /// returns, or when any thread panics or faults; another thread that returns ends alone.
+    pub fn spawn_thread(&self, f: impl FnOnce(SipContext) + Send + 'static) -> Result<u64, SpawnError> {
+        let ctx = self.clone();
+        self.abi.start_thread(alloc::boxed::Box::new(move || f(ctx)))
+    }
+
     /// Ends SIP `id`.
     pub fn kill(&self, id: SipId) -> Result<(), KillError> {
         self.abi.kill(id)

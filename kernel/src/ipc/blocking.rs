@@ -21,8 +21,8 @@ fn clone(data: *const ()) -> RawWaker {
     RawWaker::new(data, &VTABLE)
 }
 
-/// Where the core sits in a waker's data word: thread ids stay far below 2^48 (one per spawn, never reused).
-const CORE_SHIFT: u32 = 48;
+/// Where the core sits in a waker's data word: thread ids stay below 2^58 (`sched::ThreadId`), cores below 64.
+const CORE_SHIFT: u32 = 58;
 
 fn wake(data: *const ()) {
     let word = data as u64;

@@ -4,9 +4,13 @@
 //! as messages in the multikernel issue), so there is no global scheduler lock. The scheduler's lock is an
 //! `IrqMutex` only because the timer and device interrupts of the *same* core use it.
 //!
-//! Thread states are where a thread is kept: `current` (running), `run_queue` (ready), `blocked` (parked
-//! until [`wake`]), `dead` (exited, its stack freed by the next thread to run, never by itself). Each core
-//! also has an idle thread that runs only when nothing else can.
+//! Thread states are where a thread is kept: `current` (running), `run_queue` (ready), parked in its slot (until
+//! [`wake`]), `dead` (exited, its stack freed by the next thread to run, never by itself). Each core also has an
+//! idle thread that runs only when nothing else can.
+//!
+//! Every thread holds a slot in its core's slot table for its whole life, and the slot is part of its id, so
+//! a wake finds a parked thread by indexing, not hashing: the wake/park pair is on every blocking message
+//! round trip.
 
 mod context;
 pub mod stack;
@@ -15,36 +19,34 @@ use crate::percpu;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
-use core::hash::{BuildHasherDefault, Hasher};
 use core::sync::atomic::{AtomicU64, Ordering};
 use stack::{Stack, StackError};
 use x86_64::instructions::interrupts;
 
-/// A thread's identity, unique for the whole boot (never reused).
+/// A thread's identity, unique for the whole boot (never reused): a serial number above the thread's slot in
+/// its core's slot table (the low [`SLOT_BITS`]). Ids stay below 2^58, so a waker can pack the core above them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ThreadId(pub u64);
 
-static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+/// Bits of a thread id that name its slot: up to a million threads per core.
+pub const SLOT_BITS: u32 = 20;
 
-/// Hashes thread ids (unique, never attacker-chosen) by one multiplication (Fibonacci hashing): the parked-thread
-/// table is looked up on every wake.
-#[derive(Default)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+impl ThreadId {
+    fn slot(self) -> usize {
+        (self.0 & ((1 << SLOT_BITS) - 1)) as usize
     }
+}
 
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) ^ u64::from(*b);
-        }
-    }
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
-    fn write_u64(&mut self, value: u64) {
-        self.0 ^= value;
-    }
+/// What a slot of the slot table holds.
+enum Slot {
+    /// No thread.
+    Free,
+    /// A thread that is running, ready or dead (its box is elsewhere).
+    Live,
+    /// A parked thread: its box lives here until a wake.
+    Parked(Box<Thread>),
 }
 
 /// Who a thread runs for: the kernel, or a software-isolated process.
@@ -85,7 +87,11 @@ impl Thread {
 pub struct Scheduler {
     current: Option<Box<Thread>>,
     run_queue: VecDeque<Box<Thread>>,
-    blocked: hashbrown::HashMap<ThreadId, Box<Thread>, BuildHasherDefault<IdHasher>>,
+    /// Every thread of this core, by the slot in its id; parked threads' boxes live here.
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    /// Threads parked in `slots`.
+    parked: usize,
     #[allow(clippy::vec_box, reason = "a switch writes the saved RSP through a pointer into the box, after the push")]
     dead: Vec<Box<Thread>>,
     idle: Option<Box<Thread>>,
@@ -96,12 +102,56 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
+    /// A fresh thread id, with a slot of this core.
+    fn new_id(&mut self) -> ThreadId {
+        let slot = match self.free_slots.pop() {
+            Some(slot) => slot as usize,
+            None => {
+                self.slots.push(Slot::Free);
+                self.slots.len() - 1
+            }
+        };
+        self.slots[slot] = Slot::Live;
+        ThreadId((NEXT_SERIAL.fetch_add(1, Ordering::Relaxed) << SLOT_BITS) | slot as u64)
+    }
+
+    /// Frees the slot of thread `id`, which is gone for good.
+    fn release(&mut self, id: ThreadId) {
+        if let Some(slot) = self.slots.get_mut(id.slot()) {
+            *slot = Slot::Free;
+            self.free_slots.push(id.slot() as u32);
+        }
+    }
+
+    fn park(&mut self, thread: Box<Thread>) {
+        let slot = thread.id.slot();
+        self.slots[slot] = Slot::Parked(thread);
+        self.parked += 1;
+    }
+
+    /// Takes thread `id` out of its slot if it is parked there.
+    fn unpark(&mut self, id: ThreadId) -> Option<Box<Thread>> {
+        let slot = self.slots.get_mut(id.slot())?;
+        if !matches!(slot, Slot::Parked(thread) if thread.id == id) {
+            return None;
+        }
+        match core::mem::replace(slot, Slot::Live) {
+            Slot::Parked(thread) => {
+                self.parked -= 1;
+                Some(thread)
+            }
+            _ => None,
+        }
+    }
+
     /// An empty scheduler (usable in a `static` initialiser).
     pub const fn new() -> Self {
         Self {
             current: None,
             run_queue: VecDeque::new(),
-            blocked: hashbrown::HashMap::with_hasher(BuildHasherDefault::new()),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            parked: 0,
             dead: Vec::new(),
             idle: None,
             sleepers: BTreeSet::new(),
@@ -130,7 +180,7 @@ pub enum SpawnError {
 /// Makes the calling (boot) code this core's first thread and creates the core's idle thread.
 pub fn init_this_core() -> Result<(), SpawnError> {
     let boot = Box::new(Thread {
-        id: next_id(),
+        id: percpu::current().scheduler.lock().new_id(),
         owner: Owner::Kernel,
         rsp: 0,
         stack: None,
@@ -148,7 +198,8 @@ pub fn init_this_core() -> Result<(), SpawnError> {
     // Room for the threads a core usually holds, made once: switches then never allocate, and the kernel heap
     // does not creep up the first time a core happens to hold a few more threads than before.
     s.run_queue.reserve(QUEUE_ROOM);
-    s.blocked.reserve(QUEUE_ROOM);
+    s.slots.reserve(QUEUE_ROOM);
+    s.free_slots.reserve(QUEUE_ROOM);
     // A B-tree keeps its first node once it has had an entry: have it now, not at this core's first sleep.
     let sentinel = (u64::MAX, ThreadId(0));
     s.sleepers.insert(sentinel);
@@ -156,12 +207,8 @@ pub fn init_this_core() -> Result<(), SpawnError> {
     Ok(())
 }
 
-/// Threads a core's run queue and blocked set hold without growing.
+/// Threads a core's run queue and slot table hold without growing.
 const QUEUE_ROOM: usize = 64;
-
-fn next_id() -> ThreadId {
-    ThreadId(NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed))
-}
 
 fn new_thread(
     owner: Owner,
@@ -175,7 +222,7 @@ fn new_thread(
     // SAFETY: the stack was just mapped for this thread alone and is far larger than the initial frame.
     let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
     Ok(Box::new(Thread {
-        id: next_id(),
+        id: percpu::current().scheduler.lock().new_id(),
         owner,
         rsp,
         stack: Some(stack),
@@ -285,7 +332,7 @@ pub fn block_current() {
 pub fn wake(id: ThreadId) {
     let _kernel = crate::exec::KernelMode::enter();
     let mut s = percpu::current().scheduler.lock();
-    if let Some(thread) = s.blocked.remove(&id) {
+    if let Some(thread) = s.unpark(id) {
         s.run_queue.push_back(thread);
     } else {
         // Not parked yet: remember, so its next park returns at once. Wakes for threads that no longer
@@ -337,11 +384,15 @@ pub fn remove_thread(id: ThreadId) -> Option<Box<Thread>> {
     let _kernel = crate::exec::KernelMode::enter();
     let mut s = percpu::current().scheduler.lock();
     s.sleepers.retain(|(_, t)| *t != id);
-    if let Some(thread) = s.blocked.remove(&id) {
-        return Some(thread);
-    }
-    let at = s.run_queue.iter().position(|t| t.id == id)?;
-    s.run_queue.remove(at)
+    let thread = match s.unpark(id) {
+        Some(thread) => thread,
+        None => {
+            let at = s.run_queue.iter().position(|t| t.id == id)?;
+            s.run_queue.remove(at)?
+        }
+    };
+    s.release(id);
+    Some(thread)
 }
 
 /// Whether thread `id` is ready on this core but was switched out while inside kernel mode (preempted in an
@@ -414,9 +465,7 @@ fn schedule(reason: Reason) {
         match reason {
             _ if prev.idle => s.idle = Some(prev),
             Reason::Yield => s.run_queue.push_back(prev),
-            Reason::Block => {
-                s.blocked.insert(prev.id, prev);
-            }
+            Reason::Block => s.park(prev),
             Reason::Exit => {
                 s.dead.push(prev);
                 cpu.dead_threads.store(s.dead.len(), Ordering::Relaxed);
@@ -452,7 +501,9 @@ fn after_switch() {
     let dead = {
         let mut s = cpu.scheduler.lock();
         cpu.dead_threads.store(0, Ordering::Relaxed);
-        core::mem::take(&mut s.dead)
+        let dead = core::mem::take(&mut s.dead);
+        dead.iter().for_each(|thread| s.release(thread.id));
+        dead
     };
     drop(dead);
 }
@@ -484,7 +535,7 @@ pub fn census() -> Census {
 /// The thread counts of `cpu`'s scheduler, which may be another core's: a brief read under its lock, for reports.
 pub fn census_of(cpu: &percpu::PerCpu) -> Census {
     let s = cpu.scheduler.lock();
-    Census { ready: s.run_queue.len(), blocked: s.blocked.len(), switches: s.switches }
+    Census { ready: s.run_queue.len(), blocked: s.parked, switches: s.switches }
 }
 
 mod selftests;

@@ -72,6 +72,10 @@ impl KernelAbi for Ring0Abi {
         super::spawn_with(name, args, core, startup)
     }
 
+    fn start_thread(&self, entry: alloc::boxed::Box<dyn FnOnce() + Send>) -> Result<u64, SpawnError> {
+        super::start_thread(entry)
+    }
+
     fn take_startup(&self) -> Option<Startup> {
         let _kernel = KernelMode::enter();
         super::take_startup()

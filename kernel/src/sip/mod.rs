@@ -252,6 +252,42 @@ pub fn end_current(reason: EndReason) -> ! {
     sched::exit_current()
 }
 
+/// Starts another thread of the calling SIP, running `entry` in SIP mode on a stack of the manifest's size.
+/// The SIP ends when its first thread returns (like a process whose `main` returns), or when any of its threads
+/// fails; another thread that returns ends alone.
+pub fn start_thread(entry: Box<dyn FnOnce() + Send>) -> Result<u64, SpawnError> {
+    let _kernel = KernelMode::enter();
+    let id = exec::current_sip().ok_or(SpawnError::NotPermitted)?;
+    let (stack, arena) = match table().lock().sips.get(&id) {
+        Some(sip) => (sip.manifest.stack_size as u64, &*sip.arena as *const Arena as usize),
+        None => return Err(SpawnError::NoSuchService),
+    };
+    // Interrupts stay off from the thread's creation to its record, so the new thread cannot run (and end)
+    // before it is recorded as the SIP's.
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let tid = sched::spawn_in(Owner::Sip(id), arena, stack, move || {
+            entry();
+            end_thread();
+        })
+        .map_err(|_| SpawnError::OutOfMemory)?;
+        if let Some(sip) = table().lock().sips.get_mut(&id) {
+            sip.threads.push(tid);
+        }
+        Ok(tid.0)
+    })
+}
+
+/// Ends the calling thread of a SIP that returned from its entry; the SIP lives on in its other threads.
+fn end_thread() -> ! {
+    core::mem::forget(KernelMode::enter());
+    if let (Some(id), Some(me)) = (exec::current_sip(), sched::current_id())
+        && let Some(sip) = table().lock().sips.get_mut(&id)
+    {
+        sip.threads.retain(|t| *t != me);
+    }
+    sched::exit_current()
+}
+
 /// Ends SIP `id` from another thread.
 pub fn kill(id: u64) -> Result<(), KillError> {
     let _kernel = KernelMode::enter();

@@ -78,6 +78,19 @@ sip! {
     capabilities: [Capability::ProcessControl],
 }
 
+// A SIP with several threads: `N [hold|panic]` starts N worker threads, each serving an Echo channel, and
+// pings each; `hold` then keeps them all alive (for `ps` and `kill`), `panic` makes one worker panic.
+sip! {
+    name: "bench-threads",
+    entry: threads,
+    exports: ["Echo"],
+    imports: ["Echo"],
+    heap_quota: 256 * 1024,
+    stack_size: 16 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
 // Binds a run of names at an agreed moment, reports how many it won, and holds them: one per core in the
 // name-agreement test (`spawn bench-binder --core N PREFIX COUNT START_MS`).
 sip! {
@@ -343,6 +356,66 @@ fn binder(ctx: SipContext) {
             (_, Ok(provider)) => held.push(provider),
             (_, Err(_)) => return,
         }
+    }
+}
+
+fn threads(ctx: SipContext) {
+    let args: Vec<&str> = ctx.args().split_whitespace().collect();
+    let (workers, mode) = match args.as_slice() {
+        [n, rest @ ..] => (n.parse::<u64>().unwrap_or(0), rest.first().copied().unwrap_or("")),
+        [] => (0, ""),
+    };
+    let mut clients = Vec::new();
+    for worker in 0..workers {
+        let (client, server) = echo::channel();
+        let panics = mode == "panic" && worker == workers - 1;
+        let started = ctx.spawn_thread(move |_ctx| {
+            if panics {
+                panic!("worker {worker} panics on purpose");
+            }
+            serve_echo(server);
+        });
+        if let Err(e) = started {
+            return sip_runtime::warn!(ctx, "cannot start worker {worker}: {e}");
+        }
+        clients.push(Some(client));
+    }
+    let mut answered = 0;
+    for slot in &mut clients {
+        for n in 0..100 {
+            let Some(ready) = slot.take() else { break };
+            match ready.send_ping(n).ok().map(|owed| owed.recv()) {
+                Some(Ok(client::PingSent::Pong(m, ready))) if m == n => {
+                    *slot = Some(ready);
+                    answered += 1;
+                }
+                _ => break,
+            }
+        }
+    }
+    sip_runtime::warn!(ctx, "threads: {workers} workers answered {answered} pings");
+    if mode == "hold" {
+        loop {
+            ctx.sleep_ms(u64::MAX);
+        }
+    }
+}
+
+/// A worker thread's loop: answers pings until the client says `Bye` or goes away.
+fn serve_echo(mut endpoint: echo::Server<echo::state::Ready>) {
+    loop {
+        endpoint = match endpoint.recv() {
+            Ok(echo::server::Ready::Ping(n, owes)) => match owes.send_pong(n) {
+                Ok(next) => next,
+                Err(_) => return,
+            },
+            Ok(echo::server::Ready::Say(text, owes)) => match owes.send_echoed(text) {
+                Ok(next) => next,
+                Err(_) => return,
+            },
+            Ok(echo::server::Ready::Bye(done)) => return done.close(),
+            Err(_) => return,
+        };
     }
 }
 
