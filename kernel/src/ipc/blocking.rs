@@ -9,6 +9,9 @@ use crate::sched::{self, ThreadId};
 use channels::platform::Blocking;
 use core::task::{RawWaker, RawWakerVTable, Waker};
 
+/// Polls of a receive before it parks (each after yielding to a ready thread of this core, or a pause).
+const SPIN_POLLS: u32 = 64;
+
 /// Blocking through the per-core scheduler (the `channels` hook).
 pub struct SchedulerBlocking;
 
@@ -44,6 +47,20 @@ impl Blocking for SchedulerBlocking {
     fn park(&self) {
         let _kernel = KernelMode::enter();
         sched::block_current();
+    }
+
+    fn spin_limit(&self) -> u32 {
+        SPIN_POLLS
+    }
+
+    fn relax(&self, _round: u32) {
+        // A peer on this core needs the core to answer: give it away. A peer on another core answers on its own:
+        // poll again after a pause, which saves its answer an IPI to wake us.
+        if sched::has_ready_threads() {
+            sched::yield_now();
+        } else {
+            core::hint::spin_loop();
+        }
     }
 
     fn uninterruptible_begin(&self) {
