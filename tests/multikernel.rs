@@ -13,34 +13,12 @@ mod harness;
 use harness::{Runner, scaled};
 use std::time::Duration;
 
-/// The pid from `spawned NAME as pid N`.
-fn spawned_pid(r: &Runner, output: &str) -> u64 {
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix("spawned ").and_then(|rest| rest.rsplit_once(" as pid ")))
-        .and_then(|(_, pid)| pid.trim().parse().ok())
-        .unwrap_or_else(|| r.fail(&format!("no `spawned ... as pid N` in:\n{output}")))
-}
-
 /// The CORE column of `pid`'s `ps` row.
 fn core_of(ps: &str, pid: u64) -> Option<u32> {
     ps.lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .find(|f| f.first() == Some(&pid.to_string().as_str()))
         .and_then(|f| f.get(2)?.parse().ok())
-}
-
-/// Runs `cmd` until its output satisfies `done`, at most ~10 s (updates between cores take a moment).
-fn poll(r: &mut Runner, cmd: &str, done: impl Fn(&str) -> bool, what: &str) -> String {
-    let mut out = String::new();
-    for _ in 0..100 {
-        out = r.command(cmd);
-        if done(&out) {
-            return out;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    r.fail(&format!("{what}: `{cmd}` said:\n{out}"))
 }
 
 /// Whether `replicas` reports every core's replicas equal, for `cores` cores.
@@ -67,7 +45,7 @@ fn sips_on_every_core_talk_across_cores_and_survive_a_crash_elsewhere() {
     let mut pids = Vec::new();
     for core in 0..4 {
         let out = r.command(&format!("spawn echo --core {core} svc-{core}"));
-        pids.push(spawned_pid(&r, &out));
+        pids.push(r.spawned_pid(&out));
     }
     let ps = r.command("ps");
     for (core, pid) in pids.iter().enumerate() {
@@ -77,7 +55,7 @@ fn sips_on_every_core_talk_across_cores_and_survive_a_crash_elsewhere() {
     r.check(out.starts_with("error: cannot spawn 'echo': no such core"), &format!("spawn on a missing core: {out}"));
 
     // Cross-core channels: the shell (core 0) talks to each echo through a name, wherever it runs.
-    poll(&mut r, "names", |l| (0..4).all(|c| l.contains(&format!("svc-{c} "))), "all four names bound");
+    r.poll("names", |l| (0..4).all(|c| l.contains(&format!("svc-{c} "))), "all four names bound");
     for core in 0..4 {
         let out = r.command(&format!("names lookup svc-{core} hello core {core}"));
         r.check(out == format!("svc-{core} answered: hello core {core}"), &format!("lookup svc-{core}: {out}"));
@@ -98,7 +76,7 @@ fn sips_on_every_core_talk_across_cores_and_survive_a_crash_elsewhere() {
     r.command(&format!("kill {}", pids[2]));
     let out = r.command("names lookup svc-2 gone");
     r.check(out.starts_with("error: lookup svc-2: no such name"), &format!("name of a killed SIP: {out}"));
-    poll(&mut r, "replicas", |out| replicas_equal(out, 4), "replicas agree after kills and a crash");
+    r.poll("replicas", |out| replicas_equal(out, 4), "replicas agree after kills and a crash");
     r.shutdown();
 }
 
@@ -110,7 +88,7 @@ fn concurrent_binds_from_every_core_have_one_winner_per_name() {
     let mut pids = Vec::new();
     for core in 0..4 {
         let out = r.command(&format!("spawn bench-binder --core {core} race 20 {start}"));
-        pids.push(spawned_pid(&r, &out));
+        pids.push(r.spawned_pid(&out));
     }
     // The reports come in any order: read them from the whole output once all four are there.
     let deadline = std::time::Instant::now() + scaled(30);
@@ -136,7 +114,7 @@ fn concurrent_binds_from_every_core_have_one_winner_per_name() {
     }
     r.check(won == 20, &format!("the binders won {won} names in all, expected exactly 20"));
     r.command("log error");
-    let listing = poll(&mut r, "names", |l| l.lines().filter(|l| l.starts_with("race-")).count() == 20, "20 names");
+    let listing = r.poll("names", |l| l.lines().filter(|l| l.starts_with("race-")).count() == 20, "20 names");
     for i in 0..20 {
         let owners: Vec<&str> = listing
             .lines()
@@ -148,7 +126,7 @@ fn concurrent_binds_from_every_core_have_one_winner_per_name() {
             &format!("race-{i} is not held by exactly one binder:\n{listing}"),
         );
     }
-    let out = poll(&mut r, "replicas", |out| replicas_equal(out, 4), "replicas agree after the race");
+    let out = r.poll("replicas", |out| replicas_equal(out, 4), "replicas agree after the race");
     r.check(out.contains("(20 names)"), &format!("replicas do not all hold the 20 names:\n{out}"));
     r.shutdown();
 }
@@ -178,7 +156,7 @@ fn a_thousand_lifetimes_over_four_cores_leave_memory_at_baseline() {
     let out = r.command_within("repeat 1000 run template", scaled(300));
     r.check(out.contains("repeat: 1000 runs"), &format!("spawn->exit cycles: {out}"));
     // They were spread: the replicas counted updates on every core (two per lifetime, all applied everywhere).
-    let replicas = poll(&mut r, "replicas", |out| replicas_equal(out, 4), "replicas agree after 1000 lifetimes");
+    let replicas = r.poll("replicas", |out| replicas_equal(out, 4), "replicas agree after 1000 lifetimes");
     let version = replicas
         .lines()
         .find_map(|l| l.split("processes version ").nth(1)?.split(' ').next()?.parse::<u64>().ok())

@@ -10,15 +10,6 @@ mod harness;
 
 use harness::{Runner, scaled};
 
-/// The pid from `spawned NAME as pid N`.
-fn spawned_pid(r: &Runner, output: &str) -> u64 {
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix("spawned ").and_then(|rest| rest.rsplit_once(" as pid ")))
-        .and_then(|(_, pid)| pid.trim().parse().ok())
-        .unwrap_or_else(|| r.fail(&format!("no `spawned ... as pid N` in:\n{output}")))
-}
-
 /// The `ps` rows of SIPs other than the system's own (always there: the shell runs the console, `names` is
 /// the name service).
 fn ps_rows_but_system(ps: &str) -> usize {
@@ -43,7 +34,7 @@ fn spawn_ps_kill_and_clear_errors() {
 
     let spinner = {
         let out = r.command("spawn fault spin");
-        spawned_pid(&r, &out)
+        r.spawned_pid(&out)
     };
     let ps = r.command("ps");
     let row = ps_row(&ps, spinner).unwrap_or_else(|| r.fail(&format!("pid {spinner} not in ps:\n{ps}")));
@@ -77,7 +68,7 @@ fn each_fault_ends_only_its_sip() {
     let mut r = Runner::boot(&[]);
     let bystander = {
         let out = r.command("spawn fault spin");
-        spawned_pid(&r, &out)
+        r.spawned_pid(&out)
     };
     for (kind, report) in [
         ("panic", "panicked: services/fault/src/lib.rs"),
@@ -144,7 +135,7 @@ fn thousands_of_sip_lifetimes_leave_memory_at_baseline() {
     // Ids are never reused: the next SIP gets a fresh one.
     let pid = {
         let out = r.command("spawn template");
-        spawned_pid(&r, &out)
+        r.spawned_pid(&out)
     };
     r.check(pid > 2040, &format!("pid {pid} reuses an id of an ended SIP"));
     r.shutdown();
@@ -271,19 +262,6 @@ fn killing_sips_mid_message_loses_no_exchange_memory() {
     r.shutdown();
 }
 
-/// Runs `cmd` until its output satisfies `done` (SIPs start and bind asynchronously), at most ~10 s.
-fn poll(r: &mut Runner, cmd: &str, done: impl Fn(&str) -> bool, what: &str) -> String {
-    let mut out = String::new();
-    for _ in 0..100 {
-        out = r.command(cmd);
-        if done(&out) {
-            return out;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    r.fail(&format!("{what}: `{cmd}` said:\n{out}"))
-}
-
 /// Whether a `names` listing (`NAME PID CORE CONTRACT`) binds `name` to `pid` for the Echo contract.
 fn binds(listing: &str, name: &str, pid: u64) -> bool {
     listing.lines().any(|l| {
@@ -301,13 +279,13 @@ fn name_service_binds_looks_up_and_forgets_dead_sips() {
     r.check(empty == "no names bound", &format!("names at boot: {empty}"));
     let first = {
         let out = r.command("spawn echo");
-        spawned_pid(&r, &out)
+        r.spawned_pid(&out)
     };
     let second = {
         let out = r.command("spawn echo svc/echo-2");
-        spawned_pid(&r, &out)
+        r.spawned_pid(&out)
     };
-    poll(&mut r, "names", |l| binds(l, "echo", first) && binds(l, "svc/echo-2", second), "both names bound");
+    r.poll("names", |l| binds(l, "echo", first) && binds(l, "svc/echo-2", second), "both names bound");
     // A lookup gives a working endpoint, to each provider, as often as asked.
     for _ in 0..3 {
         let out = r.command("names lookup echo hello by name");
@@ -318,9 +296,9 @@ fn name_service_binds_looks_up_and_forgets_dead_sips() {
     // A second binder of a taken name is refused (it logs why and ends); the first keeps the name.
     let refused = {
         let out = r.command("spawn echo");
-        spawned_pid(&r, &out)
+        r.spawned_pid(&out)
     };
-    poll(&mut r, "ps", |ps| ps_row(ps, refused).is_none(), "the refused binder ends");
+    r.poll("ps", |ps| ps_row(ps, refused).is_none(), "the refused binder ends");
     let listing = r.command("names");
     r.check(binds(&listing, "echo", first), &format!("the first binder lost its name:\n{listing}"));
     // Clear errors: unknown names, invalid names, names bound by someone else.
@@ -352,7 +330,7 @@ fn name_service_binds_looks_up_and_forgets_dead_sips() {
         .unwrap_or_else(|| r.fail(&format!("no names SIP in ps:\n{ps}")))
         .to_owned();
     r.command(&format!("kill {names_pid}"));
-    poll(&mut r, "names", |l| binds(l, "svc/echo-2", second), "the provider binds again after a restart");
+    r.poll("names", |l| binds(l, "svc/echo-2", second), "the provider binds again after a restart");
     let out = r.command("names lookup svc/echo-2 again");
     r.check(out == "svc/echo-2 answered: again", &format!("lookup after a name-service restart: {out}"));
     r.shutdown();
@@ -369,7 +347,7 @@ fn a_sip_runs_several_threads_and_ends_with_all_of_them() {
     // Held alive: `ps` counts its five threads (main + four workers); a kill ends them all.
     let pid = {
         let out = r.command("spawn bench-threads 4 hold");
-        spawned_pid(&r, &out)
+        r.spawned_pid(&out)
     };
     r.wait_for("threads: 4 workers answered 400 pings", scaled(30));
     let ps = r.command("ps");

@@ -61,6 +61,26 @@ pub const MAX_CPUS: usize = 64;
 /// Every record by dense index (null: none yet).
 static RECORDS: [AtomicPtr<PerCpu>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 
+impl PerCpu {
+    /// A fresh record for core `index` with its tables; its self pointer is set once it has its final address.
+    fn new(index: u32, apic_id: u32, tables: &'static CpuTables) -> Self {
+        Self {
+            self_ptr: core::ptr::null(),
+            index,
+            apic_id,
+            timer_ticks: AtomicU64::new(0),
+            tables,
+            scheduler: IrqMutex::new(Scheduler::new()),
+            current_owner: AtomicU64::new(0),
+            kernel_depth: AtomicU32::new(0),
+            current_arena: AtomicUsize::new(0),
+            sips: IrqMutex::new(crate::sip::Table::new()),
+            current_thread: AtomicU64::new(0),
+            dead_threads: AtomicUsize::new(0),
+        }
+    }
+}
+
 static BSP_IST_STACKS: IstStacks = IstStacks::new();
 static mut BSP_TABLES: CpuTables = CpuTables::empty();
 static BSP: spin::Once<PerCpu> = spin::Once::new();
@@ -77,20 +97,7 @@ pub fn init_bsp() {
     // SAFETY: first load of the boot core's tables, on the boot core, interrupts off; the IST stacks are the
     // boot core's own.
     unsafe { tables.load() };
-    let record = BSP.call_once(|| PerCpu {
-        self_ptr: core::ptr::null(),
-        index: 0,
-        apic_id: crate::arch::cpu::apic_id_from_cpuid(),
-        timer_ticks: AtomicU64::new(0),
-        tables,
-        scheduler: IrqMutex::new(Scheduler::new()),
-        current_owner: AtomicU64::new(0),
-        kernel_depth: AtomicU32::new(0),
-        current_arena: AtomicUsize::new(0),
-        sips: IrqMutex::new(crate::sip::Table::new()),
-        current_thread: AtomicU64::new(0),
-        dead_threads: AtomicUsize::new(0),
-    });
+    let record = BSP.call_once(|| PerCpu::new(0, crate::arch::cpu::apic_id_from_cpuid(), tables));
     let addr = record as *const PerCpu;
     // SAFETY: the record is 'static and not yet shared: setting its self pointer cannot race.
     unsafe { core::ptr::addr_of!(record.self_ptr).cast_mut().write(addr) };
@@ -117,20 +124,7 @@ pub fn new_ap(index: u32, apic_id: u32) -> Result<&'static PerCpu, ApRecordError
     // zeroed in place: the 64 KiB value never passes through a stack.
     let stacks: &'static IstStacks = Box::leak(unsafe { Box::<IstStacks>::new_zeroed().assume_init() });
     let tables = Box::leak(Box::new(CpuTables::empty())).init(stacks);
-    let record = Box::leak(Box::new(PerCpu {
-        self_ptr: core::ptr::null(),
-        index,
-        apic_id,
-        timer_ticks: AtomicU64::new(0),
-        tables,
-        scheduler: IrqMutex::new(Scheduler::new()),
-        current_owner: AtomicU64::new(0),
-        kernel_depth: AtomicU32::new(0),
-        current_arena: AtomicUsize::new(0),
-        sips: IrqMutex::new(crate::sip::Table::new()),
-        current_thread: AtomicU64::new(0),
-        dead_threads: AtomicUsize::new(0),
-    }));
+    let record = Box::leak(Box::new(PerCpu::new(index, apic_id, tables)));
     record.self_ptr = record as *const PerCpu;
     slot.store(record as *mut PerCpu, Ordering::Release);
     Ok(record)

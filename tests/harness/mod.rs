@@ -338,6 +338,29 @@ impl Runner {
             self.fail(what);
         }
     }
+
+    /// The pid in a `spawned NAME as pid N` line of `output`.
+    pub fn spawned_pid(&self, output: &str) -> u64 {
+        output
+            .lines()
+            .find_map(|l| l.strip_prefix("spawned ").and_then(|rest| rest.rsplit_once(" as pid ")))
+            .and_then(|(_, pid)| pid.trim().parse().ok())
+            .unwrap_or_else(|| self.fail(&format!("no `spawned ... as pid N` in:\n{output}")))
+    }
+
+    /// Runs `cmd` until its output satisfies `done`, at most ~10 s (things that happen asynchronously: a SIP
+    /// binding its name, updates reaching other cores); fails with `what` and the last output otherwise.
+    pub fn poll(&mut self, cmd: &str, done: impl Fn(&str) -> bool, what: &str) -> String {
+        let mut out = String::new();
+        for _ in 0..100 {
+            out = self.command(cmd);
+            if done(&out) {
+                return out;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        self.fail(&format!("{what}: `{cmd}` said:\n{out}"))
+    }
 }
 
 impl Drop for Runner {

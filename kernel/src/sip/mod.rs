@@ -152,9 +152,8 @@ fn spawn_with_restarts(
 ) -> Result<SipId, (SpawnError, Option<Startup>)> {
     let _kernel = KernelMode::enter();
     // Refused before any message: these answers are the same on every core.
-    let Some(manifest) = manifest(name) else { return Err((SpawnError::NoSuchService, startup)) };
-    if let Err(e) = manifest.check(&known_contracts()) {
-        return Err((SpawnError::BadManifest(e), startup));
+    if let Err(e) = checked_manifest(name) {
+        return Err((e, startup));
     }
     let me = percpu::current_index();
     let target = core.unwrap_or_else(least_loaded_core);
@@ -165,6 +164,13 @@ fn spawn_with_restarts(
         return remote::spawn(target, name, args, restarts, startup);
     }
     spawn_here(name, args, restarts, startup)
+}
+
+/// The manifest of service `name`, if there is one and the kernel accepts it.
+fn checked_manifest(name: &str) -> Result<&'static Manifest, SpawnError> {
+    let manifest = manifest(name).ok_or(SpawnError::NoSuchService)?;
+    manifest.check(&known_contracts()).map_err(SpawnError::BadManifest)?;
+    Ok(manifest)
 }
 
 /// The running core with the fewest SIPs, by this core's replica of the process table (ties: the lowest index).
@@ -182,10 +188,10 @@ fn spawn_here(
     startup: Option<Startup>,
 ) -> Result<SipId, (SpawnError, Option<Startup>)> {
     let _kernel = KernelMode::enter();
-    let Some(manifest) = manifest(name) else { return Err((SpawnError::NoSuchService, startup)) };
-    if let Err(e) = manifest.check(&known_contracts()) {
-        return Err((SpawnError::BadManifest(e), startup));
-    }
+    let manifest = match checked_manifest(name) {
+        Ok(manifest) => manifest,
+        Err(e) => return Err((e, startup)),
+    };
     let Ok(arena) = Arena::new(manifest.heap_quota) else { return Err((SpawnError::OutOfMemory, startup)) };
     let arena_addr = &*arena as *const Arena as usize;
     let id = NEXT_SIP_ID.fetch_add(1, Ordering::Relaxed);
