@@ -347,9 +347,22 @@ fn monitor(core: &'static Core) -> ! {
         turn = turn.wrapping_add(1);
         match crate::ipc::intercore::next_request(turn) {
             Some(request) => crate::sip::remote::handle(request),
+            // Requests still waiting for room in a full lane: look again shortly (their receivers are draining).
+            None if crate::ipc::intercore::flush_backlogs() => sched::sleep(BACKLOG_RETRY_NANOS),
             // A wake that arrives between the checks and the park is kept (token semantics): nothing is missed.
             None => sched::block_current(),
         }
+    }
+}
+
+/// How long a monitor waits before trying again to move backlogged requests into full lanes.
+const BACKLOG_RETRY_NANOS: u64 = 100_000;
+
+/// Wakes this core's monitor thread (a request joined a backlog, or a job was posted).
+pub fn wake_monitor() {
+    let me = percpu::current_index();
+    if let Some(id) = cores().get(me as usize).map(|c| c.monitor.load(Ordering::Acquire)).filter(|id| *id != 0) {
+        sched::wake(sched::ThreadId(id));
     }
 }
 

@@ -12,15 +12,18 @@
 //!
 //! Not here: what the requests do (`sip::remote`), the monitor loop (`smp`).
 //!
-//! Invariants: only thread context sends requests, and a monitor never waits for a reply (it only sends), so
-//! two cores can never wait on each other; an IPI is sent only when the receiving core has no IPI pending
+//! Invariants: only thread context sends requests; a send never waits (a full lane spills into the sending
+//! core's ordered backlog, which its monitor drains) and a monitor never waits for a reply, so two cores can
+//! never wait on each other; an IPI is sent only when the receiving core has no IPI pending
 //! (`Core::ipi_pending`, cleared by the handler before it drains), so no message is left unseen.
 
 use crate::arch::apic;
 use crate::interrupts::CALL_VECTOR;
 use crate::percpu;
 use crate::sched::{self, ThreadId};
+use crate::sync::IrqMutex;
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -159,6 +162,9 @@ struct Mesh {
     cores: usize,
     /// `lanes[from * cores + to]`.
     lanes: Vec<Lanes>,
+    /// `backlogs[from * cores + to]`: requests waiting for room in that request lane, in order; once one waits,
+    /// every later request to the same core queues behind it. Only the sending core touches it.
+    backlogs: Vec<IrqMutex<VecDeque<Request>>>,
     /// Per receiving core: an IPI was sent and its handler has not started draining yet.
     ipi_pending: Vec<AtomicBool>,
 }
@@ -172,6 +178,7 @@ pub fn init(cores: usize) {
         lanes: (0..cores * cores)
             .map(|_| Lanes { wakes: ArrayQueue::new(WAKE_LANE), requests: ArrayQueue::new(REQUEST_LANE) })
             .collect(),
+        backlogs: (0..cores * cores).map(|_| IrqMutex::new(VecDeque::new())).collect(),
         ipi_pending: (0..cores).map(|_| AtomicBool::new(false)).collect(),
     });
 }
@@ -221,17 +228,56 @@ pub fn send_wake(to: u32, thread: ThreadId) {
     kick(to);
 }
 
-/// Sends `request` to core `to` (in order after everything this core sent it before). Thread context only.
+/// Sends `request` to core `to` (in order after everything this core sent it before). Never waits: when the
+/// lane is full the request joins this core's backlog for `to`, which the monitor thread moves into the lane as
+/// room appears (so no two cores can ever wait on each other's full lanes).
 pub fn send(to: u32, request: Request) {
+    let Some(mesh) = MESH.get() else { return };
     let me = percpu::current_index();
     let Some(lane) = lanes(me, to) else { return };
-    let mut item = request;
-    while let Err(back) = lane.requests.push(item) {
-        item = back;
-        kick(to);
-        sched::sleep(100_000);
-    }
+    let mut backlog = mesh.backlogs[me as usize * mesh.cores + to as usize].lock();
+    let queued = if backlog.is_empty() {
+        match lane.requests.push(request) {
+            Ok(()) => false,
+            Err(back) => {
+                backlog.push_back(back);
+                true
+            }
+        }
+    } else {
+        backlog.push_back(request);
+        true
+    };
+    drop(backlog);
     kick(to);
+    if queued {
+        crate::smp::wake_monitor();
+    }
+}
+
+/// Moves this core's backlogged requests into their lanes while there is room (the monitor thread's work);
+/// returns whether some are still waiting.
+pub fn flush_backlogs() -> bool {
+    let Some(mesh) = MESH.get() else { return false };
+    let me = percpu::current_index();
+    let mut waiting = false;
+    for to in 0..mesh.cores as u32 {
+        let Some(lane) = lanes(me, to) else { continue };
+        let mut backlog = mesh.backlogs[me as usize * mesh.cores + to as usize].lock();
+        if backlog.is_empty() {
+            continue;
+        }
+        while let Some(request) = backlog.pop_front() {
+            if let Err(back) = lane.requests.push(request) {
+                backlog.push_front(back);
+                break;
+            }
+        }
+        waiting |= !backlog.is_empty();
+        drop(backlog);
+        kick(to);
+    }
+    waiting
 }
 
 /// The IPI handler's work on this core: apply every wake-up sent here; returns whether requests wait for the
