@@ -362,12 +362,22 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
 
     /// Receives, blocking through the platform's [`Blocking`](crate::Blocking) hook until a message arrives or
     /// the peer is gone.
+    ///
+    /// The platform's polls come first, each a plain `try_recv` (a peer that answers quickly is caught without
+    /// registering a waker); only then does it park.
     pub fn recv(&mut self) -> Result<Rx, Closed> {
+        let blocking = platform::current().blocking;
+        let polls = blocking.spin_limit();
+        let mut round = 0;
         loop {
             match self.try_recv() {
                 Ok(message) => return Ok(message),
                 Err(TryRecvError::Closed) => return Err(Closed),
-                Err(TryRecvError::Empty) => block_on(&[self.readiness()]),
+                Err(TryRecvError::Empty) if round < polls => {
+                    blocking.relax(round);
+                    round += 1;
+                }
+                Err(TryRecvError::Empty) => park_on(&[self.readiness()], 0),
             }
         }
     }
@@ -482,9 +492,14 @@ fn adopt<T: Exchangeable>(message: T) -> T {
 
 /// Blocks the calling thread until one of `sources` is ready, through the platform's hook.
 pub(crate) fn block_on(sources: &[&dyn Readiness]) {
+    park_on(sources, platform::current().blocking.spin_limit());
+}
+
+/// [`block_on`] with `spins` polls before parking.
+fn park_on(sources: &[&dyn Readiness], spins: u32) {
     let blocking = platform::current().blocking;
     let how = Waiting {
-        spins: blocking.spin_limit(),
+        spins,
         relax: &|round| blocking.relax(round),
         make_waker: &|| blocking.waker(),
         park: &|| blocking.park(),
