@@ -420,7 +420,10 @@ fn serve_echo(mut endpoint: echo::Server<echo::state::Ready>) {
 }
 
 /// Round trips a pump makes in `bench throughput`.
-const PUMP_ROUND_TRIPS: u64 = 100_000;
+const PUMP_ROUND_TRIPS: u64 = 50_000;
+
+/// Interleaved repetitions of each configuration in `bench throughput`.
+const PUMP_REPETITIONS: usize = 5;
 
 /// Message throughput with one pair of SIPs (pump + echo) per core, on one core and then on two at once: the
 /// multikernel's scaling claim (independent cores share nothing on the message path).
@@ -432,16 +435,28 @@ fn throughput(ctx: &SipContext) {
         let _ = ctx.print(format_args!("bench throughput: needs at least 2 cores (run with --smp 2 or more)\n"));
         return;
     };
-    let (Some(one), Some(two)) = (run_pumps(ctx, &[*last]), run_pumps(ctx, &[*last, *second])) else { return };
+    // Interleaved repetitions, medians: one run of each is at the mercy of whatever else the host does then.
+    let (mut ones, mut twos) = (Vec::new(), Vec::new());
+    for _ in 0..PUMP_REPETITIONS {
+        let (Some(one), Some(two)) = (run_pumps(ctx, &[*last]), run_pumps(ctx, &[*last, *second])) else { return };
+        ones.push(one);
+        twos.push(two);
+    }
+    let (one, two) = (figures(ones), figures(twos));
     let rate = |pairs: u64, nanos: u64| pairs * PUMP_ROUND_TRIPS * 1_000_000_000 / nanos.max(1);
-    let (rate_one, rate_two) = (rate(1, one), rate(2, two));
+    let (rate_one, rate_two) = (rate(1, one.median), rate(2, two.median));
     let _ = ctx.print(format_args!(
-        "bench throughput: {PUMP_ROUND_TRIPS} round trips per pair (same-core pump + echo)\n\
-         1 pair on cpu {last}: {rate_one} round trips/s ({} ms)\n\
-         2 pairs on cpus {last} and {second}: {rate_two} round trips/s ({} ms)\n\
+        "bench throughput: {PUMP_ROUND_TRIPS} round trips per pair (same-core pump + echo), median of \
+         {PUMP_REPETITIONS} interleaved runs\n\
+         1 pair on cpu {last}: {rate_one} round trips/s ({} ms; runs {}-{} ms)\n\
+         2 pairs on cpus {last} and {second}: {rate_two} round trips/s ({} ms; runs {}-{} ms)\n\
          scaling 1 -> 2 cores: {}.{:02}x\n",
-        one / 1_000_000,
-        two / 1_000_000,
+        one.median / 1_000_000,
+        one.min / 1_000_000,
+        one.max / 1_000_000,
+        two.median / 1_000_000,
+        two.min / 1_000_000,
+        two.max / 1_000_000,
         rate_two / rate_one.max(1),
         rate_two * 100 / rate_one.max(1) % 100
     ));
