@@ -54,13 +54,9 @@ impl Blocking for SchedulerBlocking {
     }
 
     fn relax(&self, _round: u32) {
-        // A peer on this core needs the core to answer: give it away. A peer on another core answers on its own:
-        // poll again after a pause, which saves its answer an IPI to wake us.
-        if sched::has_ready_threads() {
-            sched::yield_now();
-        } else {
-            core::hint::spin_loop();
-        }
+        // A peer on this core needs the core to answer: give it away (a yield with nobody ready returns at once).
+        // A peer on another core answers on its own: polling again saves its answer an IPI to wake us.
+        sched::yield_now();
     }
 
     fn uninterruptible_begin(&self) {

@@ -17,6 +17,7 @@ pub mod name_registry;
 pub mod names;
 pub mod remote;
 pub mod replica;
+pub mod replicated_map;
 
 use crate::exec::{self, KernelMode};
 use crate::percpu;

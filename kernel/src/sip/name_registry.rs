@@ -12,13 +12,12 @@
 //! Not here: the providers' endpoints (the `names` SIP of each core keeps those of its own SIPs) and the
 //! contract the SIPs speak (`NameService`).
 //!
-//! Invariants: a replica changes only through [`Replica::apply`] of an arbiter's update; `version` counts the
-//! updates that changed it, `digest` is the XOR of its entries' hashes (equal sets, equal digests).
+//! Invariants: a replica changes only by an arbiter's update; `version` and `digest` are `ReplicatedMap`'s.
 
+use super::replicated_map::{ReplicatedMap, fnv1a};
 use crate::ipc::intercore::{self, Request, Slot};
 use crate::percpu::{self, MAX_CPUS};
 use crate::sync::IrqMutex;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -52,48 +51,28 @@ pub enum Change {
     Release { name: String, sip: u64, reply: Option<Arc<Slot<Result<(), NameRegistryError>>>> },
 }
 
-struct Replica {
-    names: BTreeMap<String, Binding>,
-    version: u64,
-    digest: u64,
-}
+type Replica = ReplicatedMap<String, Binding>;
 
-impl Replica {
-    const fn new() -> Self {
-        Self { names: BTreeMap::new(), version: 0, digest: 0 }
-    }
-
-    fn apply(&mut self, update: Update) {
-        match update {
-            Update::Bound { name, binding } => {
-                if !self.names.contains_key(&name) {
-                    self.digest ^= hash(&name, &binding);
-                    self.version += 1;
-                    self.names.insert(name, binding);
-                }
-            }
-            Update::Unbound { name } => {
-                if let Some(binding) = self.names.remove(&name) {
-                    self.digest ^= hash(&name, &binding);
-                    self.version += 1;
-                }
-            }
-        }
+fn apply_to(replica: &mut Replica, update: Update) {
+    match update {
+        Update::Bound { name, binding } => replica.insert(name, binding),
+        Update::Unbound { name } => replica.remove(&name),
     }
 }
 
-/// FNV-1a over the name, the SIP, the core and the contract.
-fn hash(name: &str, binding: &Binding) -> u64 {
-    let bytes = name
-        .bytes()
-        .chain([0])
-        .chain(binding.sip.to_le_bytes())
-        .chain(binding.core.to_le_bytes())
-        .chain(binding.contract.bytes());
-    bytes.fold(0xcbf2_9ce4_8422_2325, |h: u64, byte| (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3))
+/// The entry hash of the digest: the name, the SIP, the core and the contract.
+#[allow(clippy::ptr_arg, reason = "the entry-hash signature `fn(&K, &V)` of a map keyed by `String`")]
+fn hash(name: &String, binding: &Binding) -> u64 {
+    fnv1a(
+        name.bytes()
+            .chain([0])
+            .chain(binding.sip.to_le_bytes())
+            .chain(binding.core.to_le_bytes())
+            .chain(binding.contract.bytes()),
+    )
 }
 
-static REPLICAS: [IrqMutex<Replica>; MAX_CPUS] = [const { IrqMutex::new(Replica::new()) }; MAX_CPUS];
+static REPLICAS: [IrqMutex<Replica>; MAX_CPUS] = [const { IrqMutex::new(Replica::new(hash)) }; MAX_CPUS];
 
 fn mine() -> &'static IrqMutex<Replica> {
     &REPLICAS[percpu::current_index() as usize]
@@ -101,9 +80,9 @@ fn mine() -> &'static IrqMutex<Replica> {
 
 /// The core that decides about `name`: a hash of it over the cores that run (fixed after boot).
 fn arbiter(name: &str) -> u32 {
-    let online: Vec<u32> = crate::smp::online_cores().collect();
+    let running = crate::smp::online_cores().count().max(1) as u64;
     let h = name.bytes().fold(5381u64, |h, b| h.wrapping_mul(33) ^ u64::from(b));
-    online.get((h % online.len().max(1) as u64) as usize).copied().unwrap_or(0)
+    crate::smp::online_cores().nth((h % running) as usize).unwrap_or(0)
 }
 
 fn info(name: &str, binding: &Binding) -> Option<NameInfo> {
@@ -141,7 +120,7 @@ pub fn release_all_of_this_core() {
 
 fn release_where(held: impl Fn(&Binding) -> bool) {
     let names: Vec<(String, u64)> =
-        mine().lock().names.iter().filter(|(_, b)| held(b)).map(|(name, b)| (name.clone(), b.sip)).collect();
+        mine().lock().entries().iter().filter(|(_, b)| held(b)).map(|(name, b)| (name.clone(), b.sip)).collect();
     for (name, sip) in names {
         let to = arbiter(&name);
         intercore::send(to, Request::Names(Change::Release { name, sip, reply: None }));
@@ -162,20 +141,20 @@ fn ask(
 pub fn decide(change: Change) {
     let (update, answer, reply) = match change {
         Change::Claim { name, binding, reply } => {
-            if mine().lock().names.contains_key(&name) {
+            if mine().lock().entries().contains_key(&name) {
                 (None, Err(NameRegistryError::AlreadyBound), Some(reply))
             } else {
                 (Some(Update::Bound { name, binding }), Ok(()), Some(reply))
             }
         }
-        Change::Release { name, sip, reply } => match mine().lock().names.get(&name) {
+        Change::Release { name, sip, reply } => match mine().lock().entries().get(&name) {
             None => (None, Err(NameRegistryError::NotFound), reply),
             Some(b) if b.sip != sip => (None, Err(NameRegistryError::NotOwner), reply),
             Some(_) => (Some(Update::Unbound { name }), Ok(()), reply),
         },
     };
     if let Some(update) = update {
-        mine().lock().apply(update.clone());
+        apply_to(&mut mine().lock(), update.clone());
         let me = percpu::current_index();
         for core in crate::smp::online_cores().filter(|c| *c != me) {
             intercore::send(core, Request::NameUpdate(update.clone()));
@@ -188,13 +167,13 @@ pub fn decide(change: Change) {
 
 /// Applies an update an arbiter sent.
 pub fn apply(update: Update) {
-    mine().lock().apply(update);
+    apply_to(&mut mine().lock(), update);
 }
 
 /// `name` in this core's replica.
 pub fn resolve(name: &str) -> Option<NameInfo> {
     let replica = mine().lock();
-    replica.names.get(name).and_then(|b| info(name, b))
+    replica.entries().get(name).and_then(|b| info(name, b))
 }
 
 /// The binding after `after` in name order, in this core's replica.
@@ -202,12 +181,12 @@ pub fn after(after: Option<&str>) -> Option<NameInfo> {
     use core::ops::Bound::{Excluded, Unbounded};
     let replica = mine().lock();
     let start = after.map_or(Unbounded, Excluded);
-    let mut range = replica.names.range::<str, _>((start, Unbounded));
+    let mut range = replica.entries().range::<str, _>((start, Unbounded));
     range.next().and_then(|(name, b)| info(name, b))
 }
 
 /// Core `index`'s replica: (version, digest, names), for `replicas`.
 pub fn summary(index: u32) -> Option<(u64, u64, usize)> {
     let replica = REPLICAS.get(index as usize)?.lock();
-    Some((replica.version, replica.digest, replica.names.len()))
+    Some((replica.version(), replica.digest(), replica.entries().len()))
 }

@@ -10,13 +10,11 @@
 //!
 //! Not here: the per-core table of the SIPs a core runs (`sip::Table`, the owner's full record).
 //!
-//! Invariants: `version` counts the updates a replica applied (an update that changes nothing, like a repeat,
-//! is not counted); `digest` is the XOR of a hash of every entry, so equal sets have equal digests whatever the
-//! order they were built in.
+//! Invariants: those of `ReplicatedMap` (version counts real changes, digest is order-independent).
 
+use super::replicated_map::{ReplicatedMap, fnv1a};
 use crate::percpu::{self, MAX_CPUS};
 use crate::sync::IrqMutex;
-use alloc::collections::BTreeMap;
 
 /// One entry: a live SIP and its core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +35,7 @@ pub enum Update {
 }
 
 /// One core's replica.
-pub struct Replica {
-    entries: BTreeMap<u64, Entry>,
-    version: u64,
-    digest: u64,
-}
+type Replica = ReplicatedMap<u64, Entry>;
 
 /// What `replicas` shows of one core's replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,40 +48,19 @@ pub struct Summary {
     pub entries: usize,
 }
 
-impl Replica {
-    const fn new() -> Self {
-        Self { entries: BTreeMap::new(), version: 0, digest: 0 }
-    }
-
-    fn apply(&mut self, update: Update) {
-        match update {
-            Update::Added { id, entry } => {
-                if self.entries.insert(id, entry).is_none() {
-                    self.digest ^= hash(id, entry);
-                    self.version += 1;
-                }
-            }
-            Update::Removed { id } => {
-                if let Some(entry) = self.entries.remove(&id) {
-                    self.digest ^= hash(id, entry);
-                    self.version += 1;
-                }
-            }
-        }
+fn apply_to(replica: &mut Replica, update: Update) {
+    match update {
+        Update::Added { id, entry } => replica.insert(id, entry),
+        Update::Removed { id } => replica.remove(&id),
     }
 }
 
-/// FNV-1a over the id, the core and the name: cheap, and good enough to tell replicas apart.
-fn hash(id: u64, entry: Entry) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = id.to_le_bytes().into_iter().chain(entry.core.to_le_bytes()).chain(entry.name.bytes());
-    for byte in bytes {
-        h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+/// The entry hash of the digest: the id, the core and the name.
+fn hash(id: &u64, entry: &Entry) -> u64 {
+    fnv1a(id.to_le_bytes().into_iter().chain(entry.core.to_le_bytes()).chain(entry.name.bytes()))
 }
 
-static REPLICAS: [IrqMutex<Replica>; MAX_CPUS] = [const { IrqMutex::new(Replica::new()) }; MAX_CPUS];
+static REPLICAS: [IrqMutex<Replica>; MAX_CPUS] = [const { IrqMutex::new(Replica::new(hash)) }; MAX_CPUS];
 
 fn mine() -> &'static IrqMutex<Replica> {
     &REPLICAS[percpu::current_index() as usize]
@@ -95,7 +68,7 @@ fn mine() -> &'static IrqMutex<Replica> {
 
 /// Applies `update` here and sends it to every other running core. Called by the core that runs the SIP.
 pub fn publish(update: Update) {
-    mine().lock().apply(update);
+    apply_to(&mut mine().lock(), update);
     let me = percpu::current_index();
     for core in crate::smp::online_cores().filter(|c| *c != me) {
         crate::ipc::intercore::send(core, crate::ipc::intercore::Request::Replica(update));
@@ -104,24 +77,24 @@ pub fn publish(update: Update) {
 
 /// Applies an update another core sent.
 pub fn apply(update: Update) {
-    mine().lock().apply(update);
+    apply_to(&mut mine().lock(), update);
 }
 
 /// Where SIP `id` runs, as this core's replica knows it.
 pub fn core_of(id: u64) -> Option<u32> {
-    mine().lock().entries.get(&id).map(|e| e.core)
+    mine().lock().entries().get(&id).map(|e| e.core)
 }
 
 /// The live SIP with the smallest id above `after`, as this core's replica knows it.
 pub fn next_after(after: Option<u64>) -> Option<(u64, Entry)> {
     let start = after.map_or(0, |a| a + 1);
-    mine().lock().entries.range(start..).next().map(|(id, e)| (*id, *e))
+    mine().lock().entries().range(start..).next().map(|(id, e)| (*id, *e))
 }
 
 /// How many SIPs each core runs, as this core's replica knows it (indexed by core).
 pub fn load_by_core(cores: usize) -> alloc::vec::Vec<usize> {
     let mut load = alloc::vec![0; cores];
-    for entry in mine().lock().entries.values() {
+    for entry in mine().lock().entries().values() {
         if let Some(slot) = load.get_mut(entry.core as usize) {
             *slot += 1;
         }
@@ -132,7 +105,7 @@ pub fn load_by_core(cores: usize) -> alloc::vec::Vec<usize> {
 /// Core `index`'s replica, for `replicas` (a diagnostic read of another core's state, under its lock).
 pub fn summary(index: u32) -> Option<Summary> {
     let replica = REPLICAS.get(index as usize)?.lock();
-    Some(Summary { version: replica.version, digest: replica.digest, entries: replica.entries.len() })
+    Some(Summary { version: replica.version(), digest: replica.digest(), entries: replica.entries().len() })
 }
 
 crate::selftest! {
@@ -146,13 +119,16 @@ crate::selftest! {
             Update::Added { id: 9, entry: b },
             Update::Removed { id: 7 },
         ];
-        let mut forward = Replica::new();
-        updates.iter().for_each(|u| forward.apply(*u));
-        let mut other = Replica::new();
-        [updates[1], updates[0], updates[0], updates[2], Update::Removed { id: 42 }].iter().for_each(|u| other.apply(*u));
-        crate::check!(forward.digest == other.digest, "digests differ: {:#x} vs {:#x}", forward.digest, other.digest);
-        crate::check!(forward.version == 3 && other.version == 3, "versions {} and {}", forward.version, other.version);
-        crate::check!(forward.entries.get(&9) == Some(&b) && forward.entries.len() == 1, "wrong entries");
+        let mut forward = Replica::new(hash);
+        updates.iter().for_each(|u| apply_to(&mut forward, *u));
+        let mut other = Replica::new(hash);
+        let repeated = [updates[1], updates[0], updates[0], updates[2], Update::Removed { id: 42 }];
+        repeated.iter().for_each(|u| apply_to(&mut other, *u));
+        let (fd, od) = (forward.digest(), other.digest());
+        crate::check!(fd == od, "digests differ: {fd:#x} vs {od:#x}");
+        let (fv, ov) = (forward.version(), other.version());
+        crate::check!(fv == 3 && ov == 3, "versions {fv} and {ov}");
+        crate::check!(forward.entries().get(&9) == Some(&b) && forward.entries().len() == 1, "wrong entries");
         Ok(())
     }
 }
