@@ -27,6 +27,21 @@ pub trait Sealed {}
             endpoints and #[derive(Exchangeable)] types; not references, Box, Rc, Arc, raw pointers or cells"
 )]
 pub trait Exchangeable: Sealed + 'static {
+    /// Whether a value may hold something with an owner record (an exchange-heap block or an endpoint), which a
+    /// send and a receive must re-record. `false` (plain data) lets them skip the walk and the uninterruptible
+    /// section around it: a message with no records cannot be lost between records and ring. The default is the
+    /// safe answer; only plain leaves say `false`, and compound types combine their parts.
+    #[doc(hidden)]
+    const __TRACKED: bool = true;
+
+    /// Whether this value holds anything with an owner record: [`Self::__TRACKED`] unless the type knows better
+    /// per value (a contract's wire enum answers by variant, so its plain messages skip the walk).
+    #[doc(hidden)]
+    #[inline]
+    fn __is_tracked(&self) -> bool {
+        Self::__TRACKED
+    }
+
     /// Re-records every exchange-heap block reachable from `self` as owned by `to`. Plain data has none.
     #[doc(hidden)]
     #[inline]
@@ -39,7 +54,9 @@ macro_rules! plain {
     ($($t:ty),* $(,)?) => {
         $(
             impl Sealed for $t {}
-            impl Exchangeable for $t {}
+            impl Exchangeable for $t {
+                const __TRACKED: bool = false;
+            }
         )*
     };
 }
@@ -48,6 +65,8 @@ plain!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64,
 
 impl<T: Exchangeable, const N: usize> Sealed for [T; N] {}
 impl<T: Exchangeable, const N: usize> Exchangeable for [T; N] {
+    const __TRACKED: bool = T::__TRACKED;
+
     fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
         for item in self {
             item.__transfer(heap, to);
@@ -57,6 +76,8 @@ impl<T: Exchangeable, const N: usize> Exchangeable for [T; N] {
 
 impl<T: Exchangeable> Sealed for Option<T> {}
 impl<T: Exchangeable> Exchangeable for Option<T> {
+    const __TRACKED: bool = T::__TRACKED;
+
     fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
         if let Some(value) = self {
             value.__transfer(heap, to);
@@ -66,6 +87,8 @@ impl<T: Exchangeable> Exchangeable for Option<T> {
 
 impl<T: Exchangeable, E: Exchangeable> Sealed for Result<T, E> {}
 impl<T: Exchangeable, E: Exchangeable> Exchangeable for Result<T, E> {
+    const __TRACKED: bool = T::__TRACKED || E::__TRACKED;
+
     fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
         match self {
             Ok(value) => value.__transfer(heap, to),
@@ -78,6 +101,8 @@ macro_rules! tuple {
     ($($name:ident),+) => {
         impl<$($name: Exchangeable),+> Sealed for ($($name,)+) {}
         impl<$($name: Exchangeable),+> Exchangeable for ($($name,)+) {
+            const __TRACKED: bool = false $(|| $name::__TRACKED)+;
+
             #[allow(non_snake_case)]
             fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
                 let ($($name,)+) = self;

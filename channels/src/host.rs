@@ -39,6 +39,12 @@ std::thread_local! {
     static CURRENT_OWNER: Cell<Owner> = const { Cell::new(Owner::KERNEL) };
 }
 
+/// Polls with one CPU pause each before yielding: about 3 µs on the 2-core EPYC VM of docs/benchmarks.md (a
+/// `pause` takes ~26 ns there), i.e. some thirty round trips of a peer that is running.
+const SPIN_ROUNDS: u32 = 128;
+/// Polls that yield the CPU before the receiver parks (each ~0.6 µs when nothing else wants the CPU).
+const YIELD_ROUNDS: u32 = 32;
+
 impl Blocking for ThreadBlocking {
     fn waker(&self) -> Waker {
         THREAD_WAKER.with(Waker::clone)
@@ -49,18 +55,18 @@ impl Blocking for ThreadBlocking {
     }
 
     fn spin_limit(&self) -> u32 {
-        // A few microseconds of polling, the later rounds yielding (below), before paying for a futex sleep.
-        64
+        // A few microseconds of polling, then some yielding (below), before paying for a futex sleep: a blocked
+        // receiver never burns its CPU for more than some 25 µs.
+        SPIN_ROUNDS + YIELD_ROUNDS
     }
 
     fn relax(&self, round: u32) {
-        // Short pauses first, growing slowly so that a reply is noticed within a few pauses (the peer is usually
-        // on another core and about to answer); then give the CPU away, in case the peer is waiting for it (more
-        // threads than free cores).
-        if round < 32 {
-            for _ in 0..(1u32 << (round / 8)) {
-                core::hint::spin_loop();
-            }
+        // One pause per poll, as a spinning SPSC queue does: the peer is usually on another core and about to
+        // answer, and a reply is then noticed within one pause. (Pauses that grew with the round, as here before,
+        // made a receiver that had waited a little notice late, and a round trip slower than the peer's work.)
+        // Then give the CPU away, in case the peer is waiting for it (more threads than free cores).
+        if round < SPIN_ROUNDS {
+            core::hint::spin_loop();
         } else {
             thread::yield_now();
         }

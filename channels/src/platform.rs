@@ -95,6 +95,7 @@ pub trait Blocking: Sync {
     fn park(&self);
 
     /// Polls before blocking: worth it when the peer runs on another core and answers within microseconds.
+    /// Asked once, when the platform is fixed.
     fn spin_limit(&self) -> u32 {
         0
     }
@@ -128,7 +129,20 @@ pub struct Platform {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct AlreadyInstalled;
 
-static PLATFORM: spin::Once<Platform> = spin::Once::new();
+/// The platform in force, with what is asked of it on every blocking receive read once when it is fixed.
+struct Installed {
+    platform: Platform,
+    /// `platform.blocking.spin_limit()`.
+    spin_limit: u32,
+}
+
+impl Installed {
+    fn new(platform: Platform) -> Self {
+        Self { platform, spin_limit: platform.blocking.spin_limit() }
+    }
+}
+
+static PLATFORM: spin::Once<Installed> = spin::Once::new();
 
 /// Installs the platform's hooks. Call it before the first channel or exchange allocation; afterwards the
 /// platform is fixed and this returns [`AlreadyInstalled`].
@@ -136,7 +150,7 @@ pub fn install(platform: Platform) -> Result<(), AlreadyInstalled> {
     let mut installed = false;
     PLATFORM.call_once(|| {
         installed = true;
-        platform
+        Installed::new(platform)
     });
     if installed { Ok(()) } else { Err(AlreadyInstalled) }
 }
@@ -144,7 +158,18 @@ pub fn install(platform: Platform) -> Result<(), AlreadyInstalled> {
 /// The platform in force (fixing the default if none was installed).
 #[inline]
 pub fn current() -> &'static Platform {
-    PLATFORM.call_once(default_platform)
+    &installed().platform
+}
+
+/// The installed blocking's [`Blocking::spin_limit`], without a virtual call.
+#[inline]
+pub(crate) fn spin_limit() -> u32 {
+    installed().spin_limit
+}
+
+#[inline]
+fn installed() -> &'static Installed {
+    PLATFORM.call_once(|| Installed::new(default_platform()))
 }
 
 #[cfg(feature = "std")]

@@ -12,7 +12,7 @@
 use crate::endpoint::Closed;
 use crate::exchangeable::{Exchangeable, Sealed};
 use crate::platform::{self, ExchangeHeap, Owner};
-use crate::ring::{Readiness, Ring, Waiting, wait_any};
+use crate::ring::{Readiness, Ring, Section, Waiting, wait_any};
 use core::alloc::Layout;
 use core::fmt;
 use core::marker::PhantomData;
@@ -68,10 +68,10 @@ unsafe fn close_core_side<A, B>(header: NonNull<Header>, side: usize) {
     let core = unsafe { header.cast::<Core<A, B>>().as_ref() };
     if side == 0 {
         core.b.close_consumer();
-        core.a.close_producer();
+        core.a.close_producer(ALREADY_UNINTERRUPTIBLE);
     } else {
         core.a.close_consumer();
-        core.b.close_producer();
+        core.b.close_producer(ALREADY_UNINTERRUPTIBLE);
     }
 }
 
@@ -183,6 +183,16 @@ pub unsafe fn core_sides(block: NonNull<u8>) -> [Option<Owner>; 2] {
 
 /// Keeps the calling thread in an uninterruptible section (see [`Blocking::uninterruptible_begin`]) until dropped.
 struct Uninterruptible(&'static dyn crate::platform::Blocking);
+
+/// Runs a ring's slow path in an uninterruptible section of its own.
+const UNINTERRUPTIBLE: Section<'static> = &|f| {
+    let _section = Uninterruptible::begin();
+    f();
+};
+
+/// For a ring's slow path reached from code that already is in a section (a close) or that nothing ends from
+/// outside (the kernel reclaiming a dead owner's endpoints).
+const ALREADY_UNINTERRUPTIBLE: Section<'static> = &|f| f();
 
 impl Uninterruptible {
     #[inline]
@@ -348,8 +358,22 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
         if ring.is_consumer_closed() {
             return Err(payload);
         }
+        let message = wrap(payload);
+        // Plain data with room in the ring (always, on a contract channel) goes straight in, here; everything
+        // else takes the out-of-line path.
+        let message = match message.__is_tracked() {
+            // SAFETY: as in `try_send`.
+            false => match unsafe { ring.push(message) } {
+                Ok(()) => {
+                    ring.notify(UNINTERRUPTIBLE);
+                    return Ok(());
+                }
+                Err(full) => full,
+            },
+            true => message,
+        };
         // SAFETY: as in `try_send`.
-        unsafe { send_on(ring, wrap(payload)) };
+        unsafe { send_on(ring, message) };
         Ok(())
     }
 
@@ -367,7 +391,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// registering a waker); only then does it park.
     pub fn recv(&mut self) -> Result<Rx, Closed> {
         let blocking = platform::current().blocking;
-        let polls = blocking.spin_limit();
+        let polls = platform::spin_limit();
         let mut round = 0;
         loop {
             match self.try_recv() {
@@ -398,6 +422,10 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
 
 /// Sends `message` on `ring` without blocking.
 ///
+/// Plain data (a message whose `__is_tracked` is false: no exchange-heap block, no endpoint) has no owner
+/// records to change, so it goes straight into the ring: a thread ended anywhere in here has either published
+/// the message or not.
+///
 /// # Safety
 /// The caller is `ring`'s only producer (see [`Ring::push`]).
 #[inline]
@@ -405,6 +433,16 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
 unsafe extern "C" fn try_send_on<T: Exchangeable>(ring: &Ring<T>, message: T) -> Result<(), TrySendError<T>> {
     if ring.is_consumer_closed() {
         return Err(TrySendError::PeerClosed(message));
+    }
+    if !message.__is_tracked() {
+        // SAFETY: the caller is the only producer.
+        return match unsafe { ring.push(message) } {
+            Ok(()) => {
+                ring.notify(UNINTERRUPTIBLE);
+                Ok(())
+            }
+            Err(message) => Err(TrySendError::Full(message)),
+        };
     }
     // From the owner change to the push, the message belongs to no one but this call.
     let _section = Uninterruptible::begin();
@@ -415,7 +453,7 @@ unsafe extern "C" fn try_send_on<T: Exchangeable>(ring: &Ring<T>, message: T) ->
     // SAFETY: the caller is the only producer.
     match unsafe { ring.push(message) } {
         Ok(()) => {
-            ring.notify();
+            ring.notify(ALREADY_UNINTERRUPTIBLE);
             Ok(())
         }
         Err(message) => {
@@ -458,25 +496,28 @@ unsafe extern "C" fn send_on<T: Exchangeable>(ring: &Ring<T>, message: T) {
 #[inline]
 #[allow(improper_ctypes_definitions)]
 unsafe extern "C" fn try_recv_on<T: Exchangeable>(ring: &Ring<T>) -> Result<T, TryRecvError> {
-    // Nothing to take and the peer alive: the common answer of a poll, without a section.
-    if ring.len() == 0 && !ring.is_producer_closed() {
-        return Err(TryRecvError::Empty);
-    }
-    // From the pop to the owner change, the message belongs to no one but this call.
-    let _section = Uninterruptible::begin();
-    // SAFETY: the caller is the only consumer.
-    if let Some(message) = unsafe { ring.pop() } {
-        return Ok(adopt(message));
-    }
-    if !ring.is_producer_closed() {
-        return Err(TryRecvError::Empty);
-    }
-    // The peer closed after our first look: anything it sent before closing is visible now (its pushes
-    // happen before its close, which we acquired).
-    // SAFETY: as above.
-    match unsafe { ring.pop() } {
-        Some(message) => Ok(adopt(message)),
-        None => Err(TryRecvError::Closed),
+    // SAFETY: the caller is the only consumer (here and for every ring operation below).
+    let Some(head) = (unsafe { ring.front() }) else {
+        if !ring.is_producer_closed() {
+            return Err(TryRecvError::Empty);
+        }
+        // The peer closed after our first look: anything it sent before closing is visible now (its pushes
+        // happen before its close, which we acquired).
+        let _section = Uninterruptible::begin();
+        // SAFETY: as above.
+        return unsafe { ring.pop() }.map(adopt).ok_or(TryRecvError::Closed);
+    };
+    // SAFETY: as above; `head` is the front we just found.
+    if unsafe { ring.peek_at(head, Exchangeable::__is_tracked) } {
+        // From the take to the owner change, the message belongs to no one but this call.
+        let _section = Uninterruptible::begin();
+        // SAFETY: as above.
+        Ok(adopt(unsafe { ring.take(head) }))
+    } else {
+        // Plain data needs no section (as in `try_send_on`): a thread ended before the take publishes the new
+        // head leaves the message in the ring, and its copy dies with the thread's stack, unused.
+        // SAFETY: as above.
+        Ok(unsafe { ring.take(head) })
     }
 }
 
@@ -492,7 +533,7 @@ fn adopt<T: Exchangeable>(message: T) -> T {
 
 /// Blocks the calling thread until one of `sources` is ready, through the platform's hook.
 pub(crate) fn block_on(sources: &[&dyn Readiness]) {
-    park_on(sources, platform::current().blocking.spin_limit());
+    park_on(sources, platform::spin_limit());
 }
 
 /// [`block_on`] with `spins` polls before parking.
@@ -503,6 +544,7 @@ fn park_on(sources: &[&dyn Readiness], spins: u32) {
         relax: &|round| blocking.relax(round),
         make_waker: &|| blocking.waker(),
         park: &|| blocking.park(),
+        uninterruptible: UNINTERRUPTIBLE,
     };
     wait_any(sources, &how);
 }
@@ -526,7 +568,7 @@ fn close_endpoint<Tx, Rx>(tx: NonNull<Ring<Tx>>, rx: NonNull<Ring<Rx>>) {
     let _section = Uninterruptible::begin();
     // Close both ring ends first, so the peer never waits on us (it drains what we sent, then sees Closed).
     endpoint.rx().close_consumer();
-    endpoint.tx().close_producer();
+    endpoint.tx().close_producer(ALREADY_UNINTERRUPTIBLE);
     let header_ptr = endpoint.header();
     // SAFETY: `header_ptr` points to the live core's header (we still hold our share of it).
     let header = unsafe { header_ptr.as_ref() };

@@ -1,6 +1,9 @@
 //! Model-checks the ring and its close/wake protocol with loom, under every interleaving loom explores (with a
 //! bounded number of preemptions, so the suite stays fast). The ring's own source is included, with its `sync`
-//! shim pointed at loom's atomics and cell: what is checked is the code that ships.
+//! shim pointed at loom's atomics and cell: what is checked is the code that ships. It runs with the normal
+//! suite, no `--cfg loom` needed (`cargo test -p channels --test loom_ring --release` for just this file). It
+//! has teeth: a producer that only loads the wait cell's state instead of swapping it (the cheaper notify the
+//! ring's module docs reject) fails four of these tests with a deadlock, i.e. a lost wake-up.
 
 extern crate alloc;
 
@@ -42,7 +45,13 @@ fn park() {
 
 /// No polling phase under loom: straight to the register-and-park protocol, which is what is being checked.
 fn wait(sources: &[&dyn Readiness]) {
-    let how = Waiting { spins: 0, relax: &|_| loom::thread::yield_now(), make_waker: &current_waker, park: &park };
+    let how = Waiting {
+        spins: 0,
+        relax: &|_| loom::thread::yield_now(),
+        make_waker: &current_waker,
+        park: &park,
+        uninterruptible: &|f| f(),
+    };
     wait_any(sources, &how);
 }
 
@@ -77,9 +86,9 @@ fn messages_arrive_in_order_then_close_and_the_consumer_never_sleeps_through_the
                 for value in [1, 2] {
                     // SAFETY: this thread is the only producer.
                     assert!(unsafe { ring.push(value) }.is_ok(), "capacity 2 holds two messages");
-                    ring.notify();
+                    ring.notify(&|f| f());
                 }
-                ring.close_producer();
+                ring.close_producer(&|f| f());
             })
         };
         assert_eq!(recv(&ring), Some(1));
@@ -109,9 +118,9 @@ fn a_full_ring_is_refilled_only_after_the_consumer_read_the_slot() {
                             }
                         }
                     }
-                    ring.notify();
+                    ring.notify(&|f| f());
                 }
-                ring.close_producer();
+                ring.close_producer(&|f| f());
             })
         };
         let mut got = Vec::new();
@@ -130,7 +139,7 @@ fn a_blocked_consumer_wakes_on_close_without_messages() {
         let ring = Arc::new(Ring::<u32>::new(1));
         let producer = {
             let ring = ring.clone();
-            loom::thread::spawn(move || ring.close_producer())
+            loom::thread::spawn(move || ring.close_producer(&|f| f()))
         };
         assert_eq!(recv(&ring), None);
         producer.join().expect("producer");
@@ -148,12 +157,12 @@ fn waiting_on_two_rings_wakes_for_either() {
             loom::thread::spawn(move || {
                 // SAFETY: this thread is `a`'s only producer.
                 assert!(unsafe { a.push(1) }.is_ok());
-                a.notify();
+                a.notify(&|f| f());
             })
         };
         let pb = {
             let b = b.clone();
-            loom::thread::spawn(move || b.close_producer())
+            loom::thread::spawn(move || b.close_producer(&|f| f()))
         };
         let (mut got_a, mut closed_b) = (false, false);
         while !(got_a && closed_b) {

@@ -8,8 +8,8 @@
 //! `try_recv`. `typed-local` and `raw-local` are the same two over a copy of the echo contract declared in this
 //! file, whose ring functions are instantiated for this crate's types alone (so the compiler's inlining
 //! decisions, which depend on how many callers a function has, may differ from the `echo` pair's: compare
-//! `typed` with `raw` and `typed-local` with `raw-local`). `rtrb` does the round trips through two rtrb rings
-//! of `u64`, for scale. Every receive finds its message already queued, so nothing ever blocks or spins: the
+//! `typed` with `raw` and `typed-local` with `raw-local`). `raw-u64` does them over a raw pair of `u64` rings
+//! (no wire enums), and `rtrb` through two rtrb rings of `u64`, for scale. Every receive finds its message already queued, so nothing ever blocks or spins: the
 //! program executes the message path and nothing else.
 //!
 //! Run it under callgrind, once with `N` round trips and once with none, and divide the difference by `N`:
@@ -123,6 +123,27 @@ macro_rules! raw_round_trips {
 raw_round_trips!(raw, echo, Echo);
 raw_round_trips!(raw_local, local_echo, LocalEcho);
 
+/// `N` round trips through the raw ring carrying plain `u64`s both ways (capacity 1 each, as the criterion
+/// benchmark's `raw ring (u64)`): what the echo wire types add over the bare ring, and the bare ring against rtrb.
+#[inline(never)]
+fn raw_u64_round_trips(rounds: u64) -> u64 {
+    let (mut client, mut server) = channels::raw::pair::<u64, u64>(1, 1);
+    let mut sum = 0u64;
+    for i in 0..rounds {
+        if client.send(black_box(i)).is_err() {
+            panic!("server vanished");
+        }
+        let n = server.try_recv().expect("the ping is queued");
+        if server.send(black_box(n)).is_err() {
+            panic!("client vanished");
+        }
+        sum = sum.wrapping_add(black_box(client.try_recv().expect("the pong is queued")));
+    }
+    drop(black_box(client));
+    drop(black_box(server));
+    sum
+}
+
 /// `N` round trips through two rtrb rings of `u64` (the spinning peer of the criterion benchmark), for scale: what
 /// a ring without blocking, closing or exchange-heap ownership executes.
 #[inline(never)]
@@ -147,9 +168,10 @@ fn main() -> ExitCode {
         (Some("typed-local"), Some(rounds)) => typed_local(black_box(rounds)),
         (Some("raw"), Some(rounds)) => raw(black_box(rounds)),
         (Some("raw-local"), Some(rounds)) => raw_local(black_box(rounds)),
+        (Some("raw-u64"), Some(rounds)) => raw_u64_round_trips(black_box(rounds)),
         (Some("rtrb"), Some(rounds)) => rtrb_round_trips(black_box(rounds)),
         _ => {
-            eprintln!("usage: typestate_cost typed|typed-local|raw|raw-local|rtrb N");
+            eprintln!("usage: typestate_cost typed|typed-local|raw|raw-local|raw-u64|rtrb N");
             return ExitCode::FAILURE;
         }
     };

@@ -2,7 +2,8 @@
 //!
 //! The generated `__transfer` walks every field with the field type's own span, so a field that is not
 //! exchangeable (a reference, `Box`, `Rc`, a cell...) is reported at that field. Unions are rejected (the walk
-//! could not know which field is live). Type parameters get an `Exchangeable` bound.
+//! could not know which field is live). Type parameters get an `Exchangeable` bound. The type is plain data
+//! (`__TRACKED` false: sends skip the owner walk) exactly when every field is.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -16,6 +17,12 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
         param.bounds.push(parse_quote!(::channels::Exchangeable));
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    // Plain data if every field is (an empty type is); a union is rejected below.
+    let field_types: Vec<&syn::Type> = match &input.data {
+        Data::Struct(data) => data.fields.iter().map(|f| &f.ty).collect(),
+        Data::Enum(data) => data.variants.iter().flat_map(|v| v.fields.iter().map(|f| &f.ty)).collect(),
+        Data::Union(_) => Vec::new(),
+    };
     let body = match &input.data {
         Data::Struct(data) => {
             let (pattern, walks) = walk_fields(&data.fields);
@@ -42,6 +49,7 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     Ok(quote! {
         impl #impl_generics ::channels::__private::Sealed for #name #ty_generics #where_clause {}
         impl #impl_generics ::channels::Exchangeable for #name #ty_generics #where_clause {
+            const __TRACKED: bool = false #(|| <#field_types as ::channels::Exchangeable>::__TRACKED)*;
             #[allow(unused_variables)]
             fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
                 #body

@@ -34,6 +34,10 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
     let mut out_variants = Vec::new();
     let mut in_transfer_arms = Vec::new();
     let mut out_transfer_arms = Vec::new();
+    let mut in_tracked = Vec::new();
+    let mut out_tracked = Vec::new();
+    let mut in_any_tracked = Vec::new();
+    let mut out_any_tracked = Vec::new();
     for message in &def.messages {
         let msg = &message.name;
         let docs = docs_or(&message.attrs, format!("Message `{msg}` (`{}`).", message.dir.keyword()));
@@ -56,6 +60,7 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             pub struct #msg #body
             impl ::channels::__private::Sealed for #msg {}
             impl ::channels::Exchangeable for #msg {
+                const __TRACKED: bool = false #(|| <#types as ::channels::Exchangeable>::__TRACKED)*;
                 #[allow(unused_variables)]
                 fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
                     #(#transfers)*
@@ -65,14 +70,20 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
         let variant_doc = format!("`{msg}`");
         let variant = quote!(#[doc = #variant_doc] #msg(msg::#msg));
         let arm = quote!(Self::#msg(m) => ::channels::Exchangeable::__transfer(m, heap, to),);
+        let tracked = quote!(Self::#msg(_) => <msg::#msg as ::channels::Exchangeable>::__TRACKED,);
+        let any_tracked = quote!(|| <msg::#msg as ::channels::Exchangeable>::__TRACKED);
         match message.dir {
             Dir::In => {
                 in_variants.push(variant);
                 in_transfer_arms.push(arm);
+                in_tracked.push(tracked);
+                in_any_tracked.push(any_tracked);
             }
             Dir::Out => {
                 out_variants.push(variant);
                 out_transfer_arms.push(arm);
+                out_tracked.push(tracked);
+                out_any_tracked.push(any_tracked);
             }
         }
     }
@@ -300,6 +311,12 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             pub enum ToServer { #(#in_variants),* }
             impl ::channels::__private::Sealed for ToServer {}
             impl ::channels::Exchangeable for ToServer {
+                const __TRACKED: bool = false #(#in_any_tracked)*;
+                // By variant: a plain message of a contract that also has tracked ones skips the owner walk.
+                #[inline]
+                fn __is_tracked(&self) -> bool {
+                    match self { #(#in_tracked)* }
+                }
                 #[allow(unused_variables)]
                 fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
                     match self { #(#in_transfer_arms)* }
@@ -310,6 +327,12 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             pub enum ToClient { #(#out_variants),* }
             impl ::channels::__private::Sealed for ToClient {}
             impl ::channels::Exchangeable for ToClient {
+                const __TRACKED: bool = false #(#out_any_tracked)*;
+                // By variant: a plain message of a contract that also has tracked ones skips the owner walk.
+                #[inline]
+                fn __is_tracked(&self) -> bool {
+                    match self { #(#out_tracked)* }
+                }
                 #[allow(unused_variables)]
                 fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
                     match self { #(#out_transfer_arms)* }

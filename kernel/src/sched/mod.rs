@@ -62,8 +62,8 @@ pub enum Owner {
 pub struct Thread {
     /// Identity.
     pub id: ThreadId,
-    /// Who it runs for.
-    pub owner: Owner,
+    /// Who it runs for, as the per-CPU `current_owner` word ([`owner_code`]), ready for the switch.
+    owner_word: u64,
     rsp: u64,
     /// `None` for the boot thread, which runs on the bootloader's stack.
     stack: Option<Stack>,
@@ -181,7 +181,7 @@ pub enum SpawnError {
 pub fn init_this_core() -> Result<(), SpawnError> {
     let boot = Box::new(Thread {
         id: percpu::current().scheduler.lock().new_id(),
-        owner: Owner::Kernel,
+        owner_word: owner_code(Owner::Kernel),
         rsp: 0,
         stack: None,
         idle: false,
@@ -223,7 +223,7 @@ fn new_thread(
     let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
     Ok(Box::new(Thread {
         id: percpu::current().scheduler.lock().new_id(),
-        owner,
+        owner_word: owner_code(owner),
         rsp,
         stack: Some(stack),
         idle,
@@ -284,7 +284,7 @@ extern "sysv64" fn idle_loop_entry(_: u64) -> ! {
 
 /// Where every new thread starts (called by the context trampoline, interrupts off).
 extern "sysv64" fn thread_start(entry: extern "sysv64" fn(u64) -> !, argument: u64) -> ! {
-    after_switch();
+    after_switch(percpu::current());
     interrupts::enable();
     entry(argument)
 }
@@ -442,41 +442,53 @@ fn schedule(reason: Reason) {
     let _kernel = crate::exec::KernelMode::enter_on(cpu);
     let (prev_rsp, next_rsp) = {
         let mut s = cpu.scheduler.lock_irqs_off();
-        let Some(mut prev) = s.current.take() else { return };
-        if reason == Reason::Block && core::mem::take(&mut prev.wake_pending) {
-            s.current = Some(prev);
+        let s = &mut *s;
+        let Some(current) = s.current.as_mut() else { return };
+        if reason == Reason::Block && core::mem::take(&mut current.wake_pending) {
             return;
         }
-        let next = match s.run_queue.pop_front() {
-            Some(next) => next,
-            None if reason == Reason::Yield => {
-                s.current = Some(prev);
-                return;
-            }
-            None => match s.idle.take() {
-                Some(idle) => idle,
-                None => panic!("no idle thread on cpu {}", cpu.index),
-            },
-        };
-        let prev_rsp: *mut u64 = &mut prev.rsp;
-        let next_rsp = next.rsp;
-        let (next_depth, next_owner, next_arena, next_id) = (next.kernel_depth, next.owner, next.arena, next.id.0);
-        prev.kernel_depth = cpu.kernel_depth.load(Ordering::Relaxed);
-        match reason {
-            _ if prev.idle => s.idle = Some(prev),
-            Reason::Yield => s.run_queue.push_back(prev),
-            Reason::Block => s.park(prev),
-            Reason::Exit => {
-                s.dead.push(prev);
-                cpu.dead_threads.store(s.dead.len(), Ordering::Relaxed);
+        current.kernel_depth = cpu.kernel_depth.load(Ordering::Relaxed);
+        let prev_rsp: *mut u64;
+        if reason == Reason::Yield
+            && !current.idle
+            && s.run_queue.len() == 1
+            && let Some(other) = s.run_queue.front_mut()
+        {
+            // Two threads taking turns (a same-core message exchange polls this way): the one ready thread
+            // and the running one trade places, which is what popping the front and pushing the back would do,
+            // without moving the queue's ends.
+            core::mem::swap(current, other);
+            prev_rsp = &mut other.rsp;
+        } else {
+            let next = match s.run_queue.pop_front() {
+                Some(next) => next,
+                None if reason == Reason::Yield => return,
+                None => match s.idle.take() {
+                    Some(idle) => idle,
+                    None => panic!("no idle thread on cpu {}", cpu.index),
+                },
+            };
+            // The next thread takes the running slot in place; the previous one comes out of it.
+            let mut prev = core::mem::replace(current, next);
+            prev_rsp = &mut prev.rsp;
+            match reason {
+                _ if prev.idle => s.idle = Some(prev),
+                Reason::Yield => s.run_queue.push_back(prev),
+                Reason::Block => s.park(prev),
+                Reason::Exit => {
+                    s.dead.push(prev);
+                    cpu.dead_threads.store(s.dead.len(), Ordering::Relaxed);
+                }
             }
         }
-        s.current = Some(next);
-        s.switches += 1;
+        let Some(next) = s.current.as_deref() else { unreachable!("the running slot was just filled") };
+        let next_rsp = next.rsp;
+        let (next_depth, next_owner, next_arena, next_id) = (next.kernel_depth, next.owner_word, next.arena, next.id.0);
+        s.switches = s.switches.wrapping_add(1);
         // Only now, after the last allocation of this switch (the queue pushes above), does the per-CPU
         // context become the next thread's: earlier, those pushes would land in the next SIP's arena.
         cpu.kernel_depth.store(next_depth, Ordering::Relaxed);
-        cpu.current_owner.store(owner_code(next_owner), Ordering::Relaxed);
+        cpu.current_owner.store(next_owner, Ordering::Relaxed);
         cpu.current_arena.store(next_arena, Ordering::Relaxed);
         cpu.current_thread.store(next_id, Ordering::Relaxed);
         (prev_rsp, next_rsp)
@@ -485,19 +497,27 @@ fn schedule(reason: Reason) {
     // least until it is resumed or reaped by a *different* thread after this switch; `next_rsp` was saved by
     // `switch` or built by `initial_frame` on the next thread's live stack.
     unsafe { context::switch(prev_rsp, next_rsp) };
-    after_switch();
+    // Threads never move between cores, so this thread resumes on `cpu`.
+    after_switch(cpu);
 }
 
 /// Work every thread does right after it is switched to: free the threads that died on this core.
-/// Runs in kernel mode: the thread switched to may be a SIP's, but freeing stacks is kernel bookkeeping and must
-/// not touch (or allocate in) that SIP's arena.
-fn after_switch() {
-    let cpu = percpu::current();
-    // The common case (nothing died) costs one load, not a lock round trip: this runs on every switch.
-    if cpu.dead_threads.load(Ordering::Relaxed) == 0 {
-        return;
+///
+/// Inline, and one load in the common case (nothing died): this runs on every switch, twice per same-core
+/// message round trip.
+#[inline(always)]
+fn after_switch(cpu: &'static percpu::PerCpu) {
+    if cpu.dead_threads.load(Ordering::Relaxed) != 0 {
+        reap_dead(cpu);
     }
-    let _kernel = crate::exec::KernelMode::enter();
+}
+
+/// Frees the threads that died on `cpu` (this core). Runs in kernel mode: the thread switched to may be a SIP's,
+/// but freeing stacks is kernel bookkeeping and must not touch (or allocate in) that SIP's arena.
+#[cold]
+#[inline(never)]
+fn reap_dead(cpu: &'static percpu::PerCpu) {
+    let _kernel = crate::exec::KernelMode::enter_on(cpu);
     let dead = {
         let mut s = cpu.scheduler.lock();
         cpu.dead_threads.store(0, Ordering::Relaxed);
@@ -509,7 +529,7 @@ fn after_switch() {
 }
 
 /// Encodes an owner for the per-CPU `current_owner` word (0 = kernel, else SIP id + 1).
-pub fn owner_code(owner: Owner) -> u64 {
+pub const fn owner_code(owner: Owner) -> u64 {
     match owner {
         Owner::Kernel => 0,
         Owner::Sip(id) => id + 1,
