@@ -363,11 +363,8 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
         // else takes the out-of-line path.
         let message = match message.__is_tracked() {
             // SAFETY: as in `try_send`.
-            false => match unsafe { ring.push(message) } {
-                Ok(()) => {
-                    ring.notify(UNINTERRUPTIBLE);
-                    return Ok(());
-                }
+            false => match unsafe { push_plain(ring, message) } {
+                Ok(()) => return Ok(()),
                 Err(full) => full,
             },
             true => message,
@@ -436,13 +433,7 @@ unsafe extern "C" fn try_send_on<T: Exchangeable>(ring: &Ring<T>, message: T) ->
     }
     if !message.__is_tracked() {
         // SAFETY: the caller is the only producer.
-        return match unsafe { ring.push(message) } {
-            Ok(()) => {
-                ring.notify(UNINTERRUPTIBLE);
-                Ok(())
-            }
-            Err(message) => Err(TrySendError::Full(message)),
-        };
+        return unsafe { push_plain(ring, message) }.map_err(TrySendError::Full);
     }
     // From the owner change to the push, the message belongs to no one but this call.
     let _section = Uninterruptible::begin();
@@ -463,6 +454,19 @@ unsafe extern "C" fn try_send_on<T: Exchangeable>(ring: &Ring<T>, message: T) ->
             Err(TrySendError::Full(message))
         }
     }
+}
+
+/// Pushes a message of plain data (no owner records, so no section: see `try_send_on`) and wakes the consumer if
+/// it waits; gives the message back if the ring is full.
+///
+/// # Safety
+/// The caller is `ring`'s only producer (see [`Ring::push`]).
+#[inline]
+unsafe fn push_plain<T>(ring: &Ring<T>, message: T) -> Result<(), T> {
+    // SAFETY: the caller is the only producer.
+    unsafe { ring.push(message) }?;
+    ring.notify(UNINTERRUPTIBLE);
+    Ok(())
 }
 
 /// Sends `message` on `ring`, waiting out a full ring by polling; if the consumer is gone by then, drops the
