@@ -40,8 +40,19 @@ fn tracked<T: Exchangeable>() -> bool {
     T::__TRACKED
 }
 
+static HEAP: TrackingHeap = TrackingHeap::new();
+
+/// Installs the owner-tracking heap. Every test calls it first: tests run in parallel, and the first exchange
+/// allocation of the process would otherwise fix the default platform, which keeps no owner records.
+fn setup() {
+    let _ = install_tracking(&HEAP);
+    let installed = channels::platform::current().heap as *const dyn channels::ExchangeHeap as *const u8;
+    assert!(std::ptr::eq(installed, (&HEAP as *const TrackingHeap).cast()), "the tracking heap is installed");
+}
+
 #[test]
 fn plain_leaves_and_their_combinations_are_untracked() {
+    setup();
     assert!(!tracked::<u64>() && !tracked::<bool>() && !tracked::<char>() && !tracked::<()>());
     assert!(!tracked::<[u32; 4]>() && !tracked::<Option<u8>>() && !tracked::<Result<u8, i64>>());
     assert!(!tracked::<(u8, bool, [char; 2])>());
@@ -50,6 +61,7 @@ fn plain_leaves_and_their_combinations_are_untracked() {
 
 #[test]
 fn anything_that_can_hold_a_block_or_an_endpoint_is_tracked() {
+    setup();
     assert!(tracked::<ExBox<u8>>() && tracked::<ExVec<u8>>() && tracked::<ExString>());
     assert!(tracked::<RawEndpoint<u8, u8>>() && tracked::<echo::Client<echo::state::Ready>>());
     assert!(tracked::<Option<ExBox<u8>>>() && tracked::<Result<u8, ExString>>());
@@ -60,6 +72,7 @@ fn anything_that_can_hold_a_block_or_an_endpoint_is_tracked() {
 
 #[test]
 fn wire_enums_are_classified_by_type_and_by_variant() {
+    setup();
     assert!(!tracked::<counter::ToServer>() && !tracked::<counter::ToClient>());
     assert!(tracked::<echo::ToServer>(), "Say carries an ExString");
     let ping = echo::ToServer::Ping(echo::msg::Ping(7));
@@ -69,11 +82,9 @@ fn wire_enums_are_classified_by_type_and_by_variant() {
     assert!(Mixed::Plain(1).__is_tracked(), "a derived enum answers by type (the safe side)");
 }
 
-static HEAP: TrackingHeap = TrackingHeap::new();
-
 #[test]
 fn tracked_variants_change_owner_between_plain_ones() {
-    let _ = install_tracking(&HEAP);
+    setup();
     set_current_owner(Owner(31));
     let (client, server) = echo::channel();
     let server = thread::spawn(move || {
