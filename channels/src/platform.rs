@@ -161,10 +161,12 @@ pub fn current() -> &'static Platform {
     &installed().platform
 }
 
-/// The installed blocking's [`Blocking::spin_limit`], without a virtual call.
+/// The installed blocking hook and its [`Blocking::spin_limit`] (read without a virtual call), from one look
+/// at the installed platform: a blocking receive needs both.
 #[inline]
-pub(crate) fn spin_limit() -> u32 {
-    installed().spin_limit
+pub(crate) fn blocking() -> (&'static dyn Blocking, u32) {
+    let installed = installed();
+    (installed.platform.blocking, installed.spin_limit)
 }
 
 #[inline]

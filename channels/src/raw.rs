@@ -387,8 +387,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// The platform's polls come first, each a plain `try_recv` (a peer that answers quickly is caught without
     /// registering a waker); only then does it park.
     pub fn recv(&mut self) -> Result<Rx, Closed> {
-        let blocking = platform::current().blocking;
-        let polls = platform::spin_limit();
+        let (blocking, polls) = platform::blocking();
         let mut round = 0;
         loop {
             match self.try_recv() {
@@ -537,7 +536,7 @@ fn adopt<T: Exchangeable>(message: T) -> T {
 
 /// Blocks the calling thread until one of `sources` is ready, through the platform's hook.
 pub(crate) fn block_on(sources: &[&dyn Readiness]) {
-    park_on(sources, platform::spin_limit());
+    park_on(sources, platform::blocking().1);
 }
 
 /// [`block_on`] with `spins` polls before parking.
