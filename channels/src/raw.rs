@@ -377,29 +377,28 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// Receives without blocking.
     #[inline]
     pub fn try_recv(&mut self) -> Result<Rx, TryRecvError> {
+        let ring = self.rx();
         // SAFETY: this endpoint is its rx ring's only consumer, and `&mut self` rules out concurrent calls.
-        unsafe { try_recv_on(self.rx()) }
+        match unsafe { look(ring) } {
+            // SAFETY: as above; `head` is the front just found, with no take since.
+            Some(Ok(head)) => Ok(unsafe { take_front(ring, head) }),
+            Some(Err(Closed)) => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
     }
 
     /// Receives, blocking through the platform's [`Blocking`](crate::Blocking) hook until a message arrives or
     /// the peer is gone.
     ///
-    /// The platform's polls come first, each a plain `try_recv` (a peer that answers quickly is caught without
-    /// registering a waker); only then does it park.
+    /// The waiting is out of line and hands back only where the message is; the message goes from its slot
+    /// straight to the caller's code (see `wait_front`).
+    #[inline]
     pub fn recv(&mut self) -> Result<Rx, Closed> {
-        let (blocking, polls) = platform::blocking();
-        let mut round = 0;
-        loop {
-            match self.try_recv() {
-                Ok(message) => return Ok(message),
-                Err(TryRecvError::Closed) => return Err(Closed),
-                Err(TryRecvError::Empty) if round < polls => {
-                    blocking.relax(round);
-                    round += 1;
-                }
-                Err(TryRecvError::Empty) => park_on(&[self.readiness()], 0),
-            }
-        }
+        let ring = self.rx();
+        // SAFETY: this endpoint is its rx ring's only consumer, and `&mut self` rules out concurrent calls.
+        let head = unsafe { wait_front(ring) }?;
+        // SAFETY: as above; `head` is the front `wait_front` found, with no take since.
+        Ok(unsafe { take_front(ring, head) })
     }
 }
 
@@ -492,35 +491,70 @@ unsafe extern "C" fn send_on<T: Exchangeable>(ring: &Ring<T>, message: T) {
     }
 }
 
-/// Takes the next message from `ring` without blocking.
+/// The index of the oldest message in `ring`, waiting for one through the platform's `Blocking` hook (its
+/// polls first, each a plain look at the ring, so a peer that answers quickly is caught without registering a
+/// waker; then it parks); `Closed` once the producer is gone and everything it sent was taken.
+///
+/// Why an index and not the message: a message of more than two words would come back through memory, and the
+/// caller's reads of it (its fields, in the typed layer's decoding) are narrower or differently aligned than
+/// the copy that wrote it. Such a read cannot be forwarded from the store buffer and stalls on every receive
+/// (docs/benchmarks.md, "Channels (host)"). An index comes back in a register, and the caller's
+/// [`take_front`] moves the message from its slot straight into the caller's code.
 ///
 /// # Safety
 /// The caller is `ring`'s only consumer (see [`Ring::pop`]).
-#[inline]
 #[allow(improper_ctypes_definitions)]
-unsafe extern "C" fn try_recv_on<T: Exchangeable>(ring: &Ring<T>) -> Result<T, TryRecvError> {
-    // SAFETY: the caller is the only consumer (here and for every ring operation below).
-    let Some(head) = (unsafe { ring.front() }) else {
-        if !ring.is_producer_closed() {
-            return Err(TryRecvError::Empty);
+unsafe extern "C" fn wait_front<T>(ring: &Ring<T>) -> Result<usize, Closed> {
+    let (blocking, polls) = platform::blocking();
+    let mut round = 0;
+    loop {
+        // SAFETY: the caller is the only consumer.
+        if let Some(found) = unsafe { look(ring) } {
+            return found;
         }
-        // The peer closed after our first look: anything it sent before closing is visible now (its pushes
-        // happen before its close, which we acquired).
-        let _section = Uninterruptible::begin();
-        // SAFETY: as above.
-        return unsafe { ring.pop() }.map(adopt).ok_or(TryRecvError::Closed);
-    };
-    // SAFETY: as above; `head` is the front we just found.
+        if round < polls {
+            blocking.relax(round);
+            round += 1;
+        } else {
+            park_on(&[ring], 0);
+        }
+    }
+}
+
+/// One look at `ring`: the index of its oldest message; `Closed` if there is none and the producer is gone;
+/// `None` if there is none yet.
+///
+/// # Safety
+/// The caller is `ring`'s only consumer.
+#[inline]
+unsafe fn look<T>(ring: &Ring<T>) -> Option<Result<usize, Closed>> {
+    // SAFETY (both blocks): the caller is the only consumer.
+    if let Some(head) = unsafe { ring.front() } {
+        return Some(Ok(head));
+    }
+    if !ring.is_producer_closed() {
+        return None;
+    }
+    // The peer closed after our first look: anything it sent before closing is visible now (its pushes
+    // happen before its close, which we acquired).
+    Some(unsafe { ring.front() }.ok_or(Closed))
+}
+
+/// Takes the message at `head`, the oldest in `ring`, and makes it the receiving thread's.
+///
+/// # Safety
+/// The caller is `ring`'s only consumer and `head` came from [`Ring::front`] with no take since.
+#[inline]
+unsafe fn take_front<T: Exchangeable>(ring: &Ring<T>, head: usize) -> T {
+    // SAFETY (all blocks): as the caller promises.
     if unsafe { ring.peek_at(head, Exchangeable::__is_tracked) } {
         // From the take to the owner change, the message belongs to no one but this call.
         let _section = Uninterruptible::begin();
-        // SAFETY: as above.
-        Ok(adopt(unsafe { ring.take(head) }))
+        adopt(unsafe { ring.take(head) })
     } else {
         // Plain data needs no section (as in `try_send_on`): a thread ended before the take publishes the new
         // head leaves the message in the ring, and its copy dies with the thread's stack, unused.
-        // SAFETY: as above.
-        Ok(unsafe { ring.take(head) })
+        unsafe { ring.take(head) }
     }
 }
 
