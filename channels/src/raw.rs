@@ -528,7 +528,7 @@ unsafe extern "C" fn wait_front<T>(ring: &Ring<T>) -> Result<usize, Closed> {
 /// The caller is `ring`'s only consumer.
 #[inline]
 unsafe fn look<T>(ring: &Ring<T>) -> Option<Result<usize, Closed>> {
-    // SAFETY (both blocks): the caller is the only consumer.
+    // SAFETY: the caller is the only consumer (here and below).
     if let Some(head) = unsafe { ring.front() } {
         return Some(Ok(head));
     }
@@ -537,6 +537,7 @@ unsafe fn look<T>(ring: &Ring<T>) -> Option<Result<usize, Closed>> {
     }
     // The peer closed after our first look: anything it sent before closing is visible now (its pushes
     // happen before its close, which we acquired).
+    // SAFETY: as above.
     Some(unsafe { ring.front() }.ok_or(Closed))
 }
 
@@ -546,14 +547,16 @@ unsafe fn look<T>(ring: &Ring<T>) -> Option<Result<usize, Closed>> {
 /// The caller is `ring`'s only consumer and `head` came from [`Ring::front`] with no take since.
 #[inline]
 unsafe fn take_front<T: Exchangeable>(ring: &Ring<T>, head: usize) -> T {
-    // SAFETY (all blocks): as the caller promises.
+    // SAFETY: as the caller promises (here and below).
     if unsafe { ring.peek_at(head, Exchangeable::__is_tracked) } {
         // From the take to the owner change, the message belongs to no one but this call.
         let _section = Uninterruptible::begin();
+        // SAFETY: as above.
         adopt(unsafe { ring.take(head) })
     } else {
         // Plain data needs no section (as in `try_send_on`): a thread ended before the take publishes the new
         // head leaves the message in the ring, and its copy dies with the thread's stack, unused.
+        // SAFETY: as above.
         unsafe { ring.take(head) }
     }
 }

@@ -32,6 +32,16 @@ contract! {
     }
 }
 
+contract! {
+    /// Benchmark contract: a number there and back, the payload the peers carry (the like-for-like round trip).
+    pub contract PingPong {
+        in message Ping(u64);
+        out message Pong(u64);
+        initial state Ready { Ping -> Waiting }
+        state Waiting { Pong -> Ready }
+    }
+}
+
 /// Round trip through a pair of bounded channels of a peer crate (crossbeam, flume and std share `send`/`recv`).
 macro_rules! peer_round_trip {
     ($group:expr, $name:literal, $make:expr) => {
@@ -118,6 +128,32 @@ fn round_trip(c: &mut Criterion) {
                     c
                 }
                 _ => panic!("echo server vanished"),
+            })
+        });
+        drop(client);
+        server.join().expect("server");
+    });
+
+    // The contract channel with the peers' payload: one `u64` each way.
+    group.bench_function("contract (ping-pong u64)", |b| {
+        let (client, server) = ping_pong::channel();
+        let server = thread::spawn(move || {
+            let mut server = server;
+            while let Ok(ping_pong::server::Ready::Ping(n, s)) = server.recv() {
+                match s.send_pong(n) {
+                    Ok(next) => server = next,
+                    Err(_) => return,
+                }
+            }
+        });
+        let mut client: Option<ping_pong::Client<ping_pong::state::Ready>> = Some(client);
+        b.iter_custom(|iters| {
+            timed(iters, &mut client, |c, i| match c.send_ping(i).map(|w| w.recv()) {
+                Ok(Ok(ping_pong::client::Waiting::Pong(n, c))) => {
+                    black_box(n);
+                    c
+                }
+                _ => panic!("ping-pong server vanished"),
             })
         });
         drop(client);
