@@ -548,7 +548,7 @@ unsafe fn look<T>(ring: &Ring<T>) -> Option<Result<usize, Closed>> {
 #[inline]
 unsafe fn take_front<T: Exchangeable>(ring: &Ring<T>, head: usize) -> T {
     // SAFETY: as the caller promises (here and below).
-    if unsafe { ring.peek_at(head, Exchangeable::__is_tracked) } {
+    if unsafe { ring.peek(Exchangeable::__is_tracked) } {
         // From the take to the owner change, the message belongs to no one but this call.
         let _section = Uninterruptible::begin();
         // SAFETY: as above.

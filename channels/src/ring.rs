@@ -6,25 +6,35 @@
 //!
 //! Invariants:
 //! - exactly one producer calls [`Ring::push`] and exactly one consumer calls [`Ring::pop`] (callers promise it);
-//! - `tail - head` never exceeds `capacity`; slots in `head..tail` are initialised, all others are not;
-//! - only the consumer writes `head` and only the producer writes `tail`; each keeps an exact private copy of
-//!   the index it writes, so it never loads its own index back from the shared line;
-//! - `cached_head` is the producer's private, possibly stale copy of `head` (never ahead of it), `cached_tail` the
-//!   consumer's of `tail`: stale copies only make the ring look fuller or emptier, never the reverse;
+//! - message number `n` (counting from 0) goes into slot `n % len`, and that slot's stamp says where it is:
+//!   `2n` while the slot is free for it, `2n + 1` once it holds it; the consumer then stamps it `2(n + len)`, free
+//!   for the message `len` later. So at most `len` (the capacity) messages are ever in flight, and a slot holds
+//!   an initialised message exactly when its stamp is odd. (With `n` and `n + 1`, as in Vyukov's queue, a
+//!   one-slot ring could not tell "full with message 0" from "free for message 1": loom found it);
+//! - only the producer writes `tail` and a slot's contents, only the consumer writes `head`; each keeps its own
+//!   position in the slot array privately;
 //! - after `push` or `close_producer` the producer calls [`WaitCell::notify`], after which a consumer that
 //!   registered in the cell is woken or sees the new state before it parks (proved for all interleavings by
 //!   the loom test, which includes this very file).
 //!
+//! Why stamps in the slots (the design of Vyukov's bounded queue and of FastForward, rather than Lamport's ring
+//! that rtrb and most SPSC crates use): a consumer of a Lamport ring polls the producer's `tail`, and when it
+//! moves, fetches the message from its slot, a second cache line; a producer whose ring looks full (every time,
+//! for the one-slot rings of a request/reply contract) first fetches the consumer's `head`. Each is a line that
+//! must come from the other core, one after the other, on every message. Here the consumer polls the slot itself,
+//! and the line that tells it a message is there is the line that holds it; the producer learns that the slot is
+//! free from the slot it is about to write anyway. `head` and `tail` remain, each in its writer's own line, for
+//! counting (`len`) and readiness; the fast paths never read the other side's.
+//!
 //! Wake protocol (the [`WaitCell`]): every change of the cell's state is a read-modify-write on that one
-//! atomic, so the producer's "I pushed" (a swap to `NOTIFIED` after publishing `tail`) and the consumer's "I am
-//! about to park" (a swap to `WAITING` after registering its waker, followed by a last look at the ring) are
-//! totally ordered by the state's modification order: whichever comes second sees the other. A cheaper producer
-//! (a plain load of the state, swapping only when it reads `WAITING`) loses wake-ups: on x86 the load may be
-//! satisfied while the `tail` store still sits in the store buffer, so producer and consumer each miss the
-//! other's write; the benchmark hung within seconds when tried. Making it sound needs a full fence on the
-//! producer's side anyway (Dekker), which costs what the swap costs, and loom models `SeqCst` fences only as
-//! acquire-release, so it could not prove that version. Measured, the swap is worth at most a few nanoseconds
-//! of a 90 ns round trip; the cache-line layout (see [`Ring`]) was worth half of it.
+//! atomic, so the producer's "I pushed" (a swap to `NOTIFIED` after publishing the message) and the consumer's
+//! "I am about to park" (a swap to `WAITING` after registering its waker, followed by a last look at the ring)
+//! are totally ordered by the state's modification order: whichever comes second sees the other. A cheaper
+//! producer (a plain load of the state, swapping only when it reads `WAITING`) loses wake-ups: on x86 the load
+//! may be satisfied while the message's stores still sit in the store buffer, so producer and consumer each
+//! miss the other's write; the benchmark hung within seconds when tried. Making it sound needs a full fence on
+//! the producer's side anyway (Dekker), which costs what the swap costs, and loom models `SeqCst` fences only as
+//! acquire-release, so it could not prove that version.
 //!
 //! The file names its atomics through `super::sync`, so the loom test can substitute loom's.
 
@@ -40,37 +50,20 @@ struct CachePadded<T>(T);
 
 /// A bounded SPSC ring of `T`.
 ///
-/// Layout: four cache lines with a single writer each on the fast path, and the read-mostly rest on a fifth.
-///
-/// - `head` and `tail` are the only lines that cross between the cores: the consumer publishes `head` (which
-///   the producer reads only when the ring looks full), the producer publishes `tail` (which the consumer polls
-///   when the ring looks empty).
-/// - Each side keeps its own copy of the index it publishes and its cached view of the other's in a line of
-///   its own (`consumer`, `producer`), so it loads from a shared line only to learn something new. In an
-///   earlier layout each side kept its cached view next to the index it published, rewrote it on every poll
-///   and read its own index back from the shared line: any of those accesses may have to wait for the line to
-///   come back from the other core, and a two-thread ping-pong took twice as long as rtrb's (~190 ns against
-///   ~90 ns, spinning on both sides; rtrb keeps these copies in its endpoint structs). With this layout the two
-///   match.
-/// - The wait cell lives in the producer's line: the producer reads and writes it on every notify, the
-///   consumer only to register before parking (the slow path).
+/// Layout: the consumer's line, the producer's line (with the wait cell) and a read-mostly rest, each a cache
+/// line of its own; the slots in a block of whole lines of their own. On the fast path each side writes only its
+/// own line and the slots (see the module docs for why the slots carry the handshake).
 pub(crate) struct Ring<T> {
-    /// Index of the next slot to read. Written by the consumer only (a copy of `consumer.head`).
-    head: CachePadded<AtomicUsize>,
-    /// Index of the next slot to write. Written by the producer only (a copy of `producer.tail`).
-    tail: CachePadded<AtomicUsize>,
-    /// The consumer's private line.
+    /// The consumer's line.
     consumer: CachePadded<ConsumerSide>,
-    /// The producer's private line, and the wait cell.
+    /// The producer's line, and the wait cell.
     producer: CachePadded<ProducerSide>,
-    /// `mask + 1` slots (a power of two, at least `capacity`), allocated by [`Ring::slots_layout`]: the array
-    /// starts on a cache line of its own and fills whole lines, so a message that fits in a line never
-    /// straddles two and no slot shares its line with unrelated data (with the allocator's usual 16-byte
-    /// alignment a 32-byte message could straddle two lines, and the one-slot rings of a request/reply
-    /// contract shared a line with whatever was allocated next to them).
-    slots: NonNull<UnsafeCell<MaybeUninit<T>>>,
-    /// Slot count minus one: `index & mask` is the slot of `index`.
-    mask: usize,
+    /// `len` slots, allocated by [`Ring::slots_layout`]: the array starts on a cache line of its own and fills
+    /// whole lines, so a one-slot ring's message and stamp share one line and no slot shares its line with
+    /// unrelated data.
+    slots: NonNull<Slot<T>>,
+    /// Number of slots: the capacity, or one for a ring of capacity 0 (whose slot is stamped never to match).
+    len: usize,
     /// The most messages the ring holds at once (the contract's bound for this direction).
     capacity: usize,
     /// The producer's endpoint is gone: after draining, the consumer sees `Closed`.
@@ -79,26 +72,49 @@ pub(crate) struct Ring<T> {
     consumer_closed: AtomicBool,
 }
 
-/// Touched by the consumer only.
-struct ConsumerSide {
-    /// The consumer's own copy of `head` (always equal to it: only the consumer writes either).
-    head: UnsafeCell<usize>,
-    /// The consumer's last look at `tail`: it re-reads the producer's line only when this says "empty".
-    cached_tail: UnsafeCell<usize>,
+/// A message's place in the ring, and the stamp that says whose turn it is (module docs).
+struct Slot<T> {
+    stamp: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
 }
 
-/// Touched by the producer only, except for the wait cell.
+/// Written by the consumer only.
+struct ConsumerSide {
+    /// Messages taken so far: the number of the next message to take.
+    head: AtomicUsize,
+    /// Its slot (`head % len`, kept rather than divided for).
+    position: UnsafeCell<usize>,
+}
+
+/// Written by the producer only, except for the wait cell.
 struct ProducerSide {
-    /// The producer's own copy of `tail` (always equal to it: only the producer writes either).
-    tail: UnsafeCell<usize>,
-    /// The producer's last look at `head`: it re-reads the consumer's line only when this says "full".
-    cached_head: UnsafeCell<usize>,
+    /// Messages pushed so far: the number of the next message to push.
+    tail: AtomicUsize,
+    /// Its slot (`tail % len`).
+    position: UnsafeCell<usize>,
     /// Where a blocked consumer waits.
     wait: WaitCell,
 }
 
+/// The stamp of a slot free for message `n`.
+#[inline]
+fn free_for(n: usize) -> usize {
+    n.wrapping_mul(2)
+}
+
+/// The stamp of a slot that holds message `n`.
+#[inline]
+fn full_with(n: usize) -> usize {
+    n.wrapping_mul(2) | 1
+}
+
+/// A stamp no message number reaches (odd, so never "free"; "full" only for message `usize::MAX / 2`): the slot
+/// of a ring of capacity 0 is neither free nor full.
+const NEVER: usize = usize::MAX;
+
 // SAFETY: the ring moves `T`s from the producer's thread to the consumer's, so `T: Send` suffices; every shared
-// field is an atomic or is accessed under the SPSC discipline that `push`/`pop` callers promise.
+// field is an atomic or is accessed under the SPSC discipline that `push`/`pop` callers promise, with each
+// slot's contents handed over by its stamp (release on write, acquire on read).
 unsafe impl<T: Send> Sync for Ring<T> {}
 // SAFETY: as above: owning the ring only owns `T`s, which may move between threads.
 unsafe impl<T: Send> Send for Ring<T> {}
@@ -106,29 +122,31 @@ unsafe impl<T: Send> Send for Ring<T> {}
 impl<T> Ring<T> {
     /// A ring that holds at most `capacity` messages (a zero capacity ring refuses every push).
     pub(crate) fn new(capacity: usize) -> Self {
-        let len = capacity.max(1).next_power_of_two();
+        let len = capacity.max(1);
         let layout = Self::slots_layout(len);
         // SAFETY: `slots_layout` never has size zero.
-        let Some(slots) = NonNull::new(unsafe { alloc::alloc::alloc(layout) }.cast::<UnsafeCell<MaybeUninit<T>>>())
-        else {
+        let Some(slots) = NonNull::new(unsafe { alloc::alloc::alloc(layout) }.cast::<Slot<T>>()) else {
             alloc::alloc::handle_alloc_error(layout)
         };
         for index in 0..len {
-            // SAFETY: the block holds `len` slots (`slots_layout`) and is ours alone; this initialises the cells
-            // (the messages in them stay uninitialised).
-            unsafe { slots.add(index).write(UnsafeCell::new(MaybeUninit::uninit())) };
+            let stamp = if capacity == 0 { NEVER } else { free_for(index) };
+            // SAFETY: the block holds `len` slots (`slots_layout`) and is ours alone; this initialises the stamps
+            // and cells (the messages in them stay uninitialised).
+            unsafe {
+                slots
+                    .add(index)
+                    .write(Slot { stamp: AtomicUsize::new(stamp), value: UnsafeCell::new(MaybeUninit::uninit()) })
+            };
         }
         Self {
-            head: CachePadded(AtomicUsize::new(0)),
-            tail: CachePadded(AtomicUsize::new(0)),
-            consumer: CachePadded(ConsumerSide { head: UnsafeCell::new(0), cached_tail: UnsafeCell::new(0) }),
+            consumer: CachePadded(ConsumerSide { head: AtomicUsize::new(0), position: UnsafeCell::new(0) }),
             producer: CachePadded(ProducerSide {
-                tail: UnsafeCell::new(0),
-                cached_head: UnsafeCell::new(0),
+                tail: AtomicUsize::new(0),
+                position: UnsafeCell::new(0),
                 wait: WaitCell::new(),
             }),
             slots,
-            mask: len - 1,
+            len,
             capacity,
             producer_closed: AtomicBool::new(false),
             consumer_closed: AtomicBool::new(false),
@@ -137,19 +155,26 @@ impl<T> Ring<T> {
 
     /// Where `len` slots live: whole cache lines (at least one, so never a zero-sized allocation).
     fn slots_layout(len: usize) -> Layout {
-        Layout::array::<UnsafeCell<MaybeUninit<T>>>(len)
+        Layout::array::<Slot<T>>(len)
             .and_then(|layout| layout.align_to(64))
             .and_then(|layout| Layout::from_size_align(layout.size().max(1), layout.align()))
             .map(|layout| layout.pad_to_align())
             .expect("ring capacity overflows the address space")
     }
 
-    /// The slot of `index` (any index: it is masked).
+    /// The slot at `position`, a position kept by `push` or `take` (so below `len`: they start at 0 and advance
+    /// by `next`).
     #[inline]
-    fn slot(&self, index: usize) -> &UnsafeCell<MaybeUninit<T>> {
-        // SAFETY: `index & mask < mask + 1`, the number of slots, all initialised as cells by `new` and alive
-        // until `drop`.
-        unsafe { &*self.slots.as_ptr().add(index & self.mask) }
+    fn slot(&self, position: usize) -> &Slot<T> {
+        // SAFETY: `position < len`, the number of slots, all initialised by `new` and alive until `drop`.
+        unsafe { &*self.slots.as_ptr().add(position) }
+    }
+
+    /// The position after `position`, wrapping at `len`.
+    #[inline]
+    fn next(&self, position: usize) -> usize {
+        let next = position.wrapping_add(1);
+        if next == self.len { 0 } else { next }
     }
 
     /// The most messages the ring holds at once.
@@ -162,70 +187,69 @@ impl<T> Ring<T> {
     /// # Safety
     /// The caller is the ring's only producer: no other `push` runs concurrently or ever runs on another thread
     /// without a happens-before edge to this one.
+    #[inline]
     pub(crate) unsafe fn push(&self, value: T) -> Result<(), T> {
         let producer = &self.producer.0;
-        // SAFETY: the producer's private fields are touched only by the producer, and the caller is the only
-        // producer (here and below).
-        let tail = producer.tail.with(|p| unsafe { *p });
-        // SAFETY: as above.
-        let mut head = producer.cached_head.with(|p| unsafe { *p });
-        if tail.wrapping_sub(head) >= self.capacity {
-            // Looks full: look at the consumer's real progress. Acquire: its reads of the slots before `head`
-            // happen before we overwrite them.
-            head = self.head.0.load(Ordering::Acquire);
-            // SAFETY: as above, producer-only.
-            producer.cached_head.with_mut(|p| unsafe { *p = head });
-            if tail.wrapping_sub(head) >= self.capacity {
-                return Err(value);
-            }
+        // Relaxed: only this thread writes `tail`.
+        let tail = producer.tail.load(Ordering::Relaxed);
+        // SAFETY: the producer's position is touched only by the producer, and the caller is the only producer
+        // (here and below).
+        let position = producer.position.with(|p| unsafe { *p });
+        let slot = self.slot(position);
+        // Acquire: the consumer's read of the message this slot held before happens before we overwrite it.
+        if slot.stamp.load(Ordering::Acquire) != free_for(tail) {
+            return Err(value);
         }
-        let slot = self.slot(tail);
-        slot.with_mut(|p| {
-            // SAFETY: `tail - head < capacity <= mask + 1`, so this slot is outside `head..tail`: the consumer
-            // does not read it until we publish `tail + 1`, and we are the only producer.
+        slot.value.with_mut(|p| {
+            // SAFETY: the stamp says the slot is free for message `tail`: the consumer is done with it and does
+            // not read it until we stamp it full, and we are the only producer.
             unsafe { p.write(MaybeUninit::new(value)) }
         });
-        let tail = tail.wrapping_add(1);
-        // SAFETY: producer-only, as above.
-        producer.tail.with_mut(|p| unsafe { *p = tail });
-        // Release: publishes the slot's contents together with the new tail.
-        self.tail.0.store(tail, Ordering::Release);
+        // Release: publishes the message together with its stamp.
+        slot.stamp.store(full_with(tail), Ordering::Release);
+        // Release: `len` and readiness (by `tail`) then see the message too.
+        producer.tail.store(tail.wrapping_add(1), Ordering::Release);
+        // SAFETY: as above, producer-only.
+        producer.position.with_mut(|p| unsafe { *p = self.next(position) });
         Ok(())
     }
 
-    /// The index of the oldest message, if any (consumer only: refreshes the consumer's copy of `tail`). The
-    /// index stays the oldest until [`Ring::take`] takes it.
+    /// The number of the oldest message, if any (consumer only). It stays the oldest until [`Ring::take`] takes
+    /// it.
     ///
     /// # Safety
     /// The caller is the ring's only consumer (same rule as `push`, for `pop`).
     #[inline]
     pub(crate) unsafe fn front(&self) -> Option<usize> {
         let consumer = &self.consumer.0;
-        // SAFETY: the consumer's private fields are touched only by the consumer, and the caller is the only
-        // consumer (here and below).
-        let head = consumer.head.with(|p| unsafe { *p });
-        // SAFETY: as above.
-        let tail = consumer.cached_tail.with(|p| unsafe { *p });
-        if head != tail {
-            return Some(head);
-        }
-        // Looks empty: look at the producer's real progress. Acquire: pairs with the producer's release of
-        // `tail`, making the slots' contents visible.
-        let tail = self.tail.0.load(Ordering::Acquire);
-        // SAFETY: as above, consumer-only.
-        consumer.cached_tail.with_mut(|p| unsafe { *p = tail });
-        (head != tail).then_some(head)
+        // Relaxed: only this thread writes `head`.
+        let head = consumer.head.load(Ordering::Relaxed);
+        // SAFETY: the consumer's position is touched only by the consumer, and the caller is the only consumer.
+        let position = consumer.position.with(|p| unsafe { *p });
+        // Acquire: pairs with the producer's release of the stamp, making the message visible.
+        (self.slot(position).stamp.load(Ordering::Acquire) == full_with(head)).then_some(head)
     }
 
-    /// Looks at the oldest message, `head` from [`Ring::front`], without taking it.
+    /// The consumer's slot: where the message `front` found lies.
     ///
     /// # Safety
-    /// The caller is the ring's only consumer and `head` came from `front` with no `take` since.
+    /// The caller is the ring's only consumer.
     #[inline]
-    pub(crate) unsafe fn peek_at<R>(&self, head: usize, f: impl FnOnce(&T) -> R) -> R {
-        self.slot(head).with(|p| {
-            // SAFETY: `front` saw `head != tail`, so the slot is in `head..tail` and initialised, and the
-            // producer leaves it alone until we move `head`, which we do not do while `f` runs.
+    unsafe fn front_slot(&self) -> &Slot<T> {
+        // SAFETY: the consumer's position is touched only by the consumer, and the caller is the only consumer.
+        self.slot(self.consumer.0.position.with(|p| unsafe { *p }))
+    }
+
+    /// Looks at the oldest message without taking it.
+    ///
+    /// # Safety
+    /// The caller is the ring's only consumer, and its last [`Ring::front`] found a message, not taken since.
+    #[inline]
+    pub(crate) unsafe fn peek<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        // SAFETY: the caller is the only consumer.
+        unsafe { self.front_slot() }.value.with(|p| {
+            // SAFETY: `front` saw the slot stamped full, so it holds an initialised message, and the producer
+            // leaves it alone until we stamp it free, which we do not do while `f` runs.
             f(unsafe { (*p).assume_init_ref() })
         })
     }
@@ -233,19 +257,22 @@ impl<T> Ring<T> {
     /// Takes the oldest message, `head` from [`Ring::front`].
     ///
     /// # Safety
-    /// As for [`Ring::peek_at`].
+    /// The caller is the ring's only consumer, and `head` came from its last `front`, with no `take` since.
     #[inline]
     pub(crate) unsafe fn take(&self, head: usize) -> T {
-        let value = self.slot(head).with(|p| {
-            // SAFETY: as in `peek_at`, the slot is initialised and ours until we publish `head + 1`; reading
-            // moves the value out and the slot counts as empty after.
+        // SAFETY: the caller is the only consumer.
+        let slot = unsafe { self.front_slot() };
+        let value = slot.value.with(|p| {
+            // SAFETY: as in `peek`, the slot holds a message and is ours until we stamp it free; reading moves
+            // the value out and the slot counts as empty after.
             unsafe { p.read().assume_init() }
         });
-        let head = head.wrapping_add(1);
-        // SAFETY: the caller is the only consumer, and the consumer's private fields are its alone.
-        self.consumer.0.head.with_mut(|p| unsafe { *p = head });
-        // Release: our read of the slot happens before the producer may reuse it.
-        self.head.0.store(head, Ordering::Release);
+        // Release: our read of the message happens before the producer may reuse the slot.
+        slot.stamp.store(free_for(head.wrapping_add(self.len)), Ordering::Release);
+        let consumer = &self.consumer.0;
+        consumer.head.store(head.wrapping_add(1), Ordering::Release);
+        // SAFETY: the caller is the only consumer, and the consumer's position is its alone.
+        consumer.position.with_mut(|p| unsafe { *p = self.next(*p) });
         value
     }
 
@@ -261,14 +288,16 @@ impl<T> Ring<T> {
 
     /// Messages currently queued (exact when called by the producer or the consumer with the other side idle).
     pub(crate) fn len(&self) -> usize {
-        let head = self.head.0.load(Ordering::Acquire);
-        let tail = self.tail.0.load(Ordering::Acquire);
-        tail.wrapping_sub(head)
+        let head = self.consumer.0.head.load(Ordering::Acquire);
+        let tail = self.producer.0.tail.load(Ordering::Acquire);
+        // The consumer learns of a message from its slot's stamp, before the producer's `tail` may reach it: a
+        // consumer can have taken a message its view of `tail` does not count yet (head ahead of tail).
+        usize::try_from(tail.wrapping_sub(head).cast_signed()).unwrap_or(0)
     }
 
     /// Messages consumed so far (wrapping); `select` uses it to rotate its polling order.
     pub(crate) fn consumed(&self) -> usize {
-        self.head.0.load(Ordering::Relaxed)
+        self.consumer.0.head.load(Ordering::Relaxed)
     }
 
     /// Marks the producer gone and wakes the consumer, which drains what is queued and then sees `Closed`.
@@ -306,16 +335,16 @@ impl<T> Drop for Ring<T> {
         while let Some(value) = unsafe { self.pop() } {
             drop(value);
         }
-        let len = self.mask + 1;
-        // SAFETY: the `len` cells were initialised by `new` and nothing refers to them any more; dropping a cell
+        // SAFETY: the `len` slots were initialised by `new` and nothing refers to them any more; dropping a slot
         // does not drop a message (the ring is empty now, and `MaybeUninit` never drops its contents).
-        unsafe { core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(self.slots.as_ptr(), len)) };
+        unsafe { core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(self.slots.as_ptr(), self.len)) };
         // SAFETY: the block came from `alloc` with this very layout in `new`.
-        unsafe { alloc::alloc::dealloc(self.slots.as_ptr().cast(), Self::slots_layout(len)) };
+        unsafe { alloc::alloc::dealloc(self.slots.as_ptr().cast(), Self::slots_layout(self.len)) };
     }
 }
 
-/// Something a consumer can wait on: a ring, seen without its message type (so `select` can mix rings).
+/// Something a consumer can wait on: a ring, seen without its message type (so `select` can mix rings). Only
+/// the ring's consumer may ask.
 pub(crate) trait Readiness {
     /// A message is queued or the producer is gone: a receive would not block.
     fn is_ready(&self) -> bool;
@@ -325,7 +354,9 @@ pub(crate) trait Readiness {
 
 impl<T> Readiness for Ring<T> {
     fn is_ready(&self) -> bool {
-        self.len() != 0 || self.is_producer_closed()
+        // SAFETY: readiness is asked by the ring's consumer only (`Readiness`), and a look at the front is all
+        // this does.
+        unsafe { self.front() }.is_some() || self.is_producer_closed()
     }
 
     fn wait_cell(&self) -> &WaitCell {

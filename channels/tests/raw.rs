@@ -1,4 +1,4 @@
-//! The raw transport on its own: capacity is exact, close is seen from both sides, queued messages survive the
+//! The raw transport on its own: capacity is exact (zero included), close is seen from both sides, queued messages survive the
 //! sender's drop, and a random single-threaded sequence of operations matches a queue model (proptest).
 
 use channels::Closed;
@@ -20,6 +20,19 @@ fn capacity_is_exact() {
     assert_eq!(a.in_flight(), 3);
     b.try_send(7).expect("room");
     assert!(matches!(b.try_send(8), Err(TrySendError::Full(8))));
+}
+
+#[test]
+fn a_direction_of_capacity_zero_refuses_every_send() {
+    // A contract direction that carries no message; its one slot is stamped neither free nor full.
+    let (mut a, mut b) = pair::<u32, u32>(0, 1);
+    assert!(matches!(a.try_send(1), Err(TrySendError::Full(1))));
+    assert_eq!((a.in_flight(), b.queued()), (0, 0));
+    assert_eq!(b.try_recv(), Err(TryRecvError::Empty));
+    b.try_send(2).expect("the other direction has room");
+    assert_eq!(a.try_recv(), Ok(2));
+    drop(a);
+    assert_eq!(b.try_recv(), Err(TryRecvError::Closed));
 }
 
 #[test]
