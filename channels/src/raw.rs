@@ -566,7 +566,6 @@ unsafe fn take_front<T: Exchangeable>(ring: &Ring<T>, head: usize) -> T {
 ///
 /// # Safety
 /// As for [`take_front`].
-#[cold]
 #[inline(never)]
 #[allow(improper_ctypes_definitions)]
 unsafe extern "C" fn take_tracked<T: Exchangeable>(ring: &Ring<T>, head: usize) -> T {

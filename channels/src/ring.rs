@@ -354,6 +354,8 @@ pub(crate) trait Readiness {
 
 impl<T> Readiness for Ring<T> {
     fn is_ready(&self) -> bool {
+        // By the stamp, as a receive looks, not by `len`: `tail` may not count a message whose stamp the consumer
+        // already sees, and the waiting consumer would then see "ready" and "empty" in turn forever.
         // SAFETY: readiness is asked by the ring's consumer only (`Readiness`), and a look at the front is all
         // this does.
         unsafe { self.front() }.is_some() || self.is_producer_closed()

@@ -3,7 +3,11 @@
 //! shim pointed at loom's atomics and cell: what is checked is the code that ships. It runs with the normal
 //! suite, no `--cfg loom` needed (`cargo test -p channels --test loom_ring --release` for just this file). It
 //! has teeth: a producer that only loads the wait cell's state instead of swapping it (the cheaper notify the
-//! ring's module docs reject) fails four of these tests with a deadlock, i.e. a lost wake-up.
+//! ring's module docs reject) fails four of these tests with a deadlock, i.e. a lost wake-up. It caught two bugs
+//! of the stamped ring's first version: stamps of `n` and `n + 1` (Vyukov's) fail the one-slot test, because a
+//! one-slot ring then cannot tell "holds message 0" from "free for message 1"; and readiness judged by `len`
+//! (from `tail`) instead of by the stamp livelocks the first test, because a consumer can see a message's stamp
+//! before the producer's `tail` counts it.
 
 extern crate alloc;
 

@@ -61,59 +61,46 @@ fn time(mut round: impl FnMut(u64)) -> f64 {
     start.elapsed().as_nanos() as f64 / ROUND_TRIPS as f64
 }
 
-fn ping_pong_contract() -> f64 {
-    let (client, server) = ping_pong::channel();
-    let server = thread::spawn(move || {
-        let mut server = server;
-        while let Ok(ping_pong::server::Ready::Ping(n, ready)) = server.recv() {
-            match ready.send_pong(n) {
-                Ok(next) => server = next,
-                Err(_) => return,
-            }
+/// One trial of a contract whose client sends `Ping(u64)` and whose server answers `Pong(u64)`: `$channel`
+/// makes the pair, `$ping` is the server's receive variant, `$pong` the client's.
+macro_rules! contract_round_trip {
+    ($name:ident, $channel:path, $ping:path, $pong:path) => {
+        fn $name() -> f64 {
+            let (client, server) = $channel();
+            let server = thread::spawn(move || {
+                let mut server = server;
+                while let Ok($ping(n, ready)) = server.recv() {
+                    match ready.send_pong(n) {
+                        Ok(next) => server = next,
+                        Err(_) => return,
+                    }
+                }
+            });
+            let mut client = Some(client);
+            let ns = time(|i| {
+                let ready = client.take().expect("client endpoint");
+                match ready.send_ping(i).map(|waiting| waiting.recv()) {
+                    Ok(Ok($pong(n, ready))) => {
+                        black_box(n);
+                        client = Some(ready);
+                    }
+                    _ => panic!("server vanished"),
+                }
+            });
+            drop(client);
+            server.join().expect("server");
+            ns
         }
-    });
-    let mut client = Some(client);
-    let ns = time(|i| {
-        let ready = client.take().expect("client endpoint");
-        match ready.send_ping(i).map(|waiting| waiting.recv()) {
-            Ok(Ok(ping_pong::client::Waiting::Pong(n, ready))) => {
-                black_box(n);
-                client = Some(ready);
-            }
-            _ => panic!("ping-pong server vanished"),
-        }
-    });
-    drop(client);
-    server.join().expect("server");
-    ns
+    };
 }
 
-fn echo_contract() -> f64 {
-    let (client, server) = echo::channel();
-    let server = thread::spawn(move || {
-        let mut server = server;
-        while let Ok(server::Ready::Ping(n, ready)) = server.recv() {
-            match ready.send_pong(n) {
-                Ok(next) => server = next,
-                Err(_) => return,
-            }
-        }
-    });
-    let mut client = Some(client);
-    let ns = time(|i| {
-        let ready = client.take().expect("client endpoint");
-        match ready.send_ping(i).map(|waiting| waiting.recv()) {
-            Ok(Ok(client::PingSent::Pong(n, ready))) => {
-                black_box(n);
-                client = Some(ready);
-            }
-            _ => panic!("echo server vanished"),
-        }
-    });
-    drop(client);
-    server.join().expect("server");
-    ns
-}
+contract_round_trip!(
+    ping_pong_contract,
+    ping_pong::channel,
+    ping_pong::server::Ready::Ping,
+    ping_pong::client::Waiting::Pong
+);
+contract_round_trip!(echo_contract, echo::channel, server::Ready::Ping, client::PingSent::Pong);
 
 fn raw_ring() -> f64 {
     let (mut client, mut server) = pair::<u64, u64>(1, 1);
