@@ -24,7 +24,8 @@
 //! must come from the other core, one after the other, on every message. Here the consumer polls the slot itself,
 //! and the line that tells it a message is there is the line that holds it; the producer learns that the slot is
 //! free from the slot it is about to write anyway. `head` and `tail` remain, each in its writer's own line, for
-//! counting (`len`) and readiness; the fast paths never read the other side's.
+//! counting (`len`, `consumed`); the fast paths never read the other side's, and readiness is judged by the
+//! stamp, as a receive does.
 //!
 //! Wake protocol (the [`WaitCell`]): every change of the cell's state is a read-modify-write on that one
 //! atomic, so the producer's "I pushed" (a swap to `NOTIFIED` after publishing the message) and the consumer's
@@ -207,7 +208,7 @@ impl<T> Ring<T> {
         });
         // Release: publishes the message together with its stamp.
         slot.stamp.store(full_with(tail), Ordering::Release);
-        // Release: `len` and readiness (by `tail`) then see the message too.
+        // Release: `len` then counts the message.
         producer.tail.store(tail.wrapping_add(1), Ordering::Release);
         // SAFETY: as above, producer-only.
         producer.position.with_mut(|p| unsafe { *p = self.next(position) });
