@@ -4,8 +4,11 @@
 //! Not here: the endpoint types themselves (generated per contract, so each contract's states get their own
 //! methods) and `select` ([`select`](crate::select2)).
 //!
-//! Invariant: a typed endpoint is a [`RawEndpoint`] plus a zero-sized state; every operation consumes it and
-//! returns it in the next state, so the typestate costs nothing at run time.
+//! Invariants: a typed endpoint is a [`RawEndpoint`] plus a zero-sized state; every operation consumes it and
+//! returns it in the next state, so the typestate costs nothing at run time. Its raw transport is reachable
+//! only by this crate: [`Receive`]'s plumbing takes an [`Internal`] token that only this crate can make, and
+//! `Receive` is an `unsafe trait` that only `contract!` implements (a hand-written impl in a service, which is
+//! `#![forbid(unsafe_code)]`, does not compile), so no service can send out of turn or skip a protocol step.
 
 use crate::describe::ContractInfo;
 use crate::exchangeable::Exchangeable;
@@ -81,8 +84,22 @@ pub enum TryRecv<M, E> {
     Closed,
 }
 
+/// A token only this crate can make: proof that a call of [`Receive`]'s plumbing comes from the runtime.
+#[doc(hidden)]
+pub struct Internal(());
+
+impl Internal {
+    pub(crate) const fn new() -> Self {
+        Internal(())
+    }
+}
+
 /// An endpoint in a state where it receives. Implemented by `contract!`; the methods are its plumbing.
-pub trait Receive: Sized {
+///
+/// # Safety
+/// `__raw` and `__raw_ref` return the endpoint's own transport, and `__decode` accepts exactly the messages the
+/// state allows (anything else is `Err(Closed)`). Implemented by `contract!` only.
+pub unsafe trait Receive: Sized {
     /// What the endpoint sends (its raw transport's type).
     type Tx: Exchangeable;
     /// What the endpoint receives.
@@ -92,30 +109,30 @@ pub trait Receive: Sized {
 
     /// The transport.
     #[doc(hidden)]
-    fn __raw(&mut self) -> &mut RawEndpoint<Self::Tx, Self::Rx>;
+    fn __raw(&mut self, token: Internal) -> &mut RawEndpoint<Self::Tx, Self::Rx>;
 
     /// The transport, shared.
     #[doc(hidden)]
-    fn __raw_ref(&self) -> &RawEndpoint<Self::Tx, Self::Rx>;
+    fn __raw_ref(&self, token: Internal) -> &RawEndpoint<Self::Tx, Self::Rx>;
 
     /// Types a received message by the state, moving the endpoint into its next state. A message the state does
     /// not allow (impossible through typed endpoints) is `Err(Closed)` and drops the endpoint.
     #[doc(hidden)]
-    fn __decode(self, message: Self::Rx) -> Result<Self::Message, Closed>;
+    fn __decode(self, message: Self::Rx, token: Internal) -> Result<Self::Message, Closed>;
 }
 
 /// Waits for the next message (or the peer's close).
 #[inline]
 pub fn recv<E: Receive>(mut endpoint: E) -> Result<E::Message, Closed> {
-    let message = endpoint.__raw().recv()?;
-    endpoint.__decode(message)
+    let message = endpoint.__raw(Internal::new()).recv()?;
+    endpoint.__decode(message, Internal::new())
 }
 
 /// Takes the next message if one is there.
 #[inline]
 pub fn try_recv<E: Receive>(mut endpoint: E) -> TryRecv<E::Message, E> {
-    match endpoint.__raw().try_recv() {
-        Ok(message) => match endpoint.__decode(message) {
+    match endpoint.__raw(Internal::new()).try_recv() {
+        Ok(message) => match endpoint.__decode(message, Internal::new()) {
             Ok(typed) => TryRecv::Message(typed),
             Err(Closed) => TryRecv::Closed,
         },

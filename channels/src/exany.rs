@@ -1,19 +1,19 @@
 //! [`ExAny`]: one exchangeable value of any type, in the exchange heap, with its type checked when it is taken
 //! out. This is how endpoints of contracts a carrier does not know travel: a name service forwards a client's
-//! fresh server end to a provider without naming its contract, and a parent hands a new SIP its first endpoint
-//! through the kernel.
+//! fresh server end to a provider without naming its contract, and a parent hands a new SIP its first value.
 //!
 //! Not here: any check of *which* contract a value speaks beyond its exact Rust type (the receiver asks for the
 //! type it serves; anything else comes back to it unchanged).
 //!
 //! Invariants: an `ExAny` owns exactly one `ExBox<E>` (as a raw pointer) for the `E` whose `TypeId` it records,
-//! and the functions it stores are the ones instantiated for that `E`; it is rebuilt into the box only with the
-//! same `E` ([`ExAny::downcast`]). Dropping it drops the value, as dropping the box would (an endpoint inside is
-//! closed).
+//! and the visit function it stores is the one instantiated for that `E`; it is rebuilt into the box only with
+//! the same `E` ([`ExAny::downcast`]). Dropping it frees the value as dropping the box would (an endpoint inside
+//! is closed); since exchangeable types have no `Drop` of their own, that runs no code of whoever made it.
 
 use crate::exbox::ExBox;
-use crate::exchangeable::{Exchangeable, Sealed};
-use crate::platform::{self, AllocError, ExchangeHeap, Owner};
+use crate::exchangeable::Exchangeable;
+use crate::platform::AllocError;
+use crate::walk::{Action, Walk, walk};
 use core::any::TypeId;
 use core::fmt;
 use core::mem::ManuallyDrop;
@@ -25,10 +25,8 @@ pub struct ExAny {
     block: NonNull<u8>,
     type_id: TypeId,
     type_name: &'static str,
-    /// `transfer_as::<E>`: re-records the box and everything reachable from the value.
-    transfer: unsafe fn(NonNull<u8>, &dyn ExchangeHeap, Owner),
-    /// `drop_as::<E>`: drops the value and frees the block.
-    drop: unsafe fn(NonNull<u8>),
+    /// `visit_as::<E>`: reports the box (and queues what the value holds), as `ExBox<E>`'s visit does.
+    visit: unsafe fn(NonNull<u8>, &mut Walk<'_>),
 }
 
 // SAFETY: the value is `Send` (required by `new`), and the `ExAny` is its only owner.
@@ -42,8 +40,7 @@ impl ExAny {
             block: boxed.into_raw().cast(),
             type_id: TypeId::of::<E>(),
             type_name: core::any::type_name::<E>(),
-            transfer: transfer_as::<E>,
-            drop: drop_as::<E>,
+            visit: visit_as::<E>,
         })
     }
 
@@ -68,48 +65,26 @@ impl ExAny {
         let boxed = unsafe { ExBox::<E>::from_raw(this.block.cast()) };
         Ok(boxed.into_inner())
     }
-
-    /// Re-records every block of the value as owned by `to`: what sending does, for hand-overs that do not go
-    /// through a channel (a value given to a SIP when it is spawned).
-    pub fn transfer(&self, to: Owner) {
-        self.__transfer(platform::current().heap, to);
-    }
-
-    /// Gives the value up without dropping or freeing it, for an owner whose blocks were reclaimed by owner
-    /// record (the kernel, for a dead SIP's untaken startup value): dropping it then would free them twice.
-    pub fn forget_reclaimed(self) {
-        let _ = ManuallyDrop::new(self);
-    }
 }
 
 /// # Safety
 /// `block` is the live block of an `ExBox<E>` held by an `ExAny`.
-unsafe fn transfer_as<E: Exchangeable>(block: NonNull<u8>, heap: &dyn ExchangeHeap, to: Owner) {
-    // SAFETY: the caller guarantees a live `ExBox<E>`; the rebuilt box is only borrowed here and given up again
-    // (`ManuallyDrop`) without being dropped.
-    let boxed = ManuallyDrop::new(unsafe { ExBox::<E>::from_raw(block.cast()) });
-    boxed.__transfer(heap, to);
-}
-
-/// # Safety
-/// `block` is the live block of an `ExBox<E>` held by an `ExAny` that is never used again.
-unsafe fn drop_as<E: Exchangeable>(block: NonNull<u8>) {
-    // SAFETY: the caller guarantees a live `ExBox<E>` and that its handle is retired: rebuilt once, dropped once.
-    drop(unsafe { ExBox::<E>::from_raw(block.cast()) });
+unsafe fn visit_as<E: Exchangeable>(block: NonNull<u8>, walk: &mut Walk<'_>) {
+    walk.boxed(block.cast::<E>());
 }
 
 impl Drop for ExAny {
     fn drop(&mut self) {
-        // SAFETY: `drop` was instantiated for this value's type, and the handle is not used after this.
-        unsafe { (self.drop)(self.block) }
+        // Frees the box and everything in it, as the box's own drop would.
+        walk(self, Action::Free);
     }
 }
 
-impl Sealed for ExAny {}
-impl Exchangeable for ExAny {
-    fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
-        // SAFETY: `transfer` was instantiated for this value's type, and the block is live while we hold it.
-        unsafe { (self.transfer)(self.block, heap, to) }
+// SAFETY: an `ExAny` holds its box and what the value holds, reported by the visit made for its type.
+unsafe impl Exchangeable for ExAny {
+    fn __visit(&self, walk: &mut Walk<'_>) {
+        // SAFETY: `visit` was instantiated for this value's type, and the block is live while we hold it.
+        unsafe { (self.visit)(self.block, walk) }
     }
 }
 

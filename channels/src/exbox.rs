@@ -3,12 +3,15 @@
 //! Not here: growable data ([`ExVec`](crate::ExVec), [`ExString`](crate::ExString)) and the allocator itself
 //! (the platform's [`ExchangeHeap`](crate::ExchangeHeap)).
 //!
-//! Invariants: a non-zero-sized `ExBox` owns exactly one live block of the installed heap, allocated for
+//! Invariants: a non-zero-sized `ExBox` owns exactly one live block of the installed exchange, allocated for
 //! `Layout::new::<T>()` and holding an initialised `T`; zero-sized values use a dangling pointer and no block.
-//! The block's owner record follows the box: the allocating thread's current owner, then whoever receives it.
+//! The block's owner record follows the box: the allocating owner, then whoever receives it. Dropping a box
+//! frees everything it holds by a walk (iterative, however deep the nesting) and never runs drop code of `T`
+//! (exchangeable types have none of their own). The block's address is never handed out.
 
-use crate::exchangeable::{Exchangeable, Sealed};
-use crate::platform::{self, AllocError, ExchangeHeap, Owner};
+use crate::exchangeable::Exchangeable;
+use crate::platform::{self, AllocError};
+use crate::walk::{Action, Walk, walk_boxed};
 use core::alloc::Layout;
 use core::fmt;
 use core::marker::PhantomData;
@@ -28,8 +31,9 @@ unsafe impl<T: Exchangeable + Send> Send for ExBox<T> {}
 unsafe impl<T: Exchangeable + Sync> Sync for ExBox<T> {}
 
 impl<T: Exchangeable> ExBox<T> {
-    /// Moves `value` into the exchange heap, owned by the calling thread's current owner.
-    /// On exhaustion it calls the global allocation-error handler, as `Box::new` does; see [`try_new`](Self::try_new).
+    /// Moves `value` into the exchange heap, held by the calling owner.
+    /// On exhaustion it calls the global allocation-error handler, as `Box::new` does (a process that does so
+    /// ends); see [`try_new`](Self::try_new).
     pub fn new(value: T) -> Self {
         match Self::try_new(value) {
             Ok(boxed) => boxed,
@@ -43,8 +47,7 @@ impl<T: Exchangeable> ExBox<T> {
         let ptr = if layout.size() == 0 {
             NonNull::dangling()
         } else {
-            let heap = platform::current().heap;
-            match heap.allocate(layout, heap.current_owner()) {
+            match platform::current().exchange.allocate(layout) {
                 Ok(block) => block.cast::<T>(),
                 Err(error) => return Err((value, error)),
             }
@@ -60,23 +63,16 @@ impl<T: Exchangeable> ExBox<T> {
         let this = core::mem::ManuallyDrop::new(self);
         // SAFETY: the box holds an initialised `T`; `ManuallyDrop` keeps our `Drop` from dropping it again.
         let value = unsafe { this.ptr.as_ptr().read() };
-        free_block(this.ptr);
+        let layout = Layout::new::<T>();
+        if layout.size() != 0 {
+            // SAFETY: the block came from this exchange with `layout`, and its value was just moved out.
+            unsafe { platform::current().exchange.deallocate(this.ptr.cast(), layout) };
+        }
         value
     }
 
-    /// The block's address: what the heap's owner records are keyed by.
-    pub fn block(&self) -> NonNull<u8> {
-        self.ptr.cast()
-    }
-
-    /// Re-records this block and every block reachable from its value as owned by `to`: what sending does,
-    /// for hand-overs that do not go through a channel (a value given to a SIP when it is spawned).
-    pub fn transfer(&self, to: Owner) {
-        self.__transfer(platform::current().heap, to);
-    }
-
     /// Gives up the box without dropping or freeing anything; [`ExBox::from_raw`] takes it back.
-    pub fn into_raw(self) -> NonNull<T> {
+    pub(crate) fn into_raw(self) -> NonNull<T> {
         core::mem::ManuallyDrop::new(self).ptr
     }
 
@@ -84,26 +80,15 @@ impl<T: Exchangeable> ExBox<T> {
     ///
     /// # Safety
     /// `ptr` came from `into_raw` of an `ExBox<T>` of this same `T`, and is rebuilt at most once.
-    pub unsafe fn from_raw(ptr: NonNull<T>) -> Self {
+    pub(crate) unsafe fn from_raw(ptr: NonNull<T>) -> Self {
         Self { ptr, _owns: PhantomData }
-    }
-}
-
-/// Frees the block behind `ptr` without dropping its contents.
-fn free_block<T>(ptr: NonNull<T>) {
-    let layout = Layout::new::<T>();
-    if layout.size() != 0 {
-        // SAFETY: a non-zero-sized ExBox's pointer came from this heap's `allocate` with this layout, and the
-        // box no longer uses it (callers have moved or dropped the value).
-        unsafe { platform::current().heap.deallocate(ptr.cast(), layout) };
     }
 }
 
 impl<T: Exchangeable> Drop for ExBox<T> {
     fn drop(&mut self) {
-        // SAFETY: the box holds an initialised `T` that nothing else owns; it is not used after this.
-        unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
-        free_block(self.ptr);
+        // SAFETY: the box owns its block, which is never used again.
+        unsafe { walk_boxed(self.ptr, Action::Free) };
     }
 }
 
@@ -123,13 +108,10 @@ impl<T: Exchangeable> DerefMut for ExBox<T> {
     }
 }
 
-impl<T: Exchangeable> Sealed for ExBox<T> {}
-impl<T: Exchangeable> Exchangeable for ExBox<T> {
-    fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
-        if size_of::<T>() != 0 {
-            heap.set_owner(self.block(), to);
-        }
-        (**self).__transfer(heap, to);
+// SAFETY: a box holds its block and, queued for later, whatever its value holds.
+unsafe impl<T: Exchangeable> Exchangeable for ExBox<T> {
+    fn __visit(&self, walk: &mut Walk<'_>) {
+        walk.boxed(self.ptr);
     }
 }
 

@@ -1,36 +1,43 @@
-//! The sealed [`Exchangeable`] marker: the types a message may carry, and the walk that re-records the owner of
-//! every exchange-heap block inside a message when it is sent or received.
+//! The [`Exchangeable`] marker: the types a message may carry, and the visit through which a send, a receive
+//! and a drop find every exchange-heap block and endpoint inside a message.
 //!
 //! Implemented here for plain data (integers, floats, `bool`, `char`, `()`), arrays, tuples, `Option`, `Result`
-//! and the exchange-heap types; `#[derive(Exchangeable)]` (crate `contracts`) adds user structs and enums whose
-//! fields all are. Deliberately **not** implemented for references, `Box`, `Rc`, `Arc`, raw pointers or
-//! interior-mutable types (`Cell`, `RefCell`, atomics, locks): those would share memory between processes or
-//! point into a process's private heap.
+//! and the exchange-heap types; `#[derive(Exchangeable)]` and `contract!` (crate `contracts`) add user structs
+//! and enums whose fields all are. Deliberately **not** implemented for references, `Box`, `Rc`, `Arc`, raw
+//! pointers or interior-mutable types (`Cell`, `RefCell`, atomics, locks): those would share memory between
+//! processes or point into a process's private heap.
 //!
-//! Sealing: the supertrait [`Sealed`] lives in a hidden module, and the orphan rule lets other crates implement
-//! it only for their own types — which the derive does after checking every field.
+//! Why an `unsafe trait`: the runtime's ownership records are only as right as `__visit` (a block it failed
+//! to report would stay recorded as its sender's and be freed under its receiver when the sender dies). So the
+//! trait is implemented only by this crate and by the trusted derive macro: the compiler refuses a hand-written
+//! `unsafe impl` in a service, which is `#![forbid(unsafe_code)]`, while the derive's expansion is accepted
+//! there (measured: rustc does not apply `unsafe_code` to code a proc macro generates). The derive also refuses
+//! a type with a `Drop` of its own, so dropping, sending or freeing a message never runs code its sender wrote.
 //!
 //! Every exchangeable type is `Send` by construction (every leaf type above is, and the derive and `contract!`
 //! only combine exchangeable fields). `Send` is deliberately not a supertrait: a payload such as `Rc<T>` is then
 //! reported once, as "not Exchangeable" at the payload's type, instead of as a cascade of `Send` errors.
 
-use crate::platform::{ExchangeHeap, Owner};
-
-/// Supertrait that keeps [`Exchangeable`] closed: only this crate and `#[derive(Exchangeable)]` implement it.
-pub trait Sealed {}
+use crate::walk::Walk;
 
 /// Data that may travel in a message: owned, tree-shaped, in the exchange heap or plain.
+///
+/// # Safety
+/// `__visit` reports every exchange-heap block and endpoint reachable from `self` exactly once, through the
+/// walk's methods (boxes' contents queued, not visited in place); `__TRACKED` is `false` only if the type can
+/// hold neither; the type has no `Drop` implementation of its own, is `Send`, and holds no reference or pointer
+/// outside the exchange heap. Implemented by this crate and `#[derive(Exchangeable)]` only.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot travel in a message: it is not `Exchangeable`",
     label = "not exchangeable",
     note = "messages carry owned, tree-shaped data: integers, bool, char, arrays, tuples, ExBox, ExVec, ExString, \
             endpoints and #[derive(Exchangeable)] types; not references, Box, Rc, Arc, raw pointers or cells"
 )]
-pub trait Exchangeable: Sealed + 'static {
+pub unsafe trait Exchangeable: 'static {
     /// Whether a value may hold something with an owner record (an exchange-heap block or an endpoint), which a
-    /// send and a receive must re-record. `false` (plain data) lets them skip the walk and the uninterruptible
-    /// section around it: a message with no records cannot be lost between records and ring. The default is the
-    /// safe answer; only plain leaves say `false`, and compound types combine their parts.
+    /// send and a receive must re-record. `false` (plain data) lets them skip the walk: a message with no
+    /// records cannot be lost between records and ring. The default is the safe answer; only plain leaves say
+    /// `false`, and compound types combine their parts.
     #[doc(hidden)]
     const __TRACKED: bool = true;
 
@@ -42,20 +49,20 @@ pub trait Exchangeable: Sealed + 'static {
         Self::__TRACKED
     }
 
-    /// Re-records every exchange-heap block reachable from `self` as owned by `to`. Plain data has none.
+    /// Reports every block and endpoint `self` holds to `walk` (which only this crate can make).
     #[doc(hidden)]
-    #[inline]
-    fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
-        let _ = (heap, to);
-    }
+    fn __visit(&self, walk: &mut Walk<'_>);
 }
 
 macro_rules! plain {
     ($($t:ty),* $(,)?) => {
         $(
-            impl Sealed for $t {}
-            impl Exchangeable for $t {
+            // SAFETY: plain data holds no block and no endpoint, has no `Drop`, and is `Send`.
+            unsafe impl Exchangeable for $t {
                 const __TRACKED: bool = false;
+
+                #[inline]
+                fn __visit(&self, _: &mut Walk<'_>) {}
             }
         )*
     };
@@ -63,50 +70,52 @@ macro_rules! plain {
 
 plain!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool, char, ());
 
-impl<T: Exchangeable, const N: usize> Sealed for [T; N] {}
-impl<T: Exchangeable, const N: usize> Exchangeable for [T; N] {
+// SAFETY: an array holds what its elements hold; each is visited.
+unsafe impl<T: Exchangeable, const N: usize> Exchangeable for [T; N] {
     const __TRACKED: bool = T::__TRACKED;
 
-    fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
-        for item in self {
-            item.__transfer(heap, to);
+    fn __visit(&self, walk: &mut Walk<'_>) {
+        if T::__TRACKED {
+            for item in self {
+                item.__visit(walk);
+            }
         }
     }
 }
 
-impl<T: Exchangeable> Sealed for Option<T> {}
-impl<T: Exchangeable> Exchangeable for Option<T> {
+// SAFETY: an option holds what its value holds.
+unsafe impl<T: Exchangeable> Exchangeable for Option<T> {
     const __TRACKED: bool = T::__TRACKED;
 
-    fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
+    fn __visit(&self, walk: &mut Walk<'_>) {
         if let Some(value) = self {
-            value.__transfer(heap, to);
+            value.__visit(walk);
         }
     }
 }
 
-impl<T: Exchangeable, E: Exchangeable> Sealed for Result<T, E> {}
-impl<T: Exchangeable, E: Exchangeable> Exchangeable for Result<T, E> {
+// SAFETY: a result holds what its one live variant holds.
+unsafe impl<T: Exchangeable, E: Exchangeable> Exchangeable for Result<T, E> {
     const __TRACKED: bool = T::__TRACKED || E::__TRACKED;
 
-    fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
+    fn __visit(&self, walk: &mut Walk<'_>) {
         match self {
-            Ok(value) => value.__transfer(heap, to),
-            Err(error) => error.__transfer(heap, to),
+            Ok(value) => value.__visit(walk),
+            Err(error) => error.__visit(walk),
         }
     }
 }
 
 macro_rules! tuple {
     ($($name:ident),+) => {
-        impl<$($name: Exchangeable),+> Sealed for ($($name,)+) {}
-        impl<$($name: Exchangeable),+> Exchangeable for ($($name,)+) {
+        // SAFETY: a tuple holds what its fields hold; each is visited.
+        unsafe impl<$($name: Exchangeable),+> Exchangeable for ($($name,)+) {
             const __TRACKED: bool = false $(|| $name::__TRACKED)+;
 
             #[allow(non_snake_case)]
-            fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
+            fn __visit(&self, walk: &mut Walk<'_>) {
                 let ($($name,)+) = self;
-                $($name.__transfer(heap, to);)+
+                $($name.__visit(walk);)+
             }
         }
     };

@@ -2,9 +2,10 @@
 //!
 //! Invariant: the bytes are always valid UTF-8 (only `&str`s and `char`s are ever appended).
 
-use crate::exchangeable::{Exchangeable, Sealed};
+use crate::exchangeable::Exchangeable;
 use crate::exvec::ExVec;
-use crate::platform::{ExchangeHeap, Owner};
+use crate::platform::AllocError;
+use crate::walk::Walk;
 use core::fmt;
 use core::ops::Deref;
 
@@ -18,6 +19,14 @@ impl ExString {
     /// An empty string; allocates nothing.
     pub const fn new() -> Self {
         Self { bytes: ExVec::new() }
+    }
+
+    /// `text` in the exchange heap, or the error if the heap (or the owner's quota) is exhausted.
+    pub fn try_from_str(text: &str) -> Result<Self, AllocError> {
+        let mut bytes = ExVec::new();
+        bytes.try_reserve(text.len())?;
+        bytes.extend_from_slice(text.as_bytes());
+        Ok(Self { bytes })
     }
 
     /// Appends `text`.
@@ -111,9 +120,11 @@ impl fmt::Write for ExString {
     }
 }
 
-impl Sealed for ExString {}
-impl Exchangeable for ExString {
-    fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
-        self.bytes.__transfer(heap, to);
+// SAFETY: a string holds what its bytes hold: their buffer.
+unsafe impl Exchangeable for ExString {
+    const __TRACKED: bool = true;
+
+    fn __visit(&self, walk: &mut Walk<'_>) {
+        self.bytes.__visit(walk);
     }
 }

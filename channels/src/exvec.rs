@@ -4,10 +4,13 @@
 //!
 //! Invariants: `ptr` is dangling iff no block is held (capacity 0 or `T` zero-sized); otherwise it is one live
 //! block of the installed heap allocated for `Layout::array::<T>(cap)`; elements `0..len` are initialised and
-//! `len <= cap` (for zero-sized `T`, `cap` is `usize::MAX`).
+//! `len <= cap` (for zero-sized `T`, `cap` is `usize::MAX`). Dropping frees the elements' blocks and closes
+//! their endpoints by a walk (never by recursion, never by running drop code of `T`); the buffer's address is
+//! never handed out.
 
-use crate::exchangeable::{Exchangeable, Sealed};
-use crate::platform::{self, AllocError, ExchangeHeap, Owner};
+use crate::exchangeable::Exchangeable;
+use crate::platform::{self, AllocError};
+use crate::walk::{Action, Walk, walk};
 use core::alloc::Layout;
 use core::fmt;
 use core::hash::{Hash, Hasher};
@@ -77,8 +80,7 @@ impl<T: Exchangeable> ExVec<T> {
         }
         let new_cap = needed.max(self.cap.saturating_mul(2)).max(4);
         let layout = Layout::array::<T>(new_cap).map_err(|_| AllocError)?;
-        let heap = platform::current().heap;
-        let block = heap.allocate(layout, heap.current_owner())?.cast::<T>();
+        let block = platform::current().exchange.allocate(layout)?.cast::<T>();
         if self.cap != 0 {
             // SAFETY: both buffers hold at least `len` elements' room and are distinct blocks; the old one's first
             // `len` elements are initialised and are moved (not duplicated: the old block is freed unread).
@@ -165,11 +167,6 @@ impl<T: Exchangeable> ExVec<T> {
         self.as_slice().to_vec()
     }
 
-    /// The buffer's block, if one is held: what the heap's owner records are keyed by.
-    pub fn block(&self) -> Option<NonNull<u8>> {
-        (self.holds_block()).then(|| self.ptr.cast())
-    }
-
     fn holds_block(&self) -> bool {
         size_of::<T>() != 0 && self.cap != 0
     }
@@ -182,7 +179,7 @@ impl<T: Exchangeable> ExVec<T> {
         if let Ok(layout) = Layout::array::<T>(self.cap) {
             // SAFETY: the buffer came from this heap's `allocate` with exactly this layout (it was computed the
             // same way then), and it is not used after this.
-            unsafe { platform::current().heap.deallocate(self.ptr.cast(), layout) };
+            unsafe { platform::current().exchange.deallocate(self.ptr.cast(), layout) };
         }
     }
 }
@@ -194,8 +191,12 @@ fn handle_alloc_failure<T>(elements: usize, _error: AllocError) -> ! {
 
 impl<T: Exchangeable> Drop for ExVec<T> {
     fn drop(&mut self) {
-        self.clear();
-        self.free_buffer();
+        if T::__TRACKED {
+            // Frees what the elements hold and the buffer, in one iterative walk.
+            walk(self, Action::Free);
+        } else {
+            self.free_buffer();
+        }
     }
 }
 
@@ -272,14 +273,13 @@ impl<'a, T: Exchangeable> IntoIterator for &'a ExVec<T> {
     }
 }
 
-impl<T: Exchangeable> Sealed for ExVec<T> {}
-impl<T: Exchangeable> Exchangeable for ExVec<T> {
-    fn __transfer(&self, heap: &dyn ExchangeHeap, to: Owner) {
-        if let Some(block) = self.block() {
-            heap.set_owner(block, to);
-        }
-        for item in self.iter() {
-            item.__transfer(heap, to);
+// SAFETY: a vector holds its buffer and whatever its `len` elements hold, each visited.
+unsafe impl<T: Exchangeable> Exchangeable for ExVec<T> {
+    fn __visit(&self, walk: &mut Walk<'_>) {
+        if self.holds_block()
+            && let Ok(layout) = Layout::array::<T>(self.cap)
+        {
+            walk.buffer(self.ptr, layout, self.len);
         }
     }
 }

@@ -1,41 +1,37 @@
-//! Host implementations of the platform hooks (feature `std`): blocking by thread park/unpark after a short
-//! spin, and an owner-tracking exchange heap over the system allocator — the host stand-in for the kernel's.
+//! The host platform (feature `std`): blocking by thread park/unpark after a short spin, and an exchange over
+//! the system allocator with the same ownership ledger and rules as the kernel's. It is the default platform
+//! of every host program that uses channels, so `cargo test` and the benchmarks run under the kernel's rules.
 //!
 //! Not here: anything the kernel uses; this module exists for `cargo test`, benchmarks and host tools.
 //!
-//! Invariants: [`TrackingHeap`] holds one record per live block (address → layout and owner); a thread's
-//! current owner is a thread-local set with [`set_current_owner`] (default [`Owner::KERNEL`]).
+//! Invariants: [`HostExchange`] records every live block and channel side in its [`Ledger`]; a thread acts for
+//! the owner set with [`set_current_owner`] (default [`Owner::KERNEL`]); a broken ownership rule panics the
+//! calling thread (on the host, a test failure) and changes nothing. Wake tokens index a registry of parked
+//! threads that only grows; an unknown token wakes nobody.
 
-use crate::platform::{self, AllocError, AlreadyInstalled, Blocking, ExchangeHeap, Owner, Platform};
+use crate::ledger::{ChannelId, Item, Ledger, Release, RingId, Side, Violation};
+use crate::platform::{self, AlreadyInstalled, AllocError, Blocking, Exchange, Owner, Platform};
+use crate::trusted::Trusted;
 use core::alloc::Layout;
 use core::cell::Cell;
 use core::ptr::NonNull;
-use core::task::Waker;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Wake;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::{self, Thread};
 use std::vec::Vec;
 
 /// Blocking by `std::thread::park` after polling a little (the peer is often on another core and quick).
 pub struct ThreadBlocking;
 
-/// Wakes one thread.
-struct ThreadWaker(Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
+/// Every thread that ever asked for a token, by token.
+static THREADS: Mutex<Vec<Thread>> = Mutex::new(Vec::new());
 
 std::thread_local! {
-    /// Built once per thread: a blocked receive then costs a reference-count increment, not an allocation.
-    static THREAD_WAKER: Waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    /// This thread's token, registered once: a blocked receive then costs no allocation.
+    static TOKEN: u64 = {
+        let mut threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
+        threads.push(thread::current());
+        (threads.len() - 1) as u64
+    };
     static CURRENT_OWNER: Cell<Owner> = const { Cell::new(Owner::KERNEL) };
 }
 
@@ -46,8 +42,17 @@ const SPIN_ROUNDS: u32 = 128;
 const YIELD_ROUNDS: u32 = 32;
 
 impl Blocking for ThreadBlocking {
-    fn waker(&self) -> Waker {
-        THREAD_WAKER.with(Waker::clone)
+    fn token(&self) -> u64 {
+        TOKEN.with(|token| *token)
+    }
+
+    fn wake(&self, token: u64) {
+        let thread = usize::try_from(token)
+            .ok()
+            .and_then(|index| THREADS.lock().unwrap_or_else(PoisonError::into_inner).get(index).cloned());
+        if let Some(thread) = thread {
+            thread.unpark();
+        }
     }
 
     fn park(&self) {
@@ -62,9 +67,8 @@ impl Blocking for ThreadBlocking {
 
     fn relax(&self, round: u32) {
         // One pause per poll, as a spinning SPSC queue does: the peer is usually on another core and about to
-        // answer, and a reply is then noticed within one pause. (Pauses that grew with the round, as here before,
-        // made a receiver that had waited a little notice late, and a round trip slower than the peer's work.)
-        // Then give the CPU away, in case the peer is waiting for it (more threads than free cores).
+        // answer, and a reply is then noticed within one pause. Then give the CPU away, in case the peer is
+        // waiting for it (more threads than free cores).
         if round < SPIN_ROUNDS {
             core::hint::spin_loop();
         } else {
@@ -73,8 +77,8 @@ impl Blocking for ThreadBlocking {
     }
 }
 
-/// Makes the calling thread act for `owner` (as a SIP's threads do in the kernel): exchange allocations are
-/// recorded as `owner`'s, and received messages become `owner`'s.
+/// Makes the calling thread act for `owner` (as a SIP's threads do in the kernel): its exchange allocations are
+/// `owner`'s, and what it receives becomes `owner`'s.
 pub fn set_current_owner(owner: Owner) {
     CURRENT_OWNER.with(|current| current.set(owner));
 }
@@ -84,100 +88,115 @@ pub fn current_owner() -> Owner {
     CURRENT_OWNER.with(Cell::get)
 }
 
-/// An exchange heap over the system allocator that records every block's owner, as the kernel's does.
-pub struct TrackingHeap {
-    blocks: Mutex<Option<HashMap<usize, (Layout, Owner)>>>,
+/// An exchange over the system allocator with the kernel's ownership ledger.
+pub struct HostExchange {
+    ledger: Mutex<Ledger>,
 }
 
-impl TrackingHeap {
-    /// An empty heap (usable in a `static`).
+impl HostExchange {
+    /// An empty exchange (usable in a `static`).
     pub const fn new() -> Self {
-        Self { blocks: Mutex::new(None) }
+        Self { ledger: Mutex::new(Ledger::new()) }
     }
 
-    fn records(&self) -> MutexGuard<'_, Option<HashMap<usize, (Layout, Owner)>>> {
-        // A panic while holding the lock cannot leave the map half-updated (each operation is one insert or
-        // remove), so a poisoned lock is still consistent.
-        self.blocks.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The ledger, for inspection (who holds what, charges, totals).
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // A panic while holding the lock leaves the ledger consistent: every operation checks before it changes
+        // anything.
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The recorded owner of the block at `block`, if it is a live block of this heap.
-    pub fn owner_of(&self, block: NonNull<u8>) -> Option<Owner> {
-        self.records().as_ref()?.get(&(block.as_ptr() as usize)).map(|&(_, owner)| owner)
+    /// Everything `owner` holds is freed and every endpoint it holds closed, without any of its code running:
+    /// what the kernel does when a process dies. The caller makes sure no thread acts for `owner` again.
+    pub fn reclaim(&self, owner: Owner) {
+        let mut ledger = self.ledger();
+        let release = ledger.reclaim(owner);
+        finish(ledger, release);
     }
 
-    /// The live blocks owned by `owner` (what the kernel enumerates when `owner` dies).
-    pub fn blocks_of(&self, owner: Owner) -> Vec<NonNull<u8>> {
-        let records = self.records();
-        let Some(map) = records.as_ref() else { return Vec::new() };
-        map.iter()
-            .filter(|(_, (_, o))| *o == owner)
-            .filter_map(|(&address, _)| NonNull::new(address as *mut u8))
-            .collect()
-    }
-
-    /// Number of live blocks.
-    pub fn live_blocks(&self) -> usize {
-        self.records().as_ref().map_or(0, HashMap::len)
-    }
-
-    /// Frees every block of a dead `owner` without running destructors (there is no one to run them: a dead
-    /// SIP's stack is gone), and returns how many were freed.
-    ///
-    /// The caller must make sure nothing uses those blocks any more — in the kernel: the owner's threads are
-    /// gone and its blocks are unreachable from any other owner (sending changes the owner, so they are).
-    pub fn reclaim(&self, owner: Owner) -> usize {
-        let mut records = self.records();
-        let Some(map) = records.as_mut() else { return 0 };
-        let dead: Vec<(usize, Layout)> =
-            map.iter().filter(|(_, (_, o))| *o == owner).map(|(&address, &(layout, _))| (address, layout)).collect();
-        for (address, layout) in &dead {
-            map.remove(address);
-            // SAFETY: the record proves this block came from `allocate` with `layout` and is still live; the
-            // caller guarantees it is unused (documented above).
-            unsafe { std::alloc::dealloc(*address as *mut u8, *layout) };
-        }
-        dead.len()
+    fn checked<T>(&self, result: Result<T, Violation>) -> T {
+        result.unwrap_or_else(|violation| panic!("{violation} (owner {})", current_owner()))
     }
 }
 
-impl Default for TrackingHeap {
+impl Default for HostExchange {
     fn default() -> Self {
         Self::new()
     }
 }
 
-// SAFETY: blocks come from the system allocator with the requested layout and are freed with the same layout;
-// the records are bookkeeping only.
-unsafe impl ExchangeHeap for TrackingHeap {
-    fn allocate(&self, layout: Layout, owner: Owner) -> Result<NonNull<u8>, AllocError> {
+/// Does a release's memory work: closes sides while the ledger is still locked (so no other release can free
+/// their channels meanwhile), then frees blocks.
+fn finish(ledger: MutexGuard<'_, Ledger>, release: Release) {
+    for side in &release.close {
+        // SAFETY: the ledger says the side's channel is live (its other side is held), and it stays locked.
+        unsafe { crate::trusted::close_side(*side) };
+    }
+    drop(ledger);
+    for (block, layout) in release.free {
+        // SAFETY: the ledger freed the record of this block, which `allocate` made with this layout; nothing
+        // reaches it any more.
+        unsafe { std::alloc::dealloc(block as *mut u8, layout) };
+    }
+}
+
+// SAFETY: blocks come from the system allocator with the requested layout and go back to it with the same
+// layout, once (the ledger removes the record before the memory is freed); ownership changes are bookkeeping.
+unsafe impl Exchange for HostExchange {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let owner = current_owner();
+        self.ledger().charge(owner, layout).map_err(|_| AllocError)?;
         // SAFETY: callers never pass a zero-sized layout (the trait's contract).
-        let block = NonNull::new(unsafe { std::alloc::alloc(layout) }).ok_or(AllocError)?;
-        self.records().get_or_insert_with(HashMap::new).insert(block.as_ptr() as usize, (layout, owner));
+        let Some(block) = NonNull::new(unsafe { std::alloc::alloc(layout) }) else {
+            self.ledger().uncharge(owner, layout);
+            return Err(AllocError);
+        };
+        self.ledger().allocated(block.addr().get(), layout, owner);
         Ok(block)
     }
 
     unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
-        if let Some(map) = self.records().as_mut() {
-            map.remove(&(block.as_ptr() as usize));
-        }
+        let recorded = self.checked(self.ledger().free(block.addr().get(), current_owner()));
+        assert_eq!(recorded, layout, "a block freed with another layout than it was allocated with");
         // SAFETY: the caller promises `block` came from `allocate` with `layout` and is unused from now on.
         unsafe { std::alloc::dealloc(block.as_ptr(), layout) };
     }
 
-    fn set_owner(&self, block: NonNull<u8>, owner: Owner) {
-        if let Some(record) = self.records().as_mut().and_then(|map| map.get_mut(&(block.as_ptr() as usize))) {
-            record.1 = owner;
-        }
+    fn open(&self, channel: ChannelId) {
+        self.checked(self.ledger().open(channel, current_owner()));
     }
 
-    fn current_owner(&self) -> Owner {
-        current_owner()
+    fn send(&self, item: Item, ring: RingId) {
+        self.checked(self.ledger().send(item, ring, current_owner()));
+    }
+
+    fn receive(&self, item: Item, ring: RingId) -> bool {
+        self.checked(self.ledger().receive(item, ring, current_owner()))
+    }
+
+    fn give(&self, item: Item, from: Owner, to: Owner) {
+        self.checked(self.ledger().give(item, from, to));
+    }
+
+    fn release(&self, side: Side) {
+        let mut ledger = self.ledger();
+        let release = self.checked(ledger.release(side, current_owner()));
+        finish(ledger, release);
     }
 }
 
-/// Installs `heap` with thread blocking (for tests that check owner records). Must come before the process's
-/// first channel or exchange allocation.
-pub fn install_tracking(heap: &'static TrackingHeap) -> Result<(), AlreadyInstalled> {
-    platform::install(Platform { heap, blocking: &ThreadBlocking })
+/// The exchange of the host's default platform.
+pub static EXCHANGE: HostExchange = HostExchange::new();
+
+/// The host's default platform: [`EXCHANGE`] and [`ThreadBlocking`].
+pub(crate) fn default_platform() -> Platform {
+    Platform { exchange: &EXCHANGE, blocking: &ThreadBlocking }
+}
+
+/// Installs the host's default platform now (every host program gets it at its first channel anyway); `Err`
+/// if another platform was installed first.
+pub fn install_default() -> Result<(), AlreadyInstalled> {
+    // SAFETY: host programs are their own trusted base.
+    let trusted = unsafe { Trusted::new() };
+    platform::install(&trusted, default_platform())
 }

@@ -1,23 +1,28 @@
 //! Plurality's channel transport: the exchange heap, the typestate-endpoint runtime that `contract!` builds on,
 //! one single-producer single-consumer ring per direction, blocking hooks and `select`.
 //!
-//! What is here: [`ExBox`], [`ExVec`], [`ExString`], the type-erased [`ExAny`] and the sealed [`Exchangeable`]
-//! marker (message data lives in the exchange heap and moves between processes by ownership transfer); [`raw`]
-//! endpoints (a pair of rings sized at creation, with close flags and a wake protocol); the [`Receive`] trait,
-//! [`recv`], [`try_recv`] and [`select2`]/[`select3`]/[`select_vec`]/[`select_with_vec`] that typed endpoints
-//! use; the [`ContractInfo`] description with its Graphviz rendering; the [`platform`] hooks the kernel plugs in
-//! ([`ExchangeHeap`], [`Blocking`]); and [`raw::reclaim_dead_endpoints`], with which the kernel closes a dead
-//! owner's endpoints.
+//! What is here: [`ExBox`], [`ExVec`], [`ExString`], the type-erased [`ExAny`] and the [`Exchangeable`] marker
+//! (message data lives in the exchange heap and moves between processes by ownership transfer); [`raw`]
+//! endpoints (a pair of rings in one block sized at creation, with close flags and a wake protocol); the
+//! [`Receive`] trait, [`recv`], [`try_recv`] and [`select2`]/[`select3`]/[`select_vec`]/[`select_with_vec`]
+//! that typed endpoints use; the [`ContractInfo`] description with its Graphviz rendering; the [`platform`]
+//! hooks a kernel plugs in ([`Exchange`], [`Blocking`]); the [`ledger`] of who holds what, which platforms keep;
+//! and what only the [`trusted`] base may do.
 //! What is not here: contract declarations and the `contract!` macro (crate `contracts`), and any scheduler or
 //! allocator of the kernel's own (they come in through the hooks).
 //!
-//! Invariants: `unsafe` is confined to the ring (module `ring`), the raw endpoint's shared core and the
-//! exchange-heap pointer types, each block with a `// SAFETY:` comment; one ring has exactly one producer and
-//! one consumer (the two endpoints, which are `Send` but not `Sync`); a ring never holds more messages than its
-//! capacity; a closed peer is always observable, so no receive or select waits on a dead peer.
+//! Invariants: `unsafe` is confined to the ring (module `ring`), the raw endpoint's channel block, the walk and
+//! the exchange-heap pointer types, each block with a `// SAFETY:` comment; one ring has exactly one producer
+//! and one consumer (the two endpoints, which are `Send` but not `Sync`); a ring never holds more messages than
+//! its capacity; a closed peer is always observable, so no receive or select waits on a dead peer. Against a
+//! hostile caller (a service in safe Rust, DESIGN.md invariant 5): every item a process can name is safe to
+//! use in any order with any arguments; nothing hands out an exchange-heap address; every ownership change is
+//! checked by the platform's records; `Exchangeable` and `Receive` are implemented only by this crate and the
+//! trusted derive (`unsafe` traits); and no operation runs code a process supplied (a `Drop`, a function
+//! pointer in shared memory) on another process's or the kernel's behalf. docs/security.md has the threat model.
 //!
 //! Dependencies: `spin` (only `spin::Once`, to hold the installed hooks without std). With the `std` feature the
-//! crate also provides host hooks in `host`.
+//! crate also provides the host platform in `host`.
 #![no_std]
 
 extern crate alloc;
@@ -33,25 +38,23 @@ mod exstring;
 mod exvec;
 #[cfg(feature = "std")]
 pub mod host;
+pub mod ledger;
 pub mod platform;
 pub mod raw;
 mod ring;
 mod select;
 mod sync;
+pub mod trusted;
+mod walk;
 
 pub use describe::{ContractInfo, Direction, MessageInfo, StateInfo, TransitionInfo};
-pub use endpoint::{Closed, Contract, ContractPair, PeerClosed, Receive, TryRecv, contract_pair, recv, try_recv};
+pub use endpoint::{Closed, Contract, ContractPair, Internal, PeerClosed, Receive, TryRecv, contract_pair, recv, try_recv};
 pub use exany::ExAny;
 pub use exbox::ExBox;
 pub use exchangeable::Exchangeable;
 pub use exstring::ExString;
 pub use exvec::ExVec;
-pub use platform::{AllocError, Blocking, ExchangeHeap, Owner};
+pub use platform::{AllocError, Blocking, Exchange, Owner};
 pub use select::{Select2, Select3, SelectWithVec, select_vec, select_with_vec, select2, select3};
-
-/// Implementation details that generated code (`contract!`, `#[derive(Exchangeable)]`) must name.
-/// Not part of the API: the isolation audit may reject services that name it.
 #[doc(hidden)]
-pub mod __private {
-    pub use crate::exchangeable::Sealed;
-}
+pub use walk::Walk;

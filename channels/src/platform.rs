@@ -1,97 +1,119 @@
-//! The two hooks a platform plugs into the channel runtime: the exchange-heap allocator ([`ExchangeHeap`]) and
-//! blocking ([`Blocking`]), installed once with [`install`].
+//! The two hooks a platform plugs into the channel runtime: the exchange ([`Exchange`]: memory and the
+//! ownership records behind every block and channel side) and blocking ([`Blocking`]), installed once with
+//! [`install`] by whoever holds the [`Trusted`] capability.
 //!
-//! Not here: any real allocator or scheduler. Without an installed platform the defaults are the global
-//! allocator without owner records ([`GlobalHeap`]) and busy-waiting ([`SpinBlocking`]); the `std` feature's
-//! `host` module has host implementations (owner-tracking heap, thread park/unpark).
+//! Not here: any real allocator or scheduler (the kernel's, or the host's in `host`), and the bookkeeping
+//! itself ([`Ledger`](crate::ledger::Ledger), which platforms keep behind their lock).
 //!
-//! Invariants: the platform is fixed at the first use of a channel or exchange allocation (or at `install`,
-//! whichever is first) and never changes after, so every block is freed by the heap that allocated it.
+//! Invariants: the platform is fixed at [`install`] (on the host, the first use may fix the host default
+//! instead) and never changes after, so every block is freed by the exchange that allocated it. Nothing here
+//! is reachable by a process: [`current`] is private to the crate, installing needs [`Trusted`], and the
+//! hooks identify their caller themselves (a process never names the owner it acts for).
 
+use crate::ledger::{ChannelId, Item, RingId, Side};
+use crate::trusted::Trusted;
 use core::alloc::Layout;
 use core::fmt;
 use core::ptr::NonNull;
-use core::task::Waker;
 
-/// Who owns an exchange-heap block: a SIP id in the kernel, any number the platform chooses on the host.
-///
-/// Sending a message moves its blocks to [`Owner::IN_TRANSIT`]; receiving moves them to the receiver's
-/// [`ExchangeHeap::current_owner`]. A platform reclaims a dead owner's blocks by enumerating its records.
+/// Who holds exchange-heap blocks and channel sides: a process (SIP) or the kernel. Plain data: naming an
+/// owner grants nothing; only the platform decides who the caller is.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct Owner(pub u64);
+pub struct Owner(u64);
 
 impl Owner {
-    /// The kernel itself (and the owner of everything on a platform that does not track owners).
+    /// The kernel (and, on the host, every thread that has not chosen another owner).
     pub const KERNEL: Owner = Owner(0);
-    /// Blocks of a message that sits in a channel's ring: owned by the channel until received; freed with the
-    /// channel if never received.
-    pub const IN_TRANSIT: Owner = Owner(u64::MAX);
-    /// Channel cores (the shared part of a channel, holding its rings): one block per channel, whose two sides'
-    /// holders are recorded inside it (see `raw::reclaim_dead_endpoints`).
-    pub const CHANNELS: Owner = Owner(u64::MAX - 1);
+
+    /// The process with id `id` (ids start at 1; 0 is the kernel's).
+    pub const fn sip(id: u64) -> Owner {
+        Owner(id)
+    }
+
+    /// The process id, or `None` for the kernel.
+    pub const fn sip_id(self) -> Option<u64> {
+        if self.0 == 0 { None } else { Some(self.0) }
+    }
 }
 
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Owner::KERNEL => f.write_str("kernel"),
-            Owner::IN_TRANSIT => f.write_str("in-transit"),
-            Owner::CHANNELS => f.write_str("channels"),
-            Owner(id) => write!(f, "owner {id}"),
+        match self.sip_id() {
+            None => f.write_str("kernel"),
+            Some(id) => write!(f, "sip {id}"),
         }
     }
 }
 
-/// The exchange heap could not satisfy an allocation (out of memory, or the owner's quota is spent).
+/// The exchange could not satisfy an allocation (out of memory, or the caller's exchange quota is spent).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct AllocError;
 
 impl fmt::Display for AllocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("exchange heap exhausted")
+        f.write_str("exchange heap exhausted (or exchange quota spent)")
     }
 }
 
-/// The exchange-heap allocator: every block it hands out has an owner record, which it can change.
+/// The exchange heap and its ownership records: every block and channel side has one holder, and only its
+/// holder may move, free or release it.
+///
+/// The platform knows the caller (the kernel: the process whose code runs, or the kernel itself in kernel
+/// code; the host: a thread-local owner). A call that breaks the records' rules (moving what the caller does not
+/// hold) cannot come from safe code through this crate; the platform treats it as a fault of the caller (the
+/// kernel ends that process, the host panics) and changes nothing.
 ///
 /// # Safety
-/// Implementations must behave as an allocator: `allocate` returns a block valid for `layout` (non-zero size),
-/// not overlapping any live block, that stays valid until `deallocate` is called with the same layout.
-/// `set_owner` changes bookkeeping only, never the block's memory or validity.
-pub unsafe trait ExchangeHeap: Sync {
-    /// Allocates a block for `layout` (never zero-sized) recorded as owned by `owner`.
-    fn allocate(&self, layout: Layout, owner: Owner) -> Result<NonNull<u8>, AllocError>;
+/// Implementations behave as an allocator: `allocate` returns a block valid for `layout` (non-zero size), not
+/// overlapping any live block, that stays valid until it is freed (by `deallocate`, or by the records when its
+/// holder dies or its channel is freed). Ownership changes are bookkeeping only and never touch memory, except
+/// that freeing a channel frees its block and everything its rings hold.
+pub unsafe trait Exchange: Sync {
+    /// Allocates a block for `layout` (never zero-sized), held by and charged to the caller.
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError>;
 
-    /// Frees a block.
+    /// Frees a block the caller holds.
     ///
     /// # Safety
-    /// `block` came from `allocate` of this heap with this `layout` and is not used afterwards.
+    /// `block` came from `allocate` with this `layout` and is not used afterwards.
     unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout);
 
-    /// Records that `block` is now owned by `owner` (called when a message is sent and when it is received).
-    /// `block` is a live block of this heap; a heap without records ignores the call.
-    fn set_owner(&self, block: NonNull<u8>, owner: Owner);
+    /// The caller's block `channel` (from `allocate`, holding the two rings) becomes a channel, both of whose
+    /// sides the caller holds. The block is then freed by the records alone, once both sides are released.
+    fn open(&self, channel: ChannelId);
 
-    /// The owner on whose behalf the calling thread runs (the current SIP in the kernel).
-    fn current_owner(&self) -> Owner;
+    /// `item`, held by the caller, now travels in `ring` (whose producing side the caller holds).
+    fn send(&self, item: Item, ring: RingId);
 
-    /// Whether `set_owner` does anything; lets sends skip walking a message that no one would record.
-    fn tracks_owners(&self) -> bool {
-        true
-    }
+    /// `item`, travelling in `ring` (whose consuming side the caller holds), is now the caller's, and charged
+    /// to it. Returns `false` if the caller is then beyond its exchange quota (the receive is refused).
+    fn receive(&self, item: Item, ring: RingId) -> bool;
+
+    /// `item`, held by `from`, is now `to`'s: hand-overs the trusted base makes outside any channel (a
+    /// process's first endpoint at spawn). Only reachable through [`Trusted`].
+    fn give(&self, item: Item, from: Owner, to: Owner);
+
+    /// The caller's endpoint on `side` is closed (its ring flags are set): forget the side, and free the
+    /// channel with everything its rings hold once neither side is held.
+    fn release(&self, side: Side);
 }
 
 /// How a receiving thread blocks until a peer sends or closes.
 ///
-/// The runtime polls `spin_limit` times, then registers [`waker`](Blocking::waker) with the rings it waits on
-/// and calls [`park`](Blocking::park) until something happened. A peer wakes it through the waker, from any
-/// thread (later: any core).
+/// The runtime polls `spin_limit` times, then stores the thread's [`token`](Blocking::token) in the rings it
+/// waits on and calls [`park`](Blocking::park) until something happened. A peer (or the platform closing a dead
+/// peer's side) wakes it with [`wake`](Blocking::wake) and that token, from any thread (or core). A token is
+/// plain data read from shared memory: `wake` must accept any value, and a token of no thread wakes nobody.
 pub trait Blocking: Sync {
-    /// A waker that makes the calling thread's pending or next `park` return.
-    fn waker(&self) -> Waker;
+    /// The calling thread's wake token.
+    fn token(&self) -> u64;
 
-    /// Blocks the calling thread until its waker is woken. Must return at once if the waker was woken since
-    /// the last `park` returned (token semantics); may return spuriously.
+    /// Makes the thread with `token` return from its pending or next `park` (token semantics); any other value
+    /// does nothing.
+    fn wake(&self, token: u64);
+
+    /// Blocks the calling thread until it is woken. Must return at once if it was woken since the last `park`
+    /// returned; may return spuriously.
     fn park(&self);
 
     /// Polls before blocking: worth it when the peer runs on another core and answers within microseconds.
@@ -100,16 +122,8 @@ pub trait Blocking: Sync {
         0
     }
 
-    /// Starts a section that must not be cut short: between a message's owner records and the ring (a send or a
-    /// receive), or while an endpoint closes. A platform that can end a thread from outside (the kernel killing
-    /// a SIP) lets the thread leave the section first; otherwise a message could be lost between the two.
-    fn uninterruptible_begin(&self) {}
-
-    /// Ends the section [`Blocking::uninterruptible_begin`] started.
-    fn uninterruptible_end(&self) {}
-
-    /// Called between polls (`round` counts from 0) and while a sender waits for ring space: pause the CPU for
-    /// a moment, or — when the peer may need this very CPU — yield it.
+    /// Called between polls (`round` counts from 0) and while a raw sender waits for ring space: pause the CPU
+    /// for a moment, or — when the peer may need this very CPU — yield it.
     fn relax(&self, round: u32) {
         let _ = round;
         core::hint::spin_loop();
@@ -119,8 +133,8 @@ pub trait Blocking: Sync {
 /// The installed hooks.
 #[derive(Clone, Copy)]
 pub struct Platform {
-    /// The exchange heap.
-    pub heap: &'static dyn ExchangeHeap,
+    /// The exchange heap and its records.
+    pub exchange: &'static dyn Exchange,
     /// Blocking.
     pub blocking: &'static dyn Blocking,
 }
@@ -146,7 +160,8 @@ static PLATFORM: spin::Once<Installed> = spin::Once::new();
 
 /// Installs the platform's hooks. Call it before the first channel or exchange allocation; afterwards the
 /// platform is fixed and this returns [`AlreadyInstalled`].
-pub fn install(platform: Platform) -> Result<(), AlreadyInstalled> {
+pub fn install(trusted: &Trusted, platform: Platform) -> Result<(), AlreadyInstalled> {
+    let _ = trusted;
     let mut installed = false;
     PLATFORM.call_once(|| {
         installed = true;
@@ -155,9 +170,9 @@ pub fn install(platform: Platform) -> Result<(), AlreadyInstalled> {
     if installed { Ok(()) } else { Err(AlreadyInstalled) }
 }
 
-/// The platform in force (fixing the default if none was installed).
+/// The platform in force (on the host, fixing the host default if none was installed).
 #[inline]
-pub fn current() -> &'static Platform {
+pub(crate) fn current() -> &'static Platform {
     &installed().platform
 }
 
@@ -171,56 +186,22 @@ pub(crate) fn blocking() -> (&'static dyn Blocking, u32) {
 
 #[inline]
 fn installed() -> &'static Installed {
-    PLATFORM.call_once(|| Installed::new(default_platform()))
+    match PLATFORM.get() {
+        Some(installed) => installed,
+        None => install_default(),
+    }
 }
 
+/// On the host: the tracking exchange and thread blocking of `host`, the same rules as the kernel's.
 #[cfg(feature = "std")]
-fn default_platform() -> Platform {
-    Platform { heap: &GlobalHeap, blocking: &crate::host::ThreadBlocking }
+#[cold]
+fn install_default() -> &'static Installed {
+    PLATFORM.call_once(|| Installed::new(crate::host::default_platform()))
 }
 
+/// On bare metal there is no default: the kernel installs its platform before the first channel exists.
 #[cfg(not(feature = "std"))]
-fn default_platform() -> Platform {
-    Platform { heap: &GlobalHeap, blocking: &SpinBlocking }
-}
-
-/// The fallback heap: the global allocator, no owner records (every block is the kernel's).
-pub struct GlobalHeap;
-
-// SAFETY: forwards to the global allocator, which upholds the allocator contract.
-unsafe impl ExchangeHeap for GlobalHeap {
-    fn allocate(&self, layout: Layout, _owner: Owner) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: callers never pass a zero-sized layout (documented on the trait, upheld by ExBox/ExVec).
-        let ptr = unsafe { alloc::alloc::alloc(layout) };
-        NonNull::new(ptr).ok_or(AllocError)
-    }
-
-    unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
-        // SAFETY: the caller promises `block` came from `allocate` (the global allocator) with `layout`.
-        unsafe { alloc::alloc::dealloc(block.as_ptr(), layout) }
-    }
-
-    fn set_owner(&self, _block: NonNull<u8>, _owner: Owner) {}
-
-    fn current_owner(&self) -> Owner {
-        Owner::KERNEL
-    }
-
-    fn tracks_owners(&self) -> bool {
-        false
-    }
-}
-
-/// The fallback blocking: spin. Correct (wakes are never lost, receives re-check), but it burns the core, so a
-/// kernel installs its scheduler instead.
-pub struct SpinBlocking;
-
-impl Blocking for SpinBlocking {
-    fn waker(&self) -> Waker {
-        Waker::noop().clone()
-    }
-
-    fn park(&self) {
-        core::hint::spin_loop();
-    }
+#[cold]
+fn install_default() -> &'static Installed {
+    panic!("channels: no platform installed (the kernel installs one at boot, before any channel)")
 }

@@ -29,7 +29,7 @@
 //!
 //! Wake protocol (the [`WaitCell`]): every change of the cell's state is a read-modify-write on that one
 //! atomic, so the producer's "I pushed" (a swap to `NOTIFIED` after publishing the message) and the consumer's
-//! "I am about to park" (a swap to `WAITING` after registering its waker, followed by a last look at the ring)
+//! "I am about to park" (a swap to `WAITING` after storing its wake token, followed by a last look at the ring)
 //! are totally ordered by the state's modification order: whichever comes second sees the other. A cheaper
 //! producer (a plain load of the state, swapping only when it reads `WAITING`) loses wake-ups: on x86 the load
 //! may be satisfied while the message's stores still sit in the store buffer, so producer and consumer each
@@ -37,29 +37,43 @@
 //! the producer's side anyway (Dekker), which costs what the swap costs, and loom models `SeqCst` fences only as
 //! acquire-release, so it could not prove that version.
 //!
+//! Who to wake is a plain number, the consumer's *wake token* (the platform's name for a thread), not a
+//! `Waker`: a ring lives in memory that two processes share, and whoever wakes the consumer (the producer, or
+//! the kernel closing a dead producer's side) must never call a function pointer found there. A token is
+//! data; the platform checks it before it acts on it, and a stale one (a thread that is gone) wakes nobody.
+//! It also needs no lock: the consumer stores it before it announces `WAITING`, and the producer reads it only
+//! after it saw `WAITING`.
+//!
+//! Rings never drop their messages: a ring's memory is part of its channel's block, and a channel is freed by
+//! the platform's ownership records (everything a queued message holds is recorded as held by the ring), never
+//! by running a message type's drop code (which could be anyone's).
+//!
 //! The file names its atomics through `super::sync`, so the loom test can substitute loom's.
 
-use super::sync::{AtomicBool, AtomicU8, AtomicUsize, Ordering, UnsafeCell, spin_hint};
+use super::sync::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use core::alloc::Layout;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use core::task::Waker;
 
 /// Keeps what one side writes off the cache lines the other side reads (no false sharing).
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct CachePadded<T>(T);
 
 /// A bounded SPSC ring of `T`.
 ///
-/// Layout: the consumer's line, the producer's line (with the wait cell) and a read-mostly rest, each a cache
-/// line of its own; the slots in a block of whole lines of their own. On the fast path each side writes only its
-/// own line and the slots (see the module docs for why the slots carry the handshake).
+/// Layout (`repr(C)`, the same for every `T`: the slots are behind a pointer): the consumer's line, the
+/// producer's line (with the wait cell) and a read-mostly rest, each a cache line of its own; the slots in a
+/// block of whole lines of their own, which the channel allocates with the rings. On the fast path each side
+/// writes only its own line and the slots (see the module docs for why the slots carry the handshake). Because
+/// the layout does not depend on `T`, code that only closes or wakes (the platform reclaiming a dead process's
+/// endpoints) sees any ring as a `Ring<()>` and touches only its flags and wait cell, never a slot.
+#[repr(C)]
 pub(crate) struct Ring<T> {
     /// The consumer's line.
     consumer: CachePadded<ConsumerSide>,
     /// The producer's line, and the wait cell.
     producer: CachePadded<ProducerSide>,
-    /// `len` slots, allocated by [`Ring::slots_layout`]: the array starts on a cache line of its own and fills
+    /// `len` slots, laid out by [`Ring::slots_layout`]: the array starts on a cache line of its own and fills
     /// whole lines, so a one-slot ring's message and stamp share one line and no slot shares its line with
     /// unrelated data.
     slots: NonNull<Slot<T>>,
@@ -74,7 +88,7 @@ pub(crate) struct Ring<T> {
 }
 
 /// A message's place in the ring, and the stamp that says whose turn it is (module docs).
-struct Slot<T> {
+pub(crate) struct Slot<T> {
     stamp: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
 }
@@ -121,18 +135,33 @@ unsafe impl<T: Send> Sync for Ring<T> {}
 unsafe impl<T: Send> Send for Ring<T> {}
 
 impl<T> Ring<T> {
-    /// A ring that holds at most `capacity` messages (a zero capacity ring refuses every push).
-    pub(crate) fn new(capacity: usize) -> Self {
-        let len = capacity.max(1);
-        let layout = Self::slots_layout(len);
-        // SAFETY: `slots_layout` never has size zero.
-        let Some(slots) = NonNull::new(unsafe { alloc::alloc::alloc(layout) }.cast::<Slot<T>>()) else {
-            alloc::alloc::handle_alloc_error(layout)
-        };
+    /// How many slots a ring of `capacity` has (at least one).
+    pub(crate) fn slot_count(capacity: usize) -> usize {
+        capacity.max(1)
+    }
+
+    /// Where `len` slots live: whole cache lines (at least one, so never a zero-sized block); `None` if that
+    /// much does not fit in the address space.
+    pub(crate) fn slots_layout(len: usize) -> Option<Layout> {
+        Layout::array::<Slot<T>>(len)
+            .and_then(|layout| layout.align_to(64))
+            .and_then(|layout| Layout::from_size_align(layout.size().max(1), layout.align()))
+            .map(|layout| layout.pad_to_align())
+            .ok()
+    }
+
+    /// A ring that holds at most `capacity` messages (a zero capacity ring refuses every push), over the slot
+    /// array at `slots`, which this initialises.
+    ///
+    /// # Safety
+    /// `slots` is valid for writes of `slots_layout(slot_count(capacity))`, suitably aligned, and used by this
+    /// ring alone for as long as the ring is.
+    pub(crate) unsafe fn new(slots: NonNull<Slot<T>>, capacity: usize) -> Self {
+        let len = Self::slot_count(capacity);
         for index in 0..len {
             let stamp = if capacity == 0 { NEVER } else { free_for(index) };
-            // SAFETY: the block holds `len` slots (`slots_layout`) and is ours alone; this initialises the stamps
-            // and cells (the messages in them stay uninitialised).
+            // SAFETY: the caller gives us room for `len` slots; this initialises the stamps and cells (the
+            // messages in them stay uninitialised).
             unsafe {
                 slots
                     .add(index)
@@ -154,20 +183,19 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Where `len` slots live: whole cache lines (at least one, so never a zero-sized allocation).
-    fn slots_layout(len: usize) -> Layout {
-        Layout::array::<Slot<T>>(len)
-            .and_then(|layout| layout.align_to(64))
-            .and_then(|layout| Layout::from_size_align(layout.size().max(1), layout.align()))
-            .map(|layout| layout.pad_to_align())
-            .expect("ring capacity overflows the address space")
+    /// This ring seen without its message type: for closing, which never touches a slot.
+    #[inline]
+    pub(crate) fn erased(&self) -> &Ring<()> {
+        // SAFETY: `Ring<T>` is `repr(C)` and its only `T`-dependent field is a thin pointer, so `Ring<()>` has the
+        // same layout; the erased view is only used for the flags and the wait cell.
+        unsafe { &*(self as *const Self).cast::<Ring<()>>() }
     }
 
     /// The slot at `position`, a position kept by `push` or `take` (so below `len`: they start at 0 and advance
     /// by `next`).
     #[inline]
     fn slot(&self, position: usize) -> &Slot<T> {
-        // SAFETY: `position < len`, the number of slots, all initialised by `new` and alive until `drop`.
+        // SAFETY: `position < len`, the number of slots, all initialised by `new` and alive while the ring is.
         unsafe { &*self.slots.as_ptr().add(position) }
     }
 
@@ -213,6 +241,20 @@ impl<T> Ring<T> {
         // SAFETY: as above, producer-only.
         producer.position.with_mut(|p| unsafe { *p = self.next(position) });
         Ok(())
+    }
+
+    /// Whether a `push` now would find room (the producer's own view; only the producer fills slots, so room
+    /// it sees stays until its next push).
+    ///
+    /// # Safety
+    /// The caller is the ring's only producer.
+    #[inline]
+    pub(crate) unsafe fn has_room(&self) -> bool {
+        let producer = &self.producer.0;
+        let tail = producer.tail.load(Ordering::Relaxed);
+        // SAFETY: the producer's position is touched only by the producer, and the caller is the only producer.
+        let position = producer.position.with(|p| unsafe { *p });
+        self.slot(position).stamp.load(Ordering::Acquire) == free_for(tail)
     }
 
     /// The number of the oldest message, if any (consumer only). It stays the oldest until [`Ring::take`] takes
@@ -282,6 +324,7 @@ impl<T> Ring<T> {
     /// # Safety
     /// The caller is the ring's only consumer (same rule as `push`, for `pop`).
     #[inline]
+    #[allow(dead_code, reason = "the loom model's consumer; the endpoints take by index (`front`, `take`)")]
     pub(crate) unsafe fn pop(&self) -> Option<T> {
         // SAFETY: the caller is the only consumer, and `take` follows its own `front` directly.
         unsafe { self.front().map(|head| self.take(head)) }
@@ -301,13 +344,14 @@ impl<T> Ring<T> {
         self.consumer.0.head.load(Ordering::Relaxed)
     }
 
-    /// Marks the producer gone and wakes the consumer, which drains what is queued and then sees `Closed`.
-    pub(crate) fn close_producer(&self, section: Section<'_>) {
+    /// Marks the producer gone and wakes the consumer (through `wake`, with its token), which drains what is
+    /// queued and then sees `Closed`. Idempotent.
+    pub(crate) fn close_producer(&self, wake: impl FnOnce(u64)) {
         self.producer_closed.store(true, Ordering::Release);
-        self.producer.0.wait.notify(section);
+        self.producer.0.wait.notify(wake);
     }
 
-    /// Marks the consumer gone: later sends give their message back.
+    /// Marks the consumer gone: later sends give their message back. Idempotent.
     pub(crate) fn close_consumer(&self) {
         self.consumer_closed.store(true, Ordering::Release);
     }
@@ -322,25 +366,11 @@ impl<T> Ring<T> {
         self.consumer_closed.load(Ordering::Acquire)
     }
 
-    /// Tells a waiting consumer that something changed (called by the producer after each push).
+    /// Tells a waiting consumer that something changed (called by the producer after each push); `wake` is
+    /// called with the consumer's token if it waits.
     #[inline]
-    pub(crate) fn notify(&self, section: Section<'_>) {
-        self.producer.0.wait.notify(section);
-    }
-}
-
-impl<T> Drop for Ring<T> {
-    fn drop(&mut self) {
-        // `&mut self`: no producer or consumer is left, so we may act as the consumer and drop what is queued.
-        // SAFETY: exclusive access makes us the only consumer.
-        while let Some(value) = unsafe { self.pop() } {
-            drop(value);
-        }
-        // SAFETY: the `len` slots were initialised by `new` and nothing refers to them any more; dropping a slot
-        // does not drop a message (the ring is empty now, and `MaybeUninit` never drops its contents).
-        unsafe { core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(self.slots.as_ptr(), self.len)) };
-        // SAFETY: the block came from `alloc` with this very layout in `new`.
-        unsafe { alloc::alloc::dealloc(self.slots.as_ptr().cast(), Self::slots_layout(self.len)) };
+    pub(crate) fn notify(&self, wake: impl FnOnce(u64)) {
+        self.producer.0.wait.notify(wake);
     }
 }
 
@@ -367,53 +397,32 @@ impl<T> Readiness for Ring<T> {
     }
 }
 
-/// Runs its argument inside the platform's uninterruptible section (`Blocking::uninterruptible_begin`): a
-/// thread that may be ended from outside must never be ended while it holds a wait cell's lock, or the peer
-/// would spin on it forever. Only the slow paths (a wake-up, registering to park) take the lock.
-pub(crate) type Section<'a> = &'a dyn Fn(&mut dyn FnMut());
-
 /// The consumer is not waiting.
 const IDLE: u8 = 0;
-/// The consumer registered its waker and may be parked.
+/// The consumer stored its token and may be parked.
 const WAITING: u8 = 1;
 /// The producer pushed or closed since the consumer last looked.
 const NOTIFIED: u8 = 2;
 
-/// A consumer's waker slot and a three-state flag. Every transition of the flag is a read-modify-write, so the
+/// A consumer's wake token and a three-state flag. Every transition of the flag is a read-modify-write, so the
 /// producer's "I pushed" and the consumer's "I am about to park" are totally ordered: either the producer sees
 /// `WAITING` and wakes the consumer, or the consumer sees `NOTIFIED` (and, by acquire, the push) and does not park.
 pub(crate) struct WaitCell {
     state: AtomicU8,
-    /// Guards `waker`: the consumer replaces it while a late producer may still be cloning the old one.
-    lock: AtomicBool,
-    waker: UnsafeCell<Option<Waker>>,
+    /// The waiting consumer's wake token (module docs); written before `WAITING` is announced.
+    token: AtomicU64,
 }
 
 impl WaitCell {
     fn new() -> Self {
-        Self { state: AtomicU8::new(IDLE), lock: AtomicBool::new(false), waker: UnsafeCell::new(None) }
+        Self { state: AtomicU8::new(IDLE), token: AtomicU64::new(0) }
     }
 
-    /// Runs `f` on the waker slot under the cell's spin lock (held for a clone or a store only).
-    fn with_waker<R>(&self, f: impl FnOnce(&mut Option<Waker>) -> R) -> R {
-        while self.lock.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            spin_hint();
-        }
-        let result = self.waker.with_mut(|p| {
-            // SAFETY: we hold `lock`, so no other reference to the slot exists while `f` runs.
-            f(unsafe { &mut *p })
-        });
-        self.lock.store(false, Ordering::Release);
-        result
-    }
-
-    /// Registers `waker` and announces that the consumer may park. Returns `false` if a notification arrived
-    /// since the last [`reset`](Self::reset): the consumer must not park but look again.
-    pub(crate) fn prepare(&self, waker: &Waker) -> bool {
-        self.with_waker(|slot| match slot {
-            Some(current) if current.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        });
+    /// Stores `token` and announces that the consumer may park. Returns `false` if a notification arrived since
+    /// the last [`reset`](Self::reset): the consumer must not park but look again.
+    pub(crate) fn prepare(&self, token: u64) -> bool {
+        // Relaxed: the swap below releases it, and a producer reads it only after acquiring `WAITING`.
+        self.token.store(token, Ordering::Relaxed);
         self.state.swap(WAITING, Ordering::AcqRel) != NOTIFIED
     }
 
@@ -423,16 +432,12 @@ impl WaitCell {
         self.state.swap(IDLE, Ordering::AcqRel);
     }
 
-    /// Wakes the consumer if it is waiting; otherwise leaves a note that it must not park. Only the wake-up
-    /// takes the cell's lock, inside `section`.
+    /// Wakes the consumer (calls `wake` with its token) if it is waiting; otherwise leaves a note that it must
+    /// not park.
     #[inline]
-    pub(crate) fn notify(&self, section: Section<'_>) {
+    pub(crate) fn notify(&self, wake: impl FnOnce(u64)) {
         if self.state.swap(NOTIFIED, Ordering::AcqRel) == WAITING {
-            section(&mut || {
-                if let Some(waker) = self.with_waker(|slot| slot.clone()) {
-                    waker.wake();
-                }
-            });
+            wake(self.token.load(Ordering::Relaxed));
         }
     }
 }
@@ -443,19 +448,17 @@ pub(crate) struct Waiting<'a> {
     pub(crate) spins: u32,
     /// Called between polls with the poll's number (spin, or yield the CPU to the peer).
     pub(crate) relax: &'a dyn Fn(u32),
-    /// A waker for the calling thread.
-    pub(crate) make_waker: &'a dyn Fn() -> Waker,
-    /// Blocks until the waker is woken (token semantics; may return spuriously).
+    /// The calling thread's wake token.
+    pub(crate) token: u64,
+    /// Blocks until the token is woken (token semantics; may return spuriously).
     pub(crate) park: &'a dyn Fn(),
-    /// Registering in the wait cells takes their locks: inside this section.
-    pub(crate) uninterruptible: Section<'a>,
 }
 
 /// Blocks the calling consumer until one of `sources` is ready (possibly returning early: callers re-check).
 ///
-/// `how.spins` polls come first (cheap when the peer answers quickly); then the consumer registers a waker in
-/// every source, re-checks, and parks — `park` may return spuriously, but must return after the waker was woken,
-/// even if the wake happened before `park` was called (token semantics, as `std::thread::park`).
+/// `how.spins` polls come first (cheap when the peer answers quickly); then the consumer stores its token in
+/// every source, re-checks, and parks — `park` may return spuriously, but must return after the token was
+/// woken, even if the wake happened before `park` was called (token semantics, as `std::thread::park`).
 pub(crate) fn wait_any(sources: &[&dyn Readiness], how: &Waiting<'_>) {
     for round in 0..how.spins {
         if sources.iter().any(|s| s.is_ready()) {
@@ -463,21 +466,17 @@ pub(crate) fn wait_any(sources: &[&dyn Readiness], how: &Waiting<'_>) {
         }
         (how.relax)(round);
     }
-    let (make_waker, park) = (how.make_waker, how.park);
-    let waker = make_waker();
     loop {
         let mut notified = false;
-        (how.uninterruptible)(&mut || {
-            for source in sources {
-                // Register in every source even after one reported a notification, so `reset` below is uniform.
-                if !source.wait_cell().prepare(&waker) {
-                    notified = true;
-                }
+        for source in sources {
+            // Register in every source even after one reported a notification, so `reset` below is uniform.
+            if !source.wait_cell().prepare(how.token) {
+                notified = true;
             }
-        });
+        }
         let ready = notified || sources.iter().any(|s| s.is_ready());
         if !ready {
-            park();
+            (how.park)();
         }
         for source in sources {
             source.wait_cell().reset();

@@ -9,7 +9,7 @@
 //! endpoints have received so far, so an endpoint that is always ready cannot starve another — without any
 //! state shared between threads or cores.
 
-use crate::endpoint::{Closed, Receive};
+use crate::endpoint::{Closed, Internal, Receive};
 use crate::raw::{TryRecvError, block_on};
 use crate::ring::Readiness;
 use alloc::vec::Vec;
@@ -34,9 +34,14 @@ pub enum Select3<A: Receive, B: Receive, C: Receive> {
     Third(A, B, Result<C::Message, Closed>),
 }
 
+/// The endpoint's transport, seen by the runtime.
+fn transport<E: Receive>(endpoint: &E) -> &crate::raw::RawEndpoint<E::Tx, E::Rx> {
+    endpoint.__raw_ref(Internal::new())
+}
+
 /// Takes a message or a close from `endpoint` if one is there.
 fn poll<E: Receive>(endpoint: &mut E) -> Option<Result<E::Rx, Closed>> {
-    match endpoint.__raw().try_recv() {
+    match endpoint.__raw(Internal::new()).try_recv() {
         Ok(message) => Some(Ok(message)),
         Err(TryRecvError::Closed) => Some(Err(Closed)),
         Err(TryRecvError::Empty) => None,
@@ -45,13 +50,13 @@ fn poll<E: Receive>(endpoint: &mut E) -> Option<Result<E::Rx, Closed>> {
 
 /// Types what `poll` took.
 fn finish<E: Receive>(endpoint: E, taken: Result<E::Rx, Closed>) -> Result<E::Message, Closed> {
-    endpoint.__decode(taken?)
+    endpoint.__decode(taken?, Internal::new())
 }
 
 /// Waits until `a` or `b` has a message (or a closed peer) and takes it.
 pub fn select2<A: Receive, B: Receive>(mut a: A, mut b: B) -> Select2<A, B> {
     loop {
-        let start = a.__raw_ref().consumed().wrapping_add(b.__raw_ref().consumed());
+        let start = transport(&a).consumed().wrapping_add(transport(&b).consumed());
         for turn in 0..2 {
             if (start.wrapping_add(turn)) % 2 == 0 {
                 if let Some(taken) = poll(&mut a) {
@@ -61,7 +66,7 @@ pub fn select2<A: Receive, B: Receive>(mut a: A, mut b: B) -> Select2<A, B> {
                 return Select2::Second(a, finish(b, taken));
             }
         }
-        block_on(&[a.__raw_ref().readiness(), b.__raw_ref().readiness()]);
+        block_on(&[transport(&a).readiness(), transport(&b).readiness()]);
     }
 }
 
@@ -69,7 +74,7 @@ pub fn select2<A: Receive, B: Receive>(mut a: A, mut b: B) -> Select2<A, B> {
 pub fn select3<A: Receive, B: Receive, C: Receive>(mut a: A, mut b: B, mut c: C) -> Select3<A, B, C> {
     loop {
         let start =
-            a.__raw_ref().consumed().wrapping_add(b.__raw_ref().consumed()).wrapping_add(c.__raw_ref().consumed());
+            transport(&a).consumed().wrapping_add(transport(&b).consumed()).wrapping_add(transport(&c).consumed());
         for turn in 0..3 {
             match start.wrapping_add(turn) % 3 {
                 0 => {
@@ -89,7 +94,7 @@ pub fn select3<A: Receive, B: Receive, C: Receive>(mut a: A, mut b: B, mut c: C)
                 }
             }
         }
-        block_on(&[a.__raw_ref().readiness(), b.__raw_ref().readiness(), c.__raw_ref().readiness()]);
+        block_on(&[transport(&a).readiness(), transport(&b).readiness(), transport(&c).readiness()]);
     }
 }
 
@@ -101,7 +106,7 @@ pub fn select_vec<E: Receive>(endpoints: &mut Vec<E>) -> Option<(usize, Result<E
     }
     loop {
         let count = endpoints.len();
-        let start = endpoints.iter().fold(0usize, |sum, e| sum.wrapping_add(e.__raw_ref().consumed()));
+        let start = endpoints.iter().fold(0usize, |sum, e| sum.wrapping_add(transport(e).consumed()));
         for turn in 0..count {
             let index = start.wrapping_add(turn) % count;
             if let Some(taken) = poll(&mut endpoints[index]) {
@@ -109,7 +114,7 @@ pub fn select_vec<E: Receive>(endpoints: &mut Vec<E>) -> Option<(usize, Result<E
                 return Some((index, finish(endpoint, taken)));
             }
         }
-        let sources: Vec<&dyn Readiness> = endpoints.iter().map(|e| e.__raw_ref().readiness()).collect();
+        let sources: Vec<&dyn Readiness> = endpoints.iter().map(|e| transport(e).readiness()).collect();
         block_on(&sources);
     }
 }
@@ -129,7 +134,7 @@ pub fn select_with_vec<A: Receive, E: Receive>(mut first: A, endpoints: &mut Vec
     loop {
         let count = endpoints.len() + 1;
         let start =
-            endpoints.iter().fold(first.__raw_ref().consumed(), |sum, e| sum.wrapping_add(e.__raw_ref().consumed()));
+            endpoints.iter().fold(transport(&first).consumed(), |sum, e| sum.wrapping_add(transport(e).consumed()));
         for turn in 0..count {
             let index = start.wrapping_add(turn) % count;
             if index == 0 {
@@ -142,8 +147,8 @@ pub fn select_with_vec<A: Receive, E: Receive>(mut first: A, endpoints: &mut Vec
             }
         }
         let mut sources: Vec<&dyn Readiness> = Vec::with_capacity(count);
-        sources.push(first.__raw_ref().readiness());
-        sources.extend(endpoints.iter().map(|e| e.__raw_ref().readiness()));
+        sources.push(transport(&first).readiness());
+        sources.extend(endpoints.iter().map(|e| transport(e).readiness()));
         block_on(&sources);
     }
 }

@@ -3,13 +3,7 @@
 //! In the crate these are `core`'s types; the loom test includes `ring.rs` with a `sync` module of the same shape
 //! built from `loom`'s types. Only what the ring needs is here, with loom's closure-based `UnsafeCell` API.
 
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-
-/// Spin-wait hint: a CPU pause here; a `yield_now` under loom so that spinning does not explode the model.
-#[inline]
-pub(crate) fn spin_hint() {
-    core::hint::spin_loop();
-}
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 /// `core::cell::UnsafeCell` with loom's access API (`with` / `with_mut`), which lets loom track accesses.
 pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);

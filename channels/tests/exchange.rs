@@ -1,21 +1,9 @@
-//! The exchange-heap types on the default heap: values move in and out intact, vectors grow, strings stay
-//! UTF-8, destructors run exactly once, and zero-sized values allocate nothing.
+//! The exchange-heap types on the host platform: values move in and out intact, vectors grow, strings stay
+//! UTF-8, dropping frees every nested block exactly once (by a walk, never by running code of the element
+//! type: exchangeable types have no `Drop` of their own), and zero-sized values allocate nothing.
 
-use channels::__private::Sealed;
-use channels::{ExBox, ExString, ExVec, Exchangeable};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-static DROPS: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts its drops (implements the sealed trait by hand, as only tests may).
-struct Counted(u32);
-impl Drop for Counted {
-    fn drop(&mut self) {
-        DROPS.fetch_add(1, Ordering::SeqCst);
-    }
-}
-impl Sealed for Counted {}
-impl Exchangeable for Counted {}
+use channels::host::{EXCHANGE, set_current_owner};
+use channels::{ExBox, ExString, ExVec, Owner};
 
 #[test]
 fn exbox_moves_values_in_and_out() {
@@ -45,22 +33,24 @@ fn exvec_grows_and_keeps_order() {
 }
 
 #[test]
-fn destructors_run_exactly_once() {
-    let before = DROPS.load(Ordering::SeqCst);
+fn dropping_frees_every_nested_block_once() {
+    let me = Owner::sip(1001);
+    set_current_owner(me);
     {
         let mut vec = ExVec::new();
-        for i in 0..10 {
-            vec.push(Counted(i));
+        for i in 0..10u32 {
+            vec.push(ExBox::new(i));
         }
+        assert_eq!(EXCHANGE.ledger().held_by(me).0, 11, "the buffer and ten boxes");
         let last = vec.pop().expect("ten elements");
-        assert_eq!(last.0, 9);
+        assert_eq!(*last, 9);
         drop(last);
-        let boxed = ExBox::new(Counted(100));
+        let boxed = ExBox::new(ExBox::new(100u32));
         let inner = boxed.into_inner();
-        assert_eq!(inner.0, 100);
+        assert_eq!(*inner, 100);
+        assert_eq!(EXCHANGE.ledger().held_by(me).0, 11, "9 boxes + buffer + the inner box");
     }
-    // 9 in the vector, 1 popped, 1 moved out of the box (dropped once, at scope end).
-    assert_eq!(DROPS.load(Ordering::SeqCst) - before, 11);
+    assert_eq!(EXCHANGE.ledger().charged(me), (0, 0), "everything freed, nothing twice (the ledger would panic)");
 }
 
 #[test]
@@ -83,5 +73,5 @@ fn zero_sized_vectors_never_allocate() {
         units.push(());
     }
     assert_eq!(units.len(), 100);
-    assert_eq!(units.block(), None);
+    assert_eq!(channels::host::EXCHANGE.ledger().held_by(channels::Owner::KERNEL).0, 0, "no block for units");
 }

@@ -18,44 +18,69 @@ mod ring;
 /// loom's versions of what `ring.rs` imports from `super::sync`.
 mod sync {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-
-    /// A spinning thread must yield under loom, or the model never lets the other thread run.
-    pub(crate) fn spin_hint() {
-        loom::thread::yield_now();
-    }
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 }
 
 use loom::sync::Arc;
-use ring::{Readiness, Ring, Waiting, wait_any};
-use std::task::{Wake, Waker};
+use ring::{Readiness, Ring, Slot, Waiting, wait_any};
+use std::alloc::Layout;
+use std::ptr::NonNull;
 
-/// Wakes a loom thread (`unpark` has token semantics, as the `Blocking` hook requires).
-struct LoomWaker(loom::thread::Thread);
+/// The consumer's wake token in every model (the model's main thread is every ring's consumer).
+const CONSUMER: u64 = 7;
 
-impl Wake for LoomWaker {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.0.unpark();
+/// A ring with its own slot array (in the kernel, both live in a channel block).
+struct TestRing {
+    ring: Ring<u32>,
+    slots: NonNull<Slot<u32>>,
+    layout: Layout,
+}
+
+// SAFETY: the slot array is owned by the ring, whose own `Send`/`Sync` rules apply.
+unsafe impl Send for TestRing {}
+// SAFETY: as above.
+unsafe impl Sync for TestRing {}
+
+impl TestRing {
+    fn new(capacity: usize) -> Arc<Self> {
+        let layout = Ring::<u32>::slots_layout(Ring::<u32>::slot_count(capacity)).expect("small");
+        // SAFETY: the layout is non-zero-sized.
+        let slots = NonNull::new(unsafe { std::alloc::alloc(layout) }).expect("memory").cast::<Slot<u32>>();
+        // SAFETY: a fresh array of the right layout, used by this ring alone.
+        let ring = unsafe { Ring::new(slots, capacity) };
+        Arc::new(Self { ring, slots, layout })
     }
 }
 
-fn current_waker() -> Waker {
-    Waker::from(std::sync::Arc::new(LoomWaker(loom::thread::current())))
+impl std::ops::Deref for TestRing {
+    type Target = Ring<u32>;
+
+    fn deref(&self) -> &Ring<u32> {
+        &self.ring
+    }
 }
 
-fn park() {
-    loom::thread::park();
+impl Drop for TestRing {
+    fn drop(&mut self) {
+        // SAFETY: the array came from `alloc` with this layout; the ring (and its `u32`s, which need no drop)
+        // go with it.
+        unsafe { std::alloc::dealloc(self.slots.as_ptr().cast(), self.layout) };
+    }
+}
+
+/// Wakes the consumer (the model's main thread, whose token is `CONSUMER`; `unpark` has token semantics, as
+/// the `Blocking` hook requires).
+fn waker() -> impl Fn(u64) + Clone {
+    let consumer = loom::thread::current();
+    move |token| {
+        assert_eq!(token, CONSUMER, "the producer read the consumer's token");
+        consumer.unpark();
+    }
 }
 
 /// No polling phase under loom: straight to the register-and-park protocol, which is what is being checked.
 fn wait(sources: &[&dyn Readiness]) {
-    let how = Waiting {
-        spins: 0,
-        relax: &|_| loom::thread::yield_now(),
-        make_waker: &current_waker,
-        park: &park,
-        uninterruptible: &|f| f(),
-    };
+    let how = Waiting { spins: 0, relax: &|_| loom::thread::yield_now(), token: CONSUMER, park: &loom::thread::park };
     wait_any(sources, &how);
 }
 
@@ -66,7 +91,7 @@ fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
 }
 
 /// The consumer side of `RawEndpoint::recv`: pop, else closed, else block. `None` means closed.
-fn recv(ring: &Ring<u32>) -> Option<u32> {
+fn recv(ring: &TestRing) -> Option<u32> {
     loop {
         // SAFETY: the calling thread is the model's only consumer.
         if let Some(value) = unsafe { ring.pop() } {
@@ -76,23 +101,23 @@ fn recv(ring: &Ring<u32>) -> Option<u32> {
             // SAFETY: as above.
             return unsafe { ring.pop() };
         }
-        wait(&[ring as &dyn Readiness]);
+        wait(&[&**ring as &dyn Readiness]);
     }
 }
 
 #[test]
 fn messages_arrive_in_order_then_close_and_the_consumer_never_sleeps_through_them() {
     model(3, || {
-        let ring = Arc::new(Ring::<u32>::new(2));
+        let ring = TestRing::new(2);
         let producer = {
-            let ring = ring.clone();
+            let (ring, wake) = (ring.clone(), waker());
             loom::thread::spawn(move || {
                 for value in [1, 2] {
                     // SAFETY: this thread is the only producer.
                     assert!(unsafe { ring.push(value) }.is_ok(), "capacity 2 holds two messages");
-                    ring.notify(&|f| f());
+                    ring.notify(&wake);
                 }
-                ring.close_producer(&|f| f());
+                ring.close_producer(&wake);
             })
         };
         assert_eq!(recv(&ring), Some(1));
@@ -106,9 +131,9 @@ fn messages_arrive_in_order_then_close_and_the_consumer_never_sleeps_through_the
 fn a_full_ring_is_refilled_only_after_the_consumer_read_the_slot() {
     // Capacity 1: every second push reuses the slot just read, which loom's cell tracking checks for races.
     model(3, || {
-        let ring = Arc::new(Ring::<u32>::new(1));
+        let ring = TestRing::new(1);
         let producer = {
-            let ring = ring.clone();
+            let (ring, wake) = (ring.clone(), waker());
             loom::thread::spawn(move || {
                 for value in [10, 20, 30] {
                     let mut pending = value;
@@ -122,9 +147,9 @@ fn a_full_ring_is_refilled_only_after_the_consumer_read_the_slot() {
                             }
                         }
                     }
-                    ring.notify(&|f| f());
+                    ring.notify(&wake);
                 }
-                ring.close_producer(&|f| f());
+                ring.close_producer(&wake);
             })
         };
         let mut got = Vec::new();
@@ -140,10 +165,10 @@ fn a_full_ring_is_refilled_only_after_the_consumer_read_the_slot() {
 #[test]
 fn a_blocked_consumer_wakes_on_close_without_messages() {
     model(4, || {
-        let ring = Arc::new(Ring::<u32>::new(1));
+        let ring = TestRing::new(1);
         let producer = {
-            let ring = ring.clone();
-            loom::thread::spawn(move || ring.close_producer(&|f| f()))
+            let (ring, wake) = (ring.clone(), waker());
+            loom::thread::spawn(move || ring.close_producer(&wake))
         };
         assert_eq!(recv(&ring), None);
         producer.join().expect("producer");
@@ -154,19 +179,19 @@ fn a_blocked_consumer_wakes_on_close_without_messages() {
 fn waiting_on_two_rings_wakes_for_either() {
     // `select`'s core: one consumer registered in two rings, each fed by its own producer.
     model(2, || {
-        let a = Arc::new(Ring::<u32>::new(1));
-        let b = Arc::new(Ring::<u32>::new(1));
+        let a = TestRing::new(1);
+        let b = TestRing::new(1);
         let pa = {
-            let a = a.clone();
+            let (a, wake) = (a.clone(), waker());
             loom::thread::spawn(move || {
                 // SAFETY: this thread is `a`'s only producer.
                 assert!(unsafe { a.push(1) }.is_ok());
-                a.notify(&|f| f());
+                a.notify(&wake);
             })
         };
         let pb = {
-            let b = b.clone();
-            loom::thread::spawn(move || b.close_producer(&|f| f()))
+            let (b, wake) = (b.clone(), waker());
+            loom::thread::spawn(move || b.close_producer(&wake))
         };
         let (mut got_a, mut closed_b) = (false, false);
         while !(got_a && closed_b) {
@@ -179,10 +204,10 @@ fn waiting_on_two_rings_wakes_for_either() {
             }
             let mut sources: Vec<&dyn Readiness> = Vec::new();
             if !got_a {
-                sources.push(&*a);
+                sources.push(&**a);
             }
             if !closed_b {
-                sources.push(&*b);
+                sources.push(&**b);
             }
             if !sources.is_empty() {
                 wait(&sources);
@@ -196,7 +221,7 @@ fn waiting_on_two_rings_wakes_for_either() {
 #[test]
 fn the_producer_sees_the_consumer_close() {
     model(3, || {
-        let ring = Arc::new(Ring::<u32>::new(1));
+        let ring = TestRing::new(1);
         let consumer = {
             let ring = ring.clone();
             loom::thread::spawn(move || ring.close_consumer())

@@ -1,158 +1,167 @@
-//! Owner records: every exchange allocation records its owner, sending a message moves its blocks (nested ones
-//! too) to `IN_TRANSIT`, receiving moves them to the receiver, and a dead owner's blocks can be enumerated and
-//! reclaimed. Runs with the host's owner-tracking heap installed (its own test binary, so its own platform).
+//! Ownership records on the host platform (the kernel's rules, same ledger): every exchange allocation is held
+//! by its owner, sending a message moves everything it holds (nested blocks, endpoints) into the ring,
+//! receiving moves it to the receiver, a dead owner's blocks and endpoints are reclaimed from the records alone,
+//! endpoints inside dropped values are closed, and a receive beyond the receiver's quota is refused. (Deep
+//! structures, which need `#[derive(Exchangeable)]`, are in `contracts/tests/hostile_data.rs`.)
+//!
+//! Each test acts for owners of its own (tests run in parallel in one process, sharing the host exchange), so
+//! it can count what they hold without seeing the other tests' blocks.
 
-use channels::host::{TrackingHeap, install_tracking, set_current_owner};
-use channels::raw::pair;
-use channels::{ExBox, ExString, ExVec, Owner};
+use channels::host::{EXCHANGE, set_current_owner};
+use channels::raw::{TrySendError, pair};
+use channels::{Closed, ExAny, ExBox, ExString, ExVec, Owner};
 use std::thread;
 
-static HEAP: TrackingHeap = TrackingHeap::new();
+/// Blocks `owner` holds.
+fn held(owner: Owner) -> usize {
+    EXCHANGE.ledger().held_by(owner).0
+}
 
-fn setup() {
-    // Every test installs; the first one wins, the others find it already there.
-    let _ = install_tracking(&HEAP);
-    assert!(std::ptr::eq(channels::platform::current().heap as *const _ as *const u8, &HEAP as *const _ as *const u8));
+/// Channel sides `owner` holds.
+fn sides(owner: Owner) -> usize {
+    EXCHANGE.ledger().sides_held_by(owner)
 }
 
 #[test]
 fn allocation_records_the_current_owner() {
-    setup();
-    set_current_owner(Owner(11));
+    let me = Owner::sip(11);
+    set_current_owner(me);
     let boxed = ExBox::new(5u64);
-    assert_eq!(HEAP.owner_of(boxed.block()), Some(Owner(11)));
-    let block = boxed.block();
+    assert_eq!(held(me), 1);
+    assert!(EXCHANGE.ledger().charged(me).1 >= 8, "the block is charged to its owner");
     drop(boxed);
-    assert_eq!(HEAP.owner_of(block), None, "freed blocks leave no record");
+    assert_eq!(held(me), 0, "freed blocks leave no record");
+    assert_eq!(EXCHANGE.ledger().charged(me), (0, 0), "nor a charge");
 }
 
 #[test]
 fn sending_moves_every_nested_block_to_the_receiver() {
-    setup();
-    set_current_owner(Owner(21));
-    let (mut sender, mut receiver) = pair::<ExVec<ExBox<u32>>, ()>(1, 1);
+    let (sender_owner, receiver_owner) = (Owner::sip(21), Owner::sip(22));
+    set_current_owner(sender_owner);
+    let (mut sender, receiver) = pair::<ExVec<ExBox<u32>>, ()>(1, 1);
     let mut message: ExVec<ExBox<u32>> = ExVec::new();
     for i in 0..3 {
         message.push(ExBox::new(i));
     }
-    let outer = message.block().expect("a non-empty vector holds a block");
-    let inner: Vec<_> = message.iter().map(|b| b.block()).collect();
-    assert_eq!(HEAP.blocks_of(Owner(21)).len(), 4);
-
+    assert_eq!(held(sender_owner), 4, "the buffer and three boxes");
     sender.send(message).expect("receiver alive");
-    assert_eq!(HEAP.owner_of(outer), Some(Owner::IN_TRANSIT), "queued messages belong to no process");
-    assert!(inner.iter().all(|&b| HEAP.owner_of(b) == Some(Owner::IN_TRANSIT)));
-    assert!(HEAP.blocks_of(Owner(21)).is_empty(), "the sender owns nothing any more");
+    assert_eq!(held(sender_owner), 0, "queued messages belong to the ring, not the sender");
 
+    // The receiving end goes to another owner by a trusted hand-over, as the kernel does at a spawn.
+    // SAFETY: the test harness is the host's trusted base.
+    let trusted = unsafe { channels::trusted::Trusted::new() };
+    channels::trusted::give(&trusted, &receiver, sender_owner, receiver_owner);
+    let mut receiver = receiver;
     let received = thread::spawn(move || {
-        set_current_owner(Owner(22));
-        receiver.recv().expect("message queued")
+        set_current_owner(receiver_owner);
+        let got = receiver.recv().expect("message queued");
+        (got.iter().map(|b| **b).collect::<Vec<_>>(), held(receiver_owner))
     })
     .join()
     .expect("receiver thread");
-    assert_eq!(HEAP.owner_of(outer), Some(Owner(22)));
-    assert!(inner.iter().all(|&b| HEAP.owner_of(b) == Some(Owner(22))));
-    assert_eq!(received.iter().map(|b| **b).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(received, (vec![0, 1, 2], 4));
+    assert_eq!(held(receiver_owner), 0, "the receiver dropped them");
 }
 
 #[test]
 fn a_message_that_was_never_received_is_freed_with_the_channel() {
-    setup();
-    set_current_owner(Owner(31));
+    let me = Owner::sip(31);
+    set_current_owner(me);
     let (mut sender, receiver) = pair::<ExString, ()>(2, 1);
-    let text = ExString::from("unread");
-    let block = text.as_bytes().block().expect("non-empty");
-    sender.send(text).expect("receiver alive");
+    sender.send(ExString::from("unread")).expect("receiver alive");
     drop(receiver);
-    assert_eq!(HEAP.owner_of(block), Some(Owner::IN_TRANSIT));
     drop(sender);
-    assert_eq!(HEAP.owner_of(block), None, "the last endpoint's drop freed the queued message");
+    assert_eq!(held(me), 0);
+    assert_eq!(EXCHANGE.ledger().charged(me), (0, 0), "the channel and the message are freed");
 }
 
 #[test]
-fn a_dead_owners_blocks_are_enumerated_and_reclaimed() {
-    setup();
-    set_current_owner(Owner(41));
+fn a_dead_owners_blocks_and_endpoints_are_reclaimed_from_the_records() {
+    let (dying, survivor_owner) = (Owner::sip(41), Owner::sip(42));
+    set_current_owner(dying);
     // The owner "dies" without running destructors (as a SIP does without unwinding).
     std::mem::forget(ExBox::new([7u8; 64]));
     std::mem::forget(ExString::from("leaked"));
-    set_current_owner(Owner(42));
-    let survivor = ExBox::new(1u32);
-    assert_eq!(HEAP.blocks_of(Owner(41)).len(), 2);
-    assert_eq!(HEAP.reclaim(Owner(41)), 2);
-    assert!(HEAP.blocks_of(Owner(41)).is_empty());
-    assert_eq!(HEAP.owner_of(survivor.block()), Some(Owner(42)), "other owners are untouched");
-}
+    let (dead_end, survivor) = pair::<u32, u32>(1, 1);
+    // SAFETY: the test harness is the host's trusted base.
+    let trusted = unsafe { channels::trusted::Trusted::new() };
+    channels::trusted::give(&trusted, &survivor, dying, survivor_owner);
+    std::mem::forget(dead_end);
+    assert_eq!((held(dying), sides(dying)), (2, 1), "two blocks and one side (the channel block is nobody's)");
 
-#[test]
-fn a_failed_send_gives_the_blocks_back_to_the_sender() {
-    setup();
-    set_current_owner(Owner(51));
-    let (mut sender, receiver) = pair::<ExBox<u64>, ()>(1, 1);
-    drop(receiver);
-    let boxed = ExBox::new(9u64);
-    let back = sender.send(boxed).expect_err("receiver is gone");
-    assert_eq!(HEAP.owner_of(back.block()), Some(Owner(51)), "the check comes before the transfer");
-    assert_eq!(*back, 9);
-}
-
-#[test]
-fn a_dead_owners_endpoints_are_closed_for_their_peers() {
-    use channels::raw::{RawEndpoint, reclaim_dead_endpoints};
-    setup();
-    set_current_owner(Owner(61));
-    let (dying, survivor) = pair::<u32, u32>(1, 1);
-    let core_block = HEAP
-        .blocks_of(Owner::CHANNELS)
-        .into_iter()
-        .find(|&block| HEAP.owner_of(block) == Some(Owner::CHANNELS) && survivor_is_on(block, &survivor))
-        .expect("the channel core is an exchange block of Owner::CHANNELS");
-
-    // Hand the survivor to owner 62 through another channel: receiving re-records its side.
-    let (mut courier_tx, mut courier_rx) = pair::<RawEndpoint<u32, u32>, ()>(1, 1);
-    courier_tx.send(survivor).expect("courier alive");
     let peer = thread::spawn(move || {
-        set_current_owner(Owner(62));
-        let mut survivor = courier_rx.recv().expect("endpoint delivered");
+        set_current_owner(survivor_owner);
+        let mut survivor = survivor;
         // Blocks until the dying side is reclaimed: then the receive must end with Closed, not hang.
         let result = survivor.recv();
         (result, survivor.send(5))
     });
-
-    // Owner 61 dies without dropping its endpoint; the kernel reclaims by owner records.
-    std::mem::forget(dying);
     thread::sleep(std::time::Duration::from_millis(20));
-    // SAFETY: `core_block` is a live core of the installed heap, and owner 61's endpoint is never used again.
-    assert_eq!(unsafe { reclaim_dead_endpoints(core_block, Owner(61)) }, 1, "only the dead owner's side");
-    // SAFETY: as above; a second reclaim finds nothing left to close.
-    assert_eq!(unsafe { reclaim_dead_endpoints(core_block, Owner(61)) }, 0);
+    EXCHANGE.reclaim(dying);
     let (received, sent) = peer.join().expect("peer thread");
-    assert_eq!(received, Err(channels::Closed));
+    assert_eq!(received, Err(Closed));
     assert_eq!(sent, Err(5), "a send to the reclaimed side gives the message back");
-    assert_eq!(HEAP.owner_of(core_block), None, "the survivor's drop freed the core");
+    assert_eq!((held(dying), sides(dying)), (0, 0));
+    assert_eq!(EXCHANGE.ledger().charged(dying), (0, 0), "the survivor's drop freed the channel");
+    EXCHANGE.reclaim(dying);
 }
 
 #[test]
-fn a_side_dropped_before_its_owner_dies_is_not_closed_twice() {
-    use channels::raw::reclaim_dead_endpoints;
-    setup();
-    set_current_owner(Owner(71));
-    let (dropped, survivor) = pair::<u32, u32>(1, 1);
-    let core_block = survivor.core_block();
-    // The survivor's side goes to owner 72 (what handing it over at a spawn or through a channel does).
-    let boxed = channels::ExBox::new(survivor);
-    boxed.transfer(Owner(72));
-    let survivor = boxed.into_inner();
-    // Owner 71 drops its endpoint properly (answering and ending cleanly), then dies: the kernel reclaims it.
-    drop(dropped);
-    // SAFETY: the core is live (the survivor holds it) and owner 71 never uses an endpoint again.
-    assert_eq!(unsafe { reclaim_dead_endpoints(core_block, Owner(71)) }, 0, "the dropped side was closed again");
-    assert_eq!(HEAP.owner_of(core_block), Some(Owner::CHANNELS), "the survivor's core was freed under it");
-    drop(survivor);
-    assert_eq!(HEAP.owner_of(core_block), None, "the survivor's drop frees the core");
+fn a_failed_send_leaves_the_message_with_the_sender() {
+    let me = Owner::sip(51);
+    set_current_owner(me);
+    let (mut sender, receiver) = pair::<ExBox<u64>, ()>(1, 1);
+    drop(receiver);
+    let back = sender.send(ExBox::new(9u64)).expect_err("receiver is gone");
+    assert_eq!(held(me), 1, "the check comes before the records move");
+    assert_eq!(*back, 9);
 }
 
-/// Whether `block` is the core behind `endpoint`.
-fn survivor_is_on(block: std::ptr::NonNull<u8>, endpoint: &channels::raw::RawEndpoint<u32, u32>) -> bool {
-    endpoint.core_block() == block
+#[test]
+fn a_full_ring_gives_a_tracked_message_back_unmoved() {
+    let me = Owner::sip(52);
+    set_current_owner(me);
+    let (mut sender, _receiver) = pair::<ExBox<u64>, ()>(1, 1);
+    sender.try_send(ExBox::new(1)).expect("room for one");
+    let Err(TrySendError::Full(back)) = sender.try_send(ExBox::new(2)) else { panic!("a full ring took a message") };
+    assert_eq!(*back, 2);
+    assert_eq!(held(me), 1, "the refused box is still the sender's; the queued one is the ring's");
+}
+
+#[test]
+fn endpoints_inside_dropped_values_are_closed() {
+    let me = Owner::sip(71);
+    set_current_owner(me);
+    let (near, far) = pair::<u8, u8>(1, 1);
+    let boxed = ExBox::new(ExVec::from_iter([ExAny::new(far).expect("room")]));
+    assert!(!near.is_peer_closed());
+    drop(boxed);
+    assert!(near.is_peer_closed(), "dropping the box closed the endpoint inside it");
+    drop(near);
+    assert_eq!(EXCHANGE.ledger().charged(me), (0, 0));
+}
+
+#[test]
+fn a_receive_beyond_the_receivers_quota_is_refused_and_breaks_the_channel() {
+    let (sender_owner, receiver_owner) = (Owner::sip(81), Owner::sip(82));
+    EXCHANGE.ledger().set_quota(receiver_owner, 4096);
+    set_current_owner(sender_owner);
+    let (mut tx, rx) = pair::<ExVec<u8>, ()>(2, 1);
+    // SAFETY: the test harness is the host's trusted base.
+    let trusted = unsafe { channels::trusted::Trusted::new() };
+    channels::trusted::give(&trusted, &rx, sender_owner, receiver_owner);
+    tx.send(ExVec::from_slice(&[1; 64])).expect("alive");
+    tx.send(ExVec::from_slice(&[2; 64 * 1024])).expect("alive");
+    let outcome = thread::spawn(move || {
+        set_current_owner(receiver_owner);
+        let mut rx = rx;
+        let small = rx.recv().map(|v| v.len());
+        let big = rx.recv().map(|v| v.len());
+        (small, big, held(receiver_owner))
+    })
+    .join()
+    .expect("receiver");
+    assert_eq!(outcome, (Ok(64), Err(Closed), 0), "the big message was freed, not delivered");
+    assert!(tx.is_peer_closed(), "the sender sees the channel closed");
+    assert_eq!(tx.send(ExVec::new()).map_err(|v: ExVec<u8>| v.len()), Err(0));
 }

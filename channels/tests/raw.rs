@@ -65,10 +65,10 @@ fn endpoints_know_their_peer() {
     assert!(a.is_peer_of(&b));
     assert!(b.is_peer_of(&a));
     assert!(!a.is_peer_of(&c));
-    // Both ends find the same core from their ring pointers, whichever side they are and whatever they carry.
+    assert!(!a.is_peer_of(&a), "an endpoint is not its own peer");
+    // Both ends find the same channel from their ring pointers, whichever side they are and whatever they carry.
     let (e, f) = pair::<u8, [u64; 5]>(1, 1);
-    assert_eq!(e.core_block(), f.core_block());
-    assert_ne!(a.core_block(), c.core_block());
+    assert!(e.is_peer_of(&f) && f.is_peer_of(&e));
 }
 
 #[test]
@@ -117,4 +117,17 @@ proptest! {
             prop_assert_eq!(a.queued(), ba.len());
         }
     }
+}
+
+#[test]
+fn a_typed_send_into_a_full_ring_breaks_the_channel_instead_of_waiting() {
+    // A contract sizes its rings so that a peer that keeps the protocol never lets one fill up; a full ring
+    // means the peer broke it (it never received). The honest sender must not wait on it forever.
+    let (mut honest, mut peer) = pair::<u32, u32>(1, 1);
+    assert_eq!(honest.send_mapped(1, |m| m), Ok(()));
+    assert_eq!(honest.send_mapped(2, |m| m), Err(2), "the payload comes back");
+    assert!(honest.is_peer_closed(), "the channel is closed for the sender");
+    assert_eq!(peer.recv(), Ok(1), "what was sent before still arrives");
+    assert_eq!(peer.recv(), Err(Closed), "then the peer sees the channel closed");
+    assert!(matches!(peer.try_send(3), Err(TrySendError::PeerClosed(3))));
 }

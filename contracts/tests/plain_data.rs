@@ -3,7 +3,7 @@
 //! endpoint. Checks the leaves, the compound types, `#[derive(Exchangeable)]`, and a contract's wire enums (by
 //! type and by variant), then that tracked variants still change owners when they travel next to plain ones.
 
-use channels::host::{TrackingHeap, install_tracking, set_current_owner};
+use channels::host::{EXCHANGE, set_current_owner};
 use channels::raw::RawEndpoint;
 use channels::{ExBox, ExString, ExVec, Exchangeable, Owner};
 use contracts::echo::{self, server};
@@ -40,14 +40,9 @@ fn tracked<T: Exchangeable>() -> bool {
     T::__TRACKED
 }
 
-static HEAP: TrackingHeap = TrackingHeap::new();
-
-/// Installs the owner-tracking heap. Every test calls it first: tests run in parallel, and the first exchange
-/// allocation of the process would otherwise fix the default platform, which keeps no owner records.
+/// The host platform (the kernel's rules): what the tests below inspect.
 fn setup() {
-    let _ = install_tracking(&HEAP);
-    let installed = channels::platform::current().heap as *const dyn channels::ExchangeHeap as *const u8;
-    assert!(std::ptr::eq(installed, (&HEAP as *const TrackingHeap).cast()), "the tracking heap is installed");
+    let _ = channels::host::install_default();
 }
 
 #[test]
@@ -85,24 +80,27 @@ fn wire_enums_are_classified_by_type_and_by_variant() {
 #[test]
 fn tracked_variants_change_owner_between_plain_ones() {
     setup();
-    set_current_owner(Owner(31));
+    let (client_owner, server_owner) = (Owner::sip(31), Owner::sip(32));
+    set_current_owner(client_owner);
     let (client, server) = echo::channel();
+    // The server end goes to its owner as the kernel hands a SIP its first endpoint.
+    // SAFETY: the test harness is the host's trusted base.
+    let trusted = unsafe { channels::trusted::Trusted::new() };
+    channels::trusted::give(&trusted, &server, client_owner, server_owner);
     let server = thread::spawn(move || {
-        set_current_owner(Owner(32));
+        set_current_owner(server_owner);
         let mut server = server;
-        let mut owners = Vec::new();
+        let mut held = Vec::new();
         loop {
             match server.recv() {
                 Ok(server::Ready::Ping(n, s)) => server = s.send_pong(n).expect("client alive"),
                 Ok(server::Ready::Say(text, s)) => {
-                    owners.push(
-                        text.as_bytes().first().copied().zip(text.as_bytes().block().and_then(|b| HEAP.owner_of(b))),
-                    );
+                    held.push((text.as_bytes().first().copied(), EXCHANGE.ledger().held_by(server_owner).0));
                     server = s.send_echoed(text).expect("client alive");
                 }
                 Ok(server::Ready::Bye(done)) => {
                     done.close();
-                    return owners;
+                    return held;
                 }
                 Err(_) => panic!("client vanished"),
             }
@@ -118,11 +116,12 @@ fn tracked_variants_change_owner_between_plain_ones() {
         let Ok(echo::client::SaySent::Echoed(text, c)) = c.send_say(said).expect("alive").recv() else {
             panic!("no echo")
         };
-        let block = text.as_bytes().block().expect("a non-empty string holds a block");
-        assert_eq!(HEAP.owner_of(block), Some(Owner(31)), "the echoed text came back to the client");
+        assert_eq!(text, if round == 1 { "b" } else { "a" });
+        assert_eq!(EXCHANGE.ledger().held_by(client_owner).0, 1, "the echoed text came back to the client");
         client = c;
     }
     client.send_bye().expect("alive").close();
-    let owners = server.join().expect("server");
-    assert_eq!(owners, [Some((b'a', Owner(32))), Some((b'b', Owner(32))), Some((b'a', Owner(32)))]);
+    let held = server.join().expect("server");
+    assert_eq!(held, [(Some(b'a'), 1), (Some(b'b'), 1), (Some(b'a'), 1)], "each text was the server's in turn");
+    assert_eq!(EXCHANGE.ledger().held_by(server_owner).0, 0);
 }

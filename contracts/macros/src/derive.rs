@@ -1,9 +1,15 @@
-//! `#[derive(Exchangeable)]`: a struct or enum is exchangeable if all its fields are.
+//! `#[derive(Exchangeable)]`: a struct or enum is exchangeable if all its fields are, and it has no `Drop`.
 //!
-//! The generated `__transfer` walks every field with the field type's own span, so a field that is not
+//! The generated `__visit` visits every field with the field type's own span, so a field that is not
 //! exchangeable (a reference, `Box`, `Rc`, a cell...) is reported at that field. Unions are rejected (the walk
 //! could not know which field is live). Type parameters get an `Exchangeable` bound. The type is plain data
 //! (`__TRACKED` false: sends skip the owner walk) exactly when every field is.
+//!
+//! The trait is `unsafe` (`channels::Exchangeable`), and this derive is the one place outside `channels` that
+//! implements it: a service cannot write the impl by hand (it is `#![forbid(unsafe_code)]`, and rustc does
+//! not lint a proc macro's expansion). The expansion also implements a local marker trait both for every
+//! `Drop` type and for the derived type, so a `Drop` impl of the type anywhere in its crate is a conflict
+//! (E0119) naming [`DROP_GUARD`]: dropping or freeing a message never runs code of the crate that defined it.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -46,19 +52,38 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
             ));
         }
     };
+    let guard = drop_guard(name, &input.generics);
     Ok(quote! {
-        impl #impl_generics ::channels::__private::Sealed for #name #ty_generics #where_clause {}
-        impl #impl_generics ::channels::Exchangeable for #name #ty_generics #where_clause {
+        // SAFETY: generated: every field is `Exchangeable` and visited once; no `Drop` (the guard below).
+        unsafe impl #impl_generics ::channels::Exchangeable for #name #ty_generics #where_clause {
             const __TRACKED: bool = false #(|| <#field_types as ::channels::Exchangeable>::__TRACKED)*;
             #[allow(unused_variables)]
-            fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
+            fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
                 #body
             }
         }
+        #guard
     })
 }
 
-/// A pattern binding every field by reference, and one `__transfer` call per field.
+/// The name of the marker trait whose conflicting impls report a `Drop` on an exchangeable type.
+pub const DROP_GUARD: &str = "ExchangeableTypesCannotImplementDrop";
+
+/// Makes a `Drop` impl of `name` a compile error (see the module docs).
+pub fn drop_guard(name: &syn::Ident, generics: &syn::Generics) -> TokenStream {
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let guard = syn::Ident::new(DROP_GUARD, proc_macro2::Span::call_site());
+    quote! {
+        const _: () = {
+            trait #guard {}
+            #[allow(drop_bounds)]
+            impl<T: ::core::ops::Drop> #guard for T {}
+            impl #impl_generics #guard for #name #ty_generics #where_clause {}
+        };
+    }
+}
+
+/// A pattern binding every field by reference, and one `__visit` call per field.
 fn walk_fields(fields: &Fields) -> (TokenStream, Vec<TokenStream>) {
     let bindings: Vec<_> = (0..fields.len()).map(|i| format_ident!("field{i}")).collect();
     let walks = fields
@@ -66,7 +91,7 @@ fn walk_fields(fields: &Fields) -> (TokenStream, Vec<TokenStream>) {
         .zip(&bindings)
         .map(|(field, binding)| {
             let ty = &field.ty;
-            quote_spanned! {ty.span()=> <#ty as ::channels::Exchangeable>::__transfer(#binding, heap, to); }
+            quote_spanned! {ty.span()=> <#ty as ::channels::Exchangeable>::__visit(#binding, walk); }
         })
         .collect();
     let pattern = match fields {

@@ -7,6 +7,7 @@
 //! points at the type in the contract.
 
 use crate::check::Analysis;
+use crate::derive::drop_guard;
 use crate::names::snake_case;
 use crate::parse::{ContractDef, Dir};
 use proc_macro2::TokenStream;
@@ -50,26 +51,28 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             .zip(indices)
             .map(|(ty, index)| {
                 quote_spanned! {ty.span()=>
-                    <#ty as ::channels::Exchangeable>::__transfer(&self.#index, heap, to);
+                    <#ty as ::channels::Exchangeable>::__visit(&self.#index, walk);
                 }
             })
             .collect();
         let body = if types.is_empty() { quote!(;) } else { quote!((#(#fields),*);) };
+        let guard = drop_guard(msg, &syn::Generics::default());
         message_structs.push(quote! {
             #docs
             pub struct #msg #body
-            impl ::channels::__private::Sealed for #msg {}
-            impl ::channels::Exchangeable for #msg {
+            // SAFETY: generated: every field is `Exchangeable` and visited once; no `Drop` (the guard below).
+            unsafe impl ::channels::Exchangeable for #msg {
                 const __TRACKED: bool = false #(|| <#types as ::channels::Exchangeable>::__TRACKED)*;
                 #[allow(unused_variables)]
-                fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
+                fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
                     #(#transfers)*
                 }
             }
+            #guard
         });
         let variant_doc = format!("`{msg}`");
         let variant = quote!(#[doc = #variant_doc] #msg(msg::#msg));
-        let arm = quote!(Self::#msg(m) => ::channels::Exchangeable::__transfer(m, heap, to),);
+        let arm = quote!(Self::#msg(m) => ::channels::Exchangeable::__visit(m, walk),);
         let tracked = quote!(Self::#msg(_) => <msg::#msg as ::channels::Exchangeable>::__TRACKED,);
         let any_tracked = quote!(|| <msg::#msg as ::channels::Exchangeable>::__TRACKED);
         match message.dir {
@@ -87,6 +90,14 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             }
         }
     }
+
+    // A wire enum of one direction may have no message at all: matching it then needs `*self` (an uninhabited
+    // place), since a reference to an empty enum is still considered inhabited.
+    let match_on = |arms: &[TokenStream]| {
+        if arms.is_empty() { quote!(match *self {}) } else { quote!(match self { #(#arms)* }) }
+    };
+    let (in_tracked_match, in_transfer_arms_match) = (match_on(&in_tracked), match_on(&in_transfer_arms));
+    let (out_tracked_match, out_transfer_arms_match) = (match_on(&out_tracked), match_on(&out_transfer_arms));
 
     // --- states ----------------------------------------------------------------------------------------------
     let state_items = def.states.iter().map(|state| {
@@ -202,23 +213,29 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
         }
         let recv_doc = format!("Waits for the next message in `{st}`, or `Closed` if the peer is gone.");
         impls.push(quote! {
-            impl ::channels::Receive for #recv_side<state::#st> {
+            // SAFETY: generated: the endpoint's own transport, and a decode that accepts exactly this state's
+            // messages.
+            unsafe impl ::channels::Receive for #recv_side<state::#st> {
                 type Tx = #tx;
                 type Rx = #rx;
                 type Message = #recv_module::#st;
 
                 #[inline]
-                fn __raw(&mut self) -> &mut ::channels::raw::RawEndpoint<#tx, #rx> {
+                fn __raw(&mut self, _: ::channels::Internal) -> &mut ::channels::raw::RawEndpoint<#tx, #rx> {
                     &mut self.raw
                 }
 
                 #[inline]
-                fn __raw_ref(&self) -> &::channels::raw::RawEndpoint<#tx, #rx> {
+                fn __raw_ref(&self, _: ::channels::Internal) -> &::channels::raw::RawEndpoint<#tx, #rx> {
                     &self.raw
                 }
 
                 #[inline]
-                fn __decode(self, message: #rx) -> ::core::result::Result<#recv_module::#st, ::channels::Closed> {
+                fn __decode(
+                    self,
+                    message: #rx,
+                    _: ::channels::Internal,
+                ) -> ::core::result::Result<#recv_module::#st, ::channels::Closed> {
                     let raw = self.raw;
                     #[allow(unreachable_patterns)]
                     match message {
@@ -288,6 +305,13 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
     let client_doc = format!("The client (importer) end of a `{name_str}` channel, in state `S`.");
     let server_doc = format!("The server (exporter) end of a `{name_str}` channel, in state `S`.");
     let client_name = format!("{module}::Client");
+    // No `Drop` of the crate's own on the endpoints and wire enums either (the derive's guard, module docs).
+    let endpoint_guards = [drop_guard(&format_ident!("Client"), &syn::parse_quote!(<S>)),
+        drop_guard(&format_ident!("Server"), &syn::parse_quote!(<S>))];
+    let wire_guards = [drop_guard(&format_ident!("ToServer"), &syn::Generics::default()),
+        drop_guard(&format_ident!("ToClient"), &syn::Generics::default())];
+    let endpoint_guards = quote!(#(#endpoint_guards)*);
+    let wire_guards = quote!(#(#wire_guards)*);
     let server_name = format!("{module}::Server");
 
     quote! {
@@ -309,33 +333,33 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
 
             /// Every message the client sends (one ring carries these).
             pub enum ToServer { #(#in_variants),* }
-            impl ::channels::__private::Sealed for ToServer {}
-            impl ::channels::Exchangeable for ToServer {
+            // SAFETY: generated: each variant's message is `Exchangeable` and visited.
+            unsafe impl ::channels::Exchangeable for ToServer {
                 const __TRACKED: bool = false #(#in_any_tracked)*;
                 // By variant: a plain message of a contract that also has tracked ones skips the owner walk.
                 #[inline]
                 fn __is_tracked(&self) -> bool {
-                    match self { #(#in_tracked)* }
+                    #in_tracked_match
                 }
                 #[allow(unused_variables)]
-                fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
-                    match self { #(#in_transfer_arms)* }
+                fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
+                    #in_transfer_arms_match
                 }
             }
 
             /// Every message the server sends (the other ring carries these).
             pub enum ToClient { #(#out_variants),* }
-            impl ::channels::__private::Sealed for ToClient {}
-            impl ::channels::Exchangeable for ToClient {
+            // SAFETY: generated: each variant's message is `Exchangeable` and visited.
+            unsafe impl ::channels::Exchangeable for ToClient {
                 const __TRACKED: bool = false #(#out_any_tracked)*;
                 // By variant: a plain message of a contract that also has tracked ones skips the owner walk.
                 #[inline]
                 fn __is_tracked(&self) -> bool {
-                    match self { #(#out_tracked)* }
+                    #out_tracked_match
                 }
                 #[allow(unused_variables)]
-                fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
-                    match self { #(#out_transfer_arms)* }
+                fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
+                    #out_transfer_arms_match
                 }
             }
 
@@ -454,18 +478,20 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 }
             }
 
-            impl<S: 'static> ::channels::__private::Sealed for Client<S> {}
-            impl<S: 'static> ::channels::Exchangeable for Client<S> {
-                fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
-                    ::channels::Exchangeable::__transfer(&self.raw, heap, to);
+            // SAFETY: generated: an endpoint holds its transport's side, visited; no `Drop` (the guards below).
+            unsafe impl<S: 'static> ::channels::Exchangeable for Client<S> {
+                fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
+                    ::channels::Exchangeable::__visit(&self.raw, walk);
                 }
             }
-            impl<S: 'static> ::channels::__private::Sealed for Server<S> {}
-            impl<S: 'static> ::channels::Exchangeable for Server<S> {
-                fn __transfer(&self, heap: &dyn ::channels::ExchangeHeap, to: ::channels::Owner) {
-                    ::channels::Exchangeable::__transfer(&self.raw, heap, to);
+            // SAFETY: as for `Client`.
+            unsafe impl<S: 'static> ::channels::Exchangeable for Server<S> {
+                fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
+                    ::channels::Exchangeable::__visit(&self.raw, walk);
                 }
             }
+            #endpoint_guards
+            #wire_guards
 
             #(#impls)*
         }

@@ -1,0 +1,154 @@
+//! The walk over everything a value holds in the exchange (blocks and channel sides): what a send, a receive,
+//! a drop and a trusted hand-over do to a message, in one loop.
+//!
+//! A value's `Exchangeable::__visit` reports what it holds inline (an `ExVec`'s buffer and its elements, an
+//! endpoint's side) and *queues* the contents of the boxes it holds instead of visiting them; [`Walk::run`]
+//! then takes the queue until it is empty. So the stack depth of a walk is bounded by how deeply types nest
+//! inline (fixed when the program is compiled), never by the data: a million-node `ExBox` list is walked in a
+//! loop. The queue lives on the walking thread's own heap.
+//!
+//! Not here: the rules (the platform's records check every move), and memory (the platform's exchange).
+//!
+//! Invariants: a [`Walk`] can only be made inside this crate, so only this crate's code starts walks and
+//! `__visit` (which takes one) cannot be called from outside; a walk never runs a `Drop` or any code of the
+//! value's type beyond the `__visit` the trusted derive generated; freeing visits a block's contents before
+//! it frees the block.
+
+use crate::exchangeable::Exchangeable;
+use crate::ledger::{Item, RingId, Side};
+use crate::platform::{self, Exchange, Owner};
+use alloc::vec::Vec;
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+/// What a walk does to each thing the value holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Action {
+    /// A send: everything travels in the ring now.
+    Send(RingId),
+    /// A receive: everything is the receiver's now (and charged to it).
+    Receive(RingId),
+    /// A drop: free every block, close every endpoint.
+    Free,
+    /// A trusted hand-over from one owner to another.
+    Give { from: Owner, to: Owner },
+}
+
+/// Visits a box's contents (queued by [`Walk::boxed`]).
+type Visit = unsafe fn(NonNull<u8>, &mut Walk<'_>);
+
+/// A walk in progress. Only this crate makes one (module invariants).
+pub struct Walk<'a> {
+    action: Action,
+    exchange: &'a dyn Exchange,
+    /// Boxes whose contents are still to visit (and, when freeing, to free after).
+    pending: Vec<(NonNull<u8>, Visit)>,
+    /// A receive took the receiver beyond its quota.
+    refused: bool,
+}
+
+impl<'a> Walk<'a> {
+    fn new(action: Action, exchange: &'a dyn Exchange) -> Self {
+        Self { action, exchange, pending: Vec::new(), refused: false }
+    }
+
+    /// The value holds the box at `ptr` (a live, initialised `T` in its own block).
+    pub(crate) fn boxed<T: Exchangeable>(&mut self, ptr: NonNull<T>) {
+        let layout = Layout::new::<T>();
+        if layout.size() == 0 {
+            // No block, and a zero-sized value holds nothing.
+            return;
+        }
+        match self.action {
+            Action::Free if T::__TRACKED => self.pending.push((ptr.cast(), free_boxed::<T>)),
+            // SAFETY: the box's block came from this exchange with `Layout::new::<T>()`, the walker's caller
+            // owns the value (so the box), and a plain `T` holds nothing else to free.
+            Action::Free => unsafe { self.exchange.deallocate(ptr.cast(), layout) },
+            _ => {
+                self.move_item(Item::Block(ptr.addr().get()));
+                if T::__TRACKED {
+                    self.pending.push((ptr.cast(), visit_boxed::<T>));
+                }
+            }
+        }
+    }
+
+    /// The value holds a buffer at `ptr` of `layout`, whose first `len` elements are initialised.
+    pub(crate) fn buffer<T: Exchangeable>(&mut self, ptr: NonNull<T>, layout: Layout, len: usize) {
+        if !matches!(self.action, Action::Free) {
+            self.move_item(Item::Block(ptr.addr().get()));
+        }
+        if T::__TRACKED {
+            for index in 0..len {
+                // SAFETY: the first `len` elements are initialised (caller), and the buffer is live until it is
+                // freed below, after the last element was visited.
+                unsafe { (*ptr.as_ptr().add(index)).__visit(self) };
+            }
+        }
+        if matches!(self.action, Action::Free) {
+            // SAFETY: the buffer came from this exchange with `layout` and the caller owns it; its elements were
+            // visited (their boxes queued, their endpoints closed) and are never dropped.
+            unsafe { self.exchange.deallocate(ptr.cast(), layout) };
+        }
+    }
+
+    /// The value holds the endpoint on `side`.
+    pub(crate) fn endpoint(&mut self, side: Side) {
+        match self.action {
+            Action::Free => crate::raw::close_and_release(side),
+            _ => self.move_item(Item::Side(side)),
+        }
+    }
+
+    fn move_item(&mut self, item: Item) {
+        match self.action {
+            Action::Send(ring) => self.exchange.send(item, ring),
+            Action::Receive(ring) => self.refused |= !self.exchange.receive(item, ring),
+            Action::Give { from, to } => self.exchange.give(item, from, to),
+            Action::Free => {}
+        }
+    }
+
+    /// Takes the queue until it is empty; returns `false` if a receive went beyond the receiver's quota.
+    fn run(mut self) -> bool {
+        while let Some((ptr, visit)) = self.pending.pop() {
+            // SAFETY: every queued pointer is a live box's block with the matching `visit` (pushed by `boxed`);
+            // blocks are freed only by the entry that visits them, so each is visited once, while live.
+            unsafe { visit(ptr, &mut self) };
+        }
+        !self.refused
+    }
+}
+
+/// # Safety
+/// `ptr` is the live block of an `ExBox<T>`.
+unsafe fn visit_boxed<T: Exchangeable>(ptr: NonNull<u8>, walk: &mut Walk<'_>) {
+    // SAFETY: per the caller, an initialised `T`.
+    unsafe { ptr.cast::<T>().as_ref() }.__visit(walk);
+}
+
+/// # Safety
+/// `ptr` is the live block of an `ExBox<T>` that is being freed and never used again.
+unsafe fn free_boxed<T: Exchangeable>(ptr: NonNull<u8>, walk: &mut Walk<'_>) {
+    // SAFETY: per the caller; the contents are visited (queued, closed) before the block goes.
+    unsafe { visit_boxed::<T>(ptr, walk) };
+    // SAFETY: the block came from this exchange with `Layout::new::<T>()`; the value is never dropped.
+    unsafe { walk.exchange.deallocate(ptr, Layout::new::<T>()) };
+}
+
+/// Walks everything `value` holds with `action`; `false` if a receive went beyond the receiver's quota.
+pub(crate) fn walk<T: Exchangeable>(value: &T, action: Action) -> bool {
+    let mut walk = Walk::new(action, platform::current().exchange);
+    value.__visit(&mut walk);
+    walk.run()
+}
+
+/// Walks the box at `ptr` as if `ExBox<T>` held it: what dropping (or freeing by type-erased handle) does.
+///
+/// # Safety
+/// `ptr` is the live block of an `ExBox<T>`, owned by the caller, never used again if `action` is `Free`.
+pub(crate) unsafe fn walk_boxed<T: Exchangeable>(ptr: NonNull<T>, action: Action) -> bool {
+    let mut walk = Walk::new(action, platform::current().exchange);
+    walk.boxed(ptr);
+    walk.run()
+}
