@@ -40,6 +40,11 @@ pub fn contract_pair<C: Contract>() -> ContractPair<C> {
     crate::raw::pair(C::TO_SERVER_CAPACITY, C::TO_CLIENT_CAPACITY)
 }
 
+/// [`contract_pair`], or the error if the exchange heap (or the caller's quota) cannot hold the channel.
+pub fn try_contract_pair<C: Contract>() -> Result<ContractPair<C>, crate::AllocError> {
+    crate::raw::try_pair(C::TO_SERVER_CAPACITY, C::TO_CLIENT_CAPACITY)
+}
+
 /// The peer is gone: nothing will arrive.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Closed;

@@ -10,7 +10,7 @@
 //! threads that only grows; an unknown token wakes nobody.
 
 use crate::ledger::{ChannelId, Item, Ledger, Release, RingId, Side, Violation};
-use crate::platform::{self, AlreadyInstalled, AllocError, Blocking, Exchange, Owner, Platform};
+use crate::platform::{self, AllocError, AlreadyInstalled, Blocking, Exchange, Owner, Platform};
 use crate::trusted::Trusted;
 use core::alloc::Layout;
 use core::cell::Cell;

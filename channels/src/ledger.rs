@@ -263,7 +263,8 @@ impl Ledger {
     /// `by`'s block `channel` becomes a channel; `by` holds both of its sides.
     pub fn open(&mut self, channel: ChannelId, by: Owner) -> Result<(), Violation> {
         let holder = Holder::Owner(by);
-        let entry = self.blocks.get_mut(&channel.0).ok_or(Violation("opening a channel on a block that is not live"))?;
+        let entry =
+            self.blocks.get_mut(&channel.0).ok_or(Violation("opening a channel on a block that is not live"))?;
         if !matches!(entry.kind, Kind::Plain(h) if h == holder) {
             return Err(Violation("opening a channel on a block the caller does not hold"));
         }

@@ -48,7 +48,10 @@ pub mod trusted;
 mod walk;
 
 pub use describe::{ContractInfo, Direction, MessageInfo, StateInfo, TransitionInfo};
-pub use endpoint::{Closed, Contract, ContractPair, Internal, PeerClosed, Receive, TryRecv, contract_pair, recv, try_recv};
+pub use endpoint::{
+    Closed, Contract, ContractPair, Internal, PeerClosed, Receive, TryRecv, contract_pair, recv, try_contract_pair,
+    try_recv,
+};
 pub use exany::ExAny;
 pub use exbox::ExBox;
 pub use exchangeable::Exchangeable;

@@ -94,7 +94,10 @@ pub fn pair<A, B>(a_capacity: usize, b_capacity: usize) -> (RawEndpoint<A, B>, R
 }
 
 /// [`pair`], or the error if the exchange (or the caller's quota) cannot hold the channel.
-pub fn try_pair<A, B>(a_capacity: usize, b_capacity: usize) -> Result<(RawEndpoint<A, B>, RawEndpoint<B, A>), AllocError> {
+pub fn try_pair<A, B>(
+    a_capacity: usize,
+    b_capacity: usize,
+) -> Result<(RawEndpoint<A, B>, RawEndpoint<B, A>), AllocError> {
     let (layout, slots_a, slots_b) = channel_layout::<A, B>(a_capacity, b_capacity).ok_or(AllocError)?;
     let exchange = platform::current().exchange;
     let block = exchange.allocate(layout)?;
@@ -373,7 +376,11 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
 /// The caller is `ring`'s only producer (see [`Ring::push`]).
 #[inline]
 #[allow(improper_ctypes_definitions)]
-unsafe extern "C" fn try_send_on<T: Exchangeable>(ring: &Ring<T>, side: Side, message: T) -> Result<(), TrySendError<T>> {
+unsafe extern "C" fn try_send_on<T: Exchangeable>(
+    ring: &Ring<T>,
+    side: Side,
+    message: T,
+) -> Result<(), TrySendError<T>> {
     if ring.is_consumer_closed() {
         return Err(TrySendError::PeerClosed(message));
     }
@@ -479,7 +486,8 @@ pub(crate) fn block_on(sources: &[&dyn Readiness]) {
 /// [`block_on`] with `spins` polls before parking.
 fn park_on(sources: &[&dyn Readiness], spins: u32) {
     let blocking = platform::blocking().0;
-    let how = Waiting { spins, relax: &|round| blocking.relax(round), token: blocking.token(), park: &|| blocking.park() };
+    let how =
+        Waiting { spins, relax: &|round| blocking.relax(round), token: blocking.token(), park: &|| blocking.park() };
     wait_any(sources, &how);
 }
 

@@ -73,5 +73,5 @@ fn zero_sized_vectors_never_allocate() {
         units.push(());
     }
     assert_eq!(units.len(), 100);
-    assert_eq!(channels::host::EXCHANGE.ledger().held_by(channels::Owner::KERNEL).0, 0, "no block for units");
+    assert_eq!(units.capacity(), usize::MAX, "zero-sized elements need no buffer");
 }

@@ -50,6 +50,9 @@ fn a_million_deep_list_travels_and_is_freed_in_a_loop() {
         assert_eq!(EXCHANGE.ledger().held_by(receiver).0, 1_000_000);
         drop(list);
         assert_eq!(EXCHANGE.ledger().held_by(receiver).0, 0);
+        drop(rx);
+        set_current_owner(sender);
+        drop(tx);
     });
 }
 

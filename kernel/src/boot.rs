@@ -58,6 +58,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
     );
 
     crate::ipc::init();
+    crate::sip::init();
     if let Err(e) = crate::sched::init_this_core() {
         panic!("cannot start the scheduler: {e:?}");
     }

@@ -6,6 +6,11 @@
 //! per thread (the scheduler saves and restores it on every switch), because a thread can be preempted inside
 //! kernel code. In SIP mode, allocations go to the SIP's arena and a panic or CPU exception ends that SIP; in
 //! kernel mode, allocations go to the kernel heap and a panic stops the machine.
+//!
+//! Kernel code is never cut short: a thread whose SIP is being ended while it runs kernel code is *doomed*
+//! (`sched::doom`) and ends itself when it leaves kernel mode for the last time ([`KernelMode`]'s drop at depth
+//! 0) or parks at a cut point, through the handler the SIP layer installs ([`set_doomed_handler`]: this layer
+//! knows nothing of SIPs).
 
 use crate::percpu;
 use core::sync::atomic::Ordering;
@@ -35,18 +40,30 @@ impl KernelMode {
 impl Drop for KernelMode {
     #[inline]
     fn drop(&mut self) {
-        if let Some(cpu) = self.0 {
-            cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed);
+        if let Some(cpu) = self.0
+            && cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed) == 1
+            && cpu.current_doomed.load(Ordering::Relaxed)
+        {
+            end_doomed();
         }
     }
 }
 
-/// Leaves one level of kernel mode entered by a `KernelMode` that was forgotten (for sections that begin and
-/// end in different calls, like the channels' uninterruptible sections).
-#[inline]
-pub fn leave_kernel_mode() {
-    if let Some(cpu) = percpu::try_current() {
-        cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed);
+/// What a doomed thread does when it leaves kernel code: end itself (the SIP layer's handler).
+static DOOMED_HANDLER: spin::Once<fn() -> !> = spin::Once::new();
+
+/// Installs what a doomed thread runs when it leaves kernel code or parks at a cut point (once, at boot).
+pub fn set_doomed_handler(handler: fn() -> !) {
+    DOOMED_HANDLER.call_once(|| handler);
+}
+
+/// Ends the running thread, which is doomed (see the module docs).
+#[cold]
+#[inline(never)]
+pub fn end_doomed() -> ! {
+    match DOOMED_HANDLER.get() {
+        Some(handler) => handler(),
+        None => panic!("a thread was doomed before the SIP layer installed its handler"),
     }
 }
 

@@ -21,8 +21,9 @@ use x86_64::registers::model_specific::GsBase;
 /// One core's private kernel state.
 #[repr(C)]
 pub struct PerCpu {
-    /// Points at this record; must stay the first field (read as `gs:0`).
-    self_ptr: *const PerCpu,
+    /// Points at this record; must stay the first field (read as `gs:0`). Atomic because it is set after the
+    /// record has its final address, through a shared reference.
+    self_ptr: AtomicPtr<PerCpu>,
     /// Dense core number: 0 is the boot core.
     pub index: u32,
     /// Local APIC ID of this core.
@@ -45,15 +46,9 @@ pub struct PerCpu {
     pub current_thread: AtomicU64,
     /// Exited threads waiting to be freed by the next thread to run (a hint read without the scheduler lock).
     pub dead_threads: AtomicUsize,
+    /// The running thread is doomed (`sched::doom`); kept by the switch, read when it leaves kernel mode.
+    pub current_doomed: AtomicBool,
 }
-
-// SAFETY: `self_ptr` points at the record itself, which is 'static: moving the record between cores (it is
-// built on one and published to all) cannot invalidate it.
-unsafe impl Send for PerCpu {}
-
-// SAFETY: the only non-Sync field is `self_ptr`, which is written once before the record is published and
-// never changed; everything else is immutable, atomic or behind a lock.
-unsafe impl Sync for PerCpu {}
 
 /// Most cores the kernel runs on; MADT entries beyond it are reported and left out.
 pub const MAX_CPUS: usize = 64;
@@ -65,7 +60,7 @@ impl PerCpu {
     /// A fresh record for core `index` with its tables; its self pointer is set once it has its final address.
     fn new(index: u32, apic_id: u32, tables: &'static CpuTables) -> Self {
         Self {
-            self_ptr: core::ptr::null(),
+            self_ptr: AtomicPtr::new(core::ptr::null_mut()),
             index,
             apic_id,
             timer_ticks: AtomicU64::new(0),
@@ -77,6 +72,7 @@ impl PerCpu {
             sips: IrqMutex::new(crate::sip::Table::new()),
             current_thread: AtomicU64::new(0),
             dead_threads: AtomicUsize::new(0),
+            current_doomed: AtomicBool::new(false),
         }
     }
 }
@@ -99,8 +95,7 @@ pub fn init_bsp() {
     unsafe { tables.load() };
     let record = BSP.call_once(|| PerCpu::new(0, crate::arch::cpu::apic_id_from_cpuid(), tables));
     let addr = record as *const PerCpu;
-    // SAFETY: the record is 'static and not yet shared: setting its self pointer cannot race.
-    unsafe { core::ptr::addr_of!(record.self_ptr).cast_mut().write(addr) };
+    record.self_ptr.store(addr.cast_mut(), Ordering::Release);
     RECORDS[0].store(addr.cast_mut(), Ordering::Release);
     GsBase::write(VirtAddr::from_ptr(addr));
     BSP_READY.store(true, Ordering::Release);
@@ -125,7 +120,8 @@ pub fn new_ap(index: u32, apic_id: u32) -> Result<&'static PerCpu, ApRecordError
     let stacks: &'static IstStacks = Box::leak(unsafe { Box::<IstStacks>::new_zeroed().assume_init() });
     let tables = Box::leak(Box::new(CpuTables::empty())).init(stacks);
     let record = Box::leak(Box::new(PerCpu::new(index, apic_id, tables)));
-    record.self_ptr = record as *const PerCpu;
+    let addr = record as *mut PerCpu;
+    record.self_ptr.store(addr, Ordering::Release);
     slot.store(record as *mut PerCpu, Ordering::Release);
     Ok(record)
 }
@@ -178,7 +174,7 @@ crate::selftest! {
     /// GS points at a record naming itself, of the core we run on.
     fn percpu_record_is_self_consistent() {
         let me = current();
-        crate::check!(core::ptr::eq(me.self_ptr, me), "gs:0 does not point at the record itself");
+        crate::check!(core::ptr::eq(me.self_ptr.load(Ordering::Relaxed), me), "gs:0 does not point at the record");
         crate::check!(me.apic_id == crate::arch::cpu::apic_id_from_cpuid(), "APIC ID differs from CPUID");
         crate::check!(me.apic_id == crate::arch::apic::id(), "APIC ID differs from the local APIC's ID register");
         crate::check!(GsBase::read().as_u64() == me as *const PerCpu as u64, "GS base is not the record");

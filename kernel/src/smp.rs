@@ -253,7 +253,8 @@ fn start_one(core: &Core, trampoline: &mut smp_trampoline::Trampoline) -> Result
     }
     let record = percpu::new_ap(core.index, core.apic_id).map_err(StartError::Record)?;
     // The boot stack stays mapped for good: its thread becomes the core's monitor, which never exits.
-    let stack = sched::stack::Stack::new(AP_STACK_BYTES).map_err(StartError::Stack)?;
+    let stack =
+        sched::stack::Stack::new(AP_STACK_BYTES, crate::memory::frames::Use::Kernel).map_err(StartError::Stack)?;
     let stack_top = stack.top();
     core::mem::forget(stack);
     let (level_4, _) = x86_64::registers::control::Cr3::read();

@@ -1,9 +1,15 @@
 //! The kernel ABI: the one object through which a SIP reaches the kernel (DESIGN.md invariant 7).
 //!
 //! Every call takes and returns plain values: strings go in as `&str` and come back as `'static` manifest
-//! names, lists are read one entry at a time. So no call hands a SIP a reference into kernel memory, no call
-//! makes the kernel allocate on a SIP's behalf in a way that outlives the call, and the trait can be implemented
-//! by a ring-3 `syscall` stub as well as by direct ring-0 calls.
+//! names, lists are read one entry at a time, a new thread is a function and a number. So no call hands a SIP a
+//! reference into kernel memory or a kernel address, no call makes the kernel allocate on a SIP's behalf in a
+//! way that outlives the call or escapes the SIP's limits, and the trait can be implemented by a ring-3
+//! `syscall` stub as well as by direct ring-0 calls. Endpoints cross as values (a startup endpoint, a
+//! name-service connection), and the kernel checks in its records that the caller holds what it hands over.
+//!
+//! Against a hostile caller: a SIP can call every method with any arguments in any order (its `SipContext`
+//! gives it the object); each call checks the caller's capabilities from the kernel's policy, bounds every
+//! size it is given, and charges what it creates to the caller (docs/security.md).
 
 use core::fmt;
 
@@ -53,7 +59,17 @@ pub enum SpawnError {
     /// The requested core does not exist, is offline, or does not take SIPs yet (only the caller's own core
     /// does until SIP placement across cores exists).
     NoSuchCore,
+    /// The argument string is longer than [`MAX_ARGS_LEN`] bytes.
+    ArgumentsTooLong,
+    /// The calling SIP already runs as many threads as its policy allows.
+    TooManyThreads,
 }
+
+/// Most bytes of the argument string a spawn takes.
+pub const MAX_ARGS_LEN: usize = 1024;
+
+/// Most bytes of one log line (a longer one is cut there, and says so).
+pub const MAX_LOG_LINE: usize = 512;
 
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -63,6 +79,8 @@ impl fmt::Display for SpawnError {
             Self::OutOfMemory => f.write_str("out of memory"),
             Self::NotPermitted => f.write_str("not permitted (needs the ProcessControl capability)"),
             Self::NoSuchCore => f.write_str("no such core, or it does not take SIPs yet"),
+            Self::ArgumentsTooLong => write!(f, "arguments longer than {MAX_ARGS_LEN} bytes"),
+            Self::TooManyThreads => f.write_str("the SIP runs as many threads as its policy allows"),
         }
     }
 }
@@ -113,8 +131,10 @@ pub struct ProcessInfo {
     pub threads: usize,
     /// Channel endpoints it holds.
     pub channels: usize,
-    /// Exchange-heap bytes it owns.
+    /// Exchange-heap bytes charged to it (its blocks, messages it sent that wait in rings, channels it made).
     pub exchange_bytes: usize,
+    /// Most exchange-heap bytes it may be charged (its policy).
+    pub exchange_quota: usize,
 }
 
 /// Memory figures for `mem`.
@@ -202,7 +222,7 @@ pub enum EndHolder {
 /// One live channel, for `channels`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelInfo {
-    /// An identity for the listing (its core's address).
+    /// An identity for the listing: a serial number in creation order (never an address).
     pub id: u64,
     /// Who holds each end.
     pub ends: [EndHolder; 2],
@@ -237,7 +257,8 @@ pub trait KernelAbi: Sync {
     fn cycles(&self) -> u64;
     /// Ends the calling SIP (all its threads) with `status`.
     fn exit(&self, status: ExitStatus) -> !;
-    /// Writes one log line attributed to the calling SIP.
+    /// Writes one log line attributed to the calling SIP: at most [`MAX_LOG_LINE`] bytes of it, and at most
+    /// the SIP's policy's rate of lines (lines beyond it are dropped and counted, and the count is reported).
     fn log(&self, level: LogLevel, message: &str);
     /// Starts the service `name` with one argument string, on `core` (or the least loaded), handing it
     /// `startup` (taken by the child with [`KernelAbi::take_startup`]). On failure `startup` comes back.
@@ -248,9 +269,10 @@ pub trait KernelAbi: Sync {
         core: Option<u32>,
         startup: Option<crate::Startup>,
     ) -> Result<SipId, (SpawnError, Option<crate::Startup>)>;
-    /// Starts another thread of the calling SIP running `entry` (its closure lives in the SIP's heap); returns the
-    /// thread's id. The SIP ends when its first thread returns or any thread fails.
-    fn start_thread(&self, entry: alloc::boxed::Box<dyn FnOnce() + Send>) -> Result<u64, SpawnError>;
+    /// Starts another thread of the calling SIP running `entry(argument)` in the SIP, on a stack of its
+    /// manifest's size; returns the thread's id. The SIP ends when its first thread returns or any thread
+    /// fails; another thread that returns ends alone. Refused beyond the SIP's thread limit.
+    fn start_thread(&self, entry: fn(usize), argument: usize) -> Result<u64, SpawnError>;
     /// The startup value this SIP was spawned with, once.
     fn take_startup(&self) -> Option<crate::Startup>;
     /// Ends SIP `id` (needs `ProcessControl`).
@@ -263,7 +285,8 @@ pub trait KernelAbi: Sync {
     fn current_core(&self) -> u32;
     /// Blocks until SIP `id` has ended; `Err(NoSuchProcess)` if it is not alive.
     fn wait(&self, id: SipId) -> Result<(), KillError>;
-    /// Writes text to the system console as it is (needs `Console`).
+    /// Writes text to the system console as it is (needs `Console`). Long text is written in pieces, so the
+    /// console (shared by every core) is never held for long.
     fn console_write(&self, text: &str) -> Result<(), NotPermitted>;
     /// Whether the cycle counter counts guest instructions (QEMU `-icount`) rather than TSC cycles.
     fn cycles_are_instructions(&self) -> bool;
@@ -283,10 +306,11 @@ pub trait KernelAbi: Sync {
     /// A deliberate kernel panic with `message`, for debugging the panic path (needs `SystemAdmin`); returns
     /// only if not permitted.
     fn kernel_panic(&self, message: &str) -> NotPermitted;
-    /// A new connection to the name service of `core` (default: the caller's core), on behalf of the calling
-    /// SIP (which the name service learns from the kernel, so it cannot be forged); `None` if that name service
-    /// is not running or is overloaded.
-    fn connect_names(&self, core: Option<u32>) -> Option<NameServiceClient>;
+    /// Hands `server`, the server end of a fresh name-service channel whose client end the caller keeps, to
+    /// the name service of `core` (default: the caller's core), on behalf of the calling SIP (which the name
+    /// service learns from the kernel, so it cannot be forged). `false` if that name service is not running or
+    /// is overloaded (the end is then closed: the client sees `Closed`).
+    fn connect_names(&self, core: Option<u32>, server: NameServiceServer) -> bool;
     /// Binds `name` to SIP `sip` in the replicated name registry, agreed with every core: exactly one of any
     /// concurrent claims of a name wins (needs `NameRegistry`).
     fn claim_name(&self, name: &str, sip: SipId, contract: &str) -> Result<(), NameRegistryError>;
@@ -357,6 +381,9 @@ impl NameInfo {
 
 /// A SIP's end of a fresh name-service connection.
 pub type NameServiceClient = contracts::name_service::Client<contracts::name_service::state::Ready>;
+
+/// The name service's end of a fresh connection, which a SIP hands to the kernel.
+pub type NameServiceServer = contracts::name_service::Server<contracts::name_service::state::Ready>;
 
 /// The caller's manifest lacks the capability the call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

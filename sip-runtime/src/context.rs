@@ -4,6 +4,7 @@ use crate::Startup;
 use crate::abi::{
     ExitStatus, KernelAbi, KillError, LogLevel, MemoryInfo, NotPermitted, ProcessInfo, SipId, SpawnError,
 };
+use alloc::boxed::Box;
 use alloc::string::String;
 use channels::Exchangeable;
 use core::fmt::{self, Write};
@@ -15,6 +16,19 @@ pub struct SipContext {
     id: SipId,
     name: &'static str,
     args: String,
+}
+
+/// A new thread's work, boxed in the SIP's heap.
+type Closure = Box<dyn FnOnce() + Send>;
+
+/// A thread started by [`SipContext::spawn_thread`]: runs the closure whose box `argument` is. Private, so a SIP
+/// cannot hand it a number of its own choosing (it can start threads only with functions it can name).
+fn run_boxed(argument: usize) {
+    // SAFETY: the kernel calls a thread's entry once, with the argument `spawn_thread` gave it: the address of a
+    // `Box<Closure>` from `Box::into_raw`, not used anywhere else.
+    #[allow(unsafe_code)]
+    let closure = unsafe { Box::from_raw(argument as *mut Closure) };
+    closure();
 }
 
 impl fmt::Debug for SipContext {
@@ -96,12 +110,12 @@ impl SipContext {
         value: E,
     ) -> Result<SipId, (SpawnError, Option<E>)> {
         let startup = Startup::new(value).map_err(|(value, _)| (SpawnError::OutOfMemory, Some(value)))?;
-        self.abi.spawn(name, args, core, Some(startup)).map_err(|(e, back)| (e, back.and_then(|s| s.downcast().ok())))
+        self.abi.spawn(name, args, core, Some(startup)).map_err(|(e, back)| (e, back.and_then(Startup::take)))
     }
 
     /// The value this SIP was spawned with, if it is an `E` (once; `None` afterwards or for another type).
     pub fn take_startup<E: Exchangeable + Send>(&self) -> Option<E> {
-        self.abi.take_startup()?.downcast().ok()
+        self.abi.take_startup()?.take()
     }
 
     /// Starts another thread of this SIP, running `f` with its own copy of the context, on a stack of the
@@ -109,7 +123,17 @@ impl SipContext {
     /// returns, or when any thread panics or faults; another thread that returns ends alone.
     pub fn spawn_thread(&self, f: impl FnOnce(SipContext) + Send + 'static) -> Result<u64, SpawnError> {
         let ctx = self.clone();
-        self.abi.start_thread(alloc::boxed::Box::new(move || f(ctx)))
+        let closure: Closure = Box::new(move || f(ctx));
+        // The closure stays in this SIP's heap; only its address crosses the ABI, as a number, and only
+        // `run_boxed` turns it back into the closure, once.
+        let argument = Box::into_raw(Box::new(closure)) as usize;
+        self.abi.start_thread(run_boxed, argument).inspect_err(|_| {
+            // Not started: the closure is ours to drop (here, in the SIP, never in the kernel).
+            // SAFETY: `argument` came from `Box::into_raw` just above and the kernel did not start a thread
+            // with it, so this is its only use.
+            #[allow(unsafe_code)]
+            drop(unsafe { Box::from_raw(argument as *mut Closure) });
+        })
     }
 
     /// Ends SIP `id`.

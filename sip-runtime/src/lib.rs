@@ -8,13 +8,15 @@
 //! implementing the same trait).
 //!
 //! Not here: the kernel side of the ABI (in `kernel/`), contracts (crate `contracts`), channel transport
-//! (crate `channels`). No `unsafe`: type-erased startup values are `channels::ExAny`.
+//! (crate `channels`), and authority: a manifest *asks* for capabilities and limits, the kernel's policy
+//! decides what it gets.
 //!
 //! Invariants: manifests are `'static` constants checked by the kernel at spawn (`ManifestError`); every ABI
 //! call takes and returns plain data (no references into kernel memory outlive a call), so a SIP's memory
-//! never points into another's.
+//! never points into another's. `unsafe` is denied except in one internal function (a new thread's closure
+//! crosses the ABI as a number: `context::run_boxed`), which states why it holds.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
@@ -24,18 +26,18 @@ mod manifest;
 mod names;
 
 pub use abi::{
-    ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo, NameInfo,
-    NameRegistryError, NameServiceClient, NotPermitted, ProcessInfo, ProcessState, ReplicaInfo, SipId, SpawnError,
+    ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MAX_ARGS_LEN, MAX_LOG_LINE,
+    MemoryInfo, NameInfo, NameRegistryError, NameServiceClient, NameServiceServer, NotPermitted, ProcessInfo,
+    ProcessState, ReplicaInfo, SipId, SpawnError,
 };
 pub use context::SipContext;
-pub use manifest::{Capability, MANIFESTS, Manifest, ManifestError, RestartPolicy};
+pub use manifest::{
+    Capability, DEFAULT_EXCHANGE_QUOTA, DEFAULT_THREADS, MANIFESTS, Manifest, ManifestError, RestartPolicy,
+};
 pub use names::accept;
 
-/// A value handed from a parent to the SIP it spawns (typically its first endpoint), the way Singularity hands a
-/// new process its initial endpoints: type-erased in the exchange heap, taken by the child with its own type.
-/// The kernel re-records its blocks as the child's and keeps it until the child takes it; a failed spawn gives
-/// it back to the parent, so the value is never lost.
-pub type Startup = channels::ExAny;
+mod startup;
+pub use startup::Startup;
 
 /// Re-exports the generated registration code needs; services name them only through [`sip!`].
 #[doc(hidden)]
@@ -44,7 +46,10 @@ pub mod __private {
 }
 
 /// Registers a SIP: `sip! { name: "echo", entry: main, exports: ["Echo"], imports: [], heap_quota: 1 << 20,
-/// stack_size: 64 * 1024, restart: RestartPolicy::Never, capabilities: [] }`.
+/// stack_size: 64 * 1024, restart: RestartPolicy::Never, capabilities: [] }`, optionally followed by
+/// `exchange_quota: BYTES` (default [`DEFAULT_EXCHANGE_QUOTA`]) and `threads: N` (default
+/// [`DEFAULT_THREADS`]). Capabilities and limits are requests: the kernel's policy grants them or refuses the
+/// spawn.
 ///
 /// Expands to the manifest placed in [`MANIFESTS`]; the service crate itself declares no `static`.
 #[macro_export]
@@ -57,7 +62,9 @@ macro_rules! sip {
         heap_quota: $quota:expr,
         stack_size: $stack:expr,
         restart: $restart:expr,
-        capabilities: [$($cap:expr),* $(,)?] $(,)?
+        capabilities: [$($cap:expr),* $(,)?]
+        $(, exchange_quota: $exchange:expr)?
+        $(, threads: $threads:expr)? $(,)?
     ) => {
         const _: () = {
             #[$crate::__private::linkme::distributed_slice($crate::MANIFESTS)]
@@ -72,8 +79,22 @@ macro_rules! sip {
                 restart: $restart,
                 capabilities: &[$($cap),*],
                 crate_name: env!("CARGO_PKG_NAME"),
+                exchange_quota: $crate::__or!($($exchange)?, $crate::DEFAULT_EXCHANGE_QUOTA),
+                threads: $crate::__or!($($threads)?, $crate::DEFAULT_THREADS),
             };
         };
+    };
+}
+
+/// The first expression if there is one, else the second (for `sip!`'s optional fields).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __or {
+    (, $default:expr) => {
+        $default
+    };
+    ($value:expr, $default:expr) => {
+        $value
     };
 }
 

@@ -1,4 +1,7 @@
-//! SIP manifests: what a service is, what it needs, and how it is supervised.
+//! SIP manifests: what a service is, what it asks for, and how it is supervised.
+//!
+//! A manifest *asks*: its capabilities and limits are requests that the kernel's policy grants or refuses
+//! (`kernel/src/sip/policy.rs`); declaring a capability here gives nothing by itself.
 
 /// Every manifest linked into the kernel, one per service crate.
 #[linkme::distributed_slice]
@@ -10,6 +13,10 @@ pub const MAX_HEAP_QUOTA: usize = 64 << 20;
 pub const MAX_STACK_SIZE: usize = 1020 * 1024;
 /// Smallest `stack_size` the kernel accepts: less cannot hold the entry frames.
 pub const MIN_STACK_SIZE: usize = 8 * 1024;
+/// The exchange quota a manifest asks for when it does not say (`sip!`'s `exchange_quota`).
+pub const DEFAULT_EXCHANGE_QUOTA: usize = 256 * 1024;
+/// The thread limit a manifest asks for when it does not say (`sip!`'s `threads`).
+pub const DEFAULT_THREADS: usize = 4;
 
 /// A service's declaration, checked by the kernel before anything of the SIP is created.
 #[derive(Debug)]
@@ -28,10 +35,15 @@ pub struct Manifest {
     pub stack_size: usize,
     /// What happens when it fails.
     pub restart: RestartPolicy,
-    /// Privileged operations it may ask the kernel for.
+    /// Privileged operations it asks to be granted (the kernel's policy decides).
     pub capabilities: &'static [Capability],
-    /// The crate that declared it (for the audit that counts manifests against service crates).
+    /// The crate that declared it: the policy knows services by name *and* crate (and the audit counts
+    /// manifests against service crates).
     pub crate_name: &'static str,
+    /// Most exchange-heap bytes it asks to be charged (its messages, the channels it makes).
+    pub exchange_quota: usize,
+    /// Most threads it asks to run at once.
+    pub threads: usize,
 }
 
 /// Supervision, as in Erlang/OTP or a service manager.
@@ -77,6 +89,19 @@ pub enum ManifestError {
     StackOutOfRange(usize),
     /// Two manifests share a name.
     DuplicateName(&'static str),
+    /// It asks for a capability the kernel's policy does not grant this service.
+    NotGranted(Capability),
+    /// It asks for more of a resource than the kernel's policy allows this service.
+    BeyondPolicy {
+        /// Which resource.
+        what: &'static str,
+        /// What it asks for.
+        asked: usize,
+        /// What the policy allows.
+        allowed: usize,
+    },
+    /// `threads` is 0.
+    NoThreads,
 }
 
 impl core::fmt::Display for ManifestError {
@@ -89,6 +114,11 @@ impl core::fmt::Display for ManifestError {
                 write!(f, "stack size {s} bytes is outside {MIN_STACK_SIZE}..={MAX_STACK_SIZE}")
             }
             Self::DuplicateName(n) => write!(f, "two services are named '{n}'"),
+            Self::NotGranted(c) => write!(f, "asks for {c:?}, which the kernel's policy does not grant it"),
+            Self::BeyondPolicy { what, asked, allowed } => {
+                write!(f, "asks for a {what} of {asked}, beyond the {allowed} the kernel's policy allows it")
+            }
+            Self::NoThreads => f.write_str("asks for 0 threads"),
         }
     }
 }
@@ -111,11 +141,14 @@ impl Manifest {
         if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&self.stack_size) {
             return Err(ManifestError::StackOutOfRange(self.stack_size));
         }
+        if self.threads == 0 {
+            return Err(ManifestError::NoThreads);
+        }
         Ok(())
     }
 
-    /// Whether the manifest grants `capability`.
-    pub fn grants(&self, capability: Capability) -> bool {
+    /// Whether the manifest asks for `capability` (what it *has* is the kernel's policy's answer).
+    pub fn asks_for(&self, capability: Capability) -> bool {
         self.capabilities.contains(&capability)
     }
 }
@@ -137,6 +170,8 @@ mod tests {
             restart: RestartPolicy::Never,
             capabilities: &[],
             crate_name: "echo",
+            exchange_quota: DEFAULT_EXCHANGE_QUOTA,
+            threads: DEFAULT_THREADS,
         }
     }
 
@@ -157,9 +192,10 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_are_granted_only_when_listed() {
+    fn capabilities_are_asked_for_only_when_listed() {
         let m = Manifest { capabilities: &[Capability::SystemInfo], ..manifest() };
-        assert!(m.grants(Capability::SystemInfo));
-        assert!(!m.grants(Capability::ProcessControl));
+        assert!(m.asks_for(Capability::SystemInfo));
+        assert!(!m.asks_for(Capability::ProcessControl));
+        assert_eq!(Manifest { threads: 0, ..manifest() }.check(&["Echo"]), Err(ManifestError::NoThreads));
     }
 }

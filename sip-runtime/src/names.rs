@@ -34,12 +34,19 @@ fn quit(connection: crate::NameServiceClient) {
     }
 }
 
+/// A fresh connection to the name service of `core` (default: this SIP's): the channel is made here (charged
+/// to this SIP), and its server end handed to the kernel, which queues it for that core's name service.
+fn connect(ctx: &SipContext, core: Option<u32>) -> Result<crate::NameServiceClient, NameError> {
+    let (client, server) = contracts::name_service::try_channel().map_err(|_| NameError::Unavailable)?;
+    if ctx.abi.connect_names(core, server) { Ok(client) } else { Err(NameError::Unavailable) }
+}
+
 /// One request on a fresh connection: `ask` sends it and waits for the answer; the connection is closed after.
 fn with_connection<T>(
     ctx: &SipContext,
     ask: impl FnOnce(crate::NameServiceClient) -> Result<(T, crate::NameServiceClient), Closed>,
 ) -> Result<T, NameError> {
-    let connection = ctx.abi.connect_names(None).ok_or(NameError::Unavailable)?;
+    let connection = connect(ctx, None)?;
     let (answer, connection) = ask(connection).map_err(|Closed| NameError::Unavailable)?;
     quit(connection);
     Ok(answer)
@@ -75,7 +82,7 @@ impl SipContext {
         let mut end = ExAny::new(server_end).map_err(|_| NameError::Unavailable)?;
         let mut core = None;
         for _ in 0..=MAX_MOVES {
-            let connection = self.abi.connect_names(core).ok_or(NameError::Unavailable)?;
+            let connection = connect(self, core)?;
             let asked = connection.send_lookup(ExString::from(name), end).map_err(|_| NameError::Unavailable)?;
             let (answer, connection) = match asked.recv().map_err(|Closed| NameError::Unavailable)? {
                 LookingUp::Found(ns) => (Ok(()), ns),

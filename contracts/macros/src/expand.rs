@@ -306,10 +306,14 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
     let server_doc = format!("The server (exporter) end of a `{name_str}` channel, in state `S`.");
     let client_name = format!("{module}::Client");
     // No `Drop` of the crate's own on the endpoints and wire enums either (the derive's guard, module docs).
-    let endpoint_guards = [drop_guard(&format_ident!("Client"), &syn::parse_quote!(<S>)),
-        drop_guard(&format_ident!("Server"), &syn::parse_quote!(<S>))];
-    let wire_guards = [drop_guard(&format_ident!("ToServer"), &syn::Generics::default()),
-        drop_guard(&format_ident!("ToClient"), &syn::Generics::default())];
+    let endpoint_guards = [
+        drop_guard(&format_ident!("Client"), &syn::parse_quote!(<S>)),
+        drop_guard(&format_ident!("Server"), &syn::parse_quote!(<S>)),
+    ];
+    let wire_guards = [
+        drop_guard(&format_ident!("ToServer"), &syn::Generics::default()),
+        drop_guard(&format_ident!("ToClient"), &syn::Generics::default()),
+    ];
     let endpoint_guards = quote!(#(#endpoint_guards)*);
     let wire_guards = quote!(#(#wire_guards)*);
     let server_name = format!("{module}::Server");
@@ -417,6 +421,17 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                     Client { raw: client, state: ::core::marker::PhantomData },
                     Server { raw: server, state: ::core::marker::PhantomData },
                 )
+            }
+
+            /// Creates a channel, or reports that the exchange heap (or the caller's quota) cannot hold it.
+            pub fn try_channel()
+                -> ::core::result::Result<(Client<state::#initial>, Server<state::#initial>), ::channels::AllocError>
+            {
+                let (client, server) = ::channels::try_contract_pair::<#name>()?;
+                ::core::result::Result::Ok((
+                    Client { raw: client, state: ::core::marker::PhantomData },
+                    Server { raw: server, state: ::core::marker::PhantomData },
+                ))
             }
 
             impl<S> Client<S> {

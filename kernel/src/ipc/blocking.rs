@@ -1,13 +1,14 @@
 //! Blocking for channel receives and selects: park the thread in the scheduler, wake it by its thread id.
 //!
-//! A waker is the thread id and its core packed into the `RawWaker` data word. Waking a thread of this core
-//! calls `sched::wake`, which remembers a wake that arrives before the park (token semantics); a thread of
-//! another core is woken by a message to that core (`ipc::intercore::send_wake`, one push and an IPI).
+//! A wake token is the thread id and its core packed into one word (plain data: a ring keeps it in shared
+//! memory, and waking never follows a pointer found there). Waking a thread of this core calls `sched::wake`,
+//! which remembers a wake that arrives before the park (token semantics); a thread of another core is woken
+//! by a message to that core (`ipc::intercore::send_wake`, one push and an IPI). A token that names no core or
+//! no thread wakes nobody.
 
 use crate::exec::KernelMode;
 use crate::sched::{self, ThreadId};
 use channels::platform::Blocking;
-use core::task::{RawWaker, RawWakerVTable, Waker};
 
 /// Polls of a receive before it parks (each after yielding to a ready thread of this core, or a pause).
 const SPIN_POLLS: u32 = 64;
@@ -18,35 +19,25 @@ pub struct SchedulerBlocking;
 /// The one instance.
 pub static SCHEDULER: SchedulerBlocking = SchedulerBlocking;
 
-const VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop_waker);
-
-fn clone(data: *const ()) -> RawWaker {
-    RawWaker::new(data, &VTABLE)
-}
-
-/// Where the core sits in a waker's data word: thread ids stay below 2^58 (`sched::ThreadId`), cores below 64.
+/// Where the core sits in a token: thread ids stay below 2^58 (`sched::ThreadId`).
 const CORE_SHIFT: u32 = 58;
 
-fn wake(data: *const ()) {
-    let word = data as u64;
-    let (core, thread) = ((word >> CORE_SHIFT) as u32, ThreadId(word & ((1 << CORE_SHIFT) - 1)));
-    crate::ipc::intercore::wake(core, thread);
-}
-
-fn drop_waker(_: *const ()) {}
-
 impl Blocking for SchedulerBlocking {
-    fn waker(&self) -> Waker {
+    fn token(&self) -> u64 {
         let id = sched::current_id().map_or(0, |t| t.0);
-        let word = (u64::from(crate::percpu::current_index()) << CORE_SHIFT) | id;
-        // SAFETY: the vtable's functions treat the data word as a plain (core, thread id) pair, never
-        // dereferenced, so every RawWaker contract (clone/wake/drop on any thread or core) holds trivially.
-        unsafe { Waker::from_raw(RawWaker::new(word as *const (), &VTABLE)) }
+        (u64::from(crate::percpu::current_index()) << CORE_SHIFT) | id
+    }
+
+    fn wake(&self, token: u64) {
+        let (core, thread) = ((token >> CORE_SHIFT) as u32, ThreadId(token & ((1 << CORE_SHIFT) - 1)));
+        // An unknown core or thread is checked for where it is looked up; nothing here trusts the word.
+        crate::ipc::intercore::wake(core, thread);
     }
 
     fn park(&self) {
         let _kernel = KernelMode::enter();
-        sched::block_current();
+        // A thread parked in a receive holds nothing of the kernel's: a kill may end it right there.
+        sched::block_current_cuttable();
     }
 
     fn spin_limit(&self) -> u32 {
@@ -57,14 +48,5 @@ impl Blocking for SchedulerBlocking {
         // A peer on this core needs the core to answer: give it away (a yield with nobody ready returns at once).
         // A peer on another core answers on its own: polling again saves its answer an IPI to wake us.
         sched::yield_now();
-    }
-
-    fn uninterruptible_begin(&self) {
-        // Kernel mode is what `sip::kill` waits out (and the section allocates nothing a SIP arena would need).
-        core::mem::forget(KernelMode::enter());
-    }
-
-    fn uninterruptible_end(&self) {
-        crate::exec::leave_kernel_mode();
     }
 }

@@ -1,15 +1,27 @@
-//! The exchange heap: a `talc` heap in its own region, with an owner record for every block.
+//! The exchange heap: a `talc` heap in its own region, and the ownership ledger (`channels::ledger`) that says
+//! who holds every block and every channel side and who pays for it.
 //!
-//! Records live in a map from block address to (layout, owner) on the kernel heap, plus per-owner totals for
-//! `ps` and `mem`. Ownership changes when a message is sent (to in-transit) and received (to the receiver).
-//! When a SIP ends, [`reclaim`] frees every block it still owns, without running any destructor.
+//! Every operation identifies its caller itself: the SIP whose code runs (SIP mode), or the kernel (kernel
+//! code, even on a SIP's thread). The ledger checks every ownership change against its records; a change the
+//! records refuse cannot come from safe code through `channels`, so it is treated as the calling SIP's fault
+//! and ends it (a kernel caller with a refused change is a kernel bug: panic). Each SIP is charged for what it
+//! holds and sends, up to its exchange quota from the kernel's policy (`sip::policy`).
+//!
+//! When a SIP ends, [`reclaim`] frees everything it holds and closes its endpoints from the records alone: no
+//! destructor, no function pointer found in exchange memory, no walk over its data runs. Closing a side for a
+//! live peer happens under the ledger's lock (so no other core can free that channel meanwhile); freeing
+//! memory happens after.
+//!
+//! Not here: the rings and the walks (crate `channels`), the policy (`sip::policy`).
 
 use crate::exec::{self, KernelMode};
+use crate::memory::frames::Use;
 use crate::memory::heap::GrowingHeap;
 use crate::memory::layout::{EXCHANGE_MAX, EXCHANGE_START};
-use crate::sync::{IrqMutex, IrqSpinRaw};
-use alloc::collections::BTreeMap;
-use channels::platform::{AllocError, ExchangeHeap, Owner};
+use crate::sync::{IrqMutex, IrqMutexGuard, IrqSpinRaw};
+use alloc::vec::Vec;
+use channels::ledger::{ChannelId, Holder, Item, Ledger, Release, RingId, Side, Violation};
+use channels::platform::{AllocError, Exchange, Owner};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 
@@ -17,187 +29,213 @@ use core::ptr::NonNull;
 const GROWTH_STEP: u64 = 256 * 1024;
 
 static MEMORY: talc::TalcLock<IrqSpinRaw, GrowingHeap> =
-    talc::TalcLock::new(GrowingHeap::new(EXCHANGE_START, EXCHANGE_MAX, GROWTH_STEP));
+    talc::TalcLock::new(GrowingHeap::new(EXCHANGE_START, EXCHANGE_MAX, GROWTH_STEP, Use::Sip));
 
-#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
-struct Totals {
-    blocks: usize,
-    bytes: usize,
+static LEDGER: IrqMutex<Ledger> = IrqMutex::new(Ledger::new());
+
+/// The kernel's exchange (the `channels` hook).
+pub struct KernelExchange;
+
+/// The one instance.
+pub static EXCHANGE: KernelExchange = KernelExchange;
+
+/// Who is calling: the SIP whose code runs, or the kernel (kernel code acts with the kernel's authority, on
+/// whichever thread it runs). Read before entering kernel mode.
+fn caller() -> Owner {
+    exec::running_sip().map_or(Owner::KERNEL, Owner::sip)
 }
 
-struct Records {
-    blocks: BTreeMap<usize, (Layout, Owner)>,
-    owners: BTreeMap<Owner, Totals>,
+/// Ends the caller for breaking the records' rules (after every lock is released).
+fn refused(by: Owner, violation: Violation) -> ! {
+    match by.sip_id() {
+        Some(_) => crate::sip::end_current(crate::sip::EndReason::Fault(alloc::format!("{violation}"))),
+        None => panic!("the kernel broke the exchange records' rules: {violation}"),
+    }
 }
 
-static RECORDS: IrqMutex<Records> = IrqMutex::new(Records { blocks: BTreeMap::new(), owners: BTreeMap::new() });
+/// Does the memory work of a release: closes the sides of live peers while the ledger is still locked, then
+/// frees the blocks.
+fn finish(ledger: IrqMutexGuard<'_, Ledger>, release: Release) {
+    for side in &release.close {
+        // SAFETY: the ledger holds the other side of this channel, so its block is live, and the ledger stays
+        // locked while this closes it (no release can free it meanwhile).
+        unsafe { channels::trusted::close_side(*side) };
+    }
+    drop(ledger);
+    for (block, layout) in release.free {
+        // SAFETY: the ledger removed this block's record, made when `MEMORY` allocated it with this layout;
+        // nothing can reach it any more (its holder is gone or its channel is freed).
+        unsafe { MEMORY.dealloc(block as *mut u8, layout) };
+    }
+}
 
-impl Records {
-    fn charge(&mut self, owner: Owner, layout: Layout) {
-        let totals = self.owners.entry(owner).or_default();
-        totals.blocks += 1;
-        totals.bytes += layout.size();
+// SAFETY: blocks come from a talc heap over memory only it uses and go back to it once, after the ledger
+// removed their record; ownership changes are bookkeeping beside the blocks and never touch them.
+unsafe impl Exchange for KernelExchange {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let owner = caller();
+        let _kernel = KernelMode::enter();
+        LEDGER.lock().charge(owner, layout).map_err(|_| AllocError)?;
+        // SAFETY: `layout` is non-zero-sized (trait contract); TalcLock is a sound GlobalAlloc.
+        let Some(block) = NonNull::new(unsafe { MEMORY.alloc(layout) }) else {
+            LEDGER.lock().uncharge(owner, layout);
+            return Err(AllocError);
+        };
+        LEDGER.lock().allocated(block.addr().get(), layout, owner);
+        Ok(block)
     }
 
-    fn discharge(&mut self, owner: Owner, layout: Layout) {
-        if let Some(totals) = self.owners.get_mut(&owner) {
-            totals.blocks -= 1;
-            totals.bytes -= layout.size();
-            if totals.blocks == 0 {
-                self.owners.remove(&owner);
+    unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
+        let owner = caller();
+        let kernel = KernelMode::enter();
+        let recorded = LEDGER.lock().free(block.addr().get(), owner);
+        match recorded {
+            // SAFETY: the record proves `MEMORY` allocated this block with `recorded`, and it is gone now.
+            Ok(recorded) if recorded == layout => unsafe { MEMORY.dealloc(block.as_ptr(), layout) },
+            Ok(_) => {
+                drop(kernel);
+                refused(owner, Violation("freeing a block with another layout than it was allocated with"))
+            }
+            Err(violation) => {
+                drop(kernel);
+                refused(owner, violation)
+            }
+        }
+    }
+
+    fn open(&self, channel: ChannelId) {
+        let owner = caller();
+        let kernel = KernelMode::enter();
+        let result = LEDGER.lock().open(channel, owner);
+        if let Err(violation) = result {
+            drop(kernel);
+            refused(owner, violation);
+        }
+    }
+
+    fn send(&self, item: Item, ring: RingId) {
+        let owner = caller();
+        let kernel = KernelMode::enter();
+        let result = LEDGER.lock().send(item, ring, owner);
+        if let Err(violation) = result {
+            drop(kernel);
+            refused(owner, violation);
+        }
+    }
+
+    fn receive(&self, item: Item, ring: RingId) -> bool {
+        let owner = caller();
+        let kernel = KernelMode::enter();
+        let result = LEDGER.lock().receive(item, ring, owner);
+        match result {
+            Ok(within_quota) => within_quota,
+            Err(violation) => {
+                drop(kernel);
+                refused(owner, violation)
+            }
+        }
+    }
+
+    fn give(&self, item: Item, from: Owner, to: Owner) {
+        let kernel = KernelMode::enter();
+        let result = LEDGER.lock().give(item, from, to);
+        if let Err(violation) = result {
+            drop(kernel);
+            // Only the kernel gives (`channels::trusted`): a refused hand-over is the kernel's mistake.
+            panic!("{violation} (giving from {from} to {to})");
+        }
+    }
+
+    fn release(&self, side: Side) {
+        let owner = caller();
+        let kernel = KernelMode::enter();
+        let mut ledger = LEDGER.lock();
+        match ledger.release(side, owner) {
+            Ok(release) => finish(ledger, release),
+            Err(violation) => {
+                drop(ledger);
+                drop(kernel);
+                refused(owner, violation)
             }
         }
     }
 }
 
-/// The kernel's exchange heap (the `channels` hook).
-pub struct KernelExchangeHeap;
-
-/// The one instance.
-pub static HEAP: KernelExchangeHeap = KernelExchangeHeap;
-
-// SAFETY: blocks come from a talc heap over memory only it uses and go back to it on `deallocate`; owner
-// records are bookkeeping beside the blocks and never touch their memory.
-unsafe impl ExchangeHeap for KernelExchangeHeap {
-    fn allocate(&self, layout: Layout, owner: Owner) -> Result<NonNull<u8>, AllocError> {
-        let _kernel = KernelMode::enter();
-        // SAFETY: `layout` is non-zero-sized (trait contract); TalcLock is a sound GlobalAlloc.
-        let block = NonNull::new(unsafe { MEMORY.alloc(layout) }).ok_or(AllocError)?;
-        let mut records = RECORDS.lock();
-        records.blocks.insert(block.as_ptr() as usize, (layout, owner));
-        records.charge(owner, layout);
-        Ok(block)
-    }
-
-    unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
-        let _kernel = KernelMode::enter();
-        let mut records = RECORDS.lock();
-        if let Some((layout, owner)) = records.blocks.remove(&(block.as_ptr() as usize)) {
-            records.discharge(owner, layout);
-        }
-        drop(records);
-        // SAFETY: the caller guarantees `block` came from `allocate` with `layout` and is not used again.
-        unsafe { MEMORY.dealloc(block.as_ptr(), layout) }
-    }
-
-    fn set_owner(&self, block: NonNull<u8>, owner: Owner) {
-        let _kernel = KernelMode::enter();
-        let mut records = RECORDS.lock();
-        let Some(&(layout, old)) = records.blocks.get(&(block.as_ptr() as usize)) else { return };
-        if old != owner {
-            records.discharge(old, layout);
-            records.charge(owner, layout);
-            records.blocks.insert(block.as_ptr() as usize, (layout, owner));
-        }
-    }
-
-    fn current_owner(&self) -> Owner {
-        exec::current_sip().map_or(Owner::KERNEL, Owner)
-    }
-}
-
-/// Frees every block `owner` still holds; returns (blocks, bytes) freed. Destructors do not run: the owner is
-/// dead and what the blocks held (plain data, or endpoints closed separately) needs none.
+/// Frees everything `owner` (a dead SIP) holds and closes its endpoints for their peers, from the records;
+/// returns (blocks, bytes) it held. Its account keeps the charges of what it paid for that still lives
+/// (messages it sent that wait in rings, channels it made), without a quota.
 pub fn reclaim(owner: Owner) -> (usize, usize) {
     let _kernel = KernelMode::enter();
-    let mut records = RECORDS.lock();
-    let Some(totals) = records.owners.remove(&owner) else { return (0, 0) };
-    let doomed: alloc::vec::Vec<(usize, Layout)> =
-        records.blocks.iter().filter(|(_, (_, o))| *o == owner).map(|(addr, (layout, _))| (*addr, *layout)).collect();
-    for (addr, _) in &doomed {
-        records.blocks.remove(addr);
-    }
-    drop(records);
-    for (addr, layout) in doomed {
-        // SAFETY: the block was allocated by MEMORY with `layout`, its record is gone, and its owner is dead, so
-        // nothing will use or free it again.
-        unsafe { MEMORY.dealloc(addr as *mut u8, layout) };
-    }
-    (totals.blocks, totals.bytes)
+    let mut ledger = LEDGER.lock();
+    let held = ledger.held_by(owner);
+    let release = ledger.reclaim(owner);
+    ledger.end_account(owner);
+    finish(ledger, release);
+    held
 }
 
-/// Closes every channel side held by the dead `owner` (its endpoints' destructors never run): peers see
-/// `Closed`, and channels with no side left are freed. Returns how many sides were closed.
-pub fn close_endpoints_of(owner: Owner) -> usize {
+/// Sets `owner`'s exchange quota (at spawn, from the policy).
+pub fn set_quota(owner: Owner, bytes: usize) {
     let _kernel = KernelMode::enter();
-    let cores: alloc::vec::Vec<usize> = {
-        let records = RECORDS.lock();
-        records.blocks.iter().filter(|(_, (_, o))| *o == Owner::CHANNELS).map(|(addr, _)| *addr).collect()
-    };
-    let mut closed = 0;
-    for core in cores {
-        // The core may have been freed by an earlier call of this loop (its last side closed); only live ones
-        // are passed on.
-        if !RECORDS.lock().blocks.contains_key(&core) {
-            continue;
-        }
-        let Some(block) = NonNull::new(core as *mut u8) else { continue };
-        // SAFETY: the block is recorded as a live channel core (`Owner::CHANNELS`), the owner is dead (no thread
-        // of it runs again), and nothing else frees cores concurrently on this core's reclaim path.
-        closed += unsafe { channels::raw::reclaim_dead_endpoints(block, owner) };
-    }
-    closed
+    LEDGER.lock().set_quota(owner, bytes);
 }
 
-/// Every live channel: its core's address and who holds each side (`None`: that side's endpoint is gone).
-pub fn channels() -> alloc::vec::Vec<(usize, [Option<Owner>; 2])> {
+/// Whether one of `owner`'s exchange allocations was refused for its quota.
+pub fn quota_refused(owner: Owner) -> bool {
     let _kernel = KernelMode::enter();
-    let records = RECORDS.lock();
-    records
-        .blocks
-        .iter()
-        .filter(|(_, (_, owner))| *owner == Owner::CHANNELS)
-        .filter_map(|(addr, _)| {
-            let block = NonNull::new(*addr as *mut u8)?;
-            // SAFETY: the block is recorded as a live channel core, and holding RECORDS keeps it live: freeing
-            // it takes this lock first.
-            Some((*addr, unsafe { channels::raw::core_sides(block) }))
-        })
-        .collect()
+    LEDGER.lock().quota_refused(owner)
 }
 
-/// How many channel ends `owner` holds (for `ps`; no allocation, one pass under the records lock).
+/// Every live channel: its serial number and who holds each side (`None`: that side's endpoint is gone).
+pub fn channels() -> Vec<(u64, [Option<Holder>; 2])> {
+    let _kernel = KernelMode::enter();
+    LEDGER.lock().channels()
+}
+
+/// How many channel ends `owner` holds (for `ps`).
 pub fn channel_ends_of(owner: Owner) -> usize {
     let _kernel = KernelMode::enter();
-    let records = RECORDS.lock();
-    records
-        .blocks
-        .iter()
-        .filter(|(_, (_, o))| *o == Owner::CHANNELS)
-        .filter_map(|(addr, _)| NonNull::new(*addr as *mut u8))
-        // SAFETY: each block is recorded as a live channel core, kept live by holding RECORDS (freeing takes it).
-        .map(|block| unsafe { channels::raw::core_sides(block) }.iter().filter(|side| **side == Some(owner)).count())
-        .sum()
+    LEDGER.lock().sides_held_by(owner)
 }
 
-/// Bytes and blocks held by `owner`.
-pub fn owned_by(owner: Owner) -> (usize, usize) {
-    RECORDS.lock().owners.get(&owner).map_or((0, 0), |t| (t.blocks, t.bytes))
+/// Blocks and bytes charged to `owner` (its own blocks, messages it sent still in rings, channels it made).
+pub fn charged_to(owner: Owner) -> (usize, usize) {
+    let _kernel = KernelMode::enter();
+    LEDGER.lock().charged(owner)
+}
+
+/// Blocks and bytes `owner` holds.
+pub fn held_by(owner: Owner) -> (usize, usize) {
+    let _kernel = KernelMode::enter();
+    LEDGER.lock().held_by(owner)
 }
 
 /// Live blocks and bytes in the whole exchange heap.
 pub fn totals() -> (usize, usize) {
-    let records = RECORDS.lock();
-    records.owners.values().fold((0, 0), |(b, n), t| (b + t.blocks, n + t.bytes))
+    let _kernel = KernelMode::enter();
+    LEDGER.lock().totals()
 }
 
 crate::selftest! {
-    /// Blocks carry owner records that follow ownership changes, and reclaiming an owner frees exactly its blocks.
+    /// Blocks are held by their allocator, the ledger refuses a free by anyone else, and reclaiming an owner
+    /// frees exactly its blocks.
     fn exchange_heap_owner_records() {
-        let (a, b) = (Owner(1_000_001), Owner(1_000_002));
+        let (a, b) = (Owner::sip(1_000_001), Owner::sip(1_000_002));
         let layout = Layout::from_size_align(100, 8).map_err(|_| "layout")?;
         let before = totals();
-        let x = HEAP.allocate(layout, a).map_err(|_| "allocation failed")?;
-        let y = HEAP.allocate(layout, a).map_err(|_| "allocation failed")?;
-        let z = HEAP.allocate(layout, b).map_err(|_| "allocation failed")?;
-        crate::check!(owned_by(a) == (2, 200) && owned_by(b) == (1, 100), "wrong totals after allocation");
-        HEAP.set_owner(y, b);
-        crate::check!(owned_by(a) == (1, 100) && owned_by(b) == (2, 200), "ownership change not recorded");
-        crate::check!(reclaim(b) == (2, 200), "reclaim freed the wrong amount");
-        crate::check!(owned_by(b) == (0, 0), "reclaimed owner still holds blocks");
-        let _ = z;
-        // SAFETY: `x` came from `allocate` with `layout` and is not used again.
-        unsafe { HEAP.deallocate(x, layout) };
+        let mut blocks = Vec::new();
+        for owner in [a, a, b] {
+            LEDGER.lock().charge(owner, layout).map_err(|_| "charge refused")?;
+            // SAFETY: a non-zero layout.
+            let block = NonNull::new(unsafe { MEMORY.alloc(layout) }).ok_or("out of exchange memory")?;
+            LEDGER.lock().allocated(block.addr().get(), layout, owner);
+            blocks.push(block);
+        }
+        crate::check!(held_by(a) == (2, 200) && held_by(b) == (1, 100), "wrong holdings after allocation");
+        crate::check!(LEDGER.lock().free(blocks[0].addr().get(), b).is_err(), "b freed a's block");
+        crate::check!(reclaim(a) == (2, 200), "reclaim freed the wrong amount");
+        crate::check!(held_by(a) == (0, 0) && charged_to(a) == (0, 0), "reclaimed owner still holds blocks");
+        crate::check!(reclaim(b) == (1, 100), "b's block not reclaimed");
         crate::check!(totals() == before, "totals {:?} after, {before:?} before", totals());
         Ok(())
     }

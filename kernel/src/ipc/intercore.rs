@@ -52,8 +52,9 @@ pub enum Request {
     NameUpdate(crate::sip::name_registry::Update),
     /// Every core is up: start the receiving core's system services (its name service).
     StartServices,
-    /// A connection to the receiving core's name service, for SIP `sip` of another core.
-    NameConnection { sip: u64, end: crate::sip::names::Connection },
+    /// A connection to the receiving core's name service, for SIP `sip` of another core; answered with whether
+    /// it was queued (a SIP has at most one such request in flight per thread: the asking thread waits).
+    NameConnection { sip: u64, end: crate::sip::names::Connection, reply: Arc<Slot<bool>> },
     /// Answer at once (the benchmark of a message reaching every core and coming back).
     Probe(Arc<Slot<()>>),
     /// The answer to a request this core sent: fill the slot and wake whoever waits on it.

@@ -1,9 +1,9 @@
-//! The kernel's side of the channel runtime: the owner-tracking exchange heap and blocking through the
-//! scheduler, installed as the `channels` platform hooks at boot.
+//! The kernel's side of the channel runtime: the exchange heap with its ownership ledger, and blocking through
+//! the scheduler, installed as the `channels` platform hooks at boot; and the messages between cores.
 //!
 //! Everything a SIP sends lives in the exchange heap, outside every SIP arena, so a message (or a channel)
-//! survives its sender's death; every block has an owner record, so a dead SIP's blocks can be reclaimed
-//! without running its destructors.
+//! survives its sender's death; every block and channel side has an owner record, so a dead SIP's blocks and
+//! endpoints can be reclaimed without running any of its code.
 
 pub mod blocking;
 pub mod exchange_heap;
@@ -11,8 +11,10 @@ pub mod intercore;
 
 /// Installs the hooks; call once at boot, before any channel exists.
 pub fn init() {
-    let platform = channels::platform::Platform { heap: &exchange_heap::HEAP, blocking: &blocking::SCHEDULER };
-    if channels::platform::install(platform).is_err() {
+    let platform = channels::platform::Platform { exchange: &exchange_heap::EXCHANGE, blocking: &blocking::SCHEDULER };
+    // SAFETY: the kernel is the trusted base.
+    let trusted = unsafe { channels::trusted::Trusted::new() };
+    if channels::platform::install(&trusted, platform).is_err() {
         panic!("channel platform fixed before ipc::init: a channel was used too early in boot");
     }
 }

@@ -4,6 +4,12 @@
 //! lives in the first usable region large enough, reached through the physical-memory window. Frames below
 //! 1 MiB are never handed out: the application-processor trampoline (multikernel issue) needs them.
 //!
+//! A reserve keeps the kernel alive when SIPs exhaust memory: frames for SIP memory (their heap arenas, the
+//! exchange heap, their thread stacks: [`Use::Sip`]) are refused once only the reserve is left, which only the
+//! kernel's own memory (its heap, page tables: [`Use::Kernel`]) may take. So a SIP that grows until memory runs
+//! out gets an allocation error (and ends, or handles it), and the kernel can still allocate what it needs to
+//! end and reclaim it.
+//!
 //! Invariant: `free` equals the number of set bits, and only frames the memory map called usable are ever set.
 
 use crate::sync::IrqMutex;
@@ -42,6 +48,20 @@ struct Bitmap {
     total: u64,
     /// Word index to start the next search from (allocation is next-fit).
     hint: usize,
+}
+
+/// What a frame is for: whether it may come out of the kernel's reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// The kernel's own memory (its heap, page tables, its threads' stacks): may use the reserve.
+    Kernel,
+    /// Memory a SIP grows on demand (arenas, the exchange heap, SIP thread stacks): never the reserve.
+    Sip,
+}
+
+/// Frames only [`Use::Kernel`] may take: 4 MiB, or a sixteenth of memory if that is less.
+fn reserve(total: u64) -> u64 {
+    ((4 << 20) / FRAME).min(total / 16)
 }
 
 static FRAMES: IrqMutex<Option<Bitmap>> = IrqMutex::new(None);
@@ -89,7 +109,10 @@ impl Bitmap {
         self.free += 1;
     }
 
-    fn allocate(&mut self) -> Option<u64> {
+    fn allocate(&mut self, purpose: Use) -> Option<u64> {
+        if purpose == Use::Sip && self.free <= reserve(self.total) {
+            return None;
+        }
         let n = self.words.len();
         for i in 0..n {
             let w = (self.hint + i) % n;
@@ -122,9 +145,10 @@ impl Bitmap {
     }
 }
 
-/// One free frame, or `None` when physical memory is exhausted. The frame's contents are undefined.
-pub fn allocate() -> Option<PhysFrame<Size4KiB>> {
-    let addr = FRAMES.lock().as_mut()?.allocate()?;
+/// One free frame for `purpose`, or `None` when physical memory is exhausted (for [`Use::Sip`]: when only the
+/// reserve is left). The frame's contents are undefined.
+pub fn allocate(purpose: Use) -> Option<PhysFrame<Size4KiB>> {
+    let addr = FRAMES.lock().as_mut()?.allocate(purpose)?;
     Some(PhysFrame::containing_address(PhysAddr::new(addr)))
 }
 
@@ -150,7 +174,7 @@ pub struct GlobalFrames;
 // SAFETY: `allocate` hands out each usable frame at most once until it is deallocated.
 unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for GlobalFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        let frame = allocate()?;
+        let frame = allocate(Use::Kernel)?;
         PAGE_TABLE_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         Some(frame)
     }
@@ -163,7 +187,7 @@ crate::selftest! {
         crate::check!(before.total > 0 && before.free <= before.total, "implausible stats {before:?}");
         let mut got = [None; 16];
         for slot in got.iter_mut() {
-            *slot = allocate();
+            *slot = allocate(Use::Kernel);
         }
         for (i, frame) in got.iter().enumerate() {
             let Some(frame) = frame else { return Err(alloc::format!("allocation {i} failed")) };
@@ -181,9 +205,28 @@ crate::selftest! {
 }
 
 crate::selftest! {
+    /// SIP memory stops at the reserve; the kernel's may use it.
+    fn frames_keep_a_reserve_for_the_kernel() {
+        let total = stats().total;
+        let mut taken = alloc::vec::Vec::new();
+        while let Some(frame) = allocate(Use::Sip) {
+            taken.push(frame);
+        }
+        let left = stats().free;
+        let kernel = allocate(Use::Kernel);
+        for frame in taken.drain(..).chain(kernel) {
+            crate::check!(deallocate(frame).is_ok(), "freeing an allocated frame failed");
+        }
+        crate::check!(left <= reserve(total) && left + 1 >= reserve(total), "{left} frames left, reserve {}", reserve(total));
+        crate::check!(kernel.is_some(), "the kernel could not take a frame from its reserve");
+        Ok(())
+    }
+}
+
+crate::selftest! {
     /// A double free is refused and changes nothing.
     fn frames_refuse_double_free() {
-        let frame = allocate().ok_or("no frame")?;
+        let frame = allocate(Use::Kernel).ok_or("no frame")?;
         deallocate(frame).map_err(|e| alloc::format!("first free failed: {e:?}"))?;
         let before = stats();
         crate::check!(deallocate(frame).is_err(), "double free accepted");

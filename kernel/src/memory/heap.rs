@@ -5,6 +5,7 @@
 //! serves the exchange heap (`ipc`) and every SIP arena (`sip::arena`); `memory::allocator` routes the global
 //! allocator between the kernel heap and the arenas. Locks are [`IrqSpinRaw`], held with interrupts off.
 
+use super::frames::Use;
 use super::layout::{KERNEL_HEAP_MAX, KERNEL_HEAP_START};
 use super::paging::{self, MapError};
 use crate::sync::IrqSpinRaw;
@@ -36,6 +37,8 @@ pub struct GrowingHeap {
     end: Option<NonNull<u8>>,
     /// Whether growth was refused because of `limit` (a spent quota, for an arena).
     limit_hit: bool,
+    /// Whose frames it grows with (the kernel heap may use the frame reserve; SIP memory may not).
+    purpose: Use,
 }
 
 // SAFETY: `end` points into the heap's own region, valid on every core; the source is only used under the
@@ -43,9 +46,10 @@ pub struct GrowingHeap {
 unsafe impl Send for GrowingHeap {}
 
 impl GrowingHeap {
-    /// A heap over `[base, base + limit)`, growing by at least `step` bytes (a multiple of 4096).
-    pub const fn new(base: u64, limit: u64, step: u64) -> Self {
-        Self { base, limit, step, mapped: 0, end: None, limit_hit: false }
+    /// A heap over `[base, base + limit)`, growing by at least `step` bytes (a multiple of 4096), with frames
+    /// for `purpose`.
+    pub const fn new(base: u64, limit: u64, step: u64, purpose: Use) -> Self {
+        Self { base, limit, step, mapped: 0, end: None, limit_hit: false, purpose }
     }
 
     /// Bytes mapped so far.
@@ -82,7 +86,8 @@ pub fn grow_by<B: Binning>(talc: &mut Talc<GrowingHeap, B>, bytes: u64) -> Resul
         return Err(MapError::OutOfFrames);
     }
     let start = base + mapped;
-    paging::map_fresh(Page::<Size4KiB>::containing_address(VirtAddr::new(start)), bytes / 4096)?;
+    let purpose = talc.source.purpose;
+    paging::map_fresh(Page::<Size4KiB>::containing_address(VirtAddr::new(start)), bytes / 4096, purpose)?;
     talc.source.mapped = mapped + bytes;
     let new_end = (start + bytes) as *mut u8;
     talc.source.end = match talc.source.end {
@@ -106,7 +111,7 @@ pub fn release(source: &GrowingHeap) {
 
 /// The kernel heap (reached through `memory::allocator`, the global allocator).
 pub static HEAP: talc::TalcLock<IrqSpinRaw, GrowingHeap> =
-    talc::TalcLock::new(GrowingHeap::new(KERNEL_HEAP_START, KERNEL_HEAP_MAX, GROWTH_STEP));
+    talc::TalcLock::new(GrowingHeap::new(KERNEL_HEAP_START, KERNEL_HEAP_MAX, GROWTH_STEP, Use::Kernel));
 
 /// Whether `addr` lies in the kernel heap's region.
 pub fn contains(addr: usize) -> bool {

@@ -68,12 +68,12 @@ pub fn map(page: Page<Size4KiB>, frame: PhysFrame<Size4KiB>, flags: Flags) -> Re
     })
 }
 
-/// Maps `count` pages from `start` to fresh, zeroed frames, writable and not executable. On failure the
-/// pages mapped so far are unmapped again and their frames freed.
-pub fn map_fresh(start: Page<Size4KiB>, count: u64) -> Result<(), MapError> {
+/// Maps `count` pages from `start` to fresh, zeroed frames for `purpose` (see `frames::Use`), writable and not
+/// executable. On failure the pages mapped so far are unmapped again and their frames freed.
+pub fn map_fresh(start: Page<Size4KiB>, count: u64, purpose: frames::Use) -> Result<(), MapError> {
     for i in 0..count {
         let page = start + i;
-        let result = frames::allocate().ok_or(MapError::OutOfFrames).and_then(|frame| {
+        let result = frames::allocate(purpose).ok_or(MapError::OutOfFrames).and_then(|frame| {
             // SAFETY: the frame is fresh from the allocator, so nothing else sees it; the window maps it.
             unsafe { super::phys_to_virt(frame.start_address()).as_mut_ptr::<u8>().write_bytes(0, 4096) };
             map(page, frame, Flags::WRITABLE | Flags::NO_EXECUTE).inspect_err(|_| {
@@ -140,7 +140,7 @@ crate::selftest! {
     fn paging_map_write_unmap() {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(super::layout::SELFTEST_SCRATCH_START));
         let before = frames::stats();
-        map_fresh(page, 1).map_err(|e| alloc::format!("map failed: {e:?}"))?;
+        map_fresh(page, 1, frames::Use::Kernel).map_err(|e| alloc::format!("map failed: {e:?}"))?;
         let ptr = page.start_address().as_mut_ptr::<u64>();
         // SAFETY: the page was just mapped writable for this test alone.
         unsafe { ptr.write_volatile(0x5eed_cafe_f00d_d00d) };
@@ -148,7 +148,7 @@ crate::selftest! {
         // SAFETY: the window maps every physical frame; this frame is the test's page.
         let alias = unsafe { super::phys_to_virt(phys).as_ptr::<u64>().read_volatile() };
         crate::check!(alias == 0x5eed_cafe_f00d_d00d, "window alias reads {alias:#x}");
-        crate::check!(map_fresh(page, 1) == Err(MapError::AlreadyMapped), "double map not refused");
+        crate::check!(map_fresh(page, 1, frames::Use::Kernel) == Err(MapError::AlreadyMapped), "double map not refused");
         unmap_and_free(page).map_err(|e| alloc::format!("unmap failed: {e:?}"))?;
         crate::check!(translate(page.start_address()).is_none(), "page still translates after unmap");
         crate::check!(unmap(page) == Err(MapError::NotMapped), "unmapping twice not refused");

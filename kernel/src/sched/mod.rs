@@ -15,6 +15,7 @@
 mod context;
 pub mod stack;
 
+use crate::memory::frames::Use;
 use crate::percpu;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
@@ -74,6 +75,16 @@ pub struct Thread {
     arena: usize,
     /// A wake came while it was running or ready: its next park returns at once (token semantics).
     wake_pending: bool,
+    /// Its SIP is being ended: it ends itself the next time it leaves kernel code (see [`doom`]).
+    doomed: bool,
+    /// Parked where ending it cuts nothing short (a channel receive, a sleep, a wait for a SIP's end): a kill
+    /// may remove it there.
+    cuttable: bool,
+    /// Until it first runs: its start argument and how to free it (the boxed closure of [`spawn_in`]), so a
+    /// thread removed before it ever ran leaves nothing behind. Never run: its saved RSP is still `initial_rsp`.
+    unstarted: Option<(u64, unsafe fn(u64))>,
+    /// The stack pointer its first switch starts from.
+    initial_rsp: u64,
 }
 
 impl Thread {
@@ -188,6 +199,10 @@ pub fn init_this_core() -> Result<(), SpawnError> {
         kernel_depth: 0,
         arena: 0,
         wake_pending: false,
+        doomed: false,
+        cuttable: false,
+        unstarted: None,
+        initial_rsp: 0,
     });
     let idle = new_thread(Owner::Kernel, 0, 16 * 1024, idle_loop_entry, 0, true)?;
     let cpu = percpu::current();
@@ -218,7 +233,11 @@ fn new_thread(
     argument: u64,
     idle: bool,
 ) -> Result<Box<Thread>, SpawnError> {
-    let stack = Stack::new(stack_bytes).map_err(SpawnError::Stack)?;
+    let purpose = match owner {
+        Owner::Kernel => Use::Kernel,
+        Owner::Sip(_) => Use::Sip,
+    };
+    let stack = Stack::new(stack_bytes, purpose).map_err(SpawnError::Stack)?;
     // SAFETY: the stack was just mapped for this thread alone and is far larger than the initial frame.
     let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
     Ok(Box::new(Thread {
@@ -230,6 +249,10 @@ fn new_thread(
         kernel_depth: 0,
         arena,
         wake_pending: false,
+        doomed: false,
+        cuttable: false,
+        unstarted: None,
+        initial_rsp: rsp,
     }))
 }
 
@@ -248,13 +271,23 @@ pub fn spawn_in<F: FnOnce() + Send + 'static>(
 ) -> Result<ThreadId, SpawnError> {
     let _kernel = crate::exec::KernelMode::enter();
     let argument = Box::into_raw(Box::new(f)) as u64;
-    let thread = new_thread(owner, arena, stack_bytes, closure_entry::<F>, argument, false).inspect_err(|_| {
+    let mut thread = new_thread(owner, arena, stack_bytes, closure_entry::<F>, argument, false).inspect_err(|_| {
         // SAFETY: the pointer came from Box::into_raw just above and was not handed to any thread.
         drop(unsafe { Box::from_raw(argument as *mut F) });
     })?;
+    thread.unstarted = Some((argument, drop_closure::<F>));
     let id = thread.id;
     percpu::current().scheduler.lock().run_queue.push_back(thread);
     Ok(id)
+}
+
+/// Frees the boxed closure of a thread that never ran.
+///
+/// # Safety
+/// `argument` is the `Box<F>` pointer `spawn_in` made for a thread that never ran and never will.
+unsafe fn drop_closure<F>(argument: u64) {
+    // SAFETY: per the caller, the box is unused and this is its only release.
+    drop(unsafe { Box::from_raw(argument as *mut F) });
 }
 
 /// Entry of a closure thread. The closure is moved out of its box onto the thread's own stack *before* it
@@ -328,6 +361,58 @@ pub fn block_current() {
     }
 }
 
+/// [`block_current`] at a cut point: the caller holds nothing of the kernel's (no lock, no allocation that
+/// only its stack knows of, no half-done update), so a kill may remove the thread while it is parked here.
+/// A doomed thread (its SIP is being ended) does not park but ends.
+pub fn block_current_cuttable() {
+    let were_enabled = interrupts::are_enabled();
+    interrupts::disable();
+    let doomed = {
+        let _kernel = crate::exec::KernelMode::enter();
+        let mut s = percpu::current().scheduler.lock_irqs_off();
+        match s.current.as_mut() {
+            Some(current) => {
+                current.cuttable = !current.doomed;
+                current.doomed
+            }
+            None => false,
+        }
+    };
+    if doomed {
+        crate::exec::end_doomed();
+    }
+    schedule(Reason::Block);
+    if let Some(current) = percpu::current().scheduler.lock_irqs_off().current.as_mut() {
+        current.cuttable = false;
+    }
+    if were_enabled {
+        interrupts::enable();
+    }
+}
+
+/// Marks thread `id` of this core (not the running one) doomed: its SIP is being ended. Returns the thread if
+/// it could be removed at once — ready after being switched out in SIP code, or parked at a cut point — and
+/// `None` if it is busy in kernel code, which it then finishes before it ends itself (`exec::end_doomed`, at
+/// its next return to SIP code or its next cut point). A thread that is already gone is `None` as well.
+pub fn doom(id: ThreadId) -> Option<Box<Thread>> {
+    let _kernel = crate::exec::KernelMode::enter();
+    let mut s = percpu::current().scheduler.lock();
+    let removable = if let Some(Slot::Parked(thread)) = s.slots.get_mut(id.slot())
+        && thread.id == id
+    {
+        thread.doomed = true;
+        thread.cuttable
+    } else if let Some(thread) = s.run_queue.iter_mut().find(|t| t.id == id) {
+        thread.doomed = true;
+        // Switched out at depth 1 or less: in SIP code (the one level is the scheduler's own).
+        thread.kernel_depth <= 1
+    } else {
+        false
+    };
+    drop(s);
+    if removable { remove_thread(id) } else { None }
+}
+
 /// Makes `id` ready if it is parked on this core; otherwise remembers the wake for its next [`block_current`].
 pub fn wake(id: ThreadId) {
     let _kernel = crate::exec::KernelMode::enter();
@@ -360,7 +445,7 @@ pub fn sleep(nanos: u64) {
     if nanos >= FOREVER {
         // No deadline to track: park until something (a kill) ends the thread.
         loop {
-            block_current();
+            block_current_cuttable();
         }
     }
     let deadline = crate::time::uptime_nanos().saturating_add(nanos);
@@ -371,7 +456,7 @@ pub fn sleep(nanos: u64) {
             let _kernel = crate::exec::KernelMode::enter();
             percpu::current().scheduler.lock().sleepers.insert((deadline, id));
         }
-        schedule(Reason::Block);
+        block_current_cuttable();
         if were_enabled {
             interrupts::enable();
         }
@@ -392,14 +477,16 @@ pub fn remove_thread(id: ThreadId) -> Option<Box<Thread>> {
         }
     };
     s.release(id);
+    drop(s);
+    let mut thread = thread;
+    if thread.rsp == thread.initial_rsp
+        && let Some((argument, drop_start)) = thread.unstarted.take()
+    {
+        // SAFETY: the thread never ran (its saved stack pointer is still the one its first switch would start
+        // from), so its boxed closure was never taken; it never will be now.
+        unsafe { drop_start(argument) };
+    }
     Some(thread)
-}
-
-/// Whether thread `id` is ready on this core but was switched out while inside kernel mode (preempted in an
-/// ABI call or a channel operation): ending it now could cut that operation in half. The depth saved at a switch
-/// includes the scheduler's own level, so a thread that yielded from SIP code has 1 and is safe to end.
-pub fn is_preempted_in_kernel(id: ThreadId) -> bool {
-    percpu::current().scheduler.lock().run_queue.iter().any(|t| t.id == id && t.kernel_depth > 1)
 }
 
 /// Whether thread `id` is running or ready on this core.
@@ -448,6 +535,8 @@ fn schedule(reason: Reason) {
             return;
         }
         current.kernel_depth = cpu.kernel_depth.load(Ordering::Relaxed);
+        // Where the running thread's stack pointer is saved: a raw pointer taken where its box rests *after* this
+        // switch's moves (taken before and kept across a move of the box, it would not be valid).
         let prev_rsp: *mut u64;
         if reason == Reason::Yield
             && !current.idle
@@ -458,7 +547,7 @@ fn schedule(reason: Reason) {
             // and the running one trade places, which is what popping the front and pushing the back would do,
             // without moving the queue's ends.
             core::mem::swap(current, other);
-            prev_rsp = &mut other.rsp;
+            prev_rsp = &raw mut other.rsp;
         } else {
             let next = match s.run_queue.pop_front() {
                 Some(next) => next,
@@ -469,21 +558,33 @@ fn schedule(reason: Reason) {
                 },
             };
             // The next thread takes the running slot in place; the previous one comes out of it.
-            let mut prev = core::mem::replace(current, next);
-            prev_rsp = &mut prev.rsp;
-            match reason {
-                _ if prev.idle => s.idle = Some(prev),
-                Reason::Yield => s.run_queue.push_back(prev),
-                Reason::Block => s.park(prev),
+            let prev = core::mem::replace(current, next);
+            let slot = prev.id.slot();
+            let rests: &mut Thread = match reason {
+                _ if prev.idle => s.idle.insert(prev),
+                Reason::Yield => {
+                    s.run_queue.push_back(prev);
+                    s.run_queue.back_mut().unwrap_or_else(|| unreachable!("just pushed"))
+                }
+                Reason::Block => {
+                    s.park(prev);
+                    match s.slots.get_mut(slot) {
+                        Some(Slot::Parked(parked)) => parked,
+                        _ => unreachable!("just parked"),
+                    }
+                }
                 Reason::Exit => {
                     s.dead.push(prev);
                     cpu.dead_threads.store(s.dead.len(), Ordering::Relaxed);
+                    s.dead.last_mut().unwrap_or_else(|| unreachable!("just pushed"))
                 }
-            }
+            };
+            prev_rsp = &raw mut rests.rsp;
         }
         let Some(next) = s.current.as_deref() else { unreachable!("the running slot was just filled") };
         let next_rsp = next.rsp;
         let (next_depth, next_owner, next_arena, next_id) = (next.kernel_depth, next.owner_word, next.arena, next.id.0);
+        let next_doomed = next.doomed;
         s.switches = s.switches.wrapping_add(1);
         // Only now, after the last allocation of this switch (the queue pushes above), does the per-CPU
         // context become the next thread's: earlier, those pushes would land in the next SIP's arena.
@@ -491,11 +592,12 @@ fn schedule(reason: Reason) {
         cpu.current_owner.store(next_owner, Ordering::Relaxed);
         cpu.current_arena.store(next_arena, Ordering::Relaxed);
         cpu.current_thread.store(next_id, Ordering::Relaxed);
+        cpu.current_doomed.store(next_doomed, Ordering::Relaxed);
         (prev_rsp, next_rsp)
     };
-    // SAFETY: interrupts are off (caller contract); `prev_rsp` points into a boxed Thread that stays alive at
-    // least until it is resumed or reaped by a *different* thread after this switch; `next_rsp` was saved by
-    // `switch` or built by `initial_frame` on the next thread's live stack.
+    // SAFETY: interrupts are off (caller contract); `prev_rsp` points into a boxed Thread, taken where the box
+    // rests, which stays alive and unmoved at least until it is resumed or reaped by a *different* thread after
+    // this switch; `next_rsp` was saved by `switch` or built by `initial_frame` on the next thread's live stack.
     unsafe { context::switch(prev_rsp, next_rsp) };
     // Threads never move between cores, so this thread resumes on `cpu`.
     after_switch(cpu);

@@ -22,21 +22,27 @@ crate::selftest! {
     fn threads_alternate_on_yield() {
         let log = Arc::new(spin::Mutex::new(Vec::new()));
         let finished = Arc::new(AtomicUsize::new(0));
-        for tag in ['a', 'b'] {
-            let (log, finished) = (log.clone(), finished.clone());
-            spawn(Owner::Kernel, 16 * 1024, move || {
-                // With interrupts off the timer cannot preempt between the push and the yield, so only the
-                // yields decide the order.
-                interrupts::without_interrupts(|| {
-                    for _ in 0..3 {
-                        log.lock().push(tag);
-                        yield_now();
-                    }
-                });
-                finished.fetch_add(1, Ordering::SeqCst);
-            })
-            .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
-        }
+        // Both threads exist before either runs: with interrupts off, the timer cannot preempt this thread
+        // between the two spawns (letting `a` run alone for a while, as it did about one boot in eight on 32
+        // cores).
+        interrupts::without_interrupts(|| {
+            for tag in ['a', 'b'] {
+                let (log, finished) = (log.clone(), finished.clone());
+                spawn(Owner::Kernel, 16 * 1024, move || {
+                    // With interrupts off the timer cannot preempt between the push and the yield, so only the
+                    // yields decide the order.
+                    interrupts::without_interrupts(|| {
+                        for _ in 0..3 {
+                            log.lock().push(tag);
+                            yield_now();
+                        }
+                    });
+                    finished.fetch_add(1, Ordering::SeqCst);
+                })
+                .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
+            }
+            Ok::<(), String>(())
+        })?;
         crate::check!(wait_until(2000, || finished.load(Ordering::SeqCst) == 2), "threads did not finish");
         // Either thread may go first; after that they must strictly alternate.
         let log: String = log.lock().iter().collect();

@@ -4,6 +4,7 @@
 //! an overflow is a clean, attributable fault rather than silent corruption of a neighbour. Slots are
 //! recycled through a free list; their frames go back to the frame allocator when a stack is freed.
 
+use crate::memory::frames::Use;
 use crate::memory::layout::{STACKS_SIZE, STACKS_START};
 use crate::memory::paging::{self, MapError};
 use crate::sync::IrqMutex;
@@ -42,8 +43,9 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Maps a stack of `bytes` (rounded up to pages) with a guard page below.
-    pub fn new(bytes: u64) -> Result<Self, StackError> {
+    /// Maps a stack of `bytes` (rounded up to pages) with a guard page below, with frames for `purpose` (a SIP's
+    /// thread stack never takes the kernel's frame reserve).
+    pub fn new(bytes: u64, purpose: Use) -> Result<Self, StackError> {
         if bytes == 0 || bytes > MAX_STACK {
             return Err(StackError::BadSize);
         }
@@ -60,7 +62,7 @@ impl Stack {
             }
         };
         let stack = Stack { slot, pages };
-        match paging::map_fresh(Page::containing_address(VirtAddr::new(stack.bottom())), pages) {
+        match paging::map_fresh(Page::containing_address(VirtAddr::new(stack.bottom())), pages, purpose) {
             Ok(()) => Ok(stack),
             Err(e) => {
                 SLOTS.lock().free.push(slot);

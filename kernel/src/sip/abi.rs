@@ -1,14 +1,17 @@
 //! The ring-0 implementation of the kernel ABI: direct calls, each in kernel mode.
 //!
 //! Every entry switches to kernel mode first (allocations on the kernel heap, a panic is the kernel's), checks
-//! the caller's capabilities where the call is privileged, and returns plain values (see `sip_runtime::abi`).
+//! the caller's capabilities (from the kernel's policy) where the call is privileged, bounds every size it is
+//! given (arguments, log lines, console text), and returns plain values (see `sip_runtime::abi`). A caller can
+//! name every method with any arguments: none of them trusts a value the SIP chose beyond its type.
 
 use super::EndReason;
 use crate::exec::{self, KernelMode};
 use crate::{arch, memory, sched, time};
+use channels::ledger::Holder;
 use sip_runtime::{
-    Capability, ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo,
-    NameInfo, NameRegistryError, NotPermitted, ProcessInfo, SipId, SpawnError, Startup,
+    Capability, ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MAX_LOG_LINE,
+    MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, SipId, SpawnError, Startup,
 };
 
 /// The ABI object every ring-0 SIP gets.
@@ -17,9 +20,22 @@ pub struct Ring0Abi;
 /// The one instance.
 pub static RING0: Ring0Abi = Ring0Abi;
 
-/// Whether the calling SIP's manifest grants `capability`.
+/// Whether the kernel's policy grants the calling SIP `capability`.
 fn caller_may(capability: Capability) -> bool {
-    exec::current_sip().and_then(super::manifest_of).is_some_and(|m| m.grants(capability))
+    super::caller_may(capability)
+}
+
+/// Console text is written in pieces of at most this many bytes, the console lock taken for each: a long
+/// text never holds the console (and its core's interrupts) for long.
+const CONSOLE_PIECE: usize = 256;
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let cut = (0..=max).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    &text[..cut]
 }
 
 impl KernelAbi for Ring0Abi {
@@ -53,9 +69,20 @@ impl KernelAbi for Ring0Abi {
             LogLevel::Info => log::Level::Info,
             LogLevel::Debug => log::Level::Debug,
         };
+        if level > log::max_level() {
+            return;
+        }
+        let Some(dropped) = super::log_allowed() else { return };
         let id = exec::current_sip().unwrap_or(0);
         let name = super::manifest_of(id).map_or("?", |m| m.name);
-        log::log!(target: "sip", level, "[{name}#{id}] {message}");
+        if dropped > 0 {
+            log::warn!(target: "sip", "[{name}#{id}] {dropped} log lines beyond its rate were dropped");
+        }
+        let line = prefix(message, MAX_LOG_LINE);
+        match message.len() - line.len() {
+            0 => log::log!(target: "sip", level, "[{name}#{id}] {line}"),
+            cut => log::log!(target: "sip", level, "[{name}#{id}] {line}... ({cut} more bytes)"),
+        }
     }
 
     fn spawn(
@@ -72,8 +99,8 @@ impl KernelAbi for Ring0Abi {
         super::spawn_with(name, args, core, startup)
     }
 
-    fn start_thread(&self, entry: alloc::boxed::Box<dyn FnOnce() + Send>) -> Result<u64, SpawnError> {
-        super::start_thread(entry)
+    fn start_thread(&self, entry: fn(usize), argument: usize) -> Result<u64, SpawnError> {
+        super::start_thread(entry, argument)
     }
 
     fn take_startup(&self) -> Option<Startup> {
@@ -91,6 +118,9 @@ impl KernelAbi for Ring0Abi {
 
     fn process_after(&self, after: Option<SipId>) -> Option<ProcessInfo> {
         let _kernel = KernelMode::enter();
+        if !caller_may(Capability::SystemInfo) {
+            return None;
+        }
         let mut cursor = after.map(|a| a.0);
         loop {
             let id = super::next_after(cursor)?;
@@ -141,7 +171,15 @@ impl KernelAbi for Ring0Abi {
         if !caller_may(Capability::Console) {
             return Err(NotPermitted);
         }
-        crate::print!("{text}");
+        let mut rest = text;
+        while !rest.is_empty() {
+            let piece = match prefix(rest, CONSOLE_PIECE) {
+                "" => &rest[..rest.chars().next().map_or(rest.len(), char::len_utf8)],
+                piece => piece,
+            };
+            crate::print!("{piece}");
+            rest = &rest[piece.len()..];
+        }
         Ok(())
     }
 
@@ -151,6 +189,9 @@ impl KernelAbi for Ring0Abi {
 
     fn cpu(&self, index: u32) -> Option<CpuInfo> {
         let _kernel = KernelMode::enter();
+        if !caller_may(Capability::SystemInfo) {
+            return None;
+        }
         let core = crate::smp::cores().get(index as usize)?;
         let record = core.record().filter(|_| core.state() == crate::smp::CoreState::Online);
         let census = record.map(sched::census_of);
@@ -169,16 +210,18 @@ impl KernelAbi for Ring0Abi {
 
     fn channel_after(&self, after: Option<u64>) -> Option<ChannelInfo> {
         let _kernel = KernelMode::enter();
-        let holder = |side: Option<channels::Owner>| match side {
+        if !caller_may(Capability::SystemInfo) {
+            return None;
+        }
+        let holder = |side: Option<Holder>| match side {
             None => EndHolder::Closed,
-            Some(channels::Owner::KERNEL) => EndHolder::Kernel,
-            Some(channels::Owner::IN_TRANSIT) => EndHolder::InTransit,
-            Some(channels::Owner(id)) => EndHolder::Sip(SipId(id)),
+            Some(Holder::Ring(_)) => EndHolder::InTransit,
+            Some(Holder::Owner(owner)) => owner.sip_id().map_or(EndHolder::Kernel, |id| EndHolder::Sip(SipId(id))),
         };
         crate::ipc::exchange_heap::channels()
             .into_iter()
-            .find(|(core, _)| after.is_none_or(|a| *core as u64 > a))
-            .map(|(core, [a, b])| ChannelInfo { id: core as u64, ends: [holder(a), holder(b)] })
+            .find(|(serial, _)| after.is_none_or(|a| *serial > a))
+            .map(|(serial, [a, b])| ChannelInfo { id: serial, ends: [holder(a), holder(b)] })
     }
 
     fn log_level(&self) -> LogFilter {
@@ -235,6 +278,9 @@ impl KernelAbi for Ring0Abi {
 
     fn replica(&self, core: u32) -> Option<sip_runtime::ReplicaInfo> {
         let _kernel = KernelMode::enter();
+        if !caller_may(Capability::SystemInfo) {
+            return None;
+        }
         crate::smp::cores().get(core as usize)?;
         let summary = super::replica::summary(core)?;
         let (names_version, names_digest, names) = super::name_registry::summary(core)?;
@@ -250,9 +296,13 @@ impl KernelAbi for Ring0Abi {
         })
     }
 
-    fn connect_names(&self, core: Option<u32>) -> Option<sip_runtime::NameServiceClient> {
+    fn connect_names(&self, core: Option<u32>, server: NameServiceServer) -> bool {
         let _kernel = KernelMode::enter();
-        super::names::connect(exec::current_sip()?, core)
+        match exec::current_sip() {
+            Some(sip) => super::names::connect(sip, core, server),
+            // A kernel thread has no SIP to connect for; the end closes with the kernel's drop.
+            None => false,
+        }
     }
 
     fn claim_name(&self, name: &str, sip: SipId, contract: &str) -> Result<(), NameRegistryError> {

@@ -6,6 +6,7 @@
 //! (DESIGN.md: reclaim by ownership records, not by `Drop`). Exceeding the quota makes the allocation fail,
 //! which panics the SIP (and only it).
 
+use crate::memory::frames::Use;
 use crate::memory::heap::{self, GrowingHeap};
 use crate::memory::layout::{ARENA_SLOT_SIZE, ARENAS_START, MAX_ARENAS};
 use crate::sync::{IrqMutex, IrqSpinRaw};
@@ -55,7 +56,7 @@ impl Arena {
             }
         };
         let base = ARENAS_START + slot as u64 * ARENA_SLOT_SIZE;
-        let source = GrowingHeap::new(base, quota as u64, GROWTH_STEP);
+        let source = GrowingHeap::new(base, quota as u64, GROWTH_STEP, Use::Sip);
         let arena = Box::new(Arena { heap: talc::TalcLock::new(source), slot });
         SLOT_OWNERS[slot].store(&*arena as *const Arena as *mut Arena, Ordering::Release);
         ARENAS_LIVE.fetch_add(1, Ordering::Relaxed);

@@ -1,20 +1,27 @@
-//! Software-isolated processes: spawning from manifests, the per-core process table, ending and reclaiming.
+//! Software-isolated processes: spawning from manifests (within the kernel's policy), the per-core process
+//! table, ending and reclaiming.
 //!
-//! A SIP is a manifest (`sip-runtime`), a heap arena with a quota (`arena`), its threads (each with a guarded
-//! stack), and — through the channel hooks — its exchange-heap blocks and endpoints. Every way a SIP can end
-//! goes through [`end_current`] (its own thread: exit, panic, CPU exception, quota) or [`kill`] (another
-//! thread), and both reclaim by ownership records: the arena is unmapped whole, threads and stacks are dropped
-//! by the scheduler, exchange blocks and endpoints by their owner records. No destructor of the SIP's own
-//! data ever needs to run, which is what makes reclaiming a SIP that died mid-operation possible without
-//! unwinding.
+//! A SIP is a manifest (`sip-runtime`) with what the policy grants it (`policy`), a heap arena with a quota
+//! (`arena`), its threads (each with a guarded stack, at most its thread limit), and — through the exchange
+//! ledger — its exchange-heap blocks and endpoints, charged to its exchange quota. Every way a SIP can end goes
+//! through [`end`]: its own thread (exit, panic, CPU exception, quota, a refused ownership change) or another
+//! thread ([`kill`]). Ending never cuts kernel code short: threads parked at a cut point or switched out in SIP
+//! code are removed at once; a thread busy in kernel code is *doomed* and ends itself when it leaves it
+//! (`exec::end_doomed`), which takes a bounded time (kernel work never waits on a SIP). The last thread to go
+//! reclaims the SIP by ownership records: the arena is unmapped whole, the exchange ledger frees its blocks
+//! and closes its endpoints. No destructor or other code of the SIP's ever runs for that, which is what makes
+//! reclaiming a SIP that died mid-operation possible without unwinding.
 //!
-//! Invariants: SIP ids are never reused in a boot; a SIP's record is removed before its arena is dropped,
-//! and its threads are gone before that; the table is per core (the multikernel issue replicates it).
+//! Invariants: SIP ids are never reused in a boot; a SIP's record lives until its last thread is gone, and its
+//! arena until after that; the first reason a SIP ends for is the one reported; the table is per core (the
+//! multikernel issue replicates it); no monitor thread ever waits (a remote kill only marks, a remote wait is
+//! a waiter entry).
 
 pub mod abi;
 pub mod arena;
 pub mod name_registry;
 pub mod names;
+pub mod policy;
 pub mod remote;
 pub mod replica;
 pub mod replicated_map;
@@ -29,8 +36,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use arena::Arena;
 use core::fmt::Write;
+use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicU64, Ordering};
-use sip_runtime::{ExitStatus, KillError, MANIFESTS, Manifest, RestartPolicy, SipContext, SipId, SpawnError, Startup};
+use sip_runtime::{
+    Capability, ExitStatus, KillError, MANIFESTS, MAX_ARGS_LEN, Manifest, RestartPolicy, SipContext, SipId, SpawnError,
+    Startup,
+};
 
 static NEXT_SIP_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -40,14 +51,21 @@ pub struct Sip {
     pub id: u64,
     /// What it is.
     pub manifest: &'static Manifest,
+    /// What the kernel's policy grants it.
+    pub grant: policy::Entry,
     arena: Box<Arena>,
     threads: Vec<ThreadId>,
     /// How many times this service was restarted to get this instance.
     restarts: u32,
     /// Who waits for it to end ([`wait`], [`notify_on_end`], waits from other cores).
     waiters: Vec<Waiter>,
-    /// The value its parent handed it, until it takes it.
-    startup: Option<Startup>,
+    /// The endpoint its parent handed it, until it takes it. Never dropped by the kernel: if the SIP dies
+    /// first, the ledger closes the endpoint's side (the SIP holds it) and the struct is forgotten.
+    startup: Option<ManuallyDrop<Startup>>,
+    /// Why it is ending, once it is: its threads are doomed and the last one to go reclaims it.
+    ending: Option<EndReason>,
+    /// Its log budget.
+    log: LogBudget,
 }
 
 /// Someone to tell when a SIP ends.
@@ -90,10 +108,12 @@ pub enum EndReason {
     Exited(ExitStatus),
     /// It panicked (message with location).
     Panicked(String),
-    /// It took a CPU exception in its own code.
+    /// It took a CPU exception in its own code, or broke the exchange's ownership rules.
     Fault(String),
     /// An allocation failed because its heap quota was spent.
     QuotaExceeded,
+    /// An allocation failed because its exchange quota was spent.
+    ExchangeQuotaExceeded,
     /// Another SIP or the console killed it.
     Killed,
 }
@@ -113,9 +133,19 @@ impl core::fmt::Display for EndReason {
             Self::Panicked(message) => write!(f, "panicked: {message}"),
             Self::Fault(what) => write!(f, "faulted: {what}"),
             Self::QuotaExceeded => f.write_str("exceeded its heap quota"),
+            Self::ExchangeQuotaExceeded => f.write_str("exceeded its exchange quota"),
             Self::Killed => f.write_str("was killed"),
         }
     }
+}
+
+/// At boot, before any SIP: refuses two manifests of one name (with both crates named), and installs what a
+/// doomed thread does when it leaves kernel code.
+pub fn init() {
+    if let Err((name, first, second)) = policy::check_unique(&MANIFESTS) {
+        panic!("two services are named '{name}' (crates '{first}' and '{second}'): service names must be unique");
+    }
+    exec::set_doomed_handler(doomed_exit);
 }
 
 /// Names of every contract the kernel knows (a manifest may only name these).
@@ -128,13 +158,18 @@ pub fn manifest(name: &str) -> Option<&'static Manifest> {
     MANIFESTS.iter().find(|m| m.name == name)
 }
 
+/// The owner the exchange records know the calling code as: the SIP whose code runs, or the kernel.
+fn caller_owner() -> channels::Owner {
+    exec::current_sip().map_or(channels::Owner::KERNEL, channels::Owner::sip)
+}
+
 /// Starts service `name` on `core` (default: the least loaded). Nothing is left behind when it fails.
 pub fn spawn(name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnError> {
     spawn_with(name, args, core, None).map_err(|(e, _)| e)
 }
 
-/// Starts service `name` on `core` (default: the least loaded), handing it `startup`; on failure `startup`
-/// comes back, still owned by the caller.
+/// Starts service `name` on `core` (default: the least loaded), handing it `startup` (which the caller holds);
+/// on failure `startup` comes back, still the caller's.
 pub fn spawn_with(
     name: &str,
     args: &str,
@@ -153,6 +188,9 @@ fn spawn_with_restarts(
 ) -> Result<SipId, (SpawnError, Option<Startup>)> {
     let _kernel = KernelMode::enter();
     // Refused before any message: these answers are the same on every core.
+    if args.len() > MAX_ARGS_LEN {
+        return Err((SpawnError::ArgumentsTooLong, startup));
+    }
     if let Err(e) = checked_manifest(name) {
         return Err((e, startup));
     }
@@ -161,17 +199,19 @@ fn spawn_with_restarts(
     if !crate::smp::is_online(target) {
         return Err((SpawnError::NoSuchCore, startup));
     }
+    let caller = caller_owner();
     if target != me {
-        return remote::spawn(target, name, args, restarts, startup);
+        return remote::spawn(target, name, args, restarts, startup, caller);
     }
-    spawn_here(name, args, restarts, startup)
+    spawn_here(name, args, restarts, startup, caller)
 }
 
-/// The manifest of service `name`, if there is one and the kernel accepts it.
-fn checked_manifest(name: &str) -> Result<&'static Manifest, SpawnError> {
+/// The manifest of service `name` and what the policy grants it, if there is one and the kernel accepts it.
+fn checked_manifest(name: &str) -> Result<(&'static Manifest, policy::Entry), SpawnError> {
     let manifest = manifest(name).ok_or(SpawnError::NoSuchService)?;
     manifest.check(&known_contracts()).map_err(SpawnError::BadManifest)?;
-    Ok(manifest)
+    let grant = policy::grant(manifest).map_err(SpawnError::BadManifest)?;
+    Ok((manifest, grant))
 }
 
 /// The running core with the fewest SIPs, by this core's replica of the process table (ties: the lowest index).
@@ -181,29 +221,49 @@ fn least_loaded_core() -> u32 {
     crate::smp::online_cores().min_by_key(|c| (load.get(*c as usize).copied().unwrap_or(0), *c)).unwrap_or(0)
 }
 
-/// Starts service `name` on this core.
+/// Hands `startup`'s channel end from `from` to `to` in the exchange records.
+fn give_startup(startup: &Startup, from: channels::Owner, to: channels::Owner) {
+    // SAFETY: the kernel is the trusted base.
+    let trusted = unsafe { channels::trusted::Trusted::new() };
+    channels::trusted::give(&trusted, startup.end(), from, to);
+}
+
+/// Starts service `name` on this core; `startup` (if any) is held by `holder` until then.
 fn spawn_here(
     name: &str,
     args: &str,
     restarts: u32,
     startup: Option<Startup>,
+    holder: channels::Owner,
 ) -> Result<SipId, (SpawnError, Option<Startup>)> {
     let _kernel = KernelMode::enter();
-    let manifest = match checked_manifest(name) {
-        Ok(manifest) => manifest,
+    let (manifest, grant) = match checked_manifest(name) {
+        Ok(checked) => checked,
         Err(e) => return Err((e, startup)),
     };
-    let Ok(arena) = Arena::new(manifest.heap_quota) else { return Err((SpawnError::OutOfMemory, startup)) };
+    let Ok(arena) = Arena::new(grant.heap_quota) else { return Err((SpawnError::OutOfMemory, startup)) };
     let arena_addr = &*arena as *const Arena as usize;
     let id = NEXT_SIP_ID.fetch_add(1, Ordering::Relaxed);
-    // The startup value becomes the child's before any of its code can run (the thread does not exist yet).
-    let caller = exec::current_sip().map_or(channels::Owner::KERNEL, channels::Owner);
+    let owner = channels::Owner::sip(id);
+    crate::ipc::exchange_heap::set_quota(owner, grant.exchange_quota);
+    // The startup end becomes the child's before any of its code can run (the thread does not exist yet).
     if let Some(value) = &startup {
-        value.transfer(channels::Owner(id));
+        give_startup(value, holder, owner);
     }
     // The record exists before the thread, so the thread always finds it (even if it ends at once); so does
     // every replica's entry, so its removal can never overtake it.
-    let record = Sip { id, manifest, arena, threads: Vec::new(), restarts, waiters: Vec::new(), startup };
+    let record = Sip {
+        id,
+        manifest,
+        grant,
+        arena,
+        threads: Vec::new(),
+        restarts,
+        waiters: Vec::new(),
+        startup: startup.map(ManuallyDrop::new),
+        ending: None,
+        log: LogBudget::new(grant.log_lines_per_second),
+    };
     table().lock().sips.insert(id, record);
     let entry = replica::Entry { core: percpu::current_index(), name: manifest.name };
     replica::publish(replica::Update::Added { id, entry });
@@ -220,9 +280,11 @@ fn spawn_here(
         Err(_) => {
             let startup = table().lock().sips.remove(&id).and_then(|mut record| record.startup.take());
             replica::publish(replica::Update::Removed { id });
+            let startup = startup.map(ManuallyDrop::into_inner);
             if let Some(value) = &startup {
-                value.transfer(caller);
+                give_startup(value, owner, holder);
             }
+            crate::ipc::exchange_heap::reclaim(owner);
             Err((SpawnError::OutOfMemory, startup))
         }
     }
@@ -247,33 +309,49 @@ fn sip_main(id: u64, manifest: &'static Manifest, kernel_args: String) {
     end_current(EndReason::Exited(ExitStatus::Success))
 }
 
-/// Ends the SIP the calling thread belongs to, for `reason`, and this thread with it. Called on the SIP's own
-/// thread: from its exit, its panic, a CPU exception it caused.
+/// Ends the SIP the calling thread belongs to, for `reason` (unless it is already ending for another), and
+/// this thread with it. Called on the SIP's own thread: from its exit, its panic, a CPU exception it caused.
 pub fn end_current(reason: EndReason) -> ! {
     // Kernel mode for good: this thread runs only kernel code from here on (its guard is never dropped).
     core::mem::forget(KernelMode::enter());
     match exec::current_sip() {
-        Some(id) => reclaim(id, reason, sched::current_id()),
+        Some(id) => {
+            end(id, reason);
+            leave(id);
+        }
         None => panic!("end_current called on a kernel thread ({reason})"),
     }
     sched::exit_current()
 }
 
-/// Starts another thread of the calling SIP, running `entry` in SIP mode on a stack of the manifest's size.
-/// The SIP ends when its first thread returns (like a process whose `main` returns), or when any of its threads
-/// fails; another thread that returns ends alone.
-pub fn start_thread(entry: Box<dyn FnOnce() + Send>) -> Result<u64, SpawnError> {
+/// What a doomed thread runs when it leaves kernel code or parks at a cut point (`exec::end_doomed`): its SIP
+/// is ending, so it goes.
+fn doomed_exit() -> ! {
+    core::mem::forget(KernelMode::enter());
+    if let Some(id) = exec::current_sip() {
+        leave(id);
+    }
+    sched::exit_current()
+}
+
+/// Starts another thread of the calling SIP, running `entry(argument)` in SIP mode on a stack of the
+/// manifest's size. The SIP ends when its first thread returns (like a process whose `main` returns), or when
+/// any of its threads fails; another thread that returns ends alone.
+pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, SpawnError> {
     let _kernel = KernelMode::enter();
     let id = exec::current_sip().ok_or(SpawnError::NotPermitted)?;
     let (stack, arena) = match table().lock().sips.get(&id) {
+        Some(sip) if sip.ending.is_some() => return Err(SpawnError::NoSuchService),
+        Some(sip) if sip.threads.len() >= sip.grant.threads => return Err(SpawnError::TooManyThreads),
         Some(sip) => (sip.manifest.stack_size as u64, &*sip.arena as *const Arena as usize),
         None => return Err(SpawnError::NoSuchService),
     };
     // Interrupts stay off from the thread's creation to its record, so the new thread cannot run (and end)
-    // before it is recorded as the SIP's.
+    // before it is recorded as the SIP's. Only plain data (a function and a number) goes into the kernel's
+    // closure: nothing of the SIP's is ever dropped in kernel mode.
     x86_64::instructions::interrupts::without_interrupts(|| {
         let tid = sched::spawn_in(Owner::Sip(id), arena, stack, move || {
-            entry();
+            entry(argument);
             end_thread();
         })
         .map_err(|_| SpawnError::OutOfMemory)?;
@@ -287,40 +365,84 @@ pub fn start_thread(entry: Box<dyn FnOnce() + Send>) -> Result<u64, SpawnError> 
 /// Ends the calling thread of a SIP that returned from its entry; the SIP lives on in its other threads.
 fn end_thread() -> ! {
     core::mem::forget(KernelMode::enter());
-    if let (Some(id), Some(me)) = (exec::current_sip(), sched::current_id())
-        && let Some(sip) = table().lock().sips.get_mut(&id)
-    {
-        sip.threads.retain(|t| *t != me);
+    if let Some(id) = exec::current_sip() {
+        leave(id);
     }
     sched::exit_current()
 }
 
-/// Ends SIP `id` from another thread.
+/// The running thread of SIP `id` leaves it for good; if it was the SIP's last thread and the SIP is ending,
+/// the SIP is reclaimed. (A thread that returns from a non-first entry leaves a live SIP.)
+fn leave(id: u64) {
+    let me = sched::current_id();
+    let last = {
+        let mut table = table().lock();
+        let Some(sip) = table.sips.get_mut(&id) else { return };
+        sip.threads.retain(|t| Some(*t) != me);
+        sip.threads.is_empty() && sip.ending.is_some()
+    };
+    if last {
+        finish(id);
+    }
+}
+
+/// Starts ending SIP `id` of this core for `reason` (the first reason wins): dooms its threads, removes those
+/// that can go at once, and reclaims it if none is left but the caller's own (which then leaves by itself).
+/// Never waits. Returns whether the SIP existed.
+fn end(id: u64, reason: EndReason) -> bool {
+    let me = sched::current_id();
+    let threads = {
+        let mut table = table().lock();
+        let Some(sip) = table.sips.get_mut(&id) else { return false };
+        if sip.ending.is_none() {
+            sip.ending = Some(reason);
+        }
+        sip.threads.clone()
+    };
+    let mut removed = Vec::new();
+    for tid in threads.into_iter().filter(|t| Some(*t) != me) {
+        if let Some(thread) = sched::doom(tid) {
+            drop(thread); // frees its stack
+            removed.push(tid);
+        }
+    }
+    let empty = {
+        let mut table = table().lock();
+        let Some(sip) = table.sips.get_mut(&id) else { return true };
+        sip.threads.retain(|t| !removed.contains(t));
+        sip.threads.is_empty()
+    };
+    if empty {
+        finish(id);
+    }
+    true
+}
+
+/// Ends SIP `id` from another thread and waits until it is gone (its threads busy in kernel code finish that
+/// first, which takes a bounded time).
 pub fn kill(id: u64) -> Result<(), KillError> {
     let _kernel = KernelMode::enter();
     if exec::current_sip() == Some(id) {
         end_current(EndReason::Killed);
     }
     if let Some(core) = elsewhere(id) {
-        return remote::kill(core, id);
+        remote::kill(core, id)?;
+        remote::wait(core, id);
+        return Ok(());
     }
-    // Never cut a thread short inside kernel code or a channel operation (a message between its owner records and
-    // the ring would be lost): let it run out of the section first. Such sections are short and never block.
-    loop {
-        let busy = match table().lock().sips.get(&id) {
-            None => return Err(KillError::NoSuchProcess),
-            Some(sip) => sip.threads.iter().any(|t| sched::is_preempted_in_kernel(*t)),
-        };
-        if !busy {
-            break;
-        }
-        sched::yield_now();
+    if !end(id, EndReason::Killed) {
+        return Err(KillError::NoSuchProcess);
     }
-    reclaim(id, EndReason::Killed, None);
+    wait(id);
     Ok(())
 }
 
-/// Blocks the calling (kernel) thread until SIP `id` has ended; returns at once if it is not alive.
+/// Starts ending SIP `id` of this core (a monitor thread answering another core's kill): never waits.
+pub fn kill_here(id: u64) -> Result<(), KillError> {
+    if end(id, EndReason::Killed) { Ok(()) } else { Err(KillError::NoSuchProcess) }
+}
+
+/// Blocks the calling thread until SIP `id` has ended; returns at once if it is not alive.
 pub fn wait(id: u64) {
     let _kernel = KernelMode::enter();
     if let Some(core) = elsewhere(id) {
@@ -332,7 +454,8 @@ pub fn wait(id: u64) {
             Some(sip) => sip.waiters.push(Waiter::Thread(me)),
             None => return,
         }
-        sched::block_current();
+        // Waiting holds nothing of the kernel's: a kill of the waiter may end it right here.
+        sched::block_current_cuttable();
     }
 }
 
@@ -353,32 +476,32 @@ fn watch(id: u64, waiter: Waiter) {
     waiter.notify();
 }
 
-/// Removes SIP `id` and everything it owns, except the running thread `running` (which exits right after).
-fn reclaim(id: u64, reason: EndReason, running: Option<ThreadId>) {
+/// Reclaims SIP `id`, which is ending and has no thread left: its record, exchange blocks and endpoints (from
+/// the ledger), its arena; then tells everyone who waits, and applies its restart policy.
+fn finish(id: u64) {
     let Some(mut sip) = table().lock().sips.remove(&id) else { return };
-    let reason = match reason {
-        // An allocation failure shows up as a panic; the arena knows whether the quota was the cause.
+    let owner = channels::Owner::sip(id);
+    let reason = match sip.ending.take().unwrap_or(EndReason::Killed) {
+        // An allocation failure shows up as a panic; the arena and the ledger know whether a quota was the cause.
         EndReason::Panicked(_) if sip.arena.quota_hit() => EndReason::QuotaExceeded,
+        EndReason::Panicked(_) if crate::ipc::exchange_heap::quota_refused(owner) => EndReason::ExchangeQuotaExceeded,
         other => other,
     };
-    for tid in sip.threads.iter().filter(|t| Some(**t) != running) {
-        drop(sched::remove_thread(*tid));
-    }
-    // An untaken startup value's blocks are the SIP's and go with the rest below: dropping it too would free
-    // them twice.
-    if let Some(startup) = sip.startup.take() {
-        startup.forget_reclaimed();
-    }
-    crate::ipc::exchange_heap::reclaim(channels::Owner(id));
-    crate::ipc::exchange_heap::close_endpoints_of(channels::Owner(id));
+    // An untaken startup endpoint is the SIP's: the ledger closes its side below; the struct is never dropped.
+    let _ = sip.startup.take();
+    crate::ipc::exchange_heap::reclaim(owner);
     let (name, restarts) = (sip.manifest.name, sip.restarts);
     let policy = sip.manifest.restart;
     let waiters = core::mem::take(&mut sip.waiters);
+    let dropped_lines = sip.log.dropped;
     drop(sip); // unmaps the arena
     // Every replica forgets it before anyone waiting hears of its end (the same lanes carry both, in order).
     replica::publish(replica::Update::Removed { id });
     name_registry::release_all_of(id);
     waiters.into_iter().for_each(Waiter::notify);
+    if dropped_lines > 0 {
+        log::info!("sip {name}#{id}: {dropped_lines} log lines beyond its rate were dropped");
+    }
     match reason {
         EndReason::Exited(ExitStatus::Success) => log::debug!("sip {name}#{id} {reason}"),
         EndReason::Killed => log::info!("sip {name}#{id} {reason}"),
@@ -417,12 +540,25 @@ pub fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
         let _ = write!(message, "{}:{}: ", at.file(), at.line());
     }
     let _ = write!(message, "{}", info.message());
+    // A SIP's panic message is its own text: keep the kernel's report to one bounded line.
+    truncate_at_char(&mut message, sip_runtime::MAX_LOG_LINE);
     end_current(EndReason::Panicked(message))
 }
 
 /// Called by a CPU exception handler when SIP code faulted: ends that SIP only.
 pub fn on_exception(description: String) -> ! {
     end_current(EndReason::Fault(description))
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary, saying so.
+fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let cut = (0..=max).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    let dropped = text.len() - cut;
+    text.truncate(cut);
+    let _ = write!(text, "... ({dropped} more bytes)");
 }
 
 /// A snapshot of one SIP for `ps`.
@@ -438,16 +574,18 @@ fn info_here(id: u64) -> Option<sip_runtime::ProcessInfo> {
     let table = table().lock();
     let sip = table.sips.get(&id)?;
     let running = sip.threads.iter().any(|t| sched::is_runnable(*t));
+    let owner = channels::Owner::sip(id);
     Some(sip_runtime::ProcessInfo {
         id: SipId(sip.id),
         name: sip.manifest.name,
         core: percpu::current().index,
         state: if running { sip_runtime::ProcessState::Running } else { sip_runtime::ProcessState::Blocked },
         heap_used: sip.arena.used(),
-        heap_quota: sip.manifest.heap_quota,
+        heap_quota: sip.grant.heap_quota,
         threads: sip.threads.len(),
-        channels: crate::ipc::exchange_heap::channel_ends_of(channels::Owner(id)),
-        exchange_bytes: crate::ipc::exchange_heap::owned_by(channels::Owner(id)).1,
+        channels: crate::ipc::exchange_heap::channel_ends_of(owner),
+        exchange_bytes: crate::ipc::exchange_heap::charged_to(owner).1,
+        exchange_quota: sip.grant.exchange_quota,
     })
 }
 
@@ -456,15 +594,60 @@ pub fn next_after(after: Option<u64>) -> Option<u64> {
     replica::next_after(after).map(|(id, _)| id)
 }
 
-/// Takes the startup value of the calling SIP (once).
+/// Takes the startup endpoint of the calling SIP (once).
 pub fn take_startup() -> Option<Startup> {
     let id = exec::current_sip()?;
-    table().lock().sips.get_mut(&id)?.startup.take()
+    table().lock().sips.get_mut(&id)?.startup.take().map(ManuallyDrop::into_inner)
 }
 
-/// The manifest of live SIP `id`.
+/// Whether the calling SIP's policy grants `capability`.
+pub fn caller_may(capability: Capability) -> bool {
+    let Some(id) = exec::current_sip() else { return false };
+    table().lock().sips.get(&id).is_some_and(|sip| sip.grant.capabilities.contains(&capability))
+}
+
+/// The manifest of live SIP `id` of this core.
 pub fn manifest_of(id: u64) -> Option<&'static Manifest> {
     table().lock().sips.get(&id).map(|s| s.manifest)
+}
+
+/// A SIP's log lines per second: a token bucket that refills continuously, as deep as one second's lines.
+struct LogBudget {
+    per_second: u32,
+    tokens: u32,
+    refilled_at: u64,
+    /// Lines refused since the last report.
+    dropped: u64,
+}
+
+impl LogBudget {
+    fn new(per_second: u32) -> Self {
+        Self { per_second, tokens: per_second, refilled_at: crate::time::uptime_nanos(), dropped: 0 }
+    }
+
+    /// Whether a line may be written now; if so, also how many were dropped before it (reported once).
+    fn take(&mut self, now: u64) -> Option<u64> {
+        let elapsed = now.saturating_sub(self.refilled_at);
+        let earned = elapsed.saturating_mul(u64::from(self.per_second)) / 1_000_000_000;
+        if earned > 0 {
+            self.tokens = self.tokens.saturating_add(earned.min(u64::from(u32::MAX)) as u32).min(self.per_second);
+            self.refilled_at = now;
+        }
+        if self.tokens == 0 {
+            self.dropped += 1;
+            return None;
+        }
+        self.tokens -= 1;
+        Some(core::mem::take(&mut self.dropped))
+    }
+}
+
+/// Whether the calling SIP may write a log line now (its rate); `Some(n)`: yes, and `n` lines were dropped
+/// before it. Kernel code always may.
+pub fn log_allowed() -> Option<u64> {
+    let Some(id) = exec::current_sip() else { return Some(0) };
+    let now = crate::time::uptime_nanos();
+    table().lock().sips.get_mut(&id).map_or(Some(0), |sip| sip.log.take(now))
 }
 
 crate::selftest! {
@@ -488,6 +671,18 @@ crate::selftest! {
         sched::yield_now();
         let frames_after = crate::memory::frames::stats();
         crate::check!(frames_after.free + 8 >= frames_before.free, "frames {frames_before:?} -> {frames_after:?}");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// The log budget allows a second's lines at once, then refills with time, and counts what it refused.
+    fn log_budget_limits_the_rate() {
+        let mut budget = LogBudget::new(10);
+        let start = budget.refilled_at;
+        let allowed = (0..25).filter(|_| budget.take(start).is_some()).count();
+        crate::check!(allowed == 10, "{allowed} lines allowed at once, expected 10");
+        crate::check!(budget.take(start + 500_000_000) == Some(15), "the refill did not report 15 dropped lines");
         Ok(())
     }
 }

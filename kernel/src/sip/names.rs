@@ -3,11 +3,13 @@
 //! its own core's name service; a connection to another core's (a lookup that was answered `Moved`) travels to
 //! that core as a message (`ipc::intercore::Request::NameConnection`) and is queued there.
 //!
-//! Why a broker: a SIP reaches the name service through the ABI call `connect_names`, which must not block (a
-//! SIP blocked inside a kernel call could not be killed cleanly) and must not make the kernel wait on a SIP. So
-//! the call only creates the channel, queues its server end here and returns the client end; this module's
+//! Why a broker: a SIP reaches the name service through the ABI call `connect_names`, which must not make the
+//! kernel wait on a SIP. So the SIP makes the channel itself (charged to it), the call only queues its server
+//! end here (the kernel takes the end over from the SIP in the exchange records) and returns; this module's
 //! kernel thread feeds the queue to the `names` SIP over the `NameListener` contract, one acknowledged
-//! connection at a time. A client whose connection is still queued simply waits in its first receive.
+//! connection at a time. A client whose connection is still queued simply waits in its first receive. A
+//! connection to another core's name service is one request there, answered with whether it was queued, so a
+//! SIP has at most one in flight per thread.
 //!
 //! Not here: the registry (the `names` SIP) and the SIP-side calls (`sip_runtime::SipContext::bind` etc.).
 //!
@@ -20,10 +22,10 @@ use crate::percpu::MAX_CPUS;
 use crate::sched::{self, Owner, ThreadId};
 use crate::sync::IrqMutex;
 use alloc::collections::VecDeque;
-use channels::{Closed, Exchangeable};
+use channels::Closed;
 use contracts::{name_listener, name_service};
 use core::sync::atomic::{AtomicU64, Ordering};
-use sip_runtime::{NameServiceClient, Startup};
+use sip_runtime::{NameServiceServer, Startup};
 
 /// Connections waiting for the `names` SIP beyond this many are refused (`Unavailable`).
 const MAX_QUEUED: usize = 256;
@@ -56,29 +58,33 @@ pub fn start() {
     }
 }
 
-/// A new connection for SIP `sip` (of this core) to the name service of `core` (default: this one); `None` if
-/// that name service is not running or overloaded.
-pub fn connect(sip: u64, core: Option<u32>) -> Option<NameServiceClient> {
+/// Hands `server`, the server end of a fresh name-service channel made and held by SIP `sip` (of this core),
+/// to the name service of `core` (default: this one). `false` if that name service is not running or is
+/// overloaded; the end is then closed (its client sees `Closed`).
+pub fn connect(sip: u64, core: Option<u32>, server: NameServiceServer) -> bool {
     let me = crate::percpu::current_index();
     let core = core.unwrap_or(me);
-    if !crate::smp::is_online(core) {
-        return None;
-    }
-    let (client, server) = name_service::channel();
-    // The calling SIP owns both ends so far; the queued end must be the kernel's (module invariant).
-    server.__transfer(channels::platform::current().heap, channels::Owner::KERNEL);
+    // The queued end must be the kernel's (module invariant); the SIP holds it until now.
+    // SAFETY: the kernel is the trusted base.
+    let trusted = unsafe { channels::trusted::Trusted::new() };
+    channels::trusted::give(&trusted, &server, channels::Owner::sip(sip), channels::Owner::KERNEL);
     if core == me {
-        accept_connection(sip, server);
-    } else {
-        // Dropped there if that core's name service is down or overloaded: the client then sees `Closed`.
-        crate::ipc::intercore::send(core, crate::ipc::intercore::Request::NameConnection { sip, end: server });
+        return accept_connection(sip, server);
     }
-    // A refused connection was dropped: its client end reports `Closed`, which callers treat as unavailable.
-    (!client.is_peer_closed()).then_some(client)
+    if !crate::smp::is_online(core) {
+        return false;
+    }
+    let asked = crate::ipc::intercore::call(core, |reply| crate::ipc::intercore::Request::NameConnection {
+        sip,
+        end: server,
+        reply,
+    });
+    asked.unwrap_or(false)
 }
 
-/// Queues a connection for this core's `names` SIP (dropping it if the name service is down or overloaded).
-pub fn accept_connection(sip: u64, end: Connection) {
+/// Queues a connection for this core's `names` SIP; `false` (and the end dropped) if the name service is down
+/// or overloaded.
+pub fn accept_connection(sip: u64, end: Connection) -> bool {
     let broker = mine();
     let thread = broker.thread.load(Ordering::Acquire);
     {
@@ -86,11 +92,12 @@ pub fn accept_connection(sip: u64, end: Connection) {
         if thread == 0 || queue.len() >= MAX_QUEUED {
             drop(queue);
             drop(end);
-            return;
+            return false;
         }
         queue.push_back((sip, end));
     }
     sched::wake(ThreadId(thread));
+    true
 }
 
 /// The broker: start `names`, feed it connections until it ends, start it again.

@@ -5,9 +5,9 @@
 //! answering core does the work with its own, local operations (`sip::spawn_with`, `sip::kill`, ...), exactly
 //! as if a thread of its own had asked: no core touches another core's process table or scheduler.
 //!
-//! Invariants: a monitor never blocks (a remote wait is a waiter entry answered when the SIP ends); a
-//! startup value in flight belongs to the kernel (`Owner::KERNEL`), never to the asking SIP, so the asker's
-//! death cannot reclaim it under the request.
+//! Invariants: a monitor never blocks (a remote kill only starts the end, a remote wait is a waiter entry
+//! answered when the SIP ends); a startup endpoint in flight belongs to the kernel (`Owner::KERNEL`), never to
+//! the asking SIP, so the asker's death cannot reclaim it under the request.
 
 use crate::ipc::intercore::{self, Request, Slot};
 use alloc::string::String;
@@ -26,11 +26,18 @@ pub struct SpawnRequest {
     reply: Arc<Slot<SpawnResult>>,
 }
 
-/// Starts `name` on core `core` (not this one, and online) and waits for the answer.
-pub fn spawn(core: u32, name: &str, args: &str, restarts: u32, startup: Option<Startup>) -> SpawnResult {
-    let caller = crate::exec::current_sip().map_or(channels::Owner::KERNEL, channels::Owner);
+/// Starts `name` on core `core` (not this one, and online) and waits for the answer; `startup` is held by
+/// `holder` until then, and again if the spawn fails.
+pub fn spawn(
+    core: u32,
+    name: &str,
+    args: &str,
+    restarts: u32,
+    startup: Option<Startup>,
+    holder: channels::Owner,
+) -> SpawnResult {
     if let Some(value) = &startup {
-        value.transfer(channels::Owner::KERNEL);
+        super::give_startup(value, holder, channels::Owner::KERNEL);
     }
     let (name, args) = (String::from(name), String::from(args));
     let result = intercore::call(core, |reply| Request::Spawn(SpawnRequest { name, args, restarts, startup, reply }));
@@ -38,7 +45,7 @@ pub fn spawn(core: u32, name: &str, args: &str, restarts: u32, startup: Option<S
         Ok(Ok(id)) => Ok(id),
         Ok(Err((error, startup))) => {
             if let Some(value) = &startup {
-                value.transfer(caller);
+                super::give_startup(value, channels::Owner::KERNEL, holder);
             }
             Err((error, startup))
         }
@@ -47,7 +54,7 @@ pub fn spawn(core: u32, name: &str, args: &str, restarts: u32, startup: Option<S
     }
 }
 
-/// Ends SIP `id`, which runs on core `core`.
+/// Starts ending SIP `id`, which runs on core `core` (wait for its end with [`wait`]).
 pub fn kill(core: u32, id: u64) -> Result<(), KillError> {
     intercore::call(core, |reply| Request::Kill { id, reply }).unwrap_or(Err(KillError::NoSuchProcess))
 }
@@ -66,17 +73,17 @@ pub fn query(core: u32, id: u64) -> Option<ProcessInfo> {
 pub fn handle(request: Request) {
     match request {
         Request::Spawn(r) => {
-            let result = super::spawn_here(&r.name, &r.args, r.restarts, r.startup);
+            let result = super::spawn_here(&r.name, &r.args, r.restarts, r.startup, channels::Owner::KERNEL);
             r.reply.answer(result);
         }
-        // A kill may yield while the victim leaves a kernel section (it runs on this core), but never blocks.
-        Request::Kill { id, reply } => reply.answer(super::kill(id)),
+        // Only starts the end (threads busy in kernel code finish first): the asker waits with `Watch`.
+        Request::Kill { id, reply } => reply.answer(super::kill_here(id)),
         Request::Watch { id, reply } => super::watch(id, super::Waiter::Reply(reply)),
         Request::Query { id, reply } => reply.answer(super::info_here(id)),
         Request::Replica(update) => super::replica::apply(update),
         Request::Names(change) => super::name_registry::decide(change),
         Request::NameUpdate(update) => super::name_registry::apply(update),
-        Request::NameConnection { sip, end } => super::names::accept_connection(sip, end),
+        Request::NameConnection { sip, end, reply } => reply.answer(super::names::accept_connection(sip, end)),
         Request::StartServices => super::names::start(),
         Request::Probe(reply) => reply.answer(()),
         Request::Reply(delivery) => delivery.deliver(),

@@ -79,7 +79,8 @@ sip! {
 }
 
 // A SIP with several threads: `N [hold|panic]` starts N worker threads, each serving an Echo channel, and
-// pings each; `hold` then keeps them all alive (for `ps` and `kill`), `panic` makes one worker panic.
+// pings each; `hold` then keeps them all alive (for `ps` and `kill`), `panic` makes one worker panic. It asks
+// for up to 8 threads (its own and 7 workers); a worker beyond that is refused (`TooManyThreads`).
 sip! {
     name: "bench-threads",
     entry: threads,
@@ -89,6 +90,7 @@ sip! {
     stack_size: 16 * 1024,
     restart: RestartPolicy::Never,
     capabilities: [],
+    threads: 8,
 }
 
 // Binds a run of names at an agreed moment, reports how many it won, and holds them: one per core in the

@@ -428,7 +428,7 @@ fn channels(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     let mut after = None;
     while let Some(channel) = sh.ctx.abi().channel_after(after) {
         after = Some(channel.id);
-        live.push(format!("  {:#x}: {} <-> {}", channel.id, describe(channel.ends[0]), describe(channel.ends[1])));
+        live.push(format!("  #{}: {} <-> {}", channel.id, describe(channel.ends[0]), describe(channel.ends[1])));
     }
     sh.say(format_args!("{} channels", live.len()));
     for line in live {
