@@ -1,19 +1,27 @@
-//! [`ExAny`]: one exchangeable value of any type, in the exchange heap, with its type checked when it is taken
-//! out. This is how endpoints of contracts a carrier does not know travel: a name service forwards a client's
-//! fresh server end to a provider without naming its contract, and a parent hands a new SIP its first value.
+//! [`ExAny`]: one exchangeable value of any type, sealed in the exchange heap, with its type checked when it
+//! is taken out. This is how endpoints of contracts a carrier does not know travel: a name service forwards a
+//! client's fresh server end to a provider without naming its contract, and a parent hands a new SIP its first
+//! value.
+//!
+//! Sealed: when an `ExAny` is made, everything its value holds (blocks, endpoints) is recorded as held *by the
+//! `ExAny`'s block* (`ledger::Holder::Sealed`). From then on the `ExAny` travels as one block: a carrier that
+//! receives and forwards it is charged for that block only, and never walks the value; whoever opens it with
+//! [`ExAny::downcast`] takes everything in it (and is charged for it), and whoever drops it unopened frees
+//! everything in it from the records. So a value a carrier does not want (a huge one, or one of another type)
+//! costs the carrier nothing and runs none of its code.
 //!
 //! Not here: any check of *which* contract a value speaks beyond its exact Rust type (the receiver asks for the
 //! type it serves; anything else comes back to it unchanged).
 //!
-//! Invariants: an `ExAny` owns exactly one `ExBox<E>` (as a raw pointer) for the `E` whose `TypeId` it records,
-//! and the visit function it stores is the one instantiated for that `E`; it is rebuilt into the box only with
-//! the same `E` ([`ExAny::downcast`]). Dropping it frees the value as dropping the box would (an endpoint inside
-//! is closed); since exchangeable types have no `Drop` of their own, that runs no code of whoever made it.
+//! Invariants: an `ExAny` owns exactly one `ExBox<E>`'s block (as a raw pointer) for the `E` whose `TypeId` it
+//! records, with everything `E` holds sealed in it; it is rebuilt into the box only with the same `E`
+//! ([`ExAny::downcast`]), after everything is unsealed.
 
 use crate::exbox::ExBox;
 use crate::exchangeable::Exchangeable;
-use crate::platform::AllocError;
+use crate::platform::{self, AllocError};
 use crate::walk::{Action, Walk, walk};
+use core::alloc::Layout;
 use core::any::TypeId;
 use core::fmt;
 use core::mem::ManuallyDrop;
@@ -23,24 +31,28 @@ use core::ptr::NonNull;
 pub struct ExAny {
     /// From `ExBox::<E>::into_raw`.
     block: NonNull<u8>,
+    /// `Layout::new::<E>()`.
+    layout: Layout,
     type_id: TypeId,
     type_name: &'static str,
-    /// `visit_as::<E>`: reports the box (and queues what the value holds), as `ExBox<E>`'s visit does.
-    visit: unsafe fn(NonNull<u8>, &mut Walk<'_>),
 }
 
 // SAFETY: the value is `Send` (required by `new`), and the `ExAny` is its only owner.
 unsafe impl Send for ExAny {}
 
 impl ExAny {
-    /// Moves `value` into the exchange heap; gives it back if the heap (or the owner's quota) is exhausted.
+    /// Moves `value` into the exchange heap and seals it; gives it back if the heap (or the owner's quota) is
+    /// exhausted.
     pub fn new<E: Exchangeable + Send>(value: E) -> Result<Self, (E, AllocError)> {
         let boxed = ExBox::try_new(value)?;
+        if E::__TRACKED && size_of::<E>() != 0 {
+            walk(&*boxed, Action::Seal(boxed_block(&boxed)));
+        }
         Ok(Self {
             block: boxed.into_raw().cast(),
+            layout: Layout::new::<E>(),
             type_id: TypeId::of::<E>(),
             type_name: core::any::type_name::<E>(),
-            visit: visit_as::<E>,
         })
     }
 
@@ -54,37 +66,40 @@ impl ExAny {
         self.type_name
     }
 
-    /// The value, if it is an `E`; otherwise the `ExAny` comes back unchanged.
+    /// The value, if it is an `E` and the caller's exchange quota can take everything it holds; otherwise the
+    /// `ExAny` comes back unchanged (still sealed).
     pub fn downcast<E: Exchangeable + Send>(self) -> Result<E, Self> {
         if !self.is::<E>() {
             return Err(self);
         }
+        if self.layout.size() != 0 && !platform::current().exchange.unseal(self.block) {
+            return Err(self);
+        }
         let this = ManuallyDrop::new(self);
-        // SAFETY: the block came from `ExBox::<E>::into_raw` in `new` for this same `E` (the TypeId matched), and
-        // `ManuallyDrop` retires this handle, so the box is rebuilt exactly once.
+        // SAFETY: the block came from `ExBox::<E>::into_raw` in `new` for this same `E` (the TypeId matched), its
+        // contents are the caller's again (unsealed), and `ManuallyDrop` retires this handle, so the box is
+        // rebuilt exactly once.
         let boxed = unsafe { ExBox::<E>::from_raw(this.block.cast()) };
         Ok(boxed.into_inner())
     }
 }
 
-/// # Safety
-/// `block` is the live block of an `ExBox<E>` held by an `ExAny`.
-unsafe fn visit_as<E: Exchangeable>(block: NonNull<u8>, walk: &mut Walk<'_>) {
-    walk.boxed(block.cast::<E>());
+/// The block of a non-zero-sized box (as the records know it).
+fn boxed_block<E: Exchangeable>(boxed: &ExBox<E>) -> NonNull<u8> {
+    NonNull::from(&**boxed).cast()
 }
 
 impl Drop for ExAny {
     fn drop(&mut self) {
-        // Frees the box and everything in it, as the box's own drop would.
-        walk(self, Action::Free);
+        // Frees the block and, from the records, everything sealed in it: no code of the value's type runs.
+        Walk::free_capsule(self.block, self.layout);
     }
 }
 
-// SAFETY: an `ExAny` holds its box and what the value holds, reported by the visit made for its type.
+// SAFETY: an `ExAny` holds its block; everything its value holds is sealed in that block and recorded so.
 unsafe impl Exchangeable for ExAny {
     fn __visit(&self, walk: &mut Walk<'_>) {
-        // SAFETY: `visit` was instantiated for this value's type, and the block is live while we hold it.
-        unsafe { (self.visit)(self.block, walk) }
+        walk.capsule(self.block, self.layout);
     }
 }
 

@@ -156,10 +156,10 @@ unsafe impl Exchange for HostExchange {
     }
 
     unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
-        let recorded = self.checked(self.ledger().free(block.addr().get(), current_owner()));
-        assert_eq!(recorded, layout, "a block freed with another layout than it was allocated with");
-        // SAFETY: the caller promises `block` came from `allocate` with `layout` and is unused from now on.
-        unsafe { std::alloc::dealloc(block.as_ptr(), layout) };
+        let mut ledger = self.ledger();
+        let release = self.checked(ledger.free(block.addr().get(), current_owner()));
+        assert_eq!(release.free.first(), Some(&(block.addr().get(), layout)), "freed with another layout");
+        finish(ledger, release);
     }
 
     fn open(&self, channel: ChannelId) {
@@ -176,6 +176,14 @@ unsafe impl Exchange for HostExchange {
 
     fn give(&self, item: Item, from: Owner, to: Owner) {
         self.checked(self.ledger().give(item, from, to));
+    }
+
+    fn seal(&self, item: Item, capsule: NonNull<u8>) {
+        self.checked(self.ledger().seal(item, capsule.addr().get(), current_owner()));
+    }
+
+    fn unseal(&self, capsule: NonNull<u8>) -> bool {
+        self.checked(self.ledger().unseal(capsule.addr().get(), current_owner()))
     }
 
     fn release(&self, side: Side) {

@@ -87,13 +87,16 @@ pub enum Item {
     Side(Side),
 }
 
-/// Who holds an item: an owner, or a ring it travels in (a message sent and not yet received).
+/// Who holds an item: an owner, a ring it travels in (a message sent and not yet received), or a sealed block
+/// it was put in (the contents of an `ExAny`, taken out only by the one who opens it).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum Holder {
     /// A process or the kernel.
     Owner(Owner),
     /// In transit.
     Ring(RingId),
+    /// Inside the sealed block at this address: it goes wherever that block goes, and is freed with it.
+    Sealed(usize),
 }
 
 /// What an ownership change found wrong (nothing was changed).
@@ -151,6 +154,8 @@ enum Work {
     ReleaseSide(Side),
     /// Free this channel's block and everything its rings hold.
     FreeChannel(ChannelId),
+    /// Free this plain block and everything sealed in it.
+    FreeBlock(usize),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -250,14 +255,56 @@ impl Ledger {
         self.held.insert((holder, Item::Block(block)));
     }
 
-    /// `by` frees its block `block`: the record goes, the charge too; returns the block's layout.
-    pub fn free(&mut self, block: usize, by: Owner) -> Result<Layout, Violation> {
+    /// `by` frees its block `block`: the record goes, the charge too, and so does everything sealed in it
+    /// (freed and closed as a dead owner's would be). The block itself is the first one in the release.
+    pub fn free(&mut self, block: usize, by: Owner) -> Result<Release, Violation> {
         match self.blocks.get(&block) {
             Some(&Entry { kind: Kind::Plain(holder), .. }) if holder == Holder::Owner(by) => {}
             Some(_) => return Err(Violation("freeing a block the caller does not hold")),
             None => return Err(Violation("freeing a block that is not live")),
         }
-        Ok(self.remove_block(block))
+        let mut out = Release::default();
+        self.run(vec![Work::FreeBlock(block)], &mut out);
+        Ok(out)
+    }
+
+    /// `item`, held by `by`, is sealed into `capsule` (a block `by` holds): it goes where the capsule goes,
+    /// and only whoever opens the capsule ([`Ledger::unseal`]) holds it again. It stays charged to its payer.
+    pub fn seal(&mut self, item: Item, capsule: usize, by: Owner) -> Result<(), Violation> {
+        let held =
+            matches!(self.blocks.get(&capsule), Some(e) if matches!(e.kind, Kind::Plain(h) if h == Holder::Owner(by)));
+        if !held || item == Item::Block(capsule) {
+            return Err(Violation("sealing into a block the caller does not hold"));
+        }
+        self.move_item(item, Holder::Owner(by), Holder::Sealed(capsule), None)
+    }
+
+    /// `by` opens its capsule: everything sealed in it is `by`'s (and charged to it), if that fits in its
+    /// quota; `Ok(false)` and nothing changed if it does not.
+    pub fn unseal(&mut self, capsule: usize, by: Owner) -> Result<bool, Violation> {
+        let held =
+            matches!(self.blocks.get(&capsule), Some(e) if matches!(e.kind, Kind::Plain(h) if h == Holder::Owner(by)));
+        if !held {
+            return Err(Violation("opening a block the caller does not hold"));
+        }
+        let holder = Holder::Sealed(capsule);
+        let items: Vec<Item> = self.held.range((holder, FIRST_ITEM)..=(holder, LAST_ITEM)).map(|(_, i)| *i).collect();
+        let added: usize = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Block(block) => self.blocks.get(block).filter(|e| e.payer != by).map(|e| charge_of(e.layout)),
+                Item::Side(_) => None,
+            })
+            .sum();
+        if let Some(account) = self.accounts.get(&by)
+            && account.charged.saturating_add(added) > account.quota
+        {
+            return Ok(false);
+        }
+        for item in items {
+            self.move_item(item, holder, Holder::Owner(by), Some(by))?;
+        }
+        Ok(true)
     }
 
     /// `by`'s block `channel` becomes a channel; `by` holds both of its sides.
@@ -389,6 +436,14 @@ impl Ledger {
                     let layout = self.remove_block(channel.0);
                     out.free.push((channel.0, layout));
                 }
+                Work::FreeBlock(block) => {
+                    if !self.blocks.contains_key(&block) {
+                        continue;
+                    }
+                    let layout = self.remove_block(block);
+                    out.free.push((block, layout));
+                    self.drop_holdings(Holder::Sealed(block), out, &mut work);
+                }
             }
         }
     }
@@ -396,37 +451,38 @@ impl Ledger {
     /// Frees every block `holder` holds and queues the release of every side it holds.
     fn drop_holdings(&mut self, holder: Holder, out: &mut Release, work: &mut Vec<Work>) {
         let items: Vec<Item> = self.held.range((holder, FIRST_ITEM)..=(holder, LAST_ITEM)).map(|(_, i)| *i).collect();
+        let _ = out;
         for item in items {
-            match item {
-                Item::Block(block) => {
-                    let layout = self.remove_block(block);
-                    out.free.push((block, layout));
-                }
-                Item::Side(side) => work.push(Work::ReleaseSide(side)),
-            }
+            work.push(match item {
+                Item::Block(block) => Work::FreeBlock(block),
+                Item::Side(side) => Work::ReleaseSide(side),
+            });
         }
     }
 
     /// Whether the live side `side` can never be received by anyone: it travels in a ring whose consumer is
-    /// released, or travels in a ring whose consumer travels in turn ... and the chain never reaches an owner
-    /// (it ends at a released side, or comes back to a channel it passed: a cycle of channels carrying each
-    /// other's endpoints, which would otherwise keep each other alive forever). Each side has one holder, so
-    /// this is a walk along one chain, at most as long as there are channels.
+    /// released, or sits sealed in a block, which travels ... and the chain of holders never reaches an owner
+    /// (it ends at something released or freed, or comes back to where it passed: a cycle of channels
+    /// carrying each other's endpoints, which would otherwise keep each other alive forever). Each thing has
+    /// one holder, so this is a walk along one chain, at most as long as there are channels and blocks.
     fn unreachable(&self, side: Side) -> bool {
-        let mut seen: Vec<ChannelId> = Vec::new();
-        let mut at = side;
+        let mut seen: BTreeSet<Item> = BTreeSet::new();
+        let mut at = Item::Side(side);
         loop {
-            match self.sides.get(&at) {
+            let holder = match at {
+                Item::Side(side) => self.sides.get(&side).copied(),
+                Item::Block(block) => self.holder(Item::Block(block)),
+            };
+            let next = match holder {
                 None => return true,
                 Some(Holder::Owner(_)) => return false,
-                Some(Holder::Ring(ring)) => {
-                    if seen.contains(&ring.channel) {
-                        return true;
-                    }
-                    seen.push(ring.channel);
-                    at = ring.consumer();
-                }
+                Some(Holder::Ring(ring)) => Item::Side(ring.consumer()),
+                Some(Holder::Sealed(block)) => Item::Block(block),
+            };
+            if !seen.insert(next) {
+                return true;
             }
+            at = next;
         }
     }
 
@@ -541,7 +597,51 @@ mod tests {
         assert!(ledger.receive(message, a_side.produces(), A).is_err(), "only the consumer receives");
         assert_eq!(ledger.receive(message, b_side.consumes(), B), Ok(true));
         assert_eq!(ledger.charged(B).0, 1, "the receiver pays now");
-        assert_eq!(ledger.free(0x2000, B), Ok(layout(64)));
+        assert_eq!(ledger.free(0x2000, B).map(|r| r.free), Ok(vec![(0x2000, layout(64))]));
+    }
+
+    #[test]
+    fn a_capsule_travels_as_one_block_and_frees_what_is_sealed_in_it() {
+        let mut ledger = Ledger::new();
+        alloc(&mut ledger, 0x1000, A);
+        let channel = ChannelId(0x1000);
+        ledger.open(channel, A).unwrap();
+        let (zero, one) = (Side { channel, index: 0 }, Side { channel, index: 1 });
+        ledger.give(Item::Side(one), A, B).unwrap();
+        // A capsule holding a block and the end of a second channel.
+        for block in [0x2000, 0x3000, 0x4000] {
+            alloc(&mut ledger, block, A);
+        }
+        ledger.open(ChannelId(0x4000), A).unwrap();
+        let inner = Side { channel: ChannelId(0x4000), index: 1 };
+        ledger.seal(Item::Block(0x3000), 0x2000, A).unwrap();
+        ledger.seal(Item::Side(inner), 0x2000, A).unwrap();
+        assert!(ledger.free(0x3000, A).is_err(), "what is sealed is not its sealer's to free");
+        ledger.send(Item::Block(0x2000), zero.produces(), A).unwrap();
+        assert_eq!(ledger.receive(Item::Block(0x2000), one.consumes(), B), Ok(true));
+        assert_eq!(ledger.holder(Item::Block(0x3000)), Some(Holder::Sealed(0x2000)), "never walked");
+        // B drops it unopened: the capsule, its block and its endpoint go; A's other end sees Closed.
+        let release = ledger.free(0x2000, B).unwrap();
+        assert_eq!(release.free, [(0x2000, layout(64)), (0x3000, layout(64))]);
+        assert_eq!(release.close, [inner]);
+        assert_eq!(ledger.charged(A).0, 2, "A pays for its two channels only");
+    }
+
+    #[test]
+    fn opening_a_capsule_charges_the_opener_within_its_quota() {
+        let mut ledger = Ledger::new();
+        for block in [0x2000, 0x3000] {
+            alloc(&mut ledger, block, A);
+        }
+        ledger.seal(Item::Block(0x3000), 0x2000, A).unwrap();
+        ledger.give(Item::Block(0x2000), A, B).unwrap();
+        ledger.set_quota(B, charge_of(layout(64)));
+        assert_eq!(ledger.unseal(0x2000, B), Ok(false), "the contents do not fit in B's quota");
+        assert_eq!(ledger.holder(Item::Block(0x3000)), Some(Holder::Sealed(0x2000)));
+        ledger.set_quota(B, 2 * charge_of(layout(64)));
+        assert_eq!(ledger.unseal(0x2000, B), Ok(true));
+        assert_eq!(ledger.holder(Item::Block(0x3000)), Some(Holder::Owner(B)));
+        assert_eq!(ledger.charged(B).0, 2);
     }
 
     #[test]

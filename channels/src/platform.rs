@@ -72,7 +72,7 @@ pub unsafe trait Exchange: Sync {
     /// Allocates a block for `layout` (never zero-sized), held by and charged to the caller.
     fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError>;
 
-    /// Frees a block the caller holds.
+    /// Frees a block the caller holds, and everything sealed in it (its blocks freed, its endpoints closed).
     ///
     /// # Safety
     /// `block` came from `allocate` with this `layout` and is not used afterwards.
@@ -92,6 +92,14 @@ pub unsafe trait Exchange: Sync {
     /// `item`, held by `from`, is now `to`'s: hand-overs the trusted base makes outside any channel (a
     /// process's first endpoint at spawn). Only reachable through [`Trusted`].
     fn give(&self, item: Item, from: Owner, to: Owner);
+
+    /// `item`, held by the caller, is sealed into the caller's block `capsule`: it travels with the capsule
+    /// (without being walked again) and is freed with it, until whoever holds the capsule opens it.
+    fn seal(&self, item: Item, capsule: NonNull<u8>);
+
+    /// Opens the caller's `capsule`: everything sealed in it is the caller's, and charged to it. `false` (and
+    /// nothing opened) if that would take the caller beyond its exchange quota.
+    fn unseal(&self, capsule: NonNull<u8>) -> bool;
 
     /// The caller's endpoint on `side` is closed (its ring flags are set): forget the side, and free the
     /// channel with everything its rings hold once neither side is held.

@@ -32,6 +32,8 @@ pub(crate) enum Action {
     Free,
     /// A trusted hand-over from one owner to another.
     Give { from: Owner, to: Owner },
+    /// Sealing into the capsule at this address (an `ExAny`'s block): everything is inside it now.
+    Seal(NonNull<u8>),
 }
 
 /// Visits a box's contents (queued by [`Walk::boxed`]).
@@ -92,6 +94,20 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// The value holds a sealed block (an `ExAny`'s) at `block` of `layout`: what is sealed in it travels with
+    /// it and is freed with it by the records, never walked.
+    pub(crate) fn capsule(&mut self, block: NonNull<u8>, layout: Layout) {
+        if layout.size() == 0 {
+            return;
+        }
+        match self.action {
+            // SAFETY: the capsule came from this exchange with `layout` and the walker's caller owns it; the
+            // records free what is sealed in it.
+            Action::Free => unsafe { self.exchange.deallocate(block, layout) },
+            _ => self.move_item(Item::Block(block.addr().get())),
+        }
+    }
+
     /// The value holds the endpoint on `side`.
     pub(crate) fn endpoint(&mut self, side: Side) {
         match self.action {
@@ -105,6 +121,7 @@ impl<'a> Walk<'a> {
             Action::Send(ring) => self.exchange.send(item, ring),
             Action::Receive(ring) => self.refused |= !self.exchange.receive(item, ring),
             Action::Give { from, to } => self.exchange.give(item, from, to),
+            Action::Seal(capsule) => self.exchange.seal(item, capsule),
             Action::Free => {}
         }
     }
@@ -141,6 +158,13 @@ pub(crate) fn walk<T: Exchangeable>(value: &T, action: Action) -> bool {
     let mut walk = Walk::new(action, platform::current().exchange);
     value.__visit(&mut walk);
     walk.run()
+}
+
+impl Walk<'_> {
+    /// Frees a capsule (an `ExAny`'s block of `layout`) and everything sealed in it.
+    pub(crate) fn free_capsule(block: NonNull<u8>, layout: Layout) {
+        Walk::new(Action::Free, platform::current().exchange).capsule(block, layout);
+    }
 }
 
 /// Walks the box at `ptr` as if `ExBox<T>` held it: what dropping (or freeing by type-erased handle) does.

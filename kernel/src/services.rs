@@ -6,6 +6,7 @@
 use benchmark as _;
 use echo as _;
 use fault as _;
+use hostile as _;
 use kv as _;
 use names as _;
 use shell as _;

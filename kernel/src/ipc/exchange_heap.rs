@@ -88,15 +88,16 @@ unsafe impl Exchange for KernelExchange {
     unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
         let owner = caller();
         let kernel = KernelMode::enter();
-        let recorded = LEDGER.lock().free(block.addr().get(), owner);
-        match recorded {
-            // SAFETY: the record proves `MEMORY` allocated this block with `recorded`, and it is gone now.
-            Ok(recorded) if recorded == layout => unsafe { MEMORY.dealloc(block.as_ptr(), layout) },
-            Ok(_) => {
-                drop(kernel);
-                refused(owner, Violation("freeing a block with another layout than it was allocated with"))
+        let mut ledger = LEDGER.lock();
+        match ledger.free(block.addr().get(), owner) {
+            // The block is the release's first: freed with the layout the records kept (which the caller's
+            // `layout` matches for every block `channels` frees).
+            Ok(release) => {
+                debug_assert_eq!(release.free.first(), Some(&(block.addr().get(), layout)));
+                finish(ledger, release);
             }
             Err(violation) => {
+                drop(ledger);
                 drop(kernel);
                 refused(owner, violation)
             }
@@ -143,6 +144,29 @@ unsafe impl Exchange for KernelExchange {
             drop(kernel);
             // Only the kernel gives (`channels::trusted`): a refused hand-over is the kernel's mistake.
             panic!("{violation} (giving from {from} to {to})");
+        }
+    }
+
+    fn seal(&self, item: Item, capsule: NonNull<u8>) {
+        let owner = caller();
+        let kernel = KernelMode::enter();
+        let result = LEDGER.lock().seal(item, capsule.addr().get(), owner);
+        if let Err(violation) = result {
+            drop(kernel);
+            refused(owner, violation);
+        }
+    }
+
+    fn unseal(&self, capsule: NonNull<u8>) -> bool {
+        let owner = caller();
+        let kernel = KernelMode::enter();
+        let result = LEDGER.lock().unseal(capsule.addr().get(), owner);
+        match result {
+            Ok(opened) => opened,
+            Err(violation) => {
+                drop(kernel);
+                refused(owner, violation)
+            }
         }
     }
 

@@ -215,7 +215,7 @@ impl KernelAbi for Ring0Abi {
         }
         let holder = |side: Option<Holder>| match side {
             None => EndHolder::Closed,
-            Some(Holder::Ring(_)) => EndHolder::InTransit,
+            Some(Holder::Ring(_) | Holder::Sealed(_)) => EndHolder::InTransit,
             Some(Holder::Owner(owner)) => owner.sip_id().map_or(EndHolder::Kernel, |id| EndHolder::Sip(SipId(id))),
         };
         crate::ipc::exchange_heap::channels()
