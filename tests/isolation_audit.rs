@@ -19,7 +19,15 @@
 //! 4. every crate under `services/` is linked into the kernel: a dependency in `kernel/Cargo.toml` and a
 //!    `use <crate> as _;` line in `kernel/src/services.rs`. Its manifest reaches the kernel through a linkme
 //!    slice, which is silently empty for a crate nothing names (boot-facts.md), so a forgotten line would
-//!    make a service vanish without any error.
+//!    make a service vanish without any error;
+//! 5. no source names an implementation detail of the trusted crates: no identifier starting with `__` (the
+//!    plumbing `contract!`, `#[derive(Exchangeable)]` and `sip!` generate, such as `__visit`, `__raw` or
+//!    `sip_runtime::__private`), and no path into `channels::platform`, `channels::trusted`,
+//!    `channels::ledger` or `channels::host` (the platform's side of the channel runtime). The compiler already
+//!    refuses the harmful uses (the plumbing takes tokens a service cannot make, the traits are `unsafe`);
+//!    this rule keeps service code from leaning on them at all;
+//! 6. no two manifests (`sip! { name: "..." }`) in different places share a name: the kernel's policy and the
+//!    console know services by name, and the kernel refuses to boot with a duplicate.
 //!
 //! Parsing is done with `syn`, not by grepping: a comment or string mentioning `static` is no violation, and a
 //! `static` split over lines is still one. Token streams that syn cannot parse (the bodies of `macro_rules!`
@@ -59,6 +67,8 @@ const CONTRACTS_MACROS_DEPS: &[&str] = &["syn", "quote", "proc-macro2"];
 const ASM_MACROS: &[&str] = &["asm", "global_asm", "naked_asm"];
 /// Attributes that pick a symbol name or a section: the ways to collide with or hook kernel symbols.
 const LINKER_ATTRIBUTES: &[&str] = &["no_mangle", "link_section", "export_name"];
+/// Modules of `channels` that only the trusted base uses.
+const TRUSTED_ONLY_MODULES: &[&str] = &["platform", "trusted", "ledger", "host"];
 
 /// One broken rule, at a place in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +98,12 @@ fn violation(path: &Path, line: usize, message: impl Into<String>) -> Violation 
 /// Checks every `.rs` file under `crate_dir/src`: `#![forbid(unsafe_code)]` on each crate root, and no
 /// `static`, assembly, `extern` block or linker attribute anywhere.
 fn check_sources(crate_dir: &Path) -> Vec<Violation> {
+    check_sources_with(crate_dir, false)
+}
+
+/// [`check_sources`], with rule 5 off when `internals_allowed` (for `contracts/macros`, which generates the
+/// plumbing rule 5 keeps services from naming).
+fn check_sources_with(crate_dir: &Path, internals_allowed: bool) -> Vec<Violation> {
     let mut out = Vec::new();
     let src = crate_dir.join("src");
     let roots = crate_roots(crate_dir);
@@ -113,7 +129,7 @@ fn check_sources(crate_dir: &Path) -> Vec<Violation> {
         if roots.contains(&file) && !forbids_unsafe_code(&ast) {
             out.push(violation(&file, 1, "crate root lacks `#![forbid(unsafe_code)]`"));
         }
-        SourceVisitor { file: &file, out: &mut out }.visit_file(&ast);
+        SourceVisitor { file: &file, out: &mut out, internals_allowed }.visit_file(&ast);
     }
     out
 }
@@ -175,11 +191,20 @@ fn forbids_unsafe_code(file: &syn::File) -> bool {
 struct SourceVisitor<'a> {
     file: &'a Path,
     out: &'a mut Vec<Violation>,
+    /// Rule 5 does not apply (the proc-macro crate writes the plumbing it generates).
+    internals_allowed: bool,
 }
 
 impl SourceVisitor<'_> {
     fn report(&mut self, span: Span, message: impl Into<String>) {
         self.out.push(violation(self.file, span.start().line, message));
+    }
+
+    /// [`Self::report`] for rule 5, which the proc-macro crate is exempt from.
+    fn report_internal(&mut self, span: Span, message: impl Into<String>) {
+        if !self.internals_allowed {
+            self.report(span, message);
+        }
     }
 
     /// Checks one attribute's meta, looking through `unsafe(..)` (Rust 2024) and `cfg_attr(pred, ..)`.
@@ -211,6 +236,9 @@ impl SourceVisitor<'_> {
             let prev = i.checked_sub(1).map(|p| &tokens[p]);
             let next = tokens.get(i + 1);
             match token {
+                TokenTree::Ident(ident) if ident.to_string().starts_with("__") => {
+                    self.report_internal(ident.span(), format!("`{ident}` (in macro tokens): {INTERNALS}"));
+                }
                 TokenTree::Ident(ident) if ident == "static" => {
                     let is_lifetime = matches!(prev, Some(TokenTree::Punct(p)) if p.as_char() == '\'');
                     if !is_lifetime {
@@ -259,7 +287,78 @@ impl SourceVisitor<'_> {
     }
 }
 
+/// Why rule 5 refuses a name.
+const INTERNALS: &str = "names an implementation detail of a trusted crate (services use only the public API)";
+
+impl SourceVisitor<'_> {
+    /// Rule 5 for a path given as its segments: `__` names, and `channels::<trusted-only module>`.
+    fn check_path_segments(&mut self, segments: &[(String, Span)]) {
+        for (i, (name, span)) in segments.iter().enumerate() {
+            if name.starts_with("__") {
+                self.report_internal(*span, format!("`{name}`: {INTERNALS}"));
+            }
+            if name == "channels"
+                && let Some((next, span)) = segments.get(i + 1)
+                && TRUSTED_ONLY_MODULES.contains(&next.as_str())
+            {
+                self.report_internal(*span, format!("`channels::{next}`: only the trusted base uses this module"));
+            }
+        }
+    }
+
+    /// Rule 5 for a `use` tree, with the path leading to it.
+    fn check_use_tree(&mut self, prefix: &mut Vec<(String, Span)>, tree: &syn::UseTree) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                prefix.push((p.ident.to_string(), p.ident.span()));
+                self.check_use_tree(prefix, &p.tree);
+                prefix.pop();
+            }
+            syn::UseTree::Name(n) => self.check_use_leaf(prefix, &n.ident),
+            syn::UseTree::Rename(r) => self.check_use_leaf(prefix, &r.ident),
+            syn::UseTree::Glob(_) => self.check_path_segments(prefix),
+            syn::UseTree::Group(g) => {
+                for tree in &g.items {
+                    self.check_use_tree(prefix, tree);
+                }
+            }
+        }
+    }
+
+    fn check_use_leaf(&mut self, prefix: &mut Vec<(String, Span)>, ident: &syn::Ident) {
+        prefix.push((ident.to_string(), ident.span()));
+        self.check_path_segments(prefix);
+        prefix.pop();
+    }
+}
+
 impl<'ast> Visit<'ast> for SourceVisitor<'_> {
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        let segments: Vec<(String, Span)> =
+            path.segments.iter().map(|s| (s.ident.to_string(), s.ident.span())).collect();
+        self.check_path_segments(&segments);
+        visit::visit_path(self, path);
+    }
+
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        self.check_use_tree(&mut Vec::new(), &item.tree);
+        visit::visit_item_use(self, item);
+    }
+
+    fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+        if call.method.to_string().starts_with("__") {
+            self.report_internal(call.method.span(), format!("`.{}()`: {INTERNALS}", call.method));
+        }
+        visit::visit_expr_method_call(self, call);
+    }
+
+    fn visit_impl_item_fn(&mut self, item: &'ast syn::ImplItemFn) {
+        if item.sig.ident.to_string().starts_with("__") {
+            self.report_internal(item.sig.ident.span(), format!("`fn {}`: {INTERNALS}", item.sig.ident));
+        }
+        visit::visit_impl_item_fn(self, item);
+    }
+
     fn visit_item_static(&mut self, item: &'ast syn::ItemStatic) {
         self.report(item.static_token.span, format!("`static {}`: SIPs may not own global state", item.ident));
         visit::visit_item_static(self, item);
@@ -525,6 +624,71 @@ fn relative_path(from: &Path, to: &Path) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Manifest names: rule 6.
+// ---------------------------------------------------------------------------------------------------------
+
+/// One `sip!` manifest's name and where it is written.
+struct ManifestName {
+    name: String,
+    path: PathBuf,
+    line: usize,
+}
+
+/// Collects the `name: "..."` of every `sip!` invocation in a file.
+struct ManifestNames<'a> {
+    file: &'a Path,
+    out: &'a mut Vec<ManifestName>,
+}
+
+impl<'ast> Visit<'ast> for ManifestNames<'_> {
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        if mac.path.segments.last().is_some_and(|s| s.ident == "sip") {
+            let tokens: Vec<TokenTree> = mac.tokens.clone().into_iter().collect();
+            for window in tokens.windows(3) {
+                if let [TokenTree::Ident(key), TokenTree::Punct(colon), TokenTree::Literal(value)] = window
+                    && key == "name"
+                    && colon.as_char() == ':'
+                {
+                    let name = value.to_string().trim_matches('"').to_owned();
+                    let line = value.span().start().line;
+                    self.out.push(ManifestName { name, path: self.file.to_owned(), line });
+                }
+            }
+        }
+        visit::visit_macro(self, mac);
+    }
+}
+
+/// Every manifest name declared under `crate_dir/src`.
+fn manifest_names(crate_dir: &Path) -> Vec<ManifestName> {
+    let mut out = Vec::new();
+    for file in rust_files(&crate_dir.join("src")) {
+        let Ok(text) = fs::read_to_string(&file) else { continue };
+        let Ok(ast) = syn::parse_file(&text) else { continue };
+        ManifestNames { file: &file, out: &mut out }.visit_file(&ast);
+    }
+    out
+}
+
+/// Rule 6: a violation at every manifest whose name an earlier one (in crate order) already has.
+fn check_unique_names(crates: &[PathBuf]) -> Vec<Violation> {
+    let all: Vec<ManifestName> = crates.iter().flat_map(|dir| manifest_names(dir)).collect();
+    let mut out = Vec::new();
+    for (i, m) in all.iter().enumerate() {
+        if let Some(first) = all[..i].iter().find(|o| o.name == m.name) {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let first_at = first.path.strip_prefix(root).unwrap_or(&first.path).display().to_string();
+            out.push(violation(
+                &m.path,
+                m.line,
+                format!("a second service named \"{}\" (the first is at {first_at}:{})", m.name, first.line),
+            ));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The audit of the real tree.
 // ---------------------------------------------------------------------------------------------------------
 
@@ -561,8 +725,9 @@ fn untrusted_crates_keep_invariant_2() {
     violations.extend(check_sources(&contracts));
     violations.extend(check_dependencies(&contracts, CONTRACTS_DEPS));
     let macros = contracts.join("macros");
-    violations.extend(check_sources(&macros));
+    violations.extend(check_sources_with(&macros, true));
     violations.extend(check_dependencies(&macros, CONTRACTS_MACROS_DEPS));
+    violations.extend(check_unique_names(&services));
 
     let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
     assert!(
@@ -680,6 +845,35 @@ fn reports_hidden_forms() {
             ("src/lib.rs", 18, "`static` (in macro or unparsed tokens)"),
         ],
     );
+}
+
+/// Rule 5: plumbing names (`__…`) and the trusted-only modules of `channels`, in paths, `use` trees, method
+/// calls, impls and macro tokens.
+#[test]
+fn reports_trusted_internals() {
+    assert_violations(
+        "trusted_internals",
+        &[
+            ("src/lib.rs", 7, "`channels::platform`"),
+            ("src/lib.rs", 8, "`channels::ledger`"),
+            ("src/lib.rs", 8, "`channels::trusted`"),
+            ("src/lib.rs", 12, "`__raw`"),
+            ("src/lib.rs", 13, "`.__visit()`"),
+            ("src/lib.rs", 14, "`__TRACKED`"),
+            ("src/lib.rs", 17, "`__private`"),
+        ],
+    );
+}
+
+/// Rule 6: the second of two manifests with one name is reported, naming the first.
+#[test]
+fn reports_a_duplicate_service_name() {
+    let violations = check_unique_names(&[fixture("clean"), fixture("duplicate_name")]);
+    let shown: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    assert_eq!(violations.len(), 1, "found:\n{}", shown.join("\n"));
+    assert_eq!(violations[0].path, fixture("duplicate_name").join("src/lib.rs"));
+    assert!(violations[0].message.contains("a second service named \"clean\""), "{}", violations[0]);
+    assert!(check_unique_names(&[fixture("clean")]).is_empty());
 }
 
 #[test]
