@@ -257,8 +257,9 @@ fn killing_sips_mid_message_loses_no_exchange_memory() {
     for _ in 0..2 {
         let out = r.command_within("bench kills", scaled(120));
         let numbers: Vec<&str> = out.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).collect();
-        // "bench kills: R rounds; exchange heap B bytes in N blocks before, B' bytes in N' blocks after"
-        r.check(numbers.len() == 5 && numbers[1..3] == numbers[3..5], &format!("exchange heap changed:\n{out}"));
+        // "bench kills: R of 40 rounds ran; exchange heap B bytes in N blocks before, B' bytes in N' blocks after"
+        r.check(numbers.len() == 6 && numbers[0] == "40" && numbers[1] == "40", &format!("rounds did not run:\n{out}"));
+        r.check(numbers[2..4] == numbers[4..6], &format!("exchange heap changed:\n{out}"));
     }
     r.shutdown();
 }

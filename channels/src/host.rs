@@ -136,7 +136,7 @@ fn finish(ledger: MutexGuard<'_, Ledger>, release: Release) {
     for (block, layout) in release.free {
         // SAFETY: the ledger freed the record of this block, which `allocate` made with this layout; nothing
         // reaches it any more.
-        unsafe { std::alloc::dealloc(block as *mut u8, layout) };
+        unsafe { std::alloc::dealloc(core::ptr::with_exposed_provenance_mut::<u8>(block), layout) };
     }
 }
 
@@ -151,7 +151,8 @@ unsafe impl Exchange for HostExchange {
             self.ledger().uncharge(owner, layout);
             return Err(AllocError);
         };
-        self.ledger().allocated(block.addr().get(), layout, owner);
+        // Exposed: the ledger names blocks by address, and a release or reclaim frees them from that address.
+        self.ledger().allocated(block.expose_provenance().get(), layout, owner);
         Ok(block)
     }
 

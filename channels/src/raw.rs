@@ -53,7 +53,8 @@ fn channel_layout<A, B>(a_capacity: usize, b_capacity: usize) -> Option<(Layout,
 /// # Safety
 /// The channel is live (its block is allocated and stays so while the references are used).
 pub(crate) unsafe fn rings_of<'a>(side: Side) -> (&'a Ring<()>, &'a Ring<()>) {
-    let block = side.channel.0 as *const u8;
+    // The block's provenance was exposed when it was allocated (the records name blocks by address).
+    let block = core::ptr::with_exposed_provenance::<u8>(side.channel.0);
     // SAFETY: a live channel block starts with its two rings (`Rings`, at offsets 0 and `RING_1_OFFSET`), whose
     // layout is the same for every message type; only flags and wait cells are used through these views.
     let (zero, one) = unsafe { (&*block.cast::<Ring<()>>(), &*block.add(RING_1_OFFSET).cast::<Ring<()>>()) };

@@ -91,7 +91,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    // Under Miri (`cargo miri test`): fewer cases, and no failure file (Miri isolates the file system).
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 8 } else { 128 },
+        failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn operations_match_a_bounded_queue_model(cap_ab in 1usize..5, cap_ba in 1usize..5, ops in prop::collection::vec(op(), 0..200)) {

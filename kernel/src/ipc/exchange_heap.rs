@@ -65,7 +65,7 @@ fn finish(ledger: IrqMutexGuard<'_, Ledger>, release: Release) {
     for (block, layout) in release.free {
         // SAFETY: the ledger removed this block's record, made when `MEMORY` allocated it with this layout;
         // nothing can reach it any more (its holder is gone or its channel is freed).
-        unsafe { MEMORY.dealloc(block as *mut u8, layout) };
+        unsafe { MEMORY.dealloc(core::ptr::with_exposed_provenance_mut::<u8>(block), layout) };
     }
 }
 
@@ -81,7 +81,8 @@ unsafe impl Exchange for KernelExchange {
             LEDGER.lock().uncharge(owner, layout);
             return Err(AllocError);
         };
-        LEDGER.lock().allocated(block.addr().get(), layout, owner);
+        // Exposed: the ledger names blocks by address, and a release or reclaim frees them from that address.
+        LEDGER.lock().allocated(block.expose_provenance().get(), layout, owner);
         Ok(block)
     }
 
@@ -252,7 +253,7 @@ crate::selftest! {
             LEDGER.lock().charge(owner, layout).map_err(|_| "charge refused")?;
             // SAFETY: a non-zero layout.
             let block = NonNull::new(unsafe { MEMORY.alloc(layout) }).ok_or("out of exchange memory")?;
-            LEDGER.lock().allocated(block.addr().get(), layout, owner);
+            LEDGER.lock().allocated(block.expose_provenance().get(), layout, owner);
             blocks.push(block);
         }
         crate::check!(held_by(a) == (2, 200) && held_by(b) == (1, 100), "wrong holdings after allocation");

@@ -42,6 +42,19 @@ sip! {
     capabilities: [],
 }
 
+// An echo server that yields SLOW_YIELDS times before each answer: longer than a receive polls, so the
+// client's every receive parks and is woken (the blocking path of the ping-pong).
+sip! {
+    name: "bench-slow-echo",
+    entry: slow_echo,
+    exports: ["Echo"],
+    imports: [],
+    heap_quota: 16 * 1024,
+    stack_size: 16 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
 // Does nothing: the SIP of the create+exit measurement.
 sip! {
     name: "bench-null",
@@ -202,9 +215,22 @@ fn table(ctx: &SipContext) {
         }
     }
 
-    ping_pong(ctx, abi.current_core(), "message ping-pong (same core)", "1,040");
+    let core = abi.current_core();
+    ping_pong(ctx, "echo", core, "message ping-pong (same core)", "1,040");
+    // The same with a third thread ready on the core: a receive's polls yield to it too.
+    match ctx.spawn("bench-partner", "", here) {
+        Ok(partner) => {
+            ping_pong(ctx, "echo", core, "ping-pong, third thread ready", "-");
+            let _ = ctx.kill(partner);
+        }
+        Err(e) => {
+            let _ = ctx.print(format_args!("bench: cannot start the third thread: {e}\n"));
+        }
+    }
+    // And with a peer slow enough that every receive parks and is woken.
+    ping_pong(ctx, "bench-slow-echo", core, "ping-pong, receiver parks", "-");
     if let Some(other) = other_core(ctx) {
-        ping_pong(ctx, other, "message ping-pong (cross core)", "-");
+        ping_pong(ctx, "echo", other, "message ping-pong (cross core)", "-");
         let probe = measure(ctx, 20, || {
             black_box(abi.broadcast_probe());
         });
@@ -229,10 +255,10 @@ fn other_core(ctx: &SipContext) -> Option<u32> {
     (0..).map_while(|i| abi.cpu(i)).find(|cpu| cpu.online && cpu.index != me).map(|cpu| cpu.index)
 }
 
-/// Message round trips over an Echo channel to an echo SIP on `core`: Ping out, Pong back.
-fn ping_pong(ctx: &SipContext, core: u32, label: &str, singularity: &str) {
+/// Message round trips over an Echo channel to an echo SIP (`service`) on `core`: Ping out, Pong back.
+fn ping_pong(ctx: &SipContext, service: &str, core: u32, label: &str, singularity: &str) {
     let (client, server) = echo::channel();
-    let echo_sip = match ctx.spawn_with("echo", "", Some(core), server) {
+    let echo_sip = match ctx.spawn_with(service, "", Some(core), server) {
         Ok(id) => id,
         Err((e, _)) => {
             let _ = ctx.print(format_args!("bench: cannot start the echo SIP: {e}\n"));
@@ -327,6 +353,33 @@ fn partner(ctx: SipContext) {
 }
 
 fn null(_: SipContext) {}
+
+/// Yields of `bench-slow-echo` before each answer: more than a blocking receive's 64 polls
+/// (`kernel/src/ipc/blocking.rs`), so the client has parked by the time the answer comes.
+const SLOW_YIELDS: u32 = 100;
+
+fn slow_echo(ctx: SipContext) {
+    let Some(mut endpoint) = ctx.take_startup::<echo::Server<echo::state::Ready>>() else { return };
+    loop {
+        endpoint = match endpoint.recv() {
+            Ok(echo::server::Ready::Ping(n, owes)) => {
+                for _ in 0..SLOW_YIELDS {
+                    ctx.yield_now();
+                }
+                match owes.send_pong(n) {
+                    Ok(next) => next,
+                    Err(_) => return,
+                }
+            }
+            Ok(echo::server::Ready::Say(text, owes)) => match owes.send_echoed(text) {
+                Ok(next) => next,
+                Err(_) => return,
+            },
+            Ok(echo::server::Ready::Bye(done)) => return done.close(),
+            Err(_) => return,
+        };
+    }
+}
 
 /// `PREFIX COUNT START_MS`: at uptime START_MS, binds PREFIX-0 .. PREFIX-(COUNT-1), logs how many it won, then
 /// holds them (refusing every connection) until killed.
@@ -510,17 +563,27 @@ fn idle(ctx: SipContext) {
 /// heap comes back to where it was: a message caught between its owner records and a ring must not be lost.
 fn kills(ctx: &SipContext) {
     let rounds = 40;
+    let mut ran = 0;
+    let mut failed = None;
     let before = ctx.memory();
     for round in 0..rounds {
         let (client, server) = echo::channel();
-        let Ok(echo_sip) = ctx.spawn_with("echo", "", None, server) else { continue };
+        let echo_sip = match ctx.spawn_with("echo", "", None, server) {
+            Ok(id) => id,
+            Err((e, _)) => {
+                failed = Some(e);
+                continue;
+            }
+        };
         let flood = match ctx.spawn_with("bench-flood", "", None, client) {
             Ok(id) => id,
-            Err(_) => {
+            Err((e, _)) => {
+                failed = Some(e);
                 let _ = ctx.kill(echo_sip);
                 continue;
             }
         };
+        ran += 1;
         // Let the flood run a varying while; the timer tick that wakes us preempts it at an arbitrary
         // instruction, often inside a send or a receive. Then kill one side first, then the other.
         ctx.sleep_ms(1 + round % 5);
@@ -531,8 +594,12 @@ fn kills(ctx: &SipContext) {
         let _ = ctx.wait(second);
     }
     let after = ctx.memory();
+    if let Some(e) = failed {
+        let _ = ctx.print(format_args!("bench kills: {} rounds could not start: {e}\n", rounds - ran));
+    }
     let _ = ctx.print(format_args!(
-        "bench kills: {rounds} rounds; exchange heap {} bytes in {} blocks before, {} bytes in {} blocks after\n",
+        "bench kills: {ran} of {rounds} rounds ran; exchange heap {} bytes in {} blocks before, {} bytes in {} \
+         blocks after\n",
         before.exchange_used, before.exchange_blocks, after.exchange_used, after.exchange_blocks
     ));
 }
