@@ -79,12 +79,15 @@ pub struct RawEndpoint<Tx, Rx> {
 // sends and receives are `Send`. It is deliberately not `Sync`: two threads must never share one ring end.
 unsafe impl<Tx: Send, Rx: Send> Send for RawEndpoint<Tx, Rx> {}
 
+/// The two ends of a raw channel: the first sends `A`s and receives `B`s, the second the reverse.
+pub type Pair<A, B> = (RawEndpoint<A, B>, RawEndpoint<B, A>);
+
 /// Creates a connected pair: the first endpoint sends `A`s (at most `a_capacity` in flight) and receives `B`s
 /// (at most `b_capacity` in flight); the second the reverse. Both sides are the calling owner's, and the
 /// channel's memory (its rings and slots, one block) is charged to it; on exhaustion (or a spent exchange
 /// quota, or capacities that do not fit in memory) this calls the allocation-error handler, as `Box::new`
 /// does. See [`try_pair`].
-pub fn pair<A, B>(a_capacity: usize, b_capacity: usize) -> (RawEndpoint<A, B>, RawEndpoint<B, A>) {
+pub fn pair<A, B>(a_capacity: usize, b_capacity: usize) -> Pair<A, B> {
     match try_pair(a_capacity, b_capacity) {
         Ok(pair) => pair,
         Err(_) => {
@@ -95,10 +98,7 @@ pub fn pair<A, B>(a_capacity: usize, b_capacity: usize) -> (RawEndpoint<A, B>, R
 }
 
 /// [`pair`], or the error if the exchange (or the caller's quota) cannot hold the channel.
-pub fn try_pair<A, B>(
-    a_capacity: usize,
-    b_capacity: usize,
-) -> Result<(RawEndpoint<A, B>, RawEndpoint<B, A>), AllocError> {
+pub fn try_pair<A, B>(a_capacity: usize, b_capacity: usize) -> Result<Pair<A, B>, AllocError> {
     let (layout, slots_a, slots_b) = channel_layout::<A, B>(a_capacity, b_capacity).ok_or(AllocError)?;
     let exchange = platform::current().exchange;
     let block = exchange.allocate(layout)?;
