@@ -5,7 +5,7 @@
 //! given (arguments, log lines, console text), and returns plain values (see `sip_runtime::abi`). A caller can
 //! name every method with any arguments: none of them trusts a value the SIP chose beyond its type.
 
-use super::EndReason;
+use super::{EndReason, prefix};
 use crate::exec::{self, KernelMode};
 use crate::{arch, memory, sched, time};
 use channels::ledger::Holder;
@@ -28,15 +28,6 @@ fn caller_may(capability: Capability) -> bool {
 /// Console text is written in pieces of at most this many bytes, the console lock taken for each: a long
 /// text never holds the console (and its core's interrupts) for long.
 const CONSOLE_PIECE: usize = 256;
-
-/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
-fn prefix(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let cut = (0..=max).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
-    &text[..cut]
-}
 
 impl KernelAbi for Ring0Abi {
     fn yield_now(&self) {

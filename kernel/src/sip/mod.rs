@@ -550,15 +550,23 @@ pub fn on_exception(description: String) -> ! {
     end_current(EndReason::Fault(description))
 }
 
-/// Cuts `text` to at most `max` bytes, at a character boundary, saying so.
-fn truncate_at_char(text: &mut String, max: usize) {
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+pub fn prefix(text: &str, max: usize) -> &str {
     if text.len() <= max {
-        return;
+        return text;
     }
     let cut = (0..=max).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
-    let dropped = text.len() - cut;
-    text.truncate(cut);
-    let _ = write!(text, "... ({dropped} more bytes)");
+    &text[..cut]
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary, saying so.
+fn truncate_at_char(text: &mut String, max: usize) {
+    let cut = prefix(text, max).len();
+    if cut < text.len() {
+        let dropped = text.len() - cut;
+        text.truncate(cut);
+        let _ = write!(text, "... ({dropped} more bytes)");
+    }
 }
 
 /// A snapshot of one SIP for `ps`.

@@ -359,26 +359,12 @@ fn null(_: SipContext) {}
 const SLOW_YIELDS: u32 = 100;
 
 fn slow_echo(ctx: SipContext) {
-    let Some(mut endpoint) = ctx.take_startup::<echo::Server<echo::state::Ready>>() else { return };
-    loop {
-        endpoint = match endpoint.recv() {
-            Ok(echo::server::Ready::Ping(n, owes)) => {
-                for _ in 0..SLOW_YIELDS {
-                    ctx.yield_now();
-                }
-                match owes.send_pong(n) {
-                    Ok(next) => next,
-                    Err(_) => return,
-                }
-            }
-            Ok(echo::server::Ready::Say(text, owes)) => match owes.send_echoed(text) {
-                Ok(next) => next,
-                Err(_) => return,
-            },
-            Ok(echo::server::Ready::Bye(done)) => return done.close(),
-            Err(_) => return,
-        };
-    }
+    let Some(endpoint) = ctx.take_startup::<echo::Server<echo::state::Ready>>() else { return };
+    serve_echo(endpoint, || {
+        for _ in 0..SLOW_YIELDS {
+            ctx.yield_now();
+        }
+    });
 }
 
 /// `PREFIX COUNT START_MS`: at uptime START_MS, binds PREFIX-0 .. PREFIX-(COUNT-1), logs how many it won, then
@@ -428,7 +414,7 @@ fn threads(ctx: SipContext) {
             if panics {
                 panic!("worker {worker} panics on purpose");
             }
-            serve_echo(server);
+            serve_echo(server, || {});
         });
         if let Err(e) = started {
             return sip_runtime::warn!(ctx, "cannot start worker {worker}: {e}");
@@ -456,14 +442,17 @@ fn threads(ctx: SipContext) {
     }
 }
 
-/// A worker thread's loop: answers pings until the client says `Bye` or goes away.
-fn serve_echo(mut endpoint: echo::Server<echo::state::Ready>) {
+/// Answers pings (after `before_pong`) until the client says `Bye` or goes away.
+fn serve_echo(mut endpoint: echo::Server<echo::state::Ready>, before_pong: impl Fn()) {
     loop {
         endpoint = match endpoint.recv() {
-            Ok(echo::server::Ready::Ping(n, owes)) => match owes.send_pong(n) {
-                Ok(next) => next,
-                Err(_) => return,
-            },
+            Ok(echo::server::Ready::Ping(n, owes)) => {
+                before_pong();
+                match owes.send_pong(n) {
+                    Ok(next) => next,
+                    Err(_) => return,
+                }
+            }
             Ok(echo::server::Ready::Say(text, owes)) => match owes.send_echoed(text) {
                 Ok(next) => next,
                 Err(_) => return,
