@@ -34,8 +34,7 @@ pub enum IstSlot {
 
 impl IstSlot {
     /// Every slot, in TSS order.
-    pub const ALL: [IstSlot; 5] =
-        [Self::DoubleFault, Self::PageFault, Self::Nmi, Self::MachineCheck, Self::Interrupts];
+    pub const ALL: [IstSlot; 5] = [Self::DoubleFault, Self::PageFault, Self::Nmi, Self::MachineCheck, Self::Interrupts];
 
     /// The index into the TSS's interrupt-stack table.
     pub const fn index(self) -> u16 {

@@ -41,7 +41,10 @@ pub(super) fn on_tick(frame: &mut InterruptStackFrame) {
     let cpu = percpu::current();
     let rsp = frame.stack_pointer.as_u64();
     let sip_code = exec::running_sip().is_some();
-    if sip_code && rsp < cpu.stack_limit.load(Ordering::Relaxed) {
+    // Below the limit by more than one word: the interrupted code may be the trampoline's final `ret` (`popfq`
+    // lets interrupts in at once), whose return address still lies on the stack of SIP code that was at the
+    // limit. One word less is no danger: the preemption's frames still have almost the whole reserve.
+    if sip_code && rsp + 8 < cpu.stack_limit.load(Ordering::Relaxed) {
         // SAFETY: the new RIP is a trampoline that ends the SIP through its guard page; nothing is written to
         // the interrupted stack.
         unsafe { redirect(frame, overflow_trampoline as *const () as u64, rsp) };
@@ -69,7 +72,8 @@ pub(super) fn on_tick(frame: &mut InterruptStackFrame) {
         if rsp - bottom < PREEMPT_ROOM {
             panic!(
                 "kernel stack exhausted on cpu {}: {} bytes left below rsp {rsp:#x} at rip {rip:#x}, where a \
-                 preemption needs {PREEMPT_ROOM} (a SIP thread's kernel reserve is too small, or a kernel thread's stack)",
+                 preemption needs {PREEMPT_ROOM} (a SIP thread's kernel reserve is too small, or a kernel \
+                 thread's stack)",
                 cpu.index,
                 rsp - bottom,
             );

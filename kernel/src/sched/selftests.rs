@@ -152,10 +152,15 @@ crate::selftest! {
         else {
             return Err(alloc::format!("unexpected records {seen:?}"));
         };
-        crate::check!(sip_limit == sip_bottom + stack::KERNEL_RESERVE, "SIP thread: limit {sip_limit:#x}, bottom {sip_bottom:#x}");
-        crate::check!(sip_top - sip_limit >= ASKED, "SIP thread: {} bytes above its limit, asked for {ASKED}", sip_top - sip_limit);
+        crate::check!(
+            sip_limit == sip_bottom + stack::KERNEL_RESERVE,
+            "SIP thread: limit {sip_limit:#x}, bottom {sip_bottom:#x}"
+        );
+        let above = sip_top - sip_limit;
+        crate::check!(above >= ASKED, "SIP thread: {above} bytes above its limit, asked for {ASKED}");
         crate::check!(kernel_limit == 0, "kernel thread: limit {kernel_limit:#x}");
-        crate::check!(kernel_top - kernel_bottom == ASKED, "kernel thread: stack of {} bytes", kernel_top - kernel_bottom);
+        let size = kernel_top - kernel_bottom;
+        crate::check!(size == ASKED, "kernel thread: stack of {size} bytes, asked for {ASKED}");
         Ok(())
     }
 }

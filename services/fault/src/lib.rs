@@ -30,7 +30,8 @@ use sip_runtime::{ExitStatus, RestartPolicy, SipContext, sip};
 
 /// The `fault` manifest's `stack_size`; the overflow kinds estimate where their stack ends from it.
 const STACK_SIZE: usize = 32 * 1024;
-/// `overflow-abi` and `overflow-alloc` call the kernel or the allocator at every level of its recursion closer than this to its estimated stack end.
+/// `overflow-abi` and `overflow-alloc` call the kernel or the allocator at every level of their recursion closer
+/// than this to their estimated stack end.
 const ABI_WINDOW: usize = 4 * 1024;
 /// `overflow-tick` pauses at every level of its recursion closer than this to its estimated stack end...
 const TICK_WINDOW: usize = 1024;
@@ -134,7 +135,11 @@ fn main(ctx: SipContext) {
             ctx.exit(ExitStatus::Success)
         }
         other => {
-            sip_runtime::warn!(ctx, "unknown fault '{other}' (panic|overflow|overflow-abi|overflow-alloc|overflow-tick|quota|spin|drop|exit)");
+            sip_runtime::warn!(
+                ctx,
+                "unknown fault '{other}' \
+                 (panic|overflow|overflow-abi|overflow-alloc|overflow-tick|quota|spin|drop|exit)"
+            );
             ctx.exit(ExitStatus::Failure(2));
         }
     }
