@@ -13,7 +13,9 @@
 //! ends it as a stack overflow instead of running kernel code there. It does so without kernel code: back in
 //! SIP mode it reads the guard page below the stack, and the page fault (on its own IST stack) ends the SIP
 //! alone. Invariant: kernel code entered from a SIP always has the whole reserve below it. The check is a
-//! subtraction and a compare on every entry from SIP code (every yield and ABI call, each channel hook).
+//! subtraction and a compare on every kernel entry (every yield and ABI call, each channel hook); whether the
+//! entry leaves SIP code is asked only when the stack pointer is inside the reserve. The global allocator, which
+//! serves SIP code in SIP mode, makes the same check before it takes a lock ([`check_sip_stack`]).
 
 use crate::percpu;
 use crate::sched::stack::KERNEL_RESERVE;

@@ -41,7 +41,7 @@ pub struct PerCpu {
     pub current_arena: AtomicUsize,
     /// The running thread's stack limit: for a SIP thread the upper end of its kernel reserve (stack bottom +
     /// `sched::stack::KERNEL_RESERVE`), below which its own code must not go; 0 for kernel threads. Kept by the
-    /// switch; read on every kernel entry from SIP code (`exec`) and by the timer tick.
+    /// switch; read on every kernel entry (`exec`), by the allocator in SIP mode and by the timer tick.
     pub stack_limit: AtomicU64,
     /// The SIPs this core runs.
     pub sips: IrqMutex<crate::sip::Table>,
