@@ -91,6 +91,16 @@ crate::selftest! {
                 "vector {vector:#x} uses IST entry {ist}, not the interrupt stack"
             );
         }
+        // How deep the handlers have gone on that stack since boot: the stack starts zeroed, and the lowest
+        // byte that is not zero any more bounds their deepest use from below.
+        let top = crate::percpu::current().tables.ist_top(IstSlot::Interrupts);
+        let bottom = top - cpu_rings::IST_STACK_SIZE as u64;
+        // SAFETY: the core's own interrupt IST stack, `IST_STACK_SIZE` mapped bytes below its top, used by this
+        // core alone; an interrupt meanwhile only writes more of it. Reading it has no side effects.
+        let untouched = (bottom..top).take_while(|at| unsafe { core::ptr::read_volatile(*at as *const u8) } == 0).count();
+        let used = cpu_rings::IST_STACK_SIZE - untouched;
+        log::debug!("interrupt stack of cpu {}: {used} of {} bytes used", crate::percpu::current_index(), cpu_rings::IST_STACK_SIZE);
+        crate::check!(used <= cpu_rings::IST_STACK_SIZE / 2, "the interrupt handlers used {used} bytes of their stack");
         Ok(())
     }
 }
