@@ -1,8 +1,14 @@
 //! Interrupt-stack-table slots and the stacks behind them.
 //!
 //! Each exception that can be caused by a broken stack (double fault, page fault on a guard page) or that can
-//! arrive at any instant (NMI, machine check) runs on a dedicated stack, named by an [`IstSlot`]. The stacks
-//! are plain memory owned by one core; this module only computes their tops.
+//! arrive at any instant (NMI, machine check) runs on a dedicated stack, named by an [`IstSlot`]; so do all
+//! device, timer and inter-processor interrupts, which share one ([`IstSlot::Interrupts`]): they arrive
+//! whatever the interrupted code is doing, and in Plurality that code may be a SIP that has used up its stack.
+//! The stacks are plain memory owned by one core; this module only computes their tops.
+//!
+//! Invariant of the shared interrupt stack: its handlers run with interrupts off from entry to `iretq` (an
+//! interrupt gate clears IF and they never set it), so no two of them are ever on it at once, and none of
+//! them switches threads while on it (the CPU starts every delivery at the top of the stack again).
 
 use core::cell::UnsafeCell;
 
@@ -21,11 +27,14 @@ pub enum IstSlot {
     Nmi = 2,
     /// #MC: same reason as NMI.
     MachineCheck = 3,
+    /// Every device, timer and inter-processor interrupt vector, and the spurious ones: they may arrive while
+    /// a SIP runs with its stack nearly used up, and must never push a frame there.
+    Interrupts = 4,
 }
 
 impl IstSlot {
     /// Every slot, in TSS order.
-    pub const ALL: [IstSlot; 4] = [Self::DoubleFault, Self::PageFault, Self::Nmi, Self::MachineCheck];
+    pub const ALL: [IstSlot; 5] = [Self::DoubleFault, Self::PageFault, Self::Nmi, Self::MachineCheck, Self::Interrupts];
 
     /// The index into the TSS's interrupt-stack table.
     pub const fn index(self) -> u16 {

@@ -11,8 +11,20 @@
 //! (`sched::doom`) and ends itself when it leaves kernel mode for the last time ([`KernelMode`]'s drop at depth
 //! 0) or parks at a cut point, through the handler the SIP layer installs ([`set_doomed_handler`]: this layer
 //! knows nothing of SIPs).
+//!
+//! Entering kernel mode from SIP code (depth 0 before the entry) is also where the kernel makes sure it has
+//! room on the SIP's stack, which it runs on: if the stack pointer is below the per-CPU stack limit (inside the
+//! thread's kernel reserve, `sched::stack::KERNEL_RESERVE`), the SIP has used up its own stack, and the entry
+//! ends it as a stack overflow instead of running kernel code there. It does so without kernel code: back in
+//! SIP mode it reads the guard page below the stack, and the page fault (on its own IST stack) ends the SIP
+//! alone. Invariant: kernel code entered from a SIP always has the whole reserve below it. The check is a
+//! subtraction and a compare on every kernel entry (every yield and ABI call, each channel hook); whether the
+//! entry leaves SIP code is asked only when the stack pointer is inside the reserve. The global allocator, which
+//! serves SIP code in SIP mode, makes the same check before it takes a lock ([`check_sip_stack`]).
 
 use crate::percpu;
+use crate::sched::stack::KERNEL_RESERVE;
+use crate::sched::watermark;
 use core::sync::atomic::Ordering;
 
 /// A guard that keeps the calling thread in kernel mode until dropped.
@@ -33,18 +45,93 @@ impl KernelMode {
     #[inline]
     pub fn enter_on(cpu: &'static percpu::PerCpu) -> Self {
         cpu.kernel_depth.fetch_add(1, Ordering::Relaxed);
+        // Is the stack pointer inside the running thread's kernel reserve (`limit - KERNEL_RESERVE ..= limit`)?
+        // Never on a kernel thread: its limit is 0, and no stack lies in the top KERNEL_RESERVE bytes of the
+        // address space, where `0 - rsp` would be that small. Whether the thread is leaving SIP code is asked
+        // only then: kernel code nested deeper may use the reserve, which is what it is for.
+        if room_above_limit(cpu.stack_limit.load(Ordering::Relaxed)) <= KERNEL_RESERVE {
+            reserve_entered(cpu);
+        }
+        if watermark::ENABLED && cpu.kernel_depth.load(Ordering::Relaxed) == 1 {
+            watermark::begin(cpu, stack_pointer());
+        }
         KernelMode(Some(cpu))
     }
+
+    /// Enters kernel mode without the stack check of [`KernelMode::enter_on`]: for the timer's preemption of
+    /// SIP code, whose tick has checked the room already (the interrupted code was above its stack limit), and
+    /// whose trampoline frames may legitimately reach just below the limit. `interrupted_rsp` is where the
+    /// interrupted code's stack pointer was (for the stack measurement, `sched::watermark`).
+    #[inline]
+    pub fn enter_preempted(cpu: &'static percpu::PerCpu, interrupted_rsp: u64) -> Self {
+        if cpu.kernel_depth.fetch_add(1, Ordering::Relaxed) == 0 && watermark::ENABLED {
+            watermark::begin_preemption(cpu, interrupted_rsp);
+        }
+        KernelMode(Some(cpu))
+    }
+}
+
+/// The stack pointer of the calling code.
+#[inline(always)]
+fn stack_pointer() -> u64 {
+    let rsp: u64;
+    // SAFETY: copies RSP into a register; no memory, stack or flags are touched.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    rsp
+}
+
+/// `limit - rsp` (wrapping) for the calling code's stack pointer: one subtraction from RSP.
+#[inline(always)]
+fn room_above_limit(limit: u64) -> u64 {
+    let difference: u64;
+    // SAFETY: arithmetic on registers only (RSP is read, not changed); no memory or stack is touched.
+    unsafe { core::arch::asm!("sub {0}, rsp", inout(reg) limit => difference, options(nomem, nostack)) };
+    difference
+}
+
+/// A kernel entry found the stack pointer inside the thread's kernel reserve. Kernel code nested in kernel mode
+/// may be there; code that has just left SIP code (the depth is 1 with this entry; only this thread changes it)
+/// means that the SIP has used up its stack: back in SIP mode, end it as a stack overflow through the guard
+/// page (see the module docs). Runs on what is left of the stack, so it is tiny.
+#[cold]
+#[inline(never)]
+fn reserve_entered(cpu: &percpu::PerCpu) {
+    if cpu.kernel_depth.load(Ordering::Relaxed) == 1 {
+        cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed);
+        touch_guard_page(cpu.stack_limit.load(Ordering::Relaxed))
+    }
+}
+
+/// For kernel code that runs in SIP mode on a SIP's stack and takes kernel locks (the global allocator, whose
+/// arena and page-table locks a fault must never leave held): ends the running SIP as a stack overflow, as a
+/// kernel entry would, if its stack pointer is inside its kernel reserve. Call only in SIP mode (depth 0); on a
+/// kernel thread it never triggers (limit 0).
+#[inline(always)]
+pub fn check_sip_stack(cpu: &percpu::PerCpu) {
+    let limit = cpu.stack_limit.load(Ordering::Relaxed);
+    if room_above_limit(limit) <= KERNEL_RESERVE {
+        touch_guard_page(limit)
+    }
+}
+
+/// Reads the byte just below the running SIP thread's stack, whose limit is `limit`: its guard page, never
+/// mapped. The page fault arrives on the page-fault IST stack in SIP mode, and the handler ends the SIP as a
+/// stack overflow (the address lies in the unmapped part of the thread's stack slot). Call in SIP mode.
+#[cold]
+#[inline(never)]
+fn touch_guard_page(limit: u64) -> ! {
+    let guard = limit.wrapping_sub(KERNEL_RESERVE + 1);
+    // SAFETY: a read of one byte, which faults (the guard page is never mapped); the fault handler never returns
+    // here, and were the read to succeed, `ud2` would raise another exception that ends the SIP. No memory is
+    // written and nothing below the stack pointer is touched.
+    unsafe { core::arch::asm!("cmp byte ptr [{guard}], 0", "ud2", guard = in(reg) guard, options(noreturn, nostack)) }
 }
 
 impl Drop for KernelMode {
     #[inline]
     fn drop(&mut self) {
-        if let Some(cpu) = self.0
-            && cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed) == 1
-            && cpu.current_doomed.load(Ordering::Relaxed)
-        {
-            end_doomed();
+        if let Some(cpu) = self.0 {
+            leave_on(cpu);
         }
     }
 }
@@ -65,6 +152,31 @@ pub fn end_doomed() -> ! {
         Some(handler) => handler(),
         None => panic!("a thread was doomed before the SIP layer installed its handler"),
     }
+}
+
+/// Leaves one level of kernel mode on `cpu`, the calling core; a doomed thread leaving its last level ends.
+#[inline(always)]
+fn leave_on(cpu: &percpu::PerCpu) {
+    if watermark::ENABLED && cpu.kernel_depth.load(Ordering::Relaxed) == 1 {
+        watermark::end(cpu);
+    }
+    if cpu.kernel_depth.fetch_sub(1, Ordering::Relaxed) == 1 && cpu.current_doomed.load(Ordering::Relaxed) {
+        end_doomed();
+    }
+}
+
+/// For the global allocator in SIP mode, which runs on the SIP's stack without entering kernel mode: the start
+/// and end of a stretch of kernel code that the stack measurement (`sched::watermark`) must see; nothing when
+/// it is off.
+#[inline(always)]
+pub fn sip_mode_kernel_code<R>(cpu: &percpu::PerCpu, f: impl FnOnce() -> R) -> R {
+    if !watermark::ENABLED {
+        return f();
+    }
+    watermark::begin(cpu, stack_pointer());
+    let result = f();
+    watermark::end(cpu);
+    result
 }
 
 /// The SIP whose code is running right now (SIP mode), or `None` in kernel mode or on a kernel thread.

@@ -40,6 +40,10 @@ pub struct PerCpu {
     pub kernel_depth: AtomicU32,
     /// Address of the running thread's SIP arena (0 for kernel threads); the allocator routes by it.
     pub current_arena: AtomicUsize,
+    /// The running thread's stack limit: for a SIP thread the upper end of its kernel reserve (stack bottom +
+    /// `sched::stack::KERNEL_RESERVE`), below which its own code must not go; 0 for kernel threads. Kept by the
+    /// switch; read on every kernel entry (`exec`), by the allocator in SIP mode and by the timer tick.
+    pub stack_limit: AtomicU64,
     /// The SIPs this core runs.
     pub sips: IrqMutex<crate::sip::Table>,
     /// Id of the thread running on this core (0 before the scheduler starts); kept by the switch.
@@ -69,6 +73,7 @@ impl PerCpu {
             current_owner: AtomicU64::new(0),
             kernel_depth: AtomicU32::new(0),
             current_arena: AtomicUsize::new(0),
+            stack_limit: AtomicU64::new(0),
             sips: IrqMutex::new(crate::sip::Table::new()),
             current_thread: AtomicU64::new(0),
             dead_threads: AtomicUsize::new(0),
@@ -116,7 +121,7 @@ pub fn new_ap(index: u32, apic_id: u32) -> Result<&'static PerCpu, ApRecordError
         return Err(ApRecordError::BadIndex(index));
     }
     // SAFETY: `IstStacks` is an `UnsafeCell` around plain bytes, for which all zeroes is a valid value. Built
-    // zeroed in place: the 64 KiB value never passes through a stack.
+    // zeroed in place: the 80 KiB value never passes through a stack.
     let stacks: &'static IstStacks = Box::leak(unsafe { Box::<IstStacks>::new_zeroed().assume_init() });
     let tables = Box::leak(Box::new(CpuTables::empty())).init(stacks);
     let record = Box::leak(Box::new(PerCpu::new(index, apic_id, tables)));
@@ -183,7 +188,7 @@ crate::selftest! {
 }
 
 crate::selftest! {
-    /// The double-fault and page-fault handlers have IST stacks of their own.
+    /// The double-fault, page-fault, NMI, machine-check and device-interrupt handlers have IST stacks of their own.
     fn ist_stacks_are_installed() {
         use cpu_rings::IstSlot;
         let tables = current().tables;

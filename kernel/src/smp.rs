@@ -543,6 +543,7 @@ pub fn halt_other_cores_now() {
 const PER_CORE_TESTS: &[&str] = &[
     "percpu::percpu_record_is_self_consistent",
     "percpu::ist_stacks_are_installed",
+    "interrupts::devices::device_interrupts_run_on_their_own_stack",
     "time::timer_ticks_advance",
     "interrupts::exceptions::breakpoint_returns",
     "sched::selftests::threads_alternate_on_yield",

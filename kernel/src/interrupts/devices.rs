@@ -1,19 +1,28 @@
 //! Device interrupt handlers: timer, keyboard, serial, and the spurious/error vectors.
 //!
-//! Handlers do the least work possible (count a tick, move bytes into a queue) and acknowledge the local
-//! APIC; the console loop does the rest with interrupts on.
+//! Handlers do the least work possible (count a tick, move bytes into a queue, make a thread ready) and
+//! acknowledge the local APIC; the console loop does the rest with interrupts on.
+//!
+//! Every vector here runs on the core's interrupt IST stack (`IstSlot::Interrupts`), never on the stack of the
+//! code it interrupts: that code may be a SIP whose stack is all but used up. The handlers therefore must not
+//! switch threads (the next delivery would start again at the top of that one IST stack, under a suspended
+//! handler); the timer preempts by having the interrupted thread yield on its own stack after the `iretq`
+//! (`sched::on_timer_tick`).
 
 use super::{
     APIC_ERROR_VECTOR, APIC_SPURIOUS_VECTOR, CALL_VECTOR, KEYBOARD_VECTOR, SERIAL_VECTOR, STOP_VECTOR, TIMER_VECTOR,
+    on_ist,
 };
 use crate::arch::{apic, pic};
+use cpu_rings::IstSlot;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame};
 
-extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
+extern "x86-interrupt" fn timer(mut frame: InterruptStackFrame) {
     crate::time::on_tick();
     apic::end_of_interrupt();
-    // After the EOI, so the next tick can come while another thread runs.
-    crate::sched::on_timer_tick();
+    // After the EOI, so the next tick can come while another thread runs. It may rewrite the frame so that the
+    // `iretq` goes to a yield (or, for a SIP that ate into its kernel reserve, to its end).
+    crate::sched::on_timer_tick(&mut frame);
 }
 
 extern "x86-interrupt" fn keyboard(_frame: InterruptStackFrame) {
@@ -46,15 +55,52 @@ extern "x86-interrupt" fn call(_frame: InterruptStackFrame) {
 /// Spurious interrupts (APIC or a masked PIC) must not be acknowledged.
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {}
 
-/// Installs the device and spurious handlers.
+/// Every vector this module handles, with its handler.
+const HANDLERS: [(u8, extern "x86-interrupt" fn(InterruptStackFrame)); 9] = [
+    (TIMER_VECTOR, timer),
+    (KEYBOARD_VECTOR, keyboard),
+    (SERIAL_VECTOR, serial),
+    (STOP_VECTOR, stop),
+    (CALL_VECTOR, call),
+    (APIC_ERROR_VECTOR, apic_error),
+    (APIC_SPURIOUS_VECTOR, spurious),
+    (pic::SPURIOUS_MASTER, spurious),
+    (pic::SPURIOUS_SLAVE, spurious),
+];
+
+/// Installs the device and spurious handlers, each on the interrupt IST stack.
 pub fn install(idt: &mut InterruptDescriptorTable) {
-    idt[TIMER_VECTOR].set_handler_fn(timer);
-    idt[KEYBOARD_VECTOR].set_handler_fn(keyboard);
-    idt[SERIAL_VECTOR].set_handler_fn(serial);
-    idt[STOP_VECTOR].set_handler_fn(stop);
-    idt[CALL_VECTOR].set_handler_fn(call);
-    idt[APIC_ERROR_VECTOR].set_handler_fn(apic_error);
-    idt[APIC_SPURIOUS_VECTOR].set_handler_fn(spurious);
-    idt[pic::SPURIOUS_MASTER].set_handler_fn(spurious);
-    idt[pic::SPURIOUS_SLAVE].set_handler_fn(spurious);
+    for (vector, handler) in HANDLERS {
+        on_ist(idt[vector].set_handler_fn(handler), IstSlot::Interrupts);
+    }
+}
+
+crate::selftest! {
+    /// Every device, timer and inter-processor vector of this core's loaded IDT names the interrupt IST slot, and
+    /// that slot's stack is not the one the other IST entries use.
+    fn device_interrupts_run_on_their_own_stack() {
+        let idtr = x86_64::instructions::tables::sidt();
+        for (vector, _) in HANDLERS {
+            let at = idtr.base.as_u64() + u64::from(vector) * 16 + 4;
+            crate::check!(at <= idtr.base.as_u64() + u64::from(idtr.limit), "vector {vector:#x} beyond the IDT");
+            // SAFETY: the loaded IDT is 'static and, by the check above, holds this vector's 16-byte entry; byte 4
+            // of an entry is its IST field. Reading it has no side effects.
+            let ist = unsafe { core::ptr::read_volatile(at as *const u8) } & 0x7;
+            crate::check!(
+                u16::from(ist) == IstSlot::Interrupts.index() + 1,
+                "vector {vector:#x} uses IST entry {ist}, not the interrupt stack"
+            );
+        }
+        // How deep the handlers have gone on that stack since boot: the stack starts zeroed, and the lowest
+        // byte that is not zero any more bounds their deepest use from below.
+        let top = crate::percpu::current().tables.ist_top(IstSlot::Interrupts);
+        let bottom = top - cpu_rings::IST_STACK_SIZE as u64;
+        // SAFETY: the core's own interrupt IST stack, `IST_STACK_SIZE` mapped bytes below its top, used by this
+        // core alone; an interrupt meanwhile only writes more of it. Reading it has no side effects.
+        let untouched = (bottom..top).take_while(|at| unsafe { core::ptr::read_volatile(*at as *const u8) } == 0).count();
+        let used = cpu_rings::IST_STACK_SIZE - untouched;
+        log::debug!("interrupt stack of cpu {}: {used} of {} bytes used", crate::percpu::current_index(), cpu_rings::IST_STACK_SIZE);
+        crate::check!(used <= cpu_rings::IST_STACK_SIZE / 2, "the interrupt handlers used {used} bytes of their stack");
+        Ok(())
+    }
 }

@@ -7,7 +7,8 @@
 //! Each core has an IDT of its own: the boot core's is static (loaded before the heap exists), each application
 //! processor builds one on the heap ([`load_own`]). Their contents are the same today, but a core's table is
 //! its own to change (per-core vectors come with inter-core messaging). IST indices in the entries name slots of
-//! the *loading* core's TSS, so every core's double-fault and page-fault stacks are its own.
+//! the *loading* core's TSS, so every core's double-fault and page-fault stacks are its own, and so is the stack
+//! every device, timer and inter-processor interrupt runs on (`devices`).
 
 mod devices;
 mod exceptions;

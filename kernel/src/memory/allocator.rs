@@ -3,6 +3,11 @@
 //! Allocation follows the execution context (`exec`): SIP mode → the SIP's arena; kernel mode or a kernel
 //! thread → the kernel heap. Freeing follows the address, so a block is always returned to the heap it came
 //! from, whoever frees it.
+//!
+//! In SIP mode this is kernel code running on the SIP's stack without entering kernel mode, and it takes locks
+//! (the arena's, the kernel heap's, page tables and frames when an arena grows): a SIP that calls it with its
+//! stack used up (inside its kernel reserve) is ended first, before any lock is taken (`exec::check_sip_stack`),
+//! so a stack overflow can never leave one of them held.
 
 use super::heap;
 use crate::percpu;
@@ -15,38 +20,58 @@ struct Router;
 #[global_allocator]
 static ROUTER: Router = Router;
 
-fn current_arena() -> Option<&'static Arena> {
+/// The running core's record if the calling code runs in SIP mode (on a SIP thread's stack, or on a kernel
+/// thread, whose stack limit is 0), after making sure the SIP's stack is not used up (`exec::check_sip_stack`).
+fn sip_mode() -> Option<&'static percpu::PerCpu> {
     let cpu = percpu::try_current()?;
     if cpu.kernel_depth.load(Ordering::Relaxed) != 0 {
         return None;
     }
+    crate::exec::check_sip_stack(cpu);
+    Some(cpu)
+}
+
+fn current_arena(cpu: &percpu::PerCpu) -> Option<&'static Arena> {
     let addr = cpu.current_arena.load(Ordering::Relaxed);
     // SAFETY: the scheduler stores the address of the running thread's live arena (it outlives the SIP's
     // threads: the arena is dropped only after they are gone), or 0.
     (addr != 0).then(|| unsafe { &*(addr as *const Arena) })
 }
 
+/// Returns a block to the heap its address lies in.
+///
+/// # Safety
+/// As [`GlobalAlloc::dealloc`].
+unsafe fn free(ptr: *mut u8, layout: Layout) {
+    let addr = ptr as usize;
+    if heap::contains(addr) {
+        // SAFETY: the block is in the kernel heap's region, so it came from it (caller contract).
+        unsafe { heap::HEAP.dealloc(ptr, layout) }
+    } else if arena::in_arena_region(addr) {
+        // SAFETY: the block is in the arena region, so it came from an arena (caller contract).
+        unsafe { arena::dealloc(ptr, layout) }
+    } else {
+        log::error!("free of {ptr:p}, which no heap allocated, ignored");
+    }
+}
+
 // SAFETY: every block comes from exactly one of the two allocators (each sound on its own) and is returned
 // to the same one, chosen by address on free.
 unsafe impl GlobalAlloc for Router {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match current_arena() {
-            Some(arena) => arena.alloc(layout),
+        match sip_mode().and_then(|cpu| Some((cpu, current_arena(cpu)?))) {
+            Some((cpu, arena)) => crate::exec::sip_mode_kernel_code(cpu, || arena.alloc(layout)),
             // SAFETY: forwarded with the caller's layout.
             None => unsafe { heap::HEAP.alloc(layout) },
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let addr = ptr as usize;
-        if heap::contains(addr) {
-            // SAFETY: the block is in the kernel heap's region, so it came from it (caller contract).
-            unsafe { heap::HEAP.dealloc(ptr, layout) }
-        } else if arena::in_arena_region(addr) {
-            // SAFETY: the block is in the arena region, so it came from an arena (caller contract).
-            unsafe { arena::dealloc(ptr, layout) }
-        } else {
-            log::error!("free of {ptr:p}, which no heap allocated, ignored");
+        match sip_mode() {
+            // SAFETY: forwarded with the caller's block and layout.
+            Some(cpu) => crate::exec::sip_mode_kernel_code(cpu, || unsafe { free(ptr, layout) }),
+            // SAFETY: as above.
+            None => unsafe { free(ptr, layout) },
         }
     }
 }

@@ -13,7 +13,9 @@
 //! round trip.
 
 mod context;
+mod preempt;
 pub mod stack;
+pub mod watermark;
 
 use crate::memory::frames::Use;
 use crate::percpu;
@@ -23,6 +25,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use stack::{Stack, StackError};
 use x86_64::instructions::interrupts;
+use x86_64::structures::idt::InterruptStackFrame;
 
 /// A thread's identity, unique for the whole boot (never reused): a serial number above the thread's slot in
 /// its core's slot table (the low [`SLOT_BITS`]). Ids stay below 2^58, so a waker can pack the core above them.
@@ -73,6 +76,9 @@ pub struct Thread {
     kernel_depth: u32,
     /// Address of the SIP arena its allocations go to (0: the kernel heap).
     arena: usize,
+    /// Its stack limit as the per-CPU `stack_limit` word (a SIP thread's stack bottom + `KERNEL_RESERVE`, 0 for
+    /// a kernel thread), ready for the switch.
+    stack_limit: u64,
     /// A wake came while it was running or ready: its next park returns at once (token semantics).
     wake_pending: bool,
     /// Its SIP is being ended: it ends itself the next time it leaves kernel code (see [`doom`]).
@@ -198,6 +204,7 @@ pub fn init_this_core() -> Result<(), SpawnError> {
         idle: false,
         kernel_depth: 0,
         arena: 0,
+        stack_limit: 0,
         wake_pending: false,
         doomed: false,
         cuttable: false,
@@ -233,11 +240,14 @@ fn new_thread(
     argument: u64,
     idle: bool,
 ) -> Result<Box<Thread>, SpawnError> {
-    let purpose = match owner {
-        Owner::Kernel => Use::Kernel,
-        Owner::Sip(_) => Use::Sip,
-    };
-    let stack = Stack::new(stack_bytes, purpose).map_err(SpawnError::Stack)?;
+    // A SIP's thread gets the kernel reserve below the stack its manifest asked for: kernel code runs on this
+    // stack on the SIP's behalf (docs/architecture.md, "Stacks and the kernel reserve"). Its frames never take
+    // the kernel's frame reserve.
+    let sip = matches!(owner, Owner::Sip(_));
+    let reserve = if sip { stack::KERNEL_RESERVE } else { 0 };
+    let purpose = if sip { Use::Sip } else { Use::Kernel };
+    let stack = Stack::new(stack_bytes.saturating_add(reserve), purpose).map_err(SpawnError::Stack)?;
+    let stack_limit = if sip { stack.bottom() + reserve } else { 0 };
     // SAFETY: the stack was just mapped for this thread alone and is far larger than the initial frame.
     let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
     Ok(Box::new(Thread {
@@ -248,6 +258,7 @@ fn new_thread(
         idle,
         kernel_depth: 0,
         arena,
+        stack_limit,
         wake_pending: false,
         doomed: false,
         cuttable: false,
@@ -433,6 +444,9 @@ pub fn wake(id: ThreadId) {
 /// Ends the running thread; its stack is freed by the next thread to run.
 pub fn exit_current() -> ! {
     interrupts::disable();
+    if watermark::ENABLED {
+        watermark::end(percpu::current());
+    }
     schedule(Reason::Exit);
     unreachable!("an exited thread was scheduled again")
 }
@@ -495,13 +509,13 @@ pub fn is_runnable(id: ThreadId) -> bool {
     s.current.as_ref().is_some_and(|t| t.id == id) || s.run_queue.iter().any(|t| t.id == id)
 }
 
-/// Timer tick on this core: wake expired sleepers, then preempt the running thread if another is ready
-/// (round robin, one tick a slice).
-pub fn on_timer_tick() {
+/// Timer tick on this core, from the timer interrupt handler (on the interrupt IST stack) with the frame it
+/// returns through: wake expired sleepers, then preempt the running thread if another is ready (round robin,
+/// one tick a slice). Preempting rewrites `frame` so that the interrupted thread yields on its own stack after
+/// the handler's `iretq` ([`preempt`]); a SIP found running inside its kernel reserve is sent to its end instead.
+pub fn on_timer_tick(frame: &mut InterruptStackFrame) {
     wake_expired_sleepers();
-    if has_ready_threads() {
-        schedule(Reason::Yield);
-    }
+    preempt::on_tick(frame);
 }
 
 fn wake_expired_sleepers() {
@@ -525,8 +539,15 @@ fn wake_expired_sleepers() {
 /// Switches away from the running thread for `reason`. Interrupts must be off.
 fn schedule(reason: Reason) {
     // Queue bookkeeping allocates: always on the kernel heap, even when a SIP thread yields or is preempted.
+    // Entering kernel mode is also where a SIP that yields with its stack used up is stopped (`exec`).
     let cpu = percpu::current();
     let _kernel = crate::exec::KernelMode::enter_on(cpu);
+    switch_away(cpu, reason);
+}
+
+/// The body of [`schedule`], for a caller in kernel mode (also the timer's preemption, `preempt`).
+#[inline(always)]
+fn switch_away(cpu: &'static percpu::PerCpu, reason: Reason) {
     let (prev_rsp, next_rsp) = {
         let mut s = cpu.scheduler.lock_irqs_off();
         let s = &mut *s;
@@ -584,7 +605,7 @@ fn schedule(reason: Reason) {
         let Some(next) = s.current.as_deref() else { unreachable!("the running slot was just filled") };
         let next_rsp = next.rsp;
         let (next_depth, next_owner, next_arena, next_id) = (next.kernel_depth, next.owner_word, next.arena, next.id.0);
-        let next_doomed = next.doomed;
+        let (next_doomed, next_limit) = (next.doomed, next.stack_limit);
         s.switches = s.switches.wrapping_add(1);
         // Only now, after the last allocation of this switch (the queue pushes above), does the per-CPU
         // context become the next thread's: earlier, those pushes would land in the next SIP's arena.
@@ -593,6 +614,7 @@ fn schedule(reason: Reason) {
         cpu.current_arena.store(next_arena, Ordering::Relaxed);
         cpu.current_thread.store(next_id, Ordering::Relaxed);
         cpu.current_doomed.store(next_doomed, Ordering::Relaxed);
+        cpu.stack_limit.store(next_limit, Ordering::Relaxed);
         (prev_rsp, next_rsp)
     };
     // SAFETY: interrupts are off (caller contract); `prev_rsp` points into a boxed Thread, taken where the box

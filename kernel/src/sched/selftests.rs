@@ -1,4 +1,5 @@
-//! Self-tests of the scheduler: yield order, preemption, block/wake, and stack reclamation.
+//! Self-tests of the scheduler: yield order, preemption, block/wake, stack reclamation, and the kernel reserve
+//! of SIP threads' stacks.
 
 use super::*;
 use alloc::string::String;
@@ -130,6 +131,69 @@ crate::selftest! {
         run_batch(100)?;
         let after = (crate::memory::frames::stats(), crate::memory::heap::stats().used);
         crate::check!(after == before, "(frames, heap used) {after:?} after 100 threads, {before:?} before");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// A SIP's thread gets `KERNEL_RESERVE` bytes below the stack it asked for, and the switch publishes the
+    /// reserve's upper end as the per-CPU stack limit; a kernel thread's limit is 0.
+    fn sip_threads_get_the_kernel_reserve() {
+        const ASKED: u64 = 12 * 1024;
+        // (limit seen by the thread, its stack's bottom and top)
+        let seen = Arc::new(spin::Mutex::new(Vec::new()));
+        // An owner no SIP has: the thread only looks at its own stack and ends.
+        for owner in [Owner::Sip(u64::MAX - 1), Owner::Kernel] {
+            let seen = seen.clone();
+            spawn(owner, ASKED, move || {
+                let limit = percpu::current().stack_limit.load(Ordering::Relaxed);
+                let bounds = with_current(|t| t.stack().map(|s| (s.bottom(), s.top()))).flatten();
+                seen.lock().push((limit, bounds));
+            })
+            .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
+        }
+        crate::check!(wait_until(2000, || seen.lock().len() == 2), "threads did not run");
+        let seen = seen.lock();
+        let [(sip_limit, Some((sip_bottom, sip_top))), (kernel_limit, Some((kernel_bottom, kernel_top)))] = seen[..]
+        else {
+            return Err(alloc::format!("unexpected records {seen:?}"));
+        };
+        crate::check!(
+            sip_limit == sip_bottom + stack::KERNEL_RESERVE,
+            "SIP thread: limit {sip_limit:#x}, bottom {sip_bottom:#x}"
+        );
+        let above = sip_top - sip_limit;
+        crate::check!(above >= ASKED, "SIP thread: {above} bytes above its limit, asked for {ASKED}");
+        crate::check!(kernel_limit == 0, "kernel thread: limit {kernel_limit:#x}");
+        let size = kernel_top - kernel_bottom;
+        crate::check!(size == ASKED, "kernel thread: stack of {size} bytes, asked for {ASKED}");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// The largest stack a manifest may ask for, with the kernel reserve added, still fits a stack slot (with
+    /// its guard page), and one byte more is refused by the manifest check.
+    fn largest_manifest_stack_fits_its_slot() {
+        fn entry(_: sip_runtime::SipContext) {}
+        let manifest = |stack_size: u64| sip_runtime::Manifest {
+            name: "largest-stack",
+            entry,
+            exports: &[],
+            imports: &[],
+            heap_quota: 4096,
+            stack_size: stack_size as usize,
+            restart: sip_runtime::RestartPolicy::Never,
+            capabilities: &[],
+            crate_name: "kernel",
+            exchange_quota: sip_runtime::DEFAULT_EXCHANGE_QUOTA,
+            threads: sip_runtime::DEFAULT_THREADS,
+        };
+        let largest = stack::MAX_STACK - stack::KERNEL_RESERVE;
+        crate::check!(manifest(largest).check(&[]).is_ok(), "a {largest}-byte stack is refused");
+        crate::check!(manifest(largest + 1).check(&[]).is_err(), "a {}-byte stack is accepted", largest + 1);
+        let stack = Stack::new(largest + stack::KERNEL_RESERVE, crate::memory::frames::Use::Sip).map_err(|e| alloc::format!("{e:?}"))?;
+        crate::check!(stack.is_overflow(stack.bottom() - 1), "no guard below the largest stack");
         Ok(())
     }
 }

@@ -3,6 +3,12 @@
 //! Running off the bottom of a stack hits the guard page and raises a page fault (taken on an IST stack), so
 //! an overflow is a clean, attributable fault rather than silent corruption of a neighbour. Slots are
 //! recycled through a free list; their frames go back to the frame allocator when a stack is freed.
+//!
+//! A SIP thread's stack is [`KERNEL_RESERVE`] bytes larger than its manifest asks for: kernel code runs on the
+//! SIP's stack (ring 0 to ring 0, no stack switch), and the reserve is the room it is guaranteed there. The
+//! scheduler keeps the reserve's upper end as the per-CPU stack limit; a SIP found below it when it enters the
+//! kernel or when the timer interrupts it has exhausted its own stack and is ended as a stack overflow
+//! (`exec`, `sched::preempt`; docs/architecture.md, "Stacks and the kernel reserve").
 
 use crate::memory::frames::Use;
 use crate::memory::layout::{STACKS_SIZE, STACKS_START};
@@ -16,6 +22,14 @@ use x86_64::structures::paging::{Page, Size4KiB};
 pub const SLOT_SIZE: u64 = 1 << 20;
 /// Largest stack a thread may ask for.
 pub const MAX_STACK: u64 = SLOT_SIZE - 4096;
+
+/// Bytes below every SIP thread's own stack that only kernel code may use (docs/architecture.md, "Stacks and
+/// the kernel reserve"). Sized by measurement (`sched::watermark`, every console command on one and two cores):
+/// the deepest kernel use of a SIP stack was 2,424 bytes (the self-tests, run on the shell's stack; 2,304 for
+/// `bench capacity`, at most 1,800 for every other command), and a preemption of SIP code took at most 816
+/// bytes; 8 KiB is 3.4 times the deepest. `sip_runtime`'s `MAX_STACK_SIZE` is [`MAX_STACK`] less this, so the
+/// largest SIP stack still fits its slot.
+pub const KERNEL_RESERVE: u64 = 8 * 1024;
 
 struct Slots {
     next_unused: u64,

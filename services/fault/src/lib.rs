@@ -1,9 +1,16 @@
 //! The fault injector: a SIP that fails on request, in each way a SIP can fail.
 //!
 //! The argument picks the fault: `panic`, `overflow` (runs off its stack into the guard page: a CPU exception,
-//! a page fault, in its own code), `quota` (allocates until its heap quota is spent), `spin` (loops forever
+//! a page fault, in its own code), `overflow-abi` (recurses to within a few KiB of where it estimates its stack
+//! ends, then calls the kernel at every deeper level, the margin shrinking to nothing: kernel code must never
+//! run out of stack on a SIP's behalf), `overflow-alloc` (the same descent, allocating and freeing at every
+//! level: the allocator runs on the SIP's stack and takes locks), `overflow-tick` (recurses to within a
+//! hundred-odd bytes of that estimate, pausing at each level on the way, and spins there: the timer interrupt
+//! must not run out of stack either), `quota` (allocates until its heap quota is spent), `spin` (loops forever
 //! without yielding: preemption must keep the system alive), `drop` (drops its channel mid-protocol and ends
-//! cleanly), `exit` (answers, then ends cleanly: the control case). Spawned with an Echo endpoint (the console's
+//! cleanly), `exit` (answers, then ends cleanly: the control case). Each overflow kind must end as "stack
+//! overflow", this SIP alone. They estimate their stack's end as a hostile SIP can, in safe Rust: the address
+//! of a local of the entry function minus the manifest's `stack_size`. Spawned with an Echo endpoint (the console's
 //! `fault` command), it first takes a request, so every fault happens while the peer is owed an answer. The
 //! second manifest, `fault-restart`, fails shortly after starting and has a restart policy, so supervision can
 //! be observed; the third, `fault-bad-manifest`, is invalid on purpose (heap quota 0), so the kernel's manifest
@@ -21,13 +28,26 @@ use contracts::echo::{self, server, state};
 use core::hint::black_box;
 use sip_runtime::{ExitStatus, RestartPolicy, SipContext, sip};
 
+/// The `fault` manifest's `stack_size`; the overflow kinds estimate where their stack ends from it.
+const STACK_SIZE: usize = 32 * 1024;
+/// `overflow-abi` and `overflow-alloc` call the kernel or the allocator at every level of their recursion closer
+/// than this to their estimated stack end.
+const ABI_WINDOW: usize = 4 * 1024;
+/// `overflow-tick` pauses at every level of its recursion closer than this to its estimated stack end...
+const TICK_WINDOW: usize = 1024;
+/// ... for about this long (a few timer ticks at 100 Hz), so that some tick lands at each depth...
+const TICK_PAUSE_NANOS: u64 = 30_000_000;
+/// ... and spins for good at the first level closer than this. The frames above the entry function (thread
+/// start, runtime) take about 400 bytes today, so this level lies below the end of the manifest's stack.
+const TICK_MARGIN: usize = 128;
+
 sip! {
     name: "fault",
     entry: main,
     exports: [],
     imports: [],
     heap_quota: 256 * 1024,
-    stack_size: 32 * 1024,
+    stack_size: STACK_SIZE,
     restart: RestartPolicy::Never,
     capabilities: [],
 }
@@ -64,6 +84,9 @@ fn main(ctx: SipContext) {
         _ => None,
     });
     sip_runtime::info!(ctx, "injecting fault '{}'", ctx.args());
+    // Where this stack ends, as far as safe code can tell: the entry function's frame lies a few hundred bytes
+    // below the top of the stack, so the true end of the manifest's stack is a little above this estimate.
+    let stack_end = (&owed as *const _ as usize).saturating_sub(STACK_SIZE);
     match ctx.args() {
         "drop" => {
             // Drop the endpoint while owing the answer, and end cleanly: the peer must see Closed.
@@ -72,6 +95,27 @@ fn main(ctx: SipContext) {
         "panic" => panic!("requested panic"),
         "overflow" => {
             let depth = recurse(black_box(1));
+            sip_runtime::info!(ctx, "recursion returned {depth}: the guard page was not hit");
+        }
+        "overflow-abi" => {
+            // Enter the kernel: a plain ABI call, a yield into the scheduler, a log line through its logger.
+            let depth = descend_doing(stack_end, black_box(1), &mut |left| {
+                black_box(ctx.now_nanos());
+                ctx.yield_now();
+                sip_runtime::debug!(ctx, "{left} bytes above the estimated stack end");
+            });
+            sip_runtime::info!(ctx, "recursion returned {depth}: the guard page was not hit");
+        }
+        "overflow-alloc" => {
+            // Allocate and free: the allocator runs on this stack in SIP mode and takes the arena's locks.
+            let depth = descend_doing(stack_end, black_box(1), &mut |left| {
+                drop(black_box(alloc::vec![left; 16]));
+            });
+            sip_runtime::info!(ctx, "recursion returned {depth}: the guard page was not hit");
+        }
+        "overflow-tick" => {
+            let spins = spins_per(&ctx, TICK_PAUSE_NANOS);
+            let depth = descend_and_spin(stack_end, spins, black_box(1));
             sip_runtime::info!(ctx, "recursion returned {depth}: the guard page was not hit");
         }
         "quota" => {
@@ -91,7 +135,11 @@ fn main(ctx: SipContext) {
             ctx.exit(ExitStatus::Success)
         }
         other => {
-            sip_runtime::warn!(ctx, "unknown fault '{other}' (panic|overflow|quota|spin|drop|exit)");
+            sip_runtime::warn!(
+                ctx,
+                "unknown fault '{other}' \
+                 (panic|overflow|overflow-abi|overflow-alloc|overflow-tick|quota|spin|drop|exit)"
+            );
             ctx.exit(ExitStatus::Failure(2));
         }
     }
@@ -101,6 +149,48 @@ fn main(ctx: SipContext) {
 fn recurse(n: u64) -> u64 {
     let frame = black_box([n; 64]);
     if black_box(n) == 0 { frame[0] } else { recurse(n + 1) + frame[63] }
+}
+
+/// Recursion that, once closer than [`ABI_WINDOW`] to `stack_end`, does `act` at every level (passing the bytes
+/// left above `stack_end`), with less and less stack left, down to none; it never returns on its own.
+fn descend_doing(stack_end: usize, n: u64, act: &mut dyn FnMut(usize)) -> u64 {
+    let frame = black_box([n; 8]);
+    let here = &frame as *const _ as usize;
+    if here < stack_end.saturating_add(ABI_WINDOW) {
+        act(here.saturating_sub(stack_end));
+    }
+    if black_box(n) == 0 { frame[0] } else { descend_doing(stack_end, n + 1, act) + frame[7] }
+}
+
+/// Recursion that pauses (spinning, `spins` iterations) at every level closer than [`TICK_WINDOW`] to
+/// `stack_end`, and spins forever at the first level closer than [`TICK_MARGIN`]: only an interrupt, arriving
+/// on what is left of the stack, can end it.
+fn descend_and_spin(stack_end: usize, spins: u64, n: u64) -> u64 {
+    let frame = black_box([n; 8]);
+    let here = &frame as *const _ as usize;
+    if here < stack_end.saturating_add(TICK_MARGIN) {
+        loop {
+            black_box(&frame);
+        }
+    }
+    if here < stack_end.saturating_add(TICK_WINDOW) {
+        for i in 0..spins {
+            black_box(i);
+        }
+    }
+    if black_box(n) == 0 { frame[0] } else { descend_and_spin(stack_end, spins, n + 1) + frame[7] }
+}
+
+/// How many iterations of an empty `black_box` loop take about `nanos` here (measured, as the speed of an
+/// emulated CPU is anyone's guess).
+fn spins_per(ctx: &SipContext, nanos: u64) -> u64 {
+    const PROBE: u64 = 100_000;
+    let start = ctx.now_nanos();
+    for i in 0..PROBE {
+        black_box(i);
+    }
+    let took = ctx.now_nanos().saturating_sub(start).max(1);
+    PROBE.saturating_mul(nanos) / took
 }
 
 fn restarting(ctx: SipContext) {

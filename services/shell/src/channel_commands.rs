@@ -85,7 +85,8 @@ pub fn ping(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 /// `fault KIND`: the fault injector gets an Echo server end, is sent a ping, and fails in way KIND; the shell
 /// reports what its side of the channel saw (for every real fault: `Closed`, never a hang).
 pub fn fault(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    const USAGE: &str = "fault panic|overflow|quota|spin|drop|exit [--core N]";
+    const USAGE: &str =
+        "fault panic|overflow|overflow-abi|overflow-alloc|overflow-tick|quota|spin|drop|exit [--core N]";
     let (kind, core) = match args {
         [kind] => (*kind, None),
         [kind, "--core", n] => {

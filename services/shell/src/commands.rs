@@ -89,7 +89,7 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "fault",
-        usage: "fault panic|overflow|quota|spin|drop|exit [--core N]",
+        usage: "fault panic|overflow|overflow-abi|overflow-alloc|overflow-tick|quota|spin|drop|exit [--core N]",
         help: "make a SIP fail mid-protocol; show what its peer sees",
         run: channel_commands::fault,
     },
