@@ -34,6 +34,8 @@ impl<T> IrqMutex<T> {
     }
 
     /// [`IrqMutex::lock`] for callers that have already disabled interrupts: skips saving and restoring the flag.
+    /// Always inline: the scheduler takes its lock this way on every switch.
+    #[inline(always)]
     pub fn lock_irqs_off(&self) -> IrqMutexGuard<'_, T> {
         debug_assert!(!interrupts::are_enabled(), "lock_irqs_off with interrupts on");
         IrqMutexGuard { guard: Some(self.inner.lock()), were_enabled: false }
@@ -58,18 +60,21 @@ impl<T> IrqMutex<T> {
 
 impl<T> Deref for IrqMutexGuard<'_, T> {
     type Target = T;
+    #[inline(always)]
     fn deref(&self) -> &T {
         self.guard.as_deref().unwrap_or_else(|| unreachable!("guard lives until drop"))
     }
 }
 
 impl<T> DerefMut for IrqMutexGuard<'_, T> {
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut T {
         self.guard.as_deref_mut().unwrap_or_else(|| unreachable!("guard lives until drop"))
     }
 }
 
 impl<T> Drop for IrqMutexGuard<'_, T> {
+    #[inline(always)]
     fn drop(&mut self) {
         // Release the lock before interrupts can come back, so a handler never finds it taken by us.
         drop(self.guard.take());
