@@ -80,10 +80,9 @@ pub(super) fn on_tick(frame: &mut InterruptStackFrame) {
         }
     }
     let flags = frame.cpu_flags.bits();
-    // SAFETY: `rsp` is the interrupted code's stack pointer, on its thread's own mapped stack with at least
-    // PREEMPT_ROOM bytes below it (checked above for every thread with a scheduler-made stack; the boot threads
-    // run on the bootloader's 256 KiB stack or an AP's 64 KiB boot stack, in shallow kernel loops). Nothing lives
-    // below RSP (the target has no red zone), and interrupts stay off until the trampoline has used the words.
+    // Boot threads run on the bootloader's 256 KiB stack or an AP's 64 KiB boot stack, in shallow kernel loops.
+    // SAFETY: `rsp` is the interrupted stack pointer, with PREEMPT_ROOM mapped bytes below it (checked above, or a
+    // boot stack); nothing lives below RSP (no red zone), and interrupts stay off until the trampoline used them.
     unsafe {
         let words = (rsp - 16) as *mut u64;
         words.write_unaligned(flags);
