@@ -5,10 +5,11 @@
 //!
 //! Sealed: when an `ExAny` is made, everything its value holds (blocks, endpoints) is recorded as held *by the
 //! `ExAny`'s block* (`ledger::Holder::Sealed`). From then on the `ExAny` travels as one block: a carrier that
-//! receives and forwards it is charged for that block only, and never walks the value; whoever opens it with
-//! [`ExAny::downcast`] takes everything in it (and is charged for it), and whoever drops it unopened frees
-//! everything in it from the records. So a value a carrier does not want (a huge one, or one of another type)
-//! costs the carrier nothing and runs none of its code.
+//! receives and forwards it is charged for that block only, and never walks the value (what is sealed stays
+//! charged to whoever paid for it when it was sealed); whoever opens it with [`ExAny::downcast`] takes
+//! everything in it (and is charged for it), and whoever drops it unopened frees everything in it from the
+//! records. So a value a carrier does not want (a huge one, or one of another type) costs the carrier nothing
+//! and runs none of its code.
 //!
 //! Not here: any check of *which* contract a value speaks beyond its exact Rust type (the receiver asks for the
 //! type it serves; anything else comes back to it unchanged).
@@ -41,8 +42,8 @@ pub struct ExAny {
 unsafe impl Send for ExAny {}
 
 impl ExAny {
-    /// Moves `value` into the exchange heap and seals it; gives it back if the heap (or the owner's quota) is
-    /// exhausted.
+    /// Moves `value` into the exchange heap and seals it; gives it back if the heap (or the caller's exchange
+    /// quota, which pays for the new block) is exhausted.
     pub fn new<E: Exchangeable + Send>(value: E) -> Result<Self, (E, AllocError)> {
         let boxed = ExBox::try_new(value)?;
         if E::__TRACKED && size_of::<E>() != 0 {

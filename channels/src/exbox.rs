@@ -1,11 +1,12 @@
 //! [`ExBox`]: an owning pointer to one value in the exchange heap.
 //!
 //! Not here: growable data ([`ExVec`](crate::ExVec), [`ExString`](crate::ExString)) and the allocator itself
-//! (the platform's [`ExchangeHeap`](crate::ExchangeHeap)).
+//! (the platform's [`Exchange`](crate::Exchange) hook).
 //!
 //! Invariants: a non-zero-sized `ExBox` owns exactly one live block of the installed exchange, allocated for
 //! `Layout::new::<T>()` and holding an initialised `T`; zero-sized values use a dangling pointer and no block.
-//! The block's owner record follows the box: the allocating owner, then whoever receives it. Dropping a box
+//! The block's records follow the box: it is held by the allocating owner, by the ring while it travels, then
+//! by whoever receives it, and charged to the allocating owner until a receiver takes it over. Dropping a box
 //! frees everything it holds by a walk (iterative, however deep the nesting) and never runs drop code of `T`
 //! (exchangeable types have none of their own). The block's address is never handed out.
 
@@ -31,7 +32,7 @@ unsafe impl<T: Exchangeable + Send> Send for ExBox<T> {}
 unsafe impl<T: Exchangeable + Sync> Sync for ExBox<T> {}
 
 impl<T: Exchangeable> ExBox<T> {
-    /// Moves `value` into the exchange heap, held by the calling owner.
+    /// Moves `value` into the exchange heap, held by and charged to the calling owner.
     /// On exhaustion it calls the global allocation-error handler, as `Box::new` does (a process that does so
     /// ends); see [`try_new`](Self::try_new).
     pub fn new(value: T) -> Self {
@@ -41,7 +42,8 @@ impl<T: Exchangeable> ExBox<T> {
         }
     }
 
-    /// Moves `value` into the exchange heap, or gives it back if the heap (or the owner's quota) is exhausted.
+    /// Moves `value` into the exchange heap, or gives it back if the heap (or the caller's exchange quota, which
+    /// pays for the block) is exhausted.
     pub fn try_new(value: T) -> Result<Self, (T, AllocError)> {
         let layout = Layout::new::<T>();
         let ptr = if layout.size() == 0 {

@@ -9,8 +9,9 @@
 //!
 //! Why an `unsafe trait`: the runtime's ownership records are only as right as `__visit` (a block it failed
 //! to report would stay recorded as its sender's and be freed under its receiver when the sender dies). So the
-//! trait is implemented only by this crate and by the trusted derive macro: the compiler refuses a hand-written
-//! `unsafe impl` in a service, which is `#![forbid(unsafe_code)]`, while the derive's expansion is accepted
+//! trait is implemented only by this crate and by the trusted macros of `contracts` (`#[derive(Exchangeable)]`,
+//! and `contract!` for its messages, wire enums and endpoints): the compiler refuses a hand-written
+//! `unsafe impl` in a service, which is `#![forbid(unsafe_code)]`, while a proc macro's expansion is accepted
 //! there (measured: rustc does not apply `unsafe_code` to code a proc macro generates). The derive also refuses
 //! a type with a `Drop` of its own, so dropping, sending or freeing a message never runs code its sender wrote.
 //!
@@ -26,7 +27,7 @@ use crate::walk::Walk;
 /// `__visit` reports every exchange-heap block and endpoint reachable from `self` exactly once, through the
 /// walk's methods (boxes' contents queued, not visited in place); `__TRACKED` is `false` only if the type can
 /// hold neither; the type has no `Drop` implementation of its own, is `Send`, and holds no reference or pointer
-/// outside the exchange heap. Implemented by this crate and `#[derive(Exchangeable)]` only.
+/// outside the exchange heap. Implemented by this crate, `#[derive(Exchangeable)]` and `contract!` only.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot travel in a message: it is not `Exchangeable`",
     label = "not exchangeable",

@@ -21,7 +21,7 @@ impl ExString {
         Self { bytes: ExVec::new() }
     }
 
-    /// `text` in the exchange heap, or the error if the heap (or the owner's quota) is exhausted.
+    /// `text` in the exchange heap, or the error if the heap (or the caller's exchange quota) is exhausted.
     pub fn try_from_str(text: &str) -> Result<Self, AllocError> {
         let mut bytes = ExVec::new();
         bytes.try_reserve(text.len())?;

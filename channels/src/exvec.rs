@@ -72,7 +72,8 @@ impl<T: Exchangeable> ExVec<T> {
         self.cap
     }
 
-    /// Makes room for `additional` more elements, or reports exhaustion and leaves the vector as it was.
+    /// Makes room for `additional` more elements, or reports exhaustion (of the heap, or of the caller's
+    /// exchange quota, which pays for a new buffer) and leaves the vector as it was.
     pub fn try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {
         let needed = self.len.checked_add(additional).ok_or(AllocError)?;
         if needed <= self.cap {
@@ -100,7 +101,7 @@ impl<T: Exchangeable> ExVec<T> {
         }
     }
 
-    /// Appends `value`, or gives it back if the heap is exhausted.
+    /// Appends `value`, or gives it back if the heap (or the caller's exchange quota) is exhausted.
     pub fn try_push(&mut self, value: T) -> Result<(), (T, AllocError)> {
         if self.len == self.cap
             && let Err(error) = self.try_reserve(1)

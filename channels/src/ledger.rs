@@ -6,11 +6,18 @@
 //! freed), then freeing blocks. Because freeing a dead owner's things works from these records alone, no code
 //! of any process (a `Drop`, a function pointer stored in shared memory) ever runs to clean up after it.
 //!
+//! Every exchange operation therefore takes that lock: allocating and freeing a block, making a channel and dropping
+//! an endpoint, and sending and receiving a message that holds blocks or endpoints (the kernel keeps one ledger,
+//! behind one lock, for all cores). A message of plain data has no records to change and takes no lock that
+//! other channels share: only waking a parked receiver goes through the platform (in the kernel, to the
+//! scheduler of the receiver's core).
+//!
 //! Not here: memory (the platform's allocator), and the rings' flags (closing them is `trusted::close_side`).
 //!
 //! Invariants:
-//! - every live block has one entry: a plain block has exactly one holder (an owner, or the ring it travels
-//!   in); a channel block has no holder but two sides, each held by one holder until released;
+//! - every live block has one entry: a plain block has exactly one holder (an owner, the ring it travels in,
+//!   or the capsule it is sealed in); a channel block has no holder but two sides, each held by one holder
+//!   until released;
 //! - `held` lists exactly the (holder, item) pairs of the entries, so everything an owner or a ring holds is
 //!   found without a scan;
 //! - every change is checked: an owner moves, frees or releases only what it holds, sends only on a ring whose
@@ -22,9 +29,14 @@
 //!   travels in a ring no owner can ever receive from (a channel's endpoint sent through itself, or a cycle of
 //!   channels carrying each other's endpoints). Endpoints in what is freed are released in turn, iteratively
 //!   (a worklist, never recursion), so no nesting of channels inside channels can exhaust a stack;
-//! - each block is charged to one payer (its allocator, then whoever receives it; a channel to its creator):
-//!   [`charge_of`] its size plus the records' own cost, so an owner's quota also bounds the platform memory its
-//!   records take.
+//! - each block is charged to one payer, which need not be its holder: its allocator, then whoever receives
+//!   it, opens the capsule it is sealed in, or is given it by the trusted base; while it travels in a ring or
+//!   sits sealed, its payer does not change. A channel's block stays charged to its creator, wherever its sides
+//!   go, until it is freed. The charge is [`charge_of`] its size plus the records' own cost, so a payer's quota
+//!   also bounds the platform memory its records take;
+//! - a quota refuses an allocation or an unseal that would pass it; a receive that passes it is made and
+//!   reported, and the platform then frees the message (module `raw`). An owner that ended keeps the charges of
+//!   what it paid for and still lives (messages it sent, channels it created) until that is freed.
 
 use crate::platform::Owner;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -109,7 +121,7 @@ impl fmt::Display for Violation {
     }
 }
 
-/// An allocation would take its owner beyond its exchange quota.
+/// An allocation would take the allocating owner, which would pay for it, beyond its exchange quota.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct QuotaExceeded;
 
@@ -126,7 +138,7 @@ pub struct Release {
 /// What the records themselves cost per block, charged with it (a map entry and an index entry).
 pub const ENTRY_COST: usize = 96;
 
-/// What a block of `layout` is charged: its size in 16-byte units plus [`ENTRY_COST`].
+/// What a block of `layout` is charged: its size rounded up to a multiple of 16, plus [`ENTRY_COST`].
 pub fn charge_of(layout: Layout) -> usize {
     layout.size().next_multiple_of(16) + ENTRY_COST
 }
@@ -138,7 +150,8 @@ struct Account {
     charged: usize,
     /// Blocks charged.
     blocks: usize,
-    /// Most bytes it may be charged by its own allocations (`usize::MAX`: no limit).
+    /// Most bytes it may be charged: allocations and unseals beyond it are refused, a receive beyond it is
+    /// reported (`usize::MAX`: no limit).
     quota: usize,
     /// An allocation was refused for the quota.
     refused: bool,
@@ -205,7 +218,8 @@ impl Ledger {
         }
     }
 
-    /// Sets `owner`'s exchange quota (bytes of [`charge_of`] its blocks); owners without one are unlimited.
+    /// Sets `owner`'s exchange quota (bytes of [`charge_of`] the blocks it pays for); owners without one are
+    /// unlimited.
     pub fn set_quota(&mut self, owner: Owner, bytes: usize) {
         self.accounts.entry(owner).or_insert(Account::UNLIMITED).quota = bytes;
     }
@@ -512,7 +526,8 @@ impl Ledger {
         matches!(self.blocks.get(&block), Some(Entry { kind: Kind::Channel { .. }, .. }))
     }
 
-    /// `owner`'s charges: (blocks, bytes of [`charge_of`]).
+    /// What `owner` pays for, which need not be what it holds ([`Ledger::held_by`]): (blocks, bytes of
+    /// [`charge_of`]).
     pub fn charged(&self, owner: Owner) -> (usize, usize) {
         self.accounts.get(&owner).map_or((0, 0), |a| (a.blocks, a.charged))
     }

@@ -6,19 +6,20 @@
 //! endpoints (a pair of rings in one block sized at creation, with close flags and a wake protocol); the
 //! [`Receive`] trait, [`recv`], [`try_recv`] and [`select2`]/[`select3`]/[`select_vec`]/[`select_with_vec`]
 //! that typed endpoints use; the [`ContractInfo`] description with its Graphviz rendering; the [`platform`]
-//! hooks a kernel plugs in ([`Exchange`], [`Blocking`]); the [`ledger`] of who holds what, which platforms keep;
-//! and what only the [`trusted`] base may do.
+//! hooks a kernel plugs in ([`Exchange`], [`Blocking`]); the [`ledger`] of who holds and who pays for what,
+//! which platforms keep behind a lock; and what only the [`trusted`] base may do.
 //! What is not here: contract declarations and the `contract!` macro (crate `contracts`), and any scheduler or
 //! allocator of the kernel's own (they come in through the hooks).
 //!
-//! Invariants: `unsafe` is confined to the ring (module `ring`), the raw endpoint's channel block, the walk and
-//! the exchange-heap pointer types, each block with a `// SAFETY:` comment; one ring has exactly one producer
-//! and one consumer (the two endpoints, which are `Send` but not `Sync`); a ring never holds more messages than
-//! its capacity; a closed peer is always observable, so no receive or select waits on a dead peer. Against a
-//! hostile caller (a service in safe Rust, DESIGN.md invariant 5): every item a process can name is safe to
-//! use in any order with any arguments; nothing hands out an exchange-heap address; every ownership change is
-//! checked by the platform's records; `Exchangeable` and `Receive` are implemented only by this crate and the
-//! trusted derive (`unsafe` traits); and no operation runs code a process supplied (a `Drop`, a function
+//! Invariants: `unsafe` is confined to the ring (module `ring`), the raw endpoint's channel block (and
+//! `trusted::close_side`, which closes one by name), the walk, the exchange-heap pointer types and the host platform
+//! (`host`), each block with a `// SAFETY:` comment; one ring has exactly one producer and one consumer (the two
+//! endpoints, which are `Send` but not `Sync`); a ring never holds more messages than its capacity; a closed peer is
+//! always observable, so no receive or select waits on a dead peer. Against a hostile caller (a service in safe Rust,
+//! DESIGN.md invariant 5): every item a process can name is safe to use in any order with any arguments; nothing hands
+//! out an exchange-heap address; every ownership change is checked by the platform's records; `Exchangeable` and
+//! `Receive` (`unsafe` traits) are implemented only by this crate and the trusted macros of `contracts`
+//! (`#[derive(Exchangeable)]`, `contract!`); and no operation runs code a process supplied (a `Drop`, a function
 //! pointer in shared memory) on another process's or the kernel's behalf. docs/security.md has the threat model.
 //!
 //! Dependencies: `spin` (only `spin::Once`, to hold the installed hooks without std). With the `std` feature the

@@ -7,7 +7,7 @@
 //!
 //! Invariants: the platform is fixed at [`install`] (on the host, the first use may fix the host default
 //! instead) and never changes after, so every block is freed by the exchange that allocated it. Nothing here
-//! is reachable by a process: [`current`] is private to the crate, installing needs [`Trusted`], and the
+//! is reachable by a process: `current` is private to the crate, installing needs [`Trusted`], and the
 //! hooks identify their caller themselves (a process never names the owner it acts for).
 
 use crate::ledger::{ChannelId, Item, RingId, Side};
@@ -56,7 +56,8 @@ impl fmt::Display for AllocError {
 }
 
 /// The exchange heap and its ownership records: every block and channel side has one holder, and only its
-/// holder may move, free or release it.
+/// holder may move, free or release it; every block is also charged to one payer, against whose exchange quota
+/// it counts (the [`ledger`](crate::ledger) module says who that is).
 ///
 /// The platform knows the caller (the kernel: the process whose code runs, or the kernel itself in kernel
 /// code; the host: a thread-local owner). A call that breaks the records' rules (moving what the caller does not
@@ -79,22 +80,25 @@ pub unsafe trait Exchange: Sync {
     unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout);
 
     /// The caller's block `channel` (from `allocate`, holding the two rings) becomes a channel, both of whose
-    /// sides the caller holds. The block is then freed by the records alone, once both sides are released.
+    /// sides the caller holds. The block stays charged to the caller, wherever the sides go, until the records
+    /// alone free it, once neither side can be used again (both released, or the last one unreachable).
     fn open(&self, channel: ChannelId);
 
-    /// `item`, held by the caller, now travels in `ring` (whose producing side the caller holds).
+    /// `item`, held by the caller, now travels in `ring` (whose producing side the caller holds); a block stays
+    /// charged to its payer.
     fn send(&self, item: Item, ring: RingId);
 
     /// `item`, travelling in `ring` (whose consuming side the caller holds), is now the caller's, and charged
     /// to it. Returns `false` if the caller is then beyond its exchange quota (the receive is refused).
     fn receive(&self, item: Item, ring: RingId) -> bool;
 
-    /// `item`, held by `from`, is now `to`'s: hand-overs the trusted base makes outside any channel (a
-    /// process's first endpoint at spawn). Only reachable through [`Trusted`].
+    /// `item`, held by `from`, is now `to`'s (and a block is charged to `to`): hand-overs the trusted base makes
+    /// outside any channel (a process's first endpoint at spawn). Only reachable through [`Trusted`].
     fn give(&self, item: Item, from: Owner, to: Owner);
 
     /// `item`, held by the caller, is sealed into the caller's block `capsule`: it travels with the capsule
-    /// (without being walked again) and is freed with it, until whoever holds the capsule opens it.
+    /// (without being walked again, and still charged to its payer) and is freed with it, until whoever holds
+    /// the capsule opens it.
     fn seal(&self, item: Item, capsule: NonNull<u8>);
 
     /// Opens the caller's `capsule`: everything sealed in it is the caller's, and charged to it. `false` (and

@@ -369,9 +369,11 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
 /// Sends `message` on `ring` (of `side`) without blocking.
 ///
 /// Plain data (a message whose `__is_tracked` is false: no exchange-heap block, no endpoint) has no owner
-/// records to change, so it goes straight into the ring. A tracked message is recorded as held by the ring
-/// first: a thread ended between the records and the push leaves records that say "in the ring", which the
-/// channel's end frees, and no live owner can reach those blocks.
+/// records to change, so it goes straight into the ring and takes no lock that other channels share. A tracked
+/// message is first recorded as held by the ring (one exchange call per block and endpoint, each under the
+/// platform's ledger lock, which in the kernel every core shares): a thread ended between the records and the
+/// push leaves records that say "in the ring", which the channel's end frees, and no live owner can reach those
+/// blocks.
 ///
 /// # Safety
 /// The caller is `ring`'s only producer (see [`Ring::push`]).

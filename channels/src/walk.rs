@@ -7,12 +7,17 @@
 //! inline (fixed when the program is compiled), never by the data: a million-node `ExBox` list is walked in a
 //! loop. The queue lives on the walking thread's own heap.
 //!
+//! Every block and endpoint visited is one call of the platform's exchange, which checks and records it under
+//! the ledger's lock (in the kernel, one lock for all cores): messages that hold exchange-heap data pay for
+//! that lock on every send and receive, while plain data (a message whose `__is_tracked` is false) is never
+//! walked.
+//!
 //! Not here: the rules (the platform's records check every move), and memory (the platform's exchange).
 //!
 //! Invariants: a [`Walk`] can only be made inside this crate, so only this crate's code starts walks and
 //! `__visit` (which takes one) cannot be called from outside; a walk never runs a `Drop` or any code of the
-//! value's type beyond the `__visit` the trusted derive generated; freeing visits a block's contents before
-//! it frees the block.
+//! value's type beyond the `__visit` this crate or the trusted macros (the derive, `contract!`) wrote; freeing
+//! visits a block's contents before it frees the block.
 
 use crate::exchangeable::Exchangeable;
 use crate::ledger::{Item, RingId, Side};

@@ -79,7 +79,7 @@ contract! {
         in message Lookup(ExString, ExAny);
         /// Remove a name this SIP bound.
         in message Unbind(ExString);
-        /// Every binding, one per line: `NAME sip#ID CONTRACT`.
+        /// Every binding, one per line: `NAME sip#ID CONTRACT cpu#CORE`.
         in message List;
         /// The client is done.
         in message Quit;

@@ -56,8 +56,7 @@ pub enum SpawnError {
     OutOfMemory,
     /// The caller's manifest lacks `Capability::ProcessControl`.
     NotPermitted,
-    /// The requested core does not exist, is offline, or does not take SIPs yet (only the caller's own core
-    /// does until SIP placement across cores exists).
+    /// The requested core does not exist or is not online (it did not start).
     NoSuchCore,
     /// The argument string is longer than [`MAX_ARGS_LEN`] bytes.
     ArgumentsTooLong,
@@ -131,7 +130,9 @@ pub struct ProcessInfo {
     pub threads: usize,
     /// Channel endpoints it holds.
     pub channels: usize,
-    /// Exchange-heap bytes charged to it (its blocks, messages it sent that wait in rings, channels it made).
+    /// Exchange-heap bytes charged to it as payer, which need not be what it holds: blocks it allocated,
+    /// received or unsealed, messages it sent that wait in rings (or sit sealed in a value nobody opened yet),
+    /// and the channels it made, wherever their ends are.
     pub exchange_bytes: usize,
     /// Most exchange-heap bytes it may be charged (its policy).
     pub exchange_quota: usize,
@@ -277,7 +278,8 @@ pub trait KernelAbi: Sync {
     fn take_startup(&self) -> Option<crate::Startup>;
     /// Ends SIP `id` (needs `ProcessControl`).
     fn kill(&self, id: SipId) -> Result<(), KillError>;
-    /// The live SIP with the smallest id above `after` (`None` starts from the beginning).
+    /// The live SIP with the smallest id above `after` (`None` starts from the beginning; needs `SystemInfo`,
+    /// `None` otherwise).
     fn process_after(&self, after: Option<SipId>) -> Option<ProcessInfo>;
     /// Memory figures (needs `SystemInfo`; zeroes otherwise).
     fn memory(&self) -> MemoryInfo;
@@ -290,9 +292,9 @@ pub trait KernelAbi: Sync {
     fn console_write(&self, text: &str) -> Result<(), NotPermitted>;
     /// Whether the cycle counter counts guest instructions (QEMU `-icount`) rather than TSC cycles.
     fn cycles_are_instructions(&self) -> bool;
-    /// Core `index` (`None` past the last).
+    /// Core `index` (`None` past the last; needs `SystemInfo`, `None` otherwise).
     fn cpu(&self, index: u32) -> Option<CpuInfo>;
-    /// The live channel with the smallest id above `after`.
+    /// The live channel with the smallest id above `after` (needs `SystemInfo`, `None` otherwise).
     fn channel_after(&self, after: Option<u64>) -> Option<ChannelInfo>;
     /// The system log's level.
     fn log_level(&self) -> LogFilter;
@@ -323,7 +325,8 @@ pub trait KernelAbi: Sync {
     fn resolve_name(&self, name: &str) -> Option<NameInfo>;
     /// The bound name after `after` in name order, in this core's replica (`None` starts from the first).
     fn name_after(&self, after: Option<&str>) -> Option<NameInfo>;
-    /// Core `core`'s replica of the process table (`None` past the last core).
+    /// Core `core`'s replica of the process table (`None` past the last core; needs `SystemInfo`, `None`
+    /// otherwise).
     fn replica(&self, core: u32) -> Option<ReplicaInfo>;
 }
 

@@ -1,11 +1,11 @@
 //! The boundary between a software-isolated process (SIP) and the kernel: everything a service sees.
 //!
-//! A service registers itself with [`sip!`] (a [`Manifest`] placed in the [`MANIFESTS`] link-time slice: adding
-//! a service is adding a crate, no list to edit). When the kernel spawns it, its entry function receives a
-//! [`SipContext`]: the SIP's identity and arguments and the [`KernelAbi`] object through which it reaches the
-//! kernel (time, yield, sleep, spawn, exit, logging, process control). Invariant 7: that object is the *only*
-//! path to the kernel, so the same service code runs in ring 0 (direct calls) or ring 3 (a `syscall` stub
-//! implementing the same trait).
+//! A service registers itself with [`sip!`] (a [`Manifest`] placed in the [`MANIFESTS`] link-time slice: no
+//! list of services in code; the kernel only has to link the crate, docs/services.md). When the kernel spawns
+//! it, its entry function receives a [`SipContext`]: the SIP's identity and arguments and the [`KernelAbi`]
+//! object through which it reaches the kernel (time, yield, sleep, spawn, exit, logging, process control).
+//! Invariant 7: that object is the *only* path to the kernel, so the same service code runs in ring 0 (direct
+//! calls) or ring 3 (a `syscall` stub implementing the same trait).
 //!
 //! Not here: the kernel side of the ABI (in `kernel/`), contracts (crate `contracts`), channel transport
 //! (crate `channels`), and authority: a manifest *asks* for capabilities and limits, the kernel's policy
@@ -13,8 +13,9 @@
 //!
 //! Invariants: manifests are `'static` constants checked by the kernel at spawn (`ManifestError`); every ABI
 //! call takes and returns plain data (no references into kernel memory outlive a call), so a SIP's memory
-//! never points into another's. `unsafe` is denied except in one internal function (a new thread's closure
-//! crosses the ABI as a number: `context::run_boxed`), which states why it holds.
+//! never points into another's. `unsafe` is denied except in two internal blocks, both about a new thread's
+//! closure, which crosses the ABI as a number (`context::run_boxed` takes it back; `SipContext::spawn_thread`
+//! drops it if no thread started); each states why it holds.
 #![no_std]
 #![deny(unsafe_code)]
 

@@ -32,7 +32,7 @@ pub struct Manifest {
     pub imports: &'static [&'static str],
     /// Most bytes its heap arena may hold.
     pub heap_quota: usize,
-    /// Bytes of its first thread's stack.
+    /// Bytes of each of its threads' stacks (the first, and every one `spawn_thread` starts).
     pub stack_size: usize,
     /// What happens when it fails.
     pub restart: RestartPolicy,
@@ -41,7 +41,8 @@ pub struct Manifest {
     /// The crate that declared it: the policy knows services by name *and* crate (and the audit counts
     /// manifests against service crates).
     pub crate_name: &'static str,
-    /// Most exchange-heap bytes it asks to be charged (its messages, the channels it makes).
+    /// Most exchange-heap bytes it asks to be charged as payer (what it allocates or receives, the messages
+    /// it sent until they are received, the channels it makes).
     pub exchange_quota: usize,
     /// Most threads it asks to run at once.
     pub threads: usize,
@@ -67,9 +68,9 @@ pub enum RestartPolicy {
 pub enum Capability {
     /// Spawn and kill other SIPs.
     ProcessControl,
-    /// Read system-wide state: processes, memory, cores, self-tests.
+    /// Read system-wide state: processes, memory, cores, channels, replicas.
     SystemInfo,
-    /// Change the log level, run self-tests, shut the machine down.
+    /// Change the log level, run self-tests, shut the machine down, panic the kernel on purpose.
     SystemAdmin,
     /// Write to the system console directly.
     Console,

@@ -108,7 +108,7 @@ impl SipContext {
         })?
     }
 
-    /// Every binding, one per line: `NAME sip#ID CONTRACT`.
+    /// Every binding, one per line: `NAME sip#ID CONTRACT cpu#CORE`.
     pub fn names(&self) -> Result<String, NameError> {
         with_connection(self, |ns| match ns.send_list().map_err(|_| Closed)?.recv()? {
             Listing::Names(text, ns) => Ok((String::from(text.as_str()), ns)),

@@ -5,11 +5,12 @@
 //! could not know which field is live). Type parameters get an `Exchangeable` bound. The type is plain data
 //! (`__TRACKED` false: sends skip the owner walk) exactly when every field is.
 //!
-//! The trait is `unsafe` (`channels::Exchangeable`), and this derive is the one place outside `channels` that
-//! implements it: a service cannot write the impl by hand (it is `#![forbid(unsafe_code)]`, and rustc does
-//! not lint a proc macro's expansion). The expansion also implements a local marker trait both for every
-//! `Drop` type and for the derived type, so a `Drop` impl of the type anywhere in its crate is a conflict
-//! (E0119) naming [`DROP_GUARD`]: dropping or freeing a message never runs code of the crate that defined it.
+//! The trait is `unsafe` (`channels::Exchangeable`), and this derive and `contract!` (for its messages, wire enums and
+//! endpoints, module `expand`) are the only places outside `channels` that implement it: a service cannot write the
+//! impl by hand (it is `#![forbid(unsafe_code)]`, and rustc does not lint a proc macro's expansion). The expansion also
+//! implements a local marker trait both for every `Drop` type and for the derived type, so a `Drop` impl of the type
+//! anywhere in its crate is a conflict (E0119) naming [`DROP_GUARD`]: dropping or freeing a message never runs code of
+//! the crate that defined it.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};

@@ -2,12 +2,17 @@
 //! one boot with the cycle counter, as median and spread over many rounds.
 //!
 //! Operations: a kernel ABI call; a thread yield with nobody else ready; a yield round trip A→B→A between two
-//! SIPs; a message round trip (Echo contract, Ping → Pong) with an echo SIP on the same core; binding and
-//! unbinding a name; SIP create + exit; and (`bench capacity`) how many idle SIPs fit in memory and the kernel
-//! memory each costs. Under the runner's `--icount` the counter is the guest instruction count (deterministic
-//! across boots); otherwise it is the TSC under emulation, inflated and noisy: compare ratios within one run.
+//! SIPs; a message round trip (Echo contract, Ping → Pong) with an echo SIP on the same core, also with a third
+//! thread ready on the core and with a peer slow enough that every receive parks; with more than one core, the
+//! same round trip with the echo SIP on another core and a message to all cores with their acknowledgements;
+//! binding and unbinding a name; SIP create + exit. Besides: `bench capacity` (how many idle SIPs fit in memory
+//! and the kernel memory each costs), `bench kills` (SIPs killed mid-message leave the exchange heap as it
+//! was) and `bench throughput` (one pair of SIPs per core, on one core and then on two at once).
 //!
-//! Not here: cross-core figures (multikernel issue).
+//! Under the runner's `--icount` the counter is the guest instruction count (deterministic across boots);
+//! otherwise it is the TSC under emulation, inflated and noisy: compare ratios within one run. With `--icount`
+//! and more than one core, QEMU runs the virtual CPUs in turn on one host thread, so the cross-core rows then
+//! measure that interleaving, not cores working in parallel (docs/benchmarks.md).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -470,7 +475,9 @@ const PUMP_ROUND_TRIPS: u64 = 50_000;
 const PUMP_REPETITIONS: usize = 5;
 
 /// Message throughput with one pair of SIPs (pump + echo) per core, on one core and then on two at once: the
-/// multikernel's scaling claim (independent cores share nothing on the message path).
+/// multikernel's scaling claim. The pairs share nothing on the message path because `Ping(u64)` and
+/// `Pong(u64)` are plain data: no lock or counter is common to them. A message holding exchange-heap data
+/// (an `ExString`, an endpoint) would take the exchange ledger's lock, which every core shares.
 fn throughput(ctx: &SipContext) {
     let abi = ctx.abi();
     let online: Vec<u32> = (0..).map_while(|i| abi.cpu(i)).filter(|c| c.online).map(|c| c.index).collect();

@@ -1,4 +1,4 @@
-//! This core's providers: for each name bound by a SIP of this core, its binder, contract and provider endpoint.
+//! This core's providers: for each name bound by a SIP of this core, its binder and provider endpoint.
 //! The system-wide truth (which name is bound at all, and where) is the kernel's replicated name registry; this
 //! table only holds what cannot be replicated, the endpoints.
 //!

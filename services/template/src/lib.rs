@@ -1,8 +1,9 @@
 //! The smallest Plurality service: it logs a greeting with its arguments and exits.
 //!
 //! To make a new service, copy this crate to `services/NAME`, rename the package and the manifest's `name`,
-//! and add the crate to `kernel/Cargo.toml` (see docs/services.md). Registration is the `sip!` manifest
-//! below, collected at link time: there is no list of services to edit.
+//! and link the crate into the kernel: one line in `kernel/Cargo.toml` and one in `kernel/src/services.rs`
+//! (see docs/services.md). Registration is the `sip!` manifest below, collected at link time: there is no list
+//! of services to edit beyond those two lines.
 //!
 //! Rules every service follows (checked by the isolation audit test): `#![forbid(unsafe_code)]`, no `static`
 //! items, no `asm!`, `extern` blocks or linker attributes, dependencies only from the allowlist.
