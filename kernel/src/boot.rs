@@ -7,10 +7,11 @@
 //! own kernel instance. Failures that leave no usable machine panic with the reason; a core that does not start
 //! is reported and left out.
 
+use crate::arch::vectors::{APIC_ERROR_VECTOR, APIC_SPURIOUS_VECTOR, KEYBOARD_VECTOR, SERIAL_VECTOR, TIMER_VECTOR};
 use crate::arch::{apic, io_apic, pic};
 use crate::console::{self, framebuffer, keyboard, serial};
-use crate::interrupts::{self, APIC_ERROR_VECTOR, APIC_SPURIOUS_VECTOR, KEYBOARD_VECTOR, SERIAL_VECTOR, TIMER_VECTOR};
-use crate::{memory, percpu, platform, time};
+use crate::interrupts;
+use crate::{firmware, memory, percpu, time};
 use bootloader_api::BootInfo;
 use x86_64::PhysAddr;
 
@@ -20,7 +21,8 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
     // Without a serial port the framebuffer still shows everything: carry on.
     let serial_ok = serial::init().is_ok();
     console::logger::init();
-    percpu::init_bsp();
+    // The per-core state of the layers above `percpu`, kept in every core's record.
+    percpu::init_bsp([&crate::sched::SCHEDULERS, &crate::sip::TABLES]);
     interrupts::load();
 
     let regions = &boot_info.memory_regions;
@@ -32,17 +34,17 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
     }
     log::info!("Plurality kernel starting on cpu 0{}", if serial_ok { "" } else { " (no serial port)" });
 
-    let platform = match platform::acpi::init(boot_info.rsdp_addr.into_option()) {
+    let machine = match firmware::acpi::init(boot_info.rsdp_addr.into_option()) {
         Ok(p) => p,
         Err(e) => panic!("ACPI tables unusable ({e:?}): cannot find the interrupt controllers"),
     };
     log::info!(
         "ACPI MADT: {} usable core(s), {} I/O APIC(s)",
-        platform.usable_processors().count(),
-        platform.io_apics.len()
+        machine.usable_processors().count(),
+        machine.io_apics.len()
     );
 
-    crate::smp::init(platform);
+    crate::smp::init(machine);
 
     pic::remap_and_mask();
     let apic_base = memory::paging::map_mmio(PhysAddr::new(apic::physical_base()), 4096)
@@ -65,14 +67,14 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
     crate::smp::start_boot_core_monitor();
     serial::init_input();
     keyboard::init();
-    route_isa_interrupts(platform);
+    route_isa_interrupts(machine);
 
     x86_64::instructions::interrupts::enable();
     match crate::smp::start_application_processors(regions) {
-        Ok(online) => log::info!("{online} of {} core(s) online", crate::smp::cores().len()),
+        Ok(online) => log::info!("{online} of {} core(s) online", crate::cores::cores().len()),
         Err(e) => log::error!("cannot start the other cores ({e:?}): running on the boot core alone"),
     }
-    crate::smp::start_services_on_other_cores();
+    crate::sip::remote::start_services_on_other_cores();
     let frames = memory::frames::stats();
     log::info!(
         "memory: {} MiB usable, {} frames free; boot took {} ms",
@@ -80,14 +82,14 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         frames.free,
         time::uptime_nanos() / 1_000_000
     );
-    console::driver::run()
+    crate::console_server::run()
 }
 
 /// Masks every I/O APIC input, then routes the keyboard (ISA IRQ 1) and COM1 (ISA IRQ 4) to this core.
-fn route_isa_interrupts(platform: &platform::acpi::Platform) {
+fn route_isa_interrupts(machine: &firmware::acpi::Machine) {
     let me = percpu::current().apic_id;
     let mut io_apics = alloc::vec::Vec::new();
-    for info in &platform.io_apics {
+    for info in &machine.io_apics {
         match memory::paging::map_mmio(PhysAddr::new(info.address), 4096) {
             // SAFETY: `mapped` is a fresh uncached mapping of this I/O APIC's register page, used only here.
             Ok(mapped) => io_apics.push((info.gsi_base, unsafe { io_apic::IoApic::new(mapped, info.gsi_base) })),
@@ -96,7 +98,7 @@ fn route_isa_interrupts(platform: &platform::acpi::Platform) {
     }
     io_apics.iter_mut().for_each(|(_, a)| a.mask_all());
     for (irq, vector, name) in [(1u8, KEYBOARD_VECTOR, "keyboard"), (4, SERIAL_VECTOR, "serial")] {
-        let route = platform.isa_route(irq);
+        let route = machine.isa_route(irq);
         let serving = io_apics.iter_mut().filter(|(base, _)| *base <= route.gsi).max_by_key(|(base, _)| *base);
         let result = match serving {
             Some((_, io_apic)) => io_apic.route(route.gsi, vector, me, route.polarity, route.trigger),

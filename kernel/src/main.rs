@@ -1,13 +1,17 @@
 //! The Plurality kernel: the trusted base that runs in ring 0, one instance per core.
 //!
 //! The bootloader (`bootloader_api`) hands over in long mode with the kernel mapped, a physical-memory window
-//! and a memory map; [`boot::start`] brings the machine up and ends in the console. Code that touches the
-//! hardware directly lives in `arch/` and `platform/`; memory in `memory/`; the console in `console/`;
-//! exception and device interrupts in `interrupts/`; starting and stopping the other cores in `smp`; in-kernel
-//! tests in `selftest/`.
+//! and a memory map; [`boot::start`] brings the machine up and ends in the console server.
 //!
-//! Invariants: no module outside `arch/`, `memory/`, `interrupts/`, `platform/`, `percpu`, `smp` and `sync` uses
-//! `unsafe`; every unsafe block states why it is sound in a `// SAFETY:` line.
+//! The modules form layers, listed below from the bottom up (docs/architecture.md, "Layers"). A module uses
+//! only modules of its own layer or of lower ones; a lower layer reaches a higher one only through a hook that
+//! the higher layer installs at boot (the SIP endings of `exec`, the CALL interrupt's handler of `interrupts`,
+//! the start-up hooks of `smp`, the typed per-core slots of `percpu`, the requests `ipc` carries). The host
+//! test `tests/kernel_layers.rs` holds the same table and fails on any path that goes up or any cycle.
+//!
+//! Invariants: `unsafe` appears only where hardware, raw memory or the context switch demand it (`arch`,
+//! `sync`, `memory`, `firmware`, `percpu`, `exec`, `sched`, the console's ports, `power`, `interrupts`, `ipc`,
+//! `smp`, `sip`'s hand-over of channel ends, `boot`); every unsafe block states why it is sound in a `// SAFETY:` line.
 #![no_std]
 #![no_main]
 // `extern "x86-interrupt"` handlers: the only way to get a correct interrupt frame without hand-written asm.
@@ -15,24 +19,39 @@
 
 extern crate alloc;
 
+// Base: the CPU and its controllers, locks, and the self-test registry.
 mod arch;
-mod boot;
-mod console;
-mod exec;
-mod interrupts;
-mod ipc;
-mod memory;
-mod panic;
-mod percpu;
-mod platform;
-mod power;
-mod sched;
 mod selftest;
-mod services;
-mod sip;
-mod smp;
 mod sync;
+// Memory: frames, page tables, the kernel heap, arenas, thread stacks.
+mod memory;
+// Firmware: ACPI tables and QEMU's fw_cfg.
+mod firmware;
+// Per-core records and their slots.
+mod percpu;
+// Execution: time, and the account the running code is on (with the global allocator).
+mod exec;
 mod time;
+// The core table and stopping the cores.
+mod cores;
+// Scheduling: threads and their switches.
+mod sched;
+// Devices: the console and power.
+mod console;
+mod power;
+// Interrupts: the IDT, exception and device handlers.
+mod interrupts;
+// Inter-process and inter-core transport: the exchange heap, blocking, inter-core lanes.
+mod ipc;
+// The other cores: start-up and monitors.
+mod smp;
+// Software-isolated processes.
+mod sip;
+// Glue at the top: the console server, the panic handler, the linked services, and boot.
+mod boot;
+mod console_server;
+mod panic;
+mod services;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 

@@ -6,7 +6,7 @@
 //! printing, may hold it), and to the framebuffer if its lock is free.
 //!
 //! On a machine with several cores, the first core to panic owns the report: it halts every other core by NMI
-//! first (`smp::halt_other_cores_now`), so nothing else prints into its report or keeps running, then prints and
+//! first (`cores::halt_other_cores_now`), so nothing else prints into its report or keeps running, then prints and
 //! exits. A core that panics while another one is already reporting just halts.
 
 use core::panic::PanicInfo;
@@ -24,7 +24,7 @@ fn panic(info: &PanicInfo) -> ! {
     x86_64::instructions::interrupts::disable();
     let cpu = crate::percpu::current_index();
     match PANICKING.compare_exchange(0, cpu + 1, Ordering::SeqCst, Ordering::SeqCst) {
-        Ok(_) => crate::smp::halt_other_cores_now(),
+        Ok(_) => crate::cores::halt_other_cores_now(),
         Err(owner) if owner == cpu + 1 => {
             // A panic while reporting a panic: say the least possible and stop.
             crate::console::emergency_print(format_args!("\nKERNEL PANIC on cpu {cpu} (nested): {}\n", info.message()));
@@ -32,7 +32,7 @@ fn panic(info: &PanicInfo) -> ! {
             crate::arch::cpu::halt_forever();
         }
         // Another core is reporting its panic and stopping the machine: leave the report to it.
-        Err(_) => crate::smp::park_this_core(),
+        Err(_) => crate::cores::park_this_core(),
     }
     match info.location() {
         Some(at) => crate::console::emergency_print(format_args!(

@@ -1,4 +1,13 @@
-//! Per-CPU data, reached through the GS base register from the first line of the kernel on.
+//! Per-CPU data, reached through the GS base register from the first line of the kernel on: each core's
+//! identity, the per-core words the layers above keep, and one slot for each higher layer's per-core state.
+//!
+//! This layer knows nothing of the layers above it. They keep their per-core state here in two ways: plain
+//! atomic words, declared in [`PerCpu`] and documented with the layer that keeps them (the account and stack
+//! limit of `exec`, the running thread of `sched`, the tick count of `time`), and typed slots ([`CoreLocal`])
+//! for state of a type this layer cannot name (a core's scheduler, its process table). A slot is storage inline
+//! in the record, so reaching it costs nothing more than a field; its value is made by the owning layer's
+//! constructor, which boot hands to [`init_bsp`] and which runs for every record before the record can be
+//! reached.
 //!
 //! Every core gets one [`PerCpu`] that only it writes; other cores may read its counters. The GS base of a core
 //! points at its record, whose first word points at itself, so `current()` is one `mov` from `gs:0`. The boot
@@ -7,12 +16,12 @@
 //! trampoline can point GS at it before the first line of Rust runs.
 //!
 //! Every record is also listed by its dense index ([`by_index`]) so that reports (`cpus`) and shutdown can reach
-//! all cores. Another core may read a record's atomics and briefly take its locks for a report; only the owning
-//! core changes its scheduler's queues.
+//! all cores. Another core may read a record's atomics and briefly take the locks in its slots for a report;
+//! only the owning core changes its scheduler's queues.
 
-use crate::sched::Scheduler;
-use crate::sync::IrqMutex;
 use alloc::boxed::Box;
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use cpu_rings::{CpuTables, IstStacks};
 use x86_64::VirtAddr;
@@ -28,29 +37,28 @@ pub struct PerCpu {
     pub index: u32,
     /// Local APIC ID of this core.
     pub apic_id: u32,
-    /// Local APIC timer interrupts taken on this core.
-    pub timer_ticks: AtomicU64,
     /// This core's GDT/TSS, loaded by `cpu-rings`.
     pub tables: &'static CpuTables,
-    /// This core's scheduler (used only by this core; the lock keeps its own interrupt handlers out).
-    pub scheduler: IrqMutex<Scheduler>,
-    /// Who the running thread works for: 0 = kernel, SIP id + 1 otherwise (`sched::owner_code`).
+    /// The slots of [`CoreLocal`] values, by [`LocalName`]; every one initialised before the record is reachable.
+    locals: [LocalStorage; LOCALS],
+    /// `time`: local APIC timer interrupts taken on this core.
+    pub timer_ticks: AtomicU64,
+    /// `exec`: who the running thread works for, as `exec::Account::word` (0 = kernel, SIP id + 1 otherwise).
     pub current_owner: AtomicU64,
-    /// The running thread's kernel-mode nesting depth (`exec`); saved per thread on every switch.
+    /// `exec`: the running thread's kernel-mode nesting depth; saved per thread on every switch.
     pub kernel_depth: AtomicU32,
-    /// Address of the running thread's SIP arena (0 for kernel threads); the allocator routes by it.
+    /// `exec`: address of the running thread's SIP arena (0 for kernel threads); the allocator routes by it.
     pub current_arena: AtomicUsize,
-    /// The running thread's stack limit: for a SIP thread the upper end of its kernel reserve (stack bottom +
-    /// `sched::stack::KERNEL_RESERVE`), below which its own code must not go; 0 for kernel threads. Kept by the
+    /// `exec`: the running thread's stack limit: for a SIP thread the upper end of its kernel reserve (stack bottom +
+    /// `memory::stacks::KERNEL_RESERVE`), below which its own code must not go; 0 for kernel threads. Kept by the
     /// switch; read on every kernel entry (`exec`), by the allocator in SIP mode and by the timer tick.
     pub stack_limit: AtomicU64,
-    /// The SIPs this core runs.
-    pub sips: IrqMutex<crate::sip::Table>,
-    /// Id of the thread running on this core (0 before the scheduler starts); kept by the switch.
+    /// `sched`: id of the thread running on this core (0 before the scheduler starts); kept by the switch.
     pub current_thread: AtomicU64,
-    /// Exited threads waiting to be freed by the next thread to run (a hint read without the scheduler lock).
+    /// `sched`: exited threads waiting to be freed by the next thread to run (a hint read without the scheduler
+    /// lock).
     pub dead_threads: AtomicUsize,
-    /// The running thread is doomed (`sched::doom`); kept by the switch, read when it leaves kernel mode.
+    /// `exec`: the running thread is doomed (`sched::doom`); kept by the switch, read when it leaves kernel mode.
     pub current_doomed: AtomicBool,
 }
 
@@ -67,18 +75,113 @@ impl PerCpu {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
             index,
             apic_id,
-            timer_ticks: AtomicU64::new(0),
             tables,
-            scheduler: IrqMutex::new(Scheduler::new()),
+            locals: [const { LocalStorage(UnsafeCell::new(MaybeUninit::uninit())) }; LOCALS],
+            timer_ticks: AtomicU64::new(0),
             current_owner: AtomicU64::new(0),
             kernel_depth: AtomicU32::new(0),
             current_arena: AtomicUsize::new(0),
             stack_limit: AtomicU64::new(0),
-            sips: IrqMutex::new(crate::sip::Table::new()),
             current_thread: AtomicU64::new(0),
             dead_threads: AtomicUsize::new(0),
             current_doomed: AtomicBool::new(false),
         }
+    }
+}
+
+/// The slots of [`PerCpu`] for state of higher layers: one name per layer that keeps a [`CoreLocal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalName {
+    /// `sched`: the core's scheduler.
+    Scheduler,
+    /// `sip`: the core's process table.
+    Processes,
+}
+
+/// How many [`LocalName`]s there are.
+const LOCALS: usize = 2;
+
+/// Bytes of one slot: room for the largest per-core value of a higher layer (a scheduler).
+const LOCAL_BYTES: usize = 256;
+/// Alignment of every slot.
+const LOCAL_ALIGN: usize = 64;
+
+/// One slot's storage: written once, by its constructor, before the record is reachable; read only as the `T`
+/// of its [`CoreLocal`] from then on.
+#[repr(C, align(64))]
+struct LocalStorage(UnsafeCell<MaybeUninit<[u8; LOCAL_BYTES]>>);
+
+// SAFETY: the bytes are written only while the record is being made (by one core, before anyone else can reach
+// the record) and afterwards only reached as `&T` through a `CoreLocal<T>`, which requires `T: Sync`.
+unsafe impl Sync for LocalStorage {}
+
+/// A value of type `T` per core, kept by a higher layer in the slot `name` of every core's record: the layer's
+/// typed handle on state this layer cannot name. Reaching it is a field access on the record.
+pub struct CoreLocal<T: 'static> {
+    name: LocalName,
+    make: fn() -> T,
+}
+
+impl<T: Sync + 'static> CoreLocal<T> {
+    /// The handle on slot `name`, whose value on each core `make` builds when the core's record is made.
+    ///
+    /// # Safety
+    /// No other `CoreLocal` in the kernel uses `name`, so every value stored in that slot is a `T`.
+    pub const unsafe fn new(name: LocalName, make: fn() -> T) -> Self {
+        assert!(size_of::<T>() <= LOCAL_BYTES && align_of::<T>() <= LOCAL_ALIGN, "a per-core value outgrows its slot");
+        Self { name, make }
+    }
+
+    /// The value of core `cpu`.
+    #[inline(always)]
+    pub fn get(&self, cpu: &PerCpu) -> &T {
+        let storage: &LocalStorage = &cpu.locals[self.name as usize];
+        // A cast of references, not a dereference of a raw pointer: the alignment is a property of the storage's
+        // type, with nothing to check at run time (a raw-pointer dereference is checked on every call).
+        #[allow(clippy::transmute_ptr_to_ptr, reason = "see above: no alignment check on the hot path")]
+        // SAFETY: every slot of a reachable record holds the value its constructor made (`init_bsp` refuses a
+        // list that does not cover every name once; `new_ap` uses the same list), the slot's only `CoreLocal` is
+        // this one (`new`'s contract), so the value is a `T`; the storage is 64-byte aligned and large enough
+        // (checked in `new`), and `T: Sync`.
+        unsafe {
+            core::mem::transmute::<&LocalStorage, &T>(storage)
+        }
+    }
+}
+
+/// A [`CoreLocal`] with its type erased: what [`init_bsp`] is given.
+pub trait LocalConstructor: Sync {
+    /// The slot it fills.
+    fn name(&self) -> LocalName;
+    /// Writes the value of a new record's slot.
+    ///
+    /// # Safety
+    /// `record` is being made: no one else can reach it, and its slot `name()` was not written yet.
+    unsafe fn construct(&self, record: &PerCpu);
+}
+
+impl<T: Sync + 'static> LocalConstructor for CoreLocal<T> {
+    fn name(&self) -> LocalName {
+        self.name
+    }
+
+    unsafe fn construct(&self, record: &PerCpu) {
+        let slot = record.locals[self.name as usize].0.get().cast::<T>();
+        // SAFETY: per the caller, nobody else reaches the record, so the write is unique; the slot is large and
+        // aligned enough for a `T` (checked in `new`).
+        unsafe { slot.write((self.make)()) };
+    }
+}
+
+/// The constructors of every slot, in [`LocalName`] order (set by [`init_bsp`]).
+static CONSTRUCTORS: spin::Once<[&'static dyn LocalConstructor; LOCALS]> = spin::Once::new();
+
+/// Fills every slot of `record`, which is being made (see [`LocalConstructor::construct`]).
+fn construct_locals(record: &PerCpu) {
+    let constructors = CONSTRUCTORS.get().unwrap_or_else(|| panic!("a per-CPU record made before percpu::init_bsp"));
+    for constructor in constructors {
+        // SAFETY: `record` is being made by the caller and is not reachable yet; each slot is written once.
+        unsafe { constructor.construct(record) };
     }
 }
 
@@ -87,9 +190,18 @@ static mut BSP_TABLES: CpuTables = CpuTables::empty();
 static BSP: spin::Once<PerCpu> = spin::Once::new();
 static BSP_READY: AtomicBool = AtomicBool::new(false);
 
-/// Builds and loads the boot core's GDT/TSS and points GS at its per-CPU record. Call once, first thing.
-pub fn init_bsp() {
+/// Builds and loads the boot core's GDT/TSS and points GS at its per-CPU record, whose slots (and every later
+/// record's) `locals` fill: one constructor for each [`LocalName`]. Call once, first thing.
+pub fn init_bsp(locals: [&'static dyn LocalConstructor; LOCALS]) {
     assert!(!BSP_READY.load(Ordering::Relaxed), "percpu::init_bsp called twice");
+    for (i, constructor) in locals.iter().enumerate() {
+        assert!(
+            constructor.name() as usize == i,
+            "percpu::init_bsp: slot {i} is given {:?}'s constructor",
+            constructor.name()
+        );
+    }
+    CONSTRUCTORS.call_once(|| locals);
     // SAFETY: runs once on the boot core before anything else can reach BSP_TABLES (the assert above), so the
     // mutable reference is unique.
     let tables = unsafe { &mut *core::ptr::addr_of_mut!(BSP_TABLES) };
@@ -98,7 +210,11 @@ pub fn init_bsp() {
     // SAFETY: first load of the boot core's tables, on the boot core, interrupts off; the IST stacks are the
     // boot core's own.
     unsafe { tables.load() };
-    let record = BSP.call_once(|| PerCpu::new(0, crate::arch::cpu::apic_id_from_cpuid(), tables));
+    let record = BSP.call_once(|| {
+        let record = PerCpu::new(0, crate::arch::cpu::apic_id_from_cpuid(), tables);
+        construct_locals(&record);
+        record
+    });
     let addr = record as *const PerCpu;
     record.self_ptr.store(addr.cast_mut(), Ordering::Release);
     RECORDS[0].store(addr.cast_mut(), Ordering::Release);
@@ -125,6 +241,7 @@ pub fn new_ap(index: u32, apic_id: u32) -> Result<&'static PerCpu, ApRecordError
     let stacks: &'static IstStacks = Box::leak(unsafe { Box::<IstStacks>::new_zeroed().assume_init() });
     let tables = Box::leak(Box::new(CpuTables::empty())).init(stacks);
     let record = Box::leak(Box::new(PerCpu::new(index, apic_id, tables)));
+    construct_locals(record);
     let addr = record as *mut PerCpu;
     record.self_ptr.store(addr, Ordering::Release);
     slot.store(record as *mut PerCpu, Ordering::Release);

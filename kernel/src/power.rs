@@ -3,7 +3,7 @@
 //! The runner always attaches QEMU's `isa-debug-exit` device at port 0xf4, which ends QEMU with status
 //! `(code << 1) | 1`; on a machine (or QEMU) without it the write does nothing and ACPI S5 follows.
 //!
-//! Before leaving, every other core is stopped (`smp::stop_other_cores`), so nothing runs while the machine
+//! Before leaving, every other core is stopped (`cores::stop_other_cores`), so nothing runs while the machine
 //! powers off and no core is left holding a lock the leaving core needs.
 
 use x86_64::instructions::port::Port;
@@ -33,16 +33,19 @@ pub fn exit_qemu(code: ExitCode) {
 /// Shuts the machine down cleanly: other cores stopped, then exit device, then ACPI S5, then halt.
 pub fn shutdown() -> ! {
     crate::println!("Shutting down.");
-    match crate::smp::stop_other_cores() {
-        crate::smp::Stopped { cores: 0, .. } => {}
+    // A core about to be stopped by NMI may hold the console's lock: write around it.
+    let before_nmi =
+        |core| crate::console::emergency_print(format_args!("cpu {core} did not stop; sending it an NMI\n"));
+    match crate::cores::stop_other_cores(before_nmi) {
+        crate::cores::Stopped { cores: 0, .. } => {}
         // A core stopped by NMI may hold the console's lock: write around it.
-        crate::smp::Stopped { cores, forced: true } => {
+        crate::cores::Stopped { cores, forced: true } => {
             crate::console::emergency_print(format_args!("stopped {cores} other core(s), some by NMI\n"));
         }
-        crate::smp::Stopped { cores, forced: false } => log::info!("stopped {cores} other core(s)"),
+        crate::cores::Stopped { cores, forced: false } => log::info!("stopped {cores} other core(s)"),
     }
     exit_qemu(ExitCode::Success);
-    if let Err(e) = crate::platform::acpi::power_off() {
+    if let Err(e) = crate::firmware::acpi::power_off() {
         crate::println!("ACPI power-off unavailable ({e:?}); it is now safe to turn off the machine.");
     }
     crate::arch::cpu::halt_forever()

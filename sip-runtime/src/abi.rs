@@ -77,7 +77,7 @@ impl fmt::Display for SpawnError {
             Self::BadManifest(e) => write!(f, "manifest rejected: {e}"),
             Self::OutOfMemory => f.write_str("out of memory"),
             Self::NotPermitted => f.write_str("not permitted (needs the ProcessControl capability)"),
-            Self::NoSuchCore => f.write_str("no such core, or it does not take SIPs yet"),
+            Self::NoSuchCore => f.write_str("no such core, or it is not online"),
             Self::ArgumentsTooLong => write!(f, "arguments longer than {MAX_ARGS_LEN} bytes"),
             Self::TooManyThreads => f.write_str("the SIP runs as many threads as its policy allows"),
         }

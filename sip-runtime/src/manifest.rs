@@ -10,7 +10,7 @@ pub static MANIFESTS: [Manifest];
 /// Upper bound of `heap_quota` the kernel accepts (a SIP's arena slot).
 pub const MAX_HEAP_QUOTA: usize = 64 << 20;
 /// Upper bound of `stack_size`: a 1 MiB stack slot less its 4 KiB guard page and the 8 KiB kernel reserve that
-/// the kernel adds below every SIP thread's stack for its own code (`KERNEL_RESERVE`, kernel/src/sched/stack.rs).
+/// the kernel adds below every SIP thread's stack for its own code (`KERNEL_RESERVE`, kernel/src/memory/stacks.rs).
 pub const MAX_STACK_SIZE: usize = 1012 * 1024;
 /// Smallest `stack_size` the kernel accepts: less cannot hold the entry frames.
 pub const MIN_STACK_SIZE: usize = 8 * 1024;

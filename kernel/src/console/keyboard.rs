@@ -1,7 +1,7 @@
-//! The PS/2 keyboard: scancodes from the interrupt handler, decoded by `pc-keyboard` in the shell's context.
+//! The PS/2 keyboard: scancodes from the interrupt handler, decoded by `pc-keyboard` on the reading thread.
 //!
 //! The interrupt handler only reads the scancode byte and queues it; decoding (which keeps modifier state) runs
-//! in the console loop. Decoded characters become UTF-8 bytes for the same line editor as the serial port.
+//! in the console's reader (`reader`), on the console server's thread. Decoded characters become UTF-8 bytes for the same line editor as the serial port.
 
 use crossbeam_queue::ArrayQueue;
 use pc_keyboard::{DecodedKey, HandleControl, PS2Keyboard, ScancodeSet1, layouts::Us104Key};

@@ -1,16 +1,16 @@
-//! The console: text out to the serial port and the framebuffer, lines in from the serial port and the PS/2
-//! keyboard, served to the shell SIP over the Console contract by [`driver::run`]. The commands themselves live in
-//! the shell (`services/shell`).
+//! The console's devices: text out to the serial port and the framebuffer, lines in from the serial port and the
+//! PS/2 keyboard (`reader`), and the kernel's logger. The shell SIP is served over the Console contract one layer
+//! up (`console_server`); the commands themselves live in the shell (`services/shell`).
 //!
 //! Output goes to both devices under their own locks, taken with interrupts off (`sync::IrqMutex`), so a log
 //! line from an interrupt handler can never deadlock against the console. Input arrives from interrupt
 //! handlers through lock-free queues and is consumed by the driver with interrupts on.
 
-pub mod driver;
 pub mod framebuffer;
 pub mod keyboard;
 pub mod line_editor;
 pub mod logger;
+pub mod reader;
 pub mod serial;
 
 use core::fmt::{self, Write};
@@ -18,6 +18,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The thread that reads console input (0: none yet); input interrupts wake it.
 static READER: AtomicU64 = AtomicU64::new(0);
+
+/// Makes `thread` the one that input interrupts wake (the console server's).
+pub fn set_reader(thread: crate::sched::ThreadId) {
+    READER.store(thread.0, Ordering::Relaxed);
+}
 
 /// Called by the input interrupt handlers after queueing input.
 pub fn wake_reader() {

@@ -1,4 +1,4 @@
-//! COM1, the primary console: `uart_16550` drives the UART; received bytes reach the shell through a queue.
+//! COM1, the primary console: `uart_16550` drives the UART; received bytes reach the console's reader through a queue.
 //!
 //! The receive interrupt moves bytes from the UART FIFO into [`INPUT`]. If the queue is full the bytes stay in
 //! the UART, whose full FIFO makes QEMU hold back further input (no loss), and [`poll`] picks them up.
@@ -12,7 +12,7 @@ use uart_16550::spec::registers::IER;
 use x86_64::instructions::port::Port;
 
 const COM1: u16 = 0x3f8;
-/// Bytes buffered between the interrupt handler and the shell.
+/// Bytes buffered between the interrupt handler and the console's reader.
 const INPUT_CAPACITY: usize = 4096;
 
 static UART: IrqMutex<Option<Uart16550Tty<PioBackend>>> = IrqMutex::new(None);

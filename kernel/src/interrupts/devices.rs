@@ -9,9 +9,9 @@
 //! handler); the timer preempts by having the interrupted thread yield on its own stack after the `iretq`
 //! (`sched::on_timer_tick`).
 
-use super::{
+use super::on_ist;
+use crate::arch::vectors::{
     APIC_ERROR_VECTOR, APIC_SPURIOUS_VECTOR, CALL_VECTOR, KEYBOARD_VECTOR, SERIAL_VECTOR, STOP_VECTOR, TIMER_VECTOR,
-    on_ist,
 };
 use crate::arch::{apic, pic};
 use cpu_rings::IstSlot;
@@ -43,13 +43,25 @@ extern "x86-interrupt" fn apic_error(_frame: InterruptStackFrame) {
 /// Another core asks this one to stop (shutdown). Interrupts are off in the handler, so this core holds no
 /// `IrqMutex` now: it stops at a point where it owns no shared lock. No EOI: it never takes another interrupt.
 extern "x86-interrupt" fn stop(_frame: InterruptStackFrame) {
-    crate::smp::park_this_core()
+    crate::cores::park_this_core()
 }
 
-/// A job was posted to this core's mailbox: wake the core's monitor thread to run it.
+/// What the CALL inter-processor interrupt does: installed by the layer that sends it (`smp`), which this one
+/// does not name.
+static CALL_HANDLER: spin::Once<fn()> = spin::Once::new();
+
+/// Installs what the CALL inter-processor interrupt does on every core (once, at boot, before another core can
+/// send it).
+pub fn set_call_handler(handler: fn()) {
+    CALL_HANDLER.call_once(|| handler);
+}
+
+/// Another core sent messages or posted a job here: its handler hands them on.
 extern "x86-interrupt" fn call(_frame: InterruptStackFrame) {
     apic::end_of_interrupt();
-    crate::smp::on_call_interrupt();
+    if let Some(handler) = CALL_HANDLER.get() {
+        handler();
+    }
 }
 
 /// Spurious interrupts (APIC or a masked PIC) must not be acknowledged.

@@ -1,8 +1,8 @@
 //! CPU exception handlers: every exception is reported with vector, RIP, error code, CR2 and CPU.
 //!
 //! A breakpoint is reported and returns (the self-tests use it to prove recovery). An exception raised by SIP
-//! code (SIP mode) ends that SIP alone, with a stack overflow recognised by the faulting address lying below
-//! the thread's stack. Every other exception is fatal: the report becomes the panic message, so it reaches the
+//! code (SIP mode) ends that SIP alone (through `exec::end_sip_for_fault`, the ending the SIP layer installs),
+//! with a stack overflow recognised by the faulting address lying below the thread's stack. Every other exception is fatal: the report becomes the panic message, so it reaches the
 //! serial port and the runner sees a failure exit.
 
 use super::on_ist;
@@ -27,7 +27,7 @@ fn fatal(name: &str, vector: u8, frame: &InterruptStackFrame, error_code: Option
 
 /// Ends the SIP whose code took the exception. Never returns.
 fn sip_fault(name: &str, vector: u8, frame: &InterruptStackFrame, error_code: Option<u64>) -> ! {
-    let _kernel = crate::exec::KernelMode::enter();
+    let _kernel = crate::exec::KernelAccount::enter();
     let cr2 = Cr2::read_raw();
     let rip = frame.instruction_pointer.as_u64();
     let overflow =
@@ -40,7 +40,7 @@ fn sip_fault(name: &str, vector: u8, frame: &InterruptStackFrame, error_code: Op
             None => alloc::format!("{name} at rip {rip:#x}"),
         }
     };
-    crate::sip::on_exception(description)
+    crate::exec::end_sip_for_fault(description)
 }
 
 /// Stops the machine with a full report: the exception interrupted kernel code, or is not any SIP's doing.
@@ -112,8 +112,8 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
 extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
     // Another core is stopping the machine (a panic there) and reaches this one by NMI, which arrives even
     // when this core spins with interrupts off.
-    if crate::smp::stop_requested() {
-        crate::smp::park_this_core();
+    if crate::cores::stop_requested() {
+        crate::cores::park_this_core();
     }
     machine_fault("non-maskable interrupt", 2, &frame, None)
 }

@@ -1,8 +1,8 @@
 //! The interrupt descriptor table: every CPU exception reported, device interrupts dispatched.
 //!
-//! Vector map: 0-31 CPU exceptions (`exceptions`); 0x20-0x2f the masked legacy PICs (only their spurious
-//! vectors can fire); 0x30 and up the APIC-delivered device interrupts (`devices`); 0xf0 and 0xf1 the
-//! inter-processor "stop" and "call" interrupts; 0xfe APIC error, 0xff APIC spurious.
+//! The vector map is `arch::vectors`: 0-31 CPU exceptions (`exceptions`); 0x20-0x2f the masked legacy PICs
+//! (only their spurious vectors can fire); 0x30 and up the APIC-delivered device interrupts (`devices`); 0xf0
+//! and 0xf1 the inter-processor "stop" and "call" interrupts; 0xfe APIC error, 0xff APIC spurious.
 //!
 //! Each core has an IDT of its own: the boot core's is static (loaded before the heap exists), each application
 //! processor builds one on the heap ([`load_own`]). Their contents are the same today, but a core's table is
@@ -13,23 +13,10 @@
 mod devices;
 mod exceptions;
 
+pub use devices::set_call_handler;
+
 use cpu_rings::IstSlot;
 use x86_64::structures::idt::{EntryOptions, InterruptDescriptorTable};
-
-/// Local APIC timer.
-pub const TIMER_VECTOR: u8 = 0x30;
-/// PS/2 keyboard (ISA IRQ 1).
-pub const KEYBOARD_VECTOR: u8 = 0x31;
-/// COM1 serial port (ISA IRQ 4).
-pub const SERIAL_VECTOR: u8 = 0x32;
-/// Inter-processor: stop this core (shutdown).
-pub const STOP_VECTOR: u8 = 0xf0;
-/// Inter-processor: a job waits in this core's mailbox (`smp::run_on`).
-pub const CALL_VECTOR: u8 = 0xf1;
-/// Local APIC error.
-pub const APIC_ERROR_VECTOR: u8 = 0xfe;
-/// Local APIC spurious interrupt.
-pub const APIC_SPURIOUS_VECTOR: u8 = 0xff;
 
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
 

@@ -3,10 +3,10 @@
 //! A wake token is the thread id and its core packed into one word (plain data: a ring keeps it in shared
 //! memory, and waking never follows a pointer found there). Waking a thread of this core calls `sched::wake`,
 //! which remembers a wake that arrives before the park (token semantics); a thread of another core is woken
-//! by a message to that core (`ipc::intercore::send_wake`, one push and an IPI). A token that names no core or
+//! by a message to that core (`ipc::intercore::wake`: one push and an IPI). A token that names no core or
 //! no thread wakes nobody.
 
-use crate::exec::KernelMode;
+use crate::exec::KernelAccount;
 use crate::sched::{self, ThreadId};
 use channels::platform::Blocking;
 
@@ -35,7 +35,7 @@ impl Blocking for SchedulerBlocking {
     }
 
     fn park(&self) {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         // A thread parked in a receive holds nothing of the kernel's: a kill may end it right there.
         sched::block_current_cuttable();
     }

@@ -4,8 +4,9 @@
 //! Every operation identifies its caller itself: the SIP whose code runs (SIP mode), or the kernel (kernel
 //! code, even on a SIP's thread). The ledger checks every ownership change against its records; a change the
 //! records refuse cannot come from safe code through `channels`, so it is treated as the calling SIP's fault
-//! and ends it (a kernel caller with a refused change is a kernel bug: panic). Each SIP is charged for what it
-//! holds and sends, up to its exchange quota from the kernel's policy (`sip::policy`).
+//! and ends it (a kernel caller with a refused change is a kernel bug: panic). Every block is charged to a
+//! payer (the SIP that allocated it, then whoever receives or opens it), and a channel to the SIP that made it
+//! until it is freed, up to each SIP's exchange quota from the kernel's policy (`sip::policy`).
 //!
 //! When a SIP ends, [`reclaim`] frees everything it holds and closes its endpoints from the records alone: no
 //! destructor, no function pointer found in exchange memory, no walk over its data runs. Closing a side for a
@@ -14,7 +15,7 @@
 //!
 //! Not here: the rings and the walks (crate `channels`), the policy (`sip::policy`).
 
-use crate::exec::{self, KernelMode};
+use crate::exec::{self, KernelAccount};
 use crate::memory::frames::Use;
 use crate::memory::heap::GrowingHeap;
 use crate::memory::layout::{EXCHANGE_MAX, EXCHANGE_START};
@@ -48,7 +49,7 @@ fn caller() -> Owner {
 /// Ends the caller for breaking the records' rules (after every lock is released).
 fn refused(by: Owner, violation: Violation) -> ! {
     match by.sip_id() {
-        Some(_) => crate::sip::end_current(crate::sip::EndReason::Fault(alloc::format!("{violation}"))),
+        Some(_) => exec::end_sip_for_fault(alloc::format!("{violation}")),
         None => panic!("the kernel broke the exchange records' rules: {violation}"),
     }
 }
@@ -74,7 +75,7 @@ fn finish(ledger: IrqMutexGuard<'_, Ledger>, release: Release) {
 unsafe impl Exchange for KernelExchange {
     fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let owner = caller();
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         LEDGER.lock().charge(owner, layout).map_err(|_| AllocError)?;
         // SAFETY: `layout` is non-zero-sized (trait contract); TalcLock is a sound GlobalAlloc.
         let Some(block) = NonNull::new(unsafe { MEMORY.alloc(layout) }) else {
@@ -88,7 +89,7 @@ unsafe impl Exchange for KernelExchange {
 
     unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
         let owner = caller();
-        let kernel = KernelMode::enter();
+        let kernel = KernelAccount::enter();
         let mut ledger = LEDGER.lock();
         match ledger.free(block.addr().get(), owner) {
             // The block is the release's first: freed with the layout the records kept (which the caller's
@@ -107,7 +108,7 @@ unsafe impl Exchange for KernelExchange {
 
     fn open(&self, channel: ChannelId) {
         let owner = caller();
-        let kernel = KernelMode::enter();
+        let kernel = KernelAccount::enter();
         let result = LEDGER.lock().open(channel, owner);
         if let Err(violation) = result {
             drop(kernel);
@@ -117,7 +118,7 @@ unsafe impl Exchange for KernelExchange {
 
     fn send(&self, item: Item, ring: RingId) {
         let owner = caller();
-        let kernel = KernelMode::enter();
+        let kernel = KernelAccount::enter();
         let result = LEDGER.lock().send(item, ring, owner);
         if let Err(violation) = result {
             drop(kernel);
@@ -127,7 +128,7 @@ unsafe impl Exchange for KernelExchange {
 
     fn receive(&self, item: Item, ring: RingId) -> bool {
         let owner = caller();
-        let kernel = KernelMode::enter();
+        let kernel = KernelAccount::enter();
         let result = LEDGER.lock().receive(item, ring, owner);
         match result {
             Ok(within_quota) => within_quota,
@@ -139,7 +140,7 @@ unsafe impl Exchange for KernelExchange {
     }
 
     fn give(&self, item: Item, from: Owner, to: Owner) {
-        let kernel = KernelMode::enter();
+        let kernel = KernelAccount::enter();
         let result = LEDGER.lock().give(item, from, to);
         if let Err(violation) = result {
             drop(kernel);
@@ -150,7 +151,7 @@ unsafe impl Exchange for KernelExchange {
 
     fn seal(&self, item: Item, capsule: NonNull<u8>) {
         let owner = caller();
-        let kernel = KernelMode::enter();
+        let kernel = KernelAccount::enter();
         let result = LEDGER.lock().seal(item, capsule.addr().get(), owner);
         if let Err(violation) = result {
             drop(kernel);
@@ -160,7 +161,7 @@ unsafe impl Exchange for KernelExchange {
 
     fn unseal(&self, capsule: NonNull<u8>) -> bool {
         let owner = caller();
-        let kernel = KernelMode::enter();
+        let kernel = KernelAccount::enter();
         let result = LEDGER.lock().unseal(capsule.addr().get(), owner);
         match result {
             Ok(opened) => opened,
@@ -173,7 +174,7 @@ unsafe impl Exchange for KernelExchange {
 
     fn release(&self, side: Side) {
         let owner = caller();
-        let kernel = KernelMode::enter();
+        let kernel = KernelAccount::enter();
         let mut ledger = LEDGER.lock();
         match ledger.release(side, owner) {
             Ok(release) => finish(ledger, release),
@@ -190,7 +191,7 @@ unsafe impl Exchange for KernelExchange {
 /// returns (blocks, bytes) it held. Its account keeps the charges of what it paid for that still lives
 /// (messages it sent that wait in rings, channels it made), without a quota.
 pub fn reclaim(owner: Owner) -> (usize, usize) {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     let mut ledger = LEDGER.lock();
     let held = ledger.held_by(owner);
     let release = ledger.reclaim(owner);
@@ -201,43 +202,43 @@ pub fn reclaim(owner: Owner) -> (usize, usize) {
 
 /// Sets `owner`'s exchange quota (at spawn, from the policy).
 pub fn set_quota(owner: Owner, bytes: usize) {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     LEDGER.lock().set_quota(owner, bytes);
 }
 
 /// Whether one of `owner`'s exchange allocations was refused for its quota.
 pub fn quota_refused(owner: Owner) -> bool {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     LEDGER.lock().quota_refused(owner)
 }
 
 /// Every live channel: its serial number and who holds each side (`None`: that side's endpoint is gone).
 pub fn channels() -> Vec<(u64, [Option<Holder>; 2])> {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     LEDGER.lock().channels()
 }
 
 /// How many channel ends `owner` holds (for `ps`).
 pub fn channel_ends_of(owner: Owner) -> usize {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     LEDGER.lock().sides_held_by(owner)
 }
 
 /// Blocks and bytes charged to `owner` (its own blocks, messages it sent still in rings, channels it made).
 pub fn charged_to(owner: Owner) -> (usize, usize) {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     LEDGER.lock().charged(owner)
 }
 
 /// Blocks and bytes `owner` holds.
 pub fn held_by(owner: Owner) -> (usize, usize) {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     LEDGER.lock().held_by(owner)
 }
 
 /// Live blocks and bytes in the whole exchange heap.
 pub fn totals() -> (usize, usize) {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     LEDGER.lock().totals()
 }
 

@@ -5,20 +5,23 @@
 //! Two lanes per ordered pair (crossbeam `ArrayQueue`s, lock-free):
 //! - **wakes**: a thread id to make ready (a channel wake-up whose thread lives on the receiving core). Drained
 //!   in the IPI handler itself, so a cross-core wake-up costs one push, one IPI and one local wake.
-//! - **requests**: everything else ([`Request`]: spawn here, kill, query, replica updates, replies). Drained by
-//!   the receiving core's monitor thread (`smp::monitor`), in thread context, in order per sending core. Order
-//!   matters: a SIP's replica updates and the reply to the spawn that created it travel in the same lane, so
-//!   the asking core has applied the update before its caller sees the reply.
+//! - **requests**: everything else, as [`Request`] trait objects: what a request means is defined by the layer
+//!   that sends it (spawn here, kill, replica updates: `sip::remote`), and its [`Request::handle`] runs on the
+//!   receiving core; answers come back the same way ([`ReplyCell`]). Drained by the receiving core's monitor
+//!   thread (`smp`), in thread context, in order per sending core. Order matters: a SIP's replica updates and
+//!   the reply to the spawn that created it travel in the same lane, so the asking core has applied the update
+//!   before its caller sees the reply.
 //!
-//! Not here: what the requests do (`sip::remote`), the monitor loop (`smp`).
+//! This layer is transport only: it never names what travels in it, and the monitor loop that drains it lives
+//! above it (`smp`).
 //!
 //! Invariants: only thread context sends requests; a send never waits (a full lane spills into the sending
 //! core's ordered backlog, which its monitor drains) and a monitor never waits for a reply, so two cores can
 //! never wait on each other; an IPI is sent only when the receiving core has no IPI pending
-//! (`Core::ipi_pending`, cleared by the handler before it drains), so no message is left unseen.
+//! (`Mesh::ipi_pending`, cleared by the handler before it drains), so no message is left unseen.
 
 use crate::arch::apic;
-use crate::interrupts::CALL_VECTOR;
+use crate::arch::vectors::CALL_VECTOR;
 use crate::percpu;
 use crate::sched::{self, ThreadId};
 use crate::sync::IrqMutex;
@@ -31,44 +34,17 @@ use crossbeam_queue::ArrayQueue;
 
 /// Wake-ups in flight from one core to another before a sender has to wait.
 const WAKE_LANE: usize = 256;
-/// Requests in flight from one core to another before a sender has to wait.
+/// Requests in flight from one core to another before more wait in the sending core's backlog.
 const REQUEST_LANE: usize = 128;
 
-/// A request from one kernel instance to another.
-pub enum Request {
-    /// Start a SIP on the receiving core and answer with its id (or the error, and the startup value back).
-    Spawn(crate::sip::remote::SpawnRequest),
-    /// End SIP `id`, which runs on the receiving core.
-    Kill { id: u64, reply: Arc<Slot<Result<(), sip_runtime::KillError>>> },
-    /// Answer when SIP `id` (on the receiving core) has ended.
-    Watch { id: u64, reply: Arc<Slot<()>> },
-    /// Describe SIP `id` (for `ps`).
-    Query { id: u64, reply: Arc<Slot<Option<sip_runtime::ProcessInfo>>> },
-    /// A change to the replicated process table.
-    Replica(crate::sip::replica::Update),
-    /// A claim or release for the receiving core to decide, as the arbiter of that name.
-    Names(crate::sip::name_registry::Change),
-    /// A change to the replicated name registry, from the name's arbiter.
-    NameUpdate(crate::sip::name_registry::Update),
-    /// Every core is up: start the receiving core's system services (its name service).
-    StartServices,
-    /// A connection to the receiving core's name service, for SIP `sip` of another core; answered with whether
-    /// it was queued (a SIP has at most one such request in flight per thread: the asking thread waits).
-    NameConnection { sip: u64, end: crate::sip::names::Connection, reply: Arc<Slot<bool>> },
-    /// Answer at once (the benchmark of a message reaching every core and coming back).
-    Probe(Arc<Slot<()>>),
-    /// The answer to a request this core sent: fill the slot and wake whoever waits on it.
-    Reply(Box<dyn Delivery>),
-}
-
-/// An answer on its way back to the core that asked.
-pub trait Delivery: Send {
-    /// Puts the answer in its slot and wakes the waiting thread (on the receiving core).
-    fn deliver(self: Box<Self>);
+/// A request from one kernel instance to another, defined by the layer that sends it.
+pub trait Request: Send + 'static {
+    /// Does what was asked, on the receiving core's monitor thread. Must not wait for another core.
+    fn handle(self: Box<Self>);
 }
 
 /// Where the answer to one request lands; the asking thread parks until it is filled.
-pub struct Slot<T> {
+pub struct ReplyCell<T> {
     value: spin::Mutex<Option<T>>,
     /// The asking core.
     core: u32,
@@ -76,8 +52,8 @@ pub struct Slot<T> {
     waiter: ThreadId,
 }
 
-impl<T: Send + 'static> Slot<T> {
-    /// A slot for the calling thread.
+impl<T: Send + 'static> ReplyCell<T> {
+    /// A cell for the calling thread.
     fn for_current() -> Arc<Self> {
         let waiter = sched::current_id().unwrap_or(ThreadId(0));
         Arc::new(Self { value: spin::Mutex::new(None), core: percpu::current_index(), waiter })
@@ -86,23 +62,35 @@ impl<T: Send + 'static> Slot<T> {
     /// Sends the answer back to the asking core.
     pub fn answer(self: Arc<Self>, value: T) {
         let core = self.core;
+        let answer = Box::new(Answer { cell: self, value });
         if core == percpu::current_index() {
-            Box::new(Answer { slot: self, value }).deliver();
+            answer.handle();
         } else {
-            send(core, Request::Reply(Box::new(Answer { slot: self, value })));
+            send(core, answer);
         }
     }
 }
 
+/// An answer on its way back to the core that asked.
 struct Answer<T> {
-    slot: Arc<Slot<T>>,
+    cell: Arc<ReplyCell<T>>,
     value: T,
 }
 
-impl<T: Send> Delivery for Answer<T> {
-    fn deliver(self: Box<Self>) {
-        *self.slot.value.lock() = Some(self.value);
-        sched::wake(self.slot.waiter);
+impl<T: Send + 'static> Request for Answer<T> {
+    /// Puts the answer in its cell and wakes the waiting thread (on the asking core).
+    fn handle(self: Box<Self>) {
+        *self.cell.value.lock() = Some(self.value);
+        sched::wake(self.cell.waiter);
+    }
+}
+
+/// "Answer at once": the benchmark of a message reaching every core and coming back ([`probe_all`]).
+struct Probe(Arc<ReplyCell<()>>);
+
+impl Request for Probe {
+    fn handle(self: Box<Self>) {
+        self.0.answer(());
     }
 }
 
@@ -115,14 +103,14 @@ pub enum CallError {
 
 /// Sends the request `make` builds to core `to` (this core too: its monitor answers) and parks until the answer
 /// arrives. Thread context only; never from a monitor thread (module invariant).
-pub fn call<T: Send + 'static>(to: u32, make: impl FnOnce(Arc<Slot<T>>) -> Request) -> Result<T, CallError> {
-    if !crate::smp::is_online(to) {
+pub fn call<T: Send + 'static, R: Request>(to: u32, make: impl FnOnce(Arc<ReplyCell<T>>) -> R) -> Result<T, CallError> {
+    if !crate::cores::is_online(to) {
         return Err(CallError::NotOnline);
     }
-    let slot = Slot::for_current();
-    send(to, make(slot.clone()));
+    let cell = ReplyCell::for_current();
+    send(to, Box::new(make(cell.clone())));
     loop {
-        if let Some(value) = slot.value.lock().take() {
+        if let Some(value) = cell.value.lock().take() {
             return Ok(value);
         }
         // A delivery between the check and the park is not lost: the wake is remembered (token semantics).
@@ -134,29 +122,29 @@ pub fn call<T: Send + 'static>(to: u32, make: impl FnOnce(Arc<Slot<T>>) -> Reque
 /// took (what one replica update costs to reach every core and be confirmed), or `None` on a single core.
 pub fn probe_all() -> Option<u64> {
     let me = percpu::current_index();
-    let others: Vec<u32> = crate::smp::online_cores().filter(|c| *c != me).collect();
+    let others: Vec<u32> = crate::cores::online_cores().filter(|c| *c != me).collect();
     if others.is_empty() {
         return None;
     }
     let start = crate::arch::cpu::rdtsc();
-    let slots: Vec<Arc<Slot<()>>> = others
+    let cells: Vec<Arc<ReplyCell<()>>> = others
         .iter()
         .map(|core| {
-            let slot = Slot::for_current();
-            send(*core, Request::Probe(slot.clone()));
-            slot
+            let cell = ReplyCell::for_current();
+            send(*core, Box::new(Probe(cell.clone())));
+            cell
         })
         .collect();
-    while !slots.iter().all(|slot| slot.value.lock().is_some()) {
+    while !cells.iter().all(|cell| cell.value.lock().is_some()) {
         sched::block_current();
     }
     Some(crate::arch::cpu::rdtsc() - start)
 }
 
-/// The two lanes from one core to another, and whether the receiver has an IPI on its way.
+/// The two lanes from one core to another.
 struct Lanes {
     wakes: ArrayQueue<u64>,
-    requests: ArrayQueue<Request>,
+    requests: ArrayQueue<Box<dyn Request>>,
 }
 
 struct Mesh {
@@ -165,7 +153,7 @@ struct Mesh {
     lanes: Vec<Lanes>,
     /// `backlogs[from * cores + to]`: requests waiting for room in that request lane, in order; once one waits,
     /// every later request to the same core queues behind it. Only the sending core touches it.
-    backlogs: Vec<IrqMutex<VecDeque<Request>>>,
+    backlogs: Vec<IrqMutex<VecDeque<Box<dyn Request>>>>,
     /// Per receiving core: an IPI was sent and its handler has not started draining yet.
     ipi_pending: Vec<AtomicBool>,
 }
@@ -196,7 +184,7 @@ fn kick(to: u32) {
     if mesh.ipi_pending[to as usize].swap(true, Ordering::AcqRel) {
         return;
     }
-    if let Some(core) = crate::smp::cores().get(to as usize)
+    if let Some(core) = crate::cores::cores().get(to as usize)
         && let Err(e) = apic::send_ipi(core.apic_id, apic::Ipi::Fixed(CALL_VECTOR))
     {
         mesh.ipi_pending[to as usize].store(false, Ordering::Release);
@@ -232,7 +220,7 @@ pub fn send_wake(to: u32, thread: ThreadId) {
 /// Sends `request` to core `to` (in order after everything this core sent it before). Never waits: when the
 /// lane is full the request joins this core's backlog for `to`, which the monitor thread moves into the lane as
 /// room appears (so no two cores can ever wait on each other's full lanes).
-pub fn send(to: u32, request: Request) {
+pub fn send(to: u32, request: Box<dyn Request>) {
     let Some(mesh) = MESH.get() else { return };
     let me = percpu::current_index();
     let Some(lane) = lanes(me, to) else { return };
@@ -252,7 +240,7 @@ pub fn send(to: u32, request: Request) {
     drop(backlog);
     kick(to);
     if queued {
-        crate::smp::wake_monitor();
+        wake_monitor();
     }
 }
 
@@ -299,8 +287,15 @@ pub fn drain_wakes() -> bool {
 }
 
 /// The next request sent to this core, taking the sending cores in turn from `start`; for the monitor thread.
-pub fn next_request(start: u32) -> Option<Request> {
+pub fn next_request(start: u32) -> Option<Box<dyn Request>> {
     let mesh = MESH.get()?;
     let me = percpu::current_index();
     (0..mesh.cores as u32).find_map(|turn| lanes((start + turn) % mesh.cores as u32, me)?.requests.pop())
+}
+
+/// Wakes this core's monitor thread (a request joined a backlog, or work was posted for it).
+pub fn wake_monitor() {
+    if let Some(id) = crate::cores::this_core().and_then(crate::cores::Core::monitor) {
+        sched::wake(ThreadId(id));
+    }
 }

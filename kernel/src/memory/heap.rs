@@ -2,7 +2,7 @@
 //!
 //! `talc` is a well-kept allocator with O(1) frees and heap statistics; its `Source` hook lets a heap grow
 //! when it runs out, which [`GrowingHeap`] does by mapping fresh frames at the heap's end. The same source
-//! serves the exchange heap (`ipc`) and every SIP arena (`sip::arena`); `memory::allocator` routes the global
+//! serves the exchange heap (`ipc`) and every arena (`arena`); `exec::allocator` routes the global
 //! allocator between the kernel heap and the arenas. Locks are [`IrqSpinRaw`], held with interrupts off.
 
 use super::frames::Use;
@@ -109,7 +109,7 @@ pub fn release(source: &GrowingHeap) {
     }
 }
 
-/// The kernel heap (reached through `memory::allocator`, the global allocator).
+/// The kernel heap (reached through `exec::allocator`, the global allocator).
 pub static HEAP: talc::TalcLock<IrqSpinRaw, GrowingHeap> =
     talc::TalcLock::new(GrowingHeap::new(KERNEL_HEAP_START, KERNEL_HEAP_MAX, GROWTH_STEP, Use::Kernel));
 

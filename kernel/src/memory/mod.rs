@@ -1,18 +1,21 @@
-//! Physical frames, page tables and the kernel heap.
+//! Physical frames, page tables, the kernel heap, arenas and thread stacks.
 //!
 //! `frames` hands out 4 KiB physical frames from the boot memory map; `paging` maps them (and device
 //! registers) into the kernel's address space through the bootloader's physical-memory window; `heap` is the
-//! global allocator, growing on demand inside its own virtual region. `layout` names every region the kernel
-//! places by itself. The later SIP issue carves per-SIP arenas out of the same two primitives.
+//! kernel heap, growing on demand inside its own virtual region; `arena` carves sub-heaps with quotas out of
+//! the same primitives, and `stacks` thread stacks with guard pages. `layout` names every region the kernel
+//! places by itself. Which heap an allocation goes to is decided a layer up, by the account the running code
+//! is on (`exec::allocator`): this layer knows nothing of SIPs, threads or cores.
 //!
 //! Lock order, where more than one is held: page tables, then frames. The heap lock may be held while taking
 //! both (it grows by mapping), never the other way round, so neither `paging` nor `frames` allocates.
 
-pub mod allocator;
+pub mod arena;
 pub mod frames;
 pub mod heap;
 pub mod layout;
 pub mod paging;
+pub mod stacks;
 
 use bootloader_api::info::MemoryRegions;
 use x86_64::{PhysAddr, VirtAddr};

@@ -1,8 +1,9 @@
 //! The per-core scheduler: threads with their own kernel stacks, a run queue, preemption on the timer tick.
 //!
-//! Each core owns one [`Scheduler`] in its per-CPU record; no other core touches it (cross-core wake-ups come
-//! as messages in the multikernel issue), so there is no global scheduler lock. The scheduler's lock is an
-//! `IrqMutex` only because the timer and device interrupts of the *same* core use it.
+//! Each core owns one [`Scheduler`], kept in its per-CPU record (a `percpu::CoreLocal` slot); only that core
+//! changes it (another core's wake-up comes as a message, `ipc::intercore`), so there is no global scheduler
+//! lock. The scheduler's lock is an `IrqMutex` because the timer and device interrupts of the same core use it;
+//! another core takes it only briefly, to read counts for a report ([`census_of`]).
 //!
 //! Thread states are where a thread is kept: `current` (running), `run_queue` (ready), parked in its slot (until
 //! [`wake`]), `dead` (exited, its stack freed by the next thread to run, never by itself). Each core also has an
@@ -14,16 +15,16 @@
 
 mod context;
 mod preempt;
-pub mod stack;
-pub mod watermark;
 
+use crate::exec::{Account, KernelAccount, watermark};
 use crate::memory::frames::Use;
-use crate::percpu;
+use crate::memory::stacks::{self, Stack, StackError};
+use crate::percpu::{self, CoreLocal, LocalName, PerCpu};
+use crate::sync::IrqMutex;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use stack::{Stack, StackError};
 use x86_64::instructions::interrupts;
 use x86_64::structures::idt::InterruptStackFrame;
 
@@ -43,8 +44,19 @@ impl ThreadId {
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
-/// What a slot of the slot table holds.
-enum Slot {
+/// Every core's scheduler, in its per-CPU record (boot hands this to `percpu::init_bsp`).
+// SAFETY: the only `CoreLocal` of the scheduler's slot.
+pub static SCHEDULERS: CoreLocal<IrqMutex<Scheduler>> =
+    unsafe { CoreLocal::new(LocalName::Scheduler, || IrqMutex::new(Scheduler::new())) };
+
+/// The scheduler of `cpu` (this core, or another one for a report).
+#[inline(always)]
+fn scheduler(cpu: &PerCpu) -> &IrqMutex<Scheduler> {
+    SCHEDULERS.get(cpu)
+}
+
+/// What an entry of a core's thread-slot table holds.
+enum ThreadSlot {
     /// No thread.
     Free,
     /// A thread that is running, ready or dead (its box is elsewhere).
@@ -53,20 +65,11 @@ enum Slot {
     Parked(Box<Thread>),
 }
 
-/// Who a thread runs for: the kernel, or a software-isolated process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
-    /// Kernel work (console, idle, self-tests).
-    Kernel,
-    /// A SIP, by its id.
-    Sip(u64),
-}
-
 /// A thread: its saved stack pointer and the stack it owns.
 pub struct Thread {
     /// Identity.
     pub id: ThreadId,
-    /// Who it runs for, as the per-CPU `current_owner` word ([`owner_code`]), ready for the switch.
+    /// Who it runs for, as the per-CPU `current_owner` word ([`Account::word`]), ready for the switch.
     owner_word: u64,
     rsp: u64,
     /// `None` for the boot thread, which runs on the bootloader's stack.
@@ -105,7 +108,7 @@ pub struct Scheduler {
     current: Option<Box<Thread>>,
     run_queue: VecDeque<Box<Thread>>,
     /// Every thread of this core, by the slot in its id; parked threads' boxes live here.
-    slots: Vec<Slot>,
+    slots: Vec<ThreadSlot>,
     free_slots: Vec<u32>,
     /// Threads parked in `slots`.
     parked: usize,
@@ -124,36 +127,36 @@ impl Scheduler {
         let slot = match self.free_slots.pop() {
             Some(slot) => slot as usize,
             None => {
-                self.slots.push(Slot::Free);
+                self.slots.push(ThreadSlot::Free);
                 self.slots.len() - 1
             }
         };
-        self.slots[slot] = Slot::Live;
+        self.slots[slot] = ThreadSlot::Live;
         ThreadId((NEXT_SERIAL.fetch_add(1, Ordering::Relaxed) << SLOT_BITS) | slot as u64)
     }
 
     /// Frees the slot of thread `id`, which is gone for good.
     fn release(&mut self, id: ThreadId) {
         if let Some(slot) = self.slots.get_mut(id.slot()) {
-            *slot = Slot::Free;
+            *slot = ThreadSlot::Free;
             self.free_slots.push(id.slot() as u32);
         }
     }
 
     fn park(&mut self, thread: Box<Thread>) {
         let slot = thread.id.slot();
-        self.slots[slot] = Slot::Parked(thread);
+        self.slots[slot] = ThreadSlot::Parked(thread);
         self.parked += 1;
     }
 
     /// Takes thread `id` out of its slot if it is parked there.
     fn unpark(&mut self, id: ThreadId) -> Option<Box<Thread>> {
         let slot = self.slots.get_mut(id.slot())?;
-        if !matches!(slot, Slot::Parked(thread) if thread.id == id) {
+        if !matches!(slot, ThreadSlot::Parked(thread) if thread.id == id) {
             return None;
         }
-        match core::mem::replace(slot, Slot::Live) {
-            Slot::Parked(thread) => {
+        match core::mem::replace(slot, ThreadSlot::Live) {
+            ThreadSlot::Parked(thread) => {
                 self.parked -= 1;
                 Some(thread)
             }
@@ -161,7 +164,7 @@ impl Scheduler {
         }
     }
 
-    /// An empty scheduler (usable in a `static` initialiser).
+    /// An empty scheduler (each core's, made with its per-CPU record).
     pub const fn new() -> Self {
         Self {
             current: None,
@@ -189,16 +192,16 @@ enum Reason {
 
 /// Why a thread could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpawnError {
+pub enum ThreadError {
     /// Its stack could not be made.
     Stack(StackError),
 }
 
 /// Makes the calling (boot) code this core's first thread and creates the core's idle thread.
-pub fn init_this_core() -> Result<(), SpawnError> {
+pub fn init_this_core() -> Result<(), ThreadError> {
     let boot = Box::new(Thread {
-        id: percpu::current().scheduler.lock().new_id(),
-        owner_word: owner_code(Owner::Kernel),
+        id: scheduler(percpu::current()).lock().new_id(),
+        owner_word: Account::Kernel.word(),
         rsp: 0,
         stack: None,
         idle: false,
@@ -211,10 +214,10 @@ pub fn init_this_core() -> Result<(), SpawnError> {
         unstarted: None,
         initial_rsp: 0,
     });
-    let idle = new_thread(Owner::Kernel, 0, 16 * 1024, idle_loop_entry, 0, true)?;
+    let idle = new_thread(Account::Kernel, 0, 16 * 1024, idle_loop_entry, 0, true)?;
     let cpu = percpu::current();
     cpu.current_thread.store(boot.id.0, Ordering::Relaxed);
-    let mut s = cpu.scheduler.lock();
+    let mut s = scheduler(cpu).lock();
     s.current = Some(boot);
     s.idle = Some(idle);
     // Room for the threads a core usually holds, made once: switches then never allocate, and the kernel heap
@@ -233,26 +236,26 @@ pub fn init_this_core() -> Result<(), SpawnError> {
 const QUEUE_ROOM: usize = 64;
 
 fn new_thread(
-    owner: Owner,
+    owner: Account,
     arena: usize,
     stack_bytes: u64,
     entry: extern "sysv64" fn(u64) -> !,
     argument: u64,
     idle: bool,
-) -> Result<Box<Thread>, SpawnError> {
+) -> Result<Box<Thread>, ThreadError> {
     // A SIP's thread gets the kernel reserve below the stack its manifest asked for: kernel code runs on this
     // stack on the SIP's behalf (docs/architecture.md, "Stacks and the kernel reserve"). Its frames never take
     // the kernel's frame reserve.
-    let sip = matches!(owner, Owner::Sip(_));
-    let reserve = if sip { stack::KERNEL_RESERVE } else { 0 };
+    let sip = matches!(owner, Account::Sip(_));
+    let reserve = if sip { stacks::KERNEL_RESERVE } else { 0 };
     let purpose = if sip { Use::Sip } else { Use::Kernel };
-    let stack = Stack::new(stack_bytes.saturating_add(reserve), purpose).map_err(SpawnError::Stack)?;
+    let stack = Stack::new(stack_bytes.saturating_add(reserve), purpose).map_err(ThreadError::Stack)?;
     let stack_limit = if sip { stack.bottom() + reserve } else { 0 };
     // SAFETY: the stack was just mapped for this thread alone and is far larger than the initial frame.
     let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
     Ok(Box::new(Thread {
-        id: percpu::current().scheduler.lock().new_id(),
-        owner_word: owner_code(owner),
+        id: scheduler(percpu::current()).lock().new_id(),
+        owner_word: owner.word(),
         rsp,
         stack: Some(stack),
         idle,
@@ -268,19 +271,19 @@ fn new_thread(
 }
 
 /// Starts a kernel thread running `f` on this core and returns its id. The thread ends when `f` returns.
-pub fn spawn<F: FnOnce() + Send + 'static>(owner: Owner, stack_bytes: u64, f: F) -> Result<ThreadId, SpawnError> {
+pub fn spawn<F: FnOnce() + Send + 'static>(owner: Account, stack_bytes: u64, f: F) -> Result<ThreadId, ThreadError> {
     spawn_in(owner, 0, stack_bytes, f)
 }
 
 /// Like [`spawn`], for a thread whose allocations go to the SIP arena at address `arena` (0: kernel heap).
 /// Call in kernel mode: the closure is boxed on the kernel heap.
 pub fn spawn_in<F: FnOnce() + Send + 'static>(
-    owner: Owner,
+    owner: Account,
     arena: usize,
     stack_bytes: u64,
     f: F,
-) -> Result<ThreadId, SpawnError> {
-    let _kernel = crate::exec::KernelMode::enter();
+) -> Result<ThreadId, ThreadError> {
+    let _kernel = KernelAccount::enter();
     let argument = Box::into_raw(Box::new(f)) as u64;
     let mut thread = new_thread(owner, arena, stack_bytes, closure_entry::<F>, argument, false).inspect_err(|_| {
         // SAFETY: the pointer came from Box::into_raw just above and was not handed to any thread.
@@ -288,7 +291,7 @@ pub fn spawn_in<F: FnOnce() + Send + 'static>(
     })?;
     thread.unstarted = Some((argument, drop_closure::<F>));
     let id = thread.id;
-    percpu::current().scheduler.lock().run_queue.push_back(thread);
+    scheduler(percpu::current()).lock().run_queue.push_back(thread);
     Ok(id)
 }
 
@@ -305,7 +308,7 @@ unsafe fn drop_closure<F>(argument: u64) {
 /// runs: a SIP thread may never return (exit, panic, fault), and nothing of it may stay on the kernel heap.
 extern "sysv64" fn closure_entry<F: FnOnce() + Send + 'static>(argument: u64) -> ! {
     let f = {
-        let _kernel = crate::exec::KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         // SAFETY: `spawn_in` passed a pointer from Box::into_raw of exactly this type, used once (here).
         *unsafe { Box::from_raw(argument as *mut F) }
     };
@@ -335,7 +338,7 @@ extern "sysv64" fn thread_start(entry: extern "sysv64" fn(u64) -> !, argument: u
 
 /// Whether a thread other than the running one is ready on this core.
 pub fn has_ready_threads() -> bool {
-    !percpu::current().scheduler.lock().run_queue.is_empty()
+    !scheduler(percpu::current()).lock().run_queue.is_empty()
 }
 
 /// The running thread's id.
@@ -349,7 +352,7 @@ pub fn current_id() -> Option<ThreadId> {
 
 /// Runs `f` on the running thread's record.
 pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> Option<R> {
-    percpu::current().scheduler.lock().current.as_deref().map(f)
+    scheduler(percpu::current()).lock().current.as_deref().map(f)
 }
 
 /// Gives the core to the next ready thread, if any; returns when this thread runs again.
@@ -379,8 +382,8 @@ pub fn block_current_cuttable() {
     let were_enabled = interrupts::are_enabled();
     interrupts::disable();
     let doomed = {
-        let _kernel = crate::exec::KernelMode::enter();
-        let mut s = percpu::current().scheduler.lock_irqs_off();
+        let _kernel = KernelAccount::enter();
+        let mut s = scheduler(percpu::current()).lock_irqs_off();
         match s.current.as_mut() {
             Some(current) => {
                 current.cuttable = !current.doomed;
@@ -393,7 +396,7 @@ pub fn block_current_cuttable() {
         crate::exec::end_doomed();
     }
     schedule(Reason::Block);
-    if let Some(current) = percpu::current().scheduler.lock_irqs_off().current.as_mut() {
+    if let Some(current) = scheduler(percpu::current()).lock_irqs_off().current.as_mut() {
         current.cuttable = false;
     }
     if were_enabled {
@@ -406,9 +409,9 @@ pub fn block_current_cuttable() {
 /// `None` if it is busy in kernel code, which it then finishes before it ends itself (`exec::end_doomed`, at
 /// its next return to SIP code or its next cut point). A thread that is already gone is `None` as well.
 pub fn doom(id: ThreadId) -> Option<Box<Thread>> {
-    let _kernel = crate::exec::KernelMode::enter();
-    let mut s = percpu::current().scheduler.lock();
-    let removable = if let Some(Slot::Parked(thread)) = s.slots.get_mut(id.slot())
+    let _kernel = KernelAccount::enter();
+    let mut s = scheduler(percpu::current()).lock();
+    let removable = if let Some(ThreadSlot::Parked(thread)) = s.slots.get_mut(id.slot())
         && thread.id == id
     {
         thread.doomed = true;
@@ -426,8 +429,8 @@ pub fn doom(id: ThreadId) -> Option<Box<Thread>> {
 
 /// Makes `id` ready if it is parked on this core; otherwise remembers the wake for its next [`block_current`].
 pub fn wake(id: ThreadId) {
-    let _kernel = crate::exec::KernelMode::enter();
-    let mut s = percpu::current().scheduler.lock();
+    let _kernel = KernelAccount::enter();
+    let mut s = scheduler(percpu::current()).lock();
     if let Some(thread) = s.unpark(id) {
         s.run_queue.push_back(thread);
     } else {
@@ -467,8 +470,8 @@ pub fn sleep(nanos: u64) {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
         if let Some(id) = current_id() {
-            let _kernel = crate::exec::KernelMode::enter();
-            percpu::current().scheduler.lock().sleepers.insert((deadline, id));
+            let _kernel = KernelAccount::enter();
+            scheduler(percpu::current()).lock().sleepers.insert((deadline, id));
         }
         block_current_cuttable();
         if were_enabled {
@@ -480,8 +483,8 @@ pub fn sleep(nanos: u64) {
 /// Removes thread `id` from this core's queues (it must not be the running one) and returns it; dropping it
 /// frees its stack. Used to end the threads of a killed SIP.
 pub fn remove_thread(id: ThreadId) -> Option<Box<Thread>> {
-    let _kernel = crate::exec::KernelMode::enter();
-    let mut s = percpu::current().scheduler.lock();
+    let _kernel = KernelAccount::enter();
+    let mut s = scheduler(percpu::current()).lock();
     s.sleepers.retain(|(_, t)| *t != id);
     let thread = match s.unpark(id) {
         Some(thread) => thread,
@@ -505,7 +508,7 @@ pub fn remove_thread(id: ThreadId) -> Option<Box<Thread>> {
 
 /// Whether thread `id` is running or ready on this core.
 pub fn is_runnable(id: ThreadId) -> bool {
-    let s = percpu::current().scheduler.lock();
+    let s = scheduler(percpu::current()).lock();
     s.current.as_ref().is_some_and(|t| t.id == id) || s.run_queue.iter().any(|t| t.id == id)
 }
 
@@ -520,8 +523,8 @@ pub fn on_timer_tick(frame: &mut InterruptStackFrame) {
 
 fn wake_expired_sleepers() {
     let now = crate::time::uptime_nanos();
-    let _kernel = crate::exec::KernelMode::enter();
-    let mut s = percpu::current().scheduler.lock();
+    let _kernel = KernelAccount::enter();
+    let mut s = scheduler(percpu::current()).lock();
     if s.sleepers.first().is_none_or(|(deadline, _)| *deadline > now) {
         return;
     }
@@ -541,15 +544,15 @@ fn schedule(reason: Reason) {
     // Queue bookkeeping allocates: always on the kernel heap, even when a SIP thread yields or is preempted.
     // Entering kernel mode is also where a SIP that yields with its stack used up is stopped (`exec`).
     let cpu = percpu::current();
-    let _kernel = crate::exec::KernelMode::enter_on(cpu);
+    let _kernel = KernelAccount::enter_on(cpu);
     switch_away(cpu, reason);
 }
 
 /// The body of [`schedule`], for a caller in kernel mode (also the timer's preemption, `preempt`).
 #[inline(always)]
-fn switch_away(cpu: &'static percpu::PerCpu, reason: Reason) {
+fn switch_away(cpu: &'static PerCpu, reason: Reason) {
     let (prev_rsp, next_rsp) = {
-        let mut s = cpu.scheduler.lock_irqs_off();
+        let mut s = scheduler(cpu).lock_irqs_off();
         let s = &mut *s;
         let Some(current) = s.current.as_mut() else { return };
         if reason == Reason::Block && core::mem::take(&mut current.wake_pending) {
@@ -590,7 +593,7 @@ fn switch_away(cpu: &'static percpu::PerCpu, reason: Reason) {
                 Reason::Block => {
                     s.park(prev);
                     match s.slots.get_mut(slot) {
-                        Some(Slot::Parked(parked)) => parked,
+                        Some(ThreadSlot::Parked(parked)) => parked,
                         _ => unreachable!("just parked"),
                     }
                 }
@@ -641,23 +644,15 @@ fn after_switch(cpu: &'static percpu::PerCpu) {
 #[cold]
 #[inline(never)]
 fn reap_dead(cpu: &'static percpu::PerCpu) {
-    let _kernel = crate::exec::KernelMode::enter_on(cpu);
+    let _kernel = KernelAccount::enter_on(cpu);
     let dead = {
-        let mut s = cpu.scheduler.lock();
+        let mut s = scheduler(cpu).lock();
         cpu.dead_threads.store(0, Ordering::Relaxed);
         let dead = core::mem::take(&mut s.dead);
         dead.iter().for_each(|thread| s.release(thread.id));
         dead
     };
     drop(dead);
-}
-
-/// Encodes an owner for the per-CPU `current_owner` word (0 = kernel, else SIP id + 1).
-pub const fn owner_code(owner: Owner) -> u64 {
-    match owner {
-        Owner::Kernel => 0,
-        Owner::Sip(id) => id + 1,
-    }
 }
 
 /// Counts of this core's threads, for `ps`-like reports and leak checks.
@@ -678,7 +673,7 @@ pub fn census() -> Census {
 
 /// The thread counts of `cpu`'s scheduler, which may be another core's: a brief read under its lock, for reports.
 pub fn census_of(cpu: &percpu::PerCpu) -> Census {
-    let s = cpu.scheduler.lock();
+    let s = scheduler(cpu).lock();
     Census { ready: s.run_queue.len(), blocked: s.parked, switches: s.switches }
 }
 

@@ -22,7 +22,8 @@
 //! Not here: device interrupts other than the timer never preempt (they only make threads ready; the idle
 //! thread's loop and the next tick pick those up), so only the timer rewrites frames.
 
-use super::{Reason, stack};
+use super::{Reason, scheduler};
+use crate::memory::stacks;
 use crate::{exec, percpu};
 use core::sync::atomic::Ordering;
 use x86_64::VirtAddr;
@@ -31,7 +32,7 @@ use x86_64::structures::idt::InterruptStackFrame;
 
 /// Bytes a preemption needs below the interrupted stack pointer: the return words (16), the trampoline's
 /// saved registers (80) and alignment, and the yield through the scheduler, including the freeing of dead
-/// threads that follows a switch. Measured at most 816 bytes (`sched::watermark`); kernel code interrupted with
+/// threads that follows a switch. Measured at most 816 bytes (`exec::watermark`); kernel code interrupted with
 /// less than this left is a kernel bug.
 pub const PREEMPT_ROOM: u64 = 2 * 1024;
 
@@ -50,9 +51,9 @@ pub(super) fn on_tick(frame: &mut InterruptStackFrame) {
         unsafe { redirect(frame, overflow_trampoline as *const () as u64, rsp) };
         return;
     }
-    let _kernel = exec::KernelMode::enter_on(cpu);
+    let _kernel = exec::KernelAccount::enter_on(cpu);
     let (ready, stack) = {
-        let s = cpu.scheduler.lock_irqs_off();
+        let s = scheduler(cpu).lock_irqs_off();
         let stack = s.current.as_deref().and_then(|t| t.stack()).map(|st| (st.bottom(), st.top()));
         (!s.run_queue.is_empty(), stack)
     };
@@ -152,7 +153,7 @@ unsafe extern "sysv64" fn yield_trampoline() {
 extern "sysv64" fn yield_preempted(interrupted_rsp: u64) {
     let cpu = percpu::current();
     // The tick checked the room: SIP code was above its stack limit, so these frames have the whole reserve.
-    let _kernel = exec::KernelMode::enter_preempted(cpu, interrupted_rsp);
+    let _kernel = exec::KernelAccount::enter_preempted(cpu, interrupted_rsp);
     super::switch_away(cpu, Reason::Yield);
 }
 
@@ -167,6 +168,6 @@ unsafe extern "sysv64" fn overflow_trampoline() {
         "cmp byte ptr [rax], 0",
         "ud2",
         limit = const core::mem::offset_of!(percpu::PerCpu, stack_limit),
-        below = const stack::KERNEL_RESERVE + 1,
+        below = const stacks::KERNEL_RESERVE + 1,
     )
 }

@@ -29,7 +29,7 @@ crate::selftest! {
         interrupts::without_interrupts(|| {
             for tag in ['a', 'b'] {
                 let (log, finished) = (log.clone(), finished.clone());
-                spawn(Owner::Kernel, 16 * 1024, move || {
+                spawn(Account::Kernel, 16 * 1024, move || {
                     // With interrupts off the timer cannot preempt between the push and the yield, so only the
                     // yields decide the order.
                     interrupts::without_interrupts(|| {
@@ -59,7 +59,7 @@ crate::selftest! {
         let stop = Arc::new(AtomicBool::new(false));
         let spins = Arc::new(AtomicUsize::new(0));
         let (s, n) = (stop.clone(), spins.clone());
-        spawn(Owner::Kernel, 16 * 1024, move || {
+        spawn(Account::Kernel, 16 * 1024, move || {
             while !s.load(Ordering::Relaxed) {
                 n.fetch_add(1, Ordering::Relaxed);
                 core::hint::spin_loop();
@@ -80,7 +80,7 @@ crate::selftest! {
     fn block_and_wake() {
         let stage = Arc::new(AtomicUsize::new(0));
         let st = stage.clone();
-        let id = spawn(Owner::Kernel, 16 * 1024, move || {
+        let id = spawn(Account::Kernel, 16 * 1024, move || {
             st.store(1, Ordering::SeqCst);
             block_current();
             st.store(2, Ordering::SeqCst);
@@ -113,7 +113,7 @@ crate::selftest! {
             let go = Arc::new(AtomicBool::new(false));
             for _ in 0..n {
                 let (f, go) = (finished.clone(), go.clone());
-                spawn(Owner::Kernel, 32 * 1024, move || {
+                spawn(Account::Kernel, 32 * 1024, move || {
                     while !go.load(Ordering::SeqCst) {
                         yield_now();
                     }
@@ -143,7 +143,7 @@ crate::selftest! {
         // (limit seen by the thread, its stack's bottom and top)
         let seen = Arc::new(spin::Mutex::new(Vec::new()));
         // An owner no SIP has: the thread only looks at its own stack and ends.
-        for owner in [Owner::Sip(u64::MAX - 1), Owner::Kernel] {
+        for owner in [Account::Sip(u64::MAX - 1), Account::Kernel] {
             let seen = seen.clone();
             spawn(owner, ASKED, move || {
                 let limit = percpu::current().stack_limit.load(Ordering::Relaxed);
@@ -159,7 +159,7 @@ crate::selftest! {
             return Err(alloc::format!("unexpected records {seen:?}"));
         };
         crate::check!(
-            sip_limit == sip_bottom + stack::KERNEL_RESERVE,
+            sip_limit == sip_bottom + stacks::KERNEL_RESERVE,
             "SIP thread: limit {sip_limit:#x}, bottom {sip_bottom:#x}"
         );
         let above = sip_top - sip_limit;
@@ -189,10 +189,10 @@ crate::selftest! {
             exchange_quota: sip_runtime::DEFAULT_EXCHANGE_QUOTA,
             threads: sip_runtime::DEFAULT_THREADS,
         };
-        let largest = stack::MAX_STACK - stack::KERNEL_RESERVE;
+        let largest = stacks::MAX_STACK - stacks::KERNEL_RESERVE;
         crate::check!(manifest(largest).check(&[]).is_ok(), "a {largest}-byte stack is refused");
         crate::check!(manifest(largest + 1).check(&[]).is_err(), "a {}-byte stack is accepted", largest + 1);
-        let stack = Stack::new(largest + stack::KERNEL_RESERVE, crate::memory::frames::Use::Sip).map_err(|e| alloc::format!("{e:?}"))?;
+        let stack = Stack::new(largest + stacks::KERNEL_RESERVE, crate::memory::frames::Use::Sip).map_err(|e| alloc::format!("{e:?}"))?;
         crate::check!(stack.is_overflow(stack.bottom() - 1), "no guard below the largest stack");
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! In-kernel self-tests: registered with a linkme distributed slice, run by the console's `selftest`.
+//! In-kernel self-tests: registered with a linkme distributed slice, run by the shell's `selftest` (through the
+//! kernel ABI's `run_selftests`).
 //!
 //! Adding a test is writing one function inside [`selftest!`](crate::selftest) next to the code it checks; there
 //! is no list to edit. Each test returns `Ok(())` or a message saying what went wrong; the runner prints one
@@ -54,22 +55,23 @@ pub struct Summary {
     pub failed: usize,
 }
 
-/// Runs every test whose name contains `filter` (all when empty), printing one line each and the summary.
-pub fn run(filter: &str) -> Summary {
+/// Runs every test whose name contains `filter` (all when empty), writing one line each and the summary through
+/// `print` (this layer is below the console, so the caller says where the report goes).
+pub fn run(filter: &str, print: impl Fn(core::fmt::Arguments<'_>)) -> Summary {
     let mut summary = Summary { passed: 0, failed: 0 };
     let name = |t: &SelfTest| t.name.strip_prefix("kernel::").unwrap_or(t.name);
     for test in SELFTESTS.iter().filter(|t| name(t).contains(filter)) {
         match (test.run)() {
             Ok(()) => {
                 summary.passed += 1;
-                crate::println!("selftest {} ... ok", name(test));
+                print(format_args!("selftest {} ... ok\n", name(test)));
             }
             Err(why) => {
                 summary.failed += 1;
-                crate::println!("selftest {} ... FAILED: {why}", name(test));
+                print(format_args!("selftest {} ... FAILED: {why}\n", name(test)));
             }
         }
     }
-    crate::println!("selftest: {} passed, {} failed", summary.passed, summary.failed);
+    print(format_args!("selftest: {} passed, {} failed\n", summary.passed, summary.failed));
     summary
 }

@@ -6,7 +6,7 @@
 //! name every method with any arguments: none of them trusts a value the SIP chose beyond its type.
 
 use super::{EndReason, prefix};
-use crate::exec::{self, KernelMode};
+use crate::exec::{self, KernelAccount};
 use crate::{arch, memory, sched, time};
 use channels::ledger::Holder;
 use sip_runtime::{
@@ -36,7 +36,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn sleep(&self, nanos: u64) {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         sched::sleep(nanos);
     }
 
@@ -53,7 +53,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         let level = match level {
             LogLevel::Error => log::Level::Error,
             LogLevel::Warn => log::Level::Warn,
@@ -83,7 +83,7 @@ impl KernelAbi for Ring0Abi {
         core: Option<u32>,
         startup: Option<Startup>,
     ) -> Result<SipId, (SpawnError, Option<Startup>)> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::ProcessControl) {
             return Err((SpawnError::NotPermitted, startup));
         }
@@ -95,12 +95,12 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn take_startup(&self) -> Option<Startup> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         super::take_startup()
     }
 
     fn kill(&self, id: SipId) -> Result<(), KillError> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::ProcessControl) {
             return Err(KillError::NotPermitted);
         }
@@ -108,7 +108,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn process_after(&self, after: Option<SipId>) -> Option<ProcessInfo> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::SystemInfo) {
             return None;
         }
@@ -123,7 +123,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn memory(&self) -> MemoryInfo {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::SystemInfo) {
             return MemoryInfo::default();
         }
@@ -136,7 +136,7 @@ impl KernelAbi for Ring0Abi {
             page_table_frames: frames.page_tables,
             kernel_heap_mapped: heap.mapped,
             kernel_heap_limit: heap.limit,
-            arenas_live: super::arena::live(),
+            arenas_live: crate::memory::arena::live(),
             kernel_heap_used: heap.used,
             kernel_heap_free: heap.free,
             exchange_used,
@@ -149,7 +149,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn wait(&self, id: SipId) -> Result<(), KillError> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !super::is_alive(id.0) {
             return Err(KillError::NoSuchProcess);
         }
@@ -158,7 +158,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn console_write(&self, text: &str) -> Result<(), NotPermitted> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::Console) {
             return Err(NotPermitted);
         }
@@ -175,16 +175,16 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn cycles_are_instructions(&self) -> bool {
-        *ICOUNT.call_once(crate::platform::fw_cfg::icount)
+        *ICOUNT.call_once(crate::firmware::fw_cfg::icount)
     }
 
     fn cpu(&self, index: u32) -> Option<CpuInfo> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::SystemInfo) {
             return None;
         }
-        let core = crate::smp::cores().get(index as usize)?;
-        let record = core.record().filter(|_| core.state() == crate::smp::CoreState::Online);
+        let core = crate::cores::cores().get(index as usize)?;
+        let record = core.record().filter(|_| core.state() == crate::cores::CoreState::Online);
         let census = record.map(sched::census_of);
         Some(CpuInfo {
             index,
@@ -200,7 +200,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn channel_after(&self, after: Option<u64>) -> Option<ChannelInfo> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::SystemInfo) {
             return None;
         }
@@ -227,7 +227,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn set_log_level(&self, level: LogFilter) -> Result<(), NotPermitted> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::SystemAdmin) {
             return Err(NotPermitted);
         }
@@ -243,16 +243,16 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn run_selftests(&self, filter: &str) -> Result<(u32, u32), NotPermitted> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::SystemAdmin) {
             return Err(NotPermitted);
         }
-        let summary = crate::selftest::run(filter);
+        let summary = crate::selftest::run(filter, crate::console::print);
         Ok((summary.passed as u32, summary.failed as u32))
     }
 
     fn shutdown(&self) -> NotPermitted {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::SystemAdmin) {
             return NotPermitted;
         }
@@ -260,7 +260,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn kernel_panic(&self, message: &str) -> NotPermitted {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::SystemAdmin) {
             return NotPermitted;
         }
@@ -268,16 +268,16 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn replica(&self, core: u32) -> Option<sip_runtime::ReplicaInfo> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::SystemInfo) {
             return None;
         }
-        crate::smp::cores().get(core as usize)?;
+        crate::cores::cores().get(core as usize)?;
         let summary = super::replica::summary(core)?;
         let (names_version, names_digest, names) = super::name_registry::summary(core)?;
         Some(sip_runtime::ReplicaInfo {
             core,
-            online: crate::smp::is_online(core),
+            online: crate::cores::is_online(core),
             version: summary.version,
             digest: summary.digest,
             entries: summary.entries,
@@ -288,7 +288,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn connect_names(&self, core: Option<u32>, server: NameServiceServer) -> bool {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         match exec::current_sip() {
             Some(sip) => super::names::connect(sip, core, server),
             // A kernel thread has no SIP to connect for; the end closes with the kernel's drop.
@@ -297,7 +297,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn claim_name(&self, name: &str, sip: SipId, contract: &str) -> Result<(), NameRegistryError> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::NameRegistry) {
             return Err(NameRegistryError::NotPermitted);
         }
@@ -305,7 +305,7 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn release_name(&self, name: &str, sip: SipId) -> Result<(), NameRegistryError> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         if !caller_may(Capability::NameRegistry) {
             return Err(NameRegistryError::NotPermitted);
         }
@@ -313,17 +313,17 @@ impl KernelAbi for Ring0Abi {
     }
 
     fn broadcast_probe(&self) -> Option<u64> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         crate::ipc::intercore::probe_all()
     }
 
     fn resolve_name(&self, name: &str) -> Option<NameInfo> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         super::name_registry::resolve(name)
     }
 
     fn name_after(&self, after: Option<&str>) -> Option<NameInfo> {
-        let _kernel = KernelMode::enter();
+        let _kernel = KernelAccount::enter();
         super::name_registry::after(after)
     }
 }

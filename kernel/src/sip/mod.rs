@@ -2,8 +2,9 @@
 //! table, ending and reclaiming.
 //!
 //! A SIP is a manifest (`sip-runtime`) with what the policy grants it (`policy`), a heap arena with a quota
-//! (`arena`), its threads (each with a guarded stack, at most its thread limit), and — through the exchange
-//! ledger — its exchange-heap blocks and endpoints, charged to its exchange quota. Every way a SIP can end goes
+//! (`memory::arena`), its threads (each with a guarded stack, at most its thread limit), and — through the exchange
+//! ledger — the exchange-heap blocks and endpoints it holds; what it pays for there (blocks it allocated,
+//! received or opened, channels it made) is charged to its exchange quota. Every way a SIP can end goes
 //! through [`end`]: its own thread (exit, panic, CPU exception, quota, a refused ownership change) or another
 //! thread ([`kill`]). Ending never cuts kernel code short: threads parked at a cut point or switched out in SIP
 //! code are removed at once; a thread busy in kernel code is *doomed* and ends itself when it leaves it
@@ -18,7 +19,6 @@
 //! a waiter entry).
 
 pub mod abi;
-pub mod arena;
 pub mod name_registry;
 pub mod names;
 pub mod policy;
@@ -26,15 +26,16 @@ pub mod remote;
 pub mod replica;
 pub mod replicated_map;
 
-use crate::exec::{self, KernelMode};
-use crate::percpu;
-use crate::sched::{self, Owner, ThreadId};
+use crate::exec::{self, Account, KernelAccount};
+use crate::memory::arena::Arena;
+use crate::memory::frames::Use;
+use crate::percpu::{self, CoreLocal, LocalName};
+use crate::sched::{self, ThreadId};
 use crate::sync::IrqMutex;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use arena::Arena;
 use core::fmt::Write;
 use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -72,8 +73,8 @@ pub struct Sip {
 pub enum Waiter {
     /// A thread of this core: woken.
     Thread(ThreadId),
-    /// A thread of another core: answered through its slot.
-    Reply(alloc::sync::Arc<crate::ipc::intercore::Slot<()>>),
+    /// A thread of another core: answered through its reply cell.
+    Reply(alloc::sync::Arc<crate::ipc::intercore::ReplyCell<()>>),
 }
 
 impl Waiter {
@@ -91,14 +92,19 @@ pub struct Table {
 }
 
 impl Table {
-    /// An empty table (usable in a `static` initialiser).
+    /// An empty table (each core's, made with its per-CPU record).
     pub const fn new() -> Self {
         Self { sips: BTreeMap::new() }
     }
 }
 
+/// Every core's process table, in its per-CPU record (boot hands this to `percpu::init_bsp`).
+// SAFETY: the only `CoreLocal` of the process-table slot.
+pub static TABLES: CoreLocal<IrqMutex<Table>> =
+    unsafe { CoreLocal::new(LocalName::Processes, || IrqMutex::new(Table::new())) };
+
 fn table() -> &'static IrqMutex<Table> {
-    &percpu::current().sips
+    TABLES.get(percpu::current())
 }
 
 /// Why a SIP ended.
@@ -139,13 +145,13 @@ impl core::fmt::Display for EndReason {
     }
 }
 
-/// At boot, before any SIP: refuses two manifests of one name (with both crates named), and installs what a
-/// doomed thread does when it leaves kernel code.
+/// At boot, before any SIP: refuses two manifests of one name (with both crates named), and installs how a SIP
+/// ends for the layers below (a doomed thread, a fault).
 pub fn init() {
     if let Err((name, first, second)) = policy::check_unique(&MANIFESTS) {
         panic!("two services are named '{name}' (crates '{first}' and '{second}'): service names must be unique");
     }
-    exec::set_doomed_handler(doomed_exit);
+    exec::install_sip_endings(exec::SipEndings { doomed: doomed_exit, fault: on_fault });
 }
 
 /// Names of every contract the kernel knows (a manifest may only name these).
@@ -186,7 +192,7 @@ fn spawn_with_restarts(
     restarts: u32,
     startup: Option<Startup>,
 ) -> Result<SipId, (SpawnError, Option<Startup>)> {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     // Refused before any message: these answers are the same on every core.
     if args.len() > MAX_ARGS_LEN {
         return Err((SpawnError::ArgumentsTooLong, startup));
@@ -196,7 +202,7 @@ fn spawn_with_restarts(
     }
     let me = percpu::current_index();
     let target = core.unwrap_or_else(least_loaded_core);
-    if !crate::smp::is_online(target) {
+    if !crate::cores::is_online(target) {
         return Err((SpawnError::NoSuchCore, startup));
     }
     let caller = caller_owner();
@@ -216,9 +222,9 @@ fn checked_manifest(name: &str) -> Result<(&'static Manifest, policy::Entry), Sp
 
 /// The running core with the fewest SIPs, by this core's replica of the process table (ties: the lowest index).
 fn least_loaded_core() -> u32 {
-    let cores = crate::smp::cores().len().max(1);
+    let cores = crate::cores::cores().len().max(1);
     let load = replica::load_by_core(cores);
-    crate::smp::online_cores().min_by_key(|c| (load.get(*c as usize).copied().unwrap_or(0), *c)).unwrap_or(0)
+    crate::cores::online_cores().min_by_key(|c| (load.get(*c as usize).copied().unwrap_or(0), *c)).unwrap_or(0)
 }
 
 /// Hands `startup`'s channel end from `from` to `to` in the exchange records.
@@ -236,12 +242,12 @@ fn spawn_here(
     startup: Option<Startup>,
     holder: channels::Owner,
 ) -> Result<SipId, (SpawnError, Option<Startup>)> {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     let (manifest, grant) = match checked_manifest(name) {
         Ok(checked) => checked,
         Err(e) => return Err((e, startup)),
     };
-    let Ok(arena) = Arena::new(grant.heap_quota) else { return Err((SpawnError::OutOfMemory, startup)) };
+    let Ok(arena) = Arena::new(grant.heap_quota, Use::Sip) else { return Err((SpawnError::OutOfMemory, startup)) };
     let arena_addr = &*arena as *const Arena as usize;
     let id = NEXT_SIP_ID.fetch_add(1, Ordering::Relaxed);
     let owner = channels::Owner::sip(id);
@@ -269,7 +275,7 @@ fn spawn_here(
     replica::publish(replica::Update::Added { id, entry });
     let args = String::from(args);
     let spawned =
-        sched::spawn_in(Owner::Sip(id), arena_addr, manifest.stack_size as u64, move || sip_main(id, manifest, args));
+        sched::spawn_in(Account::Sip(id), arena_addr, manifest.stack_size as u64, move || sip_main(id, manifest, args));
     match spawned {
         Ok(tid) => {
             if let Some(sip) = table().lock().sips.get_mut(&id) {
@@ -313,7 +319,7 @@ fn sip_main(id: u64, manifest: &'static Manifest, kernel_args: String) {
 /// this thread with it. Called on the SIP's own thread: from its exit, its panic, a CPU exception it caused.
 pub fn end_current(reason: EndReason) -> ! {
     // Kernel mode for good: this thread runs only kernel code from here on (its guard is never dropped).
-    core::mem::forget(KernelMode::enter());
+    core::mem::forget(KernelAccount::enter());
     match exec::current_sip() {
         Some(id) => {
             end(id, reason);
@@ -327,7 +333,7 @@ pub fn end_current(reason: EndReason) -> ! {
 /// What a doomed thread runs when it leaves kernel code or parks at a cut point (`exec::end_doomed`): its SIP
 /// is ending, so it goes.
 fn doomed_exit() -> ! {
-    core::mem::forget(KernelMode::enter());
+    core::mem::forget(KernelAccount::enter());
     if let Some(id) = exec::current_sip() {
         leave(id);
     }
@@ -338,7 +344,7 @@ fn doomed_exit() -> ! {
 /// manifest's size. The SIP ends when its first thread returns (like a process whose `main` returns), or when
 /// any of its threads fails; another thread that returns ends alone.
 pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, SpawnError> {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     let id = exec::current_sip().ok_or(SpawnError::NotPermitted)?;
     let (stack, arena) = match table().lock().sips.get(&id) {
         Some(sip) if sip.ending.is_some() => return Err(SpawnError::NoSuchService),
@@ -350,7 +356,7 @@ pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, SpawnError
     // before it is recorded as the SIP's. Only plain data (a function and a number) goes into the kernel's
     // closure: nothing of the SIP's is ever dropped in kernel mode.
     x86_64::instructions::interrupts::without_interrupts(|| {
-        let tid = sched::spawn_in(Owner::Sip(id), arena, stack, move || {
+        let tid = sched::spawn_in(Account::Sip(id), arena, stack, move || {
             entry(argument);
             end_thread();
         })
@@ -364,7 +370,7 @@ pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, SpawnError
 
 /// Ends the calling thread of a SIP that returned from its entry; the SIP lives on in its other threads.
 fn end_thread() -> ! {
-    core::mem::forget(KernelMode::enter());
+    core::mem::forget(KernelAccount::enter());
     if let Some(id) = exec::current_sip() {
         leave(id);
     }
@@ -421,7 +427,7 @@ fn end(id: u64, reason: EndReason) -> bool {
 /// Ends SIP `id` from another thread and waits until it is gone (its threads busy in kernel code finish that
 /// first, which takes a bounded time).
 pub fn kill(id: u64) -> Result<(), KillError> {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     if exec::current_sip() == Some(id) {
         end_current(EndReason::Killed);
     }
@@ -444,7 +450,7 @@ pub fn kill_here(id: u64) -> Result<(), KillError> {
 
 /// Blocks the calling thread until SIP `id` has ended; returns at once if it is not alive.
 pub fn wait(id: u64) {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     if let Some(core) = elsewhere(id) {
         return remote::wait(core, id);
     }
@@ -520,7 +526,7 @@ fn schedule_restart(name: &'static str, policy: RestartPolicy, restarts: u32) {
         return;
     }
     let delay_ms = backoff_ms.saturating_mul(1 << restarts.min(16));
-    let result = sched::spawn(Owner::Kernel, 16 * 1024, move || {
+    let result = sched::spawn(Account::Kernel, 16 * 1024, move || {
         sched::sleep(delay_ms.saturating_mul(1_000_000));
         match spawn_with_restarts(name, "", None, restarts + 1, None) {
             Ok(id) => log::info!("sip {name} restarted as #{id} (restart {} of {max_restarts})", restarts + 1),
@@ -534,7 +540,7 @@ fn schedule_restart(name: &'static str, policy: RestartPolicy, restarts: u32) {
 
 /// Called by the panic handler when SIP code panicked: ends that SIP only.
 pub fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let _kernel = KernelMode::enter();
+    let _kernel = KernelAccount::enter();
     let mut message = String::new();
     if let Some(at) = info.location() {
         let _ = write!(message, "{}:{}: ", at.file(), at.line());
@@ -545,8 +551,9 @@ pub fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
     end_current(EndReason::Panicked(message))
 }
 
-/// Called by a CPU exception handler when SIP code faulted: ends that SIP only.
-pub fn on_exception(description: String) -> ! {
+/// Ends the running thread's SIP for a fault (the `fault` ending this layer installs for the layers below: a CPU
+/// exception in SIP code, a broken rule of the exchange heap's records).
+fn on_fault(description: String) -> ! {
     end_current(EndReason::Fault(description))
 }
 

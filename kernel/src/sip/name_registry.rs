@@ -14,8 +14,9 @@
 //!
 //! Invariants: a replica changes only by an arbiter's update; `version` and `digest` are `ReplicatedMap`'s.
 
+use super::remote::{self, Request};
 use super::replicated_map::{ReplicatedMap, fnv1a};
-use crate::ipc::intercore::{self, Request, Slot};
+use crate::ipc::intercore::{self, ReplyCell};
 use crate::percpu::{self, MAX_CPUS};
 use crate::sync::IrqMutex;
 use alloc::string::String;
@@ -46,9 +47,9 @@ pub enum Update {
 /// A request to a name's arbiter.
 pub enum Change {
     /// Bind `name` if it is free.
-    Claim { name: String, binding: Binding, reply: Arc<Slot<Result<(), NameRegistryError>>> },
+    Claim { name: String, binding: Binding, reply: Arc<ReplyCell<Result<(), NameRegistryError>>> },
     /// Free `name` if SIP `sip` holds it; `reply` is `None` when nobody waits (a dead SIP's names).
-    Release { name: String, sip: u64, reply: Option<Arc<Slot<Result<(), NameRegistryError>>>> },
+    Release { name: String, sip: u64, reply: Option<Arc<ReplyCell<Result<(), NameRegistryError>>>> },
 }
 
 type Replica = ReplicatedMap<String, Binding>;
@@ -80,9 +81,9 @@ fn mine() -> &'static IrqMutex<Replica> {
 
 /// The core that decides about `name`: a hash of it over the cores that run (fixed after boot).
 fn arbiter(name: &str) -> u32 {
-    let running = crate::smp::online_cores().count().max(1) as u64;
+    let running = crate::cores::online_cores().count().max(1) as u64;
     let h = name.bytes().fold(5381u64, |h, b| h.wrapping_mul(33) ^ u64::from(b));
-    crate::smp::online_cores().nth((h % running) as usize).unwrap_or(0)
+    crate::cores::online_cores().nth((h % running) as usize).unwrap_or(0)
 }
 
 fn info(name: &str, binding: &Binding) -> Option<NameInfo> {
@@ -123,7 +124,7 @@ fn release_where(held: impl Fn(&Binding) -> bool) {
         mine().lock().entries().iter().filter(|(_, b)| held(b)).map(|(name, b)| (name.clone(), b.sip)).collect();
     for (name, sip) in names {
         let to = arbiter(&name);
-        intercore::send(to, Request::Names(Change::Release { name, sip, reply: None }));
+        remote::send(to, Request::Names(Change::Release { name, sip, reply: None }));
     }
 }
 
@@ -131,7 +132,7 @@ fn release_where(held: impl Fn(&Binding) -> bool) {
 /// answer.
 fn ask(
     to: u32,
-    make: impl FnOnce(Arc<Slot<Result<(), NameRegistryError>>>) -> Change,
+    make: impl FnOnce(Arc<ReplyCell<Result<(), NameRegistryError>>>) -> Change,
 ) -> Result<(), NameRegistryError> {
     intercore::call(to, |reply| Request::Names(make(reply))).unwrap_or(Err(NameRegistryError::Unavailable))
 }
@@ -156,8 +157,8 @@ pub fn decide(change: Change) {
     if let Some(update) = update {
         apply_to(&mut mine().lock(), update.clone());
         let me = percpu::current_index();
-        for core in crate::smp::online_cores().filter(|c| *c != me) {
-            intercore::send(core, Request::NameUpdate(update.clone()));
+        for core in crate::cores::online_cores().filter(|c| *c != me) {
+            remote::send(core, Request::NameUpdate(update.clone()));
         }
     }
     if let Some(reply) = reply {

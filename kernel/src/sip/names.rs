@@ -1,7 +1,7 @@
 //! The kernel's side of the name service: on every core it starts a `names` SIP (and starts it again when it
 //! ends) and hands it every new connection a SIP asks for, tagged with the asking SIP's id. A SIP connects to
 //! its own core's name service; a connection to another core's (a lookup that was answered `Moved`) travels to
-//! that core as a message (`ipc::intercore::Request::NameConnection`) and is queued there.
+//! that core as a message (`sip::remote::Request::NameConnection`) and is queued there.
 //!
 //! Why a broker: a SIP reaches the name service through the ABI call `connect_names`, which must not make the
 //! kernel wait on a SIP. So the SIP makes the channel itself (charged to it), the call only queues its server
@@ -18,8 +18,9 @@
 //! ([`MAX_QUEUED`]); when the `names` SIP is gone, queued connections are dropped (their clients see `Closed`,
 //! which `sip_runtime` reports as `NameError::Unavailable`), never left waiting.
 
+use crate::exec::Account;
 use crate::percpu::MAX_CPUS;
-use crate::sched::{self, Owner, ThreadId};
+use crate::sched::{self, ThreadId};
 use crate::sync::IrqMutex;
 use alloc::collections::VecDeque;
 use channels::Closed;
@@ -52,7 +53,7 @@ fn mine() -> &'static Broker {
 
 /// Starts this core's broker thread, which starts this core's `names` SIP.
 pub fn start() {
-    match sched::spawn(Owner::Kernel, 16 * 1024, run) {
+    match sched::spawn(Account::Kernel, 16 * 1024, run) {
         Ok(id) => mine().thread.store(id.0, Ordering::Release),
         Err(e) => log::warn!("name service: cannot start its broker thread ({e:?}); names are unavailable here"),
     }
@@ -71,14 +72,11 @@ pub fn connect(sip: u64, core: Option<u32>, server: NameServiceServer) -> bool {
     if core == me {
         return accept_connection(sip, server);
     }
-    if !crate::smp::is_online(core) {
+    if !crate::cores::is_online(core) {
         return false;
     }
-    let asked = crate::ipc::intercore::call(core, |reply| crate::ipc::intercore::Request::NameConnection {
-        sip,
-        end: server,
-        reply,
-    });
+    let asked =
+        crate::ipc::intercore::call(core, |reply| super::remote::Request::NameConnection { sip, end: server, reply });
     asked.unwrap_or(false)
 }
 

@@ -1,18 +1,64 @@
 //! SIP operations that cross cores: the asking side (spawn on, kill, wait for and describe a SIP of another
 //! core) and the answering side, run by the receiving core's monitor thread (`handle`).
 //!
-//! Each operation is a request over `ipc::intercore` answered into a slot the asking thread parks on. The
-//! answering core does the work with its own, local operations (`sip::spawn_with`, `sip::kill`, ...), exactly
-//! as if a thread of its own had asked: no core touches another core's process table or scheduler.
+//! Each operation is a [`Request`] over `ipc::intercore` (which carries it without knowing what it is) answered
+//! into a reply cell the asking thread parks on. The answering core does the work with its own, local
+//! operations (`sip::spawn_with`, `sip::kill`, ...), exactly as if a thread of its own had asked: no core
+//! touches another core's process table or scheduler. The replicas' updates and the name registry's changes
+//! travel as requests of this set too.
 //!
 //! Invariants: a monitor never blocks (a remote kill only starts the end, a remote wait is a waiter entry
 //! answered when the SIP ends); a startup endpoint in flight belongs to the kernel (`Owner::KERNEL`), never to
 //! the asking SIP, so the asker's death cannot reclaim it under the request.
 
-use crate::ipc::intercore::{self, Request, Slot};
+use crate::ipc::intercore::{self, ReplyCell};
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use sip_runtime::{KillError, ProcessInfo, SipId, SpawnError, Startup};
+
+/// A request from the SIP layer of one core to that of another.
+pub enum Request {
+    /// Start a SIP on the receiving core and answer with its id (or the error, and the startup value back).
+    Spawn(SpawnRequest),
+    /// End SIP `id`, which runs on the receiving core.
+    Kill { id: u64, reply: Arc<ReplyCell<Result<(), KillError>>> },
+    /// Answer when SIP `id` (on the receiving core) has ended.
+    Watch { id: u64, reply: Arc<ReplyCell<()>> },
+    /// Describe SIP `id` (for `ps`).
+    Query { id: u64, reply: Arc<ReplyCell<Option<ProcessInfo>>> },
+    /// A change to the replicated process table.
+    Replica(super::replica::Update),
+    /// A claim or release for the receiving core to decide, as the arbiter of that name.
+    Names(super::name_registry::Change),
+    /// A change to the replicated name registry, from the name's arbiter.
+    NameUpdate(super::name_registry::Update),
+    /// Every core is up: start the receiving core's system services (its name service).
+    StartServices,
+    /// A connection to the receiving core's name service, for SIP `sip` of another core; answered with whether
+    /// it was queued (a SIP has at most one such request in flight per thread: the asking thread waits).
+    NameConnection { sip: u64, end: super::names::Connection, reply: Arc<ReplyCell<bool>> },
+}
+
+impl intercore::Request for Request {
+    fn handle(self: Box<Self>) {
+        handle(*self);
+    }
+}
+
+/// Sends `request` to core `to` (in order after everything this core sent it before); never waits.
+pub fn send(to: u32, request: Request) {
+    intercore::send(to, Box::new(request));
+}
+
+/// Asks every other running core to start its system services (its name service), once all cores are up:
+/// started earlier, a core's first SIPs would be announced to a process table that later cores never saw.
+pub fn start_services_on_other_cores() {
+    let me = crate::percpu::current_index();
+    for core in crate::cores::online_cores().filter(|c| *c != me) {
+        send(core, Request::StartServices);
+    }
+}
 
 /// The outcome of a spawn: the new id, or the error with the startup value back.
 pub type SpawnResult = Result<SipId, (SpawnError, Option<Startup>)>;
@@ -23,7 +69,7 @@ pub struct SpawnRequest {
     args: String,
     restarts: u32,
     startup: Option<Startup>,
-    reply: Arc<Slot<SpawnResult>>,
+    reply: Arc<ReplyCell<SpawnResult>>,
 }
 
 /// Starts `name` on core `core` (not this one, and online) and waits for the answer; `startup` is held by
@@ -69,8 +115,8 @@ pub fn query(core: u32, id: u64) -> Option<ProcessInfo> {
     intercore::call(core, |reply| Request::Query { id, reply }).ok().flatten()
 }
 
-/// Answers one request sent to this core (the monitor thread's work).
-pub fn handle(request: Request) {
+/// Answers one request sent to this core (on its monitor thread).
+fn handle(request: Request) {
     match request {
         Request::Spawn(r) => {
             let result = super::spawn_here(&r.name, &r.args, r.restarts, r.startup, channels::Owner::KERNEL);
@@ -85,7 +131,5 @@ pub fn handle(request: Request) {
         Request::NameUpdate(update) => super::name_registry::apply(update),
         Request::NameConnection { sip, end, reply } => reply.answer(super::names::accept_connection(sip, end)),
         Request::StartServices => super::names::start(),
-        Request::Probe(reply) => reply.answer(()),
-        Request::Reply(delivery) => delivery.deliver(),
     }
 }

@@ -70,8 +70,8 @@ fn mine() -> &'static IrqMutex<Replica> {
 pub fn publish(update: Update) {
     apply_to(&mut mine().lock(), update);
     let me = percpu::current_index();
-    for core in crate::smp::online_cores().filter(|c| *c != me) {
-        crate::ipc::intercore::send(core, crate::ipc::intercore::Request::Replica(update));
+    for core in crate::cores::online_cores().filter(|c| *c != me) {
+        super::remote::send(core, super::remote::Request::Replica(update));
     }
 }
 

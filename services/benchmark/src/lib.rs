@@ -47,19 +47,6 @@ sip! {
     capabilities: [],
 }
 
-// An echo server that yields SLOW_YIELDS times before each answer: longer than a receive polls, so the
-// client's every receive parks and is woken (the blocking path of the ping-pong).
-sip! {
-    name: "bench-slow-echo",
-    entry: slow_echo,
-    exports: ["Echo"],
-    imports: [],
-    heap_quota: 16 * 1024,
-    stack_size: 16 * 1024,
-    restart: RestartPolicy::Never,
-    capabilities: [],
-}
-
 // Does nothing: the SIP of the create+exit measurement.
 sip! {
     name: "bench-null",
@@ -221,11 +208,11 @@ fn table(ctx: &SipContext) {
     }
 
     let core = abi.current_core();
-    ping_pong(ctx, "echo", core, "message ping-pong (same core)", "1,040");
+    ping_pong(ctx, "", core, "message ping-pong (same core)", "1,040");
     // The same with a third thread ready on the core: a receive's polls yield to it too.
     match ctx.spawn("bench-partner", "", here) {
         Ok(partner) => {
-            ping_pong(ctx, "echo", core, "ping-pong, third thread ready", "-");
+            ping_pong(ctx, "", core, "ping-pong, third thread ready", "-");
             let _ = ctx.kill(partner);
         }
         Err(e) => {
@@ -233,9 +220,9 @@ fn table(ctx: &SipContext) {
         }
     }
     // And with a peer slow enough that every receive parks and is woken.
-    ping_pong(ctx, "bench-slow-echo", core, "ping-pong, receiver parks", "-");
+    ping_pong(ctx, SLOW_ECHO, core, "ping-pong, receiver parks", "-");
     if let Some(other) = other_core(ctx) {
-        ping_pong(ctx, "echo", other, "message ping-pong (cross core)", "-");
+        ping_pong(ctx, "", other, "message ping-pong (cross core)", "-");
         let probe = measure(ctx, 20, || {
             black_box(abi.broadcast_probe());
         });
@@ -260,10 +247,11 @@ fn other_core(ctx: &SipContext) -> Option<u32> {
     (0..).map_while(|i| abi.cpu(i)).find(|cpu| cpu.online && cpu.index != me).map(|cpu| cpu.index)
 }
 
-/// Message round trips over an Echo channel to an echo SIP (`service`) on `core`: Ping out, Pong back.
-fn ping_pong(ctx: &SipContext, service: &str, core: u32, label: &str, singularity: &str) {
+/// Message round trips over an Echo channel to an echo SIP (spawned with `echo_args`) on `core`: Ping out, Pong
+/// back.
+fn ping_pong(ctx: &SipContext, echo_args: &str, core: u32, label: &str, singularity: &str) {
     let (client, server) = echo::channel();
-    let echo_sip = match ctx.spawn_with(service, "", Some(core), server) {
+    let echo_sip = match ctx.spawn_with("echo", echo_args, Some(core), server) {
         Ok(id) => id,
         Err((e, _)) => {
             let _ = ctx.print(format_args!("bench: cannot start the echo SIP: {e}\n"));
@@ -359,18 +347,9 @@ fn partner(ctx: SipContext) {
 
 fn null(_: SipContext) {}
 
-/// Yields of `bench-slow-echo` before each answer: more than a blocking receive's 64 polls
-/// (`kernel/src/ipc/blocking.rs`), so the client has parked by the time the answer comes.
-const SLOW_YIELDS: u32 = 100;
-
-fn slow_echo(ctx: SipContext) {
-    let Some(endpoint) = ctx.take_startup::<echo::Server<echo::state::Ready>>() else { return };
-    serve_echo(endpoint, || {
-        for _ in 0..SLOW_YIELDS {
-            ctx.yield_now();
-        }
-    });
-}
+/// The echo SIP's arguments for a slow peer: it yields 100 times before each answer, more than a blocking
+/// receive's 64 polls (`kernel/src/ipc/blocking.rs`), so the client has parked by the time the answer comes.
+const SLOW_ECHO: &str = "yields 100";
 
 /// `PREFIX COUNT START_MS`: at uptime START_MS, binds PREFIX-0 .. PREFIX-(COUNT-1), logs how many it won, then
 /// holds them (refusing every connection) until killed.
@@ -419,7 +398,7 @@ fn threads(ctx: SipContext) {
             if panics {
                 panic!("worker {worker} panics on purpose");
             }
-            serve_echo(server, || {});
+            answer_pings(server);
         });
         if let Err(e) = started {
             return sip_runtime::warn!(ctx, "cannot start worker {worker}: {e}");
@@ -447,24 +426,14 @@ fn threads(ctx: SipContext) {
     }
 }
 
-/// Answers pings (after `before_pong`) until the client says `Bye` or goes away.
-fn serve_echo(mut endpoint: echo::Server<echo::state::Ready>, before_pong: impl Fn()) {
-    loop {
-        endpoint = match endpoint.recv() {
-            Ok(echo::server::Ready::Ping(n, owes)) => {
-                before_pong();
-                match owes.send_pong(n) {
-                    Ok(next) => next,
-                    Err(_) => return,
-                }
-            }
-            Ok(echo::server::Ready::Say(text, owes)) => match owes.send_echoed(text) {
-                Ok(next) => next,
-                Err(_) => return,
-            },
-            Ok(echo::server::Ready::Bye(done)) => return done.close(),
+/// A worker's work: answer pings until the first thread stops sending them (only `Ping`: the echo service is
+/// the Echo server; this is one thread's share of a test's load).
+fn answer_pings(mut endpoint: echo::Server<echo::state::Ready>) {
+    while let Ok(echo::server::Ready::Ping(n, owes)) = endpoint.recv() {
+        match owes.send_pong(n) {
+            Ok(next) => endpoint = next,
             Err(_) => return,
-        };
+        }
     }
 }
 

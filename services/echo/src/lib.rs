@@ -1,9 +1,11 @@
 //! The echo service: answers every `Ping` with a `Pong` and every `Say` with an `Echoed` (the Echo contract).
 //!
 //! Spawned with an Echo server end as its startup value (the console's `echo` and `ping` commands, the
-//! ping-pong benchmark), it serves that one channel until the client says `Bye` or goes away. Spawned without
-//! one (`spawn echo [NAME]`), it binds NAME (default `echo`) in the name service and serves every client that
-//! looks the name up, all at once; if the name service restarts, it binds the name again.
+//! ping-pong benchmark), it serves that one channel until the client says `Bye` or goes away; with the
+//! arguments `yields N` it first yields N times before each answer (a slow peer: the benchmark's "receiver
+//! parks" row, whose every receive has to park). Spawned without one (`spawn echo [NAME]`), it binds NAME
+//! (default `echo`) in the name service and serves every client that looks the name up, all at once; if the
+//! name service restarts, it binds the name again.
 //!
 //! The contract makes the protocol a matter of types: the server can only answer a `Ping` with a `Pong`, a
 //! `Say` with an `Echoed`.
@@ -32,10 +34,28 @@ sip! {
 fn main(ctx: SipContext) {
     match ctx.take_startup::<echo::Server<state::Ready>>() {
         Some(endpoint) => {
-            let served = serve(endpoint);
+            let Some(yields) = yields_before_answer(ctx.args()) else {
+                // The endpoint goes with this SIP: the client sees `Closed`.
+                return sip_runtime::warn!(ctx, "usage with a startup endpoint: [yields N]");
+            };
+            // Without yields, the plain loop (the ping-pong benchmark measures it): a closure that yields zero
+            // times would still cost a test per request.
+            let served = match yields {
+                0 => serve(endpoint),
+                n => serve_with(endpoint, || (0..n).for_each(|_| ctx.yield_now())),
+            };
             sip_runtime::debug!(ctx, "served {served} requests");
         }
         None => serve_named(&ctx),
+    }
+}
+
+/// How often to yield before each answer: `""` is none, `yields N` is N; anything else is `None`.
+fn yields_before_answer(args: &str) -> Option<u32> {
+    match args.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [] => Some(0),
+        ["yields", n] => n.parse().ok(),
+        _ => None,
     }
 }
 
@@ -94,7 +114,9 @@ fn bind(ctx: &SipContext, name: &str) -> Option<service_provider::Server<service
     None
 }
 
-/// Answers one request; the session comes back unless the client said `Bye` or is gone.
+/// Answers one request; the session comes back unless the client said `Bye` or is gone. Always inlined: it is
+/// on the ping-pong benchmark's path, and with three callers the compiler would otherwise make it a call.
+#[inline(always)]
 fn answer(request: server::Ready) -> Option<echo::Server<state::Ready>> {
     match request {
         server::Ready::Ping(n, owes) => owes.send_pong(n).ok(),
@@ -107,10 +129,19 @@ fn answer(request: server::Ready) -> Option<echo::Server<state::Ready>> {
 }
 
 /// Answers requests until `Bye` or until the client is gone; returns how many were answered.
-pub fn serve(mut endpoint: echo::Server<state::Ready>) -> u64 {
+pub fn serve(endpoint: echo::Server<state::Ready>) -> u64 {
+    serve_with(endpoint, || {})
+}
+
+/// [`serve`], running `before_answer` after each request arrives and before it is answered.
+pub fn serve_with(mut endpoint: echo::Server<state::Ready>, before_answer: impl Fn()) -> u64 {
     let mut served = 0;
     loop {
-        match endpoint.recv().ok().and_then(answer) {
+        let answered = endpoint.recv().ok().and_then(|request| {
+            before_answer();
+            answer(request)
+        });
+        match answered {
             Some(ready) => endpoint = ready,
             None => return served,
         }

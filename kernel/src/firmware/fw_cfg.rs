@@ -9,8 +9,8 @@
 //! the core); `stall-cpu` makes it halt before it reports online (proves a core that does not start is reported
 //! and left out while the rest run). Absent, nothing happens.
 //!
-//! The device is one selector/data port pair with no locking: read it on the boot core only (at boot, or
-//! through a `spin::Once`).
+//! The device is one selector/data port pair with no locking: read each value once (at boot on the boot
+//! core, or through a `spin::Once` on whichever core asks first), never from two cores at once.
 
 use x86_64::instructions::port::Port;
 

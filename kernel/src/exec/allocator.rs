@@ -1,6 +1,6 @@
 //! The global allocator: routes each allocation to the kernel heap or to the running SIP's arena.
 //!
-//! Allocation follows the execution context (`exec`): SIP mode → the SIP's arena; kernel mode or a kernel
+//! Allocation follows the account (`exec::account`): SIP mode → the SIP's arena; kernel mode or a kernel
 //! thread → the kernel heap. Freeing follows the address, so a block is always returned to the heap it came
 //! from, whoever frees it.
 //!
@@ -9,9 +9,9 @@
 //! stack used up (inside its kernel reserve) is ended first, before any lock is taken (`exec::check_sip_stack`),
 //! so a stack overflow can never leave one of them held.
 
-use super::heap;
+use crate::memory::arena::{self, Arena};
+use crate::memory::heap;
 use crate::percpu;
-use crate::sip::arena::{self, Arena};
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::Ordering;
 
@@ -27,7 +27,7 @@ fn sip_mode() -> Option<&'static percpu::PerCpu> {
     if cpu.kernel_depth.load(Ordering::Relaxed) != 0 {
         return None;
     }
-    crate::exec::check_sip_stack(cpu);
+    super::check_sip_stack(cpu);
     Some(cpu)
 }
 
@@ -60,7 +60,7 @@ unsafe fn free(ptr: *mut u8, layout: Layout) {
 unsafe impl GlobalAlloc for Router {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match sip_mode().and_then(|cpu| Some((cpu, current_arena(cpu)?))) {
-            Some((cpu, arena)) => crate::exec::sip_mode_kernel_code(cpu, || arena.alloc(layout)),
+            Some((cpu, arena)) => super::sip_mode_kernel_code(cpu, || arena.alloc(layout)),
             // SAFETY: forwarded with the caller's layout.
             None => unsafe { heap::HEAP.alloc(layout) },
         }
@@ -69,7 +69,7 @@ unsafe impl GlobalAlloc for Router {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         match sip_mode() {
             // SAFETY: forwarded with the caller's block and layout.
-            Some(cpu) => crate::exec::sip_mode_kernel_code(cpu, || unsafe { free(ptr, layout) }),
+            Some(cpu) => super::sip_mode_kernel_code(cpu, || unsafe { free(ptr, layout) }),
             // SAFETY: as above.
             None => unsafe { free(ptr, layout) },
         }

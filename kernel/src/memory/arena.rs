@@ -1,14 +1,15 @@
-//! Per-SIP heap arenas: each SIP allocates from its own `talc` heap inside its own virtual slot, up to its quota.
+//! Arenas: sub-heaps, each a `talc` heap in its own virtual slot of the arena region, growing on demand up to a
+//! quota, and unmapped all at once when dropped.
 //!
-//! The global allocator (`memory::allocator`) sends allocations made in SIP mode to the running SIP's arena
-//! and frees every block by its address, so a SIP's memory never mixes with the kernel's or another SIP's.
-//! When a SIP ends, its whole arena is unmapped at once: nothing it allocated needs a destructor to run
-//! (DESIGN.md: reclaim by ownership records, not by `Drop`). Exceeding the quota makes the allocation fail,
-//! which panics the SIP (and only it).
+//! An arena knows nothing of who uses it. The kernel gives each SIP one (`sip`), and the global allocator
+//! (`exec::allocator`) sends the allocations a SIP makes to it and frees every block by its address, so a SIP's
+//! memory never mixes with the kernel's or another SIP's. Dropping an arena unmaps it whatever is still
+//! allocated in it: nothing allocated there needs a destructor to run (DESIGN.md: reclaim by ownership records,
+//! not by `Drop`). Exceeding the quota makes the allocation fail.
 
-use crate::memory::frames::Use;
-use crate::memory::heap::{self, GrowingHeap};
-use crate::memory::layout::{ARENA_SLOT_SIZE, ARENAS_START, MAX_ARENAS};
+use super::frames::Use;
+use super::heap::{self, GrowingHeap};
+use super::layout::{ARENA_SLOT_SIZE, ARENAS_START, MAX_ARENAS};
 use crate::sync::{IrqMutex, IrqSpinRaw};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -18,7 +19,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 /// Smallest step an arena grows by.
 const GROWTH_STEP: u64 = 64 * 1024;
 
-/// One SIP's heap.
+/// One sub-heap.
 pub struct Arena {
     heap: talc::TalcLock<IrqSpinRaw, GrowingHeap>,
     slot: usize,
@@ -39,8 +40,9 @@ pub enum ArenaError {
 }
 
 impl Arena {
-    /// A new, empty arena of at most `quota` bytes (memory is mapped on demand). Call in kernel mode.
-    pub fn new(quota: usize) -> Result<Box<Arena>, ArenaError> {
+    /// A new, empty arena of at most `quota` bytes, whose frames count as `purpose` (memory is mapped on
+    /// demand). Call in kernel mode.
+    pub fn new(quota: usize, purpose: Use) -> Result<Box<Arena>, ArenaError> {
         if quota as u64 > ARENA_SLOT_SIZE {
             return Err(ArenaError::QuotaTooLarge);
         }
@@ -56,7 +58,7 @@ impl Arena {
             }
         };
         let base = ARENAS_START + slot as u64 * ARENA_SLOT_SIZE;
-        let source = GrowingHeap::new(base, quota as u64, GROWTH_STEP, Use::Sip);
+        let source = GrowingHeap::new(base, quota as u64, GROWTH_STEP, purpose);
         let arena = Box::new(Arena { heap: talc::TalcLock::new(source), slot });
         SLOT_OWNERS[slot].store(&*arena as *const Arena as *mut Arena, Ordering::Release);
         ARENAS_LIVE.fetch_add(1, Ordering::Relaxed);
@@ -112,7 +114,7 @@ pub unsafe fn dealloc(ptr: *mut u8, layout: Layout) {
     if arena.is_null() {
         // Memory of an arena that is already gone: it was reclaimed wholesale, nothing to do. Say it once.
         if !STRAY_FREE_REPORTED.swap(true, Ordering::Relaxed) {
-            log::warn!("free of {ptr:p} ({} bytes) in a reclaimed SIP arena ignored", layout.size());
+            log::warn!("free of {ptr:p} ({} bytes) in a reclaimed arena ignored", layout.size());
         }
         return;
     }

@@ -1,46 +1,68 @@
-//! The execution context of the running code: kernel, or a SIP — which decides where memory comes from and
-//! whether a fault is the kernel's or a SIP's.
+//! Accounts: whether the running code works for the kernel or for a SIP, and the guard that puts it on the
+//! kernel's account.
 //!
-//! A SIP thread runs "in the SIP" (depth 0) while it executes service code, and "in the kernel" (depth > 0)
-//! inside every ABI call, channel hook and interrupt handler, entered with [`KernelMode::enter`]. The depth is
-//! per thread (the scheduler saves and restores it on every switch), because a thread can be preempted inside
-//! kernel code. In SIP mode, allocations go to the SIP's arena and a panic or CPU exception ends that SIP; in
-//! kernel mode, allocations go to the kernel heap and a panic stops the machine.
+//! A SIP thread runs on its SIP's account (depth 0) while it executes service code, and on the kernel's account
+//! (depth > 0) inside every ABI call, channel hook and interrupt handler, entered with [`KernelAccount::enter`].
+//! The words "SIP mode" and "kernel mode" elsewhere in the kernel mean exactly this, not the CPU's privilege
+//! level: everything runs in ring 0. The depth is per thread (the scheduler saves and restores it on every
+//! switch), because a thread can be preempted inside kernel code. On a SIP's account, allocations go to the
+//! SIP's arena and a panic or CPU exception ends that SIP; on the kernel's, allocations go to the kernel heap and
+//! a panic stops the machine.
 //!
 //! Kernel code is never cut short: a thread whose SIP is being ended while it runs kernel code is *doomed*
-//! (`sched::doom`) and ends itself when it leaves kernel mode for the last time ([`KernelMode`]'s drop at depth
-//! 0) or parks at a cut point, through the handler the SIP layer installs ([`set_doomed_handler`]: this layer
-//! knows nothing of SIPs).
+//! (`sched::doom`) and ends itself when it leaves the kernel's account for the last time ([`KernelAccount`]'s
+//! drop at depth 0) or parks at a cut point. How a SIP ends is the SIP layer's business: it installs its
+//! answers at boot ([`install_sip_endings`]), and this layer and the ones below call them without knowing what a
+//! SIP is.
 //!
-//! Entering kernel mode from SIP code (depth 0 before the entry) is also where the kernel makes sure it has
-//! room on the SIP's stack, which it runs on: if the stack pointer is below the per-CPU stack limit (inside the
-//! thread's kernel reserve, `sched::stack::KERNEL_RESERVE`), the SIP has used up its own stack, and the entry
-//! ends it as a stack overflow instead of running kernel code there. It does so without kernel code: back in
-//! SIP mode it reads the guard page below the stack, and the page fault (on its own IST stack) ends the SIP
+//! Entering the kernel's account from SIP code (depth 0 before the entry) is also where the kernel makes sure it
+//! has room on the SIP's stack, which it runs on: if the stack pointer is below the per-CPU stack limit (inside
+//! the thread's kernel reserve, `memory::stacks::KERNEL_RESERVE`), the SIP has used up its own stack, and the
+//! entry ends it as a stack overflow instead of running kernel code there. It does so without kernel code: back
+//! in SIP mode it reads the guard page below the stack, and the page fault (on its own IST stack) ends the SIP
 //! alone. Invariant: kernel code entered from a SIP always has the whole reserve below it. The check is a
 //! subtraction and a compare on every kernel entry (every yield and ABI call, each channel hook); whether the
 //! entry leaves SIP code is asked only when the stack pointer is inside the reserve. The global allocator, which
 //! serves SIP code in SIP mode, makes the same check before it takes a lock ([`check_sip_stack`]).
 
+use super::watermark;
+use crate::memory::stacks::KERNEL_RESERVE;
 use crate::percpu;
-use crate::sched::stack::KERNEL_RESERVE;
-use crate::sched::watermark;
 use core::sync::atomic::Ordering;
 
-/// A guard that keeps the calling thread in kernel mode until dropped.
-pub struct KernelMode(Option<&'static percpu::PerCpu>);
+/// Who the running code works for: the account its allocations are charged to and its faults blamed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Account {
+    /// Kernel work (console, idle, monitors, self-tests).
+    Kernel,
+    /// A software-isolated process, by its id.
+    Sip(u64),
+}
 
-impl KernelMode {
+impl Account {
+    /// The account as the per-CPU `current_owner` word: 0 for the kernel, SIP id + 1 otherwise.
+    pub const fn word(self) -> u64 {
+        match self {
+            Account::Kernel => 0,
+            Account::Sip(id) => id + 1,
+        }
+    }
+}
+
+/// A guard that keeps the calling thread in kernel mode until dropped.
+pub struct KernelAccount(Option<&'static percpu::PerCpu>);
+
+impl KernelAccount {
     /// Enters kernel mode (nests).
     #[inline]
     pub fn enter() -> Self {
         match percpu::try_current() {
             Some(cpu) => Self::enter_on(cpu),
-            None => KernelMode(None),
+            None => KernelAccount(None),
         }
     }
 
-    /// [`KernelMode::enter`] for a caller that already holds its core's record (saves a lookup on hot paths).
+    /// [`KernelAccount::enter`] for a caller that already holds its core's record (saves a lookup on hot paths).
     /// The thread must not move to another core while the guard lives (threads never migrate today).
     #[inline]
     pub fn enter_on(cpu: &'static percpu::PerCpu) -> Self {
@@ -55,19 +77,19 @@ impl KernelMode {
         if watermark::ENABLED && cpu.kernel_depth.load(Ordering::Relaxed) == 1 {
             watermark::begin(cpu, stack_pointer());
         }
-        KernelMode(Some(cpu))
+        KernelAccount(Some(cpu))
     }
 
-    /// Enters kernel mode without the stack check of [`KernelMode::enter_on`]: for the timer's preemption of
+    /// Enters kernel mode without the stack check of [`KernelAccount::enter_on`]: for the timer's preemption of
     /// SIP code, whose tick has checked the room already (the interrupted code was above its stack limit), and
     /// whose trampoline frames may legitimately reach just below the limit. `interrupted_rsp` is where the
-    /// interrupted code's stack pointer was (for the stack measurement, `sched::watermark`).
+    /// interrupted code's stack pointer was (for the stack measurement, `exec::watermark`).
     #[inline]
     pub fn enter_preempted(cpu: &'static percpu::PerCpu, interrupted_rsp: u64) -> Self {
         if cpu.kernel_depth.fetch_add(1, Ordering::Relaxed) == 0 && watermark::ENABLED {
             watermark::begin_preemption(cpu, interrupted_rsp);
         }
-        KernelMode(Some(cpu))
+        KernelAccount(Some(cpu))
     }
 }
 
@@ -127,7 +149,7 @@ fn touch_guard_page(limit: u64) -> ! {
     unsafe { core::arch::asm!("cmp byte ptr [{guard}], 0", "ud2", guard = in(reg) guard, options(noreturn, nostack)) }
 }
 
-impl Drop for KernelMode {
+impl Drop for KernelAccount {
     #[inline]
     fn drop(&mut self) {
         if let Some(cpu) = self.0 {
@@ -136,22 +158,41 @@ impl Drop for KernelMode {
     }
 }
 
-/// What a doomed thread does when it leaves kernel code: end itself (the SIP layer's handler).
-static DOOMED_HANDLER: spin::Once<fn() -> !> = spin::Once::new();
+/// How a SIP ends when this layer or one below finds that it must: the SIP layer's answers, installed at boot
+/// ([`install_sip_endings`]), so that lower layers can end a SIP without knowing what a SIP is.
+#[derive(Clone, Copy)]
+pub struct SipEndings {
+    /// Run by a doomed thread when it leaves kernel code or parks at a cut point: its SIP is ending, so it goes.
+    pub doomed: fn() -> !,
+    /// Ends the SIP the running thread belongs to for a fault (a CPU exception in its code, a broken rule of
+    /// the exchange heap's records), with a description of what it did.
+    pub fault: fn(alloc::string::String) -> !,
+}
 
-/// Installs what a doomed thread runs when it leaves kernel code or parks at a cut point (once, at boot).
-pub fn set_doomed_handler(handler: fn() -> !) {
-    DOOMED_HANDLER.call_once(|| handler);
+static SIP_ENDINGS: spin::Once<SipEndings> = spin::Once::new();
+
+/// Installs how SIPs end (once, at boot, before the first SIP starts).
+pub fn install_sip_endings(endings: SipEndings) {
+    SIP_ENDINGS.call_once(|| endings);
+}
+
+fn sip_endings() -> SipEndings {
+    *SIP_ENDINGS.get().unwrap_or_else(|| panic!("a SIP was ended before the SIP layer installed its endings"))
 }
 
 /// Ends the running thread, which is doomed (see the module docs).
 #[cold]
 #[inline(never)]
 pub fn end_doomed() -> ! {
-    match DOOMED_HANDLER.get() {
-        Some(handler) => handler(),
-        None => panic!("a thread was doomed before the SIP layer installed its handler"),
-    }
+    (sip_endings().doomed)()
+}
+
+/// Ends the SIP the running thread belongs to for the fault `description` (its code faulted, or it broke a
+/// rule a lower layer checks). Never returns.
+#[cold]
+#[inline(never)]
+pub fn end_sip_for_fault(description: alloc::string::String) -> ! {
+    (sip_endings().fault)(description)
 }
 
 /// Leaves one level of kernel mode on `cpu`, the calling core; a doomed thread leaving its last level ends.
@@ -166,7 +207,7 @@ fn leave_on(cpu: &percpu::PerCpu) {
 }
 
 /// For the global allocator in SIP mode, which runs on the SIP's stack without entering kernel mode: the start
-/// and end of a stretch of kernel code that the stack measurement (`sched::watermark`) must see; nothing when
+/// and end of a stretch of kernel code that the stack measurement (`exec::watermark`) must see; nothing when
 /// it is off.
 #[inline(always)]
 pub fn sip_mode_kernel_code<R>(cpu: &percpu::PerCpu, f: impl FnOnce() -> R) -> R {

@@ -1,4 +1,4 @@
-//! An experiment, off by default: how deep kernel code goes on SIP stacks, to size `stack::KERNEL_RESERVE` by
+//! An experiment, off by default: how deep kernel code goes on SIP stacks, to size `memory::stacks::KERNEL_RESERVE` by
 //! measurement rather than by guess.
 //!
 //! With [`ENABLED`] set, every stretch of kernel code on a SIP thread's stack (from a kernel entry out of SIP
@@ -40,8 +40,8 @@ fn bottom(cpu: &PerCpu, rsp: u64) -> Option<u64> {
     match cpu.stack_limit.load(Ordering::Relaxed) {
         0 => None,
         limit => {
-            let bottom = limit - super::stack::KERNEL_RESERVE;
-            (rsp > bottom + 8 && rsp - bottom < super::stack::SLOT_SIZE).then_some(bottom)
+            let bottom = limit - crate::memory::stacks::KERNEL_RESERVE;
+            (rsp > bottom + 8 && rsp - bottom < crate::memory::stacks::SLOT_SIZE).then_some(bottom)
         }
     }
 }
@@ -135,7 +135,7 @@ crate::selftest! {
         log::info!(
             "kernel stack watermark: {deepest} bytes (of {} reserved) in {stretches} stretches, deepest for SIP #{}; \
              deepest preemption of SIP code {preemption} bytes",
-            super::stack::KERNEL_RESERVE,
+            crate::memory::stacks::KERNEL_RESERVE,
             owner.saturating_sub(1),
         );
         Ok(())

@@ -10,9 +10,9 @@
 //! kernel or when the timer interrupts it has exhausted its own stack and is ended as a stack overflow
 //! (`exec`, `sched::preempt`; docs/architecture.md, "Stacks and the kernel reserve").
 
-use crate::memory::frames::Use;
-use crate::memory::layout::{STACKS_SIZE, STACKS_START};
-use crate::memory::paging::{self, MapError};
+use super::frames::Use;
+use super::layout::{STACKS_SIZE, STACKS_START};
+use super::paging::{self, MapError};
 use crate::sync::IrqMutex;
 use alloc::vec::Vec;
 use x86_64::VirtAddr;
@@ -24,7 +24,7 @@ pub const SLOT_SIZE: u64 = 1 << 20;
 pub const MAX_STACK: u64 = SLOT_SIZE - 4096;
 
 /// Bytes below every SIP thread's own stack that only kernel code may use (docs/architecture.md, "Stacks and
-/// the kernel reserve"). Sized by measurement (`sched::watermark`, every console command on one and two cores):
+/// the kernel reserve"). Sized by measurement (`exec::watermark`, every console command on one and two cores):
 /// the deepest kernel use of a SIP stack was 2,424 bytes (the self-tests, run on the shell's stack; 2,304 for
 /// `bench capacity`, at most 1,800 for every other command), and a preemption of SIP code took at most 816
 /// bytes; 8 KiB is 3.4 times the deepest. `sip_runtime`'s `MAX_STACK_SIZE` is [`MAX_STACK`] less this, so the

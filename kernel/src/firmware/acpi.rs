@@ -1,7 +1,7 @@
 //! ACPI: the MADT (cores and their APIC IDs, I/O APICs, ISA interrupt overrides) and S5 power-off.
 //!
 //! The `acpi` crate finds and validates the tables; they are read through the bootloader's physical-memory
-//! window. The parsed result is kept in [`Platform`], read-only after boot. Power-off needs the \_S5 sleep type
+//! window. The parsed result is kept in [`Machine`], read-only after boot. Power-off needs the \_S5 sleep type
 //! from the DSDT's AML; instead of an AML interpreter, the one `Name(_S5_, Package{...})` object is decoded by
 //! hand, which is what every small kernel does and enough for QEMU and common firmware.
 
@@ -46,7 +46,7 @@ pub struct IsaRoute {
 
 /// The machine as the MADT describes it.
 #[derive(Debug, Clone)]
-pub struct Platform {
+pub struct Machine {
     /// Every processor entry, in MADT order.
     pub processors: Vec<Processor>,
     /// Every I/O APIC.
@@ -78,7 +78,7 @@ pub enum AcpiError {
     NoPowerOff,
 }
 
-static PLATFORM: spin::Once<Platform> = spin::Once::new();
+static MACHINE: spin::Once<Machine> = spin::Once::new();
 
 /// Maps ACPI tables through the physical-memory window (nothing to unmap).
 #[derive(Clone, Copy)]
@@ -97,12 +97,12 @@ impl AcpiHandler for WindowHandler {
 }
 
 /// Reads the MADT (and FADT/DSDT for power-off) from the tables at `rsdp`.
-pub fn init(rsdp: Option<u64>) -> Result<&'static Platform, AcpiError> {
+pub fn init(rsdp: Option<u64>) -> Result<&'static Machine, AcpiError> {
     let rsdp = rsdp.ok_or(AcpiError::NoRsdp)?;
     // SAFETY: the bootloader found and passed this RSDP address; the handler maps it through the window.
     let tables = unsafe { AcpiTables::from_rsdp(WindowHandler, rsdp as usize) }.map_err(AcpiError::Tables)?;
     let madt = tables.find_table::<Madt>().map_err(|_| AcpiError::NoMadt)?;
-    let mut platform = Platform {
+    let mut machine = Machine {
         processors: Vec::new(),
         io_apics: Vec::new(),
         local_apic_address: u64::from(madt.get().local_apic_address),
@@ -111,42 +111,42 @@ pub fn init(rsdp: Option<u64>) -> Result<&'static Platform, AcpiError> {
     };
     for entry in madt.get().entries() {
         match entry {
-            MadtEntry::LocalApic(e) => platform.processors.push(Processor {
+            MadtEntry::LocalApic(e) => machine.processors.push(Processor {
                 acpi_id: u32::from(e.processor_id),
                 apic_id: u32::from(e.apic_id),
                 usable: e.flags & 0b11 != 0,
             }),
-            MadtEntry::LocalX2Apic(e) => platform.processors.push(Processor {
+            MadtEntry::LocalX2Apic(e) => machine.processors.push(Processor {
                 acpi_id: e.processor_uid,
                 apic_id: e.x2apic_id,
                 usable: e.flags & 0b11 != 0,
             }),
-            MadtEntry::IoApic(e) => platform
+            MadtEntry::IoApic(e) => machine
                 .io_apics
                 .push(IoApicInfo { address: u64::from(e.io_apic_address), gsi_base: e.global_system_interrupt_base }),
             MadtEntry::InterruptSourceOverride(e) if e.bus == 0 => {
                 let flags = e.flags;
                 let polarity = if flags & 0b11 == 0b11 { Polarity::ActiveLow } else { Polarity::ActiveHigh };
                 let trigger = if (flags >> 2) & 0b11 == 0b11 { Trigger::Level } else { Trigger::Edge };
-                platform.overrides.push((e.irq, IsaRoute { gsi: e.global_system_interrupt, polarity, trigger }));
+                machine.overrides.push((e.irq, IsaRoute { gsi: e.global_system_interrupt, polarity, trigger }));
             }
-            MadtEntry::LocalApicAddressOverride(e) => platform.local_apic_address = e.local_apic_address,
+            MadtEntry::LocalApicAddressOverride(e) => machine.local_apic_address = e.local_apic_address,
             _ => {}
         }
     }
-    if platform.processors.is_empty() || platform.io_apics.is_empty() {
+    if machine.processors.is_empty() || machine.io_apics.is_empty() {
         return Err(AcpiError::NoMadt);
     }
-    platform.power_off = find_power_off(&tables);
-    Ok(PLATFORM.call_once(|| platform))
+    machine.power_off = find_power_off(&tables);
+    Ok(MACHINE.call_once(|| machine))
 }
 
-/// The parsed platform, once [`init`] succeeded.
-pub fn platform() -> Option<&'static Platform> {
-    PLATFORM.get()
+/// The parsed machine description, once [`init`] succeeded.
+pub fn machine() -> Option<&'static Machine> {
+    MACHINE.get()
 }
 
-impl Platform {
+impl Machine {
     /// How ISA `irq` is wired to the I/O APIC (identity unless the MADT overrides it).
     pub fn isa_route(&self, irq: u8) -> IsaRoute {
         self.overrides.iter().find(|(i, _)| *i == irq).map_or(
@@ -209,7 +209,7 @@ fn decode_s5(aml: &[u8]) -> Option<(u16, u16)> {
 
 /// Puts the machine in ACPI S5 (soft off). Returns only on failure.
 pub fn power_off() -> Result<(), AcpiError> {
-    let off = platform().and_then(|p| p.power_off).ok_or(AcpiError::NoPowerOff)?;
+    let off = machine().and_then(|p| p.power_off).ok_or(AcpiError::NoPowerOff)?;
     const SLP_EN: u16 = 1 << 13;
     let mut pm1a = Port::<u16>::new(off.pm1a_port);
     // SAFETY: the FADT names this port as PM1a control; writing SLP_TYP|SLP_EN is the ACPI-defined way to
@@ -226,19 +226,19 @@ pub fn power_off() -> Result<(), AcpiError> {
 crate::selftest! {
     /// The MADT names this core, enabled, among distinct APIC IDs, and at least one I/O APIC.
     fn madt_lists_this_core() {
-        let platform = platform().ok_or("ACPI was not initialised")?;
+        let machine = machine().ok_or("ACPI was not initialised")?;
         let me = crate::arch::cpu::apic_id_from_cpuid();
-        let this = platform.processors.iter().find(|p| p.apic_id == me);
+        let this = machine.processors.iter().find(|p| p.apic_id == me);
         crate::check!(this.is_some_and(|p| p.usable), "boot core (APIC ID {me}) missing or not usable");
-        for (i, p) in platform.processors.iter().enumerate() {
+        for (i, p) in machine.processors.iter().enumerate() {
             crate::check!(
-                !platform.processors[..i].iter().any(|q| q.apic_id == p.apic_id),
+                !machine.processors[..i].iter().any(|q| q.apic_id == p.apic_id),
                 "APIC ID {} listed twice",
                 p.apic_id
             );
         }
-        crate::check!(!platform.io_apics.is_empty(), "no I/O APIC");
-        crate::check!(platform.local_apic_address == crate::arch::apic::physical_base(), "MADT and MSR disagree on the local APIC address");
+        crate::check!(!machine.io_apics.is_empty(), "no I/O APIC");
+        crate::check!(machine.local_apic_address == crate::arch::apic::physical_base(), "MADT and MSR disagree on the local APIC address");
         Ok(())
     }
 }

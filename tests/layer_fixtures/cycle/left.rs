@@ -1,0 +1,5 @@
+//! Names its neighbour.
+
+use crate::right::R;
+
+pub struct L;

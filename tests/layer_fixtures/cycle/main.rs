@@ -1,0 +1,4 @@
+mod low;
+mod left;
+mod right;
+mod high;

@@ -1,0 +1,5 @@
+//! Names its neighbour back.
+
+use super::left::L;
+
+pub struct R;

@@ -1,0 +1,3 @@
+mod high;
+mod low;
+mod stray;

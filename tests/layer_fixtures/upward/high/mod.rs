@@ -1,0 +1,10 @@
+pub mod inner;
+
+pub const VALUE: u32 = 2;
+
+#[macro_export]
+macro_rules! up {
+    () => {
+        crate::high::Thing
+    };
+}
