@@ -3,15 +3,16 @@
 //! The bootloader (`bootloader_api`) hands over in long mode with the kernel mapped, a physical-memory window
 //! and a memory map; [`boot::start`] brings the machine up and ends in the console server.
 //!
-//! The modules form layers, listed below from the bottom up (docs/architecture.md, "Layers"). A module uses
-//! only modules of its own layer or of lower ones; a lower layer reaches a higher one only through a hook that
-//! the higher layer installs at boot (the SIP endings of `exec`, the CALL interrupt's handler of `interrupts`,
-//! the start-up hooks of `smp`, the typed per-core slots of `percpu`, the requests `ipc` carries). The host
-//! test `tests/kernel_layers.rs` holds the same table and fails on any path that goes up or any cycle.
+//! The modules form layers, listed below from the bottom up (docs/architecture.md, "Layers of the kernel"). A
+//! module uses only modules of its own layer or of lower ones; a lower layer reaches a higher one only through
+//! a hook that the higher layer installs at boot (the constructors of `percpu`'s typed slots, the SIP endings of
+//! `exec`, the CALL interrupt's handler of `interrupts`, the requests `ipc` carries). The host test
+//! `tests/kernel_layers.rs` holds the same table and fails on any path that goes up or any cycle.
 //!
 //! Invariants: `unsafe` appears only where hardware, raw memory or the context switch demand it (`arch`,
 //! `sync`, `memory`, `firmware`, `percpu`, `exec`, `sched`, the console's ports, `power`, `interrupts`, `ipc`,
-//! `smp`, `sip`'s hand-over of channel ends, `boot`); every unsafe block states why it is sound in a `// SAFETY:` line.
+//! `smp`, `sip`'s hand-over of channel ends, `boot`); every unsafe block states why it is sound in a
+//! `// SAFETY:` line.
 #![no_std]
 #![no_main]
 // `extern "x86-interrupt"` handlers: the only way to get a correct interrupt frame without hand-written asm.

@@ -202,7 +202,7 @@ pub fn wake(core: u32, thread: ThreadId) {
 }
 
 /// Makes thread `thread` of core `to` (another core) ready. Wakes for a core that is not running are dropped.
-pub fn send_wake(to: u32, thread: ThreadId) {
+fn send_wake(to: u32, thread: ThreadId) {
     let me = percpu::current_index();
     let Some(lane) = lanes(me, to) else { return };
     let mut item = thread.0;
