@@ -193,8 +193,9 @@ pub fn qemu_args(opts: &Options, plan: &Plan) -> Vec<OsString> {
     args.push(keyed_path("format=raw,file=", &plan.image, ",snapshot=on,file.locking=off"));
     add(&mut args, &["-m", &format!("{}M", opts.memory_mib)]);
     add(&mut args, &["-smp", &opts.smp.to_string()]);
-    // qemu64 has the local APIC the kernel needs and nothing TCG emulates slowly; override with --qemu-arg.
-    add(&mut args, &["-cpu", "qemu64"]);
+    // qemu64 has the local APIC the kernel needs and nothing TCG emulates slowly; SMEP and SMAP (which TCG
+    // emulates, boot-facts.md) let the kernel forbid itself ring-3 pages. Override with --qemu-arg.
+    add(&mut args, &["-cpu", "qemu64,+smep,+smap"]);
     // Without -no-reboot a triple fault reboots forever and a test could pass by accident.
     add(&mut args, &["-no-reboot"]);
     add(&mut args, &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
@@ -348,7 +349,7 @@ mod tests {
         let line = joined(&Options::default(), &plan(Serial::Relay, false));
         assert_eq!(
             line,
-            "-drive format=raw,file=/t/bios.img,snapshot=on,file.locking=off -m 256M -smp 1 -cpu qemu64 -no-reboot \
+            "-drive format=raw,file=/t/bios.img,snapshot=on,file.locking=off -m 256M -smp 1 -cpu qemu64,+smep,+smap -no-reboot \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04 -serial stdio -display none"
         );
     }

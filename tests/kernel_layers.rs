@@ -39,6 +39,7 @@ const KERNEL_LAYERS: &[(&str, &[&str])] = &[
     ("memory", &["memory"]),
     ("firmware", &["firmware"]),
     ("per-core", &["percpu"]),
+    ("rings", &["ring3"]),
     ("execution", &["exec", "time"]),
     ("cores", &["cores"]),
     ("scheduling", &["sched"]),

@@ -33,6 +33,8 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         framebuffer::init(fb);
     }
     log::info!("Plurality kernel starting on cpu 0{}", if serial_ok { "" } else { " (no serial port)" });
+    let protections = crate::ring3::init_this_core();
+    log::info!("ring 3: syscall on, SMEP {}, SMAP {}", on_off(protections.smep), on_off(protections.smap));
 
     let machine = match firmware::acpi::init(boot_info.rsdp_addr.into_option()) {
         Ok(p) => p,
@@ -83,6 +85,10 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         time::uptime_nanos() / 1_000_000
     );
     crate::console_server::run()
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off (the CPU lacks it)" }
 }
 
 /// Masks every I/O APIC input, then routes the keyboard (ISA IRQ 1) and COM1 (ISA IRQ 4) to this core.

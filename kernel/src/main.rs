@@ -30,6 +30,8 @@ mod memory;
 mod firmware;
 // Per-core records and their slots.
 mod percpu;
+// Ring 3: syscall entry, supervisor protections.
+mod ring3;
 // Execution: time, and the account the running code is on (with the global allocator).
 mod exec;
 mod time;

@@ -33,6 +33,9 @@ pub struct PerCpu {
     /// Points at this record; must stay the first field (read as `gs:0`). Atomic because it is set after the
     /// record has its final address, through a shared reference.
     self_ptr: AtomicPtr<PerCpu>,
+    /// `cpu_rings::syscall`'s scratch words (the kernel stack of a `syscall`, the ring-3 stack pointer), at the
+    /// offset its entry stub reads through GS; written only by that stub and `cpu_rings::run_user`.
+    ring_scratch: [AtomicU64; 2],
     /// Dense core number: 0 is the boot core.
     pub index: u32,
     /// Local APIC ID of this core.
@@ -62,6 +65,12 @@ pub struct PerCpu {
     pub current_doomed: AtomicBool,
 }
 
+// The syscall entry finds its scratch words through GS at a fixed offset.
+const _: () = assert!(
+    core::mem::offset_of!(PerCpu, ring_scratch) == cpu_rings::syscall::SCRATCH_OFFSET
+        && size_of::<[AtomicU64; 2]>() == size_of::<cpu_rings::syscall::RingScratch>()
+);
+
 /// Most cores the kernel runs on; MADT entries beyond it are reported and left out.
 pub const MAX_CPUS: usize = 64;
 
@@ -73,6 +82,7 @@ impl PerCpu {
     fn new(index: u32, apic_id: u32, tables: &'static CpuTables) -> Self {
         Self {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
+            ring_scratch: [const { AtomicU64::new(0) }; 2],
             index,
             apic_id,
             tables,

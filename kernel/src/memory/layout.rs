@@ -39,3 +39,8 @@ pub const EXCHANGE_MAX: u64 = 1 << 30;
 
 /// Start of the region the self-tests map and unmap scratch pages in.
 pub const SELFTEST_SCRATCH_START: u64 = 0xffff_cf00_0000_0000;
+
+/// Start of the ring-3 region: user-accessible pages in the lower half (the ring-3 self-test's code and stack
+/// today; ring-3 SIPs later). Far from the AP trampoline's identity-mapped page below 1 MiB, so their page tables
+/// are never shared with it.
+pub const USER_START: u64 = 0x0000_4000_0000_0000;

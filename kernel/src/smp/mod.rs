@@ -27,6 +27,8 @@ const PER_CORE_TESTS: &[&str] = &[
     "sched::selftests::spinning_thread_is_preempted",
     "sched::selftests::block_and_wake",
     "smp::this_core_is_online_with_its_own_tables",
+    "ring3::selftests::null_calls_from_ring_3",
+    "ring3::selftests::syscall_and_supervisor_protections_are_on",
 ];
 
 crate::selftest! {

@@ -198,6 +198,7 @@ extern "sysv64" fn ap_entry(record: u64) -> ! {
     let cpu: &'static PerCpu = unsafe { &*(record as *const PerCpu) };
     // SAFETY: first thing on this AP, once, interrupts off (the trampoline ran `cli`); the record was made for it.
     unsafe { percpu::enter_ap(cpu) };
+    crate::ring3::init_this_core();
     interrupts::load_own();
     apic::init_this_core(APIC_SPURIOUS_VECTOR, APIC_ERROR_VECTOR);
     time::start_tick(TIMER_VECTOR);
