@@ -143,19 +143,18 @@ impl<T: Sync + 'static> CoreLocal<T> {
     }
 
     /// The value of core `cpu`.
+    ///
+    /// A cast of references, not a dereference of a raw pointer: the alignment is a property of the storage's
+    /// type, with nothing to check at run time (a raw-pointer dereference is checked on every call, and this is
+    /// on every context switch).
     #[inline(always)]
     pub fn get(&self, cpu: &PerCpu) -> &T {
         let storage: &LocalStorage = &cpu.locals[self.name as usize];
-        // A cast of references, not a dereference of a raw pointer: the alignment is a property of the storage's
-        // type, with nothing to check at run time (a raw-pointer dereference is checked on every call).
-        #[allow(clippy::transmute_ptr_to_ptr, reason = "see above: no alignment check on the hot path")]
         // SAFETY: every slot of a reachable record holds the value its constructor made (`init_bsp` refuses a
         // list that does not cover every name once; `new_ap` uses the same list), the slot's only `CoreLocal` is
         // this one (`new`'s contract), so the value is a `T`; the storage is 64-byte aligned and large enough
         // (checked in `new`), and `T: Sync`.
-        unsafe {
-            core::mem::transmute::<&LocalStorage, &T>(storage)
-        }
+        unsafe { core::mem::transmute::<&LocalStorage, &T>(storage) }
     }
 }
 
