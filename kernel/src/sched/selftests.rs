@@ -140,7 +140,8 @@ crate::selftest! {
     /// reserve's upper end as the per-CPU stack limit; a kernel thread's limit is 0.
     fn sip_threads_get_the_kernel_reserve() {
         const ASKED: u64 = 12 * 1024;
-        // (limit seen by the thread, its stack's bottom and top)
+        // (whether it is the SIP's thread, limit seen by the thread, its stack's bottom and top), in the order the
+        // threads got there: a tick may let the kernel thread finish first.
         let seen = Arc::new(spin::Mutex::new(Vec::new()));
         // An owner no SIP has: the thread only looks at its own stack and ends.
         for owner in [Account::Sip(u64::MAX - 1), Account::Kernel] {
@@ -148,13 +149,15 @@ crate::selftest! {
             spawn(owner, ASKED, move || {
                 let limit = percpu::current().stack_limit.load(Ordering::Relaxed);
                 let bounds = with_current(|t| t.stack().map(|s| (s.bottom(), s.top()))).flatten();
-                seen.lock().push((limit, bounds));
+                seen.lock().push((matches!(owner, Account::Sip(_)), limit, bounds));
             })
             .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
         }
         crate::check!(wait_until(2000, || seen.lock().len() == 2), "threads did not run");
-        let seen = seen.lock();
-        let [(sip_limit, Some((sip_bottom, sip_top))), (kernel_limit, Some((kernel_bottom, kernel_top)))] = seen[..]
+        let mut seen = seen.lock().clone();
+        seen.sort_by_key(|(sip, ..)| !sip);
+        let [(true, sip_limit, Some((sip_bottom, sip_top))), (false, kernel_limit, Some((kernel_bottom, kernel_top)))] =
+            seen[..]
         else {
             return Err(alloc::format!("unexpected records {seen:?}"));
         };
