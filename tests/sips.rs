@@ -38,7 +38,7 @@ fn spawn_ps_kill_and_clear_errors() {
     };
     let ps = r.command("ps");
     let row = ps_row(&ps, spinner).unwrap_or_else(|| r.fail(&format!("pid {spinner} not in ps:\n{ps}")));
-    r.check(row.contains("fault") && row.contains("262144"), &format!("ps row: {row}"));
+    r.check(row.contains("fault") && row.contains("262144") && row.contains(" type "), &format!("ps row: {row}"));
     // The spinner never yields; the console still answers because the timer preempts it.
     let up = r.command("uptime");
     r.check(up.starts_with("up "), &format!("uptime while a SIP spins: {up}"));

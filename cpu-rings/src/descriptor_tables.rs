@@ -99,6 +99,12 @@ impl CpuTables {
         unsafe { (*self.tss.get()).privilege_stack_table[0] = VirtAddr::new(top) };
     }
 
+    /// Address of the TSS's `RSP0` field, for the ring-3 entry code that keeps it equal to the `syscall` stack
+    /// (`syscall::RingScratch::rsp0_slot`).
+    pub fn rsp0_slot(&self) -> u64 {
+        self.tss.get() as u64 + core::mem::offset_of!(TaskStateSegment, privilege_stack_table) as u64
+    }
+
     /// Loads the GDT and TSS on the calling core and reloads the segment registers.
     ///
     /// # Safety
@@ -169,6 +175,10 @@ mod tests {
         // SAFETY: host test: no CPU reads these tables.
         unsafe { tables.set_kernel_stack(0xffff_8000_0001_0000) };
         assert_eq!(tables.kernel_stack(), 0xffff_8000_0001_0000);
+        // The slot the ring-3 entry writes is that same field.
+        // SAFETY: host test: the slot is inside the leaked tables, and nothing else reads them meanwhile.
+        unsafe { (tables.rsp0_slot() as *mut u64).write_unaligned(0xffff_8000_0002_0000) };
+        assert_eq!(tables.kernel_stack(), 0xffff_8000_0002_0000);
     }
 
     #[test]

@@ -12,9 +12,9 @@
 //! itself uses) are given back to ring 3 as it left them; nothing of the kernel's is left in a register when
 //! ring-3 code starts.
 //!
-//! Not here yet: interrupts and exceptions that arrive while ring-3 code runs. [`run_user`] runs ring-3 code with
-//! interrupts off (its flags are the caller's choice), which is what the self-test and the measurement need;
-//! the entry and exit stubs for interrupts from ring 3 come with ring-3 SIPs.
+//! Interrupts and exceptions that arrive while ring-3 code runs take the path of `traps`, onto the same kernel
+//! stack: [`run_user`] makes it the TSS's `RSP0` as well, through the address the scratch words hold
+//! ([`RingScratch::rsp0_slot`]), so the two entries into ring 0 always agree on the stack.
 //!
 //! Invariant: `sysret` only returns to a canonical lower-half address (a non-canonical one would fault in ring 0
 //! on the user's stack): a handler's answer to resume at any other address makes ring-3 code leave instead.
@@ -35,6 +35,9 @@ pub struct RingScratch {
     pub kernel_rsp: u64,
     /// The ring-3 stack pointer of the `syscall` being handled.
     pub user_rsp: u64,
+    /// Address of this core's TSS `RSP0` field ([`crate::CpuTables::rsp0_slot`]), where [`run_user`] also
+    /// writes `kernel_rsp`.
+    pub rsp0_slot: u64,
 }
 
 /// A `syscall` as the handler sees it: the number, the arguments, and where ring-3 code resumes.
@@ -177,11 +180,14 @@ pub extern "C" fn syscall_entry() {
 /// Runs ring-3 code from `rip` on the stack `rsp` with `rflags` until its handler says [`Next::Leave`]; returns
 /// the answer it left with.
 ///
+/// Ring-3 code may run with interrupts on (`rflags` with IF): they arrive through `traps` on this same kernel
+/// stack, which this function makes both the `syscall` stack and `RSP0`.
+///
 /// # Safety
-/// Call with interrupts off and `rflags` without the interrupt flag (interrupts from ring 3 are not handled
-/// yet, module docs), after [`enable`] on this core, with `RSP0` of this core's TSS naming a usable stack; `rip`
-/// and `rsp` must be ring-3 (user-accessible, lower-half) memory the caller mapped for this, and the caller's
-/// GS base must be the per-CPU record.
+/// Call with interrupts off, after [`enable`] on this core, with the scratch words' `rsp0_slot` naming this
+/// core's TSS; `rip` and `rsp` must be ring-3 (user-accessible, lower-half) memory the caller mapped for this,
+/// and the caller's GS base must be the per-CPU record. Whoever switches threads while ring-3 code is
+/// suspended must give each thread back its own `kernel_rsp` and `RSP0`.
 #[unsafe(naked)]
 pub unsafe extern "sysv64" fn run_user(rip: u64, rsp: u64, rflags: u64) -> u64 {
     core::arch::naked_asm!(
@@ -194,6 +200,8 @@ pub unsafe extern "sysv64" fn run_user(rip: u64, rsp: u64, rflags: u64) -> u64 {
         "push r15",
         "push rcx",
         "mov gs:[{kernel_rsp}], rsp",
+        "mov rax, gs:[{rsp0_slot}]",
+        "mov [rax], rsp",
         // The `iretq` frame: SS, RSP, RFLAGS, CS, RIP.
         "push {user_ss}",
         "push rsi",
@@ -219,6 +227,7 @@ pub unsafe extern "sysv64" fn run_user(rip: u64, rsp: u64, rflags: u64) -> u64 {
         "swapgs",
         "iretq",
         kernel_rsp = const SCRATCH_OFFSET,
+        rsp0_slot = const SCRATCH_OFFSET + 16,
         user_ss = const 3 * 8 + 3,
         user_cs = const 4 * 8 + 3,
     )

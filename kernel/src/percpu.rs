@@ -33,9 +33,11 @@ pub struct PerCpu {
     /// Points at this record; must stay the first field (read as `gs:0`). Atomic because it is set after the
     /// record has its final address, through a shared reference.
     self_ptr: AtomicPtr<PerCpu>,
-    /// `cpu_rings::syscall`'s scratch words (the kernel stack of a `syscall`, the ring-3 stack pointer), at the
-    /// offset its entry stub reads through GS; written only by that stub and `cpu_rings::run_user`.
-    ring_scratch: [AtomicU64; 2],
+    /// `cpu_rings::syscall`'s scratch words (the kernel stack of an entry from ring 3, the ring-3 stack pointer
+    /// of a `syscall`, the address of this core's TSS `RSP0`), at the offset its entry stubs read through GS;
+    /// written by those stubs, `cpu_rings::run_user` and the switch to a ring-3 thread
+    /// ([`PerCpu::set_ring3_kernel_stack`]).
+    ring_scratch: [AtomicU64; 3],
     /// Dense core number: 0 is the boot core.
     pub index: u32,
     /// Local APIC ID of this core.
@@ -63,12 +65,16 @@ pub struct PerCpu {
     pub dead_threads: AtomicUsize,
     /// `exec`: the running thread is doomed (`sched::doom`); kept by the switch, read when it leaves kernel mode.
     pub current_doomed: AtomicBool,
+    /// `sched`: the level-4 table CR3 holds (physical address; 0: the kernel's own, loaded at boot). A switch to
+    /// a ring-3 thread of another address space changes it; kernel threads and ring-0 SIPs run in whatever is
+    /// loaded, as the kernel half is the same in all.
+    pub loaded_space: AtomicU64,
 }
 
 // The syscall entry finds its scratch words through GS at a fixed offset.
 const _: () = assert!(
     core::mem::offset_of!(PerCpu, ring_scratch) == cpu_rings::syscall::SCRATCH_OFFSET
-        && size_of::<[AtomicU64; 2]>() == size_of::<cpu_rings::syscall::RingScratch>()
+        && size_of::<[AtomicU64; 3]>() == size_of::<cpu_rings::syscall::RingScratch>()
 );
 
 /// Most cores the kernel runs on; MADT entries beyond it are reported and left out.
@@ -82,7 +88,7 @@ impl PerCpu {
     fn new(index: u32, apic_id: u32, tables: &'static CpuTables) -> Self {
         Self {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
-            ring_scratch: [const { AtomicU64::new(0) }; 2],
+            ring_scratch: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(tables.rsp0_slot())],
             index,
             apic_id,
             tables,
@@ -95,7 +101,26 @@ impl PerCpu {
             current_thread: AtomicU64::new(0),
             dead_threads: AtomicUsize::new(0),
             current_doomed: AtomicBool::new(false),
+            loaded_space: AtomicU64::new(0),
         }
+    }
+
+    /// The kernel stack of the last entry from ring 3 on this core: where `cpu_rings::run_user` left its frame
+    /// for the ring-3 thread that ran last.
+    pub fn ring3_kernel_stack(&self) -> u64 {
+        self.ring_scratch[0].load(Ordering::Relaxed)
+    }
+
+    /// Makes `top` the kernel stack of entries from ring 3 on this core: both the `syscall` stack and `RSP0`
+    /// (the switch to a ring-3 thread gives it back its own).
+    ///
+    /// # Safety
+    /// Call on this record's core with interrupts off; `top` is a stack that the thread about to run (and only
+    /// it) enters ring 0 on, mapped while that thread lives.
+    pub unsafe fn set_ring3_kernel_stack(&self, top: u64) {
+        self.ring_scratch[0].store(top, Ordering::Relaxed);
+        // SAFETY: the caller's contract is `set_kernel_stack`'s.
+        unsafe { self.tables.set_kernel_stack(top) };
     }
 }
 

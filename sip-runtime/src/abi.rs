@@ -62,6 +62,53 @@ pub enum SpawnError {
     ArgumentsTooLong,
     /// The calling SIP already runs as many threads as its policy allows.
     TooManyThreads,
+    /// The program is not verified code (it is not a service, and may use `unsafe`): the kernel runs only
+    /// verified code in ring 0, so it starts only under hardware protection.
+    NeedsHardwareProtection,
+}
+
+/// How a SIP is protected, chosen when it is spawned: by the type system alone in ring 0, or by the MMU in ring 3
+/// as well (docs/protection.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protection {
+    /// Ring 0, the kernel's address space: isolation by the type system (verified code only).
+    #[default]
+    Type,
+    /// Ring 3, in the one user address space its core's ring-3 SIPs share: the MMU protects the kernel, the type
+    /// system the SIPs from each other.
+    Ring3,
+    /// Ring 3, in an address space of its own: the MMU also separates it from every other SIP.
+    Ring3Own,
+}
+
+impl Protection {
+    /// Every mode, in the order of the papers' tables.
+    pub const ALL: [Protection; 3] = [Protection::Type, Protection::Ring3, Protection::Ring3Own];
+
+    /// The mode's name as `spawn --protection` takes it and `ps` shows it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Type => "type",
+            Self::Ring3 => "ring3",
+            Self::Ring3Own => "ring3-own",
+        }
+    }
+
+    /// The mode named `name` ([`Protection::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether the MMU protects the kernel from this SIP (ring 3).
+    pub const fn is_ring3(self) -> bool {
+        !matches!(self, Self::Type)
+    }
+}
+
+impl fmt::Display for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Most bytes of the argument string a spawn takes.
@@ -80,6 +127,10 @@ impl fmt::Display for SpawnError {
             Self::NoSuchCore => f.write_str("no such core, or it is not online"),
             Self::ArgumentsTooLong => write!(f, "arguments longer than {MAX_ARGS_LEN} bytes"),
             Self::TooManyThreads => f.write_str("the SIP runs as many threads as its policy allows"),
+            Self::NeedsHardwareProtection => f.write_str(
+                "not verified code: only verified code runs in ring 0 (`type`); start it with --protection ring3 \
+                 or ring3-own",
+            ),
         }
     }
 }
@@ -136,6 +187,8 @@ pub struct ProcessInfo {
     pub exchange_bytes: usize,
     /// Most exchange-heap bytes it may be charged (its policy).
     pub exchange_quota: usize,
+    /// How it is protected.
+    pub protection: Protection,
 }
 
 /// Memory figures for `mem`.

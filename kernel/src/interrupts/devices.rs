@@ -3,6 +3,10 @@
 //! Handlers do the least work possible (count a tick, move bytes into a queue, make a thread ready) and
 //! acknowledge the local APIC; the console loop does the rest with interrupts on.
 //!
+//! Each vector's IDT entry is a `cpu_rings::ring_aware_entry!` stub: interrupted ring-0 code reaches the
+//! `x86-interrupt` handler here, ring-3 code reaches [`from_ring_3`] through `cpu_rings::traps` (on its
+//! thread's kernel stack); the work is the same function from both.
+//!
 //! Every vector here runs on the core's interrupt IST stack (`IstSlot::Interrupts`), never on the stack of the
 //! code it interrupts: that code may be a SIP whose stack is all but used up. The handlers therefore must not
 //! switch threads (the next delivery would start again at the top of that one IST stack, under a suspended
@@ -25,24 +29,24 @@ extern "x86-interrupt" fn timer(mut frame: InterruptStackFrame) {
     crate::sched::on_timer_tick(&mut frame);
 }
 
-extern "x86-interrupt" fn keyboard(_frame: InterruptStackFrame) {
+fn keyboard() {
     crate::console::keyboard::on_interrupt();
     apic::end_of_interrupt();
 }
 
-extern "x86-interrupt" fn serial(_frame: InterruptStackFrame) {
+fn serial() {
     crate::console::serial::on_interrupt();
     apic::end_of_interrupt();
 }
 
-extern "x86-interrupt" fn apic_error(_frame: InterruptStackFrame) {
+fn apic_error() {
     log::warn!("local APIC error on cpu {}", crate::percpu::current_index());
     apic::end_of_interrupt();
 }
 
 /// Another core asks this one to stop (shutdown). Interrupts are off in the handler, so this core holds no
 /// `IrqMutex` now: it stops at a point where it owns no shared lock. No EOI: it never takes another interrupt.
-extern "x86-interrupt" fn stop(_frame: InterruptStackFrame) {
+fn stop() {
     crate::cores::park_this_core()
 }
 
@@ -57,7 +61,7 @@ pub fn set_call_handler(handler: fn()) {
 }
 
 /// Another core sent messages or posted a job here: its handler hands them on.
-extern "x86-interrupt" fn call(_frame: InterruptStackFrame) {
+fn call() {
     apic::end_of_interrupt();
     if let Some(handler) = CALL_HANDLER.get() {
         handler();
@@ -65,25 +69,79 @@ extern "x86-interrupt" fn call(_frame: InterruptStackFrame) {
 }
 
 /// Spurious interrupts (APIC or a masked PIC) must not be acknowledged.
-extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {}
+fn spurious() {}
 
-/// Every vector this module handles, with its handler.
-const HANDLERS: [(u8, extern "x86-interrupt" fn(InterruptStackFrame)); 9] = [
-    (TIMER_VECTOR, timer),
-    (KEYBOARD_VECTOR, keyboard),
-    (SERIAL_VECTOR, serial),
-    (STOP_VECTOR, stop),
-    (CALL_VECTOR, call),
-    (APIC_ERROR_VECTOR, apic_error),
-    (APIC_SPURIOUS_VECTOR, spurious),
-    (pic::SPURIOUS_MASTER, spurious),
-    (pic::SPURIOUS_SLAVE, spurious),
+/// The handler of a device vector that interrupted ring-0 code: the work, with nothing to do to the frame.
+macro_rules! from_ring_0 {
+    ($($name:ident => $work:ident,)*) => {$(
+        extern "x86-interrupt" fn $name(_frame: InterruptStackFrame) {
+            $work()
+        }
+    )*};
+}
+
+from_ring_0! {
+    keyboard_in_ring_0 => keyboard,
+    serial_in_ring_0 => serial,
+    apic_error_in_ring_0 => apic_error,
+    stop_in_ring_0 => stop,
+    call_in_ring_0 => call,
+    spurious_in_ring_0 => spurious,
+}
+
+cpu_rings::ring_aware_entry!(timer_entry, TIMER_VECTOR, timer);
+cpu_rings::ring_aware_entry!(keyboard_entry, KEYBOARD_VECTOR, keyboard_in_ring_0);
+cpu_rings::ring_aware_entry!(serial_entry, SERIAL_VECTOR, serial_in_ring_0);
+cpu_rings::ring_aware_entry!(stop_entry, STOP_VECTOR, stop_in_ring_0);
+cpu_rings::ring_aware_entry!(call_entry, CALL_VECTOR, call_in_ring_0);
+cpu_rings::ring_aware_entry!(apic_error_entry, APIC_ERROR_VECTOR, apic_error_in_ring_0);
+cpu_rings::ring_aware_entry!(apic_spurious_entry, APIC_SPURIOUS_VECTOR, spurious_in_ring_0);
+cpu_rings::ring_aware_entry!(pic_master_spurious_entry, pic::SPURIOUS_MASTER, spurious_in_ring_0);
+cpu_rings::ring_aware_entry!(pic_slave_spurious_entry, pic::SPURIOUS_SLAVE, spurious_in_ring_0);
+
+/// A vector this module handles: the vector, its IDT entry stub, and its work when it interrupts ring-3 code
+/// (the timer's is `None`: its preemption differs by ring, [`from_ring_3`]).
+type Handler = (u8, extern "C" fn(), Option<fn()>);
+
+/// Every vector this module handles.
+const HANDLERS: [Handler; 9] = [
+    (TIMER_VECTOR, timer_entry, None),
+    (KEYBOARD_VECTOR, keyboard_entry, Some(keyboard)),
+    (SERIAL_VECTOR, serial_entry, Some(serial)),
+    (STOP_VECTOR, stop_entry, Some(stop)),
+    (CALL_VECTOR, call_entry, Some(call)),
+    (APIC_ERROR_VECTOR, apic_error_entry, Some(apic_error)),
+    (APIC_SPURIOUS_VECTOR, apic_spurious_entry, Some(spurious)),
+    (pic::SPURIOUS_MASTER, pic_master_spurious_entry, Some(spurious)),
+    (pic::SPURIOUS_SLAVE, pic_slave_spurious_entry, Some(spurious)),
 ];
 
-/// Installs the device and spurious handlers, each on the interrupt IST stack.
+/// Installs the device and spurious handlers' entry stubs, each on the interrupt IST stack.
 pub fn install(idt: &mut InterruptDescriptorTable) {
-    for (vector, handler) in HANDLERS {
-        on_ist(idt[vector].set_handler_fn(handler), IstSlot::Interrupts);
+    for (vector, entry, _) in HANDLERS {
+        // SAFETY: the stub is a `ring_aware_entry!` of this vector: it goes on to an x86-interrupt handler for
+        // ring-0 code and to the ring-3 path otherwise, both of which end in `iretq` (or never return).
+        let options = unsafe { idt[vector].set_handler_addr(x86_64::VirtAddr::new(entry as *const () as u64)) };
+        on_ist(options, IstSlot::Interrupts);
+    }
+}
+
+/// A device vector that interrupted ring-3 code (interrupts off, on the thread's kernel stack): the same work as
+/// from ring 0, and for the timer a preemption that switches threads right here (`sched::on_timer_tick_in_ring_3`).
+/// Returns `false` for a vector that is not a device's.
+pub(super) fn from_ring_3(vector: u8) -> bool {
+    if vector == TIMER_VECTOR {
+        crate::time::on_tick();
+        apic::end_of_interrupt();
+        crate::sched::on_timer_tick_in_ring_3();
+        return true;
+    }
+    match HANDLERS.iter().find(|(v, _, _)| *v == vector) {
+        Some((_, _, Some(work))) => {
+            work();
+            true
+        }
+        _ => false,
     }
 }
 
@@ -92,7 +150,7 @@ crate::selftest! {
     /// that slot's stack is not the one the other IST entries use.
     fn device_interrupts_run_on_their_own_stack() {
         let idtr = x86_64::instructions::tables::sidt();
-        for (vector, _) in HANDLERS {
+        for (vector, _, _) in HANDLERS {
             let at = idtr.base.as_u64() + u64::from(vector) * 16 + 4;
             crate::check!(at <= idtr.base.as_u64() + u64::from(idtr.limit), "vector {vector:#x} beyond the IDT");
             // SAFETY: the loaded IDT is 'static and, by the check above, holds this vector's 16-byte entry; byte 4

@@ -1,5 +1,8 @@
 //! The interrupt descriptor table: every CPU exception reported, device interrupts dispatched.
 //!
+//! Every entry is a ring-aware stub (`cpu_rings::ring_aware_entry!`): from ring-0 code to the `x86-interrupt`
+//! handlers of `exceptions` and `devices`, from ring-3 code through `cpu_rings::traps` to [`from_ring_3`].
+//!
 //! The vector map is `arch::vectors`: 0-31 CPU exceptions (`exceptions`); 0x20-0x2f the masked legacy PICs
 //! (only their spurious vectors can fire); 0x30 and up the APIC-delivered device interrupts (`devices`); 0xf0
 //! and 0xf1 the inter-processor "stop" and "call" interrupts; 0xfe APIC error, 0xff APIC spurious.
@@ -21,6 +24,7 @@ use x86_64::structures::idt::{EntryOptions, InterruptDescriptorTable};
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
 
 fn build() -> InterruptDescriptorTable {
+    cpu_rings::traps::install_handler(from_ring_3);
     let mut idt = InterruptDescriptorTable::new();
     exceptions::install(&mut idt);
     devices::install(&mut idt);
@@ -36,6 +40,19 @@ pub fn load() {
 pub fn load_own() {
     let idt: &'static InterruptDescriptorTable = alloc::boxed::Box::leak(alloc::boxed::Box::new(build()));
     idt.load();
+}
+
+/// Every interrupt and exception that arrives while ring-3 code runs (through `cpu_rings::traps`, on the
+/// thread's kernel stack, interrupts off): devices as from ring 0, the timer with a preemption, exceptions end
+/// the SIP.
+fn from_ring_3(frame: &mut cpu_rings::TrapFrame) {
+    let vector = frame.vector as u8;
+    if vector < 32 {
+        exceptions::from_ring_3(frame)
+    }
+    if !devices::from_ring_3(vector) {
+        log::warn!("unexpected vector {vector:#x} from ring 3 on cpu {}", crate::percpu::current_index());
+    }
 }
 
 /// Sets the IST slot of an IDT entry.

@@ -27,9 +27,9 @@ pub struct FrameStats {
     pub total: u64,
     /// Frames not allocated.
     pub free: u64,
-    /// Frames holding page tables (included in the used ones). Page tables are never freed: a region once
-    /// mapped keeps its tables for the next mapping there, so they are a cache, reported apart from the frames
-    /// that SIPs and the heaps hold.
+    /// Frames holding page tables (included in the used ones). The kernel's page tables are never freed: a
+    /// region once mapped keeps its tables for the next mapping there, so they are a cache, reported apart from
+    /// the frames that SIPs and the heaps hold. A ring-3 address space frees its own with it.
     pub page_tables: u64,
 }
 
@@ -168,15 +168,27 @@ pub fn stats() -> FrameStats {
     })
 }
 
+/// One free frame for a page table, counted as one ([`FrameStats::page_tables`]).
+pub fn allocate_page_table(purpose: Use) -> Option<PhysFrame<Size4KiB>> {
+    let frame = allocate(purpose)?;
+    PAGE_TABLE_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    Some(frame)
+}
+
+/// Gives back a page table's frame (only ring-3 address spaces free their tables).
+pub fn deallocate_page_table(frame: PhysFrame<Size4KiB>) -> Result<(), FrameError> {
+    deallocate(frame)?;
+    PAGE_TABLE_FRAMES.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
 /// The allocator as the `x86_64` crate's page-table code wants it (for intermediate page tables).
 pub struct GlobalFrames;
 
 // SAFETY: `allocate` hands out each usable frame at most once until it is deallocated.
 unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for GlobalFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        let frame = allocate(Use::Kernel)?;
-        PAGE_TABLE_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        Some(frame)
+        allocate_page_table(Use::Kernel)
     }
 }
 

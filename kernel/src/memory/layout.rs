@@ -1,6 +1,6 @@
 //! The kernel's virtual address map: the regions the kernel places itself.
 //!
-//! The lower half stays empty (ring-3 address spaces come there later). The bootloader places the kernel
+//! The kernel's own lower half stays empty; ring-3 address spaces use theirs from [`USER_START`]. The bootloader places the kernel
 //! image, its stack, the boot info, the framebuffer and the physical-memory window in
 //! [`BOOTLOADER_RANGE_START`]..=[`BOOTLOADER_RANGE_END`]; everything from `0xffff_c000_0000_0000` up belongs to
 //! the regions below, each in its own level-4 slots so no two can ever overlap.
@@ -40,7 +40,33 @@ pub const EXCHANGE_MAX: u64 = 1 << 30;
 /// Start of the region the self-tests map and unmap scratch pages in.
 pub const SELFTEST_SCRATCH_START: u64 = 0xffff_cf00_0000_0000;
 
-/// Start of the ring-3 region: user-accessible pages in the lower half (the ring-3 self-test's code and stack
-/// today; ring-3 SIPs later). Far from the AP trampoline's identity-mapped page below 1 MiB, so their page tables
-/// are never shared with it.
+/// Start of the ring-3 region: user-accessible pages in the lower half of ring-3 address spaces, one slot of
+/// [`USER_SLOT_SIZE`] per ring-3 SIP (in the shared space of its core, or its own). Far from the AP trampoline's
+/// identity-mapped page below 1 MiB, so their page tables are never shared with it.
 pub const USER_START: u64 = 0x0000_4000_0000_0000;
+/// End of the lower half.
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// One ring-3 SIP's slot: its code and data from the slot's start, its stack at the top (below one unmapped page),
+/// with [`USER_STACK_REGION`] kept for it, the part below the mapped stack never mapped: the guard.
+pub const USER_SLOT_SIZE: u64 = 1 << 30;
+/// Slots in the ring-3 region.
+pub const USER_SLOTS: u64 = (USER_END - USER_START) / USER_SLOT_SIZE;
+/// Bytes at the top of a slot kept for its stack and the guard below it (more than the largest stack a manifest
+/// may ask for).
+pub const USER_STACK_REGION: u64 = 2 << 20;
+
+/// The start of ring-3 slot `slot`.
+pub const fn user_slot_start(slot: u64) -> u64 {
+    USER_START + slot * USER_SLOT_SIZE
+}
+
+/// The top of the stack of ring-3 slot `slot` (the page above it stays unmapped).
+pub const fn user_stack_top(slot: u64) -> u64 {
+    user_slot_start(slot) + USER_SLOT_SIZE - 4096
+}
+
+/// Whether a fault at `addr` is a ring-3 stack overflow: it lies in a slot's stack region, where only the stack
+/// is ever mapped.
+pub const fn is_user_stack_guard(addr: u64) -> bool {
+    addr >= USER_START && addr < USER_END && (addr - USER_START) % USER_SLOT_SIZE >= USER_SLOT_SIZE - USER_STACK_REGION
+}

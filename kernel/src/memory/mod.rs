@@ -3,7 +3,8 @@
 //! `frames` hands out 4 KiB physical frames from the boot memory map; `paging` maps them (and device
 //! registers) into the kernel's address space through the bootloader's physical-memory window; `heap` is the
 //! kernel heap, growing on demand inside its own virtual region; `arena` carves sub-heaps with quotas out of
-//! the same primitives, and `stacks` thread stacks with guard pages. `layout` names every region the kernel
+//! the same primitives, and `stacks` thread stacks with guard pages; `user_spaces` makes ring-3 address spaces
+//! (`cpu_rings::AddressSpace`) over this layer's frames and window. `layout` names every region the kernel
 //! places by itself. Which heap an allocation goes to is decided a layer up, by the account the running code
 //! is on (`exec::allocator`): this layer knows nothing of SIPs, threads or cores.
 //!
@@ -16,6 +17,7 @@ pub mod heap;
 pub mod layout;
 pub mod paging;
 pub mod stacks;
+pub mod user_spaces;
 
 use bootloader_api::info::MemoryRegions;
 use x86_64::{PhysAddr, VirtAddr};
@@ -29,6 +31,8 @@ pub enum InitError {
     NoPhysicalMemoryMapping,
     /// No usable region can hold the frame bitmap.
     NoRoomForFrameBitmap,
+    /// The upper half's level-3 tables could not be made.
+    KernelHalf(#[allow(dead_code, reason = "shown through Debug in the boot panic")] paging::MapError),
     /// The heap's first pages could not be mapped.
     Heap(#[allow(dead_code, reason = "shown through Debug in the boot panic")] paging::MapError),
 }
@@ -38,7 +42,7 @@ pub fn init(physical_memory_offset: Option<u64>, regions: &'static MemoryRegions
     let offset = physical_memory_offset.ok_or(InitError::NoPhysicalMemoryMapping)?;
     PHYSICAL_MEMORY_OFFSET.call_once(|| offset);
     frames::init(regions).map_err(|_| InitError::NoRoomForFrameBitmap)?;
-    paging::init();
+    paging::init().map_err(InitError::KernelHalf)?;
     heap::init().map_err(InitError::Heap)
 }
 

@@ -1,7 +1,8 @@
 //! Page mapping in the kernel's address space, over the bootloader's physical-memory window.
 //!
-//! One set of page tables serves the whole kernel (all SIPs share it in ring 0). Mapping fresh memory takes
-//! frames from `frames`; device registers are mapped uncached into the MMIO window of `layout`.
+//! One set of page tables serves the whole kernel (all SIPs share it in ring 0), and its upper half is shared by
+//! every ring-3 address space (`user_spaces`). Mapping fresh memory takes frames from `frames`; device registers
+//! are mapped uncached into the MMIO window of `layout`.
 
 use super::frames::{self, GlobalFrames};
 use super::layout::{MMIO_SIZE, MMIO_START};
@@ -30,16 +31,38 @@ pub enum MapError {
 static MAPPER: IrqMutex<Option<OffsetPageTable<'static>>> = IrqMutex::new(None);
 static MMIO_NEXT: AtomicU64 = AtomicU64::new(MMIO_START);
 
-/// Takes over the active page tables. Call once, after `frames::init`.
-pub fn init() {
+static KERNEL_LEVEL_4: spin::Once<PhysFrame<Size4KiB>> = spin::Once::new();
+
+/// Takes over the active page tables and gives every empty slot of the upper half its level-3 table. Call
+/// once, after `frames::init`.
+///
+/// Why the tables now: every ring-3 address space copies the kernel's upper 256 level-4 entries when it is
+/// made (`cpu_rings::address_space`); a level-4 entry the kernel added later would be missing there, and
+/// kernel code running in that space would fault on it. With every entry present from boot on, the kernel
+/// only ever changes tables *below* level 4, which all spaces share. It costs one frame per empty slot
+/// (at most 1 MiB).
+pub fn init() -> Result<(), MapError> {
     let (level_4, _) = Cr3::read();
+    KERNEL_LEVEL_4.call_once(|| level_4);
     let table = super::phys_to_virt(level_4.start_address());
     let offset = super::phys_to_virt(PhysAddr::new(0));
     // SAFETY: CR3 names the active level-4 table, which the physical-memory window maps at `table`; the
     // window maps all physical memory at `offset`, as OffsetPageTable requires. This is the only reference
     // to the table, kept behind MAPPER's lock.
-    let mapper = unsafe { OffsetPageTable::new(&mut *table.as_mut_ptr::<PageTable>(), offset) };
+    let mut mapper = unsafe { OffsetPageTable::new(&mut *table.as_mut_ptr::<PageTable>(), offset) };
+    for entry in mapper.level_4_table_mut().iter_mut().skip(256).filter(|e| e.is_unused()) {
+        let frame = frames::allocate_page_table(frames::Use::Kernel).ok_or(MapError::OutOfFrames)?;
+        // SAFETY: the frame is fresh from the allocator, so only this code sees it; the window maps it.
+        unsafe { super::phys_to_virt(frame.start_address()).as_mut_ptr::<PageTable>().write(PageTable::new()) };
+        entry.set_frame(frame, Flags::PRESENT | Flags::WRITABLE);
+    }
     *MAPPER.lock() = Some(mapper);
+    Ok(())
+}
+
+/// The kernel's own level-4 table (the one loaded at boot), whose upper half every address space shares.
+pub fn kernel_level_4() -> PhysFrame<Size4KiB> {
+    *KERNEL_LEVEL_4.get().unwrap_or_else(|| panic!("paging used before init"))
 }
 
 fn with_mapper<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {

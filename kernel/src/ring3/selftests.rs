@@ -1,14 +1,16 @@
-//! Self-tests of ring 3: real ring-3 code makes null calls, an unknown call and a leaving call, and the kernel
-//! checks the answers, the count and that the ring-3 pages are gone afterwards.
+//! Self-tests of ring 3: real ring-3 code makes null calls, an unknown call and a leaving call in an address
+//! space of its own, and the kernel checks the answers, the count and that the space is gone afterwards.
 
-use super::{NO_SUCH_CALL, NULL_CALLS};
-use crate::memory::frames::{self, Use};
-use crate::memory::layout::USER_START;
+use super::NULL_CALLS;
+use crate::memory::frames;
+use crate::memory::layout::{USER_START, user_stack_top};
 use crate::memory::paging;
+use crate::memory::user_spaces::{self, UserSpace};
 use core::sync::atomic::Ordering;
+use sip_runtime::ring3_calls::NO_SUCH_CALL;
 use x86_64::VirtAddr;
 use x86_64::registers::rflags::RFlags;
-use x86_64::structures::paging::{Page, PageTableFlags as Flags, PhysFrame, Size4KiB};
+use x86_64::structures::paging::PageTableFlags as Flags;
 
 /// Null calls the ring-3 program makes.
 const CALLS: u32 = 1000;
@@ -44,70 +46,56 @@ fn program() -> [u8; 34] {
     ]
 }
 
-/// Maps a fresh frame at `page` for ring 3 with `flags`, filled with `bytes` (through the physical window, so
-/// SMAP never sees the kernel touch a ring-3 page).
-fn map_user(page: Page<Size4KiB>, bytes: &[u8], flags: Flags) -> Result<(), alloc::string::String> {
-    let frame: PhysFrame<Size4KiB> = frames::allocate(Use::Kernel).ok_or("out of frames")?;
-    let window = crate::memory::phys_to_virt(frame.start_address()).as_mut_ptr::<u8>();
-    // SAFETY: the frame is fresh from the allocator, so only this code sees it; the window maps all 4096 bytes.
-    unsafe {
-        window.write_bytes(0, 4096);
-        window.copy_from_nonoverlapping(bytes.as_ptr(), bytes.len().min(4096));
-    }
-    paging::map(page, frame, flags | Flags::USER_ACCESSIBLE).map_err(|e| {
+/// Maps a fresh frame at `page` of `space` for ring 3 with `flags`, filled with `bytes`.
+fn map_user(space: &mut UserSpace, page: u64, bytes: &[u8], flags: Flags) -> Result<(), alloc::string::String> {
+    let frame = user_spaces::fresh_user_frame(bytes).ok_or("out of frames")?;
+    space.map(VirtAddr::new(page), frame, flags).map_err(|e| {
         let _ = frames::deallocate(frame);
-        alloc::format!("cannot map {:#x}: {e:?}", page.start_address().as_u64())
+        alloc::format!("cannot map {page:#x}: {e:?}")
     })
 }
 
+/// Runs the ring-3 code at `rip` of `space` on this core with interrupts off until it leaves; returns what it
+/// left with.
+pub(crate) fn run_in(space: &UserSpace, rip: u64, rsp: u64) -> u64 {
+    let were_enabled = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::disable();
+    let cpu = crate::percpu::current();
+    let previous = cpu.loaded_space.load(Ordering::Relaxed);
+    super::load_space(cpu, space.level_4().start_address().as_u64());
+    // SAFETY: interrupts are off and stay off in ring 3 (its flags lack IF), so nothing switches threads while
+    // `run_user` has made this stack the core's ring-3 entry stack; `syscall` is enabled on every core at boot;
+    // `rip` and `rsp` are pages of the space just loaded, mapped user-accessible by the caller.
+    let left_with = unsafe { cpu_rings::run_user(rip, rsp, RFlags::empty().bits() | 2) };
+    super::load_space(cpu, previous);
+    if were_enabled {
+        x86_64::instructions::interrupts::enable();
+    }
+    left_with
+}
+
 crate::selftest! {
-    /// Ring-3 code makes 1,000 null calls, one unknown call and a leaving call; every answer is right, the
-    /// kernel saw every call, and the ring-3 pages and their frames are gone afterwards. Logs the cost of one
-    /// null call round trip (guest instructions under `--icount`).
+    /// Ring-3 code makes 1,000 null calls, one unknown call and a leaving call in an address space of its own;
+    /// every answer is right, the kernel saw every call, and the space's pages, tables and frames are gone
+    /// afterwards. Logs the cost of one null call round trip (guest instructions under `--icount`).
     fn null_calls_from_ring_3() {
-        let code = Page::<Size4KiB>::containing_address(VirtAddr::new(USER_START));
-        let stack = code + 1;
-        // Data frames: page tables made for the ring-3 region stay (they are a cache, `frames::FrameStats`).
-        let data_free = || {
-            let stats = frames::stats();
-            stats.free + stats.page_tables
-        };
-        let free_before = data_free();
-        map_user(code, &program(), Flags::empty())?;
-        if let Err(e) = map_user(stack, &[], Flags::WRITABLE | Flags::NO_EXECUTE) {
-            let _ = paging::unmap_and_free(code);
-            return Err(e);
-        }
-        let were_enabled = x86_64::instructions::interrupts::are_enabled();
-        x86_64::instructions::interrupts::disable();
-        let tables = crate::percpu::current().tables;
-        let previous_rsp0 = tables.kernel_stack();
-        let here: u64;
-        // SAFETY: copies RSP into a register; nothing else is touched.
-        unsafe { core::arch::asm!("mov {}, rsp", out(reg) here, options(nomem, nostack, preserves_flags)) };
+        let code = USER_START;
+        let stack_top = user_stack_top(0);
+        let free_before = frames::stats().free;
+        let mut space = user_spaces::new_space().map_err(|e| alloc::format!("no address space: {e:?}"))?;
+        map_user(&mut space, code, &program(), Flags::empty())?;
+        map_user(&mut space, stack_top - 4096, &[], Flags::WRITABLE | Flags::NO_EXECUTE)?;
+        crate::check!(paging::translate(VirtAddr::new(code)).is_none(), "the ring-3 page shows in the kernel's own tables");
         let calls_before = NULL_CALLS.load(Ordering::Relaxed);
         let start = crate::arch::cpu::rdtsc();
-        // SAFETY: interrupts are off and stay off in ring 3 (its flags lack IF); `RSP0` is set below this frame,
-        // clear of what `run_user` pushes, on this core; `syscall` is enabled on every core at boot; the code and
-        // stack pages were just mapped user-accessible in the lower half for this alone.
-        let left_with = unsafe {
-            tables.set_kernel_stack((here - 512) & !15);
-            cpu_rings::run_user(code.start_address().as_u64(), (stack + 1).start_address().as_u64(), RFlags::empty().bits() | 2)
-        };
+        let left_with = run_in(&space, code, stack_top);
         let cycles = crate::arch::cpu::rdtsc() - start;
         let calls = NULL_CALLS.load(Ordering::Relaxed) - calls_before;
-        // SAFETY: as above; the previous value was this core's.
-        unsafe { tables.set_kernel_stack(previous_rsp0) };
-        if were_enabled {
-            x86_64::instructions::interrupts::enable();
-        }
-        let unmapped = paging::unmap_and_free(code).and(paging::unmap_and_free(stack));
+        drop(space);
         log::info!("ring 3: {calls} null calls, {} cycles each (guest instructions under --icount)", cycles / u64::from(CALLS));
         crate::check!(left_with == NO_SUCH_CALL, "ring 3 left with {left_with:#x}, not the unknown call's answer");
         crate::check!(calls == u64::from(CALLS), "the kernel saw {calls} null calls of {CALLS}");
-        crate::check!(unmapped.is_ok(), "cannot unmap the ring-3 pages: {unmapped:?}");
-        crate::check!(data_free() == free_before, "ring-3 pages leaked frames");
-        crate::check!(paging::translate(code.start_address()).is_none(), "the ring-3 code page is still mapped");
+        crate::check!(frames::stats().free == free_before, "the address space leaked {} frames", free_before - frames::stats().free);
         Ok(())
     }
 }

@@ -94,6 +94,12 @@ pub struct Thread {
     unstarted: Option<(u64, unsafe fn(u64))>,
     /// The stack pointer its first switch starts from.
     initial_rsp: u64,
+    /// For a thread that runs ring-3 code: the level-4 table of its address space (physical address), loaded
+    /// when it is switched to; 0 for every other thread, which runs in whatever space is loaded.
+    ring3_space: u64,
+    /// For a ring-3 thread switched out: its kernel stack for entries from ring 3 (`percpu`'s), given back to the
+    /// core when it runs again.
+    ring3_stack: u64,
 }
 
 impl Thread {
@@ -213,8 +219,10 @@ pub fn init_this_core() -> Result<(), ThreadError> {
         cuttable: false,
         unstarted: None,
         initial_rsp: 0,
+        ring3_space: 0,
+        ring3_stack: 0,
     });
-    let idle = new_thread(Account::Kernel, 0, 16 * 1024, idle_loop_entry, 0, true)?;
+    let idle = new_thread(Account::Kernel, 0, 16 * 1024, idle_loop_entry, 0, Kind::Idle)?;
     let cpu = percpu::current();
     cpu.current_thread.store(boot.id.0, Ordering::Relaxed);
     let mut s = scheduler(cpu).lock();
@@ -235,22 +243,38 @@ pub fn init_this_core() -> Result<(), ThreadError> {
 /// Threads a core's run queue and slot table hold without growing.
 const QUEUE_ROOM: usize = 64;
 
+/// What a new thread runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Kernel code, or a ring-0 SIP's code (by its account).
+    Ring0,
+    /// The core's idle thread.
+    Idle,
+    /// Ring-3 code in the address space whose level-4 table is at this physical address.
+    Ring3(u64),
+}
+
 fn new_thread(
     owner: Account,
     arena: usize,
     stack_bytes: u64,
     entry: extern "sysv64" fn(u64) -> !,
     argument: u64,
-    idle: bool,
+    kind: Kind,
 ) -> Result<Box<Thread>, ThreadError> {
-    // A SIP's thread gets the kernel reserve below the stack its manifest asked for: kernel code runs on this
-    // stack on the SIP's behalf (docs/architecture.md, "Stacks and the kernel reserve"). Its frames never take
-    // the kernel's frame reserve.
+    // A ring-0 SIP's thread gets the kernel reserve below the stack its manifest asked for: kernel code runs on
+    // this stack on the SIP's behalf (docs/architecture.md, "Stacks and the kernel reserve"). A ring-3 thread's
+    // stack is kernel stack only (its SIP's code has a stack of its own, in ring 3): no reserve, no limit. SIP
+    // threads' frames never take the kernel's frame reserve.
     let sip = matches!(owner, Account::Sip(_));
-    let reserve = if sip { stacks::KERNEL_RESERVE } else { 0 };
+    let ring3_space = match kind {
+        Kind::Ring3(space) => space,
+        _ => 0,
+    };
+    let reserve = if sip && ring3_space == 0 { stacks::KERNEL_RESERVE } else { 0 };
     let purpose = if sip { Use::Sip } else { Use::Kernel };
     let stack = Stack::new(stack_bytes.saturating_add(reserve), purpose).map_err(ThreadError::Stack)?;
-    let stack_limit = if sip { stack.bottom() + reserve } else { 0 };
+    let stack_limit = if reserve != 0 { stack.bottom() + reserve } else { 0 };
     // SAFETY: the stack was just mapped for this thread alone and is far larger than the initial frame.
     let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
     Ok(Box::new(Thread {
@@ -258,7 +282,7 @@ fn new_thread(
         owner_word: owner.word(),
         rsp,
         stack: Some(stack),
-        idle,
+        idle: kind == Kind::Idle,
         kernel_depth: 0,
         arena,
         stack_limit,
@@ -267,6 +291,8 @@ fn new_thread(
         cuttable: false,
         unstarted: None,
         initial_rsp: rsp,
+        ring3_space,
+        ring3_stack: 0,
     }))
 }
 
@@ -283,9 +309,31 @@ pub fn spawn_in<F: FnOnce() + Send + 'static>(
     stack_bytes: u64,
     f: F,
 ) -> Result<ThreadId, ThreadError> {
+    spawn_kind(owner, arena, stack_bytes, Kind::Ring0, f)
+}
+
+/// Starts a thread of `owner` that will run ring-3 code in the address space whose level-4 table is at physical
+/// address `space` (its switch-in loads it): `f` runs on a kernel stack of `stack_bytes` and enters ring 3 with
+/// `cpu_rings::run_user`. The space must outlive the thread.
+pub fn spawn_ring3<F: FnOnce() + Send + 'static>(
+    owner: Account,
+    stack_bytes: u64,
+    space: u64,
+    f: F,
+) -> Result<ThreadId, ThreadError> {
+    spawn_kind(owner, 0, stack_bytes, Kind::Ring3(space), f)
+}
+
+fn spawn_kind<F: FnOnce() + Send + 'static>(
+    owner: Account,
+    arena: usize,
+    stack_bytes: u64,
+    kind: Kind,
+    f: F,
+) -> Result<ThreadId, ThreadError> {
     let _kernel = KernelAccount::enter();
     let argument = Box::into_raw(Box::new(f)) as u64;
-    let mut thread = new_thread(owner, arena, stack_bytes, closure_entry::<F>, argument, false).inspect_err(|_| {
+    let mut thread = new_thread(owner, arena, stack_bytes, closure_entry::<F>, argument, kind).inspect_err(|_| {
         // SAFETY: the pointer came from Box::into_raw just above and was not handed to any thread.
         drop(unsafe { Box::from_raw(argument as *mut F) });
     })?;
@@ -521,6 +569,25 @@ pub fn on_timer_tick(frame: &mut InterruptStackFrame) {
     preempt::on_tick(frame);
 }
 
+/// The address space at physical address `level_4` is about to be freed: if the running thread is a ring-3
+/// thread of it (its SIP's last, ending), it must never load it again.
+pub fn forget_space(level_4: u64) {
+    let mut s = scheduler(percpu::current()).lock();
+    if let Some(current) = s.current.as_mut().filter(|t| t.ring3_space == level_4) {
+        current.ring3_space = 0;
+    }
+}
+
+/// Timer tick on this core that interrupted ring-3 code, from `interrupts` on the thread's own kernel stack
+/// (interrupts off, the tick acknowledged): wake expired sleepers, then switch right here if another thread is
+/// ready. The thread resumes in ring 3 where it was when it runs again; a doomed thread ends instead.
+pub fn on_timer_tick_in_ring_3() {
+    wake_expired_sleepers();
+    if has_ready_threads() {
+        schedule(Reason::Yield);
+    }
+}
+
 fn wake_expired_sleepers() {
     let now = crate::time::uptime_nanos();
     let _kernel = KernelAccount::enter();
@@ -559,6 +626,9 @@ fn switch_away(cpu: &'static PerCpu, reason: Reason) {
             return;
         }
         current.kernel_depth = cpu.kernel_depth.load(Ordering::Relaxed);
+        if current.ring3_space != 0 {
+            current.ring3_stack = cpu.ring3_kernel_stack();
+        }
         // Where the running thread's stack pointer is saved: a raw pointer taken where its box rests *after* this
         // switch's moves (taken before and kept across a move of the box, it would not be valid).
         let prev_rsp: *mut u64;
@@ -609,6 +679,14 @@ fn switch_away(cpu: &'static PerCpu, reason: Reason) {
         let next_rsp = next.rsp;
         let (next_depth, next_owner, next_arena, next_id) = (next.kernel_depth, next.owner_word, next.arena, next.id.0);
         let (next_doomed, next_limit) = (next.doomed, next.stack_limit);
+        if next.ring3_space != 0 {
+            // SAFETY: interrupts are off on this core; the stack is the next thread's own (its `run_user` frame),
+            // which lives as long as the thread, and only it enters ring 0 from ring 3 until the next switch.
+            unsafe { cpu.set_ring3_kernel_stack(next.ring3_stack) };
+            if cpu.loaded_space.load(Ordering::Relaxed) != next.ring3_space {
+                crate::ring3::load_space(cpu, next.ring3_space);
+            }
+        }
         s.switches = s.switches.wrapping_add(1);
         // Only now, after the last allocation of this switch (the queue pushes above), does the per-CPU
         // context become the next thread's: earlier, those pushes would land in the next SIP's arena.

@@ -14,6 +14,32 @@ use sip_runtime::{
     MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, SipId, SpawnError, Startup,
 };
 
+/// Logs `message` for the calling SIP at `level`, prefixed with its name, within its log budget; a message longer
+/// than `MAX_LOG_LINE` is cut there and says how much more there was (`more`: bytes the caller already cut off).
+/// Call in kernel mode.
+pub fn log_for_caller(level: LogLevel, message: &str, more: usize) {
+    let level = match level {
+        LogLevel::Error => log::Level::Error,
+        LogLevel::Warn => log::Level::Warn,
+        LogLevel::Info => log::Level::Info,
+        LogLevel::Debug => log::Level::Debug,
+    };
+    if level > log::max_level() {
+        return;
+    }
+    let Some(dropped) = super::log_allowed() else { return };
+    let id = exec::current_sip().unwrap_or(0);
+    let name = super::manifest_of(id).map_or("?", |m| m.name);
+    if dropped > 0 {
+        log::warn!(target: "sip", "[{name}#{id}] {dropped} log lines beyond its rate were dropped");
+    }
+    let line = prefix(message, MAX_LOG_LINE);
+    match message.len() - line.len() + more {
+        0 => log::log!(target: "sip", level, "[{name}#{id}] {line}"),
+        cut => log::log!(target: "sip", level, "[{name}#{id}] {line}... ({cut} more bytes)"),
+    }
+}
+
 /// The ABI object every ring-0 SIP gets.
 pub struct Ring0Abi;
 
@@ -54,26 +80,7 @@ impl KernelAbi for Ring0Abi {
 
     fn log(&self, level: LogLevel, message: &str) {
         let _kernel = KernelAccount::enter();
-        let level = match level {
-            LogLevel::Error => log::Level::Error,
-            LogLevel::Warn => log::Level::Warn,
-            LogLevel::Info => log::Level::Info,
-            LogLevel::Debug => log::Level::Debug,
-        };
-        if level > log::max_level() {
-            return;
-        }
-        let Some(dropped) = super::log_allowed() else { return };
-        let id = exec::current_sip().unwrap_or(0);
-        let name = super::manifest_of(id).map_or("?", |m| m.name);
-        if dropped > 0 {
-            log::warn!(target: "sip", "[{name}#{id}] {dropped} log lines beyond its rate were dropped");
-        }
-        let line = prefix(message, MAX_LOG_LINE);
-        match message.len() - line.len() {
-            0 => log::log!(target: "sip", level, "[{name}#{id}] {line}"),
-            cut => log::log!(target: "sip", level, "[{name}#{id}] {line}... ({cut} more bytes)"),
-        }
+        log_for_caller(level, message, 0);
     }
 
     fn spawn(

@@ -25,6 +25,7 @@ pub mod policy;
 pub mod remote;
 pub mod replica;
 pub mod replicated_map;
+pub mod ring3;
 
 use crate::exec::{self, Account, KernelAccount};
 use crate::memory::arena::Arena;
@@ -33,15 +34,15 @@ use crate::percpu::{self, CoreLocal, LocalName};
 use crate::sched::{self, ThreadId};
 use crate::sync::IrqMutex;
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicU64, Ordering};
 use sip_runtime::{
-    Capability, ExitStatus, KillError, MANIFESTS, MAX_ARGS_LEN, Manifest, RestartPolicy, SipContext, SipId, SpawnError,
-    Startup,
+    Capability, ExitStatus, KillError, MANIFESTS, MAX_ARGS_LEN, Manifest, Protection, RestartPolicy, SipContext, SipId,
+    SpawnError, Startup,
 };
 
 static NEXT_SIP_ID: AtomicU64 = AtomicU64::new(1);
@@ -54,7 +55,10 @@ pub struct Sip {
     pub manifest: &'static Manifest,
     /// What the kernel's policy grants it.
     pub grant: policy::Entry,
-    arena: Box<Arena>,
+    /// How it is protected.
+    pub protection: Protection,
+    /// Its heap arena (ring 0) or its ring-3 memory.
+    memory: SipMemory,
     threads: Vec<ThreadId>,
     /// How many times this service was restarted to get this instance.
     restarts: u32,
@@ -67,6 +71,14 @@ pub struct Sip {
     ending: Option<EndReason>,
     /// Its log budget.
     log: LogBudget,
+}
+
+/// Where a SIP's memory is.
+enum SipMemory {
+    /// A ring-0 SIP's heap arena, in the kernel's address space.
+    Arena(Box<Arena>),
+    /// A ring-3 SIP's slot of user memory (`ring3`).
+    User(ring3::UserMemory),
 }
 
 /// Someone to tell when a SIP ends.
@@ -89,12 +101,20 @@ impl Waiter {
 /// One core's table of the SIPs it runs.
 pub struct Table {
     sips: BTreeMap<u64, Sip>,
+    /// This core's ring-3 slots and the space its `ring3` SIPs share.
+    ring3: ring3::CoreSpaces,
+    /// How the most recent SIPs of this core ended, newest last (at most [`ENDS_KEPT`]): for the tests and the
+    /// console, after the SIP is gone.
+    ends: VecDeque<(u64, String)>,
 }
+
+/// How many end reports a core keeps.
+const ENDS_KEPT: usize = 32;
 
 impl Table {
     /// An empty table (each core's, made with its per-CPU record).
     pub const fn new() -> Self {
-        Self { sips: BTreeMap::new() }
+        Self { sips: BTreeMap::new(), ring3: ring3::CoreSpaces::new(), ends: VecDeque::new() }
     }
 }
 
@@ -152,6 +172,7 @@ pub fn init() {
         panic!("two services are named '{name}' (crates '{first}' and '{second}'): service names must be unique");
     }
     exec::install_sip_endings(exec::SipEndings { doomed: doomed_exit, fault: on_fault });
+    crate::ring3::install_calls(ring3::calls);
 }
 
 /// Names of every contract the kernel knows (a manifest may only name these).
@@ -262,7 +283,8 @@ fn spawn_here(
         id,
         manifest,
         grant,
-        arena,
+        protection: Protection::Type,
+        memory: SipMemory::Arena(arena),
         threads: Vec::new(),
         restarts,
         waiters: Vec::new(),
@@ -349,7 +371,11 @@ pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, SpawnError
     let (stack, arena) = match table().lock().sips.get(&id) {
         Some(sip) if sip.ending.is_some() => return Err(SpawnError::NoSuchService),
         Some(sip) if sip.threads.len() >= sip.grant.threads => return Err(SpawnError::TooManyThreads),
-        Some(sip) => (sip.manifest.stack_size as u64, &*sip.arena as *const Arena as usize),
+        Some(Sip { memory: SipMemory::Arena(arena), manifest, .. }) => {
+            (manifest.stack_size as u64, &**arena as *const Arena as usize)
+        }
+        // A ring-3 SIP starts threads through its own calls (not yet: one thread each).
+        Some(_) => return Err(SpawnError::TooManyThreads),
         None => return Err(SpawnError::NoSuchService),
     };
     // Interrupts stay off from the thread's creation to its record, so the new thread cannot run (and end)
@@ -489,7 +515,9 @@ fn finish(id: u64) {
     let owner = channels::Owner::sip(id);
     let reason = match sip.ending.take().unwrap_or(EndReason::Killed) {
         // An allocation failure shows up as a panic; the arena and the ledger know whether a quota was the cause.
-        EndReason::Panicked(_) if sip.arena.quota_hit() => EndReason::QuotaExceeded,
+        EndReason::Panicked(_) if matches!(&sip.memory, SipMemory::Arena(arena) if arena.quota_hit()) => {
+            EndReason::QuotaExceeded
+        }
         EndReason::Panicked(_) if crate::ipc::exchange_heap::quota_refused(owner) => EndReason::ExchangeQuotaExceeded,
         other => other,
     };
@@ -500,7 +528,18 @@ fn finish(id: u64) {
     let policy = sip.manifest.restart;
     let waiters = core::mem::take(&mut sip.waiters);
     let dropped_lines = sip.log.dropped;
-    drop(sip); // unmaps the arena
+    let Sip { memory, .. } = sip;
+    match memory {
+        SipMemory::Arena(arena) => drop(arena), // unmaps it
+        SipMemory::User(user) => ring3::release(user),
+    }
+    {
+        let mut table = table().lock();
+        if table.ends.len() == ENDS_KEPT {
+            table.ends.pop_front();
+        }
+        table.ends.push_back((id, alloc::format!("{reason}")));
+    }
     // Every replica forgets it before anyone waiting hears of its end (the same lanes carry both, in order).
     replica::publish(replica::Update::Removed { id });
     name_registry::release_all_of(id);
@@ -595,12 +634,16 @@ fn info_here(id: u64) -> Option<sip_runtime::ProcessInfo> {
         name: sip.manifest.name,
         core: percpu::current().index,
         state: if running { sip_runtime::ProcessState::Running } else { sip_runtime::ProcessState::Blocked },
-        heap_used: sip.arena.used(),
+        heap_used: match &sip.memory {
+            SipMemory::Arena(arena) => arena.used(),
+            SipMemory::User(user) => user.bytes() as usize,
+        },
         heap_quota: sip.grant.heap_quota,
         threads: sip.threads.len(),
         channels: crate::ipc::exchange_heap::channel_ends_of(owner),
         exchange_bytes: crate::ipc::exchange_heap::charged_to(owner).1,
         exchange_quota: sip.grant.exchange_quota,
+        protection: sip.protection,
     })
 }
 
@@ -613,6 +656,19 @@ pub fn next_after(after: Option<u64>) -> Option<u64> {
 pub fn take_startup() -> Option<Startup> {
     let id = exec::current_sip()?;
     table().lock().sips.get_mut(&id)?.startup.take().map(ManuallyDrop::into_inner)
+}
+
+/// The start of ring-3 SIP `id`'s slot (its image), if it is a ring-3 SIP of this core.
+pub fn with_user_slot(id: u64) -> Option<u64> {
+    match &table().lock().sips.get(&id)?.memory {
+        SipMemory::User(user) => Some(user.image_start()),
+        SipMemory::Arena(_) => None,
+    }
+}
+
+/// How SIP `id` of this core ended, if it is among the last few that did.
+pub fn end_report(id: u64) -> Option<String> {
+    table().lock().ends.iter().rev().find(|(i, _)| *i == id).map(|(_, report)| report.clone())
 }
 
 /// Whether the calling SIP's policy grants `capability`.

@@ -249,8 +249,8 @@ fn panic(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 fn ps(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     no_args(args, "ps")?;
     sh.say(format_args!(
-        "{:>6}  {:<16} {:>4}  {:<8} {:>10} {:>10} {:>7} {:>8} {:>9}",
-        "PID", "NAME", "CORE", "STATE", "HEAP", "QUOTA", "THREADS", "CHANNELS", "EXCHANGE"
+        "{:>6}  {:<16} {:>4}  {:<8} {:<9} {:>10} {:>10} {:>7} {:>8} {:>9}",
+        "PID", "NAME", "CORE", "STATE", "PROTECT", "HEAP", "QUOTA", "THREADS", "CHANNELS", "EXCHANGE"
     ));
     let all: Vec<_> = sh.ctx.processes().collect();
     for p in all {
@@ -259,8 +259,17 @@ fn ps(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
             ProcessState::Blocked => "blocked",
         };
         sh.say(format_args!(
-            "{:>6}  {:<16} {:>4}  {:<8} {:>10} {:>10} {:>7} {:>8} {:>9}",
-            p.id.0, p.name, p.core, state, p.heap_used, p.heap_quota, p.threads, p.channels, p.exchange_bytes
+            "{:>6}  {:<16} {:>4}  {:<8} {:<9} {:>10} {:>10} {:>7} {:>8} {:>9}",
+            p.id.0,
+            p.name,
+            p.core,
+            state,
+            p.protection.name(),
+            p.heap_used,
+            p.heap_quota,
+            p.threads,
+            p.channels,
+            p.exchange_bytes
         ));
     }
     Ok(())

@@ -1,0 +1,289 @@
+//! Ring-3 SIPs: starting a program in ring 3 (in its core's shared space or a space of its own), its thread, its
+//! calls, and giving its memory back.
+//!
+//! Each core has a set of ring-3 slots (`memory::layout::USER_SLOT_SIZE` each) and one address space that its
+//! `ring3` SIPs share ([`CoreSpaces`], in the core's process table); a `ring3-own` SIP gets a space of its own,
+//! with its slot in it. A slot holds the program's image from its start (read and execute) and its stack at its
+//! top (read and write, never execute), with the guard below the stack never mapped. A space is used on one core
+//! only (a SIP's threads all run on its core), so unmapping never needs another core's TLB flushed.
+//!
+//! A ring-3 SIP's thread is a scheduler thread with a kernel stack of [`KERNEL_STACK`] bytes, on which
+//! `cpu_rings::run_user` enters ring 3 and every call, interrupt and exception from ring 3 arrives. Its calls
+//! are the numbers of `sip_runtime::ring3_calls`: the null call and exit are the `ring3` layer's, the rest
+//! ([`calls`]) enter the kernel's account, check every argument against the caller's own space and answer
+//! plain numbers. An exception in ring-3 code ends that SIP alone (`interrupts`), through the same ending as a
+//! ring-0 SIP's fault.
+//!
+//! What runs in ring 3 today: programs given to [`spawn`] as flat images (the self-tests' hand-assembled fault
+//! programs). Services in ring 3 (`spawn NAME --protection`) come with the ring-3 build of the services and its
+//! ELF loader. A program is not verified code, so [`spawn`] refuses `Protection::Type`.
+//!
+//! Invariant: the kernel never follows a ring-3 address: it copies through `cpu_rings::AddressSpace::copy_in`,
+//! which checks the caller's own page tables.
+
+use super::{EndReason, Sip, SipMemory, table};
+use crate::exec::{self, Account, KernelAccount};
+use crate::memory::frames;
+use crate::memory::layout::{USER_SLOT_SIZE, USER_SLOTS, user_slot_start, user_stack_top};
+use crate::memory::user_spaces::{self, UserSpace};
+use crate::{percpu, sched};
+use alloc::vec;
+use alloc::vec::Vec;
+use cpu_rings::syscall::{Next, SyscallFrame};
+use sip_runtime::ring3_calls as calls;
+use sip_runtime::{ExitStatus, LogLevel, MAX_LOG_LINE, Manifest, Protection, SipId, SpawnError};
+use x86_64::VirtAddr;
+use x86_64::registers::rflags::RFlags;
+use x86_64::structures::paging::PageTableFlags as Flags;
+
+/// Bytes of a ring-3 thread's kernel stack: the kernel code of its calls and traps runs there.
+pub const KERNEL_STACK: u64 = 16 * 1024;
+
+/// A ring-3 program that is not a service: a flat image loaded at its slot's start and entered there, with the
+/// manifest the kernel's policy judges it by.
+pub struct Program {
+    /// Its name, limits and capabilities (its `entry` is never called: the program is ring-3 code).
+    pub manifest: Manifest,
+    /// The code and data, loaded at the slot's start; execution starts at its first byte.
+    pub image: &'static [u8],
+}
+
+/// A core's ring-3 slots and the space its `ring3` SIPs share.
+pub struct CoreSpaces {
+    shared: Option<UserSpace>,
+    free_slots: Vec<u64>,
+    next_slot: u64,
+}
+
+impl CoreSpaces {
+    /// No slot used, no shared space yet.
+    pub const fn new() -> Self {
+        Self { shared: None, free_slots: Vec::new(), next_slot: 0 }
+    }
+
+    fn take_slot(&mut self) -> Option<u64> {
+        self.free_slots.pop().or_else(|| {
+            let slot = self.next_slot;
+            (slot < USER_SLOTS).then(|| {
+                self.next_slot += 1;
+                slot
+            })
+        })
+    }
+}
+
+/// A ring-3 SIP's memory: its slot, and its own space (`ring3-own`) or none (it is in the core's shared one).
+pub struct UserMemory {
+    slot: u64,
+    own: Option<UserSpace>,
+    pages: u64,
+}
+
+impl UserMemory {
+    /// Where its image starts (the start of its slot).
+    pub fn image_start(&self) -> u64 {
+        user_slot_start(self.slot)
+    }
+
+    /// Bytes of ring-3 memory mapped for it.
+    pub fn bytes(&self) -> u64 {
+        self.pages * 4096
+    }
+}
+
+/// The space SIP memory `user` lives in: its own, or the core's shared one.
+fn space_of<'a>(user: &'a UserMemory, spaces: &'a CoreSpaces) -> Option<&'a UserSpace> {
+    user.own.as_ref().or(spaces.shared.as_ref())
+}
+
+/// Maps `bytes` (zero-filled to whole pages, `pages` at least) at `start` of `space` with `flags`; returns the
+/// pages mapped. On failure what was mapped stays, for the caller's cleanup of the whole slot.
+fn map_pages(space: &mut UserSpace, start: u64, bytes: &[u8], pages: u64, flags: Flags) -> Result<u64, SpawnError> {
+    let pages = pages.max((bytes.len() as u64).div_ceil(4096));
+    for i in 0..pages {
+        let from = ((i * 4096) as usize).min(bytes.len());
+        let to = (from + 4096).min(bytes.len());
+        let frame = user_spaces::fresh_user_frame(&bytes[from..to]).ok_or(SpawnError::OutOfMemory)?;
+        if space.map(VirtAddr::new(start + i * 4096), frame, flags).is_err() {
+            let _ = frames::deallocate(frame);
+            return Err(SpawnError::OutOfMemory);
+        }
+    }
+    Ok(pages)
+}
+
+/// Lays out `program` in `slot` of `space`: the image at the start, the stack at the top with `argument` in its
+/// top word; returns the pages mapped and the initial stack pointer.
+fn load(space: &mut UserSpace, slot: u64, program: &Program, argument: u64) -> Result<(u64, u64), SpawnError> {
+    let stack_pages = (program.manifest.stack_size as u64).div_ceil(4096).max(1);
+    let top = user_stack_top(slot);
+    let image = map_pages(space, user_slot_start(slot), program.image, 1, Flags::empty())?;
+    let stack = map_pages(space, top - stack_pages * 4096, &[], stack_pages, Flags::WRITABLE | Flags::NO_EXECUTE)?;
+    // The program finds its argument at [rsp], as a process finds argc.
+    let rsp = top - 16;
+    space.copy_out(rsp, &argument.to_le_bytes()).map_err(|_| SpawnError::OutOfMemory)?;
+    Ok((image + stack, rsp))
+}
+
+/// Starts `program` as a SIP in ring 3 on this core, protected as `protection` says, with `argument` at the top
+/// of its stack. Refuses `Protection::Type`: a program is not verified code. Nothing is left behind on failure.
+pub fn spawn(program: &'static Program, protection: Protection, argument: u64) -> Result<SipId, SpawnError> {
+    let _kernel = KernelAccount::enter();
+    if !protection.is_ring3() {
+        return Err(SpawnError::NeedsHardwareProtection);
+    }
+    let manifest = &program.manifest;
+    manifest.check(&super::known_contracts()).map_err(SpawnError::BadManifest)?;
+    let grant = super::policy::grant(manifest).map_err(SpawnError::BadManifest)?;
+    let id = super::NEXT_SIP_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let mut own = match protection {
+        Protection::Ring3Own => Some(user_spaces::new_space().map_err(|_| SpawnError::OutOfMemory)?),
+        _ => None,
+    };
+    let mut guard = table().lock();
+    let spaces = &mut guard.ring3;
+    let slot = spaces.take_slot().ok_or(SpawnError::OutOfMemory)?;
+    if own.is_none() && spaces.shared.is_none() {
+        spaces.shared = user_spaces::new_space().ok();
+    }
+    let Some(space) = own.as_mut().or(spaces.shared.as_mut()) else {
+        spaces.free_slots.push(slot);
+        return Err(SpawnError::OutOfMemory);
+    };
+    let level_4 = space.level_4().start_address().as_u64();
+    let (pages, rsp) = match load(space, slot, program, argument) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            space.unmap_range(user_slot_start(slot), user_slot_start(slot) + USER_SLOT_SIZE);
+            spaces.free_slots.push(slot);
+            drop(guard);
+            return Err(e);
+        }
+    };
+    let record = Sip {
+        id,
+        manifest,
+        grant,
+        protection,
+        memory: SipMemory::User(UserMemory { slot, own, pages }),
+        threads: Vec::new(),
+        restarts: 0,
+        waiters: Vec::new(),
+        startup: None,
+        ending: None,
+        log: super::LogBudget::new(grant.log_lines_per_second),
+    };
+    guard.sips.insert(id, record);
+    drop(guard);
+    let entry = super::replica::Entry { core: percpu::current_index(), name: manifest.name };
+    super::replica::publish(super::replica::Update::Added { id, entry });
+    let rip = user_slot_start(slot);
+    // Interrupts stay off from the thread's creation to its record, so it cannot run (and end) unrecorded.
+    let spawned = x86_64::instructions::interrupts::without_interrupts(|| {
+        let tid = sched::spawn_ring3(Account::Sip(id), KERNEL_STACK, level_4, move || run(rip, rsp))?;
+        if let Some(sip) = table().lock().sips.get_mut(&id) {
+            sip.threads.push(tid);
+        }
+        Ok(tid)
+    });
+    if let Err(sched::ThreadError::Stack(_)) = spawned {
+        // Ended before it began: the ordinary ending reclaims the slot and the record.
+        super::end(id, EndReason::Exited(ExitStatus::Failure(-1)));
+        return Err(SpawnError::OutOfMemory);
+    }
+    Ok(SipId(id))
+}
+
+/// The body of a ring-3 SIP's thread: ring 3 from `rip` on the stack `rsp`, until the program exits.
+fn run(rip: u64, rsp: u64) {
+    x86_64::instructions::interrupts::disable();
+    // SAFETY: interrupts are off; `syscall` is enabled on every core at boot and the scratch words name this
+    // core's TSS; the scheduler loaded this thread's space when it switched here (and gives the thread back its
+    // kernel stack on every switch), where `rip` and `rsp` are the program's mapped image and stack.
+    let status = unsafe { cpu_rings::run_user(rip, rsp, RFlags::INTERRUPT_FLAG.bits() | 2) };
+    let status = match status as u32 {
+        0 => ExitStatus::Success,
+        code => ExitStatus::Failure(code as i32),
+    };
+    super::end_current(EndReason::Exited(status))
+}
+
+/// Gives back the memory of a ring-3 SIP that has ended (no thread of it left but, perhaps, the calling one,
+/// which never returns to ring 3): its own space whole, or its slot of the shared one.
+pub(super) fn release(user: UserMemory) {
+    let cpu = percpu::current();
+    let mut table = table().lock();
+    let spaces = &mut table.ring3;
+    let start = user_slot_start(user.slot);
+    match user.own {
+        Some(space) => {
+            let level_4 = space.level_4().start_address().as_u64();
+            sched::forget_space(level_4);
+            crate::ring3::unload_space(cpu, level_4);
+            drop(space);
+        }
+        None => {
+            if let Some(shared) = spaces.shared.as_mut() {
+                shared.unmap_range(start, start + USER_SLOT_SIZE);
+                if cpu.loaded_space.load(core::sync::atomic::Ordering::Relaxed)
+                    == shared.level_4().start_address().as_u64()
+                {
+                    x86_64::instructions::tlb::flush_all();
+                }
+            }
+        }
+    }
+    spaces.free_slots.push(user.slot);
+}
+
+/// The calls of ring-3 SIPs beyond the null call and exit (see `sip_runtime::ring3_calls`), on the calling
+/// thread's kernel stack.
+pub fn calls(frame: &mut SyscallFrame) -> Next {
+    let _kernel = KernelAccount::enter();
+    frame.rax = match (exec::current_sip(), frame.rax) {
+        (None, _) => calls::NO_SUCH_CALL,
+        (Some(_), calls::YIELD) => {
+            sched::yield_now();
+            0
+        }
+        (Some(_), calls::SLEEP) => {
+            sched::sleep(frame.rdi);
+            0
+        }
+        (Some(_), calls::NOW) => crate::time::uptime_nanos(),
+        (Some(id), calls::LOG) => log(id, frame.rdi, frame.rsi, frame.rdx),
+        _ => calls::NO_SUCH_CALL,
+    };
+    Next::Resume
+}
+
+/// The `LOG` call of SIP `id`: `len` bytes of text at `at` in its space.
+fn log(id: u64, at: u64, len: u64, level: u64) -> u64 {
+    let level = match level {
+        0 => LogLevel::Error,
+        1 => LogLevel::Warn,
+        2 => LogLevel::Info,
+        3 => LogLevel::Debug,
+        _ => return calls::BAD_ARGUMENT,
+    };
+    let taken = len.min(MAX_LOG_LINE as u64) as usize;
+    let mut text = vec![0u8; taken];
+    {
+        let table = table().lock();
+        let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get(&id) else { return calls::NO_SUCH_CALL };
+        let Some(space) = space_of(user, &table.ring3) else { return calls::BAD_ADDRESS };
+        if space.copy_in(at, &mut text).is_err() {
+            return calls::BAD_ADDRESS;
+        }
+    }
+    // A cut may split a character: the text up to the last whole one is logged.
+    let text = match core::str::from_utf8(&text) {
+        Ok(text) => text,
+        Err(e) if e.error_len().is_none() => core::str::from_utf8(&text[..e.valid_up_to()]).unwrap_or_default(),
+        Err(_) => return calls::NOT_UTF8,
+    };
+    super::abi::log_for_caller(level, text, len as usize - text.len());
+    0
+}
+
+mod selftests;

@@ -1,0 +1,199 @@
+//! Self-tests of ring-3 SIPs: hand-assembled programs that commit each fault class of the fault matrix in ring 3
+//! (and a well-behaved one), in both ring-3 modes; a spinning program preempted and killed; spawn and exit
+//! cycles that give every frame back.
+//!
+//! The programs are machine code written out byte by byte (x86-64), each with its assembly beside it. One that
+//! survives its fault exits with [`SURVIVED`], so a test can tell "nothing stopped it" from "the MMU did".
+
+use super::{Program, spawn};
+use crate::memory::frames;
+use sip_runtime::{Manifest, Protection, RestartPolicy, SipContext, SpawnError};
+
+/// The exit code of a program whose fault nothing stopped.
+const SURVIVED: u8 = 7;
+
+/// A program's manifest: the kernel's default policy, a 16 KiB stack.
+const fn manifest(name: &'static str) -> Manifest {
+    fn never(_: SipContext) {}
+    Manifest {
+        name,
+        entry: never,
+        exports: &[],
+        imports: &[],
+        heap_quota: 64 * 1024,
+        stack_size: 16 * 1024,
+        restart: RestartPolicy::Never,
+        capabilities: &[],
+        crate_name: "kernel-selftests",
+        exchange_quota: 64 * 1024,
+        threads: 1,
+    }
+}
+
+/// `program!(NAME, "name", [bytes])`, or `[bytes; survives]` to append `exit(SURVIVED)`: mov edi, 7; mov eax, 1
+/// (EXIT); syscall.
+macro_rules! program {
+    ($name:ident, $text:literal, [$($byte:expr),* $(,)?]) => {
+        static $name: Program = Program { manifest: manifest($text), image: &[$($byte),*] };
+    };
+    ($name:ident, $text:literal, [$($byte:expr),*; survives]) => {
+        static $name: Program = Program {
+            manifest: manifest($text),
+            image: &[$($byte,)* 0xbf, SURVIVED, 0, 0, 0, 0xb8, 1, 0, 0, 0, 0x0f, 0x05],
+        };
+    };
+}
+
+program!(CLI, "r3-cli", [0xfa; survives]); // cli
+program!(HLT, "r3-hlt", [0xf4; survives]); // hlt
+program!(WRMSR, "r3-wrmsr", [0x0f, 0x30; survives]); // wrmsr
+program!(MOV_CR3, "r3-mov-cr3", [0x0f, 0x22, 0xd8; survives]); // mov cr3, rax
+program!(INT3, "r3-int3", [0xcc; survives]); // int3 (its gate is for ring 0 only)
+program!(INT80, "r3-int80", [0xcd, 0x80; survives]); // int 0x80 (no gate)
+// mov rax, [rsp] (the argument); mov byte ptr [rax], 1
+program!(WRITE_ARG, "r3-write", [0x48, 0x8b, 0x04, 0x24, 0xc6, 0x00, 0x01; survives]);
+// mov rax, [rsp]; mov al, [rax]
+program!(READ_ARG, "r3-read", [0x48, 0x8b, 0x04, 0x24, 0x8a, 0x00; survives]);
+// mov rax, [rsp]; jmp rax
+program!(JUMP_ARG, "r3-jump", [0x48, 0x8b, 0x04, 0x24, 0xff, 0xe0]);
+program!(DIVIDE, "r3-divide", [0x31, 0xc9, 0xf7, 0xf1; survives]); // xor ecx, ecx; div ecx
+program!(UD2, "r3-ud2", [0x0f, 0x0b]); // ud2
+program!(OVERFLOW, "r3-overflow", [0x50, 0xeb, 0xfd]); // 1: push rax; jmp 1b
+program!(SPIN, "r3-spin", [0xeb, 0xfe]); // 1: jmp 1b
+// mov rdi, [rsp]; mov esi, 16; mov edx, 2; mov eax, 3 (LOG); syscall; mov edi, eax; mov eax, 1; syscall
+program!(
+    LOG_ARG,
+    "r3-log-arg",
+    [
+        0x48, 0x8b, 0x3c, 0x24, 0xbe, 16, 0, 0, 0, 0xba, 2, 0, 0, 0, 0xb8, 3, 0, 0, 0, 0x0f, 0x05, 0x89, 0xc7, 0xb8, 1,
+        0, 0, 0, 0x0f, 0x05,
+    ]
+);
+// mov eax, 99 (no such call); syscall; mov edi, eax; mov eax, 1; syscall
+program!(UNKNOWN_CALL, "r3-unknown", [0xb8, 99, 0, 0, 0, 0x0f, 0x05, 0x89, 0xc7, 0xb8, 1, 0, 0, 0, 0x0f, 0x05]);
+// lea rdi, [rip + 26] (the text); mov esi, 17; mov edx, 2 (info); mov eax, 3 (LOG); syscall;
+// mov edi, eax (its answer: 0); mov eax, 1; syscall; "hello from ring 3"
+program!(
+    HELLO,
+    "r3-hello",
+    [
+        0x48, 0x8d, 0x3d, 26, 0, 0, 0, 0xbe, 17, 0, 0, 0, 0xba, 2, 0, 0, 0, 0xb8, 3, 0, 0, 0, 0x0f, 0x05, 0x89, 0xc7,
+        0xb8, 1, 0, 0, 0, 0x0f, 0x05, b'h', b'e', b'l', b'l', b'o', b' ', b'f', b'r', b'o', b'm', b' ', b'r', b'i',
+        b'n', b'g', b' ', b'3',
+    ]
+);
+program!(EXIT, "r3-exit", [0x31, 0xff, 0xb8, 1, 0, 0, 0, 0x0f, 0x05]); // xor edi, edi; mov eax, 1; syscall
+
+/// Runs `program` in ring 3 with `argument`, waits for its end and returns how it ended.
+fn run(
+    program: &'static Program,
+    protection: Protection,
+    argument: u64,
+) -> Result<alloc::string::String, alloc::string::String> {
+    let id = spawn(program, protection, argument)
+        .map_err(|e| alloc::format!("{}: spawn failed: {e}", program.manifest.name))?;
+    crate::sip::wait(id.0);
+    crate::sip::end_report(id.0).ok_or_else(|| alloc::format!("{}#{}: no end report", program.manifest.name, id.0))
+}
+
+crate::selftest! {
+    /// Each fault class ends the ring-3 SIP that commits it, alone, with a report that names it, in both ring-3
+    /// modes; a kernel address is never reached; bad call arguments are answered with errors; frames return.
+    fn ring3_faults_end_only_that_sip() {
+        let kernel_data = &super::super::NEXT_SIP_ID as *const _ as u64;
+        let kernel_text = super::run as *const () as u64;
+        let gp = "general protection fault in ring 3";
+        let cases: [(&'static Program, u64, &[&str]); 16] = [
+            (&CLI, 0, &[gp]),
+            (&HLT, 0, &[gp]),
+            (&WRMSR, 0, &[gp]),
+            (&MOV_CR3, 0, &[gp]),
+            (&INT3, 0, &[gp]),
+            (&INT80, 0, &[gp]),
+            (&WRITE_ARG, kernel_data, &["page fault in ring 3: write of", "(kernel memory)"]),
+            (&READ_ARG, kernel_data, &["page fault in ring 3: read of", "(kernel memory)"]),
+            (&JUMP_ARG, kernel_text, &["page fault in ring 3: execute of", "(kernel memory)"]),
+            (&READ_ARG, 0, &["page fault in ring 3: read of 0x0 "]),
+            (&DIVIDE, 0, &["divide error in ring 3"]),
+            (&UD2, 0, &["invalid opcode in ring 3"]),
+            (&OVERFLOW, 0, &["stack overflow in ring 3"]),
+            (&LOG_ARG, kernel_data, &["exited with failure code -2"]),
+            (&UNKNOWN_CALL, 0, &["exited with failure code -1"]),
+            (&HELLO, 0, &["exited"]),
+        ];
+        // Warm up: the core's shared space is made at its first ring-3 SIP and stays.
+        run(&EXIT, Protection::Ring3, 0)?;
+        let free = frames::stats().free;
+        for protection in [Protection::Ring3, Protection::Ring3Own] {
+            for (program, argument, expected) in cases {
+                let report = run(program, protection, argument)?;
+                for part in expected {
+                    crate::check!(report.contains(part), "{} ({protection}) ended '{report}', not '{part}'", program.manifest.name);
+                }
+                if expected == ["exited"] {
+                    crate::check!(report == "exited", "{} ({protection}) ended '{report}'", program.manifest.name);
+                }
+            }
+        }
+        crate::check!(frames::stats().free == free, "ring-3 SIPs leaked {} frames", free as i64 - frames::stats().free as i64);
+        crate::check!(
+            spawn(&HELLO, Protection::Type, 0).map(|_| ()) == Err(SpawnError::NeedsHardwareProtection),
+            "a ring-3 program was started in ring 0"
+        );
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// Another SIP's memory: in the shared space a raw program reads it (the MMU does not separate `ring3` SIPs:
+    /// only the type system does, and this program is not typed code); in a space of its own the read faults.
+    fn ring3_own_spaces_separate_sips() {
+        let victim = spawn(&SPIN, Protection::Ring3, 0).map_err(|e| alloc::format!("spawn failed: {e}"))?;
+        let victim_code = crate::sip::with_user_slot(victim.0).ok_or("the victim has no ring-3 slot")?;
+        let shared = run(&READ_ARG, Protection::Ring3, victim_code);
+        let own = run(&READ_ARG, Protection::Ring3Own, victim_code);
+        let killed = crate::sip::kill(victim.0);
+        let shared = shared?;
+        let own = own?;
+        crate::check!(killed.is_ok(), "cannot kill the victim: {killed:?}");
+        crate::check!(shared == alloc::format!("exited with failure code {SURVIVED}"), "in the shared space the read ended '{shared}'");
+        crate::check!(own.contains("page fault in ring 3: read of"), "in its own space the read ended '{own}'");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// A ring-3 SIP that spins is preempted by the timer (this thread, which sleeps meanwhile, runs again), and a
+    /// kill ends it.
+    fn ring3_spinning_sip_is_preempted_and_killed() {
+        let id = spawn(&SPIN, Protection::Ring3Own, 0).map_err(|e| alloc::format!("spawn failed: {e}"))?;
+        crate::sched::sleep(30_000_000);
+        let alive = crate::sip::is_alive(id.0);
+        let killed = crate::sip::kill(id.0);
+        crate::check!(alive, "the spinning SIP ended by itself: {:?}", crate::sip::end_report(id.0));
+        crate::check!(killed.is_ok(), "kill failed: {killed:?}");
+        let report = crate::sip::end_report(id.0).unwrap_or_default();
+        crate::check!(report == "was killed", "the spinning SIP ended '{report}'");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// 200 `ring3-own` SIPs start and exit; frames (page tables included) and the kernel heap return to what
+    /// they were.
+    fn ring3_own_spawn_and_exit_return_memory() {
+        for _ in 0..40 {
+            run(&EXIT, Protection::Ring3Own, 0)?;
+        }
+        let free = frames::stats().free;
+        let heap = crate::memory::heap::stats().used;
+        for i in 0..200 {
+            let report = run(&EXIT, Protection::Ring3Own, 0)?;
+            crate::check!(report == "exited", "cycle {i}: the SIP ended '{report}'");
+        }
+        crate::check!(frames::stats().free == free, "200 cycles leaked {} frames", free as i64 - frames::stats().free as i64);
+        let heap_after = crate::memory::heap::stats().used;
+        crate::check!(heap_after == heap, "200 cycles changed the kernel heap by {} bytes", heap_after as i64 - heap as i64);
+        Ok(())
+    }
+}
