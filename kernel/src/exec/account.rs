@@ -4,7 +4,9 @@
 //! A SIP thread runs on its SIP's account (depth 0) while it executes service code, and on the kernel's account
 //! (depth > 0) inside every ABI call, channel hook and interrupt handler, entered with [`KernelAccount::enter`].
 //! The words "SIP mode" and "kernel mode" elsewhere in the kernel mean exactly this, not the CPU's privilege
-//! level: everything runs in ring 0. The depth is per thread (the scheduler saves and restores it on every
+//! level: a `type` SIP's code runs in ring 0 in SIP mode, and a ring-3 SIP's thread is in SIP mode while its code
+//! runs in ring 3 (its calls and traps enter the kernel's account at once; its thread has no kernel reserve and
+//! no stack limit, as its own code never runs on that stack). The depth is per thread (the scheduler saves and restores it on every
 //! switch), because a thread can be preempted inside kernel code. On a SIP's account, allocations go to the
 //! SIP's arena and a panic or CPU exception ends that SIP; on the kernel's, allocations go to the kernel heap and
 //! a panic stops the machine.

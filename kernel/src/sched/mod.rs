@@ -97,8 +97,9 @@ pub struct Thread {
     /// For a thread that runs ring-3 code: the level-4 table of its address space (physical address), loaded
     /// when it is switched to; 0 for every other thread, which runs in whatever space is loaded.
     ring3_space: u64,
-    /// For a ring-3 thread switched out: its kernel stack for entries from ring 3 (`percpu`'s), given back to the
-    /// core when it runs again.
+    /// For a ring-3 thread: its kernel stack for entries from ring 3 (`percpu`'s), given back to the core when it
+    /// runs again. Noted by the thread itself ([`note_ring3_stack`]) in every kernel path from ring 3 that may
+    /// switch it out, so that ring-0 switches pay nothing for it.
     ring3_stack: u64,
 }
 
@@ -584,7 +585,19 @@ pub fn forget_space(level_4: u64) {
 pub fn on_timer_tick_in_ring_3() {
     wake_expired_sleepers();
     if has_ready_threads() {
+        note_ring3_stack();
         schedule(Reason::Yield);
+    }
+}
+
+/// Notes the core's kernel stack for entries from ring 3 as the running thread's own: call on a ring-3 thread,
+/// in kernel code entered from ring 3, before anything that may switch it out (a call that blocks or yields, a
+/// preemption). The value is constant for the thread once it entered ring 3 (`cpu_rings::run_user` set it).
+pub fn note_ring3_stack() {
+    let cpu = percpu::current();
+    let stack = cpu.ring3_kernel_stack();
+    if let Some(current) = scheduler(cpu).lock().current.as_mut() {
+        current.ring3_stack = stack;
     }
 }
 
@@ -626,9 +639,6 @@ fn switch_away(cpu: &'static PerCpu, reason: Reason) {
             return;
         }
         current.kernel_depth = cpu.kernel_depth.load(Ordering::Relaxed);
-        if current.ring3_space != 0 {
-            current.ring3_stack = cpu.ring3_kernel_stack();
-        }
         // Where the running thread's stack pointer is saved: a raw pointer taken where its box rests *after* this
         // switch's moves (taken before and kept across a move of the box, it would not be valid).
         let prev_rsp: *mut u64;
@@ -680,12 +690,7 @@ fn switch_away(cpu: &'static PerCpu, reason: Reason) {
         let (next_depth, next_owner, next_arena, next_id) = (next.kernel_depth, next.owner_word, next.arena, next.id.0);
         let (next_doomed, next_limit) = (next.doomed, next.stack_limit);
         if next.ring3_space != 0 {
-            // SAFETY: interrupts are off on this core; the stack is the next thread's own (its `run_user` frame),
-            // which lives as long as the thread, and only it enters ring 0 from ring 3 until the next switch.
-            unsafe { cpu.set_ring3_kernel_stack(next.ring3_stack) };
-            if cpu.loaded_space.load(Ordering::Relaxed) != next.ring3_space {
-                crate::ring3::load_space(cpu, next.ring3_space);
-            }
+            switch_to_ring3_thread(cpu, next.ring3_space, next.ring3_stack);
         }
         s.switches = s.switches.wrapping_add(1);
         // Only now, after the last allocation of this switch (the queue pushes above), does the per-CPU
@@ -704,6 +709,20 @@ fn switch_away(cpu: &'static PerCpu, reason: Reason) {
     unsafe { context::switch(prev_rsp, next_rsp) };
     // Threads never move between cores, so this thread resumes on `cpu`.
     after_switch(cpu);
+}
+
+/// The part of a switch that only a ring-3 thread needs: its kernel stack for entries from ring 3, and its
+/// address space if the core has another one loaded. Out of line: ring-0 switches never come here.
+#[cold]
+#[inline(never)]
+fn switch_to_ring3_thread(cpu: &'static PerCpu, space: u64, stack: u64) {
+    // SAFETY: interrupts are off on this core (the switch's contract); the stack is the next thread's own (its
+    // `run_user` frame), which lives as long as the thread, and only it enters ring 0 from ring 3 until the next
+    // switch.
+    unsafe { cpu.set_ring3_kernel_stack(stack) };
+    if cpu.loaded_space.load(Ordering::Relaxed) != space {
+        crate::ring3::load_space(cpu, space);
+    }
 }
 
 /// Work every thread does right after it is switched to: free the threads that died on this core.

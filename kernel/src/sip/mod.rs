@@ -105,7 +105,7 @@ pub struct Table {
     ring3: ring3::CoreSpaces,
     /// How the most recent SIPs of this core ended, newest last (at most [`ENDS_KEPT`]): for the tests and the
     /// console, after the SIP is gone.
-    ends: VecDeque<(u64, String)>,
+    ends: VecDeque<(u64, EndReason)>,
 }
 
 /// How many end reports a core keeps.
@@ -533,17 +533,7 @@ fn finish(id: u64) {
         SipMemory::Arena(arena) => drop(arena), // unmaps it
         SipMemory::User(user) => ring3::release(user),
     }
-    {
-        let mut table = table().lock();
-        if table.ends.len() == ENDS_KEPT {
-            table.ends.pop_front();
-        }
-        table.ends.push_back((id, alloc::format!("{reason}")));
-    }
-    // Every replica forgets it before anyone waiting hears of its end (the same lanes carry both, in order).
-    replica::publish(replica::Update::Removed { id });
-    name_registry::release_all_of(id);
-    waiters.into_iter().for_each(Waiter::notify);
+
     if dropped_lines > 0 {
         log::info!("sip {name}#{id}: {dropped_lines} log lines beyond its rate were dropped");
     }
@@ -552,7 +542,20 @@ fn finish(id: u64) {
         EndReason::Killed => log::info!("sip {name}#{id} {reason}"),
         _ => log::warn!("sip {name}#{id} {reason}"),
     }
-    if reason.is_failure() {
+    let failed = reason.is_failure();
+    // The report is kept before anyone waiting hears of the end, so a waiter always finds it.
+    {
+        let mut table = table().lock();
+        if table.ends.len() == ENDS_KEPT {
+            table.ends.pop_front();
+        }
+        table.ends.push_back((id, reason));
+    }
+    // Every replica forgets it before anyone waiting hears of its end (the same lanes carry both, in order).
+    replica::publish(replica::Update::Removed { id });
+    name_registry::release_all_of(id);
+    waiters.into_iter().for_each(Waiter::notify);
+    if failed {
         schedule_restart(name, policy, restarts);
     }
 }
@@ -668,7 +671,7 @@ pub fn with_user_slot(id: u64) -> Option<u64> {
 
 /// How SIP `id` of this core ended, if it is among the last few that did.
 pub fn end_report(id: u64) -> Option<String> {
-    table().lock().ends.iter().rev().find(|(i, _)| *i == id).map(|(_, report)| report.clone())
+    table().lock().ends.iter().rev().find(|(i, _)| *i == id).map(|(_, reason)| alloc::format!("{reason}"))
 }
 
 /// Whether the calling SIP's policy grants `capability`.

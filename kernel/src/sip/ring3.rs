@@ -240,6 +240,8 @@ pub(super) fn release(user: UserMemory) {
 /// thread's kernel stack.
 pub fn calls(frame: &mut SyscallFrame) -> Next {
     let _kernel = KernelAccount::enter();
+    // Any of these may switch the thread out (a yield, a sleep, a lock that waits).
+    sched::note_ring3_stack();
     frame.rax = match (exec::current_sip(), frame.rax) {
         (None, _) => calls::NO_SUCH_CALL,
         (Some(_), calls::YIELD) => {
