@@ -392,7 +392,7 @@ fn a_sip_runs_several_threads_and_ends_with_all_of_them() {
     r.wait_for("threads: 4 workers answered 400 pings", scaled(30));
     let ps = r.command("ps");
     let row = ps_row(&ps, pid).unwrap_or_else(|| r.fail(&format!("pid {pid} not in ps:\n{ps}")));
-    r.check(row.split_whitespace().nth(6) == Some("5"), &format!("threads of pid {pid}: {row}"));
+    r.check(row.split_whitespace().nth(7) == Some("5"), &format!("threads of pid {pid}: {row}"));
     r.command(&format!("kill {pid}"));
     let ps = r.command("ps");
     r.check(ps_row(&ps, pid).is_none(), &format!("killed SIP still listed:\n{ps}"));

@@ -103,8 +103,10 @@ pub struct Table {
     sips: BTreeMap<u64, Sip>,
     /// This core's ring-3 slots and the space its `ring3` SIPs share.
     ring3: ring3::CoreSpaces,
-    /// How the most recent SIPs of this core ended, newest last (at most [`ENDS_KEPT`]): for the tests and the
-    /// console, after the SIP is gone.
+    /// How the most recent ring-3 SIPs of this core ended, newest last (at most [`ENDS_KEPT`]), after they are
+    /// gone: a ring-3 program's end is its result (the fault tests read it). Only ring-3 SIPs: a `type` SIP's
+    /// end is in the log, and keeping reports would make the kernel heap after a run depend on how earlier SIPs
+    /// ended, which the hostile tests compare exactly.
     ends: VecDeque<(u64, EndReason)>,
 }
 
@@ -528,6 +530,7 @@ fn finish(id: u64) {
     let policy = sip.manifest.restart;
     let waiters = core::mem::take(&mut sip.waiters);
     let dropped_lines = sip.log.dropped;
+    let protection = sip.protection;
     let Sip { memory, .. } = sip;
     match memory {
         SipMemory::Arena(arena) => drop(arena), // unmaps it
@@ -544,7 +547,7 @@ fn finish(id: u64) {
     }
     let failed = reason.is_failure();
     // The report is kept before anyone waiting hears of the end, so a waiter always finds it.
-    {
+    if protection.is_ring3() {
         let mut table = table().lock();
         if table.ends.len() == ENDS_KEPT {
             table.ends.pop_front();
@@ -669,7 +672,7 @@ pub fn with_user_slot(id: u64) -> Option<u64> {
     }
 }
 
-/// How SIP `id` of this core ended, if it is among the last few that did.
+/// How ring-3 SIP `id` of this core ended, if it is among the last few that did.
 pub fn end_report(id: u64) -> Option<String> {
     table().lock().ends.iter().rev().find(|(i, _)| *i == id).map(|(_, reason)| alloc::format!("{reason}"))
 }

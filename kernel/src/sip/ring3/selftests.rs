@@ -84,6 +84,13 @@ program!(
 );
 program!(EXIT, "r3-exit", [0x31, 0xff, 0xb8, 1, 0, 0, 0, 0x0f, 0x05]); // xor edi, edi; mov eax, 1; syscall
 
+/// Frames and kernel-heap bytes the leak checks allow: frames and the heap are the machine's, and other cores
+/// (a SIP being reclaimed there, a monitor's message) may take or give back a few while a check runs. A leak
+/// of anything per SIP shows as many times more over these runs.
+const SLACK_FRAMES: i64 = 8;
+/// See [`SLACK_FRAMES`].
+const SLACK_HEAP: i64 = 1024;
+
 /// Runs `program` in ring 3 with `argument`, waits for its end and returns how it ended.
 fn run(
     program: &'static Program,
@@ -135,7 +142,8 @@ crate::selftest! {
                 }
             }
         }
-        crate::check!(frames::stats().free == free, "ring-3 SIPs leaked {} frames", free as i64 - frames::stats().free as i64);
+        let leaked = free as i64 - frames::stats().free as i64;
+        crate::check!(leaked <= SLACK_FRAMES, "32 ring-3 SIPs leaked {leaked} frames");
         crate::check!(
             spawn(&HELLO, Protection::Type, 0).map(|_| ()) == Err(SpawnError::NeedsHardwareProtection),
             "a ring-3 program was started in ring 0"
@@ -191,9 +199,10 @@ crate::selftest! {
             let report = run(&EXIT, Protection::Ring3Own, 0)?;
             crate::check!(report == "exited", "cycle {i}: the SIP ended '{report}'");
         }
-        crate::check!(frames::stats().free == free, "200 cycles leaked {} frames", free as i64 - frames::stats().free as i64);
-        let heap_after = crate::memory::heap::stats().used;
-        crate::check!(heap_after == heap, "200 cycles changed the kernel heap by {} bytes", heap_after as i64 - heap as i64);
+        let leaked = free as i64 - frames::stats().free as i64;
+        crate::check!(leaked <= SLACK_FRAMES, "200 cycles leaked {leaked} frames");
+        let grown = crate::memory::heap::stats().used as i64 - heap as i64;
+        crate::check!(grown <= SLACK_HEAP, "200 cycles grew the kernel heap by {grown} bytes");
         Ok(())
     }
 }
