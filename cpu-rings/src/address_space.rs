@@ -235,13 +235,13 @@ impl<F: FrameSource> AddressSpace<F> {
     fn unmap_in(&mut self, frame: PhysFrame<Size4KiB>, level: u32, base: u64, start: u64, end: u64) -> u64 {
         let span = 1u64 << (12 + 9 * (level - 1));
         let mut unmapped = 0;
-        // At level 4 only the lower half: the upper entries are the kernel's.
-        let entries = if level == 4 { 256 } else { 512 };
-        for index in 0..entries {
+        // At level 4 only the lower half: the upper entries are the kernel's. Only the entries that cover part of
+        // `start..end` are visited, so the cost follows the range, not the table.
+        let entries: u64 = if level == 4 { 256 } else { 512 };
+        let first = start.saturating_sub(base) / span;
+        let last = ((end - 1).saturating_sub(base) / span).min(entries - 1);
+        for index in (first..=last).map(|i| i as usize) {
             let from = base + index as u64 * span;
-            if from + span <= start || from >= end {
-                continue;
-            }
             let entry = &self.table(frame)[index];
             let Ok(next) = entry.frame() else { continue };
             if level == 1 {
@@ -250,13 +250,40 @@ impl<F: FrameSource> AddressSpace<F> {
                 unmapped += 1;
                 continue;
             }
+            if start <= from && from + span <= end {
+                // The whole subtree is in the range: free it without looking for what is left in it.
+                unmapped += self.free_subtree(next, level - 1);
+                self.table(frame)[index].set_unused();
+                self.frames.free_table(next);
+                continue;
+            }
             unmapped += self.unmap_in(next, level - 1, from, start, end);
+            // Also a table that never had a page (a `map` that ran out of frames half way) goes here.
             if self.table(next).iter().all(|e| e.is_unused()) {
                 self.table(frame)[index].set_unused();
                 self.frames.free_table(next);
             }
         }
         unmapped
+    }
+}
+
+impl<F: FrameSource> AddressSpace<F> {
+    /// Frees every page under the table `frame` of `level` and every table below it (not `frame` itself); says
+    /// how many pages it freed.
+    fn free_subtree(&mut self, frame: PhysFrame<Size4KiB>, level: u32) -> u64 {
+        let mut freed = 0;
+        for index in 0..512 {
+            let Ok(next) = self.table(frame)[index].frame() else { continue };
+            if level == 1 {
+                self.frames.free_page(next);
+                freed += 1;
+            } else {
+                freed += self.free_subtree(next, level - 1);
+                self.frames.free_table(next);
+            }
+        }
+        freed
     }
 }
 
@@ -368,6 +395,9 @@ mod tests {
             assert!(space.copy_in(u64::MAX - 10, &mut back).is_err());
 
             assert_eq!(space.unmap_range(code.as_u64(), code.as_u64() + 4096), 1);
+            // A range that covers nothing mapped, or nothing at all, unmaps nothing.
+            assert_eq!(space.unmap_range(0x1000, 0x2000), 0);
+            assert_eq!(space.unmap_range(0x2000, 0x2000), 0);
             assert_eq!(space.translate(code, Access::Read), None);
             assert!(space.translate(data, Access::Read).is_some());
         }
@@ -396,5 +426,9 @@ mod tests {
         // SAFETY: the simulated window and frames of `machine`.
         let mut space = unsafe { AddressSpace::new(kernel_frame(), window, &mut frames) }.unwrap();
         assert_eq!(space.map(VirtAddr::new(0x1000), user_frame(0), Flags::empty()), Err(SpaceError::OutOfFrames));
+        drop(space);
+        // The level-3 table made before the failure is freed with the space, though no page was ever under it.
+        assert_eq!(frames.tables_out, 0);
+        assert!(frames.pages_freed.is_empty());
     }
 }

@@ -18,6 +18,11 @@ use x86_64::structures::paging::PhysFrame;
 /// Null calls answered since boot (all cores).
 static NULL_CALLS: AtomicU64 = AtomicU64::new(0);
 
+/// Null calls answered since boot (all cores).
+pub fn null_calls() -> u64 {
+    NULL_CALLS.load(Ordering::Relaxed)
+}
+
 /// Enables `syscall` and turns on SMEP and SMAP (where the CPU has them) on the calling core; says which
 /// protections are on. Call once per core, after its GDT is loaded and its GS base points at its record.
 pub fn init_this_core() -> Protections {

@@ -29,6 +29,7 @@ use crate::memory::user_spaces::{self, UserSpace};
 use crate::{percpu, sched};
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use cpu_rings::syscall::{Next, SyscallFrame};
 use sip_runtime::ring3_calls as calls;
 use sip_runtime::{ExitStatus, LogLevel, MAX_LOG_LINE, Manifest, Protection, SipId, SpawnError};
@@ -225,9 +226,7 @@ pub(super) fn release(user: UserMemory) {
         None => {
             if let Some(shared) = spaces.shared.as_mut() {
                 shared.unmap_range(start, start + USER_SLOT_SIZE);
-                if cpu.loaded_space.load(core::sync::atomic::Ordering::Relaxed)
-                    == shared.level_4().start_address().as_u64()
-                {
+                if cpu.loaded_space.load(Ordering::Relaxed) == shared.level_4().start_address().as_u64() {
                     x86_64::instructions::tlb::flush_all();
                 }
             }
@@ -236,9 +235,18 @@ pub(super) fn release(user: UserMemory) {
     spaces.free_slots.push(user.slot);
 }
 
+/// Calls answered by [`calls`] since boot (all cores).
+static CALLS_ANSWERED: AtomicU64 = AtomicU64::new(0);
+
+/// Calls answered by [`calls`] since boot (all cores).
+pub fn calls_answered() -> u64 {
+    CALLS_ANSWERED.load(Ordering::Relaxed)
+}
+
 /// The calls of ring-3 SIPs beyond the null call and exit (see `sip_runtime::ring3_calls`), on the calling
 /// thread's kernel stack.
 pub fn calls(frame: &mut SyscallFrame) -> Next {
+    CALLS_ANSWERED.fetch_add(1, Ordering::Relaxed);
     let _kernel = KernelAccount::enter();
     // Any of these may switch the thread out (a yield, a sleep, a lock that waits).
     sched::note_ring3_stack();
