@@ -1,12 +1,14 @@
 //! Build script of the root package: builds the kernel, then turns its ELF into bootable BIOS and UEFI disk
 //! images.
 //!
-//! The kernel is built by a nested `cargo build -p kernel --profile kernel` with a target directory of its own
-//! (`<target dir>/kernel`). Decision (docs/architecture.md): not a Cargo artifact dependency, because Cargo
-//! unifies features across one build: a `cargo test` that also tests `channels` or `contracts` would switch on
-//! their test-only `std` features and dev-dependencies (crossbeam-channel with `std`, ...) in the kernel's
-//! copies of those crates, and the kernel would no longer build for `x86_64-unknown-none`. A separate cargo
-//! invocation resolves the kernel's graph alone. The `bootloader` crate then writes
+//! The kernel is built by a nested `cargo build -p kernel -p ring3-image --profile kernel` with a target
+//! directory of its own (`<target dir>/kernel`); the second package is the ring-3 image (the programs that run
+//! in ring 3, docs/protection.md), which each disk image carries as the bootloader's ramdisk. Decision
+//! (docs/architecture.md): not a Cargo artifact dependency, because Cargo unifies features across one build: a
+//! `cargo test` that also tests `channels` or `contracts` would switch on their test-only `std` features and
+//! dev-dependencies (crossbeam-channel with `std`, ...) in the kernel's copies of those crates, and the kernel
+//! would no longer build for `x86_64-unknown-none`. A separate cargo invocation resolves the kernel's graph
+//! alone. The `bootloader` crate then writes
 //! `plurality-bios.img` and `plurality-uefi.img` into `OUT_DIR`, and the paths reach the runner as compile-time
 //! environment variables `BIOS_IMAGE`, `UEFI_IMAGE` and `KERNEL_ELF` (the runner copies the images to
 //! `<target dir>/images/` itself; `OUT_DIR`'s nesting differs between cargo versions, so nothing may hard-code it).
@@ -54,19 +56,23 @@ fn run() -> Result<(), String> {
         // Cargo scans a directory recursively for changed files.
         println!("cargo:rerun-if-changed={}", root.join(source).display());
     }
-    let kernel = build_kernel(&root)?;
-    if !kernel.is_file() {
-        return Err(format!("the kernel ELF {} does not exist", kernel.display()));
+    let (kernel, ring3_image) = build_kernel(&root)?;
+    for elf in [&kernel, &ring3_image] {
+        if !elf.is_file() {
+            return Err(format!("the ELF {} was not built", elf.display()));
+        }
     }
 
     let config = boot_config();
     let bios = out.join("plurality-bios.img");
     let uefi = out.join("plurality-uefi.img");
     bootloader::BiosBoot::new(&kernel)
+        .set_ramdisk(&ring3_image)
         .set_boot_config(&config)
         .create_disk_image(&bios)
         .map_err(|e| image_error("BIOS", &bios, &e))?;
     bootloader::UefiBoot::new(&kernel)
+        .set_ramdisk(&ring3_image)
         .set_boot_config(&config)
         .create_disk_image(&uefi)
         .map_err(|e| image_error("UEFI", &uefi, &e))?;
@@ -77,8 +83,8 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the kernel with a nested cargo and returns the path of its ELF.
-fn build_kernel(root: &Path) -> Result<PathBuf, String> {
+/// Builds the kernel and the ring-3 image with a nested cargo and returns the paths of their ELFs.
+fn build_kernel(root: &Path) -> Result<(PathBuf, PathBuf), String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // The outer build's target directory (where `debug/` and `release/` live), and a directory of its own
     // under it: sharing the outer one would deadlock on its lock.
@@ -88,7 +94,7 @@ fn build_kernel(root: &Path) -> Result<PathBuf, String> {
     let mut command = Command::new(&cargo);
     command
         .current_dir(root)
-        .args(["build", "-p", "kernel", "--profile", "kernel", "--target-dir"])
+        .args(["build", "-p", "kernel", "-p", "ring3-image", "--profile", "kernel", "--target-dir"])
         .arg(&kernel_target)
         // Settings meant for the outer (host) build must not leak into the kernel's.
         .env_remove("RUSTFLAGS")
@@ -102,11 +108,12 @@ fn build_kernel(root: &Path) -> Result<PathBuf, String> {
     if !status.success() {
         return Err(format!(
             "building the kernel failed ({status}); the compiler's messages are above. To see them alone: \
-             cargo build -p kernel --profile kernel --target-dir {}",
+             cargo build -p kernel -p ring3-image --profile kernel --target-dir {}",
             kernel_target.display()
         ));
     }
-    Ok(kernel_target.join("x86_64-unknown-none").join("kernel").join("kernel"))
+    let binaries = kernel_target.join("x86_64-unknown-none").join("kernel");
+    Ok((binaries.join("kernel"), binaries.join("ring3-image")))
 }
 
 /// The bootloader's run-time settings, written into each image as `boot.json`.

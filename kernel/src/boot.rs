@@ -63,6 +63,12 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
 
     crate::ipc::init();
     crate::sip::init();
+    let ramdisk = boot_info.ramdisk_addr.into_option().filter(|_| boot_info.ramdisk_len > 0).map(|addr| {
+        // SAFETY: the bootloader mapped the ramdisk at this address for `ramdisk_len` bytes, read-only to the
+        // kernel for the whole boot, and nothing writes it.
+        unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) }
+    });
+    crate::sip::ring3::image::init(ramdisk);
     if let Err(e) = crate::sched::init_this_core() {
         panic!("cannot start the scheduler: {e:?}");
     }

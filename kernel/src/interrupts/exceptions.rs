@@ -275,7 +275,8 @@ pub(super) fn from_ring_3(frame: &cpu_rings::TrapFrame) -> ! {
     }
     let _kernel = crate::exec::KernelAccount::enter();
     let rip = frame.rip;
-    let description = if vector == 14 && crate::memory::layout::is_user_stack_guard(cr2) {
+    let overflow = vector == 14 && crate::sched::with_current(|t| t.is_ring3_stack_overflow(cr2)).unwrap_or(false);
+    let description = if overflow {
         alloc::format!("stack overflow in ring 3 (page fault at {cr2:#x}, rip {rip:#x})")
     } else if vector == 14 {
         let code = PageFaultErrorCode::from_bits_truncate(frame.error_code);

@@ -65,8 +65,9 @@ pub const fn user_stack_top(slot: u64) -> u64 {
     user_slot_start(slot) + USER_SLOT_SIZE - 4096
 }
 
-/// Whether a fault at `addr` is a ring-3 stack overflow: it lies in a slot's stack region, where only the stack
-/// is ever mapped.
-pub const fn is_user_stack_guard(addr: u64) -> bool {
-    addr >= USER_START && addr < USER_END && (addr - USER_START) % USER_SLOT_SIZE >= USER_SLOT_SIZE - USER_STACK_REGION
+/// The guard below a ring-3 stack of `stack_bytes` in slot `slot`: the rest of the slot's stack region, never
+/// mapped, where a fault is that stack's overflow.
+pub const fn user_stack_guard(slot: u64, stack_bytes: u64) -> core::ops::Range<u64> {
+    let region = user_slot_start(slot) + USER_SLOT_SIZE - USER_STACK_REGION;
+    region..user_stack_top(slot) - stack_bytes
 }

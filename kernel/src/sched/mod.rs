@@ -97,6 +97,8 @@ pub struct Thread {
     /// For a thread that runs ring-3 code: the level-4 table of its address space (physical address), loaded
     /// when it is switched to; 0 for every other thread, which runs in whatever space is loaded.
     ring3_space: u64,
+    /// For a ring-3 thread: the guard below its ring-3 stack (empty for other threads).
+    ring3_guard: core::ops::Range<u64>,
     /// For a ring-3 thread: its kernel stack for entries from ring 3 (`percpu`'s), given back to the core when it
     /// runs again. Noted by the thread itself ([`note_ring3_stack`]) in every kernel path from ring 3 that may
     /// switch it out, so that ring-0 switches pay nothing for it.
@@ -107,6 +109,11 @@ impl Thread {
     /// The thread's own stack, if it has one.
     pub fn stack(&self) -> Option<&Stack> {
         self.stack.as_ref()
+    }
+
+    /// Whether a fault at `addr` in ring-3 code of this thread is its ring-3 stack's overflow.
+    pub fn is_ring3_stack_overflow(&self, addr: u64) -> bool {
+        self.ring3_guard.contains(&addr)
     }
 }
 
@@ -221,6 +228,7 @@ pub fn init_this_core() -> Result<(), ThreadError> {
         unstarted: None,
         initial_rsp: 0,
         ring3_space: 0,
+        ring3_guard: 0..0,
         ring3_stack: 0,
     });
     let idle = new_thread(Account::Kernel, 0, 16 * 1024, idle_loop_entry, 0, Kind::Idle)?;
@@ -245,14 +253,15 @@ pub fn init_this_core() -> Result<(), ThreadError> {
 const QUEUE_ROOM: usize = 64;
 
 /// What a new thread runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Kind {
     /// Kernel code, or a ring-0 SIP's code (by its account).
     Ring0,
     /// The core's idle thread.
     Idle,
-    /// Ring-3 code in the address space whose level-4 table is at this physical address.
-    Ring3(u64),
+    /// Ring-3 code in the address space whose level-4 table is at this physical address, with the guard below
+    /// its ring-3 stack.
+    Ring3(u64, core::ops::Range<u64>),
 }
 
 fn new_thread(
@@ -268,9 +277,10 @@ fn new_thread(
     // stack is kernel stack only (its SIP's code has a stack of its own, in ring 3): no reserve, no limit. SIP
     // threads' frames never take the kernel's frame reserve.
     let sip = matches!(owner, Account::Sip(_));
-    let ring3_space = match kind {
-        Kind::Ring3(space) => space,
-        _ => 0,
+    let idle = matches!(kind, Kind::Idle);
+    let (ring3_space, ring3_guard) = match kind {
+        Kind::Ring3(space, guard) => (space, guard),
+        _ => (0, 0..0),
     };
     let reserve = if sip && ring3_space == 0 { stacks::KERNEL_RESERVE } else { 0 };
     let purpose = if sip { Use::Sip } else { Use::Kernel };
@@ -283,7 +293,7 @@ fn new_thread(
         owner_word: owner.word(),
         rsp,
         stack: Some(stack),
-        idle: kind == Kind::Idle,
+        idle,
         kernel_depth: 0,
         arena,
         stack_limit,
@@ -293,6 +303,7 @@ fn new_thread(
         unstarted: None,
         initial_rsp: rsp,
         ring3_space,
+        ring3_guard,
         ring3_stack: 0,
     }))
 }
@@ -315,14 +326,16 @@ pub fn spawn_in<F: FnOnce() + Send + 'static>(
 
 /// Starts a thread of `owner` that will run ring-3 code in the address space whose level-4 table is at physical
 /// address `space` (its switch-in loads it): `f` runs on a kernel stack of `stack_bytes` and enters ring 3 with
-/// `cpu_rings::run_user`. The space must outlive the thread.
+/// `cpu_rings::run_user`; `guard` is the unmapped range below its ring-3 stack. The space must outlive the
+/// thread.
 pub fn spawn_ring3<F: FnOnce() + Send + 'static>(
     owner: Account,
     stack_bytes: u64,
     space: u64,
+    guard: core::ops::Range<u64>,
     f: F,
 ) -> Result<ThreadId, ThreadError> {
-    spawn_kind(owner, 0, stack_bytes, Kind::Ring3(space), f)
+    spawn_kind(owner, 0, stack_bytes, Kind::Ring3(space, guard), f)
 }
 
 fn spawn_kind<F: FnOnce() + Send + 'static>(

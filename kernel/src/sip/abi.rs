@@ -11,7 +11,8 @@ use crate::{arch, memory, sched, time};
 use channels::ledger::Holder;
 use sip_runtime::{
     Capability, ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MAX_LOG_LINE,
-    MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, SipId, SpawnError, Startup,
+    MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection, SipId,
+    SpawnError, Startup,
 };
 
 /// Logs `message` for the calling SIP at `level`, prefixed with its name, within its log budget; a message longer
@@ -95,6 +96,19 @@ impl KernelAbi for Ring0Abi {
             return Err((SpawnError::NotPermitted, startup));
         }
         super::spawn_with(name, args, core, startup)
+    }
+
+    fn spawn_protected(&self, name: &str, args: &str, protection: Protection) -> Result<SipId, SpawnError> {
+        let _kernel = KernelAccount::enter();
+        if !caller_may(Capability::ProcessControl) {
+            return Err(SpawnError::NotPermitted);
+        }
+        match (super::ring3::image_program(name), protection) {
+            (Some(program), _) => super::ring3::spawn(program, protection, args),
+            (None, Protection::Type) => super::spawn(name, args, Some(crate::percpu::current_index())),
+            (None, _) if super::manifest(name).is_some() => Err(SpawnError::NoRing3Build),
+            (None, _) => Err(SpawnError::NoSuchService),
+        }
     }
 
     fn start_thread(&self, entry: fn(usize), argument: usize) -> Result<u64, SpawnError> {

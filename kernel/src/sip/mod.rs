@@ -221,6 +221,11 @@ fn spawn_with_restarts(
         return Err((SpawnError::ArgumentsTooLong, startup));
     }
     if let Err(e) = checked_manifest(name) {
+        // A program of the ring-3 image is not verified code: say so rather than that there is no such service.
+        let e = match (e, ring3::image_program(name)) {
+            (SpawnError::NoSuchService, Some(_)) => SpawnError::NeedsHardwareProtection,
+            (e, _) => e,
+        };
         return Err((e, startup));
     }
     let me = percpu::current_index();

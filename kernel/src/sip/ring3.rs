@@ -24,7 +24,7 @@
 use super::{EndReason, Sip, SipMemory, table};
 use crate::exec::{self, Account, KernelAccount};
 use crate::memory::frames;
-use crate::memory::layout::{USER_SLOT_SIZE, USER_SLOTS, user_slot_start, user_stack_top};
+use crate::memory::layout::{USER_SLOT_SIZE, USER_SLOTS, user_slot_start, user_stack_guard, user_stack_top};
 use crate::memory::user_spaces::{self, UserSpace};
 use crate::{percpu, sched};
 use alloc::vec;
@@ -40,14 +40,58 @@ use x86_64::structures::paging::PageTableFlags as Flags;
 /// Bytes of a ring-3 thread's kernel stack: the kernel code of its calls and traps runs there.
 pub const KERNEL_STACK: u64 = 16 * 1024;
 
-/// A ring-3 program that is not a service: a flat image loaded at its slot's start and entered there, with the
-/// manifest the kernel's policy judges it by.
+/// A ring-3 program that is not a service, with the manifest the kernel's policy judges it by.
 pub struct Program {
     /// Its name, limits and capabilities (its `entry` is never called: the program is ring-3 code).
     pub manifest: Manifest,
-    /// The code and data, loaded at the slot's start; execution starts at its first byte.
-    pub image: &'static [u8],
+    /// Its code.
+    pub code: Code,
 }
+
+/// Where a ring-3 program's code comes from.
+pub enum Code {
+    /// Machine code loaded at the slot's start and entered at its first byte, with one number (the argument
+    /// string read as a decimal or `0x` hexadecimal number, else 0) at `[rsp]` (the self-tests' programs).
+    Flat(&'static [u8]),
+    /// The program of this name in the ring-3 image, entered at the image's `_start` with the startup block
+    /// (the name's and the arguments' lengths, then their bytes) at `rsp` (`ring3-image`'s `start`).
+    Image(&'static str),
+}
+
+/// The programs of the ring-3 image the kernel starts (`spawn NAME --protection ring3|ring3-own`): their
+/// manifests are the kernel's (the image is not a service crate, and asks for nothing but a stack).
+pub static IMAGE_PROGRAMS: [Program; 3] = [
+    Program { manifest: program_manifest("hello"), code: Code::Image("hello") },
+    Program { manifest: program_manifest("unsafe-test"), code: Code::Image("unsafe-test") },
+    Program { manifest: program_manifest("soundness"), code: Code::Image("soundness") },
+];
+
+/// The manifest of a program of the ring-3 image: the default policy's limits, a 16 KiB stack, no capability.
+const fn program_manifest(name: &'static str) -> Manifest {
+    /// Never called: a ring-3 program's code is in its image.
+    fn ring3_code(_: sip_runtime::SipContext) {}
+    Manifest {
+        name,
+        entry: ring3_code,
+        exports: &[],
+        imports: &[],
+        heap_quota: 64 * 1024,
+        stack_size: 16 * 1024,
+        restart: sip_runtime::RestartPolicy::Never,
+        capabilities: &[],
+        crate_name: "ring3-image",
+        exchange_quota: 64 * 1024,
+        threads: 1,
+    }
+}
+
+/// The program of the ring-3 image named `name`.
+pub fn image_program(name: &str) -> Option<&'static Program> {
+    IMAGE_PROGRAMS.iter().find(|p| p.manifest.name == name)
+}
+
+/// Bytes of a startup block's name and arguments the kernel writes at most (the image refuses more).
+const MAX_STARTUP: usize = 2048;
 
 /// A core's ring-3 slots and the space its `ring3` SIPs share.
 pub struct CoreSpaces {
@@ -113,25 +157,59 @@ fn map_pages(space: &mut UserSpace, start: u64, bytes: &[u8], pages: u64, flags:
     Ok(pages)
 }
 
-/// Lays out `program` in `slot` of `space`: the image at the start, the stack at the top with `argument` in its
-/// top word; returns the pages mapped and the initial stack pointer.
-fn load(space: &mut UserSpace, slot: u64, program: &Program, argument: u64) -> Result<(u64, u64), SpawnError> {
-    let stack_pages = (program.manifest.stack_size as u64).div_ceil(4096).max(1);
-    let top = user_stack_top(slot);
-    let image = map_pages(space, user_slot_start(slot), program.image, 1, Flags::empty())?;
-    let stack = map_pages(space, top - stack_pages * 4096, &[], stack_pages, Flags::WRITABLE | Flags::NO_EXECUTE)?;
-    // The program finds its argument at [rsp], as a process finds argc.
-    let rsp = top - 16;
-    space.copy_out(rsp, &argument.to_le_bytes()).map_err(|_| SpawnError::OutOfMemory)?;
-    Ok((image + stack, rsp))
+/// Bytes of a program's ring-3 stack: its manifest's, in whole pages.
+fn stack_bytes(program: &Program) -> u64 {
+    (program.manifest.stack_size as u64).div_ceil(4096).max(1) * 4096
 }
 
-/// Starts `program` as a SIP in ring 3 on this core, protected as `protection` says, with `argument` at the top
-/// of its stack. Refuses `Protection::Type`: a program is not verified code. Nothing is left behind on failure.
-pub fn spawn(program: &'static Program, protection: Protection, argument: u64) -> Result<SipId, SpawnError> {
+/// Lays out `program` in `slot` of `space`: its code at the start, the stack at the top with the startup data on
+/// it; returns the pages mapped, the entry point and the initial stack pointer.
+fn load(space: &mut UserSpace, slot: u64, program: &Program, args: &str) -> Result<(u64, u64, u64), SpawnError> {
+    let stack_pages = stack_bytes(program) / 4096;
+    let top = user_stack_top(slot);
+    let start = user_slot_start(slot);
+    let (code, entry) = match program.code {
+        Code::Flat(bytes) => (map_pages(space, start, bytes, 1, Flags::empty())?, start),
+        Code::Image(_) => image::load(space, start).map_err(|e| match e {
+            image::ImageError::OutOfMemory => SpawnError::OutOfMemory,
+            image::ImageError::Missing | image::ImageError::Invalid(_) => SpawnError::NoRing3Build,
+        })?,
+    };
+    let stack = map_pages(space, top - stack_pages * 4096, &[], stack_pages, Flags::WRITABLE | Flags::NO_EXECUTE)?;
+    let mut startup = Vec::new();
+    match program.code {
+        Code::Flat(_) => {
+            let number = match args.trim().strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => args.trim().parse().ok(),
+            };
+            startup.extend_from_slice(&number.unwrap_or(0).to_le_bytes());
+        }
+        Code::Image(name) => {
+            startup.extend_from_slice(&(name.len() as u64).to_le_bytes());
+            startup.extend_from_slice(&(args.len() as u64).to_le_bytes());
+            startup.extend_from_slice(name.as_bytes());
+            startup.extend_from_slice(args.as_bytes());
+        }
+    }
+    if startup.len() > MAX_STARTUP || startup.len() as u64 + 16 > stack_pages * 4096 {
+        return Err(SpawnError::ArgumentsTooLong);
+    }
+    // The program finds the startup data at its initial stack pointer, 16-byte aligned, as a process finds argc.
+    let rsp = (top - 16 - startup.len() as u64) & !15;
+    space.copy_out(rsp, &startup).map_err(|_| SpawnError::OutOfMemory)?;
+    Ok((code + stack, entry, rsp))
+}
+
+/// Starts `program` as a SIP in ring 3 on this core, protected as `protection` says, with `args` (see [`Code`]).
+/// Refuses `Protection::Type`: a program is not verified code. Nothing is left behind on failure.
+pub fn spawn(program: &'static Program, protection: Protection, args: &str) -> Result<SipId, SpawnError> {
     let _kernel = KernelAccount::enter();
     if !protection.is_ring3() {
         return Err(SpawnError::NeedsHardwareProtection);
+    }
+    if args.len() > sip_runtime::MAX_ARGS_LEN {
+        return Err(SpawnError::ArgumentsTooLong);
     }
     let manifest = &program.manifest;
     manifest.check(&super::known_contracts()).map_err(SpawnError::BadManifest)?;
@@ -152,7 +230,7 @@ pub fn spawn(program: &'static Program, protection: Protection, argument: u64) -
         return Err(SpawnError::OutOfMemory);
     };
     let level_4 = space.level_4().start_address().as_u64();
-    let (pages, rsp) = match load(space, slot, program, argument) {
+    let (pages, rip, rsp) = match load(space, slot, program, args) {
         Ok(loaded) => loaded,
         Err(e) => {
             space.unmap_range(user_slot_start(slot), user_slot_start(slot) + USER_SLOT_SIZE);
@@ -178,10 +256,10 @@ pub fn spawn(program: &'static Program, protection: Protection, argument: u64) -
     drop(guard);
     let entry = super::replica::Entry { core: percpu::current_index(), name: manifest.name };
     super::replica::publish(super::replica::Update::Added { id, entry });
-    let rip = user_slot_start(slot);
     // Interrupts stay off from the thread's creation to its record, so it cannot run (and end) unrecorded.
     let spawned = x86_64::instructions::interrupts::without_interrupts(|| {
-        let tid = sched::spawn_ring3(Account::Sip(id), KERNEL_STACK, level_4, move || run(rip, rsp))?;
+        let guard = user_stack_guard(slot, stack_bytes(program));
+        let tid = sched::spawn_ring3(Account::Sip(id), KERNEL_STACK, level_4, guard, move || run(rip, rsp))?;
         if let Some(sip) = table().lock().sips.get_mut(&id) {
             sip.threads.push(tid);
         }
@@ -296,4 +374,5 @@ fn log(id: u64, at: u64, len: u64, level: u64) -> u64 {
     0
 }
 
+pub mod image;
 mod selftests;

@@ -6,7 +6,7 @@ use crate::{Shell, channel_commands};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use sip_runtime::{EndHolder, LogFilter, MANIFESTS, ProcessState, RestartPolicy, SipId};
+use sip_runtime::{EndHolder, LogFilter, MANIFESTS, ProcessState, Protection, RestartPolicy, SipId};
 
 /// Why a command did not run.
 #[derive(Debug)]
@@ -39,18 +39,18 @@ pub const COMMANDS: &[Command] = &[
         help: "show or set the log level",
         run: log_level,
     },
-    Command { name: "ps", usage: "ps", help: "live SIPs: core, state, heap, threads, channels", run: ps },
+    Command { name: "ps", usage: "ps", help: "live SIPs: core, state, protection, heap, threads, channels", run: ps },
     Command {
         name: "spawn",
-        usage: "spawn NAME [--core N] [ARGS...]",
-        help: "start a service as a new SIP (on core N, or the least loaded)",
+        usage: "spawn NAME [--core N | --protection type|ring3|ring3-own] [ARGS...]",
+        help: "start a service as a new SIP (on core N, or the least loaded), or a ring-3 program",
         run: spawn,
     },
     Command { name: "kill", usage: "kill PID", help: "end a SIP", run: kill },
     Command {
         name: "run",
-        usage: "run NAME [--core N] [ARGS...]",
-        help: "spawn a service and wait until it ends",
+        usage: "run NAME [--core N | --protection type|ring3|ring3-own] [ARGS...]",
+        help: "spawn a service (or a ring-3 program) and wait until it ends",
         run: run_service,
     },
     Command {
@@ -275,27 +275,46 @@ fn ps(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Starts the service named by `args[0]` with the rest as its argument string.
-/// Starts `NAME [--core N] [ARGS...]`: on core N, or the least loaded core.
+/// Starts `NAME [--core N] [--protection MODE] [ARGS...]` (the options in either order): a service on core N, or
+/// the least loaded core; with `--protection ring3` or `ring3-own`, a program of the ring-3 image on this core.
 fn start<'a>(sh: &Shell, args: &[&'a str], usage: &'static str) -> Result<(SipId, &'a str), CommandError> {
     let [name, rest @ ..] = args else { return Err(CommandError::Usage(usage)) };
-    let (core, rest) = match rest {
-        ["--core", n, rest @ ..] => {
-            let core = n.parse().map_err(|_| CommandError::Invalid(format!("'{n}' is not a core number")))?;
-            (Some(core), rest)
+    let mut rest: &[&str] = rest;
+    let (mut core, mut protection) = (None, None);
+    loop {
+        match rest {
+            &["--core", n, ref more @ ..] if core.is_none() => {
+                let n = n.parse().map_err(|_| CommandError::Invalid(format!("'{n}' is not a core number")))?;
+                core = Some(n);
+                rest = more;
+            }
+            &["--protection", mode, ref more @ ..] if protection.is_none() => {
+                let mode = Protection::from_name(mode).ok_or_else(|| {
+                    CommandError::Invalid(format!("'{mode}' is not a protection mode (type, ring3, ring3-own)"))
+                })?;
+                protection = Some(mode);
+                rest = more;
+            }
+            ["--core" | "--protection"] => return Err(CommandError::Usage(usage)),
+            _ => break,
         }
-        ["--core"] => return Err(CommandError::Usage(usage)),
-        rest => (None, rest),
+    }
+    let args = rest.join(" ");
+    let spawned = match (protection, core) {
+        (None, _) => sh.ctx.spawn(name, &args, core),
+        (Some(protection), None) => sh.ctx.abi().spawn_protected(name, &args, protection),
+        (Some(_), Some(_)) => {
+            return Err(CommandError::Invalid(String::from(
+                "--protection starts a SIP on this core: it does not take --core yet",
+            )));
+        }
     };
-    let id = sh
-        .ctx
-        .spawn(name, &rest.join(" "), core)
-        .map_err(|e| CommandError::Invalid(format!("cannot spawn '{name}': {e}")))?;
+    let id = spawned.map_err(|e| CommandError::Invalid(format!("cannot spawn '{name}': {e}")))?;
     Ok((id, name))
 }
 
 fn spawn(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let (id, name) = start(sh, args, "spawn NAME [--core N] [ARGS...]")?;
+    let (id, name) = start(sh, args, "spawn NAME [--core N | --protection type|ring3|ring3-own] [ARGS...]")?;
     sh.say(format_args!("spawned {name} as pid {}", id.0));
     Ok(())
 }
@@ -333,7 +352,7 @@ fn kill(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 }
 
 fn run_service(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let (id, _) = start(sh, args, "run NAME [--core N] [ARGS...]")?;
+    let (id, _) = start(sh, args, "run NAME [--core N | --protection type|ring3|ring3-own] [ARGS...]")?;
     let _ = sh.ctx.wait(id);
     Ok(())
 }

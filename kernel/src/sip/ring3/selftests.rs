@@ -5,7 +5,7 @@
 //! The programs are machine code written out byte by byte (x86-64), each with its assembly beside it. One that
 //! survives its fault exits with [`SURVIVED`], so a test can tell "nothing stopped it" from "the MMU did".
 
-use super::{Program, spawn};
+use super::{Code, Program, spawn};
 use crate::memory::frames;
 use sip_runtime::{Manifest, Protection, RestartPolicy, SipContext, SpawnError};
 
@@ -34,12 +34,12 @@ const fn manifest(name: &'static str) -> Manifest {
 /// (EXIT); syscall.
 macro_rules! program {
     ($name:ident, $text:literal, [$($byte:expr),* $(,)?]) => {
-        static $name: Program = Program { manifest: manifest($text), image: &[$($byte),*] };
+        static $name: Program = Program { manifest: manifest($text), code: Code::Flat(&[$($byte),*]) };
     };
     ($name:ident, $text:literal, [$($byte:expr),*; survives]) => {
         static $name: Program = Program {
             manifest: manifest($text),
-            image: &[$($byte,)* 0xbf, SURVIVED, 0, 0, 0, 0xb8, 1, 0, 0, 0, 0x0f, 0x05],
+            code: Code::Flat(&[$($byte,)* 0xbf, SURVIVED, 0, 0, 0, 0xb8, 1, 0, 0, 0, 0x0f, 0x05]),
         };
     };
 }
@@ -120,14 +120,23 @@ const SLACK_FRAMES: i64 = 8;
 /// See [`SLACK_FRAMES`].
 const SLACK_HEAP: i64 = 1024;
 
-/// Runs `program` in ring 3 with `argument`, waits for its end and returns how it ended.
+/// Runs `program` in ring 3 with the number `argument`, waits for its end and returns how it ended.
 fn run(
     program: &'static Program,
     protection: Protection,
     argument: u64,
 ) -> Result<alloc::string::String, alloc::string::String> {
-    let id = spawn(program, protection, argument)
-        .map_err(|e| alloc::format!("{}: spawn failed: {e}", program.manifest.name))?;
+    run_with(program, protection, &alloc::format!("{argument:#x}"))
+}
+
+/// Runs `program` in ring 3 with the argument string `args`, waits for its end and returns how it ended.
+fn run_with(
+    program: &'static Program,
+    protection: Protection,
+    args: &str,
+) -> Result<alloc::string::String, alloc::string::String> {
+    let id =
+        spawn(program, protection, args).map_err(|e| alloc::format!("{}: spawn failed: {e}", program.manifest.name))?;
     crate::sip::wait(id.0);
     crate::sip::end_report(id.0).ok_or_else(|| alloc::format!("{}#{}: no end report", program.manifest.name, id.0))
 }
@@ -174,7 +183,7 @@ crate::selftest! {
         let leaked = free as i64 - frames::stats().free as i64;
         crate::check!(leaked <= SLACK_FRAMES, "32 ring-3 SIPs leaked {leaked} frames");
         crate::check!(
-            spawn(&HELLO, Protection::Type, 0).map(|_| ()) == Err(SpawnError::NeedsHardwareProtection),
+            spawn(&HELLO, Protection::Type, "").map(|_| ()) == Err(SpawnError::NeedsHardwareProtection),
             "a ring-3 program was started in ring 0"
         );
         Ok(())
@@ -185,7 +194,7 @@ crate::selftest! {
     /// Another SIP's memory: in the shared space a raw program reads it (the MMU does not separate `ring3` SIPs:
     /// only the type system does, and this program is not typed code); in a space of its own the read faults.
     fn ring3_own_spaces_separate_sips() {
-        let victim = spawn(&SPIN, Protection::Ring3, 0).map_err(|e| alloc::format!("spawn failed: {e}"))?;
+        let victim = spawn(&SPIN, Protection::Ring3, "").map_err(|e| alloc::format!("spawn failed: {e}"))?;
         let victim_code = crate::sip::with_user_slot(victim.0).ok_or("the victim has no ring-3 slot")?;
         let shared = run(&READ_ARG, Protection::Ring3, victim_code);
         let own = run(&READ_ARG, Protection::Ring3Own, victim_code);
@@ -203,7 +212,7 @@ crate::selftest! {
     /// A ring-3 SIP that spins is preempted by the timer (this thread, which sleeps meanwhile, runs again), and a
     /// kill ends it.
     fn ring3_spinning_sip_is_preempted_and_killed() {
-        let id = spawn(&SPIN, Protection::Ring3Own, 0).map_err(|e| alloc::format!("spawn failed: {e}"))?;
+        let id = spawn(&SPIN, Protection::Ring3Own, "").map_err(|e| alloc::format!("spawn failed: {e}"))?;
         crate::sched::sleep(30_000_000);
         let alive = crate::sip::is_alive(id.0);
         let killed = crate::sip::kill(id.0);
@@ -264,6 +273,48 @@ crate::selftest! {
         crate::check!(leaked <= SLACK_FRAMES, "the fuzzer (seed {seed:#x}) leaked {leaked} frames");
         let grown = crate::memory::heap::stats().used as i64 - heap as i64;
         crate::check!(grown <= SLACK_HEAP, "the fuzzer (seed {seed:#x}) grew the kernel heap by {grown} bytes");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// The Rust programs of the ring-3 image: `hello` logs and exits; the deliberately unsafe `unsafe-test` and the
+    /// safe `soundness` (rust-lang/rust#25860) are stopped by the MMU at kernel memory in both modes, and at
+    /// another SIP's memory in `ring3-own` only; in the shared space the safe program's write lands.
+    fn ring3_image_programs_run_and_fault_alone() {
+        let program = |name| super::image_program(name).ok_or(alloc::format!("no image program '{name}'"));
+        let (hello, unsafe_test, soundness) = (program("hello")?, program("unsafe-test")?, program("soundness")?);
+        let kernel_data = &super::super::NEXT_SIP_ID as *const _ as u64;
+        for protection in [Protection::Ring3, Protection::Ring3Own] {
+            let report = run_with(hello, protection, "a b")?;
+            crate::check!(report == "exited", "hello ({protection}) ended '{report}'");
+            for (args, expected) in [
+                (alloc::string::String::from("cli"), "general protection fault in ring 3"),
+                (alloc::format!("write {kernel_data:#x}"), "page fault in ring 3: write of"),
+                (alloc::format!("jump {kernel_data:#x}"), "page fault in ring 3: execute of"),
+                (alloc::string::String::from("recurse"), "stack overflow in ring 3"),
+            ] {
+                let report = run_with(unsafe_test, protection, &args)?;
+                crate::check!(report.contains(expected), "unsafe-test {args} ({protection}) ended '{report}'");
+            }
+            let report = run_with(soundness, protection, &alloc::format!("{kernel_data:#x}"))?;
+            crate::check!(report.contains("page fault in ring 3: write of"), "soundness ({protection}) ended '{report}'");
+        }
+        // Another SIP's stack: writable to its owner, in the shared space reachable by every `ring3` SIP.
+        let victim = spawn(&SPIN, Protection::Ring3, "").map_err(|e| alloc::format!("spawn failed: {e}"))?;
+        let slot = crate::sip::with_user_slot(victim.0).ok_or("the victim has no ring-3 slot")?;
+        let target = alloc::format!("{:#x}", slot + crate::memory::layout::USER_SLOT_SIZE - 4096 - 64);
+        let shared = run_with(soundness, Protection::Ring3, &target);
+        let own = run_with(soundness, Protection::Ring3Own, &target);
+        let killed = crate::sip::kill(victim.0);
+        let (shared, own) = (shared?, own?);
+        crate::check!(killed.is_ok(), "cannot kill the victim: {killed:?}");
+        crate::check!(shared == alloc::format!("exited with failure code {SURVIVED}"), "soundness in the shared space ended '{shared}'");
+        crate::check!(own.contains("page fault in ring 3: write of"), "soundness in its own space ended '{own}'");
+        crate::check!(
+            crate::sip::spawn("unsafe-test", "cli", None) == Err(SpawnError::NeedsHardwareProtection),
+            "a ring-3 program was not refused in ring 0"
+        );
         Ok(())
     }
 }

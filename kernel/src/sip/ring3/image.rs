@@ -1,0 +1,197 @@
+//! The ring-3 image: the ELF the bootloader carries in its ramdisk (`sip-runtime/ring3-image`), checked at boot
+//! and loaded into a ring-3 SIP's slot at each spawn.
+//!
+//! The image is a static position-independent executable. Loading it at a slot's start maps each page of its
+//! `PT_LOAD` segments once (pages shared by two segments get both's contents), with the segments' permissions:
+//! writable pages are never executable, and a page that would be both is refused. Its relocations must all be
+//! `R_X86_64_RELATIVE` (the only kind a static PIE has); each is applied for the slot's address before the
+//! pages are mapped. Contents are written through the kernel's physical window into fresh frames: ring-3 pages
+//! are never written through their user addresses, and a read-only page is never writable, not even briefly.
+//!
+//! Every offset and size read from the ELF is checked against the image and the slot: a broken image is an error
+//! at boot (logged) and at spawn, never a kernel fault.
+
+use crate::memory::frames;
+use crate::memory::user_spaces::{UserSpace, fresh_user_frame};
+use alloc::vec::Vec;
+use x86_64::VirtAddr;
+use x86_64::structures::paging::{PageTableFlags as Flags, PhysFrame, Size4KiB};
+use xmas_elf::ElfFile;
+use xmas_elf::header::{Class, Machine, Type};
+use xmas_elf::program::Type as SegmentType;
+use xmas_elf::sections::{SectionData, ShType};
+
+/// Most bytes the image may span in a slot (its code and data; the heap and the stack come after).
+pub const MAX_SPAN: u64 = 256 << 20;
+
+/// `R_X86_64_RELATIVE`: write the slot's base plus the addend.
+const RELATIVE: u32 = 8;
+
+/// Why the image cannot be loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageError {
+    /// The boot ramdisk held no image.
+    Missing,
+    /// The ELF is not what the kernel loads; says what is wrong.
+    Invalid(&'static str),
+    /// No memory for its pages.
+    OutOfMemory,
+}
+
+static IMAGE: spin::Once<&'static [u8]> = spin::Once::new();
+
+/// Takes the image the bootloader left at `bytes` (its ramdisk, mapped for the whole boot) and checks it; an
+/// image that does not check is logged and not used.
+pub fn init(bytes: Option<&'static [u8]>) {
+    let Some(bytes) = bytes else {
+        log::warn!("ring 3: no image in the boot ramdisk; ring-3 programs cannot start");
+        return;
+    };
+    match check(bytes) {
+        Ok(span) => {
+            log::info!("ring 3: image of {} KiB, {} KiB in a slot", bytes.len() / 1024, span / 1024);
+            IMAGE.call_once(|| bytes);
+        }
+        Err(e) => log::error!("ring 3: the image in the boot ramdisk is refused: {e:?}"),
+    }
+}
+
+/// Checks the ELF header and the segments; returns the bytes the image spans in a slot.
+fn check(bytes: &[u8]) -> Result<u64, ImageError> {
+    let elf = ElfFile::new(bytes).map_err(ImageError::Invalid)?;
+    let header = &elf.header;
+    if header.pt1.class() != Class::SixtyFour {
+        return Err(ImageError::Invalid("not a 64-bit ELF"));
+    }
+    if header.pt2.machine().as_machine() != Machine::X86_64 {
+        return Err(ImageError::Invalid("not an x86-64 ELF"));
+    }
+    if header.pt2.type_().as_type() != Type::SharedObject {
+        return Err(ImageError::Invalid("not a position-independent executable"));
+    }
+    let mut span = 0u64;
+    for segment in elf.program_iter() {
+        if segment.get_type() != Ok(SegmentType::Load) {
+            continue;
+        }
+        let end = segment.virtual_addr().checked_add(segment.mem_size()).ok_or(ImageError::Invalid("segment wraps"))?;
+        let file_end = segment.offset().checked_add(segment.file_size()).ok_or(ImageError::Invalid("segment wraps"))?;
+        if file_end > bytes.len() as u64 || segment.file_size() > segment.mem_size() {
+            return Err(ImageError::Invalid("segment beyond the file"));
+        }
+        let flags = segment.flags();
+        if flags.is_write() && flags.is_execute() {
+            return Err(ImageError::Invalid("a segment is writable and executable"));
+        }
+        span = span.max(end);
+    }
+    if span == 0 || span > MAX_SPAN {
+        return Err(ImageError::Invalid("no segments, or more than a slot's image region"));
+    }
+    if header.pt2.entry_point() >= span {
+        return Err(ImageError::Invalid("entry point outside the image"));
+    }
+    Ok(span.next_multiple_of(4096))
+}
+
+/// A page of the image being built: its frame and whether any segment makes it writable or executable.
+struct Page {
+    frame: PhysFrame<Size4KiB>,
+    write: bool,
+    execute: bool,
+}
+
+/// Writes `bytes` at image offset `at` into `pages` (through the physical window).
+fn write(pages: &[Option<Page>], at: u64, bytes: &[u8]) -> Result<(), ImageError> {
+    let mut done = 0;
+    while done < bytes.len() {
+        let offset = at + done as u64;
+        let page = pages
+            .get((offset / 4096) as usize)
+            .and_then(Option::as_ref)
+            .ok_or(ImageError::Invalid("write outside the segments"))?;
+        let within = (offset % 4096) as usize;
+        let piece = (4096 - within).min(bytes.len() - done);
+        let target = crate::memory::phys_to_virt(page.frame.start_address()).as_mut_ptr::<u8>();
+        // SAFETY: the frame is fresh and this loader's alone until mapped; `within + piece` is at most 4096, and
+        // the window maps the whole frame.
+        unsafe { target.add(within).copy_from_nonoverlapping(bytes[done..].as_ptr(), piece) };
+        done += piece;
+    }
+    Ok(())
+}
+
+/// Loads the image at `base` (a slot's start) of `space`; returns the pages mapped and the entry point. On
+/// failure what was mapped stays, for the caller's cleanup of the slot.
+pub fn load(space: &mut UserSpace, base: u64) -> Result<(u64, u64), ImageError> {
+    let bytes = *IMAGE.get().ok_or(ImageError::Missing)?;
+    let span = check(bytes)?;
+    let elf = ElfFile::new(bytes).map_err(ImageError::Invalid)?;
+    let mut pages: Vec<Option<Page>> = Vec::new();
+    pages.resize_with((span / 4096) as usize, || None);
+    let built = build(&elf, bytes, base, &mut pages);
+    let mut mapped = 0;
+    let mut result = built;
+    for (index, page) in pages.into_iter().enumerate() {
+        let Some(page) = page else { continue };
+        if result.is_err() {
+            let _ = frames::deallocate(page.frame);
+            continue;
+        }
+        let mut flags = if page.write { Flags::WRITABLE } else { Flags::empty() };
+        if !page.execute {
+            flags |= Flags::NO_EXECUTE;
+        }
+        match space.map(VirtAddr::new(base + index as u64 * 4096), page.frame, flags) {
+            Ok(()) => mapped += 1,
+            Err(_) => {
+                let _ = frames::deallocate(page.frame);
+                result = Err(ImageError::OutOfMemory);
+            }
+        }
+    }
+    result.map(|()| (mapped, base + elf.header.pt2.entry_point()))
+}
+
+/// Fills `pages` with the segments' contents and the relocations for `base`.
+fn build(elf: &ElfFile<'_>, bytes: &[u8], base: u64, pages: &mut [Option<Page>]) -> Result<(), ImageError> {
+    for segment in elf.program_iter() {
+        if segment.get_type() != Ok(SegmentType::Load) {
+            continue;
+        }
+        let (start, end) = (segment.virtual_addr(), segment.virtual_addr() + segment.mem_size());
+        let flags = segment.flags();
+        for index in (start / 4096)..end.div_ceil(4096) {
+            let slot = &mut pages[index as usize];
+            if slot.is_none() {
+                let frame = fresh_user_frame(&[]).ok_or(ImageError::OutOfMemory)?;
+                *slot = Some(Page { frame, write: false, execute: false });
+            }
+            if let Some(page) = slot.as_mut() {
+                page.write |= flags.is_write();
+                page.execute |= flags.is_execute();
+                if page.write && page.execute {
+                    return Err(ImageError::Invalid("two segments make a page writable and executable"));
+                }
+            }
+        }
+        let file = &bytes[segment.offset() as usize..(segment.offset() + segment.file_size()) as usize];
+        write(pages, start, file)?;
+    }
+    for section in elf.section_iter() {
+        if section.get_type() != Ok(ShType::Rela) {
+            continue;
+        }
+        let Ok(SectionData::Rela64(entries)) = section.get_data(elf) else {
+            return Err(ImageError::Invalid("unreadable relocations"));
+        };
+        for entry in entries {
+            if entry.get_type() != RELATIVE {
+                return Err(ImageError::Invalid("a relocation other than R_X86_64_RELATIVE"));
+            }
+            let value = base.checked_add(entry.get_addend()).ok_or(ImageError::Invalid("relocation wraps"))?;
+            write(pages, entry.get_offset(), &value.to_le_bytes())?;
+        }
+    }
+    Ok(())
+}

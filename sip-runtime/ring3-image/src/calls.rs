@@ -1,0 +1,95 @@
+//! The ring-3 calls: `syscall` with the numbers of `sip_runtime::ring3_calls`, as safe functions.
+//!
+//! Safe because a call only passes numbers and ring-3 addresses of this program's own memory to the kernel,
+//! which checks everything it is given (docs/protection.md). They live in this crate, which only ever runs in
+//! ring 3: executed in ring 0, `syscall` would swap GS under the kernel's feet, so no crate that ring-0 code
+//! links may offer them.
+
+use core::arch::asm;
+use sip_runtime::ring3_calls as numbers;
+
+/// `syscall` with number `number` and up to three arguments; the kernel's answer.
+fn call3(number: u64, a: u64, b: u64, c: u64) -> u64 {
+    let answer: u64;
+    // SAFETY: `syscall` in ring 3 enters the kernel, which preserves every register but rax (the answer), rcx
+    // and r11 (declared clobbered) and touches no memory of this program's but what the call's contract says
+    // (none of these calls writes to memory yet).
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") number => answer,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    answer
+}
+
+/// Log levels of the `LOG` call.
+#[derive(Clone, Copy)]
+#[allow(dead_code, reason = "the levels of the call; the programs use some")]
+pub enum Level {
+    /// Something failed.
+    Error = 0,
+    /// Something is wrong.
+    Warn = 1,
+    /// For the record.
+    Info = 2,
+    /// Details.
+    Debug = 3,
+}
+
+/// Logs `text` under the SIP's name; the kernel's answer (0, or an error of `ring3_calls`).
+pub fn log(level: Level, text: &str) -> u64 {
+    call3(numbers::LOG, text.as_ptr() as u64, text.len() as u64, level as u64)
+}
+
+/// Ends the SIP with `status` (0: success).
+pub fn exit(status: u32) -> ! {
+    call3(numbers::EXIT, u64::from(status), 0, 0);
+    // The kernel never returns from EXIT; were it to, the SIP must not go on.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Any call, with raw numbers (the tests of bad arguments).
+pub fn raw(number: u64, a: u64, b: u64, c: u64) -> u64 {
+    call3(number, a, b, c)
+}
+
+/// A log line built without an allocator: formatted text up to `sip_runtime::MAX_LOG_LINE` bytes, cut there.
+pub struct Line {
+    bytes: [u8; sip_runtime::MAX_LOG_LINE],
+    len: usize,
+}
+
+impl Line {
+    /// An empty line.
+    pub const fn new() -> Self {
+        Self { bytes: [0; sip_runtime::MAX_LOG_LINE], len: 0 }
+    }
+
+    /// The text so far.
+    pub fn as_str(&self) -> &str {
+        // Only whole `&str`s are appended, cut at a character boundary.
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        let room = self.bytes.len() - self.len;
+        let mut take = text.len().min(room);
+        while !text.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.bytes[self.len..self.len + take].copy_from_slice(&text.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! The programs of the image, by name. Each takes its argument string and returns its exit status.
+//!
+//! `unsafe-test` is the deliberately unsafe test program of the fault matrix (docs/protection.md): it commits
+//! the fault its argument names, which only hardware protection can stop, and exits with [`SURVIVED`] if
+//! nothing did. It is not a service and is not audited; the kernel refuses to run it in ring 0.
+
+use crate::calls::{self, Level};
+
+mod soundness;
+
+/// The exit status of a fault that nothing stopped.
+pub const SURVIVED: u32 = 7;
+
+/// A program: its argument string in, its exit status out.
+pub type Program = fn(&str) -> u32;
+
+/// Every program of the image.
+const PROGRAMS: [(&str, Program); 3] =
+    [("hello", hello), ("unsafe-test", unsafe_test), ("soundness", soundness::write_anywhere)];
+
+/// The program named `name`.
+pub fn find(name: &str) -> Option<Program> {
+    PROGRAMS.iter().find(|(n, _)| *n == name).map(|(_, program)| *program)
+}
+
+/// Logs a greeting with its argument, and exits with success.
+fn hello(args: &str) -> u32 {
+    let mut line = calls::Line::new();
+    let _ = core::fmt::write(&mut line, format_args!("hello from ring 3 (Rust), args '{args}'"));
+    calls::log(Level::Info, line.as_str());
+    0
+}
+
+/// A number from an argument: decimal, or hexadecimal with `0x`.
+pub fn number(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// Commits the fault `args` names: `cli`, `hlt`, `wrmsr`, `cr3`, `read ADDR`, `write ADDR`, `jump ADDR`,
+/// `log ADDR LEN` (a call with a pointer of its choice; exits with the low 32 bits of the answer), `recurse`,
+/// `spin` (forever).
+#[allow(unsafe_code, reason = "the deliberately unsafe test program: its faults need unsafe")]
+fn unsafe_test(args: &str) -> u32 {
+    let mut words = args.split_whitespace();
+    let fault = words.next().unwrap_or("");
+    let address = words.next().and_then(number).unwrap_or(0);
+    // SAFETY: none of this is sound; that is the point. Each block commits one fault on purpose, for the
+    // hardware to stop: in ring 3 each traps and ends this SIP alone.
+    unsafe {
+        match fault {
+            "cli" => core::arch::asm!("cli"),
+            "hlt" => core::arch::asm!("hlt"),
+            "wrmsr" => core::arch::asm!("wrmsr", in("ecx") 0xc000_0080u32, in("eax") 0, in("edx") 0),
+            "cr3" => core::arch::asm!("mov cr3, {}", in(reg) address),
+            "read" => {
+                core::ptr::read_volatile(address as *const u8);
+            }
+            "write" => core::ptr::write_volatile(address as *mut u8, 0x55),
+            "jump" => {
+                let target: extern "C" fn() = core::mem::transmute(address as *const ());
+                target();
+            }
+            "log" => {
+                let len = words.next().and_then(number).unwrap_or(16);
+                return calls::raw(sip_runtime::ring3_calls::LOG, address, len, 2) as u32;
+            }
+            "recurse" => return recurse(1),
+            "spin" => loop {
+                core::hint::spin_loop();
+            },
+            _ => return 2,
+        }
+    }
+    SURVIVED
+}
+
+/// Recurses without end: a stack overflow.
+#[allow(unconditional_recursion, reason = "the stack overflow of the fault matrix")]
+fn recurse(depth: u32) -> u32 {
+    let frame = [depth; 64];
+    core::hint::black_box(&frame);
+    recurse(core::hint::black_box(depth + 1)).wrapping_add(frame[0])
+}

@@ -1,0 +1,41 @@
+//! The entry: `_start` with the startup block the kernel wrote on the stack, and the program it names.
+//!
+//! The startup block, from the initial stack pointer up: the name's length, the argument string's length (both
+//! `u64`), then the name's bytes and the argument's bytes (UTF-8). The kernel writes it (docs/protection.md);
+//! this side still checks that it is UTF-8 and fits the stack page it is on.
+
+use crate::{calls, programs};
+
+/// The exit status when the block names no program of the image.
+const NO_SUCH_PROGRAM: u32 = 127;
+
+/// Bytes of the startup block this side reads at most (names and arguments are bounded by the kernel).
+const MAX_BLOCK: usize = 2048;
+
+/// First instruction of every SIP started from the image: pass the stack pointer (the startup block) to
+/// [`start`], on a stack aligned as the ABI wants.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _start() -> ! {
+    core::arch::naked_asm!("mov rdi, rsp", "and rsp, -16", "call {start}", "ud2", start = sym start)
+}
+
+/// Reads the startup block at `block` and runs the program it names.
+extern "C" fn start(block: *const u64) -> ! {
+    // SAFETY: the kernel placed the block at the initial stack pointer, inside the mapped stack: two words and
+    // then the bytes they count, which `MAX_BLOCK` bounds (a longer block is refused below).
+    let (name_len, args_len) = unsafe { (block.read() as usize, block.add(1).read() as usize) };
+    if name_len.saturating_add(args_len) > MAX_BLOCK {
+        calls::exit(NO_SUCH_PROGRAM);
+    }
+    // SAFETY: as above: the bytes follow the two words, within the mapped stack.
+    let bytes = unsafe { core::slice::from_raw_parts(block.add(2).cast::<u8>(), name_len + args_len) };
+    let (name, args) = bytes.split_at(name_len);
+    let (Ok(name), Ok(args)) = (core::str::from_utf8(name), core::str::from_utf8(args)) else {
+        calls::exit(NO_SUCH_PROGRAM)
+    };
+    match programs::find(name) {
+        Some(program) => calls::exit(program(args)),
+        None => calls::exit(NO_SUCH_PROGRAM),
+    }
+}

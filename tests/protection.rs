@@ -1,0 +1,92 @@
+//! Protection modes from the console (issue 13, docs/protection.md): the programs of the ring-3 image start
+//! with `--protection ring3|ring3-own`, `ps` shows each SIP's mode, every fault of the deliberately unsafe
+//! program and of the safe one that exploits a compiler bug ends only that SIP with a line that names it, the
+//! kernel refuses to start them in ring 0, and the frames come back.
+//!
+//! The self-tests `sip::ring3::selftests::*` (run by `selftest` here too) cover the rest of the fault matrix, the
+//! fuzzer, another SIP's memory in each mode and the spawn/exit cycles.
+
+#![forbid(unsafe_code)]
+
+mod harness;
+
+use harness::{Runner, scaled};
+
+/// The `ps` row of `pid`, if listed.
+fn ps_row(ps: &str, pid: u64) -> Option<String> {
+    ps.lines().find(|l| l.split_whitespace().next() == Some(&pid.to_string())).map(str::to_owned)
+}
+
+/// Frames in use for data, from `mem`.
+fn data_frames(mem: &str) -> Option<u64> {
+    mem.lines().find_map(|l| l.strip_prefix("frames in use: ")?.split_whitespace().next()?.parse().ok())
+}
+
+#[test]
+fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
+    let mut r = Runner::boot(&[]);
+    let warm = r.command("run hello --protection ring3-own");
+    r.check(warm.contains("hello from ring 3 (Rust), args ''"), &format!("hello: {warm}"));
+    let before = r.command("mem");
+
+    let out = r.command("run hello --protection ring3 a b");
+    r.check(out.contains("hello from ring 3 (Rust), args 'a b'"), &format!("hello in ring3: {out}"));
+    let kernel = "0xffff800000000000";
+    for mode in ["ring3", "ring3-own"] {
+        for (args, expected) in [
+            (format!("unsafe-test --protection {mode} cli"), "faulted: general protection fault in ring 3".to_owned()),
+            (
+                format!("unsafe-test --protection {mode} write {kernel}"),
+                format!("faulted: page fault in ring 3: write of {kernel} (kernel memory)"),
+            ),
+            (
+                format!("unsafe-test --protection {mode} jump {kernel}"),
+                format!("faulted: page fault in ring 3: execute of {kernel} (kernel memory)"),
+            ),
+            (format!("unsafe-test --protection {mode} recurse"), "faulted: stack overflow in ring 3".to_owned()),
+            (
+                format!("soundness --protection {mode} {kernel}"),
+                format!("faulted: page fault in ring 3: write of {kernel} (kernel memory)"),
+            ),
+        ] {
+            let mut out = r.command_within(&format!("run {args}"), scaled(30));
+            if !out.contains(&expected) {
+                out.push_str(&r.wait_for(&expected, scaled(10)));
+            }
+            r.check(out.contains(&expected), &format!("`run {args}` did not report '{expected}':\n{out}"));
+        }
+    }
+
+    // A spinning ring-3 SIP: listed with its mode, the console still answers, a kill ends it.
+    let pid = {
+        let out = r.command("spawn unsafe-test --protection ring3-own spin");
+        r.spawned_pid(&out)
+    };
+    let ps = r.command("ps");
+    let row = ps_row(&ps, pid).unwrap_or_else(|| r.fail(&format!("pid {pid} not in ps:\n{ps}")));
+    r.check(row.contains("unsafe-test") && row.contains(" ring3-own "), &format!("ps row: {row}"));
+    let up = r.command("uptime");
+    r.check(up.starts_with("up "), &format!("uptime while a ring-3 SIP spins: {up}"));
+    let killed = r.command(&format!("kill {pid}"));
+    r.check(killed.contains(&format!("killed {pid}")), &format!("kill: {killed}"));
+
+    for (cmd, expected) in [
+        ("spawn unsafe-test cli", "cannot spawn 'unsafe-test': not verified code"),
+        ("spawn unsafe-test --protection type cli", "cannot spawn 'unsafe-test': not verified code"),
+        ("spawn echo --protection ring3", "cannot spawn 'echo': no ring-3 build"),
+        ("spawn no-such --protection ring3-own", "cannot spawn 'no-such': no such service"),
+        ("spawn hello --protection ring4", "'ring4' is not a protection mode"),
+        ("spawn hello --protection ring3 --core 0", "does not take --core yet"),
+    ] {
+        let out = r.command(cmd);
+        r.check(out.starts_with("error: ") && out.contains(expected), &format!("`{cmd}` gave: {out}"));
+    }
+    let ps = r.command("ps");
+    r.check(!ps.contains("ring3"), &format!("a ring-3 SIP is left:\n{ps}"));
+    let after = r.command("mem");
+    r.check(
+        data_frames(&before).is_some() && data_frames(&before) == data_frames(&after),
+        &format!("data frames not back at baseline:\nbefore:\n{before}\nafter:\n{after}"),
+    );
+    r.shutdown();
+}
