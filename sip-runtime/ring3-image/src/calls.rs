@@ -4,6 +4,7 @@
 //! which checks everything it is given (docs/protection.md). They live in this crate, which only ever runs in
 //! ring 3: executed in ring 0, `syscall` would swap GS under the kernel's feet, so no crate that ring-0 code
 //! links may offer them.
+#![allow(unsafe_code, reason = "the ring-3 calls are `syscall` instructions")]
 
 use core::arch::asm;
 use sip_runtime::ring3_calls as numbers;

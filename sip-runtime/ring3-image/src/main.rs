@@ -9,10 +9,11 @@
 //! not audited) and which the kernel refuses to start in ring 0. The services themselves come here with the
 //! ring-3 `KernelAbi` (docs/protection.md, "Next steps").
 //!
-//! Trusted like `sip-runtime`'s internals: `unsafe` is allowed in `calls` and `start`, each block with its
-//! reason; the programs are what they say they are.
+//! Trusted like `sip-runtime`'s internals: `unsafe` is denied but in `calls`, `start`, the no-heap allocator and
+//! the deliberately unsafe program, each block with its reason; the programs are what they say they are.
 #![no_std]
 #![no_main]
+#![deny(unsafe_code)]
 
 mod calls;
 mod programs;
@@ -23,6 +24,7 @@ mod start;
 struct NoHeap;
 
 // SAFETY: `alloc` never hands out memory, so nothing can be used wrongly; `dealloc` is never given a block.
+#[allow(unsafe_code, reason = "an allocator is an unsafe trait")]
 unsafe impl core::alloc::GlobalAlloc for NoHeap {
     unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
         core::ptr::null_mut()

@@ -3,6 +3,7 @@
 //! The startup block, from the initial stack pointer up: the name's length, the argument string's length (both
 //! `u64`), then the name's bytes and the argument's bytes (UTF-8). The kernel writes it (docs/protection.md);
 //! this side still checks that it is UTF-8 and fits the stack page it is on.
+#![allow(unsafe_code, reason = "the entry reads the startup block the kernel wrote on the stack")]
 
 use crate::{calls, programs};
 
