@@ -175,10 +175,10 @@ impl<T: Sync + 'static> CoreLocal<T> {
     #[inline(always)]
     pub fn get(&self, cpu: &PerCpu) -> &T {
         let storage: &LocalStorage = &cpu.locals[self.name as usize];
-        // SAFETY: every slot of a reachable record holds the value its constructor made (`init_bsp` refuses a
-        // list that does not cover every name once; `new_ap` uses the same list), the slot's only `CoreLocal` is
-        // this one (`new`'s contract), so the value is a `T`; the storage is 64-byte aligned and large enough
-        // (checked in `new`), and `T: Sync`.
+        // Every slot of a reachable record holds the value its constructor made (`init_bsp` refuses a list that
+        // does not cover every name once; `new_ap` uses the same list).
+        // SAFETY: the slot's only `CoreLocal` is this one (`new`'s contract), so the value is a `T`; the storage
+        // is 64-byte aligned and large enough (checked in `new`), and `T: Sync`.
         unsafe { core::mem::transmute::<&LocalStorage, &T>(storage) }
     }
 }

@@ -57,7 +57,7 @@ fn map_user(space: &mut UserSpace, page: u64, bytes: &[u8], flags: Flags) -> Res
 
 /// Runs the ring-3 code at `rip` of `space` on this core with interrupts off until it leaves; returns what it
 /// left with.
-pub(crate) fn run_in(space: &UserSpace, rip: u64, rsp: u64) -> u64 {
+fn run_in(space: &UserSpace, rip: u64, rsp: u64) -> u64 {
     let were_enabled = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
     let cpu = crate::percpu::current();

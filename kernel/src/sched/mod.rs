@@ -9,6 +9,11 @@
 //! [`wake`]), `dead` (exited, its stack freed by the next thread to run, never by itself). Each core also has an
 //! idle thread that runs only when nothing else can.
 //!
+//! A ring-3 thread (`spawn_ring3`) is a thread like any other whose code enters ring 3: the switch to it gives the
+//! core back its kernel stack for entries from ring 3 and loads its address space if another one is loaded
+//! (kernel threads and ring-0 SIPs run in whatever space is loaded); the timer preempts it in the trap handler,
+//! on its own kernel stack ([`on_timer_tick_in_ring_3`]).
+//!
 //! Every thread holds a slot in its core's slot table for its whole life, and the slot is part of its id, so
 //! a wake finds a parked thread by indexing, not hashing: the wake/park pair is on every blocking message
 //! round trip.

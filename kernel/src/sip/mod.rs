@@ -1,8 +1,8 @@
 //! Software-isolated processes: spawning from manifests (within the kernel's policy), the per-core process
 //! table, ending and reclaiming.
 //!
-//! A SIP is a manifest (`sip-runtime`) with what the policy grants it (`policy`), a heap arena with a quota
-//! (`memory::arena`), its threads (each with a guarded stack, at most its thread limit), and — through the exchange
+//! A SIP is a manifest (`sip-runtime`) with what the policy grants it (`policy`), its protection mode, a heap
+//! arena with a quota (`memory::arena`; a ring-3 SIP has a slot of user memory instead, `ring3`), its threads (each with a guarded stack, at most its thread limit), and — through the exchange
 //! ledger — the exchange-heap blocks and endpoints it holds; what it pays for there (blocks it allocated,
 //! received or opened, channels it made) is charged to its exchange quota. Every way a SIP can end goes
 //! through [`end`]: its own thread (exit, panic, CPU exception, quota, a refused ownership change) or another
