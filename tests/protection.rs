@@ -1,5 +1,5 @@
-//! Protection modes from the console (issue 13, docs/protection.md): the programs of the ring-3 image start
-//! with `--protection ring3|ring3-own`, `ps` shows each SIP's mode, every fault of the deliberately unsafe
+//! Protection modes from the console (issue 13, docs/protection.md): the programs of the ring-3 image and a service
+//! without contracts start with `--protection ring3|ring3-own`, `ps` shows each SIP's mode, every fault of the deliberately unsafe
 //! program and of the safe one that exploits a compiler bug ends only that SIP with a line that names it, the
 //! kernel refuses to start them in ring 0, and the frames come back.
 //!
@@ -31,6 +31,11 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
 
     let out = r.command("run hello --protection ring3 a b");
     r.check(out.contains("hello from ring 3 (Rust), args 'a b'"), &format!("hello in ring3: {out}"));
+    // The same service crate in every mode: `template` logs its id and arguments.
+    for mode in ["type", "ring3", "ring3-own"] {
+        let out = r.command(&format!("run template --protection {mode} in {mode}"));
+        r.check(out.contains(&format!("(args: 'in {mode}')")), &format!("template in {mode}: {out}"));
+    }
     let kernel = "0xffff800000000000";
     for mode in ["ring3", "ring3-own"] {
         for (args, expected) in [

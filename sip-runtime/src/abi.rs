@@ -65,7 +65,8 @@ pub enum SpawnError {
     /// The program is not verified code (it is not a service, and may use `unsafe`): the kernel runs only
     /// verified code in ring 0, so it starts only under hardware protection.
     NeedsHardwareProtection,
-    /// The ring-3 image has no build of it (services in ring 3 are not built yet), or there is no usable image.
+    /// The ring-3 image has no build of it (a service with contracts: channels do not cross into ring 3 yet), or
+    /// there is no usable image.
     NoRing3Build,
 }
 
@@ -129,9 +130,10 @@ impl fmt::Display for SpawnError {
             Self::NoSuchCore => f.write_str("no such core, or it is not online"),
             Self::ArgumentsTooLong => write!(f, "arguments longer than {MAX_ARGS_LEN} bytes"),
             Self::TooManyThreads => f.write_str("the SIP runs as many threads as its policy allows"),
-            Self::NoRing3Build => {
-                f.write_str("no ring-3 build of it (only the ring-3 image's programs run in ring 3 yet)")
-            }
+            Self::NoRing3Build => f.write_str(
+                "no ring-3 build of it (channels do not cross into ring 3 yet: services without contracts and the \
+                 ring-3 image's programs run there)",
+            ),
             Self::NeedsHardwareProtection => f.write_str(
                 "not verified code: only verified code runs in ring 0 (`type`); start it with --protection ring3 \
                  or ring3-own",
@@ -328,10 +330,10 @@ pub trait KernelAbi: Sync {
         core: Option<u32>,
         startup: Option<crate::Startup>,
     ) -> Result<SipId, (SpawnError, Option<crate::Startup>)>;
-    /// Starts `name` with `args` under `protection`, on the calling core: a program of the ring-3 image in
-    /// `ring3` or `ring3-own` (a service has no ring-3 build yet: [`SpawnError::NoRing3Build`]), or under `type`
-    /// what [`KernelAbi::spawn`] starts (a ring-3 program is refused there:
-    /// [`SpawnError::NeedsHardwareProtection`]). Needs `Capability::ProcessControl`.
+    /// Starts `name` with `args` under `protection`, on the calling core: in `ring3` or `ring3-own` a program of
+    /// the ring-3 image or a service built into it (a service with contracts is refused:
+    /// [`SpawnError::NoRing3Build`]), under `type` what [`KernelAbi::spawn`] starts (a ring-3 program is refused
+    /// there: [`SpawnError::NeedsHardwareProtection`]). Needs `Capability::ProcessControl`.
     fn spawn_protected(&self, name: &str, args: &str, protection: Protection) -> Result<SipId, SpawnError>;
     /// Starts another thread of the calling SIP running `entry(argument)` in the SIP, on a stack of its
     /// manifest's size; returns the thread's id. The SIP ends when its first thread returns or any thread

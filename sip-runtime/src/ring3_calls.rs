@@ -6,8 +6,8 @@
 //! with lengths, which the kernel checks against the caller's own address space and copies (it never follows
 //! them). Answers from [`FIRST_ERROR`] up are errors; below it, each call's documented result.
 //!
-//! This is the first part of the ABI: what ring-3 programs need to run, be measured and fail. The calls of
-//! `KernelAbi` (channels, spawning, names) follow with the ring-3 build of the services.
+//! This is the first part of the ABI: what ring-3 programs and services without channels need to run, allocate,
+//! be measured and fail. The calls of `KernelAbi` that involve channels, spawning and names follow.
 
 /// Does nothing; answers 0. The cost of a round trip into the kernel.
 pub const NULL: u64 = 0;
@@ -23,6 +23,16 @@ pub const LOG: u64 = 3;
 pub const SLEEP: u64 = 4;
 /// Answers the uptime in nanoseconds.
 pub const NOW: u64 = 5;
+/// Maps the first argument's bytes more (rounded up to pages) at the end of the caller's heap, within its heap
+/// quota; answers where the new memory starts (the heap's old end). `OUT_OF_QUOTA` or `OUT_OF_MEMORY` otherwise.
+pub const GROW: u64 = 6;
+/// Answers the index of the core the caller runs on.
+pub const CORE: u64 = 7;
+/// Answers 1 if the cycle counter counts guest instructions (QEMU `-icount`), else 0.
+pub const ICOUNT: u64 = 8;
+/// Ends the calling SIP as panicked, with the UTF-8 message at (first argument, length in the second), cut at
+/// `MAX_LOG_LINE`. Never answers.
+pub const PANIC: u64 = 9;
 
 /// The lowest answer that is an error.
 pub const FIRST_ERROR: u64 = u64::MAX - 15;
@@ -34,3 +44,7 @@ pub const BAD_ADDRESS: u64 = u64::MAX - 1;
 pub const BAD_ARGUMENT: u64 = u64::MAX - 2;
 /// The text is not UTF-8.
 pub const NOT_UTF8: u64 = u64::MAX - 3;
+/// The caller's quota does not allow it.
+pub const OUT_OF_QUOTA: u64 = u64::MAX - 4;
+/// Memory ran out.
+pub const OUT_OF_MEMORY: u64 = u64::MAX - 5;

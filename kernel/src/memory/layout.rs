@@ -46,9 +46,13 @@ pub const SELFTEST_SCRATCH_START: u64 = 0xffff_cf00_0000_0000;
 pub const USER_START: u64 = 0x0000_4000_0000_0000;
 /// End of the lower half.
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
-/// One ring-3 SIP's slot: its code and data from the slot's start, its stack at the top (below one unmapped page),
-/// with [`USER_STACK_REGION`] kept for it, the part below the mapped stack never mapped: the guard.
+/// One ring-3 SIP's slot: its code and data from the slot's start, its heap from [`USER_HEAP_OFFSET`], its stack at
+/// the top (below one unmapped page), with [`USER_STACK_REGION`] kept for it, the part below the mapped stack
+/// never mapped: the guard.
 pub const USER_SLOT_SIZE: u64 = 1 << 30;
+/// Where in its slot a ring-3 SIP's heap starts (after at most 256 MiB of image); it grows by call, within the
+/// heap quota (at most 64 MiB, `sip_runtime::MAX_HEAP_QUOTA`), far below the stack region.
+pub const USER_HEAP_OFFSET: u64 = 256 << 20;
 /// Slots in the ring-3 region.
 pub const USER_SLOTS: u64 = (USER_END - USER_START) / USER_SLOT_SIZE;
 /// Bytes at the top of a slot kept for its stack and the guard below it (more than the largest stack a manifest

@@ -22,7 +22,7 @@ const CALLS: u32 = 1000;
 ///     syscall                ; 0f 05
 ///     dec r12d               ; 41 ff cc
 ///     jnz 1b                 ; 75 f7
-///     mov eax, 7             ; b8 07 00 00 00   an unknown call: its answer goes to rdi
+///     mov eax, 99            ; b8 63 00 00 00   an unknown call: its answer goes to rdi
 ///     syscall                ; 0f 05
 ///     mov rdi, rax           ; 48 89 c7
 ///     mov eax, 1             ; b8 01 00 00 00   call 1: leave with rdi
@@ -37,7 +37,7 @@ fn program() -> [u8; 34] {
         0x0f, 0x05, // syscall
         0x41, 0xff, 0xcc, // dec r12d
         0x75, 0xf7, // jnz -9
-        0xb8, 0x07, 0x00, 0x00, 0x00, // mov eax, 7
+        0xb8, 0x63, 0x00, 0x00, 0x00, // mov eax, 99
         0x0f, 0x05, // syscall
         0x48, 0x89, 0xc7, // mov rdi, rax
         0xb8, 0x01, 0x00, 0x00, 0x00, // mov eax, 1

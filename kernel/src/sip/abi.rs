@@ -106,8 +106,10 @@ impl KernelAbi for Ring0Abi {
         match (super::ring3::image_program(name), protection) {
             (Some(program), _) => super::ring3::spawn(program, protection, args),
             (None, Protection::Type) => super::spawn(name, args, Some(crate::percpu::current_index())),
-            (None, _) if super::manifest(name).is_some() => Err(SpawnError::NoRing3Build),
-            (None, _) => Err(SpawnError::NoSuchService),
+            (None, _) => {
+                let manifest = super::manifest(name).ok_or(SpawnError::NoSuchService)?;
+                super::ring3::spawn_service(manifest, protection, args)
+            }
         }
     }
 

@@ -522,7 +522,12 @@ fn finish(id: u64) {
     let owner = channels::Owner::sip(id);
     let reason = match sip.ending.take().unwrap_or(EndReason::Killed) {
         // An allocation failure shows up as a panic; the arena and the ledger know whether a quota was the cause.
-        EndReason::Panicked(_) if matches!(&sip.memory, SipMemory::Arena(arena) if arena.quota_hit()) => {
+        EndReason::Panicked(_)
+            if match &sip.memory {
+                SipMemory::Arena(arena) => arena.quota_hit(),
+                SipMemory::User(user) => user.quota_hit(),
+            } =>
+        {
             EndReason::QuotaExceeded
         }
         EndReason::Panicked(_) if crate::ipc::exchange_heap::quota_refused(owner) => EndReason::ExchangeQuotaExceeded,
@@ -647,7 +652,7 @@ fn info_here(id: u64) -> Option<sip_runtime::ProcessInfo> {
         state: if running { sip_runtime::ProcessState::Running } else { sip_runtime::ProcessState::Blocked },
         heap_used: match &sip.memory {
             SipMemory::Arena(arena) => arena.used(),
-            SipMemory::User(user) => user.bytes() as usize,
+            SipMemory::User(user) => user.heap() as usize,
         },
         heap_quota: sip.grant.heap_quota,
         threads: sip.threads.len(),

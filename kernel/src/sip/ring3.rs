@@ -24,7 +24,9 @@
 use super::{EndReason, Sip, SipMemory, table};
 use crate::exec::{self, Account, KernelAccount};
 use crate::memory::frames;
-use crate::memory::layout::{USER_SLOT_SIZE, USER_SLOTS, user_slot_start, user_stack_guard, user_stack_top};
+use crate::memory::layout::{
+    USER_HEAP_OFFSET, USER_SLOT_SIZE, USER_SLOTS, user_slot_start, user_stack_guard, user_stack_top,
+};
 use crate::memory::user_spaces::{self, UserSpace};
 use crate::{percpu, sched};
 use alloc::vec;
@@ -49,19 +51,22 @@ pub struct Program {
 }
 
 /// Where a ring-3 program's code comes from.
+#[derive(Debug, Clone, Copy)]
 pub enum Code {
     /// Machine code loaded at the slot's start and entered at its first byte, with one number (the argument
     /// string read as a decimal or `0x` hexadecimal number, else 0) at `[rsp]` (the self-tests' programs).
     Flat(&'static [u8]),
-    /// The program of this name in the ring-3 image, entered at the image's `_start` with the startup block
-    /// (the name's and the arguments' lengths, then their bytes) at `rsp` (`ring3-image`'s `start`).
+    /// The program or service of this name in the ring-3 image, entered at the image's `_start` with the
+    /// startup block (the SIP's id, the name's and the arguments' lengths, then their bytes) at `rsp`
+    /// (`ring3-image`'s `start`).
     Image(&'static str),
 }
 
 /// The programs of the ring-3 image the kernel starts (`spawn NAME --protection ring3|ring3-own`): their
 /// manifests are the kernel's (the image is not a service crate, and asks for nothing but a stack).
-pub static IMAGE_PROGRAMS: [Program; 3] = [
+pub static IMAGE_PROGRAMS: [Program; 4] = [
     Program { manifest: program_manifest("hello"), code: Code::Image("hello") },
+    Program { manifest: program_manifest("alloc"), code: Code::Image("alloc") },
     Program { manifest: program_manifest("unsafe-test"), code: Code::Image("unsafe-test") },
     Program { manifest: program_manifest("soundness"), code: Code::Image("soundness") },
 ];
@@ -121,7 +126,10 @@ impl CoreSpaces {
 pub struct UserMemory {
     slot: u64,
     own: Option<UserSpace>,
-    pages: u64,
+    /// Bytes of heap mapped (`GROW`), at most its quota.
+    heap: u64,
+    /// A `GROW` was refused for the quota (a panic after it is reported as the quota's).
+    quota_hit: bool,
 }
 
 impl UserMemory {
@@ -130,9 +138,14 @@ impl UserMemory {
         user_slot_start(self.slot)
     }
 
-    /// Bytes of ring-3 memory mapped for it.
-    pub fn bytes(&self) -> u64 {
-        self.pages * 4096
+    /// Bytes of heap mapped for it.
+    pub fn heap(&self) -> u64 {
+        self.heap
+    }
+
+    /// Whether it asked for more heap than its quota.
+    pub fn quota_hit(&self) -> bool {
+        self.quota_hit
     }
 }
 
@@ -157,27 +170,33 @@ fn map_pages(space: &mut UserSpace, start: u64, bytes: &[u8], pages: u64, flags:
     Ok(pages)
 }
 
-/// Bytes of a program's ring-3 stack: its manifest's, in whole pages.
-fn stack_bytes(program: &Program) -> u64 {
-    (program.manifest.stack_size as u64).div_ceil(4096).max(1) * 4096
+/// Bytes of a ring-3 SIP's stack: its manifest's, in whole pages.
+fn stack_bytes(manifest: &Manifest) -> u64 {
+    (manifest.stack_size as u64).div_ceil(4096).max(1) * 4096
 }
 
-/// Lays out `program` in `slot` of `space`: its code at the start, the stack at the top with the startup data on
-/// it; returns the pages mapped, the entry point and the initial stack pointer.
-fn load(space: &mut UserSpace, slot: u64, program: &Program, args: &str) -> Result<(u64, u64, u64), SpawnError> {
-    let stack_pages = stack_bytes(program) / 4096;
+/// Lays out SIP `id` in `slot` of `space`: its code at the start, the stack at the top with the startup data on
+/// it; returns the entry point and the initial stack pointer.
+fn load(
+    space: &mut UserSpace,
+    slot: u64,
+    id: u64,
+    (manifest, code): (&Manifest, Code),
+    args: &str,
+) -> Result<(u64, u64), SpawnError> {
+    let stack_pages = stack_bytes(manifest) / 4096;
     let top = user_stack_top(slot);
     let start = user_slot_start(slot);
-    let (code, entry) = match program.code {
-        Code::Flat(bytes) => (map_pages(space, start, bytes, 1, Flags::empty())?, start),
+    let entry = match code {
+        Code::Flat(bytes) => map_pages(space, start, bytes, 1, Flags::empty()).map(|_| start)?,
         Code::Image(_) => image::load(space, start).map_err(|e| match e {
             image::ImageError::OutOfMemory => SpawnError::OutOfMemory,
             image::ImageError::Missing | image::ImageError::Invalid(_) => SpawnError::NoRing3Build,
         })?,
     };
-    let stack = map_pages(space, top - stack_pages * 4096, &[], stack_pages, Flags::WRITABLE | Flags::NO_EXECUTE)?;
+    map_pages(space, top - stack_pages * 4096, &[], stack_pages, Flags::WRITABLE | Flags::NO_EXECUTE)?;
     let mut startup = Vec::new();
-    match program.code {
+    match code {
         Code::Flat(_) => {
             let number = match args.trim().strip_prefix("0x") {
                 Some(hex) => u64::from_str_radix(hex, 16).ok(),
@@ -186,6 +205,7 @@ fn load(space: &mut UserSpace, slot: u64, program: &Program, args: &str) -> Resu
             startup.extend_from_slice(&number.unwrap_or(0).to_le_bytes());
         }
         Code::Image(name) => {
+            startup.extend_from_slice(&id.to_le_bytes());
             startup.extend_from_slice(&(name.len() as u64).to_le_bytes());
             startup.extend_from_slice(&(args.len() as u64).to_le_bytes());
             startup.extend_from_slice(name.as_bytes());
@@ -198,12 +218,32 @@ fn load(space: &mut UserSpace, slot: u64, program: &Program, args: &str) -> Resu
     // The program finds the startup data at its initial stack pointer, 16-byte aligned, as a process finds argc.
     let rsp = (top - 16 - startup.len() as u64) & !15;
     space.copy_out(rsp, &startup).map_err(|_| SpawnError::OutOfMemory)?;
-    Ok((code + stack, entry, rsp))
+    Ok((entry, rsp))
 }
 
 /// Starts `program` as a SIP in ring 3 on this core, protected as `protection` says, with `args` (see [`Code`]).
 /// Refuses `Protection::Type`: a program is not verified code. Nothing is left behind on failure.
 pub fn spawn(program: &'static Program, protection: Protection, args: &str) -> Result<SipId, SpawnError> {
+    spawn_code(&program.manifest, program.code, protection, args)
+}
+
+/// Starts service `manifest` (linked into the kernel and into the ring-3 image alike) in ring 3 on this core. Its
+/// contracts need channels, which do not cross into ring 3 yet: a service that exports or imports one is
+/// refused with `SpawnError::NoRing3Build`, and so is one the image does not have.
+pub fn spawn_service(manifest: &'static Manifest, protection: Protection, args: &str) -> Result<SipId, SpawnError> {
+    if !manifest.exports.is_empty() || !manifest.imports.is_empty() || !image::has_service(manifest.name) {
+        return Err(SpawnError::NoRing3Build);
+    }
+    spawn_code(manifest, Code::Image(manifest.name), protection, args)
+}
+
+/// [`spawn`] of `code` with `manifest`.
+fn spawn_code(
+    manifest: &'static Manifest,
+    code: Code,
+    protection: Protection,
+    args: &str,
+) -> Result<SipId, SpawnError> {
     let _kernel = KernelAccount::enter();
     if !protection.is_ring3() {
         return Err(SpawnError::NeedsHardwareProtection);
@@ -211,7 +251,6 @@ pub fn spawn(program: &'static Program, protection: Protection, args: &str) -> R
     if args.len() > sip_runtime::MAX_ARGS_LEN {
         return Err(SpawnError::ArgumentsTooLong);
     }
-    let manifest = &program.manifest;
     manifest.check(&super::known_contracts()).map_err(SpawnError::BadManifest)?;
     let grant = super::policy::grant(manifest).map_err(SpawnError::BadManifest)?;
     let id = super::NEXT_SIP_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
@@ -230,7 +269,7 @@ pub fn spawn(program: &'static Program, protection: Protection, args: &str) -> R
         return Err(SpawnError::OutOfMemory);
     };
     let level_4 = space.level_4().start_address().as_u64();
-    let (pages, rip, rsp) = match load(space, slot, program, args) {
+    let (rip, rsp) = match load(space, slot, id, (manifest, code), args) {
         Ok(loaded) => loaded,
         Err(e) => {
             space.unmap_range(user_slot_start(slot), user_slot_start(slot) + USER_SLOT_SIZE);
@@ -244,7 +283,7 @@ pub fn spawn(program: &'static Program, protection: Protection, args: &str) -> R
         manifest,
         grant,
         protection,
-        memory: SipMemory::User(UserMemory { slot, own, pages }),
+        memory: SipMemory::User(UserMemory { slot, own, heap: 0, quota_hit: false }),
         threads: Vec::new(),
         restarts: 0,
         waiters: Vec::new(),
@@ -258,7 +297,7 @@ pub fn spawn(program: &'static Program, protection: Protection, args: &str) -> R
     super::replica::publish(super::replica::Update::Added { id, entry });
     // Interrupts stay off from the thread's creation to its record, so it cannot run (and end) unrecorded.
     let spawned = x86_64::instructions::interrupts::without_interrupts(|| {
-        let guard = user_stack_guard(slot, stack_bytes(program));
+        let guard = user_stack_guard(slot, stack_bytes(manifest));
         let tid = sched::spawn_ring3(Account::Sip(id), KERNEL_STACK, level_4, guard, move || run(rip, rsp))?;
         if let Some(sip) = table().lock().sips.get_mut(&id) {
             sip.threads.push(tid);
@@ -339,7 +378,20 @@ pub fn calls(frame: &mut SyscallFrame) -> Next {
             0
         }
         (Some(_), calls::NOW) => crate::time::uptime_nanos(),
+        (Some(_), calls::CORE) => u64::from(percpu::current_index()),
+        (Some(_), calls::ICOUNT) => u64::from(sip_runtime::KernelAbi::cycles_are_instructions(&super::abi::RING0)),
         (Some(id), calls::LOG) => log(id, frame.rdi, frame.rsi, frame.rdx),
+        (Some(id), calls::GROW) => grow(id, frame.rdi),
+        (Some(id), calls::PANIC) => match text_of(id, frame.rdi, frame.rsi) {
+            Ok((text, more)) => {
+                let mut message = text;
+                if more > 0 {
+                    let _ = core::fmt::Write::write_fmt(&mut message, format_args!("... ({more} more bytes)"));
+                }
+                super::end_current(EndReason::Panicked(message))
+            }
+            Err(answer) => answer,
+        },
         _ => calls::NO_SUCH_CALL,
     };
     Next::Resume
@@ -354,24 +406,66 @@ fn log(id: u64, at: u64, len: u64, level: u64) -> u64 {
         3 => LogLevel::Debug,
         _ => return calls::BAD_ARGUMENT,
     };
+    match text_of(id, at, len) {
+        Ok((text, more)) => {
+            super::abi::log_for_caller(level, &text, more);
+            0
+        }
+        Err(answer) => answer,
+    }
+}
+
+/// At most `MAX_LOG_LINE` bytes of UTF-8 text at `at` (of `len`) in SIP `id`'s space, and how many more bytes there
+/// were; the call's error answer if the range is not its memory or not UTF-8.
+fn text_of(id: u64, at: u64, len: u64) -> Result<(alloc::string::String, usize), u64> {
     let taken = len.min(MAX_LOG_LINE as u64) as usize;
     let mut text = vec![0u8; taken];
     {
         let table = table().lock();
-        let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get(&id) else { return calls::NO_SUCH_CALL };
-        let Some(space) = space_of(user, &table.ring3) else { return calls::BAD_ADDRESS };
-        if space.copy_in(at, &mut text).is_err() {
-            return calls::BAD_ADDRESS;
+        let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get(&id) else {
+            return Err(calls::NO_SUCH_CALL);
+        };
+        let Some(space) = space_of(user, &table.ring3) else { return Err(calls::BAD_ADDRESS) };
+        space.copy_in(at, &mut text).map_err(|_| calls::BAD_ADDRESS)?;
+    }
+    // A cut may split a character: the text up to the last whole one is taken.
+    let valid = match core::str::from_utf8(&text) {
+        Ok(_) => text.len(),
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        Err(_) => return Err(calls::NOT_UTF8),
+    };
+    text.truncate(valid);
+    let text = alloc::string::String::from_utf8(text).map_err(|_| calls::NOT_UTF8)?;
+    let more = len as usize - text.len();
+    Ok((text, more))
+}
+
+/// The `GROW` call of SIP `id`: `bytes` more heap (whole pages), within its quota.
+fn grow(id: u64, bytes: u64) -> u64 {
+    let pages = bytes.div_ceil(4096);
+    let mut table = table().lock();
+    let table = &mut *table;
+    let Some(Sip { memory: SipMemory::User(user), grant, .. }) = table.sips.get_mut(&id) else {
+        return calls::NO_SUCH_CALL;
+    };
+    let quota = grant.heap_quota as u64;
+    if pages == 0 || pages > quota / 4096 || user.heap + pages * 4096 > quota {
+        user.quota_hit = true;
+        return calls::OUT_OF_QUOTA;
+    }
+    let start = user_slot_start(user.slot) + USER_HEAP_OFFSET + user.heap;
+    let Some(space) = user.own.as_mut().or(table.ring3.shared.as_mut()) else { return calls::OUT_OF_MEMORY };
+    match map_pages(space, start, &[], pages, Flags::WRITABLE | Flags::NO_EXECUTE) {
+        Ok(_) => {
+            user.heap += pages * 4096;
+            start
+        }
+        Err(_) => {
+            // Give back what was mapped of this growth: the heap ends where it ended.
+            space.unmap_range(start, start + pages * 4096);
+            calls::OUT_OF_MEMORY
         }
     }
-    // A cut may split a character: the text up to the last whole one is logged.
-    let text = match core::str::from_utf8(&text) {
-        Ok(text) => text,
-        Err(e) if e.error_len().is_none() => core::str::from_utf8(&text[..e.valid_up_to()]).unwrap_or_default(),
-        Err(_) => return calls::NOT_UTF8,
-    };
-    super::abi::log_for_caller(level, text, len as usize - text.len());
-    0
 }
 
 pub mod image;

@@ -58,6 +58,44 @@ pub fn exit(status: u32) -> ! {
     }
 }
 
+/// Gives the core to another ready thread.
+pub fn yield_now() {
+    call3(numbers::YIELD, 0, 0, 0);
+}
+
+/// Sleeps at least `nanos`.
+pub fn sleep(nanos: u64) {
+    call3(numbers::SLEEP, nanos, 0, 0);
+}
+
+/// Nanoseconds since boot.
+pub fn now() -> u64 {
+    call3(numbers::NOW, 0, 0, 0)
+}
+
+/// The core this SIP runs on.
+pub fn core() -> u32 {
+    call3(numbers::CORE, 0, 0, 0) as u32
+}
+
+/// Whether the cycle counter counts guest instructions.
+pub fn icount() -> bool {
+    call3(numbers::ICOUNT, 0, 0, 0) == 1
+}
+
+/// `bytes` more heap: where the new memory starts, or `None` if the kernel refused (quota, memory).
+pub fn grow(bytes: u64) -> Option<u64> {
+    let answer = call3(numbers::GROW, bytes, 0, 0);
+    (answer < numbers::FIRST_ERROR).then_some(answer)
+}
+
+/// Ends the SIP as panicked with `message`.
+pub fn panic(message: &str) -> ! {
+    call3(numbers::PANIC, message.as_ptr() as u64, message.len() as u64, 0);
+    // Only a message the kernel cannot read returns here: end anyway.
+    exit(101)
+}
+
 /// Any call, with raw numbers (the tests of bad arguments).
 pub fn raw(number: u64, a: u64, b: u64, c: u64) -> u64 {
     call3(number, a, b, c)

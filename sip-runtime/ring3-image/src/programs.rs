@@ -15,8 +15,8 @@ pub const SURVIVED: u32 = 7;
 pub type Program = fn(&str) -> u32;
 
 /// Every program of the image.
-const PROGRAMS: [(&str, Program); 3] =
-    [("hello", hello), ("unsafe-test", unsafe_test), ("soundness", soundness::write_anywhere)];
+const PROGRAMS: [(&str, Program); 4] =
+    [("hello", hello), ("unsafe-test", unsafe_test), ("soundness", soundness::write_anywhere), ("alloc", alloc)];
 
 /// The program named `name`.
 pub fn find(name: &str) -> Option<Program> {
@@ -29,6 +29,15 @@ fn hello(args: &str) -> u32 {
     let _ = core::fmt::write(&mut line, format_args!("hello from ring 3 (Rust), args '{args}'"));
     calls::log(Level::Info, line.as_str());
     0
+}
+
+/// Allocates and fills a vector of the argument's bytes on the heap (which grows by call, within the quota),
+/// frees it, and exits with success; beyond the quota the allocation fails, which is a panic.
+fn alloc(args: &str) -> u32 {
+    let bytes = number(args.trim()).unwrap_or(0) as usize;
+    let filled = alloc::vec![0x5au8; bytes];
+    let sum = core::hint::black_box(&filled).iter().map(|b| u64::from(*b)).sum::<u64>();
+    u32::from(sum != 0x5a * bytes as u64)
 }
 
 /// A number from an argument: decimal, or hexadecimal with `0x`.

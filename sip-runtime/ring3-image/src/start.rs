@@ -1,13 +1,17 @@
 //! The entry: `_start` with the startup block the kernel wrote on the stack, and the program it names.
 //!
-//! The startup block, from the initial stack pointer up: the name's length, the argument string's length (both
-//! `u64`), then the name's bytes and the argument's bytes (UTF-8). The kernel writes it (docs/protection.md);
+//! The startup block, from the initial stack pointer up: the SIP's id, the name's length, the argument string's
+//! length (three `u64`), then the name's bytes and the argument's bytes (UTF-8). A name is a program of
+//! `programs` or a service linked into the image (`services`), whose entry gets a `SipContext` over the ring-3
+//! `KernelAbi` (`abi`). The kernel writes it (docs/protection.md);
 //! this side still checks that it is UTF-8 and fits the stack page it is on.
 #![allow(unsafe_code, reason = "the entry reads the startup block the kernel wrote on the stack")]
 
-use crate::{calls, programs};
+use crate::{abi, calls, programs};
+use alloc::string::String;
+use sip_runtime::{MANIFESTS, SipContext, SipId};
 
-/// The exit status when the block names no program of the image.
+/// The exit status when the block names no program or service of the image.
 const NO_SUCH_PROGRAM: u32 = 127;
 
 /// Bytes of the startup block this side reads at most (names and arguments are bounded by the kernel).
@@ -21,22 +25,30 @@ pub extern "C" fn _start() -> ! {
     core::arch::naked_asm!("mov rdi, rsp", "and rsp, -16", "call {start}", "ud2", start = sym start)
 }
 
-/// Reads the startup block at `block` and runs the program it names.
+/// Reads the startup block at `block` and runs the program or service it names.
 extern "C" fn start(block: *const u64) -> ! {
-    // SAFETY: the kernel placed the block at the initial stack pointer, inside the mapped stack: two words and
+    // SAFETY: the kernel placed the block at the initial stack pointer, inside the mapped stack: three words and
     // then the bytes they count, which `MAX_BLOCK` bounds (a longer block is refused below).
-    let (name_len, args_len) = unsafe { (block.read() as usize, block.add(1).read() as usize) };
+    let (id, name_len, args_len) =
+        unsafe { (block.read(), block.add(1).read() as usize, block.add(2).read() as usize) };
     if name_len.saturating_add(args_len) > MAX_BLOCK {
         calls::exit(NO_SUCH_PROGRAM);
     }
-    // SAFETY: as above: the bytes follow the two words, within the mapped stack.
-    let bytes = unsafe { core::slice::from_raw_parts(block.add(2).cast::<u8>(), name_len + args_len) };
+    // SAFETY: as above: the bytes follow the three words, within the mapped stack.
+    let bytes = unsafe { core::slice::from_raw_parts(block.add(3).cast::<u8>(), name_len + args_len) };
     let (name, args) = bytes.split_at(name_len);
     let (Ok(name), Ok(args)) = (core::str::from_utf8(name), core::str::from_utf8(args)) else {
         calls::exit(NO_SUCH_PROGRAM)
     };
-    match programs::find(name) {
-        Some(program) => calls::exit(program(args)),
+    if let Some(program) = programs::find(name) {
+        calls::exit(program(args));
+    }
+    match MANIFESTS.iter().find(|m| m.name == name) {
+        Some(manifest) => {
+            let context = SipContext::new(&abi::RING3, SipId(id), manifest.name, String::from(args));
+            (manifest.entry)(context);
+            calls::exit(0)
+        }
         None => calls::exit(NO_SUCH_PROGRAM),
     }
 }

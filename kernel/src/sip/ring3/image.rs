@@ -40,6 +40,12 @@ pub enum ImageError {
 
 static IMAGE: spin::Once<&'static [u8]> = spin::Once::new();
 
+/// The names of the services built into the image (read from its manifests at boot).
+static SERVICES: spin::Once<Vec<alloc::string::String>> = spin::Once::new();
+
+/// The linker section that holds the image's manifests (`sip_runtime::MANIFESTS`, a linkme slice).
+const MANIFESTS_SECTION: &str = "linkme_MANIFESTS";
+
 /// Takes the image the bootloader left at `bytes` (its ramdisk, mapped for the whole boot) and checks it; an
 /// image that does not check is logged and not used.
 pub fn init(bytes: Option<&'static [u8]>) {
@@ -49,11 +55,77 @@ pub fn init(bytes: Option<&'static [u8]>) {
     };
     match check(bytes) {
         Ok(span) => {
-            log::info!("ring 3: image of {} KiB, {} KiB in a slot", bytes.len() / 1024, span / 1024);
+            let services = match service_names(bytes) {
+                Ok(names) => names,
+                Err(e) => {
+                    log::error!("ring 3: the image's services cannot be read ({e:?}): none will start in ring 3");
+                    Vec::new()
+                }
+            };
+            log::info!(
+                "ring 3: image of {} KiB, {} KiB in a slot, services: {}",
+                bytes.len() / 1024,
+                span / 1024,
+                if services.is_empty() { alloc::string::String::from("none") } else { services.join(", ") }
+            );
+            SERVICES.call_once(|| services);
             IMAGE.call_once(|| bytes);
         }
         Err(e) => log::error!("ring 3: the image in the boot ramdisk is refused: {e:?}"),
     }
+}
+
+/// Whether the image has a build of service `name`.
+pub fn has_service(name: &str) -> bool {
+    SERVICES.get().is_some_and(|names| names.iter().any(|n| n == name))
+}
+
+/// The names of the services built into the image: from its manifests (the same `Manifest` type as the kernel's,
+/// built by the same compiler), each name found through the relocation that points its field at the bytes.
+/// Checked like everything else read from the image: a layout that does not fit is an error, not a fault.
+fn service_names(bytes: &[u8]) -> Result<Vec<alloc::string::String>, ImageError> {
+    let elf = ElfFile::new(bytes).map_err(ImageError::Invalid)?;
+    let Some(section) = elf.section_iter().find(|s| s.get_name(&elf) == Ok(MANIFESTS_SECTION)) else {
+        return Ok(Vec::new());
+    };
+    let size = core::mem::size_of::<sip_runtime::Manifest>() as u64;
+    if section.size() % size != 0 {
+        return Err(ImageError::Invalid("the image's manifests are not the kernel's"));
+    }
+    let mut relocations = alloc::collections::BTreeMap::new();
+    for rela in elf.section_iter().filter(|s| s.get_type() == Ok(ShType::Rela)) {
+        if let Ok(SectionData::Rela64(entries)) = rela.get_data(&elf) {
+            relocations.extend(entries.iter().map(|e| (e.get_offset(), e.get_addend())));
+        }
+    }
+    // The file offset of image address `at`, through the segment that holds it.
+    let file_offset = |at: u64, len: u64| {
+        elf.program_iter()
+            .filter(|p| p.get_type() == Ok(SegmentType::Load))
+            .find(|p| at >= p.virtual_addr() && at + len <= p.virtual_addr() + p.file_size())
+            .map(|p| (at - p.virtual_addr() + p.offset()) as usize)
+    };
+    let word = |at: u64| {
+        let offset = file_offset(at, 8)?;
+        bytes.get(offset..offset + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    let name_field = core::mem::offset_of!(sip_runtime::Manifest, name) as u64;
+    let mut names = Vec::new();
+    for index in 0..section.size() / size {
+        let field = section.address() + index * size + name_field;
+        // A `&str` is two words, the address (relocated) and the length, in an order Rust does not promise.
+        let (pointer, len) = match (relocations.get(&field), relocations.get(&(field + 8))) {
+            (Some(pointer), None) => (*pointer, word(field + 8)),
+            (None, Some(pointer)) => (*pointer, word(field)),
+            _ => return Err(ImageError::Invalid("a manifest's name is not where the kernel's is")),
+        };
+        let len = len.filter(|len| *len <= 64).ok_or(ImageError::Invalid("a manifest's name is too long"))?;
+        let offset = file_offset(pointer, len).ok_or(ImageError::Invalid("a manifest's name is outside the file"))?;
+        let name = core::str::from_utf8(&bytes[offset..offset + len as usize])
+            .map_err(|_| ImageError::Invalid("a manifest's name is not UTF-8"))?;
+        names.push(alloc::string::String::from(name));
+    }
+    Ok(names)
 }
 
 /// Checks the ELF header and the segments; returns the bytes the image spans in a slot.
@@ -121,16 +193,15 @@ fn write(pages: &[Option<Page>], at: u64, bytes: &[u8]) -> Result<(), ImageError
     Ok(())
 }
 
-/// Loads the image at `base` (a slot's start) of `space`; returns the pages mapped and the entry point. On
-/// failure what was mapped stays, for the caller's cleanup of the slot.
-pub fn load(space: &mut UserSpace, base: u64) -> Result<(u64, u64), ImageError> {
+/// Loads the image at `base` (a slot's start) of `space`; returns the entry point. On failure what was mapped
+/// stays, for the caller's cleanup of the slot.
+pub fn load(space: &mut UserSpace, base: u64) -> Result<u64, ImageError> {
     let bytes = *IMAGE.get().ok_or(ImageError::Missing)?;
     let span = check(bytes)?;
     let elf = ElfFile::new(bytes).map_err(ImageError::Invalid)?;
     let mut pages: Vec<Option<Page>> = Vec::new();
     pages.resize_with((span / 4096) as usize, || None);
     let built = build(&elf, bytes, base, &mut pages);
-    let mut mapped = 0;
     let mut result = built;
     for (index, page) in pages.into_iter().enumerate() {
         let Some(page) = page else { continue };
@@ -143,14 +214,14 @@ pub fn load(space: &mut UserSpace, base: u64) -> Result<(u64, u64), ImageError> 
             flags |= Flags::NO_EXECUTE;
         }
         match space.map(VirtAddr::new(base + index as u64 * 4096), page.frame, flags) {
-            Ok(()) => mapped += 1,
+            Ok(()) => {}
             Err(_) => {
                 let _ = frames::deallocate(page.frame);
                 result = Err(ImageError::OutOfMemory);
             }
         }
     }
-    result.map(|()| (mapped, base + elf.header.pt2.entry_point()))
+    result.map(|()| base + elf.header.pt2.entry_point())
 }
 
 /// Fills `pages` with the segments' contents and the relocations for `base`.

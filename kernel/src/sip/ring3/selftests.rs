@@ -90,7 +90,7 @@ program!(
 //     if r12 & 0x10: rdi = rsp - 256 (its own stack), esi &= 0x3ff, edx = 3   ; a real buffer, maybe too long
 //     else: edx &= 7                                                        ; a random pointer, any level
 //     rax = r12 >> 60; if rax == 15: rax = r12                              ; 0-14, or any 64-bit number
-//     if rax == 1 (exit): rax = 0; if rax == 4 (sleep): edi = 0             ; keep running, never wait a tick
+//     if rax == 1 (exit) or 9 (panic): rax = 0; if rax == 4 (sleep): edi = 0 ; keep running, never wait a tick
 //     syscall; dec r13d; jnz 1b
 //     exit(0)
 program!(
@@ -104,8 +104,9 @@ program!(
         0x89, 0xe1, 0x49, 0xc1, 0xc9, 0x32, 0x41, 0xf6, 0xc4, 0x10, 0x74, 0x15, 0x48, 0x8d, 0xbc, 0x24, 0x00, 0xff,
         0xff, 0xff, 0x81, 0xe6, 0xff, 0x03, 0x00, 0x00, 0xba, 0x03, 0x00, 0x00, 0x00, 0xeb, 0x03, 0x83, 0xe2, 0x07,
         0x4c, 0x89, 0xe0, 0x48, 0xc1, 0xe8, 0x3c, 0x83, 0xf8, 0x0f, 0x75, 0x03, 0x4c, 0x89, 0xe0, 0x48, 0x83, 0xf8,
-        0x01, 0x75, 0x02, 0x31, 0xc0, 0x48, 0x83, 0xf8, 0x04, 0x75, 0x02, 0x31, 0xff, 0x0f, 0x05, 0x41, 0xff, 0xcd,
-        0x0f, 0x85, 0x74, 0xff, 0xff, 0xff, 0x31, 0xff, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05,
+        0x01, 0x75, 0x02, 0x31, 0xc0, 0x48, 0x83, 0xf8, 0x09, 0x75, 0x02, 0x31, 0xc0, 0x48, 0x83, 0xf8, 0x04, 0x75,
+        0x02, 0x31, 0xff, 0x0f, 0x05, 0x41, 0xff, 0xcd, 0x0f, 0x85, 0x6c, 0xff, 0xff, 0xff, 0x31, 0xff, 0xb8, 0x01,
+        0x00, 0x00, 0x00, 0x0f, 0x05,
     ]
 );
 /// Calls the fuzzer makes.
@@ -315,6 +316,34 @@ crate::selftest! {
             crate::sip::spawn("unsafe-test", "cli", None) == Err(SpawnError::NeedsHardwareProtection),
             "a ring-3 program was not refused in ring 0"
         );
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// A service runs in ring 3 from the same crate as in ring 0 (`template`, linked into the kernel and the
+    /// image alike); a service with contracts is refused there; a ring-3 heap grows by call within its quota, and
+    /// beyond it the SIP ends for the quota, alone.
+    fn ring3_services_and_heaps() {
+        let template = crate::sip::manifest("template").ok_or("no template service")?;
+        let echo = crate::sip::manifest("echo").ok_or("no echo service")?;
+        let alloc_program = super::image_program("alloc").ok_or("no image program 'alloc'")?;
+        crate::check!(super::image::has_service("template"), "the image's manifests do not list template");
+        crate::check!(!super::image::has_service("echo"), "the image's manifests list echo, which it does not have");
+        for protection in [Protection::Ring3, Protection::Ring3Own] {
+            let id = super::spawn_service(template, protection, "from a self-test").map_err(|e| alloc::format!("template ({protection}): {e}"))?;
+            crate::sip::wait(id.0);
+            let report = crate::sip::end_report(id.0).unwrap_or_default();
+            crate::check!(report == "exited", "template ({protection}) ended '{report}'");
+            crate::check!(
+                super::spawn_service(echo, protection, "").map(|_| ()) == Err(SpawnError::NoRing3Build),
+                "echo (contracts) was not refused in {protection}"
+            );
+            let report = run_with(alloc_program, protection, "40000")?;
+            crate::check!(report == "exited", "alloc 40000 ({protection}) ended '{report}'");
+            let report = run_with(alloc_program, protection, "1000000")?;
+            crate::check!(report == "exceeded its heap quota", "alloc 1000000 ({protection}) ended '{report}'");
+        }
         Ok(())
     }
 }
