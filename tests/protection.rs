@@ -81,7 +81,7 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
         ("spawn echo --protection ring3", "cannot spawn 'echo': no ring-3 build"),
         ("spawn no-such --protection ring3-own", "cannot spawn 'no-such': no such service"),
         ("spawn hello --protection ring4", "'ring4' is not a protection mode"),
-        ("spawn hello --protection ring3 --core 0", "does not take --core yet"),
+        ("spawn hello --protection ring3 --core 9", "cannot spawn 'hello': no such core"),
     ] {
         let out = r.command(cmd);
         r.check(out.starts_with("error: ") && out.contains(expected), &format!("`{cmd}` gave: {out}"));
@@ -93,5 +93,34 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
         data_frames(&before).is_some() && data_frames(&before) == data_frames(&after),
         &format!("data frames not back at baseline:\nbefore:\n{before}\nafter:\n{after}"),
     );
+    r.shutdown();
+}
+
+#[test]
+fn ring3_sips_run_on_another_core() {
+    let mut r = Runner::boot(&["--smp", "2"]);
+    let pid = {
+        let out = r.command("spawn unsafe-test --protection ring3-own --core 1 spin");
+        r.spawned_pid(&out)
+    };
+    let ps = r.command("ps");
+    let row = ps_row(&ps, pid).unwrap_or_else(|| r.fail(&format!("pid {pid} not in ps:\n{ps}")));
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    r.check(fields.get(2) == Some(&"1") && fields.contains(&"ring3-own"), &format!("ps row: {row}"));
+    let killed = r.command(&format!("kill {pid}"));
+    r.check(killed.contains(&format!("killed {pid}")), &format!("kill: {killed}"));
+    for mode in ["ring3", "ring3-own"] {
+        let mut out = r.command(&format!("run template --core 1 --protection {mode} on core 1"));
+        if !out.contains("(args: 'on core 1')") {
+            out.push_str(&r.wait_for("(args: 'on core 1')", scaled(10)));
+        }
+        r.check(out.contains("(args: 'on core 1')"), &format!("template on core 1 in {mode}: {out}"));
+        let expected = "faulted: page fault in ring 3: write of 0xffff800000000000 (kernel memory)";
+        let mut out = r.command(&format!("run unsafe-test --protection {mode} --core 1 write 0xffff800000000000"));
+        if !out.contains(expected) {
+            out.push_str(&r.wait_for(expected, scaled(10)));
+        }
+        r.check(out.contains(expected), &format!("unsafe-test on core 1 in {mode}: {out}"));
+    }
     r.shutdown();
 }

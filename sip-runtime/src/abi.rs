@@ -330,11 +330,17 @@ pub trait KernelAbi: Sync {
         core: Option<u32>,
         startup: Option<crate::Startup>,
     ) -> Result<SipId, (SpawnError, Option<crate::Startup>)>;
-    /// Starts `name` with `args` under `protection`, on the calling core: in `ring3` or `ring3-own` a program of
-    /// the ring-3 image or a service built into it (a service with contracts is refused:
+    /// Starts `name` with `args` under `protection`, on `core` (or the least loaded): in `ring3` or `ring3-own` a
+    /// program of the ring-3 image or a service built into it (a service with contracts is refused:
     /// [`SpawnError::NoRing3Build`]), under `type` what [`KernelAbi::spawn`] starts (a ring-3 program is refused
     /// there: [`SpawnError::NeedsHardwareProtection`]). Needs `Capability::ProcessControl`.
-    fn spawn_protected(&self, name: &str, args: &str, protection: Protection) -> Result<SipId, SpawnError>;
+    fn spawn_protected(
+        &self,
+        name: &str,
+        args: &str,
+        core: Option<u32>,
+        protection: Protection,
+    ) -> Result<SipId, SpawnError>;
     /// Starts another thread of the calling SIP running `entry(argument)` in the SIP, on a stack of its
     /// manifest's size; returns the thread's id. The SIP ends when its first thread returns or any thread
     /// fails; another thread that returns ends alone. Refused beyond the SIP's thread limit.

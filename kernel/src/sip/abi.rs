@@ -98,19 +98,18 @@ impl KernelAbi for Ring0Abi {
         super::spawn_with(name, args, core, startup)
     }
 
-    fn spawn_protected(&self, name: &str, args: &str, protection: Protection) -> Result<SipId, SpawnError> {
+    fn spawn_protected(
+        &self,
+        name: &str,
+        args: &str,
+        core: Option<u32>,
+        protection: Protection,
+    ) -> Result<SipId, SpawnError> {
         let _kernel = KernelAccount::enter();
         if !caller_may(Capability::ProcessControl) {
             return Err(SpawnError::NotPermitted);
         }
-        match (super::ring3::image_program(name), protection) {
-            (Some(program), _) => super::ring3::spawn(program, protection, args),
-            (None, Protection::Type) => super::spawn(name, args, Some(crate::percpu::current_index())),
-            (None, _) => {
-                let manifest = super::manifest(name).ok_or(SpawnError::NoSuchService)?;
-                super::ring3::spawn_service(manifest, protection, args)
-            }
-        }
+        super::spawn_protected(name, args, core, protection)
     }
 
     fn start_thread(&self, entry: fn(usize), argument: usize) -> Result<u64, SpawnError> {

@@ -197,6 +197,26 @@ pub fn spawn(name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnEr
     spawn_with(name, args, core, None).map_err(|(e, _)| e)
 }
 
+/// Starts `name` with `args` protected as `protection` says, on `core` (default: the least loaded): a service
+/// under `type` as [`spawn`] does; a program or service of the ring-3 image under `ring3` or `ring3-own`.
+pub fn spawn_protected(name: &str, args: &str, core: Option<u32>, protection: Protection) -> Result<SipId, SpawnError> {
+    if !protection.is_ring3() {
+        return spawn(name, args, core);
+    }
+    let _kernel = KernelAccount::enter();
+    if args.len() > MAX_ARGS_LEN {
+        return Err(SpawnError::ArgumentsTooLong);
+    }
+    let target = core.unwrap_or_else(least_loaded_core);
+    if !crate::cores::is_online(target) {
+        return Err(SpawnError::NoSuchCore);
+    }
+    if target != percpu::current_index() {
+        return remote::spawn_ring3(target, name, args, protection);
+    }
+    ring3::spawn_named(name, args, protection)
+}
+
 /// Starts service `name` on `core` (default: the least loaded), handing it `startup` (which the caller holds);
 /// on failure `startup` comes back, still the caller's.
 pub fn spawn_with(

@@ -15,12 +15,14 @@ use crate::ipc::intercore::{self, ReplyCell};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
-use sip_runtime::{KillError, ProcessInfo, SipId, SpawnError, Startup};
+use sip_runtime::{KillError, ProcessInfo, Protection, SipId, SpawnError, Startup};
 
 /// A request from the SIP layer of one core to that of another.
 pub enum Request {
     /// Start a SIP on the receiving core and answer with its id (or the error, and the startup value back).
     Spawn(SpawnRequest),
+    /// Start a ring-3 SIP (a program or service of the ring-3 image) on the receiving core.
+    SpawnRing3 { name: String, args: String, protection: Protection, reply: Arc<ReplyCell<Result<SipId, SpawnError>>> },
     /// End SIP `id`, which runs on the receiving core.
     Kill { id: u64, reply: Arc<ReplyCell<Result<(), KillError>>> },
     /// Answer when SIP `id` (on the receiving core) has ended.
@@ -100,6 +102,14 @@ pub fn spawn(
     }
 }
 
+/// Starts the ring-3 SIP `name` on core `core` (not this one, and online) under `protection` and waits for the
+/// answer.
+pub fn spawn_ring3(core: u32, name: &str, args: &str, protection: Protection) -> Result<SipId, SpawnError> {
+    let (name, args) = (String::from(name), String::from(args));
+    intercore::call(core, |reply| Request::SpawnRing3 { name, args, protection, reply })
+        .unwrap_or(Err(SpawnError::NoSuchCore))
+}
+
 /// Starts ending SIP `id`, which runs on core `core` (wait for its end with [`wait`]).
 pub fn kill(core: u32, id: u64) -> Result<(), KillError> {
     intercore::call(core, |reply| Request::Kill { id, reply }).unwrap_or(Err(KillError::NoSuchProcess))
@@ -121,6 +131,9 @@ fn handle(request: Request) {
         Request::Spawn(r) => {
             let result = super::spawn_here(&r.name, &r.args, r.restarts, r.startup, channels::Owner::KERNEL);
             r.reply.answer(result);
+        }
+        Request::SpawnRing3 { name, args, protection, reply } => {
+            reply.answer(super::ring3::spawn_named(&name, &args, protection));
         }
         // Only starts the end (threads busy in kernel code finish first): the asker waits with `Watch`.
         Request::Kill { id, reply } => reply.answer(super::kill_here(id)),

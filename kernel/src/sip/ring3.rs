@@ -237,6 +237,14 @@ pub fn spawn_service(manifest: &'static Manifest, protection: Protection, args: 
     spawn_code(manifest, Code::Image(manifest.name), protection, args)
 }
 
+/// Starts the program of the ring-3 image or the service named `name` in ring 3 on this core.
+pub fn spawn_named(name: &str, args: &str, protection: Protection) -> Result<SipId, SpawnError> {
+    match image_program(name) {
+        Some(program) => spawn(program, protection, args),
+        None => spawn_service(super::manifest(name).ok_or(SpawnError::NoSuchService)?, protection, args),
+    }
+}
+
 /// [`spawn`] of `code` with `manifest`.
 fn spawn_code(
     manifest: &'static Manifest,

@@ -29,6 +29,8 @@ const PER_CORE_TESTS: &[&str] = &[
     "smp::this_core_is_online_with_its_own_tables",
     "ring3::selftests::null_calls_from_ring_3",
     "ring3::selftests::syscall_and_supervisor_protections_are_on",
+    "sip::ring3::selftests::ring3_faults_end_only_that_sip",
+    "sip::ring3::selftests::ring3_spinning_sip_is_preempted_and_killed",
 ];
 
 crate::selftest! {

@@ -42,14 +42,14 @@ pub const COMMANDS: &[Command] = &[
     Command { name: "ps", usage: "ps", help: "live SIPs: core, state, protection, heap, threads, channels", run: ps },
     Command {
         name: "spawn",
-        usage: "spawn NAME [--core N | --protection type|ring3|ring3-own] [ARGS...]",
+        usage: "spawn NAME [--core N] [--protection type|ring3|ring3-own] [ARGS...]",
         help: "start a service as a new SIP (on core N, or the least loaded), or a ring-3 program",
         run: spawn,
     },
     Command { name: "kill", usage: "kill PID", help: "end a SIP", run: kill },
     Command {
         name: "run",
-        usage: "run NAME [--core N | --protection type|ring3|ring3-own] [ARGS...]",
+        usage: "run NAME [--core N] [--protection type|ring3|ring3-own] [ARGS...]",
         help: "spawn a service (or a ring-3 program) and wait until it ends",
         run: run_service,
     },
@@ -275,8 +275,8 @@ fn ps(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Starts `NAME [--core N] [--protection MODE] [ARGS...]` (the options in either order): a service on core N, or
-/// the least loaded core; with `--protection ring3` or `ring3-own`, a program of the ring-3 image on this core.
+/// Starts `NAME [--core N] [--protection MODE] [ARGS...]` (the options in either order) on core N, or the least
+/// loaded core: a service, or with `--protection ring3` or `ring3-own` a program or service of the ring-3 image.
 fn start<'a>(sh: &Shell, args: &[&'a str], usage: &'static str) -> Result<(SipId, &'a str), CommandError> {
     let [name, rest @ ..] = args else { return Err(CommandError::Usage(usage)) };
     let mut rest: &[&str] = rest;
@@ -300,21 +300,16 @@ fn start<'a>(sh: &Shell, args: &[&'a str], usage: &'static str) -> Result<(SipId
         }
     }
     let args = rest.join(" ");
-    let spawned = match (protection, core) {
-        (None, _) => sh.ctx.spawn(name, &args, core),
-        (Some(protection), None) => sh.ctx.abi().spawn_protected(name, &args, protection),
-        (Some(_), Some(_)) => {
-            return Err(CommandError::Invalid(String::from(
-                "--protection starts a SIP on this core: it does not take --core yet",
-            )));
-        }
+    let spawned = match protection {
+        None => sh.ctx.spawn(name, &args, core),
+        Some(protection) => sh.ctx.abi().spawn_protected(name, &args, core, protection),
     };
     let id = spawned.map_err(|e| CommandError::Invalid(format!("cannot spawn '{name}': {e}")))?;
     Ok((id, name))
 }
 
 fn spawn(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let (id, name) = start(sh, args, "spawn NAME [--core N | --protection type|ring3|ring3-own] [ARGS...]")?;
+    let (id, name) = start(sh, args, "spawn NAME [--core N] [--protection type|ring3|ring3-own] [ARGS...]")?;
     sh.say(format_args!("spawned {name} as pid {}", id.0));
     Ok(())
 }
@@ -352,7 +347,7 @@ fn kill(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 }
 
 fn run_service(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let (id, _) = start(sh, args, "run NAME [--core N | --protection type|ring3|ring3-own] [ARGS...]")?;
+    let (id, _) = start(sh, args, "run NAME [--core N] [--protection type|ring3|ring3-own] [ARGS...]")?;
     let _ = sh.ctx.wait(id);
     Ok(())
 }

@@ -66,7 +66,7 @@ impl KernelAbi for Ring3Abi {
         Err((SpawnError::NotPermitted, startup))
     }
 
-    fn spawn_protected(&self, _: &str, _: &str, _: Protection) -> Result<SipId, SpawnError> {
+    fn spawn_protected(&self, _: &str, _: &str, _: Option<u32>, _: Protection) -> Result<SipId, SpawnError> {
         Err(SpawnError::NotPermitted)
     }
 
