@@ -86,9 +86,15 @@ pub fn install_handler(handler: Handler) {
     HANDLER.call_once(|| handler);
 }
 
-/// Flags `syscall` clears on entry: interrupts, single-step, direction and alignment check.
-const ENTRY_MASK: RFlags =
-    RFlags::INTERRUPT_FLAG.union(RFlags::TRAP_FLAG).union(RFlags::DIRECTION_FLAG).union(RFlags::ALIGNMENT_CHECK);
+/// Flags `syscall` clears on entry: interrupts, single-step, direction, alignment check, and nested task. Ring 3
+/// may set any of them (`popfq`); kept in the kernel, the nested-task flag would make the next `iretq` of any
+/// thread on the core fault in ring 0 (64-bit mode has no task switch), and a context switch carries the flags
+/// over as they are.
+const ENTRY_MASK: RFlags = RFlags::INTERRUPT_FLAG
+    .union(RFlags::TRAP_FLAG)
+    .union(RFlags::DIRECTION_FLAG)
+    .union(RFlags::ALIGNMENT_CHECK)
+    .union(RFlags::NESTED_TASK);
 
 /// Why `syscall` could not be enabled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

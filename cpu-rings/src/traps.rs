@@ -124,7 +124,12 @@ pub unsafe extern "C" fn from_ring_3() {
         "push r14",
         "push r15",
         "mov rdi, rsp",
+        // Flags ring 3 may have set that an interrupt gate does not clear: direction (the ABI wants it clear)
+        // and alignment check (which would open SMAP for the kernel's handler).
         "cld",
+        "pushfq",
+        "and qword ptr [rsp], {no_ac}",
+        "popfq",
         "call {dispatch}",
         "pop r15",
         "pop r14",
@@ -146,6 +151,7 @@ pub unsafe extern "C" fn from_ring_3() {
         "swapgs",
         "iretq",
         kernel_rsp = const SCRATCH_OFFSET,
+        no_ac = const !(1u64 << 18) as i64 as i32,
         dispatch = sym dispatch,
     )
 }

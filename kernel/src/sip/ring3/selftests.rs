@@ -109,6 +109,16 @@ program!(
         0x00, 0x00, 0x00, 0x0f, 0x05,
     ]
 );
+// Flags ring 3 may set that the kernel must not inherit: 1: pushfq; or qword ptr [rsp], 0x4000 (NT); popfq;
+// mov eax, 2 (YIELD); syscall; jmp 1b
+program!(
+    NESTED_TASK,
+    "r3-nested-task",
+    [0x9c, 0x48, 0x81, 0x0c, 0x24, 0x00, 0x40, 0x00, 0x00, 0x9d, 0xb8, 0x02, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xed,]
+);
+// A stack pointer that is not canonical, kept while interrupts come and go: movabs rsp, 1 << 63; 1: jmp 1b
+program!(BAD_STACK, "r3-bad-stack", [0x48, 0xbc, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xeb, 0xfe]);
+
 /// Calls the fuzzer makes.
 const FUZZ_CALLS: u64 = 100_000;
 
@@ -344,6 +354,31 @@ crate::selftest! {
             let report = run_with(alloc_program, protection, "1000000")?;
             crate::check!(report == "exceeded its heap quota", "alloc 1000000 ({protection}) ended '{report}'");
         }
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// What ring-3 code leaves in the CPU when it enters the kernel cannot hurt the kernel: a SIP that sets the
+    /// nested-task flag before each yield (were the kernel to run with it, the next `iretq` of any thread would
+    /// fault in ring 0) while new ring-3 SIPs start and end beside it, and a SIP that spins on a non-canonical
+    /// stack pointer through timer interrupts. Both are killed; the kernel and their neighbours are unharmed.
+    fn ring3_cannot_leave_flags_or_a_bad_stack_to_the_kernel() {
+        let nested = spawn(&NESTED_TASK, Protection::Ring3Own, "").map_err(|e| alloc::format!("spawn failed: {e}"))?;
+        let bad_stack = spawn(&BAD_STACK, Protection::Ring3, "").map_err(|e| alloc::format!("spawn failed: {e}"))?;
+        let mut reports = alloc::vec::Vec::new();
+        for _ in 0..20 {
+            reports.push(run(&EXIT, Protection::Ring3Own, 0));
+        }
+        crate::sched::sleep(30_000_000);
+        let alive = (crate::sip::is_alive(nested.0), crate::sip::is_alive(bad_stack.0));
+        let killed = (crate::sip::kill(nested.0), crate::sip::kill(bad_stack.0));
+        for report in reports {
+            let report = report?;
+            crate::check!(report == "exited", "a neighbour ended '{report}'");
+        }
+        crate::check!(alive == (true, true), "the flag setter and the bad stack are not both alive: {alive:?}");
+        crate::check!(killed.0.is_ok() && killed.1.is_ok(), "kills failed: {killed:?}");
         Ok(())
     }
 }
