@@ -86,6 +86,17 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
         let out = r.command(cmd);
         r.check(out.starts_with("error: ") && out.contains(expected), &format!("`{cmd}` gave: {out}"));
     }
+    // `bench protection`: every row measured in every mode that has it.
+    let bench = r.command_within("bench protection", scaled(120));
+    for row in ["null call", "thread yield (alone)", "SIP create + exit"] {
+        let line =
+            bench.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| r.fail(&format!("no '{row}':\n{bench}")));
+        let cells: Vec<&str> = line[row.len()..].split_whitespace().collect();
+        r.check(
+            !cells.is_empty() && cells.iter().all(|c| *c != "failed") && cells[0].parse::<u64>().is_ok(),
+            &format!("`bench protection` row: {line}"),
+        );
+    }
     let ps = r.command("ps");
     r.check(!ps.contains("ring3"), &format!("a ring-3 SIP is left:\n{ps}"));
     let after = r.command("mem");

@@ -15,6 +15,9 @@
 //! 3 is an error and not a kernel page fault, and the copy reads the memory of the space named, whichever space
 //! the CPU has loaded.
 //!
+//! A page can also be mapped shared ([`AddressSpace::map_shared`]): read-only, its frame owned elsewhere (the
+//! ring-3 image's read-only pages, mapped into every SIP that loads it) and never freed by the space.
+//!
 //! Not here: which frames user pages get and who pays for them (the kernel's), and TLB shootdown: a space is used
 //! by one core (the kernel's decision, docs/protection.md), which flushes its own TLB on unmap.
 //!
@@ -66,6 +69,10 @@ pub enum Access {
 
 /// Page-table entry flags of every table above a user page: what the leaf allows is decided at the leaf.
 const TABLE_FLAGS: Flags = Flags::PRESENT.union(Flags::WRITABLE).union(Flags::USER_ACCESSIBLE);
+
+/// A leaf mapped with [`AddressSpace::map_shared`]: its frame is not the space's, and unmapping never frees it
+/// (one of the bits the CPU leaves to the system).
+const SHARED: Flags = Flags::BIT_9;
 
 /// One level-4 table with the kernel's upper half: see the module docs.
 pub struct AddressSpace<F: FrameSource> {
@@ -125,8 +132,19 @@ impl<F: FrameSource> AddressSpace<F> {
     }
 
     /// Maps the user page at `page` to `frame`, user-accessible, writable and executable as `flags` says (only
-    /// `WRITABLE` and `NO_EXECUTE` are taken from it).
+    /// `WRITABLE` and `NO_EXECUTE` are taken from it). The frame becomes the space's: unmapping frees it.
     pub fn map(&mut self, page: VirtAddr, frame: PhysFrame<Size4KiB>, flags: Flags) -> Result<(), SpaceError> {
+        self.map_leaf(page, frame, flags & (Flags::WRITABLE | Flags::NO_EXECUTE))
+    }
+
+    /// Maps the user page at `page` to `frame`, which stays its owner's (many spaces may map it): read-only,
+    /// executable unless `flags` has `NO_EXECUTE`; unmapping leaves the frame alone.
+    pub fn map_shared(&mut self, page: VirtAddr, frame: PhysFrame<Size4KiB>, flags: Flags) -> Result<(), SpaceError> {
+        self.map_leaf(page, frame, (flags & Flags::NO_EXECUTE) | SHARED)
+    }
+
+    /// Maps a leaf with `allowed` (besides present and user-accessible).
+    fn map_leaf(&mut self, page: VirtAddr, frame: PhysFrame<Size4KiB>, allowed: Flags) -> Result<(), SpaceError> {
         if page.as_u64() >= USER_END || !page.is_aligned(4096u64) {
             return Err(SpaceError::NotUserAddress);
         }
@@ -147,7 +165,6 @@ impl<F: FrameSource> AddressSpace<F> {
         if !leaf.is_unused() {
             return Err(SpaceError::AlreadyMapped);
         }
-        let allowed = flags & (Flags::WRITABLE | Flags::NO_EXECUTE);
         leaf.set_frame(frame, allowed | Flags::PRESENT | Flags::USER_ACCESSIBLE);
         Ok(())
     }
@@ -245,8 +262,11 @@ impl<F: FrameSource> AddressSpace<F> {
             let entry = &self.table(frame)[index];
             let Ok(next) = entry.frame() else { continue };
             if level == 1 {
+                let shared = self.table(frame)[index].flags().contains(SHARED);
                 self.table(frame)[index].set_unused();
-                self.frames.free_page(next);
+                if !shared {
+                    self.frames.free_page(next);
+                }
                 unmapped += 1;
                 continue;
             }
@@ -276,7 +296,9 @@ impl<F: FrameSource> AddressSpace<F> {
         for index in 0..512 {
             let Ok(next) = self.table(frame)[index].frame() else { continue };
             if level == 1 {
-                self.frames.free_page(next);
+                if !self.table(frame)[index].flags().contains(SHARED) {
+                    self.frames.free_page(next);
+                }
                 freed += 1;
             } else {
                 freed += self.free_subtree(next, level - 1);
@@ -417,6 +439,24 @@ mod tests {
         assert!(space.translate(page, Access::Read).is_some());
         assert_eq!(space.translate(page, Access::Write), None);
         assert_eq!(space.copy_out(0x1000, &[1, 2, 3]), Err(BadUserAddress(0x1000)));
+    }
+
+    #[test]
+    fn shared_pages_are_read_only_and_never_freed_by_the_space() {
+        let (window, mut frames) = machine();
+        {
+            // SAFETY: the simulated window and frames of `machine`.
+            let mut space = unsafe { AddressSpace::new(kernel_frame(), window, &mut frames) }.unwrap();
+            space.map_shared(VirtAddr::new(0x1000), user_frame(0), Flags::WRITABLE).unwrap();
+            space.map(VirtAddr::new(0x2000), user_frame(1), Flags::WRITABLE).unwrap();
+            assert!(space.translate(VirtAddr::new(0x1000), Access::Read).is_some());
+            assert_eq!(space.translate(VirtAddr::new(0x1000), Access::Write), None, "a shared page was writable");
+            assert_eq!(space.unmap_range(0x1000, 0x2000), 1);
+            space.map_shared(VirtAddr::new(0x1000), user_frame(0), Flags::empty()).unwrap();
+        }
+        // Only the space's own page was given back, with unmap or with the drop.
+        assert_eq!(frames.pages_freed, [user_frame(1).start_address().as_u64()]);
+        assert_eq!(frames.tables_out, 0);
     }
 
     #[test]

@@ -341,6 +341,10 @@ pub trait KernelAbi: Sync {
         core: Option<u32>,
         protection: Protection,
     ) -> Result<SipId, SpawnError>;
+    /// How ring-3 SIP `id` of the calling core exited, once it has ended (a core keeps its last 32 ring-3 ends):
+    /// `None` while it lives, if it ended otherwise than by exiting, or if it is not such a SIP. Needs
+    /// `SystemInfo`. (A ring-3 program's exit status is its result: `bench protection` reads its figures so.)
+    fn exit_status_of(&self, id: SipId) -> Option<ExitStatus>;
     /// Starts another thread of the calling SIP running `entry(argument)` in the SIP, on a stack of its
     /// manifest's size; returns the thread's id. The SIP ends when its first thread returns or any thread
     /// fails; another thread that returns ends alone. Refused beyond the SIP's thread limit.

@@ -54,3 +54,14 @@ pub fn fresh_user_frame(bytes: &[u8]) -> Option<PhysFrame<Size4KiB>> {
     }
     Some(frame)
 }
+
+/// A fresh frame for a user page ([`Use::Sip`]) holding a copy of `template`'s 4096 bytes.
+pub fn copy_of_frame(template: PhysFrame<Size4KiB>) -> Option<PhysFrame<Size4KiB>> {
+    let frame = frames::allocate(Use::Sip)?;
+    let from = super::phys_to_virt(template.start_address()).as_ptr::<u8>();
+    let to = super::phys_to_virt(frame.start_address()).as_mut_ptr::<u8>();
+    // SAFETY: the new frame is fresh from the allocator, so only this code sees it; the template is a frame its
+    // owner only reads from now on; the window maps both whole, and they are distinct frames.
+    unsafe { to.copy_from_nonoverlapping(from, 4096) };
+    Some(frame)
+}

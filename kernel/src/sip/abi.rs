@@ -112,6 +112,14 @@ impl KernelAbi for Ring0Abi {
         super::spawn_protected(name, args, core, protection)
     }
 
+    fn exit_status_of(&self, id: SipId) -> Option<ExitStatus> {
+        let _kernel = KernelAccount::enter();
+        if !caller_may(Capability::SystemInfo) {
+            return None;
+        }
+        super::exit_status_of(id.0)
+    }
+
     fn start_thread(&self, entry: fn(usize), argument: usize) -> Result<u64, SpawnError> {
         super::start_thread(entry, argument)
     }

@@ -694,6 +694,14 @@ pub fn take_startup() -> Option<Startup> {
     table().lock().sips.get_mut(&id)?.startup.take().map(ManuallyDrop::into_inner)
 }
 
+/// How ring-3 SIP `id` of this core exited, if it is among the last few that ended and it exited.
+pub fn exit_status_of(id: u64) -> Option<ExitStatus> {
+    match table().lock().ends.iter().rev().find(|(i, _)| *i == id) {
+        Some((_, EndReason::Exited(status))) => Some(*status),
+        _ => None,
+    }
+}
+
 /// The start of ring-3 SIP `id`'s slot (its image), if it is a ring-3 SIP of this core.
 pub fn with_user_slot(id: u64) -> Option<u64> {
     match &table().lock().sips.get(&id)?.memory {

@@ -64,8 +64,9 @@ pub enum Code {
 
 /// The programs of the ring-3 image the kernel starts (`spawn NAME --protection ring3|ring3-own`): their
 /// manifests are the kernel's (the image is not a service crate, and asks for nothing but a stack).
-pub static IMAGE_PROGRAMS: [Program; 4] = [
+pub static IMAGE_PROGRAMS: [Program; 5] = [
     Program { manifest: program_manifest("hello"), code: Code::Image("hello") },
+    Program { manifest: program_manifest("bench-ring3"), code: Code::Image("bench-ring3") },
     Program { manifest: program_manifest("alloc"), code: Code::Image("alloc") },
     Program { manifest: program_manifest("unsafe-test"), code: Code::Image("unsafe-test") },
     Program { manifest: program_manifest("soundness"), code: Code::Image("soundness") },

@@ -18,11 +18,13 @@
 
 extern crate alloc;
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use contracts::echo::{self, client};
 use contracts::service_provider;
 use core::hint::black_box;
-use sip_runtime::{Capability, ExitStatus, RestartPolicy, SipContext, SipId, sip};
+use sip_runtime::{Capability, ExitStatus, Protection, RestartPolicy, SipContext, SipId, sip};
 
 sip! {
     name: "bench",
@@ -164,9 +166,11 @@ fn main(ctx: SipContext) {
         "capacity" => capacity(&ctx),
         "kills" => kills(&ctx),
         "throughput" => throughput(&ctx),
+        "protection" => protection(&ctx),
         other => {
-            let _ =
-                ctx.print(format_args!("bench: unknown argument '{other}' (use: bench [capacity|kills|throughput])\n"));
+            let _ = ctx.print(format_args!(
+                "bench: unknown argument '{other}' (use: bench [capacity|kills|throughput|protection])\n"
+            ));
             ctx.exit(ExitStatus::Failure(2));
         }
     }
@@ -583,4 +587,60 @@ fn flood(ctx: SipContext) {
             ctx.yield_now();
         };
     }
+}
+
+/// `bench protection`: the operations that exist in every protection mode today, measured in one boot, one column
+/// per mode. In ring 3 the measuring code is the ring-3 image's `bench-ring3` program, which runs the rounds
+/// itself and exits with the median (read with `exit_status_of`; it logs min and max at debug level). SIP create
+/// + exit is measured here for every mode. Message rows wait for channels in ring 3 (docs/protection.md).
+fn protection(ctx: &SipContext) {
+    let abi = ctx.abi();
+    let here = Some(abi.current_core());
+    let unit =
+        if abi.cycles_are_instructions() { "guest instructions (-icount)" } else { "TSC cycles under emulation" };
+    let _ = ctx.print(format_args!(
+        "bench protection: unit = {unit}; {ROUNDS} rounds each; median (min-max), ring 3 in-program: median\n"
+    ));
+    let _ = ctx.print(format_args!("{:<24} {:>24} {:>24} {:>24}\n", "operation", "type", "ring3", "ring3-own"));
+    let modes = [Protection::Ring3, Protection::Ring3Own];
+    // A ring-3 row: the median the program exits with.
+    let in_ring3 = |mode: Protection, args: &str| -> String {
+        let Ok(id) = abi.spawn_protected("bench-ring3", args, here, mode) else { return String::from("failed") };
+        let _ = abi.wait(id);
+        match abi.exit_status_of(id) {
+            Some(ExitStatus::Failure(median)) => format!("{}", median as u32),
+            _ => String::from("failed"),
+        }
+    };
+    let cell = |f: &Figures| format!("{} ({}-{})", f.median, f.min, f.max);
+
+    let null = measure(ctx, 1000, || {
+        black_box(abi.current_core());
+    });
+    let [null3, null3own] = modes.map(|m| in_ring3(m, "null 1000"));
+    protection_row(ctx, "null call", [cell(&null), null3, null3own]);
+
+    let alone = measure(ctx, 1000, || ctx.yield_now());
+    let [yield3, yield3own] = modes.map(|m| in_ring3(m, "yield 1000"));
+    protection_row(ctx, "thread yield (alone)", [cell(&alone), yield3, yield3own]);
+
+    let create = measure(ctx, 1, || {
+        if let Ok(id) = ctx.spawn("bench-null", "", here) {
+            let _ = ctx.wait(id);
+        }
+    });
+    let [create3, create3own] = modes.map(|mode| {
+        cell(&measure(ctx, 1, || {
+            if let Ok(id) = abi.spawn_protected("bench-ring3", "exit", here, mode) {
+                let _ = abi.wait(id);
+            }
+        }))
+    });
+    protection_row(ctx, "SIP create + exit", [cell(&create), create3, create3own]);
+    let later = String::from("needs channels in ring 3");
+    protection_row(ctx, "ping-pong (same core)", [String::from("see `bench`"), later.clone(), later]);
+}
+
+fn protection_row(ctx: &SipContext, name: &str, cells: [String; 3]) {
+    let _ = ctx.print(format_args!("{name:<24} {:>24} {:>24} {:>24}\n", cells[0], cells[1], cells[2]));
 }

@@ -33,10 +33,8 @@ impl KernelAbi for Ring3Abi {
         calls::now()
     }
 
-    #[allow(unsafe_code, reason = "rdtsc")]
     fn cycles(&self) -> u64 {
-        // SAFETY: `rdtsc` reads the time-stamp counter and nothing else; the kernel leaves it readable in ring 3.
-        unsafe { core::arch::x86_64::_rdtsc() }
+        calls::cycles()
     }
 
     fn exit(&self, status: ExitStatus) -> ! {
@@ -68,6 +66,10 @@ impl KernelAbi for Ring3Abi {
 
     fn spawn_protected(&self, _: &str, _: &str, _: Option<u32>, _: Protection) -> Result<SipId, SpawnError> {
         Err(SpawnError::NotPermitted)
+    }
+
+    fn exit_status_of(&self, _: SipId) -> Option<ExitStatus> {
+        None
     }
 
     fn start_thread(&self, _: fn(usize), _: usize) -> Result<u64, SpawnError> {

@@ -96,6 +96,12 @@ pub fn panic(message: &str) -> ! {
     exit(101)
 }
 
+/// The cycle counter (`rdtsc`, which the kernel leaves readable in ring 3; guest instructions under `--icount`).
+pub fn cycles() -> u64 {
+    // SAFETY: `rdtsc` reads the time-stamp counter and nothing else.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 /// Any call, with raw numbers (the tests of bad arguments).
 pub fn raw(number: u64, a: u64, b: u64, c: u64) -> u64 {
     call3(number, a, b, c)

@@ -11,8 +11,8 @@
 //! are not services (not under `services/`, not audited) and which the kernel refuses to start in ring 0.
 //! Channels across address spaces come next (docs/protection.md, "Next steps").
 //!
-//! Trusted like `sip-runtime`'s internals: `unsafe` is denied but in `calls`, `start`, `heap`, `abi` (the cycle
-//! counter) and the deliberately unsafe program, each block with its reason; the programs are what they say
+//! Trusted like `sip-runtime`'s internals: `unsafe` is denied but in `calls`, `start`, `heap` and the deliberately
+//! unsafe program, each block with its reason; the programs are what they say
 //! they are.
 #![no_std]
 #![no_main]

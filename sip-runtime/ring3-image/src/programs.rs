@@ -15,8 +15,13 @@ pub const SURVIVED: u32 = 7;
 pub type Program = fn(&str) -> u32;
 
 /// Every program of the image.
-const PROGRAMS: [(&str, Program); 4] =
-    [("hello", hello), ("unsafe-test", unsafe_test), ("soundness", soundness::write_anywhere), ("alloc", alloc)];
+const PROGRAMS: [(&str, Program); 5] = [
+    ("hello", hello),
+    ("unsafe-test", unsafe_test),
+    ("soundness", soundness::write_anywhere),
+    ("alloc", alloc),
+    ("bench-ring3", bench),
+];
 
 /// The program named `name`.
 pub fn find(name: &str) -> Option<Program> {
@@ -29,6 +34,37 @@ fn hello(args: &str) -> u32 {
     let _ = core::fmt::write(&mut line, format_args!("hello from ring 3 (Rust), args '{args}'"));
     calls::log(Level::Info, line.as_str());
     0
+}
+
+/// A `bench protection` row in ring 3: `null N` (N null calls) or `yield N` (N yields with nobody else ready),
+/// measured over 21 rounds; exits with the median cycles per operation (guest instructions under `--icount`),
+/// which the benchmark reads as this SIP's exit status, and logs the median, minimum and maximum. `exit` exits at
+/// once (the create + exit row).
+fn bench(args: &str) -> u32 {
+    const ROUNDS: usize = 21;
+    let mut words = args.split_whitespace();
+    let what = words.next().unwrap_or("");
+    let count = words.next().and_then(number).unwrap_or(1000).max(1);
+    let op: fn() = match what {
+        "null" => || {
+            calls::raw(sip_runtime::ring3_calls::NULL, 0, 0, 0);
+        },
+        "yield" => calls::yield_now,
+        "exit" => return 0,
+        _ => return u32::MAX,
+    };
+    let mut rounds = [0u64; ROUNDS];
+    for round in rounds.iter_mut() {
+        let start = calls::cycles();
+        (0..count).for_each(|_| op());
+        *round = (calls::cycles() - start) / count;
+    }
+    rounds.sort_unstable();
+    let (median, min, max) = (rounds[ROUNDS / 2], rounds[0], rounds[ROUNDS - 1]);
+    let mut line = calls::Line::new();
+    let _ = core::fmt::write(&mut line, format_args!("{what}: median {median}, min {min}, max {max}"));
+    calls::log(Level::Debug, line.as_str());
+    median.min(u64::from(u32::MAX - 1)) as u32
 }
 
 /// Allocates and fills a vector of the argument's bytes on the heap (which grows by call, within the quota),

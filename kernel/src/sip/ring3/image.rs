@@ -1,18 +1,20 @@
 //! The ring-3 image: the ELF the bootloader carries in its ramdisk (`sip-runtime/ring3-image`), checked at boot
 //! and loaded into a ring-3 SIP's slot at each spawn.
 //!
-//! The image is a static position-independent executable. Loading it at a slot's start maps each page of its
-//! `PT_LOAD` segments once (pages shared by two segments get both's contents), with the segments' permissions:
-//! writable pages are never executable, and a page that would be both is refused. Its relocations must all be
-//! `R_X86_64_RELATIVE` (the only kind a static PIE has); each is applied for the slot's address before the
-//! pages are mapped. Contents are written through the kernel's physical window into fresh frames: ring-3 pages
-//! are never written through their user addresses, and a read-only page is never writable, not even briefly.
+//! The image is a static position-independent executable. At boot the kernel builds its pages once, as templates:
+//! each page of its `PT_LOAD` segments (pages shared by two segments get both's contents) with the segments'
+//! permissions (writable pages are never executable; a page that would be both is refused), and each page's
+//! relocations, which must all be `R_X86_64_RELATIVE` (the only kind a static PIE has). Loading the image at a
+//! slot's start maps the read-only pages without relocations as they are, the same frames in every SIP (code and
+//! constant data: most of the image), and copies the others, applying their relocations for the slot's address
+//! before mapping them. Contents are written through the kernel's physical window: ring-3 pages are never written
+//! through their user addresses, and a read-only page is never writable, not even briefly.
 //!
 //! Every offset and size read from the ELF is checked against the image and the slot: a broken image is an error
 //! at boot (logged) and at spawn, never a kernel fault.
 
 use crate::memory::frames;
-use crate::memory::user_spaces::{UserSpace, fresh_user_frame};
+use crate::memory::user_spaces::{UserSpace, copy_of_frame, fresh_user_frame};
 use alloc::vec::Vec;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::{PageTableFlags as Flags, PhysFrame, Size4KiB};
@@ -38,8 +40,6 @@ pub enum ImageError {
     OutOfMemory,
 }
 
-static IMAGE: spin::Once<&'static [u8]> = spin::Once::new();
-
 /// The names of the services built into the image (read from its manifests at boot).
 static SERVICES: spin::Once<Vec<alloc::string::String>> = spin::Once::new();
 
@@ -55,6 +55,14 @@ pub fn init(bytes: Option<&'static [u8]>) {
     };
     match check(bytes) {
         Ok(span) => {
+            let prebuilt = match prebuild(bytes, span) {
+                Ok(prebuilt) => prebuilt,
+                Err(e) => {
+                    log::error!("ring 3: the image in the boot ramdisk cannot be loaded: {e:?}");
+                    return;
+                }
+            };
+            let shared = prebuilt.pages.iter().flatten().filter(|p| p.shared()).count();
             let services = match service_names(bytes) {
                 Ok(names) => names,
                 Err(e) => {
@@ -63,13 +71,13 @@ pub fn init(bytes: Option<&'static [u8]>) {
                 }
             };
             log::info!(
-                "ring 3: image of {} KiB, {} KiB in a slot, services: {}",
+                "ring 3: image of {} KiB, {} KiB in a slot ({shared} pages shared), services: {}",
                 bytes.len() / 1024,
                 span / 1024,
                 if services.is_empty() { alloc::string::String::from("none") } else { services.join(", ") }
             );
             SERVICES.call_once(|| services);
-            IMAGE.call_once(|| bytes);
+            PREBUILT.call_once(|| prebuilt);
         }
         Err(e) => log::error!("ring 3: the image in the boot ramdisk is refused: {e:?}"),
     }
@@ -166,15 +174,32 @@ fn check(bytes: &[u8]) -> Result<u64, ImageError> {
     Ok(span.next_multiple_of(4096))
 }
 
-/// A page of the image being built: its frame and whether any segment makes it writable or executable.
-struct Page {
+/// A page of the image as loaded at boot, before relocation: its contents in a frame the kernel keeps for the
+/// whole boot, its permissions, and the relocations that fall in it (offset in the page, addend).
+struct Template {
     frame: PhysFrame<Size4KiB>,
     write: bool,
     execute: bool,
+    relocations: Vec<(u16, u64)>,
 }
 
-/// Writes `bytes` at image offset `at` into `pages` (through the physical window).
-fn write(pages: &[Option<Page>], at: u64, bytes: &[u8]) -> Result<(), ImageError> {
+impl Template {
+    /// A read-only page without relocations is the same in every slot: every SIP maps the one frame.
+    fn shared(&self) -> bool {
+        !self.write && self.relocations.is_empty()
+    }
+}
+
+/// The image's pages, built once at boot, and its entry point (offset in the image).
+struct Prebuilt {
+    pages: Vec<Option<Template>>,
+    entry: u64,
+}
+
+static PREBUILT: spin::Once<Prebuilt> = spin::Once::new();
+
+/// Writes `bytes` at image offset `at` into the template pages (through the physical window).
+fn write(pages: &[Option<Template>], at: u64, bytes: &[u8]) -> Result<(), ImageError> {
     let mut done = 0;
     while done < bytes.len() {
         let offset = at + done as u64;
@@ -185,47 +210,32 @@ fn write(pages: &[Option<Page>], at: u64, bytes: &[u8]) -> Result<(), ImageError
         let within = (offset % 4096) as usize;
         let piece = (4096 - within).min(bytes.len() - done);
         let target = crate::memory::phys_to_virt(page.frame.start_address()).as_mut_ptr::<u8>();
-        // SAFETY: the frame is fresh and this loader's alone until mapped; `within + piece` is at most 4096, and
-        // the window maps the whole frame.
+        // SAFETY: the frame is a template being built at boot, this loader's alone; `within + piece` is at most
+        // 4096, and the window maps the whole frame.
         unsafe { target.add(within).copy_from_nonoverlapping(bytes[done..].as_ptr(), piece) };
         done += piece;
     }
     Ok(())
 }
 
-/// Loads the image at `base` (a slot's start) of `space`; returns the entry point. On failure what was mapped
-/// stays, for the caller's cleanup of the slot.
-pub fn load(space: &mut UserSpace, base: u64) -> Result<u64, ImageError> {
-    let bytes = *IMAGE.get().ok_or(ImageError::Missing)?;
-    let span = check(bytes)?;
+/// Builds the template pages of the image: the segments' contents and permissions, and each page's
+/// relocations (all `R_X86_64_RELATIVE`, none straddling two pages). On failure the frames taken are given back.
+fn prebuild(bytes: &[u8], span: u64) -> Result<Prebuilt, ImageError> {
     let elf = ElfFile::new(bytes).map_err(ImageError::Invalid)?;
-    let mut pages: Vec<Option<Page>> = Vec::new();
+    let mut pages: Vec<Option<Template>> = Vec::new();
     pages.resize_with((span / 4096) as usize, || None);
-    let built = build(&elf, bytes, base, &mut pages);
-    let mut result = built;
-    for (index, page) in pages.into_iter().enumerate() {
-        let Some(page) = page else { continue };
-        if result.is_err() {
+    let built = fill(&elf, bytes, &mut pages);
+    if let Err(e) = built {
+        pages.into_iter().flatten().for_each(|page| {
             let _ = frames::deallocate(page.frame);
-            continue;
-        }
-        let mut flags = if page.write { Flags::WRITABLE } else { Flags::empty() };
-        if !page.execute {
-            flags |= Flags::NO_EXECUTE;
-        }
-        match space.map(VirtAddr::new(base + index as u64 * 4096), page.frame, flags) {
-            Ok(()) => {}
-            Err(_) => {
-                let _ = frames::deallocate(page.frame);
-                result = Err(ImageError::OutOfMemory);
-            }
-        }
+        });
+        return Err(e);
     }
-    result.map(|()| base + elf.header.pt2.entry_point())
+    Ok(Prebuilt { pages, entry: elf.header.pt2.entry_point() })
 }
 
-/// Fills `pages` with the segments' contents and the relocations for `base`.
-fn build(elf: &ElfFile<'_>, bytes: &[u8], base: u64, pages: &mut [Option<Page>]) -> Result<(), ImageError> {
+/// [`prebuild`]'s work on `pages`.
+fn fill(elf: &ElfFile<'_>, bytes: &[u8], pages: &mut [Option<Template>]) -> Result<(), ImageError> {
     for segment in elf.program_iter() {
         if segment.get_type() != Ok(SegmentType::Load) {
             continue;
@@ -236,7 +246,7 @@ fn build(elf: &ElfFile<'_>, bytes: &[u8], base: u64, pages: &mut [Option<Page>])
             let slot = &mut pages[index as usize];
             if slot.is_none() {
                 let frame = fresh_user_frame(&[]).ok_or(ImageError::OutOfMemory)?;
-                *slot = Some(Page { frame, write: false, execute: false });
+                *slot = Some(Template { frame, write: false, execute: false, relocations: Vec::new() });
             }
             if let Some(page) = slot.as_mut() {
                 page.write |= flags.is_write();
@@ -260,9 +270,47 @@ fn build(elf: &ElfFile<'_>, bytes: &[u8], base: u64, pages: &mut [Option<Page>])
             if entry.get_type() != RELATIVE {
                 return Err(ImageError::Invalid("a relocation other than R_X86_64_RELATIVE"));
             }
-            let value = base.checked_add(entry.get_addend()).ok_or(ImageError::Invalid("relocation wraps"))?;
-            write(pages, entry.get_offset(), &value.to_le_bytes())?;
+            let (offset, within) = (entry.get_offset(), entry.get_offset() % 4096);
+            if within > 4096 - 8 {
+                return Err(ImageError::Invalid("a relocation straddles two pages"));
+            }
+            let page = pages
+                .get_mut((offset / 4096) as usize)
+                .and_then(Option::as_mut)
+                .ok_or(ImageError::Invalid("a relocation outside the segments"))?;
+            page.relocations.push((within as u16, entry.get_addend()));
         }
     }
     Ok(())
+}
+
+/// Loads the image at `base` (a slot's start) of `space`; returns the entry point. Read-only pages without
+/// relocations are the boot's template frames, shared by every SIP; the others are private copies with the
+/// relocations applied for `base`, made before they are mapped. On failure what was mapped stays, for the
+/// caller's cleanup of the slot.
+pub fn load(space: &mut UserSpace, base: u64) -> Result<u64, ImageError> {
+    let prebuilt = PREBUILT.get().ok_or(ImageError::Missing)?;
+    for (index, page) in prebuilt.pages.iter().enumerate() {
+        let Some(page) = page else { continue };
+        let at = VirtAddr::new(base + index as u64 * 4096);
+        let execute = if page.execute { Flags::empty() } else { Flags::NO_EXECUTE };
+        if page.shared() {
+            space.map_shared(at, page.frame, execute).map_err(|_| ImageError::OutOfMemory)?;
+            continue;
+        }
+        let frame = copy_of_frame(page.frame).ok_or(ImageError::OutOfMemory)?;
+        let window = crate::memory::phys_to_virt(frame.start_address()).as_mut_ptr::<u8>();
+        for (within, addend) in &page.relocations {
+            let value = base.wrapping_add(*addend).to_le_bytes();
+            // SAFETY: the frame is fresh and this loader's alone until mapped; `within` is at most 4088 (checked
+            // at boot), so the 8 bytes lie inside the frame the window maps.
+            unsafe { window.add(usize::from(*within)).copy_from_nonoverlapping(value.as_ptr(), 8) };
+        }
+        let write = if page.write { Flags::WRITABLE } else { Flags::empty() };
+        if space.map(at, frame, write | execute).is_err() {
+            let _ = frames::deallocate(frame);
+            return Err(ImageError::OutOfMemory);
+        }
+    }
+    Ok(base + prebuilt.entry)
 }
