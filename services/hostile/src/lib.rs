@@ -26,7 +26,7 @@ use channels::{Closed, ExAny, ExBox, ExString, ExVec, SelectWithVec, select_with
 use contracts::echo::{self, server, state};
 use contracts::{Exchangeable, service_provider};
 use core::hint::black_box;
-use sip_runtime::{Capability, LogFilter, RestartPolicy, SipContext, SipId, sip};
+use sip_runtime::{Capability, LogFilter, Protection, RestartPolicy, SipContext, SipId, sip};
 
 sip! {
     name: "hostile",
@@ -221,6 +221,11 @@ fn privileged(ctx: &SipContext) {
         ("process_after", abi.process_after(None).is_none()),
         ("channel_after", abi.channel_after(None).is_none()),
         ("cpu", abi.cpu(0).is_none()),
+        (
+            "spawn_protected",
+            abi.spawn_protected("unsafe-test", "write 0xffff800000000000", None, Protection::Ring3).is_err(),
+        ),
+        ("exit_status_of", abi.exit_status_of(SipId(1)).is_none()),
     ];
     // The two that do not return when permitted come last.
     let _ = abi.kernel_panic("a service panicked the kernel");
