@@ -38,7 +38,13 @@ pub struct RingScratch {
     /// Address of this core's TSS `RSP0` field ([`crate::CpuTables::rsp0_slot`]), where [`run_user`] also
     /// writes `kernel_rsp`.
     pub rsp0_slot: u64,
+    /// Entries into the kernel from ring 3 on this core (`syscall`s, interrupts, exceptions), counted by the
+    /// entry stubs themselves: one instruction each.
+    pub entries: u64,
 }
+
+/// Where [`RingScratch::entries`] is, from the per-CPU record's start.
+pub const ENTRIES_OFFSET: usize = SCRATCH_OFFSET + 24;
 
 /// A `syscall` as the handler sees it: the number, the arguments, and where ring-3 code resumes.
 #[repr(C)]
@@ -136,6 +142,7 @@ pub extern "C" fn syscall_entry() {
         "swapgs",
         "mov gs:[{user_rsp}], rsp",
         "mov rsp, gs:[{kernel_rsp}]",
+        "inc qword ptr gs:[{entries}]",
         // The frame, from its last field down (the push order is the reverse of `SyscallFrame`'s fields).
         "push qword ptr gs:[{user_rsp}]",
         "push rcx",
@@ -178,6 +185,7 @@ pub extern "C" fn syscall_entry() {
         "ret",
         user_rsp = const SCRATCH_OFFSET + 8,
         kernel_rsp = const SCRATCH_OFFSET,
+        entries = const ENTRIES_OFFSET,
         rax_slot = const 6 * 8,
         dispatch = sym dispatch,
     )

@@ -97,6 +97,7 @@ extern "sysv64" fn dispatch(frame: &mut TrapFrame) {
 pub unsafe extern "C" fn from_ring_3() {
     core::arch::naked_asm!(
         "swapgs",
+        "inc qword ptr gs:[{entries}]",
         // Eight words from RSP: rax, vector, error code, rip, cs, rflags, rsp, ss.
         "push rax",
         "mov rax, rsp",
@@ -151,6 +152,7 @@ pub unsafe extern "C" fn from_ring_3() {
         "swapgs",
         "iretq",
         kernel_rsp = const SCRATCH_OFFSET,
+        entries = const crate::syscall::ENTRIES_OFFSET,
         no_ac = const !(1u64 << 18) as i64 as i32,
         dispatch = sym dispatch,
     )

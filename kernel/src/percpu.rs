@@ -34,10 +34,11 @@ pub struct PerCpu {
     /// record has its final address, through a shared reference.
     self_ptr: AtomicPtr<PerCpu>,
     /// `cpu_rings::syscall`'s scratch words (the kernel stack of an entry from ring 3, the ring-3 stack pointer
-    /// of a `syscall`, the address of this core's TSS `RSP0`), at the offset its entry stubs read through GS;
+    /// of a `syscall`, the address of this core's TSS `RSP0`, the count of entries from ring 3), at the offset its
+    /// entry stubs read through GS;
     /// written by those stubs, `cpu_rings::run_user` and the switch to a ring-3 thread
     /// ([`PerCpu::set_ring3_kernel_stack`]).
-    ring_scratch: [AtomicU64; 3],
+    ring_scratch: [AtomicU64; 4],
     /// Dense core number: 0 is the boot core.
     pub index: u32,
     /// Local APIC ID of this core.
@@ -65,6 +66,12 @@ pub struct PerCpu {
     pub dead_threads: AtomicUsize,
     /// `exec`: the running thread is doomed (`sched::doom`); kept by the switch, read when it leaves kernel mode.
     pub current_doomed: AtomicBool,
+    /// `ring3`: CR3 writes on this core.
+    pub cr3_writes: AtomicU64,
+    /// `ring3` and `sip`: explicit whole-TLB flushes on this core (besides CR3 writes).
+    pub tlb_flushes: AtomicU64,
+    /// `interrupts`: page faults taken on this core.
+    pub page_faults: AtomicU64,
     /// `sched`: the level-4 table CR3 holds (physical address; 0: the kernel's own, loaded at boot). A switch to
     /// a ring-3 thread of another address space changes it; kernel threads and ring-0 SIPs run in whatever is
     /// loaded, as the kernel half is the same in all.
@@ -74,7 +81,7 @@ pub struct PerCpu {
 // The syscall entry finds its scratch words through GS at a fixed offset.
 const _: () = assert!(
     core::mem::offset_of!(PerCpu, ring_scratch) == cpu_rings::syscall::SCRATCH_OFFSET
-        && size_of::<[AtomicU64; 3]>() == size_of::<cpu_rings::syscall::RingScratch>()
+        && size_of::<[AtomicU64; 4]>() == size_of::<cpu_rings::syscall::RingScratch>()
 );
 
 /// Most cores the kernel runs on; MADT entries beyond it are reported and left out.
@@ -88,7 +95,7 @@ impl PerCpu {
     fn new(index: u32, apic_id: u32, tables: &'static CpuTables) -> Self {
         Self {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
-            ring_scratch: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(tables.rsp0_slot())],
+            ring_scratch: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(tables.rsp0_slot()), AtomicU64::new(0)],
             index,
             apic_id,
             tables,
@@ -102,7 +109,22 @@ impl PerCpu {
             dead_threads: AtomicUsize::new(0),
             current_doomed: AtomicBool::new(false),
             loaded_space: AtomicU64::new(0),
+            cr3_writes: AtomicU64::new(0),
+            tlb_flushes: AtomicU64::new(0),
+            page_faults: AtomicU64::new(0),
         }
+    }
+
+    /// Entries into the kernel from ring 3 on this core (calls, interrupts, exceptions), counted by the entry
+    /// stubs in the scratch words.
+    pub fn ring3_entries(&self) -> u64 {
+        self.ring_scratch[3].load(Ordering::Relaxed)
+    }
+
+    /// Counts one event in a counter of this record (this core's alone: a plain add, no locked instruction).
+    #[inline(always)]
+    pub fn count(counter: &AtomicU64) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
     /// The kernel stack of the last entry from ring 3 on this core: where `cpu_rings::run_user` left its frame

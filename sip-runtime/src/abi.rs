@@ -198,6 +198,22 @@ pub struct ProcessInfo {
     pub protection: Protection,
 }
 
+/// Counts of the events that explain what protection costs, summed over every core since boot (`bench
+/// protection` reads them before and after each operation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventCounts {
+    /// Entries into the kernel from ring 3 (`syscall`s, interrupts and exceptions).
+    pub ring3_entries: u64,
+    /// Writes of CR3 (address-space switches).
+    pub cr3_writes: u64,
+    /// Whole-TLB flushes: CR3 writes (without PCID, each flushes the TLB) and explicit flushes.
+    pub tlb_flushes: u64,
+    /// Page faults (every one ends a SIP or the machine: there is no demand paging).
+    pub page_faults: u64,
+    /// Inter-processor interrupts sent.
+    pub ipis: u64,
+}
+
 /// Memory figures for `mem`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MemoryInfo {
@@ -341,6 +357,8 @@ pub trait KernelAbi: Sync {
         core: Option<u32>,
         protection: Protection,
     ) -> Result<SipId, SpawnError>;
+    /// The event counts since boot, all cores (needs `SystemInfo`; zeroes otherwise).
+    fn events(&self) -> EventCounts;
     /// How ring-3 SIP `id` of the calling core exited, once it has ended (a core keeps its last 32 ring-3 ends):
     /// `None` while it lives, if it ended otherwise than by exiting, or if it is not such a SIP. Needs
     /// `SystemInfo`. (A ring-3 program's exit status is its result: `bench protection` reads its figures so.)

@@ -136,8 +136,17 @@ pub fn start_periodic(vector: u8, counts: u32) {
     write(REG_TIMER_INITIAL, counts.max(1));
 }
 
+/// Inter-processor interrupts sent since boot (all cores).
+static IPIS_SENT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Inter-processor interrupts sent since boot (all cores).
+pub fn ipis_sent() -> u64 {
+    IPIS_SENT.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Sends `ipi` to the core with local APIC ID `apic_id` and waits until the APIC has accepted it for delivery.
 pub fn send_ipi(apic_id: u32, ipi: Ipi) -> Result<(), IpiError> {
+    IPIS_SENT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     if register(REG_ICR_LOW).is_none() {
         return Err(IpiError::NoApic);
     }

@@ -142,6 +142,7 @@ extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
 cpu_rings::ring_aware_entry!(breakpoint_entry, 3, breakpoint);
 
 extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    crate::percpu::PerCpu::count(&crate::percpu::current().page_faults);
     fatal("page fault", 14, &frame, Some(code.bits()))
 }
 cpu_rings::ring_aware_entry!(page_fault_entry, 14, page_fault, error_code);
@@ -272,6 +273,9 @@ pub(super) fn from_ring_3(frame: &cpu_rings::TrapFrame) -> ! {
             frame.rsp,
             frame.error_code
         );
+    }
+    if vector == 14 {
+        crate::percpu::PerCpu::count(&crate::percpu::current().page_faults);
     }
     let _kernel = crate::exec::KernelAccount::enter();
     let rip = frame.rip;

@@ -83,6 +83,7 @@ pub fn load_space(cpu: &PerCpu, level_4: u64) {
     // exists, and the last one unloads it before it is freed ([`unload_space`]).
     unsafe { Cr3::write(frame, Cr3Flags::empty()) };
     cpu.loaded_space.store(level_4, Ordering::Relaxed);
+    PerCpu::count(&cpu.cr3_writes);
 }
 
 /// Before the space at `level_4` is freed: if `cpu` (the calling core) has it loaded, load the kernel's instead.

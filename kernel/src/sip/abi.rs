@@ -10,9 +10,9 @@ use crate::exec::{self, KernelAccount};
 use crate::{arch, memory, sched, time};
 use channels::ledger::Holder;
 use sip_runtime::{
-    Capability, ChannelInfo, CpuInfo, EndHolder, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MAX_LOG_LINE,
-    MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection, SipId,
-    SpawnError, Startup,
+    Capability, ChannelInfo, CpuInfo, EndHolder, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel,
+    MAX_LOG_LINE, MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection,
+    SipId, SpawnError, Startup,
 };
 
 /// Logs `message` for the calling SIP at `level`, prefixed with its name, within its log budget; a message longer
@@ -110,6 +110,23 @@ impl KernelAbi for Ring0Abi {
             return Err(SpawnError::NotPermitted);
         }
         super::spawn_protected(name, args, core, protection)
+    }
+
+    fn events(&self) -> EventCounts {
+        let _kernel = KernelAccount::enter();
+        if !caller_may(Capability::SystemInfo) {
+            return EventCounts::default();
+        }
+        let mut sum = EventCounts { ipis: crate::arch::apic::ipis_sent(), ..EventCounts::default() };
+        for cpu in (0..).map_while(crate::percpu::by_index) {
+            let read = |counter: &core::sync::atomic::AtomicU64| counter.load(core::sync::atomic::Ordering::Relaxed);
+            sum.ring3_entries += cpu.ring3_entries();
+            sum.cr3_writes += read(&cpu.cr3_writes);
+            // Without PCID every CR3 write flushes the whole TLB.
+            sum.tlb_flushes += read(&cpu.tlb_flushes) + read(&cpu.cr3_writes);
+            sum.page_faults += read(&cpu.page_faults);
+        }
+        sum
     }
 
     fn exit_status_of(&self, id: SipId) -> Option<ExitStatus> {

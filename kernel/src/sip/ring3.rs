@@ -354,6 +354,7 @@ pub(super) fn release(user: UserMemory) {
                 shared.unmap_range(start, start + USER_SLOT_SIZE);
                 if cpu.loaded_space.load(Ordering::Relaxed) == shared.level_4().start_address().as_u64() {
                     x86_64::instructions::tlb::flush_all();
+                    crate::percpu::PerCpu::count(&cpu.tlb_flushes);
                 }
             }
         }

@@ -590,9 +590,10 @@ fn flood(ctx: SipContext) {
 }
 
 /// `bench protection`: the operations that exist in every protection mode today, measured in one boot, one column
-/// per mode. In ring 3 the measuring code is the ring-3 image's `bench-ring3` program, which runs the rounds
-/// itself and exits with the median (read with `exit_status_of`; it logs min and max at debug level). SIP create
-/// + exit is measured here for every mode. Message rows wait for channels in ring 3 (docs/protection.md).
+/// per mode, then the events per operation that explain the figures. In ring 3 the measuring code is the ring-3
+/// image's `bench-ring3` program, which runs the rounds itself and exits with the median (read with
+/// `exit_status_of`; it logs min and max at debug level). SIP create + exit is measured here for every mode.
+/// Message rows wait for channels in ring 3 (docs/protection.md).
 fn protection(ctx: &SipContext) {
     let abi = ctx.abi();
     let here = Some(abi.current_core());
@@ -603,6 +604,21 @@ fn protection(ctx: &SipContext) {
     ));
     let _ = ctx.print(format_args!("{:<24} {:>24} {:>24} {:>24}\n", "operation", "type", "ring3", "ring3-own"));
     let modes = [Protection::Ring3, Protection::Ring3Own];
+    // Runs `op` and returns its result with the events it caused, per one of its `ops` operations.
+    let counted = |ops: u64, op: &mut dyn FnMut() -> String| -> (String, String) {
+        let before = abi.events();
+        let result = op();
+        let after = abi.events();
+        let per = |a: u64, b: u64| (b - a) as f64 / ops as f64;
+        let events = format!(
+            "{:.2}/{:.2}/{:.2}/{:.2}",
+            per(before.ring3_entries, after.ring3_entries),
+            per(before.cr3_writes, after.cr3_writes),
+            per(before.tlb_flushes, after.tlb_flushes),
+            per(before.ipis, after.ipis),
+        );
+        (result, events)
+    };
     // A ring-3 row: the median the program exits with.
     let in_ring3 = |mode: Protection, args: &str| -> String {
         let Ok(id) = abi.spawn_protected("bench-ring3", args, here, mode) else { return String::from("failed") };
@@ -613,32 +629,52 @@ fn protection(ctx: &SipContext) {
         }
     };
     let cell = |f: &Figures| format!("{} ({}-{})", f.median, f.min, f.max);
+    let per_run = (ROUNDS * 1000) as u64;
+    let mut events: Vec<(&str, [String; 3])> = Vec::new();
 
-    let null = measure(ctx, 1000, || {
-        black_box(abi.current_core());
+    let null = counted(per_run, &mut || {
+        cell(&measure(ctx, 1000, || {
+            black_box(abi.current_core());
+        }))
     });
-    let [null3, null3own] = modes.map(|m| in_ring3(m, "null 1000"));
-    protection_row(ctx, "null call", [cell(&null), null3, null3own]);
+    let [null3, null3own] = modes.map(|m| counted(per_run, &mut || in_ring3(m, "null 1000")));
+    protection_row(ctx, "null call", [null.0, null3.0, null3own.0]);
+    events.push(("null call", [null.1, null3.1, null3own.1]));
 
-    let alone = measure(ctx, 1000, || ctx.yield_now());
-    let [yield3, yield3own] = modes.map(|m| in_ring3(m, "yield 1000"));
-    protection_row(ctx, "thread yield (alone)", [cell(&alone), yield3, yield3own]);
+    let alone = counted(per_run, &mut || cell(&measure(ctx, 1000, || ctx.yield_now())));
+    let [yield3, yield3own] = modes.map(|m| counted(per_run, &mut || in_ring3(m, "yield 1000")));
+    protection_row(ctx, "thread yield (alone)", [alone.0, yield3.0, yield3own.0]);
+    events.push(("thread yield (alone)", [alone.1, yield3.1, yield3own.1]));
 
-    let create = measure(ctx, 1, || {
-        if let Ok(id) = ctx.spawn("bench-null", "", here) {
-            let _ = ctx.wait(id);
-        }
-    });
-    let [create3, create3own] = modes.map(|mode| {
+    let rounds = ROUNDS as u64;
+    let create = counted(rounds, &mut || {
         cell(&measure(ctx, 1, || {
-            if let Ok(id) = abi.spawn_protected("bench-ring3", "exit", here, mode) {
-                let _ = abi.wait(id);
+            if let Ok(id) = ctx.spawn("bench-null", "", here) {
+                let _ = ctx.wait(id);
             }
         }))
     });
-    protection_row(ctx, "SIP create + exit", [cell(&create), create3, create3own]);
+    let [create3, create3own] = modes.map(|mode| {
+        counted(rounds, &mut || {
+            cell(&measure(ctx, 1, || {
+                if let Ok(id) = abi.spawn_protected("bench-ring3", "exit", here, mode) {
+                    let _ = abi.wait(id);
+                }
+            }))
+        })
+    });
+    protection_row(ctx, "SIP create + exit", [create.0, create3.0, create3own.0]);
+    events.push(("SIP create + exit", [create.1, create3.1, create3own.1]));
     let later = String::from("needs channels in ring 3");
     protection_row(ctx, "ping-pong (same core)", [String::from("see `bench`"), later.clone(), later]);
+
+    let _ = ctx.print(format_args!(
+        "events per operation: ring-3 entries / CR3 writes / TLB flushes / IPIs (the ring-3 rows include their \
+         program's start and exit, spread over its {per_run} operations)\n"
+    ));
+    for (name, cells) in events {
+        protection_row(ctx, name, cells);
+    }
 }
 
 fn protection_row(ctx: &SipContext, name: &str, cells: [String; 3]) {

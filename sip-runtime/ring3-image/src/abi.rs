@@ -9,7 +9,7 @@
 
 use crate::calls::{self, Level};
 use sip_runtime::{
-    ChannelInfo, CpuInfo, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo, NameInfo,
+    ChannelInfo, CpuInfo, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo, NameInfo,
     NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection, ReplicaInfo, SipId, SpawnError,
     Startup,
 };
@@ -66,6 +66,10 @@ impl KernelAbi for Ring3Abi {
 
     fn spawn_protected(&self, _: &str, _: &str, _: Option<u32>, _: Protection) -> Result<SipId, SpawnError> {
         Err(SpawnError::NotPermitted)
+    }
+
+    fn events(&self) -> EventCounts {
+        EventCounts::default()
     }
 
     fn exit_status_of(&self, _: SipId) -> Option<ExitStatus> {
