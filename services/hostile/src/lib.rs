@@ -226,6 +226,7 @@ fn privileged(ctx: &SipContext) {
             abi.spawn_protected("unsafe-test", "write 0xffff800000000000", None, Protection::Ring3).is_err(),
         ),
         ("exit_status_of", abi.exit_status_of(SipId(1)).is_none()),
+        ("events", abi.events() == sip_runtime::EventCounts::default()),
     ];
     // The two that do not return when permitted come last.
     let _ = abi.kernel_panic("a service panicked the kernel");

@@ -14,7 +14,7 @@
 //! at boot (logged) and at spawn, never a kernel fault.
 
 use crate::memory::frames;
-use crate::memory::user_spaces::{UserSpace, copy_of_frame, fresh_user_frame};
+use crate::memory::user_spaces::{UserSpace, copy_of_frame};
 use alloc::vec::Vec;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::{PageTableFlags as Flags, PhysFrame, Size4KiB};
@@ -218,6 +218,15 @@ fn write(pages: &[Option<Template>], at: u64, bytes: &[u8]) -> Result<(), ImageE
     Ok(())
 }
 
+/// A zeroed frame for a template page: the kernel's memory for the whole boot (it is built at boot, before any
+/// SIP, and every ring-3 SIP maps it or copies it).
+fn template_frame() -> Option<PhysFrame<Size4KiB>> {
+    let frame = frames::allocate(frames::Use::Kernel)?;
+    // SAFETY: the frame is fresh from the allocator, so only this code sees it; the window maps all 4096 bytes.
+    unsafe { crate::memory::phys_to_virt(frame.start_address()).as_mut_ptr::<u8>().write_bytes(0, 4096) };
+    Some(frame)
+}
+
 /// Builds the template pages of the image: the segments' contents and permissions, and each page's
 /// relocations (all `R_X86_64_RELATIVE`, none straddling two pages). On failure the frames taken are given back.
 fn prebuild(bytes: &[u8], span: u64) -> Result<Prebuilt, ImageError> {
@@ -245,7 +254,7 @@ fn fill(elf: &ElfFile<'_>, bytes: &[u8], pages: &mut [Option<Template>]) -> Resu
         for index in (start / 4096)..end.div_ceil(4096) {
             let slot = &mut pages[index as usize];
             if slot.is_none() {
-                let frame = fresh_user_frame(&[]).ok_or(ImageError::OutOfMemory)?;
+                let frame = template_frame().ok_or(ImageError::OutOfMemory)?;
                 *slot = Some(Template { frame, write: false, execute: false, relocations: Vec::new() });
             }
             if let Some(page) = slot.as_mut() {
