@@ -10,12 +10,7 @@
 
 mod harness;
 
-use harness::{Runner, scaled};
-
-/// The `ps` row of `pid`, if listed.
-fn ps_row(ps: &str, pid: u64) -> Option<String> {
-    ps.lines().find(|l| l.split_whitespace().next() == Some(&pid.to_string())).map(str::to_owned)
-}
+use harness::{Runner, ps_row, scaled};
 
 /// Frames in use for data, from `mem`.
 fn data_frames(mem: &str) -> Option<u64> {

@@ -8,17 +8,12 @@
 
 mod harness;
 
-use harness::{Runner, scaled};
+use harness::{Runner, ps_row, scaled};
 
 /// The `ps` rows of SIPs other than the system's own (always there: the shell runs the console, `names` is
 /// the name service).
 fn ps_rows_but_system(ps: &str) -> usize {
     ps.lines().skip(1).filter(|l| !matches!(l.split_whitespace().nth(1), Some("shell" | "names"))).count()
-}
-
-/// The `ps` row of `pid`, if listed.
-fn ps_row(ps: &str, pid: u64) -> Option<String> {
-    ps.lines().find(|l| l.split_whitespace().next() == Some(&pid.to_string())).map(str::to_owned)
 }
 
 #[test]

@@ -484,3 +484,21 @@ pub type NameServiceServer = contracts::name_service::Server<contracts::name_ser
 /// The caller's manifest lacks the capability the call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotPermitted;
+
+#[cfg(test)]
+mod tests {
+    use super::Protection;
+
+    #[test]
+    fn protection_names_round_trip_and_nothing_else_parses() {
+        for mode in Protection::ALL {
+            assert_eq!(Protection::from_name(mode.name()), Some(mode));
+        }
+        let huge = "ring3".repeat(100_000);
+        for other in ["", "Ring3", "ring3 ", "ring3-own-", "ring0", "type\0", huge.as_str()] {
+            assert_eq!(Protection::from_name(other), None, "{other:.20}");
+        }
+        assert_eq!(Protection::default(), Protection::Type);
+        assert!(!Protection::Type.is_ring3() && Protection::Ring3.is_ring3() && Protection::Ring3Own.is_ring3());
+    }
+}

@@ -399,6 +399,11 @@ pub fn process_alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// The `ps` row of `pid`, if listed.
+pub fn ps_row(ps: &str, pid: u64) -> Option<String> {
+    ps.lines().find(|l| l.split_whitespace().next() == Some(&pid.to_string())).map(str::to_owned)
+}
+
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
