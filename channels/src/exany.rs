@@ -22,6 +22,7 @@ use crate::exbox::ExBox;
 use crate::exchangeable::Exchangeable;
 use crate::platform::{self, AllocError};
 use crate::walk::{Action, Walk, walk};
+use crate::wire::{Decoder, Encoder, WireError};
 use core::alloc::Layout;
 use core::any::TypeId;
 use core::fmt;
@@ -36,6 +37,8 @@ pub struct ExAny {
     layout: Layout,
     type_id: TypeId,
     type_name: &'static str,
+    /// Opens the `ExAny` as the `E` it is and encodes the value (`wire`): made by `new` for that `E`.
+    encode: fn(ExAny, &mut Encoder<'_>) -> Result<(), WireError>,
 }
 
 // SAFETY: the value is `Send` (required by `new`), and the `ExAny` is its only owner.
@@ -54,6 +57,7 @@ impl ExAny {
             layout: Layout::new::<E>(),
             type_id: TypeId::of::<E>(),
             type_name: core::any::type_name::<E>(),
+            encode: encode_as::<E>,
         })
     }
 
@@ -85,6 +89,16 @@ impl ExAny {
     }
 }
 
+/// Encodes `any`, an `E`, as its type's name and then the value.
+fn encode_as<E: Exchangeable + Send>(any: ExAny, out: &mut Encoder<'_>) -> Result<(), WireError> {
+    let name = any.type_name.as_bytes();
+    out.put_len(name.len())?;
+    out.put_bytes(name)?;
+    // The value leaves the capsule as the caller's (charged to it, as any receiver that opens one).
+    let value = any.downcast::<E>().map_err(|_| WireError::OutOfMemory)?;
+    out.nested(value)
+}
+
 /// The block of a non-zero-sized box (as the records know it).
 fn boxed_block<E: Exchangeable>(boxed: &ExBox<E>) -> NonNull<u8> {
     NonNull::from(&**boxed).cast()
@@ -101,6 +115,20 @@ impl Drop for ExAny {
 unsafe impl Exchangeable for ExAny {
     fn __visit(&self, walk: &mut Walk<'_>) {
         walk.capsule(self.block, self.layout);
+    }
+
+    fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+        if crate::wire::any_crossing(self.type_name.as_bytes()).is_none() {
+            return Err(WireError::Unsupported);
+        }
+        (self.encode)(self, out)
+    }
+
+    fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+        let len = input.take_len()?;
+        let name = input.take_bytes(len)?;
+        let crossing = crate::wire::any_crossing(name).ok_or(WireError::Unsupported)?;
+        (crossing.decode)(input)
     }
 }
 

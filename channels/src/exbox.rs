@@ -13,6 +13,7 @@
 use crate::exchangeable::Exchangeable;
 use crate::platform::{self, AllocError};
 use crate::walk::{Action, Walk, walk_boxed};
+use crate::wire::{Decoder, Encoder, WireError};
 use core::alloc::Layout;
 use core::fmt;
 use core::marker::PhantomData;
@@ -114,6 +115,15 @@ impl<T: Exchangeable> DerefMut for ExBox<T> {
 unsafe impl<T: Exchangeable> Exchangeable for ExBox<T> {
     fn __visit(&self, walk: &mut Walk<'_>) {
         walk.boxed(self.ptr);
+    }
+
+    fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+        out.nested(self.into_inner())
+    }
+
+    fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+        let value = input.nested::<T>()?;
+        Self::try_new(value).map_err(|_| WireError::OutOfMemory)
     }
 }
 

@@ -20,6 +20,7 @@
 //! reported once, as "not Exchangeable" at the payload's type, instead of as a cascade of `Send` errors.
 
 use crate::walk::Walk;
+use crate::wire::{Decoder, Encoder, Wire, WireError};
 
 /// Data that may travel in a message: owned, tree-shaped, in the exchange heap or plain.
 ///
@@ -53,6 +54,19 @@ pub unsafe trait Exchangeable: 'static {
     /// Reports every block and endpoint `self` holds to `walk` (which only this crate can make).
     #[doc(hidden)]
     fn __visit(&self, walk: &mut Walk<'_>);
+
+    /// Writes the value's byte form ([`wire`](crate::wire)), consuming it: what it holds is freed as it is
+    /// written, its endpoints move into the encoder's handle table.
+    #[doc(hidden)]
+    fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError>
+    where
+        Self: Sized;
+
+    /// Reads a value from its byte form, checking every tag, length and handle.
+    #[doc(hidden)]
+    fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError>
+    where
+        Self: Sized;
 }
 
 macro_rules! plain {
@@ -64,6 +78,14 @@ macro_rules! plain {
 
                 #[inline]
                 fn __visit(&self, _: &mut Walk<'_>) {}
+
+                fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+                    Wire::encode(self, out)
+                }
+
+                fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+                    Wire::decode(input)
+                }
             }
         )*
     };
@@ -82,6 +104,19 @@ unsafe impl<T: Exchangeable, const N: usize> Exchangeable for [T; N] {
             }
         }
     }
+
+    fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+        self.into_iter().try_for_each(|item| item.__encode(out))
+    }
+
+    fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+        let mut items = alloc::vec::Vec::new();
+        items.try_reserve_exact(N).map_err(|_| WireError::OutOfMemory)?;
+        for _ in 0..N {
+            items.push(T::__decode(input)?);
+        }
+        items.try_into().map_err(|_| WireError::BadValue)
+    }
 }
 
 // SAFETY: an option holds what its value holds.
@@ -91,6 +126,24 @@ unsafe impl<T: Exchangeable> Exchangeable for Option<T> {
     fn __visit(&self, walk: &mut Walk<'_>) {
         if let Some(value) = self {
             value.__visit(walk);
+        }
+    }
+
+    fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+        match self {
+            None => out.put_bytes(&[0]),
+            Some(value) => {
+                out.put_bytes(&[1])?;
+                value.__encode(out)
+            }
+        }
+    }
+
+    fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+        match input.take_array::<1>()? {
+            [0] => Ok(None),
+            [1] => Ok(Some(T::__decode(input)?)),
+            _ => Err(WireError::BadValue),
         }
     }
 }
@@ -105,6 +158,27 @@ unsafe impl<T: Exchangeable, E: Exchangeable> Exchangeable for Result<T, E> {
             Err(error) => error.__visit(walk),
         }
     }
+
+    fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+        match self {
+            Ok(value) => {
+                out.put_bytes(&[0])?;
+                value.__encode(out)
+            }
+            Err(error) => {
+                out.put_bytes(&[1])?;
+                error.__encode(out)
+            }
+        }
+    }
+
+    fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+        match input.take_array::<1>()? {
+            [0] => Ok(Ok(T::__decode(input)?)),
+            [1] => Ok(Err(E::__decode(input)?)),
+            _ => Err(WireError::BadValue),
+        }
+    }
 }
 
 macro_rules! tuple {
@@ -117,6 +191,17 @@ macro_rules! tuple {
             fn __visit(&self, walk: &mut Walk<'_>) {
                 let ($($name,)+) = self;
                 $($name.__visit(walk);)+
+            }
+
+            #[allow(non_snake_case)]
+            fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+                let ($($name,)+) = self;
+                $($name.__encode(out)?;)+
+                Ok(())
+            }
+
+            fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+                Ok(($($name::__decode(input)?,)+))
             }
         }
     };

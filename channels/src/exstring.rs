@@ -6,6 +6,7 @@ use crate::exchangeable::Exchangeable;
 use crate::exvec::ExVec;
 use crate::platform::AllocError;
 use crate::walk::Walk;
+use crate::wire::{Decoder, Encoder, WireError};
 use core::fmt;
 use core::ops::Deref;
 
@@ -126,5 +127,16 @@ unsafe impl Exchangeable for ExString {
 
     fn __visit(&self, walk: &mut Walk<'_>) {
         self.bytes.__visit(walk);
+    }
+
+    fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+        out.put_len(self.len())?;
+        out.put_bytes(self.as_str().as_bytes())
+    }
+
+    fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+        let len = input.take_len()?;
+        let text = core::str::from_utf8(input.take_bytes(len)?).map_err(|_| WireError::BadValue)?;
+        Self::try_from_str(text).map_err(|_| WireError::OutOfMemory)
     }
 }

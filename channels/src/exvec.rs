@@ -11,6 +11,7 @@
 use crate::exchangeable::Exchangeable;
 use crate::platform::{self, AllocError};
 use crate::walk::{Action, Walk, walk};
+use crate::wire::{Decoder, Encoder, WireError};
 use core::alloc::Layout;
 use core::fmt;
 use core::hash::{Hash, Hasher};
@@ -282,5 +283,41 @@ unsafe impl<T: Exchangeable> Exchangeable for ExVec<T> {
         {
             walk.buffer(self.ptr, layout, self.len);
         }
+    }
+
+    fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+        out.put_len(self.len)?;
+        self.into_elements()?.into_iter().try_for_each(|item| out.nested(item))
+    }
+
+    fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+        let len = input.take_len()?;
+        let mut vec = Self::new();
+        vec.try_reserve(len).map_err(|_| WireError::OutOfMemory)?;
+        for _ in 0..len {
+            let item = input.nested::<T>()?;
+            if vec.try_push(item).is_err() {
+                return Err(WireError::OutOfMemory);
+            }
+        }
+        Ok(vec)
+    }
+}
+
+impl<T: Exchangeable> ExVec<T> {
+    /// The elements, moved to the caller's own heap (for encoding), the buffer freed.
+    fn into_elements(mut self) -> Result<alloc::vec::Vec<T>, WireError> {
+        let mut items = alloc::vec::Vec::new();
+        items.try_reserve_exact(self.len).map_err(|_| WireError::OutOfMemory)?;
+        // SAFETY: elements `0..len` are initialised and `items` has room for them; setting our `len` to 0 first
+        // makes the vector forget them, so each is owned once (by `items`) and the drop below frees only the
+        // buffer.
+        unsafe {
+            let len = self.len;
+            self.len = 0;
+            core::ptr::copy_nonoverlapping(self.ptr.as_ptr(), items.as_mut_ptr(), len);
+            items.set_len(len);
+        }
+        Ok(items)
     }
 }

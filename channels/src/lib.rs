@@ -41,12 +41,21 @@ mod exvec;
 pub mod host;
 pub mod ledger;
 pub mod platform;
+#[cfg(not(feature = "ring3"))]
+pub mod proxy;
+#[cfg(not(feature = "ring3"))]
 pub mod raw;
+#[cfg(feature = "ring3")]
+#[path = "raw_ring3.rs"]
+pub mod raw;
+#[cfg(not(feature = "ring3"))]
 mod ring;
 mod select;
+#[cfg(not(feature = "ring3"))]
 mod sync;
 pub mod trusted;
 mod walk;
+pub mod wire;
 
 pub use describe::{ContractInfo, Direction, MessageInfo, StateInfo, TransitionInfo};
 pub use endpoint::{
@@ -58,6 +67,8 @@ pub use exbox::ExBox;
 pub use exchangeable::Exchangeable;
 pub use exstring::ExString;
 pub use exvec::ExVec;
+#[doc(hidden)]
+pub use linkme as __linkme;
 pub use platform::{AllocError, Blocking, Exchange, Owner};
 pub use select::{Select2, Select3, SelectWithVec, select_vec, select_with_vec, select2, select3};
 #[doc(hidden)]

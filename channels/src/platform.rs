@@ -159,6 +159,7 @@ pub struct AlreadyInstalled;
 struct Installed {
     platform: Platform,
     /// `platform.blocking.spin_limit()`.
+    #[cfg_attr(feature = "ring3", allow(dead_code, reason = "ring-3 receives wait in the kernel"))]
     spin_limit: u32,
 }
 
@@ -191,6 +192,7 @@ pub(crate) fn current() -> &'static Platform {
 /// The installed blocking hook and its [`Blocking::spin_limit`] (read without a virtual call), from one look
 /// at the installed platform: a blocking receive needs both.
 #[inline]
+#[cfg_attr(feature = "ring3", allow(dead_code, reason = "ring-3 receives wait in the kernel"))]
 pub(crate) fn blocking() -> (&'static dyn Blocking, u32) {
     let installed = installed();
     (installed.platform.blocking, installed.spin_limit)

@@ -18,8 +18,10 @@ use crate::endpoint::Closed;
 use crate::exchangeable::Exchangeable;
 use crate::ledger::{ChannelId, Side};
 use crate::platform::{self, AllocError};
-use crate::ring::{Readiness, Ring, Slot, Waiting, wait_any};
+pub(crate) use crate::ring::Readiness;
+use crate::ring::{Ring, Slot, Waiting, wait_any};
 use crate::walk::{Action, Walk, walk};
+use crate::wire::{Decoder, Encoder, WireError};
 use core::alloc::Layout;
 use core::fmt;
 use core::marker::PhantomData;
@@ -228,7 +230,7 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
     /// Closes the whole channel, both rings at both ends, without releasing the side (the drop still does):
     /// for a peer that broke the channel's rules. Both sides then see `Closed` (after draining what was sent
     /// before) and every send gives its message back.
-    fn break_channel(&self) {
+    pub(crate) fn break_channel(&self) {
         for ring in [self.rx().erased(), self.tx().erased()] {
             ring.close_consumer();
             ring.close_producer(wake);
@@ -242,6 +244,12 @@ fn wake(token: u64) {
 }
 
 impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
+    /// The receive ring, seen without its type, as a wait source that outlives this borrow (for a ring-3
+    /// SIP's waits, `proxy`).
+    pub(crate) fn wait_source(&self) -> &(dyn Readiness + 'static) {
+        self.rx()
+    }
+
     /// Sends without blocking; gives the message back if the ring is full or the peer is gone.
     #[inline]
     pub fn try_send(&mut self, message: Tx) -> Result<(), TrySendError<Tx>> {
@@ -275,8 +283,12 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// asynchronous channel. A full ring cannot happen on a contract channel whose peer keeps the contract (its
     /// rings are sized by it); a full ring therefore means the peer broke the protocol: the channel is closed
     /// for both sides and the payload comes back, so an honest sender never waits on a dishonest peer.
+    ///
+    /// `tag` is the variant of `Tx` that `wrap` makes (its index), which only the ring-3 build uses (it sends the
+    /// payload's byte form under that tag, and rebuilds the payload from it if the send is refused).
     #[inline]
-    pub fn send_mapped<P>(&mut self, payload: P, wrap: impl FnOnce(P) -> Tx) -> Result<(), P> {
+    pub fn send_mapped<P: Exchangeable>(&mut self, payload: P, tag: u32, wrap: impl FnOnce(P) -> Tx) -> Result<(), P> {
+        let _ = tag;
         let ring = self.tx();
         // SAFETY: this endpoint is its tx ring's only producer, and `&mut self` rules out concurrent calls.
         if ring.is_consumer_closed() || !unsafe { ring.has_room() } {
@@ -530,5 +542,13 @@ impl<Tx, Rx> fmt::Debug for RawEndpoint<Tx, Rx> {
 unsafe impl<Tx: Exchangeable, Rx: Exchangeable> Exchangeable for RawEndpoint<Tx, Rx> {
     fn __visit(&self, walk: &mut Walk<'_>) {
         walk.endpoint(self.side());
+    }
+
+    fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+        out.put_endpoint(crate::proxy::hold(self))
+    }
+
+    fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+        input.take_endpoint::<Self>()
     }
 }

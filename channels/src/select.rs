@@ -10,8 +10,7 @@
 //! state shared between threads or cores.
 
 use crate::endpoint::{Closed, Internal, Receive};
-use crate::raw::{TryRecvError, block_on};
-use crate::ring::Readiness;
+use crate::raw::{Readiness, TryRecvError, block_on};
 use alloc::vec::Vec;
 
 /// Which of two endpoints fired; the other comes back unchanged.

@@ -9,8 +9,11 @@
 //! moves from really holds what it moves.
 
 use crate::exchangeable::Exchangeable;
+#[cfg(not(feature = "ring3"))]
 use crate::ledger::Side;
-use crate::platform::{self, Owner};
+#[cfg(not(feature = "ring3"))]
+use crate::platform;
+use crate::platform::Owner;
 use crate::walk::{Action, walk};
 
 /// Proof that the holder is part of the trusted base (the kernel, or a host test harness acting as one).
@@ -42,6 +45,7 @@ pub fn give<V: Exchangeable>(trusted: &Trusted, value: &V, from: Owner, to: Owne
 ///
 /// # Safety
 /// `side`'s channel is live: its block was opened as a channel and is not freed before this returns.
+#[cfg(not(feature = "ring3"))]
 pub unsafe fn close_side(side: Side) {
     let wake = |token| platform::blocking().0.wake(token);
     // SAFETY: the caller guarantees a live channel, whose block starts with its two rings.

@@ -28,6 +28,7 @@ use core::ptr::NonNull;
 
 /// What a walk does to each thing the value holds.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "ring3", allow(dead_code, reason = "ring-3 messages cross by copy, not by ring"))]
 pub(crate) enum Action {
     /// A send: everything travels in the ring now.
     Send(RingId),
@@ -113,10 +114,22 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// The value holds the endpoint named `handle` (the ring-3 build: the kernel keeps the records).
+    #[cfg(feature = "ring3")]
+    pub(crate) fn endpoint_handle(&mut self, handle: u32) {
+        if matches!(self.action, Action::Free) {
+            crate::raw::close_handle(handle);
+        }
+    }
+
     /// The value holds the endpoint on `side`.
+    #[cfg_attr(feature = "ring3", allow(dead_code, reason = "ring-3 endpoints are handles"))]
     pub(crate) fn endpoint(&mut self, side: Side) {
         match self.action {
+            #[cfg(not(feature = "ring3"))]
             Action::Free => crate::raw::close_and_release(side),
+            #[cfg(feature = "ring3")]
+            Action::Free => {}
             _ => self.move_item(Item::Side(side)),
         }
     }

@@ -53,6 +53,38 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
             ));
         }
     };
+    let (encode, decode) = match &input.data {
+        Data::Struct(data) => {
+            let (pattern, encodes) = encode_fields(&data.fields);
+            let build = decode_fields(quote!(Self), &data.fields);
+            (
+                quote! { let Self #pattern = self; #(#encodes)* ::core::result::Result::Ok(()) },
+                quote!(::core::result::Result::Ok(#build)),
+            )
+        }
+        Data::Enum(data) => {
+            let encode_arms = data.variants.iter().enumerate().map(|(tag, variant)| {
+                let (ident, tag) = (&variant.ident, tag as u32);
+                let (pattern, encodes) = encode_fields(&variant.fields);
+                quote! { Self::#ident #pattern => { out.put_tag(#tag)?; #(#encodes)* } }
+            });
+            let decode_arms = data.variants.iter().enumerate().map(|(tag, variant)| {
+                let (ident, tag) = (&variant.ident, tag as u32);
+                let build = decode_fields(quote!(Self::#ident), &variant.fields);
+                quote! { #tag => ::core::result::Result::Ok(#build), }
+            });
+            (
+                quote! { match self { #(#encode_arms)* } ::core::result::Result::Ok(()) },
+                quote! {
+                    match input.take_tag()? {
+                        #(#decode_arms)*
+                        _ => ::core::result::Result::Err(::channels::wire::WireError::BadValue),
+                    }
+                },
+            )
+        }
+        Data::Union(_) => unreachable!("rejected above"),
+    };
     let guard = drop_guard(name, &input.generics);
     Ok(quote! {
         // SAFETY: generated: every field is `Exchangeable` and visited once; no `Drop` (the guard below).
@@ -61,6 +93,18 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
             #[allow(unused_variables)]
             fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
                 #body
+            }
+            #[allow(unused_variables, unreachable_code)]
+            fn __encode(self, out: &mut ::channels::wire::Encoder<'_>)
+                -> ::core::result::Result<(), ::channels::wire::WireError>
+            {
+                #encode
+            }
+            #[allow(unused_variables)]
+            fn __decode(input: &mut ::channels::wire::Decoder<'_>)
+                -> ::core::result::Result<Self, ::channels::wire::WireError>
+            {
+                #decode
             }
         }
         #guard
@@ -104,4 +148,37 @@ fn walk_fields(fields: &Fields) -> (TokenStream, Vec<TokenStream>) {
         Fields::Unit => quote!(),
     };
     (pattern, walks)
+}
+
+/// A pattern binding every field by value, and one `__encode` call per field, in order.
+fn encode_fields(fields: &Fields) -> (TokenStream, Vec<TokenStream>) {
+    let (pattern, _) = walk_fields(fields);
+    let encodes = fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let (ty, binding) = (&field.ty, format_ident!("field{i}"));
+            quote! { <#ty as ::channels::Exchangeable>::__encode(#binding, out)?; }
+        })
+        .collect();
+    (pattern, encodes)
+}
+
+/// `path` built from one `__decode` per field, in order.
+fn decode_fields(path: TokenStream, fields: &Fields) -> TokenStream {
+    let decode = |ty: &syn::Type| quote!(<#ty as ::channels::Exchangeable>::__decode(input)?);
+    match fields {
+        Fields::Named(named) => {
+            let parts = named.named.iter().map(|f| {
+                let (name, value) = (&f.ident, decode(&f.ty));
+                quote!(#name: #value)
+            });
+            quote!(#path { #(#parts),* })
+        }
+        Fields::Unnamed(unnamed) => {
+            let parts = unnamed.unnamed.iter().map(|f| decode(&f.ty));
+            quote!(#path ( #(#parts),* ))
+        }
+        Fields::Unit => path,
+    }
 }

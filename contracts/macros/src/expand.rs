@@ -29,6 +29,27 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
     let other_attrs: Vec<&syn::Attribute> = def.attrs.iter().filter(|a| !a.path().is_ident("doc")).collect();
     let module_docs = docs_or(&def.attrs, format!("The `{name_str}` channel contract."));
 
+    let value_crossings: Vec<TokenStream> = def
+        .states
+        .iter()
+        .flat_map(|st| {
+            let st = &st.name;
+            [
+                format_ident!("CLIENT_{}", st.to_string().to_uppercase()),
+                format_ident!("SERVER_{}", st.to_string().to_uppercase()),
+            ]
+            .into_iter()
+            .zip([quote!(Client<state::#st>), quote!(Server<state::#st>)])
+        })
+        .map(|(id, ty)| {
+            quote! {
+                #[::channels::__linkme::distributed_slice(::channels::wire::VALUES)]
+                #[linkme(crate = ::channels::__linkme)]
+                static #id: ::channels::wire::AnyCrossing = ::channels::wire::AnyCrossing::of::<#ty>();
+            }
+        })
+        .collect();
+
     // --- messages --------------------------------------------------------------------------------------------
     let mut message_structs = Vec::new();
     let mut in_variants = Vec::new();
@@ -39,6 +60,10 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
     let mut out_tracked = Vec::new();
     let mut in_any_tracked = Vec::new();
     let mut out_any_tracked = Vec::new();
+    let (mut in_encode_arms, mut out_encode_arms) = (Vec::new(), Vec::new());
+    let (mut in_decode_arms, mut out_decode_arms) = (Vec::new(), Vec::new());
+    // Each message's variant index in its wire enum: its tag in the byte form, and what a ring-3 send names.
+    let mut tags = std::collections::HashMap::new();
     for message in &def.messages {
         let msg = &message.name;
         let docs = docs_or(&message.attrs, format!("Message `{msg}` (`{}`).", message.dir.keyword()));
@@ -56,6 +81,13 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             })
             .collect();
         let body = if types.is_empty() { quote!(;) } else { quote!((#(#fields),*);) };
+        let encodes: Vec<TokenStream> = (0..types.len())
+            .map(syn::Index::from)
+            .zip(types)
+            .map(|(index, ty)| quote!(<#ty as ::channels::Exchangeable>::__encode(self.#index, out)?;))
+            .collect();
+        let decodes = types.iter().map(|ty| quote!(<#ty as ::channels::Exchangeable>::__decode(input)?));
+        let decode_value = if types.is_empty() { quote!(Self) } else { quote!(Self(#(#decodes),*)) };
         let guard = drop_guard(msg, &syn::Generics::default());
         message_structs.push(quote! {
             #docs
@@ -67,22 +99,53 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
                     #(#transfers)*
                 }
+                #[allow(unused_variables)]
+                fn __encode(self, out: &mut ::channels::wire::Encoder<'_>)
+                    -> ::core::result::Result<(), ::channels::wire::WireError>
+                {
+                    #(#encodes)*
+                    ::core::result::Result::Ok(())
+                }
+                #[allow(unused_variables)]
+                fn __decode(input: &mut ::channels::wire::Decoder<'_>)
+                    -> ::core::result::Result<Self, ::channels::wire::WireError>
+                {
+                    ::core::result::Result::Ok(#decode_value)
+                }
             }
             #guard
         });
         let variant_doc = format!("`{msg}`");
         let variant = quote!(#[doc = #variant_doc] #msg(msg::#msg));
+        let tag = match message.dir {
+            Dir::In => in_variants.len(),
+            Dir::Out => out_variants.len(),
+        } as u32;
+        let encode_arm = quote! {
+            Self::#msg(m) => {
+                out.put_tag(#tag)?;
+                ::channels::Exchangeable::__encode(m, out)
+            }
+        };
+        let decode_arm = quote! {
+            #tag => ::core::result::Result::Ok(Self::#msg(<msg::#msg as ::channels::Exchangeable>::__decode(input)?)),
+        };
+        tags.insert(msg.to_string(), tag);
         let arm = quote!(Self::#msg(m) => ::channels::Exchangeable::__visit(m, walk),);
         let tracked = quote!(Self::#msg(_) => <msg::#msg as ::channels::Exchangeable>::__TRACKED,);
         let any_tracked = quote!(|| <msg::#msg as ::channels::Exchangeable>::__TRACKED);
         match message.dir {
             Dir::In => {
+                in_encode_arms.push(encode_arm);
+                in_decode_arms.push(decode_arm);
                 in_variants.push(variant);
                 in_transfer_arms.push(arm);
                 in_tracked.push(tracked);
                 in_any_tracked.push(any_tracked);
             }
             Dir::Out => {
+                out_encode_arms.push(encode_arm);
+                out_decode_arms.push(decode_arm);
                 out_variants.push(variant);
                 out_transfer_arms.push(arm);
                 out_tracked.push(tracked);
@@ -161,6 +224,7 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             let method = format_ident!("send_{}", snake_case(&msg.to_string()), span = msg.span());
             let args: Vec<Ident> = (0..message.fields.len()).map(|i| format_ident!("arg{i}")).collect();
             let types = &message.fields;
+            let tag = tags[&msg.to_string()];
             let construct = if args.is_empty() { quote!(msg::#msg) } else { quote!(msg::#msg(#(#args),*)) };
             let docs = docs_or(&message.attrs, format!("Sends `{msg}`."));
             let transition_doc =
@@ -176,7 +240,7 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                     -> ::core::result::Result<#send_side<state::#next>, ::channels::PeerClosed<msg::#msg>>
                 {
                     let mut raw = self.raw;
-                    match raw.send_mapped(#construct, #send_wire::#msg) {
+                    match raw.send_mapped(#construct, #tag, #send_wire::#msg) {
                         ::core::result::Result::Ok(()) => {
                             ::core::result::Result::Ok(#send_side { raw, state: ::core::marker::PhantomData })
                         }
@@ -349,6 +413,21 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
                     #in_transfer_arms_match
                 }
+                #[allow(unused_variables, unreachable_code)]
+                fn __encode(self, out: &mut ::channels::wire::Encoder<'_>)
+                    -> ::core::result::Result<(), ::channels::wire::WireError>
+                {
+                    match self { #(#in_encode_arms)* }
+                }
+                #[allow(unused_variables)]
+                fn __decode(input: &mut ::channels::wire::Decoder<'_>)
+                    -> ::core::result::Result<Self, ::channels::wire::WireError>
+                {
+                    match input.take_tag()? {
+                        #(#in_decode_arms)*
+                        _ => ::core::result::Result::Err(::channels::wire::WireError::BadValue),
+                    }
+                }
             }
 
             /// Every message the server sends (the other ring carries these).
@@ -364,6 +443,21 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 #[allow(unused_variables)]
                 fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
                     #out_transfer_arms_match
+                }
+                #[allow(unused_variables, unreachable_code)]
+                fn __encode(self, out: &mut ::channels::wire::Encoder<'_>)
+                    -> ::core::result::Result<(), ::channels::wire::WireError>
+                {
+                    match self { #(#out_encode_arms)* }
+                }
+                #[allow(unused_variables)]
+                fn __decode(input: &mut ::channels::wire::Decoder<'_>)
+                    -> ::core::result::Result<Self, ::channels::wire::WireError>
+                {
+                    match input.take_tag()? {
+                        #(#out_decode_arms)*
+                        _ => ::core::result::Result::Err(::channels::wire::WireError::BadValue),
+                    }
                 }
             }
 
@@ -498,15 +592,46 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
                     ::channels::Exchangeable::__visit(&self.raw, walk);
                 }
+                fn __encode(self, out: &mut ::channels::wire::Encoder<'_>)
+                    -> ::core::result::Result<(), ::channels::wire::WireError>
+                {
+                    ::channels::Exchangeable::__encode(self.raw, out)
+                }
+                fn __decode(input: &mut ::channels::wire::Decoder<'_>)
+                    -> ::core::result::Result<Self, ::channels::wire::WireError>
+                {
+                    let raw = ::channels::Exchangeable::__decode(input)?;
+                    ::core::result::Result::Ok(Self { raw, state: ::core::marker::PhantomData })
+                }
             }
             // SAFETY: as for `Client`.
             unsafe impl<S: 'static> ::channels::Exchangeable for Server<S> {
                 fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
                     ::channels::Exchangeable::__visit(&self.raw, walk);
                 }
+                fn __encode(self, out: &mut ::channels::wire::Encoder<'_>)
+                    -> ::core::result::Result<(), ::channels::wire::WireError>
+                {
+                    ::channels::Exchangeable::__encode(self.raw, out)
+                }
+                fn __decode(input: &mut ::channels::wire::Decoder<'_>)
+                    -> ::core::result::Result<Self, ::channels::wire::WireError>
+                {
+                    let raw = ::channels::Exchangeable::__decode(input)?;
+                    ::core::result::Result::Ok(Self { raw, state: ::core::marker::PhantomData })
+                }
             }
             #endpoint_guards
             #wire_guards
+
+            // What may cross between ring 0 and ring 3 (`channels::wire`): this contract's channels, and its
+            // endpoints inside an `ExAny` (how a name service or a parent hands one over).
+            const _: () = {
+                #[::channels::__linkme::distributed_slice(::channels::wire::CHANNELS)]
+                #[linkme(crate = ::channels::__linkme)]
+                static CHANNEL: ::channels::wire::ChannelCrossing = ::channels::wire::ChannelCrossing::of::<#name>();
+                #(#value_crossings)*
+            };
 
             #(#impls)*
         }

@@ -1,0 +1,284 @@
+//! The kernel's side of a ring-3 SIP's endpoints: the real endpoints it holds for the SIP, by handle, and the
+//! operations its channel calls perform on them with messages in their byte form ([`wire`](crate::wire)).
+//!
+//! A ring-3 SIP never sees the exchange heap (docs/protection.md, "How a message crosses"). Its endpoints are
+//! ordinary endpoints of ordinary channels, kept in its [`HandleTable`]; a send decodes the SIP's bytes into a
+//! typed message (checked: tags, lengths, handles) and sends it as any ring-0 sender would, a receive takes a
+//! typed message and encodes it for the SIP. So the peer on the other side cannot tell a ring-3 SIP from a
+//! ring-0 one, and every contract works across the boundary unchanged.
+//!
+//! Not here: the calls themselves (the kernel's), the ring-3 side (the `ring3` build of `raw`).
+//!
+//! Invariants: a table entry is the only owner of its endpoint; an endpoint leaves the table only by moving
+//! into a message (`Endpoints::take_as`, type-checked), by [`HandleTable::close`] or, for a dead owner, by
+//! [`HandleTable::abandon`], which forgets the endpoints because the platform's records close their sides. Every
+//! operation here acts for the table's owner (the platform must see it as the caller).
+
+use crate::endpoint::Closed;
+use crate::exchangeable::Exchangeable;
+use crate::raw::{RawEndpoint, TryRecvError, TrySendError};
+use crate::ring::Readiness;
+use crate::wire::{self, Endpoints, Held, WireError};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::any::{Any, TypeId};
+use core::ptr::NonNull;
+
+/// Why a send for a ring-3 SIP did not happen.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SendFailure {
+    /// The peer is gone.
+    Closed,
+    /// The bytes are no message of the channel (the SIP's fault; nothing was sent and nothing of it is kept).
+    Bad(WireError),
+    /// The ring is full: the SIP broke its contract (a typed endpoint never fills a ring); the channel is closed
+    /// for both sides.
+    Full,
+}
+
+/// Why a receive for a ring-3 SIP returned no message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RecvFailure {
+    /// Nothing queued yet.
+    Empty,
+    /// Nothing queued and the peer is gone.
+    Closed,
+    /// The message could not cross (too deep, too long, of a type that cannot cross): it was freed and the
+    /// channel is closed for both sides.
+    Bad(WireError),
+    /// The message takes this many bytes, more than the room offered: it waits, encoded, for a larger room.
+    TooSmall(usize),
+}
+
+/// What a ring-3 SIP may ask about its endpoint.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Status {
+    /// The peer is gone.
+    pub peer_closed: bool,
+    /// Messages waiting to be received.
+    pub queued: usize,
+    /// Messages sent and not yet received by the peer.
+    pub in_flight: usize,
+}
+
+/// Something a ring-3 SIP's thread can wait on: an endpoint's receive ring, without its types.
+#[derive(Clone, Copy)]
+pub struct Waiter(NonNull<dyn Readiness>);
+
+// SAFETY: a `Waiter` is only an address; it is used (`wait_any`) by the thread of the endpoint's owner, under
+// that function's contract.
+unsafe impl Send for Waiter {}
+
+mod sealed {
+    /// Only this crate implements [`Proxied`](super::Proxied) (for `RawEndpoint`).
+    pub trait Sealed {}
+}
+
+/// An endpoint held for a ring-3 SIP, type-erased: what its channel calls can do with it.
+pub trait Proxied: Send + sealed::Sealed {
+    /// Decodes `bytes` as a message of the endpoint's send type (its endpoints from `table`) and sends it.
+    fn send_encoded(&mut self, bytes: &[u8], table: &mut dyn Endpoints) -> Result<(), SendFailure>;
+
+    /// Takes the oldest message, if any, and encodes it (its endpoints go into `table`), if it fits in `room`
+    /// bytes; a message that does not fit is kept, encoded, for the next call.
+    fn try_recv_encoded(&mut self, table: &mut dyn Endpoints, room: usize) -> Result<Vec<u8>, RecvFailure>;
+
+    /// The peer's state and the queues.
+    fn status(&self) -> Status;
+
+    /// What [`wait_any`] waits on for this endpoint.
+    fn waiter(&self) -> Waiter;
+
+    /// The type of the endpoint (a `RawEndpoint<Tx, Rx>`'s `TypeId`).
+    fn endpoint_type(&self) -> TypeId;
+
+    /// The endpoint, for a downcast to its type.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+
+    /// Forgets the endpoint without closing or releasing it: its owner is dead and the platform's records close
+    /// its side.
+    fn abandon(self: Box<Self>);
+}
+
+/// An endpoint is `Send` when its message types are; every `Exchangeable` type is (its contract), which the
+/// bound of `Proxied` cannot say. This wrapper says it.
+struct Holding<Tx: Exchangeable, Rx: Exchangeable> {
+    end: RawEndpoint<Tx, Rx>,
+    /// A received message too large for the room the SIP offered.
+    pending: Option<Vec<u8>>,
+}
+
+// SAFETY: `Exchangeable`'s contract makes every implementing type `Send` (the derive and `contract!` only combine
+// `Send` parts), so the endpoint's messages may move between threads and the endpoint with them.
+unsafe impl<Tx: Exchangeable, Rx: Exchangeable> Send for Holding<Tx, Rx> {}
+
+impl<Tx: Exchangeable, Rx: Exchangeable> sealed::Sealed for Holding<Tx, Rx> {}
+
+impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
+    fn send_encoded(&mut self, bytes: &[u8], table: &mut dyn Endpoints) -> Result<(), SendFailure> {
+        // Before decoding: a refused send leaves the SIP's endpoints in its table, so it can rebuild its message.
+        if self.end.is_peer_closed() {
+            return Err(SendFailure::Closed);
+        }
+        let message = wire::decode::<Tx>(bytes, table).map_err(SendFailure::Bad)?;
+        match self.end.try_send(message) {
+            Ok(()) => Ok(()),
+            // The message goes back to nobody: dropping it frees what it holds, closes its endpoints.
+            Err(TrySendError::PeerClosed(_)) => Err(SendFailure::Closed),
+            Err(TrySendError::Full(_)) => {
+                self.end.break_channel();
+                Err(SendFailure::Full)
+            }
+        }
+    }
+
+    fn try_recv_encoded(&mut self, table: &mut dyn Endpoints, room: usize) -> Result<Vec<u8>, RecvFailure> {
+        let bytes = match self.pending.take() {
+            Some(bytes) => bytes,
+            None => {
+                let message = self.end.try_recv().map_err(|error| match error {
+                    TryRecvError::Empty => RecvFailure::Empty,
+                    TryRecvError::Closed => RecvFailure::Closed,
+                })?;
+                wire::encode(message, table).map_err(|error| {
+                    self.end.break_channel();
+                    RecvFailure::Bad(error)
+                })?
+            }
+        };
+        if bytes.len() > room {
+            let len = bytes.len();
+            self.pending = Some(bytes);
+            return Err(RecvFailure::TooSmall(len));
+        }
+        Ok(bytes)
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            peer_closed: self.end.is_peer_closed(),
+            queued: self.end.queued() + usize::from(self.pending.is_some()),
+            in_flight: self.end.in_flight(),
+        }
+    }
+
+    fn waiter(&self) -> Waiter {
+        Waiter(NonNull::from(self.end.wait_source()))
+    }
+
+    fn endpoint_type(&self) -> TypeId {
+        TypeId::of::<RawEndpoint<Tx, Rx>>()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        // A pending message's endpoints are already in the table; its bytes go.
+        Box::new(self.end)
+    }
+
+    fn abandon(self: Box<Self>) {
+        core::mem::forget(self.end);
+    }
+}
+
+/// `endpoint`, to be held for a ring-3 SIP.
+pub fn hold<Tx: Exchangeable, Rx: Exchangeable>(endpoint: RawEndpoint<Tx, Rx>) -> Held {
+    Box::new(Holding { end: endpoint, pending: None })
+}
+
+/// Blocks the calling thread until one of `waiters` has a message or a closed peer (or spuriously: callers look
+/// again).
+///
+/// # Safety
+/// Every waiter's endpoint stays in its table (not sent, closed or abandoned) until this returns: the calling
+/// thread is its owner's only thread, and the table is not touched while it waits.
+pub unsafe fn wait_any(waiters: &[Waiter]) {
+    let mut sources: Vec<&dyn Readiness> = Vec::with_capacity(waiters.len());
+    for waiter in waiters {
+        // SAFETY: the endpoint is held (the caller's promise), so its channel and ring are live.
+        sources.push(unsafe { waiter.0.as_ref() });
+    }
+    crate::raw::block_on(&sources);
+}
+
+/// A ring-3 SIP's endpoints, by handle (the index of an entry).
+pub struct HandleTable {
+    entries: Vec<Option<Held>>,
+    limit: usize,
+}
+
+impl HandleTable {
+    /// An empty table that holds at most `limit` endpoints.
+    pub const fn new(limit: usize) -> Self {
+        Self { entries: Vec::new(), limit }
+    }
+
+    /// Runs `f` on the endpoint named `handle`, with the rest of the table for the endpoints of its message;
+    /// `None` if there is no such endpoint.
+    pub fn with<R>(&mut self, handle: u32, f: impl FnOnce(&mut dyn Proxied, &mut dyn Endpoints) -> R) -> Option<R> {
+        let slot = usize::try_from(handle).ok()?;
+        let mut endpoint = self.entries.get_mut(slot)?.take()?;
+        let result = f(&mut *endpoint, self);
+        self.entries[slot] = Some(endpoint);
+        Some(result)
+    }
+
+    /// The endpoint named `handle`, to look at.
+    pub fn get(&self, handle: u32) -> Option<&dyn Proxied> {
+        self.entries.get(usize::try_from(handle).ok()?)?.as_deref()
+    }
+
+    /// Drops the endpoint named `handle` (closing it, as dropping any endpoint does); `Err(Closed)` if there is
+    /// none.
+    pub fn close(&mut self, handle: u32) -> Result<(), Closed> {
+        let slot = usize::try_from(handle).map_err(|_| Closed)?;
+        let endpoint = self.entries.get_mut(slot).and_then(Option::take).ok_or(Closed)?;
+        drop(endpoint);
+        Ok(())
+    }
+
+    /// How many endpoints are held.
+    pub fn len(&self) -> usize {
+        self.entries.iter().filter(|entry| entry.is_some()).count()
+    }
+
+    /// Whether no endpoint is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every endpoint (the owner is dead: the platform's records close the sides).
+    pub fn abandon(self) {
+        for endpoint in self.entries.into_iter().flatten() {
+            endpoint.abandon();
+        }
+    }
+}
+
+impl Endpoints for HandleTable {
+    fn put(&mut self, endpoint: Held) -> Result<u32, WireError> {
+        let slot = match self.entries.iter().position(Option::is_none) {
+            Some(free) => free,
+            None if self.entries.len() < self.limit => {
+                self.entries.try_reserve(1).map_err(|_| WireError::OutOfMemory)?;
+                self.entries.push(None);
+                self.entries.len() - 1
+            }
+            None => {
+                // Nobody will hold it: dropping it closes it, as a receiver that drops what it got.
+                drop(endpoint);
+                return Err(WireError::TooManyHandles);
+            }
+        };
+        self.entries[slot] = Some(endpoint);
+        u32::try_from(slot).map_err(|_| WireError::TooManyHandles)
+    }
+
+    fn take_as(&mut self, handle: u32, expected: TypeId) -> Result<Held, WireError> {
+        let slot = usize::try_from(handle).map_err(|_| WireError::BadHandle)?;
+        let entry = self.entries.get_mut(slot).ok_or(WireError::BadHandle)?;
+        match entry {
+            Some(endpoint) if endpoint.endpoint_type() == expected => entry.take().ok_or(WireError::BadHandle),
+            _ => Err(WireError::BadHandle),
+        }
+    }
+}

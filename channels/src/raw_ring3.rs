@@ -1,0 +1,388 @@
+//! Raw endpoints in the ring-3 build: handles to endpoints the kernel holds for this SIP, used through calls
+//! (the [`Transport`] the ring-3 runtime installs), with messages crossing in their byte form
+//! ([`wire`](crate::wire)). The API is the ring-0 build's, so `contract!`'s endpoints and every service compile
+//! unchanged; docs/protection.md ("How a message crosses") has the design.
+//!
+//! Not here: the calls themselves (the ring-3 runtime implements [`Transport`] with `syscall`s), anything of
+//! the exchange heap (a ring-3 SIP's blocks live in its own heap: [`LocalExchange`]).
+//!
+//! Invariants: an endpoint owns its handle; dropping it closes the handle, sending it inside a message hands
+//! the handle to the kernel (the endpoint is forgotten, not closed). A refused send rebuilds the message from
+//! its own bytes, which the kernel leaves untouched when it refuses (it looks at the peer before decoding), so
+//! "a failed send gives the message back" holds here too. A message that cannot be put in its byte form at all
+//! (nested deeper than `wire::MAX_DEPTH`, longer than `wire::MAX_MESSAGE`) ends the SIP with a panic that says
+//! so: it cannot be given back, because encoding consumed it.
+
+use crate::endpoint::Closed;
+use crate::exchangeable::Exchangeable;
+use crate::platform::{self, AllocError, Blocking, Exchange, Owner};
+use crate::trusted::Trusted;
+use crate::walk::Walk;
+use crate::wire::{self, Decoder, Encoder, NoEndpoints, WireError};
+use alloc::vec::Vec;
+use core::alloc::Layout;
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+/// Why the kernel refused a send.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SendRefused {
+    /// The peer is gone; the message's bytes and handles are untouched.
+    Closed,
+    /// The kernel refused the message or the handle (not a message of the channel, a full ring): the channel
+    /// is broken and the message is gone.
+    Broken,
+}
+
+/// Why a receive returned no message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RecvRefused {
+    /// Nothing queued (only without waiting).
+    Empty,
+    /// Nothing queued and the peer is gone (or no such handle).
+    Closed,
+}
+
+/// What the kernel says about an endpoint.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Status {
+    /// The peer is gone (or no such handle).
+    pub peer_closed: bool,
+    /// Messages waiting to be received.
+    pub queued: usize,
+    /// Messages sent and not yet received by the peer.
+    pub in_flight: usize,
+    /// The most messages in flight towards the peer.
+    pub send_capacity: usize,
+    /// The most messages in flight towards us.
+    pub recv_capacity: usize,
+}
+
+/// The calls behind ring-3 endpoints, installed by the ring-3 runtime ([`install`]).
+pub trait Transport: Sync {
+    /// Opens a channel of the contract whose raw pair type is named `pair` (`core::any::type_name`): the two
+    /// handles (client side, server side).
+    fn open(&self, pair: &str) -> Result<(u32, u32), AllocError>;
+    /// Sends the message in `bytes` on `handle`.
+    fn send(&self, handle: u32, bytes: &[u8]) -> Result<(), SendRefused>;
+    /// Receives the oldest message on `handle` into `buffer` (replacing its contents, growing it as needed),
+    /// waiting for one if `wait`.
+    fn recv(&self, handle: u32, buffer: &mut Vec<u8>, wait: bool) -> Result<(), RecvRefused>;
+    /// The endpoint's state.
+    fn status(&self, handle: u32) -> Status;
+    /// Whether the endpoints `a` and `b` are the two ends of one channel.
+    fn are_peers(&self, a: u32, b: u32) -> bool;
+    /// Blocks until one of `handles` has a message or a closed peer (or spuriously).
+    fn wait_any(&self, handles: &[u32]);
+    /// Closes `handle` (the peer sees `Closed`).
+    fn close(&self, handle: u32);
+}
+
+static TRANSPORT: spin::Once<&'static dyn Transport> = spin::Once::new();
+
+/// Installs the ring-3 platform: `transport` for endpoints, this SIP's own heap for exchange blocks. Call it
+/// before the first channel operation.
+pub fn install(trusted: &Trusted, transport: &'static dyn Transport) -> Result<(), platform::AlreadyInstalled> {
+    platform::install(trusted, platform::Platform { exchange: &LocalExchange, blocking: &LocalBlocking })?;
+    TRANSPORT.call_once(|| transport);
+    Ok(())
+}
+
+fn transport() -> &'static dyn Transport {
+    match TRANSPORT.get() {
+        Some(transport) => *transport,
+        None => panic!("channels used in ring 3 before the transport was installed"),
+    }
+}
+
+/// A ring-3 SIP's exchange blocks: its own heap (they cross by copy, so nobody else ever holds them), with no
+/// records to keep.
+pub struct LocalExchange;
+
+// SAFETY: blocks come from the global allocator with the requested layout and go back to it once; ownership
+// changes are no-ops (only this SIP ever holds its blocks; the kernel re-records what crosses).
+unsafe impl Exchange for LocalExchange {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: `layout` is non-zero-sized (the trait's contract).
+        NonNull::new(unsafe { alloc::alloc::alloc(layout) }).ok_or(AllocError)
+    }
+
+    unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller promises `block` came from `allocate` with `layout`.
+        unsafe { alloc::alloc::dealloc(block.as_ptr(), layout) }
+    }
+
+    fn open(&self, _: crate::ledger::ChannelId) {}
+
+    fn send(&self, _: crate::ledger::Item, _: crate::ledger::RingId) {}
+
+    fn receive(&self, _: crate::ledger::Item, _: crate::ledger::RingId) -> bool {
+        true
+    }
+
+    fn give(&self, _: crate::ledger::Item, _: Owner, _: Owner) {}
+
+    fn seal(&self, _: crate::ledger::Item, _: NonNull<u8>) {}
+
+    fn unseal(&self, _: NonNull<u8>) -> bool {
+        true
+    }
+
+    fn release(&self, _: crate::ledger::Side) {}
+}
+
+/// Blocking in ring 3 happens in the kernel's calls; nothing here parks.
+struct LocalBlocking;
+
+impl Blocking for LocalBlocking {
+    fn token(&self) -> u64 {
+        0
+    }
+
+    fn wake(&self, _: u64) {}
+
+    fn park(&self) {
+        core::hint::spin_loop();
+    }
+}
+
+/// One end of a raw channel, as a handle: sends `Tx`, receives `Rx`.
+pub struct RawEndpoint<Tx, Rx> {
+    handle: u32,
+    /// Messages received so far (wrapping): rotates `select`'s polling order.
+    consumed: usize,
+    /// Owns the side; `!Sync` (the cell).
+    _owns: PhantomData<(Tx, Rx, core::cell::Cell<()>)>,
+}
+
+/// The two ends of a raw channel: the first sends `A`s and receives `B`s, the second the reverse.
+pub type Pair<A, B> = (RawEndpoint<A, B>, RawEndpoint<B, A>);
+
+impl<Tx, Rx> RawEndpoint<Tx, Rx> {
+    fn from_handle(handle: u32) -> Self {
+        Self { handle, consumed: 0, _owns: PhantomData }
+    }
+
+    /// Gives up the handle without closing it (it travels in a message).
+    fn into_handle(self) -> u32 {
+        core::mem::ManuallyDrop::new(self).handle
+    }
+}
+
+/// Opens a channel of a contract (the kernel knows which by the pair's type); capacities are the contract's.
+/// Calls the allocation-error handler if the kernel cannot, as `Box::new` does. See [`try_pair`].
+pub fn pair<A: Exchangeable, B: Exchangeable>(a_capacity: usize, b_capacity: usize) -> Pair<A, B> {
+    match try_pair(a_capacity, b_capacity) {
+        Ok(pair) => pair,
+        Err(_) => alloc::alloc::handle_alloc_error(Layout::new::<Pair<A, B>>()),
+    }
+}
+
+/// [`pair`], or the error if the kernel cannot open it (out of memory or quota, or a pair of no contract: only
+/// contracts' channels cross into ring 3).
+pub fn try_pair<A: Exchangeable, B: Exchangeable>(_: usize, _: usize) -> Result<Pair<A, B>, AllocError> {
+    let (a, b) = transport().open(core::any::type_name::<Pair<A, B>>())?;
+    Ok((RawEndpoint::from_handle(a), RawEndpoint::from_handle(b)))
+}
+
+/// Why a non-blocking send did not happen; the message comes back.
+#[derive(PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The ring is full (never for contract channels).
+    Full(T),
+    /// The peer is gone.
+    PeerClosed(T),
+}
+
+impl<T> TrySendError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(message) | TrySendError::PeerClosed(message) => message,
+        }
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::PeerClosed(_) => f.write_str("PeerClosed(..)"),
+        }
+    }
+}
+
+/// Why a non-blocking receive returned nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TryRecvError {
+    /// Nothing queued; the peer is alive.
+    Empty,
+    /// Nothing queued and the peer is gone.
+    Closed,
+}
+
+/// Something `select` can wait on: an endpoint's handle.
+pub(crate) trait Readiness {
+    fn handle(&self) -> u32;
+}
+
+impl<Tx, Rx> Readiness for RawEndpoint<Tx, Rx> {
+    fn handle(&self) -> u32 {
+        self.handle
+    }
+}
+
+/// Blocks until one of `sources` is ready (through the kernel).
+pub(crate) fn block_on(sources: &[&dyn Readiness]) {
+    let handles: Vec<u32> = sources.iter().map(|source| source.handle()).collect();
+    transport().wait_any(&handles);
+}
+
+/// Closes an endpoint held inside a message being freed.
+pub(crate) fn close_handle(handle: u32) {
+    transport().close(handle);
+}
+
+impl<Tx, Rx> RawEndpoint<Tx, Rx> {
+    pub(crate) fn readiness(&self) -> &dyn Readiness {
+        self
+    }
+
+    pub(crate) fn consumed(&self) -> usize {
+        self.consumed
+    }
+
+    fn status(&self) -> Status {
+        transport().status(self.handle)
+    }
+
+    /// Whether the peer endpoint is gone.
+    pub fn is_peer_closed(&self) -> bool {
+        self.status().peer_closed
+    }
+
+    /// Messages waiting to be received.
+    pub fn queued(&self) -> usize {
+        self.status().queued
+    }
+
+    /// Messages sent and not yet received by the peer.
+    pub fn in_flight(&self) -> usize {
+        self.status().in_flight
+    }
+
+    /// The most messages that can be in flight towards the peer.
+    pub fn send_capacity(&self) -> usize {
+        self.status().send_capacity
+    }
+
+    /// The most messages that can be in flight towards us.
+    pub fn recv_capacity(&self) -> usize {
+        self.status().recv_capacity
+    }
+
+    /// Whether both endpoints share one channel (one is the other's peer).
+    pub fn is_peer_of<A, B>(&self, other: &RawEndpoint<A, B>) -> bool {
+        transport().are_peers(self.handle, other.handle)
+    }
+}
+
+/// `value`'s byte form after `tag` (if any); a value that has none ends the SIP (module docs).
+fn encode<T: Exchangeable>(tag: Option<u32>, value: T) -> Vec<u8> {
+    let mut endpoints = NoEndpoints;
+    let mut out = Encoder::new(&mut endpoints);
+    let encoded = match tag {
+        Some(tag) => out.put_tag(tag).and_then(|()| value.__encode(&mut out)),
+        None => value.__encode(&mut out),
+    };
+    match encoded {
+        Ok(()) => out.finish(),
+        Err(error) => panic!("a message that cannot cross into the kernel: {error}"),
+    }
+}
+
+/// Rebuilds a value from our own bytes (after a refused send).
+fn rebuild<T: Exchangeable>(bytes: &[u8]) -> T {
+    match wire::decode(bytes, &mut NoEndpoints) {
+        Ok(value) => value,
+        Err(error) => panic!("a refused message could not be rebuilt: {error}"),
+    }
+}
+
+impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
+    /// Sends without blocking; gives the message back if the peer is gone.
+    pub fn try_send(&mut self, message: Tx) -> Result<(), TrySendError<Tx>> {
+        let bytes = encode(None, message);
+        match transport().send(self.handle, &bytes) {
+            Ok(()) => Ok(()),
+            Err(SendRefused::Closed) => Err(TrySendError::PeerClosed(rebuild(&bytes))),
+            Err(SendRefused::Broken) => panic!("the kernel refused a message on a channel: channel broken"),
+        }
+    }
+
+    /// Sends; gives the message back if the peer is gone.
+    pub fn send(&mut self, message: Tx) -> Result<(), Tx> {
+        self.try_send(message).map_err(TrySendError::into_inner)
+    }
+
+    /// Sends `wrap(payload)`, the variant `tag` of `Tx`, or gives `payload` back if the peer is gone.
+    pub fn send_mapped<P: Exchangeable>(&mut self, payload: P, tag: u32, wrap: impl FnOnce(P) -> Tx) -> Result<(), P> {
+        let _ = wrap;
+        let bytes = encode(Some(tag), payload);
+        match transport().send(self.handle, &bytes) {
+            Ok(()) => Ok(()),
+            Err(SendRefused::Closed) => Err(rebuild(&bytes[4..])),
+            Err(SendRefused::Broken) => panic!("the kernel refused a message on a channel: channel broken"),
+        }
+    }
+
+    /// Receives without blocking.
+    pub fn try_recv(&mut self) -> Result<Rx, TryRecvError> {
+        self.receive(false).map_err(|refused| match refused {
+            RecvRefused::Empty => TryRecvError::Empty,
+            RecvRefused::Closed => TryRecvError::Closed,
+        })
+    }
+
+    /// Receives, waiting in the kernel until a message arrives or the peer is gone.
+    pub fn recv(&mut self) -> Result<Rx, Closed> {
+        self.receive(true).map_err(|_| Closed)
+    }
+
+    fn receive(&mut self, wait: bool) -> Result<Rx, RecvRefused> {
+        let mut buffer = Vec::new();
+        transport().recv(self.handle, &mut buffer, wait)?;
+        self.consumed = self.consumed.wrapping_add(1);
+        // The kernel wrote these bytes from a typed message: a failure here is the kernel's bug, and the channel
+        // is treated as broken.
+        wire::decode(&buffer, &mut NoEndpoints).map_err(|_| RecvRefused::Closed)
+    }
+}
+
+impl<Tx, Rx> Drop for RawEndpoint<Tx, Rx> {
+    fn drop(&mut self) {
+        transport().close(self.handle);
+    }
+}
+
+impl<Tx, Rx> fmt::Debug for RawEndpoint<Tx, Rx> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawEndpoint").field("handle", &self.handle).finish()
+    }
+}
+
+// SAFETY: an endpoint holds its handle, visited (closed when freed); nothing else.
+unsafe impl<Tx: Exchangeable, Rx: Exchangeable> Exchangeable for RawEndpoint<Tx, Rx> {
+    fn __visit(&self, walk: &mut Walk<'_>) {
+        walk.endpoint_handle(self.handle);
+    }
+
+    fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
+        out.put_bytes(&self.into_handle().to_le_bytes())
+    }
+
+    fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
+        Ok(Self::from_handle(u32::from_le_bytes(input.take_array()?)))
+    }
+}
