@@ -1,9 +1,11 @@
 //! Build script of the root package: builds the kernel, then turns its ELF into bootable BIOS and UEFI disk
 //! images.
 //!
-//! The kernel is built by a nested `cargo build -p kernel -p ring3-image --profile kernel` with a target
-//! directory of its own (`<target dir>/kernel`); the second package is the ring-3 image (the programs that run
-//! in ring 3, docs/protection.md), which each disk image carries as the bootloader's ramdisk. Decision
+//! The kernel is built by a nested `cargo build -p kernel --profile kernel` with a target directory of its own
+//! (`<target dir>/kernel`), and the ring-3 image (the programs and services that run in ring 3,
+//! docs/protection.md), which each disk image carries as the bootloader's ramdisk, by a second one,
+//! `cargo build -p ring3-image`, into the same directory: apart, because the image switches on the `ring3`
+//! build of `channels`, which one invocation would unify into the kernel's copy too. Decision
 //! (docs/architecture.md): not a Cargo artifact dependency, because Cargo unifies features across one build: a
 //! `cargo test` that also tests `channels` or `contracts` would switch on their test-only `std` features and
 //! dev-dependencies (crossbeam-channel with `std`, ...) in the kernel's copies of those crates, and the kernel
@@ -91,11 +93,20 @@ fn build_kernel(root: &Path) -> Result<(PathBuf, PathBuf), String> {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let target = if target.is_absolute() { target } else { root.join(target) };
     let kernel_target = target.join("kernel");
-    let mut command = Command::new(&cargo);
+    for package in ["kernel", "ring3-image"] {
+        nested_build(root, &cargo, package, &kernel_target)?;
+    }
+    let binaries = kernel_target.join("x86_64-unknown-none").join("kernel");
+    Ok((binaries.join("kernel"), binaries.join("ring3-image")))
+}
+
+/// `cargo build -p package --profile kernel` into `kernel_target`.
+fn nested_build(root: &Path, cargo: &std::ffi::OsStr, package: &str, kernel_target: &Path) -> Result<(), String> {
+    let mut command = Command::new(cargo);
     command
         .current_dir(root)
-        .args(["build", "-p", "kernel", "-p", "ring3-image", "--profile", "kernel", "--target-dir"])
-        .arg(&kernel_target)
+        .args(["build", "-p", package, "--profile", "kernel", "--target-dir"])
+        .arg(kernel_target)
         // Settings meant for the outer (host) build must not leak into the kernel's.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -104,16 +115,15 @@ fn build_kernel(root: &Path) -> Result<(PathBuf, PathBuf), String> {
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_BUILD_TARGET_DIR")
         .env_remove("RUSTC_WORKSPACE_WRAPPER");
-    let status = command.status().map_err(|e| format!("cannot run {} to build the kernel: {e}", cargo.display()))?;
+    let status = command.status().map_err(|e| format!("cannot run {} to build {package}: {e}", cargo.display()))?;
     if !status.success() {
         return Err(format!(
-            "building the kernel failed ({status}); the compiler's messages are above. To see them alone: \
-             cargo build -p kernel -p ring3-image --profile kernel --target-dir {}",
+            "building {package} failed ({status}); the compiler's messages are above. To see them alone: \
+             cargo build -p {package} --profile kernel --target-dir {}",
             kernel_target.display()
         ));
     }
-    let binaries = kernel_target.join("x86_64-unknown-none").join("kernel");
-    Ok((binaries.join("kernel"), binaries.join("ring3-image")))
+    Ok(())
 }
 
 /// The bootloader's run-time settings, written into each image as `boot.json`.

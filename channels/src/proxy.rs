@@ -16,6 +16,7 @@
 
 use crate::endpoint::Closed;
 use crate::exchangeable::Exchangeable;
+use crate::ledger::Side;
 use crate::raw::{RawEndpoint, TryRecvError, TrySendError};
 use crate::ring::Readiness;
 use crate::wire::{self, Endpoints, Held, WireError};
@@ -59,6 +60,10 @@ pub struct Status {
     pub queued: usize,
     /// Messages sent and not yet received by the peer.
     pub in_flight: usize,
+    /// The most messages in flight towards the peer.
+    pub send_capacity: usize,
+    /// The most messages in flight towards us.
+    pub recv_capacity: usize,
 }
 
 /// Something a ring-3 SIP's thread can wait on: an endpoint's receive ring, without its types.
@@ -83,8 +88,17 @@ pub trait Proxied: Send + sealed::Sealed {
     /// bytes; a message that does not fit is kept, encoded, for the next call.
     fn try_recv_encoded(&mut self, table: &mut dyn Endpoints, room: usize) -> Result<Vec<u8>, RecvFailure>;
 
+    /// Keeps a message `try_recv_encoded` gave out for the next call (its copy to the SIP failed).
+    fn keep(&mut self, bytes: Vec<u8>);
+
     /// The peer's state and the queues.
     fn status(&self) -> Status;
+
+    /// Whether `other` is this endpoint's peer.
+    fn is_peer_of(&self, other: &dyn Proxied) -> bool;
+
+    /// The channel side, as the records name it.
+    fn side(&self) -> Side;
 
     /// What [`wait_any`] waits on for this endpoint.
     fn waiter(&self) -> Waiter;
@@ -154,12 +168,27 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
         Ok(bytes)
     }
 
+    fn keep(&mut self, bytes: Vec<u8>) {
+        self.pending = Some(bytes);
+    }
+
     fn status(&self) -> Status {
         Status {
             peer_closed: self.end.is_peer_closed(),
             queued: self.end.queued() + usize::from(self.pending.is_some()),
             in_flight: self.end.in_flight(),
+            send_capacity: self.end.send_capacity(),
+            recv_capacity: self.end.recv_capacity(),
         }
+    }
+
+    fn is_peer_of(&self, other: &dyn Proxied) -> bool {
+        let (mine, theirs) = (self.end.side(), other.side());
+        mine.channel == theirs.channel && mine.index != theirs.index
+    }
+
+    fn side(&self) -> Side {
+        self.end.side()
     }
 
     fn waiter(&self) -> Waiter {
@@ -207,9 +236,22 @@ pub struct HandleTable {
 }
 
 impl HandleTable {
+    /// The handle of a SIP's startup endpoint (the value its parent handed it): never given to another.
+    pub const STARTUP: u32 = 0;
+
     /// An empty table that holds at most `limit` endpoints.
     pub const fn new(limit: usize) -> Self {
         Self { entries: Vec::new(), limit }
+    }
+
+    /// Holds the SIP's startup endpoint under [`HandleTable::STARTUP`] (in a table that holds nothing yet).
+    pub fn put_startup(&mut self, endpoint: Held) -> Result<(), WireError> {
+        if !self.entries.is_empty() {
+            return Err(WireError::BadHandle);
+        }
+        self.entries.try_reserve(1).map_err(|_| WireError::OutOfMemory)?;
+        self.entries.push(Some(endpoint));
+        Ok(())
     }
 
     /// Runs `f` on the endpoint named `handle`, with the rest of the table for the endpoints of its message;
@@ -256,9 +298,14 @@ impl HandleTable {
 
 impl Endpoints for HandleTable {
     fn put(&mut self, endpoint: Held) -> Result<u32, WireError> {
-        let slot = match self.entries.iter().position(Option::is_none) {
-            Some(free) => free,
-            None if self.entries.len() < self.limit => {
+        // Slot 0 is the startup endpoint's, whether or not there is one.
+        if self.entries.is_empty() {
+            self.entries.try_reserve(2).map_err(|_| WireError::OutOfMemory)?;
+            self.entries.push(None);
+        }
+        let slot = match self.entries.iter().skip(1).position(Option::is_none) {
+            Some(free) => free + 1,
+            None if self.entries.len() <= self.limit => {
                 self.entries.try_reserve(1).map_err(|_| WireError::OutOfMemory)?;
                 self.entries.push(None);
                 self.entries.len() - 1

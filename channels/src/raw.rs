@@ -169,7 +169,7 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
 
     /// This endpoint's side, as the records name it.
     #[inline]
-    fn side(&self) -> Side {
+    pub(crate) fn side(&self) -> Side {
         let start = self.tx.addr().min(self.rx.addr()).get();
         Side { channel: ChannelId(start), index: self.side_index() }
     }

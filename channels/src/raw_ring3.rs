@@ -69,8 +69,8 @@ pub trait Transport: Sync {
     /// Receives the oldest message on `handle` into `buffer` (replacing its contents, growing it as needed),
     /// waiting for one if `wait`.
     fn recv(&self, handle: u32, buffer: &mut Vec<u8>, wait: bool) -> Result<(), RecvRefused>;
-    /// The endpoint's state.
-    fn status(&self, handle: u32) -> Status;
+    /// The endpoint's state; `None` if `handle` names no endpoint.
+    fn status(&self, handle: u32) -> Option<Status>;
     /// Whether the endpoints `a` and `b` are the two ends of one channel.
     fn are_peers(&self, a: u32, b: u32) -> bool;
     /// Blocks until one of `handles` has a message or a closed peer (or spuriously).
@@ -186,6 +186,13 @@ pub fn try_pair<A: Exchangeable, B: Exchangeable>(_: usize, _: usize) -> Result<
     Ok((RawEndpoint::from_handle(a), RawEndpoint::from_handle(b)))
 }
 
+/// The SIP's startup endpoint (what its parent handed it: `sip_runtime::Startup`), if it has one; the kernel
+/// holds it under handle 0 (`proxy::HandleTable::STARTUP`). Trusted: only the runtime, once, may make it.
+pub fn startup(trusted: &Trusted) -> Option<RawEndpoint<(), crate::ExAny>> {
+    let _ = trusted;
+    transport().status(0).map(|_| RawEndpoint::from_handle(0))
+}
+
 /// Why a non-blocking send did not happen; the message comes back.
 #[derive(PartialEq, Eq)]
 pub enum TrySendError<T> {
@@ -253,8 +260,9 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
         self.consumed
     }
 
+    /// The kernel's view; a handle it does not know (the kernel broke it) reads as a closed peer.
     fn status(&self) -> Status {
-        transport().status(self.handle)
+        transport().status(self.handle).unwrap_or(Status { peer_closed: true, ..Status::default() })
     }
 
     /// Whether the peer endpoint is gone.

@@ -53,6 +53,9 @@ pub struct PerCpu {
     pub current_owner: AtomicU64,
     /// `exec`: the running thread's kernel-mode nesting depth; saved per thread on every switch.
     pub kernel_depth: AtomicU32,
+    /// `ipc::exchange_heap`: the ring-3 SIP (id + 1) whose channel call the kernel is performing, with interrupts
+    /// off, so the exchange acts for it; 0 otherwise.
+    pub acting_for: AtomicU64,
     /// `exec`: address of the running thread's SIP arena (0 for kernel threads); the allocator routes by it.
     pub current_arena: AtomicUsize,
     /// `exec`: the running thread's stack limit: for a SIP thread the upper end of its kernel reserve (stack bottom +
@@ -103,6 +106,7 @@ impl PerCpu {
             timer_ticks: AtomicU64::new(0),
             current_owner: AtomicU64::new(0),
             kernel_depth: AtomicU32::new(0),
+            acting_for: AtomicU64::new(0),
             current_arena: AtomicUsize::new(0),
             stack_limit: AtomicU64::new(0),
             current_thread: AtomicU64::new(0),

@@ -346,17 +346,19 @@ pub trait KernelAbi: Sync {
         core: Option<u32>,
         startup: Option<crate::Startup>,
     ) -> Result<SipId, (SpawnError, Option<crate::Startup>)>;
-    /// Starts `name` with `args` under `protection`, on `core` (or the least loaded): in `ring3` or `ring3-own` a
-    /// program of the ring-3 image or a service built into it (a service with contracts is refused:
-    /// [`SpawnError::NoRing3Build`]), under `type` what [`KernelAbi::spawn`] starts (a ring-3 program is refused
-    /// there: [`SpawnError::NeedsHardwareProtection`]). Needs `Capability::ProcessControl`.
+    /// Starts `name` with `args` under `protection`, on `core` (or the least loaded), handing it `startup` as
+    /// [`KernelAbi::spawn`] does: in `ring3` or `ring3-own` a program of the ring-3 image or a service built into
+    /// it (one the image lacks is refused: [`SpawnError::NoRing3Build`]), under `type` what [`KernelAbi::spawn`]
+    /// starts (a ring-3 program is refused there: [`SpawnError::NeedsHardwareProtection`]). Needs
+    /// `Capability::ProcessControl`. On failure `startup` comes back.
     fn spawn_protected(
         &self,
         name: &str,
         args: &str,
         core: Option<u32>,
         protection: Protection,
-    ) -> Result<SipId, SpawnError>;
+        startup: Option<crate::Startup>,
+    ) -> Result<SipId, (SpawnError, Option<crate::Startup>)>;
     /// The event counts since boot, all cores (needs `SystemInfo`; zeroes otherwise).
     fn events(&self) -> EventCounts;
     /// How ring-3 SIP `id` of the calling core exited, once it has ended (a core keeps its last 32 ring-3 ends):

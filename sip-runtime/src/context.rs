@@ -113,6 +113,22 @@ impl SipContext {
         self.abi.spawn(name, args, core, Some(startup)).map_err(|(e, back)| (e, back.and_then(Startup::take)))
     }
 
+    /// [`SipContext::spawn_with`] under `protection` (`KernelAbi::spawn_protected`): the same service, and the
+    /// same value, in ring 0 or in ring 3.
+    pub fn spawn_protected_with<E: Exchangeable + Send>(
+        &self,
+        name: &str,
+        args: &str,
+        core: Option<u32>,
+        protection: crate::Protection,
+        value: E,
+    ) -> Result<SipId, (SpawnError, Option<E>)> {
+        let startup = Startup::new(value).map_err(|(value, _)| (SpawnError::OutOfMemory, Some(value)))?;
+        self.abi
+            .spawn_protected(name, args, core, protection, Some(startup))
+            .map_err(|(e, back)| (e, back.and_then(Startup::take)))
+    }
+
     /// The value this SIP was spawned with, if it is an `E` (once; `None` afterwards or for another type).
     pub fn take_startup<E: Exchangeable + Send>(&self) -> Option<E> {
         self.abi.take_startup()?.take()

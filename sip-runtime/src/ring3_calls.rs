@@ -34,6 +34,35 @@ pub const ICOUNT: u64 = 8;
 /// `MAX_LOG_LINE`. Never answers.
 pub const PANIC: u64 = 9;
 
+/// Opens a channel of the contract whose raw pair type is named by the UTF-8 text at (first argument, length in
+/// the second); answers the client side's handle in the low 32 bits and the server side's in the high 32.
+/// `NO_SUCH_CONTRACT`, `OUT_OF_QUOTA` (too many handles or the exchange quota) otherwise.
+pub const CHANNEL_OPEN: u64 = 10;
+/// Sends the message whose byte form is at (second argument, length in the third) on the handle in the first;
+/// answers 0. `CLOSED` (the peer is gone; nothing of the message was taken), `BAD_HANDLE`, `BROKEN` (not a
+/// message of the channel, or the ring was full: the channel is closed for both sides).
+pub const CHANNEL_SEND: u64 = 11;
+/// Receives the oldest message on the handle in the first argument into the buffer at (second argument, room in
+/// the third), waiting for one if the fourth is 1; answers the message's length. A length beyond the room
+/// means nothing was copied: the message waits for a call with that much room. `EMPTY` (not waiting),
+/// `CLOSED`, `BAD_HANDLE`, `BROKEN` (the message cannot cross: too deep or too long).
+pub const CHANNEL_RECV: u64 = 12;
+/// Writes the state of the handle in the first argument to the five `u64`s at the second (peer closed 0 or 1,
+/// queued, in flight, send capacity, receive capacity); answers 0, or `BAD_HANDLE`.
+pub const CHANNEL_STATUS: u64 = 13;
+/// Answers 1 if the handles in the first two arguments are the two ends of one channel, else 0.
+pub const CHANNEL_PEERS: u64 = 14;
+/// Waits until one of the handles (the `u32`s at the first argument, as many as the second) has a message or a
+/// closed peer; answers 0. `BAD_HANDLE` if one is not a handle, `BAD_ARGUMENT` for more than `MAX_WAIT`.
+pub const CHANNEL_WAIT: u64 = 15;
+/// Closes the handle in the first argument (the peer sees `Closed`); answers 0, or `BAD_HANDLE`.
+pub const CHANNEL_CLOSE: u64 = 16;
+
+/// The most handles one `CHANNEL_WAIT` waits on.
+pub const MAX_WAIT: u64 = 1024;
+/// The most endpoints a ring-3 SIP holds at once.
+pub const MAX_HANDLES: usize = 4096;
+
 /// The lowest answer that is an error.
 pub const FIRST_ERROR: u64 = u64::MAX - 15;
 /// The call number is not one of these.
@@ -48,3 +77,13 @@ pub const NOT_UTF8: u64 = u64::MAX - 3;
 pub const OUT_OF_QUOTA: u64 = u64::MAX - 4;
 /// Memory ran out.
 pub const OUT_OF_MEMORY: u64 = u64::MAX - 5;
+/// The handle names no endpoint of the caller's.
+pub const BAD_HANDLE: u64 = u64::MAX - 6;
+/// The peer endpoint is gone.
+pub const CLOSED: u64 = u64::MAX - 7;
+/// Nothing to receive yet.
+pub const EMPTY: u64 = u64::MAX - 8;
+/// The channel broke: a message that is not one of the channel's, or one that cannot cross.
+pub const BROKEN: u64 = u64::MAX - 9;
+/// No contract's channel has that name.
+pub const NO_SUCH_CONTRACT: u64 = u64::MAX - 10;

@@ -46,4 +46,14 @@ impl Startup {
     pub fn end(&self) -> &RawEndpoint<(), ExAny> {
         &self.0
     }
+
+    /// The channel end, for the kernel to hold for a ring-3 child (which takes the value through calls).
+    pub fn into_end(self) -> RawEndpoint<(), ExAny> {
+        self.0
+    }
+
+    /// The startup of a ring-3 SIP: its first endpoint, `end` (the ring-3 runtime makes it from its handle).
+    pub fn from_end(end: RawEndpoint<(), ExAny>) -> Self {
+        Startup(end)
+    }
 }

@@ -25,6 +25,7 @@ use channels::ledger::{ChannelId, Holder, Item, Ledger, Release, RingId, Side, V
 use channels::platform::{AllocError, Exchange, Owner};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
 
 /// Smallest step the exchange heap grows by.
 const GROWTH_STEP: u64 = 256 * 1024;
@@ -43,11 +44,35 @@ pub static EXCHANGE: KernelExchange = KernelExchange;
 /// Who is calling: the SIP whose code runs, or the kernel (kernel code acts with the kernel's authority, on
 /// whichever thread it runs). Read before entering kernel mode.
 fn caller() -> Owner {
-    exec::running_sip().map_or(Owner::KERNEL, Owner::sip)
+    match exec::running_sip() {
+        Some(sip) => Owner::sip(sip),
+        None => {
+            crate::percpu::current().acting_for.load(Ordering::Relaxed).checked_sub(1).map_or(Owner::KERNEL, Owner::sip)
+        }
+    }
+}
+
+/// Runs `f`, kernel code, as ring-3 SIP `sip` towards the exchange: what its channel calls do with the endpoints
+/// the kernel holds for it (`channels::proxy`) is its own doing, held by it and charged to it, exactly as a
+/// ring-0 SIP's channel code is. Interrupts are off meanwhile, so no other thread runs on this core while the
+/// exchange would mistake it for `sip`; `f` must not block (it is bounded by one message: `channels::wire`).
+pub fn acting_for<R>(sip: u64, f: impl FnOnce() -> R) -> R {
+    let cpu = crate::percpu::current();
+    let were_enabled = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::disable();
+    cpu.acting_for.store(sip + 1, Ordering::Relaxed);
+    let result = f();
+    cpu.acting_for.store(0, Ordering::Relaxed);
+    if were_enabled {
+        x86_64::instructions::interrupts::enable();
+    }
+    result
 }
 
 /// Ends the caller for breaking the records' rules (after every lock is released).
 fn refused(by: Owner, violation: Violation) -> ! {
+    // The call that was acting for a ring-3 SIP never returns: nobody else on this core may inherit it.
+    crate::percpu::current().acting_for.store(0, Ordering::Relaxed);
     match by.sip_id() {
         Some(_) => exec::end_sip_for_fault(alloc::format!("{violation}")),
         None => panic!("the kernel broke the exchange records' rules: {violation}"),

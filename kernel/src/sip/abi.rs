@@ -104,12 +104,13 @@ impl KernelAbi for Ring0Abi {
         args: &str,
         core: Option<u32>,
         protection: Protection,
-    ) -> Result<SipId, SpawnError> {
+        startup: Option<Startup>,
+    ) -> Result<SipId, (SpawnError, Option<Startup>)> {
         let _kernel = KernelAccount::enter();
         if !caller_may(Capability::ProcessControl) {
-            return Err(SpawnError::NotPermitted);
+            return Err((SpawnError::NotPermitted, startup));
         }
-        super::spawn_protected(name, args, core, protection)
+        super::spawn_protected(name, args, core, protection, startup)
     }
 
     fn events(&self) -> EventCounts {

@@ -71,6 +71,9 @@ pub struct Sip {
     ending: Option<EndReason>,
     /// Its log budget.
     log: LogBudget,
+    /// The endpoints the kernel holds for it, by handle (a ring-3 SIP's; empty for a `type` SIP, whose endpoints
+    /// are its own values).
+    handles: channels::proxy::HandleTable,
 }
 
 /// Where a SIP's memory is.
@@ -199,22 +202,29 @@ pub fn spawn(name: &str, args: &str, core: Option<u32>) -> Result<SipId, SpawnEr
 
 /// Starts `name` with `args` protected as `protection` says, on `core` (default: the least loaded): a service
 /// under `type` as [`spawn`] does; a program or service of the ring-3 image under `ring3` or `ring3-own`.
-pub fn spawn_protected(name: &str, args: &str, core: Option<u32>, protection: Protection) -> Result<SipId, SpawnError> {
+pub fn spawn_protected(
+    name: &str,
+    args: &str,
+    core: Option<u32>,
+    protection: Protection,
+    startup: Option<Startup>,
+) -> Result<SipId, (SpawnError, Option<Startup>)> {
     if !protection.is_ring3() {
-        return spawn(name, args, core);
+        return spawn_with(name, args, core, startup);
     }
     let _kernel = KernelAccount::enter();
     if args.len() > MAX_ARGS_LEN {
-        return Err(SpawnError::ArgumentsTooLong);
+        return Err((SpawnError::ArgumentsTooLong, startup));
     }
     let target = core.unwrap_or_else(least_loaded_core);
     if !crate::cores::is_online(target) {
-        return Err(SpawnError::NoSuchCore);
+        return Err((SpawnError::NoSuchCore, startup));
     }
+    let caller = caller_owner();
     if target != percpu::current_index() {
-        return remote::spawn_ring3(target, name, args, protection);
+        return remote::spawn(target, name, args, 0, startup, caller, protection);
     }
-    ring3::spawn_named(name, args, protection)
+    ring3::spawn_named(name, args, protection, startup, caller)
 }
 
 /// Starts service `name` on `core` (default: the least loaded), handing it `startup` (which the caller holds);
@@ -255,7 +265,7 @@ fn spawn_with_restarts(
     }
     let caller = caller_owner();
     if target != me {
-        return remote::spawn(target, name, args, restarts, startup, caller);
+        return remote::spawn(target, name, args, restarts, startup, caller, Protection::Type);
     }
     spawn_here(name, args, restarts, startup, caller)
 }
@@ -318,6 +328,7 @@ fn spawn_here(
         startup: startup.map(ManuallyDrop::new),
         ending: None,
         log: LogBudget::new(grant.log_lines_per_second),
+        handles: channels::proxy::HandleTable::new(0),
     };
     table().lock().sips.insert(id, record);
     let entry = replica::Entry { core: percpu::current_index(), name: manifest.name };
@@ -555,6 +566,8 @@ fn finish(id: u64) {
     };
     // An untaken startup endpoint is the SIP's: the ledger closes its side below; the struct is never dropped.
     let _ = sip.startup.take();
+    // So are the endpoints the kernel held for a ring-3 SIP: forgotten here, their sides closed below.
+    core::mem::replace(&mut sip.handles, channels::proxy::HandleTable::new(0)).abandon();
     crate::ipc::exchange_heap::reclaim(owner);
     let (name, restarts) = (sip.manifest.name, sip.restarts);
     let policy = sip.manifest.restart;

@@ -22,7 +22,6 @@ pub enum Request {
     /// Start a SIP on the receiving core and answer with its id (or the error, and the startup value back).
     Spawn(SpawnRequest),
     /// Start a ring-3 SIP (a program or service of the ring-3 image) on the receiving core.
-    SpawnRing3 { name: String, args: String, protection: Protection, reply: Arc<ReplyCell<Result<SipId, SpawnError>>> },
     /// End SIP `id`, which runs on the receiving core.
     Kill { id: u64, reply: Arc<ReplyCell<Result<(), KillError>>> },
     /// Answer when SIP `id` (on the receiving core) has ended.
@@ -71,6 +70,7 @@ pub struct SpawnRequest {
     args: String,
     restarts: u32,
     startup: Option<Startup>,
+    protection: Protection,
     reply: Arc<ReplyCell<SpawnResult>>,
 }
 
@@ -83,12 +83,15 @@ pub fn spawn(
     restarts: u32,
     startup: Option<Startup>,
     holder: channels::Owner,
+    protection: Protection,
 ) -> SpawnResult {
     if let Some(value) = &startup {
         super::give_startup(value, holder, channels::Owner::KERNEL);
     }
     let (name, args) = (String::from(name), String::from(args));
-    let result = intercore::call(core, |reply| Request::Spawn(SpawnRequest { name, args, restarts, startup, reply }));
+    let result = intercore::call(core, |reply| {
+        Request::Spawn(SpawnRequest { name, args, restarts, startup, protection, reply })
+    });
     match result {
         Ok(Ok(id)) => Ok(id),
         Ok(Err((error, startup))) => {
@@ -100,14 +103,6 @@ pub fn spawn(
         // `call` checked the core before building the request; the caller checked it too.
         Err(intercore::CallError::NotOnline) => Err((SpawnError::NoSuchCore, None)),
     }
-}
-
-/// Starts the ring-3 SIP `name` on core `core` (not this one, and online) under `protection` and waits for the
-/// answer.
-pub fn spawn_ring3(core: u32, name: &str, args: &str, protection: Protection) -> Result<SipId, SpawnError> {
-    let (name, args) = (String::from(name), String::from(args));
-    intercore::call(core, |reply| Request::SpawnRing3 { name, args, protection, reply })
-        .unwrap_or(Err(SpawnError::NoSuchCore))
 }
 
 /// Starts ending SIP `id`, which runs on core `core` (wait for its end with [`wait`]).
@@ -129,11 +124,12 @@ pub fn query(core: u32, id: u64) -> Option<ProcessInfo> {
 fn handle(request: Request) {
     match request {
         Request::Spawn(r) => {
-            let result = super::spawn_here(&r.name, &r.args, r.restarts, r.startup, channels::Owner::KERNEL);
+            let result = if r.protection.is_ring3() {
+                super::ring3::spawn_named(&r.name, &r.args, r.protection, r.startup, channels::Owner::KERNEL)
+            } else {
+                super::spawn_here(&r.name, &r.args, r.restarts, r.startup, channels::Owner::KERNEL)
+            };
             r.reply.answer(result);
-        }
-        Request::SpawnRing3 { name, args, protection, reply } => {
-            reply.answer(super::ring3::spawn_named(&name, &args, protection));
         }
         // Only starts the end (threads busy in kernel code finish first): the asker waits with `Watch`.
         Request::Kill { id, reply } => reply.answer(super::kill_here(id)),

@@ -23,6 +23,7 @@
 
 use super::{EndReason, Sip, SipMemory, table};
 use crate::exec::{self, Account, KernelAccount};
+use crate::ipc::exchange_heap::acting_for;
 use crate::memory::frames;
 use crate::memory::layout::{
     USER_HEAP_OFFSET, USER_SLOT_SIZE, USER_SLOTS, user_slot_start, user_stack_guard, user_stack_top,
@@ -31,10 +32,12 @@ use crate::memory::user_spaces::{self, UserSpace};
 use crate::{percpu, sched};
 use alloc::vec;
 use alloc::vec::Vec;
+use channels::proxy::HandleTable;
+use channels::wire::Endpoints;
 use core::sync::atomic::{AtomicU64, Ordering};
 use cpu_rings::syscall::{Next, SyscallFrame};
 use sip_runtime::ring3_calls as calls;
-use sip_runtime::{ExitStatus, LogLevel, MAX_LOG_LINE, Manifest, Protection, SipId, SpawnError};
+use sip_runtime::{ExitStatus, LogLevel, MAX_LOG_LINE, Manifest, Protection, SipId, SpawnError, Startup};
 use x86_64::VirtAddr;
 use x86_64::registers::rflags::RFlags;
 use x86_64::structures::paging::PageTableFlags as Flags;
@@ -225,25 +228,53 @@ fn load(
 /// Starts `program` as a SIP in ring 3 on this core, protected as `protection` says, with `args` (see [`Code`]).
 /// Refuses `Protection::Type`: a program is not verified code. Nothing is left behind on failure.
 pub fn spawn(program: &'static Program, protection: Protection, args: &str) -> Result<SipId, SpawnError> {
-    spawn_code(&program.manifest, program.code, protection, args)
+    spawn_code(&program.manifest, program.code, protection, args, &mut None, channels::Owner::KERNEL)
 }
 
-/// Starts service `manifest` (linked into the kernel and into the ring-3 image alike) in ring 3 on this core. Its
-/// contracts need channels, which do not cross into ring 3 yet: a service that exports or imports one is
-/// refused with `SpawnError::NoRing3Build`, and so is one the image does not have.
-pub fn spawn_service(manifest: &'static Manifest, protection: Protection, args: &str) -> Result<SipId, SpawnError> {
-    if !manifest.exports.is_empty() || !manifest.imports.is_empty() || !image::has_service(manifest.name) {
-        return Err(SpawnError::NoRing3Build);
-    }
-    spawn_code(manifest, Code::Image(manifest.name), protection, args)
+/// Starts the program of the ring-3 image or the service named `name` (linked into the kernel and into the
+/// image alike) in ring 3 on this core, handing it `startup` (held by `holder` until then, and again if the
+/// spawn fails: it comes back). A service the image does not have is refused with `SpawnError::NoRing3Build`.
+pub fn spawn_named(
+    name: &str,
+    args: &str,
+    protection: Protection,
+    startup: Option<Startup>,
+    holder: channels::Owner,
+) -> Result<SipId, (SpawnError, Option<Startup>)> {
+    let (manifest, code) = match image_program(name) {
+        Some(program) => (&program.manifest, program.code),
+        None => match super::manifest(name) {
+            Some(manifest) if image::has_service(manifest.name) => (manifest, Code::Image(manifest.name)),
+            Some(_) => return Err((SpawnError::NoRing3Build, startup)),
+            None => return Err((SpawnError::NoSuchService, startup)),
+        },
+    };
+    let mut startup = startup;
+    spawn_code(manifest, code, protection, args, &mut startup, holder).map_err(|error| (error, startup))
 }
 
-/// Starts the program of the ring-3 image or the service named `name` in ring 3 on this core.
-pub fn spawn_named(name: &str, args: &str, protection: Protection) -> Result<SipId, SpawnError> {
-    match image_program(name) {
-        Some(program) => spawn(program, protection, args),
-        None => spawn_service(super::manifest(name).ok_or(SpawnError::NoSuchService)?, protection, args),
+/// The handle table of new SIP `id`, holding `startup` (moved from `holder` to the SIP) as its startup endpoint.
+fn handles_with(startup: Option<Startup>, holder: channels::Owner, id: u64) -> HandleTable {
+    let mut handles = HandleTable::new(calls::MAX_HANDLES);
+    if let Some(startup) = startup {
+        let owner = channels::Owner::sip(id);
+        super::give_startup(&startup, holder, owner);
+        // A table that cannot grow drops the end: the SIP's, so it is closed as the SIP's.
+        acting_for(id, || {
+            let _ = handles.put_startup(channels::proxy::hold(startup.into_end()));
+        });
     }
+    handles
+}
+
+/// The startup endpoint of SIP `id` (which never ran), back to `holder`.
+fn startup_back(id: u64, holder: channels::Owner) -> Option<Startup> {
+    let expected = core::any::TypeId::of::<channels::raw::RawEndpoint<(), channels::ExAny>>();
+    let held = table().lock().sips.get_mut(&id)?.handles.take_as(HandleTable::STARTUP, expected).ok()?;
+    let end = *held.into_any().downcast::<channels::raw::RawEndpoint<(), channels::ExAny>>().ok()?;
+    let startup = Startup::from_end(end);
+    super::give_startup(&startup, channels::Owner::sip(id), holder);
+    Some(startup)
 }
 
 /// [`spawn`] of `code` with `manifest`.
@@ -252,6 +283,8 @@ fn spawn_code(
     code: Code,
     protection: Protection,
     args: &str,
+    startup: &mut Option<Startup>,
+    holder: channels::Owner,
 ) -> Result<SipId, SpawnError> {
     let _kernel = KernelAccount::enter();
     if !protection.is_ring3() {
@@ -299,6 +332,7 @@ fn spawn_code(
         startup: None,
         ending: None,
         log: super::LogBudget::new(grant.log_lines_per_second),
+        handles: handles_with(startup.take(), holder, id),
     };
     guard.sips.insert(id, record);
     drop(guard);
@@ -314,6 +348,7 @@ fn spawn_code(
         Ok(tid)
     });
     if let Err(sched::ThreadError::Stack(_)) = spawned {
+        *startup = startup_back(id, holder);
         // Ended before it began: the ordinary ending reclaims the slot and the record.
         super::end(id, EndReason::Exited(ExitStatus::Failure(-1)));
         return Err(SpawnError::OutOfMemory);
@@ -392,6 +427,13 @@ pub fn calls(frame: &mut SyscallFrame) -> Next {
         (Some(_), calls::ICOUNT) => u64::from(sip_runtime::KernelAbi::cycles_are_instructions(&super::abi::RING0)),
         (Some(id), calls::LOG) => log(id, frame.rdi, frame.rsi, frame.rdx),
         (Some(id), calls::GROW) => grow(id, frame.rdi),
+        (Some(id), calls::CHANNEL_OPEN) => channel_calls::open(id, frame.rdi, frame.rsi),
+        (Some(id), calls::CHANNEL_SEND) => channel_calls::send(id, frame.rdi, frame.rsi, frame.rdx),
+        (Some(id), calls::CHANNEL_RECV) => channel_calls::recv(id, frame.rdi, frame.rsi, frame.rdx, frame.r10),
+        (Some(id), calls::CHANNEL_STATUS) => channel_calls::status(id, frame.rdi, frame.rsi),
+        (Some(id), calls::CHANNEL_PEERS) => channel_calls::peers(id, frame.rdi, frame.rsi),
+        (Some(id), calls::CHANNEL_WAIT) => channel_calls::wait(id, frame.rdi, frame.rsi),
+        (Some(id), calls::CHANNEL_CLOSE) => channel_calls::close(id, frame.rdi),
         (Some(id), calls::PANIC) => match text_of(id, frame.rdi, frame.rsi) {
             Ok((text, more)) => {
                 let mut message = text;
@@ -478,5 +520,6 @@ fn grow(id: u64, bytes: u64) -> u64 {
     }
 }
 
+mod channel_calls;
 pub mod image;
 mod selftests;

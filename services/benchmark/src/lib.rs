@@ -621,7 +621,7 @@ fn protection(ctx: &SipContext) {
     };
     // A ring-3 row: the median the program exits with.
     let in_ring3 = |mode: Protection, args: &str| -> String {
-        let Ok(id) = abi.spawn_protected("bench-ring3", args, here, mode) else { return String::from("failed") };
+        let Ok(id) = abi.spawn_protected("bench-ring3", args, here, mode, None) else { return String::from("failed") };
         let _ = abi.wait(id);
         match abi.exit_status_of(id) {
             Some(ExitStatus::Failure(median)) => format!("{}", median as u32),
@@ -657,7 +657,7 @@ fn protection(ctx: &SipContext) {
     let [create3, create3own] = modes.map(|mode| {
         counted(rounds, &mut || {
             cell(&measure(ctx, 1, || {
-                if let Ok(id) = abi.spawn_protected("bench-ring3", "exit", here, mode) {
+                if let Ok(id) = abi.spawn_protected("bench-ring3", "exit", here, mode, None) {
                     let _ = abi.wait(id);
                 }
             }))

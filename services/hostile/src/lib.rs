@@ -223,7 +223,7 @@ fn privileged(ctx: &SipContext) {
         ("cpu", abi.cpu(0).is_none()),
         (
             "spawn_protected",
-            abi.spawn_protected("unsafe-test", "write 0xffff800000000000", None, Protection::Ring3).is_err(),
+            abi.spawn_protected("unsafe-test", "write 0xffff800000000000", None, Protection::Ring3, None).is_err(),
         ),
         ("exit_status_of", abi.exit_status_of(SipId(1)).is_none()),
         ("events", abi.events() == sip_runtime::EventCounts::default()),

@@ -11,7 +11,7 @@ use alloc::string::String;
 use channels::{Closed, ExString, ExVec, TryRecv};
 use contracts::echo::{self, client, state};
 use contracts::kv_store;
-use sip_runtime::SipId;
+use sip_runtime::{Protection, SipId};
 
 /// Spawns `service` with `args` and the server end of a new Echo channel, on `core` or the least loaded core;
 /// returns its pid and the client end.
@@ -21,24 +21,46 @@ fn connect(
     args: &str,
     core: Option<u32>,
 ) -> Result<(SipId, echo::Client<state::Ready>), CommandError> {
+    connect_protected(sh, service, args, core, Protection::Type)
+}
+
+/// [`connect`] with the SIP under `protection`: the same contract, whichever side of the ring boundary it is on.
+fn connect_protected(
+    sh: &Shell,
+    service: &str,
+    args: &str,
+    core: Option<u32>,
+    protection: Protection,
+) -> Result<(SipId, echo::Client<state::Ready>), CommandError> {
     let (client, server) = echo::channel();
     let id = sh
         .ctx
-        .spawn_with(service, args, core, server)
-        .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn '{service}': {e}")))?;
+        .spawn_protected_with(service, args, core, protection, server)
+        .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn '{service}' ({protection}): {e}")))?;
     Ok((id, client))
+}
+
+/// Splits a leading `--protection MODE` off `args`.
+fn protection_option<'a, 'b>(args: &'a [&'b str]) -> Result<(Protection, &'a [&'b str]), CommandError> {
+    match args {
+        ["--protection", mode, rest @ ..] => Protection::from_name(mode)
+            .map(|p| (p, rest))
+            .ok_or_else(|| CommandError::Invalid(format!("'{mode}' is not a protection (type, ring3, ring3-own)"))),
+        _ => Ok((Protection::Type, args)),
+    }
 }
 
 fn closed() -> CommandError {
     CommandError::Invalid("the echo SIP closed the channel".into())
 }
 
-/// `echo TEXT...`: the echo SIP sends the text back.
+/// `echo [--protection MODE] TEXT...`: the echo SIP (under MODE) sends the text back.
 pub fn echo(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
+    let (protection, args) = protection_option(args)?;
     if args.is_empty() {
-        return Err(CommandError::Usage("echo TEXT..."));
+        return Err(CommandError::Usage("echo [--protection type|ring3|ring3-own] TEXT..."));
     }
-    let (id, client) = connect(sh, "echo", "", None)?;
+    let (id, client) = connect_protected(sh, "echo", "", None, protection)?;
     let owed = client.send_say(ExString::from(args.join(" ").as_str())).map_err(|_| closed())?;
     let result = match owed.recv() {
         Ok(client::SaySent::Echoed(text, ready)) => {
@@ -54,16 +76,17 @@ pub fn echo(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     result
 }
 
-/// `ping [N]`: N round trips to the echo SIP, with the average cost.
+/// `ping [--protection MODE] [N]`: N round trips to the echo SIP (under MODE), with the average cost.
 pub fn ping(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
+    let (protection, args) = protection_option(args)?;
     let count: u64 = match args {
         [] => 1000,
         [n] => {
             n.parse().ok().filter(|n| *n > 0).ok_or_else(|| CommandError::Invalid(format!("'{n}' is not a count")))?
         }
-        _ => return Err(CommandError::Usage("ping [N]")),
+        _ => return Err(CommandError::Usage("ping [--protection type|ring3|ring3-own] [N]")),
     };
-    let (id, mut client) = connect(sh, "echo", "", None)?;
+    let (id, mut client) = connect_protected(sh, "echo", "", None, protection)?;
     let (start, start_ns) = (sh.ctx.cycles(), sh.ctx.now_nanos());
     for i in 0..count {
         match client.send_ping(i).map_err(|_| closed())?.recv() {
@@ -78,7 +101,10 @@ pub fn ping(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
         done.close();
     }
     let _ = sh.ctx.wait(id);
-    sh.say(format_args!("ping: {count} round trips to echo#{}, {cycles} cycles ({micros} us) each", id.0));
+    sh.say(format_args!(
+        "ping: {count} round trips to echo#{} ({protection}), {cycles} cycles ({micros} us) each",
+        id.0
+    ));
     Ok(())
 }
 

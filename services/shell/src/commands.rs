@@ -68,11 +68,16 @@ pub const COMMANDS: &[Command] = &[
     Command { name: "services", usage: "services", help: "registered service manifests", run: services },
     Command { name: "contracts", usage: "contracts", help: "every contract's states and messages", run: contracts },
     Command { name: "channels", usage: "channels", help: "live channels and who holds each end", run: channels },
-    Command { name: "echo", usage: "echo TEXT...", help: "send text through an echo SIP", run: channel_commands::echo },
+    Command {
+        name: "echo",
+        usage: "echo [--protection type|ring3|ring3-own] TEXT...",
+        help: "send text through an echo SIP (in ring 0 or ring 3)",
+        run: channel_commands::echo,
+    },
     Command {
         name: "ping",
-        usage: "ping [N]",
-        help: "N message round trips to an echo SIP",
+        usage: "ping [--protection type|ring3|ring3-own] [N]",
+        help: "N message round trips to an echo SIP (in ring 0 or ring 3)",
         run: channel_commands::ping,
     },
     Command {
@@ -302,7 +307,7 @@ fn start<'a>(sh: &Shell, args: &[&'a str], usage: &'static str) -> Result<(SipId
     let args = rest.join(" ");
     let spawned = match protection {
         None => sh.ctx.spawn(name, &args, core),
-        Some(protection) => sh.ctx.abi().spawn_protected(name, &args, core, protection),
+        Some(protection) => sh.ctx.abi().spawn_protected(name, &args, core, protection, None).map_err(|(e, _)| e),
     };
     let id = spawned.map_err(|e| CommandError::Invalid(format!("cannot spawn '{name}': {e}")))?;
     Ok((id, name))

@@ -17,6 +17,9 @@ use sip_runtime::{
 /// The ABI object of every ring-3 SIP.
 pub struct Ring3Abi;
 
+/// Whether the startup endpoint was taken.
+static STARTUP_TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// The one instance.
 pub static RING3: Ring3Abi = Ring3Abi;
 
@@ -64,8 +67,15 @@ impl KernelAbi for Ring3Abi {
         Err((SpawnError::NotPermitted, startup))
     }
 
-    fn spawn_protected(&self, _: &str, _: &str, _: Option<u32>, _: Protection) -> Result<SipId, SpawnError> {
-        Err(SpawnError::NotPermitted)
+    fn spawn_protected(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<u32>,
+        _: Protection,
+        startup: Option<Startup>,
+    ) -> Result<SipId, (SpawnError, Option<Startup>)> {
+        Err((SpawnError::NotPermitted, startup))
     }
 
     fn events(&self) -> EventCounts {
@@ -81,7 +91,11 @@ impl KernelAbi for Ring3Abi {
     }
 
     fn take_startup(&self) -> Option<Startup> {
-        None
+        // Once: the handle is the SIP's first endpoint, and a second take would name what the first one took.
+        if STARTUP_TAKEN.swap(true, core::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        crate::calls::startup_endpoint().map(Startup::from_end)
     }
 
     fn kill(&self, _: SipId) -> Result<(), KillError> {

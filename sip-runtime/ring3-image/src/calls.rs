@@ -138,3 +138,119 @@ impl core::fmt::Write for Line {
         Ok(())
     }
 }
+
+/// `syscall` with number `number` and four arguments; the kernel's answer. The kernel may write this program's
+/// memory where a call's contract says (a receive buffer, a status block).
+fn call4(number: u64, a: u64, b: u64, c: u64, d: u64) -> u64 {
+    let answer: u64;
+    // SAFETY: as in `call3`; the asm is not `nomem`, so the compiler assumes the kernel may have written memory
+    // this program handed it (the receive and status calls do).
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") number => answer,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    answer
+}
+
+/// The ring-3 build of `channels` over the channel calls.
+pub struct Channels;
+
+/// The one instance, installed by [`install_channels`].
+pub static CHANNELS: Channels = Channels;
+
+/// Installs the channel transport (before a service's entry runs).
+pub fn install_channels() {
+    // SAFETY: this is the ring-3 runtime, the trusted base of a ring-3 SIP's own side: it installs the
+    // platform once, at startup.
+    let trusted = unsafe { channels::trusted::Trusted::new() };
+    let _ = channels::raw::install(&trusted, &CHANNELS);
+}
+
+/// The SIP's startup endpoint (once: the runtime takes it at most once).
+pub fn startup_endpoint() -> Option<channels::raw::RawEndpoint<(), channels::ExAny>> {
+    // SAFETY: as in `install_channels`.
+    let trusted = unsafe { channels::trusted::Trusted::new() };
+    channels::raw::startup(&trusted)
+}
+
+use channels::raw::{RecvRefused, SendRefused, Status, Transport};
+
+impl Transport for Channels {
+    fn open(&self, pair: &str) -> Result<(u32, u32), channels::AllocError> {
+        match call3(numbers::CHANNEL_OPEN, pair.as_ptr() as u64, pair.len() as u64, 0) {
+            answer if answer >= numbers::FIRST_ERROR => Err(channels::AllocError),
+            answer => Ok((answer as u32, (answer >> 32) as u32)),
+        }
+    }
+
+    fn send(&self, handle: u32, bytes: &[u8]) -> Result<(), SendRefused> {
+        match call3(numbers::CHANNEL_SEND, u64::from(handle), bytes.as_ptr() as u64, bytes.len() as u64) {
+            0 => Ok(()),
+            numbers::CLOSED => Err(SendRefused::Closed),
+            _ => Err(SendRefused::Broken),
+        }
+    }
+
+    fn recv(&self, handle: u32, buffer: &mut alloc::vec::Vec<u8>, wait: bool) -> Result<(), RecvRefused> {
+        buffer.clear();
+        if buffer.capacity() < 64 {
+            buffer.reserve(64);
+        }
+        loop {
+            let room = buffer.capacity();
+            let answer = call4(
+                numbers::CHANNEL_RECV,
+                u64::from(handle),
+                buffer.as_mut_ptr() as u64,
+                room as u64,
+                u64::from(wait),
+            );
+            match answer {
+                numbers::EMPTY => return Err(RecvRefused::Empty),
+                answer if answer >= numbers::FIRST_ERROR => return Err(RecvRefused::Closed),
+                len if len as usize <= room => {
+                    // SAFETY: the kernel wrote `len` bytes (at most the room) at the start of the buffer.
+                    unsafe { buffer.set_len(len as usize) };
+                    return Ok(());
+                }
+                // Too large for the room: the kernel keeps it for a call with enough.
+                len => buffer.reserve(len as usize),
+            }
+        }
+    }
+
+    fn status(&self, handle: u32) -> Option<Status> {
+        let mut words = [0u64; 5];
+        match call3(numbers::CHANNEL_STATUS, u64::from(handle), words.as_mut_ptr() as u64, 0) {
+            0 => Some(Status {
+                peer_closed: words[0] != 0,
+                queued: words[1] as usize,
+                in_flight: words[2] as usize,
+                send_capacity: words[3] as usize,
+                recv_capacity: words[4] as usize,
+            }),
+            _ => None,
+        }
+    }
+
+    fn are_peers(&self, a: u32, b: u32) -> bool {
+        call3(numbers::CHANNEL_PEERS, u64::from(a), u64::from(b), 0) == 1
+    }
+
+    fn wait_any(&self, handles: &[u32]) {
+        call3(numbers::CHANNEL_WAIT, handles.as_ptr() as u64, handles.len() as u64, 0);
+    }
+
+    fn close(&self, handle: u32) {
+        call3(numbers::CHANNEL_CLOSE, u64::from(handle), 0, 0);
+    }
+}

@@ -45,6 +45,7 @@ extern "C" fn start(block: *const u64) -> ! {
     }
     match MANIFESTS.iter().find(|m| m.name == name) {
         Some(manifest) => {
+            calls::install_channels();
             let context = SipContext::new(&abi::RING3, SipId(id), manifest.name, String::from(args));
             (manifest.entry)(context);
             calls::exit(0)
