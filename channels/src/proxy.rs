@@ -30,7 +30,8 @@ use core::ptr::NonNull;
 pub enum SendFailure {
     /// The peer is gone.
     Closed,
-    /// The bytes are no message of the channel (the SIP's fault; nothing was sent and nothing of it is kept).
+    /// The bytes are no message of the channel (the SIP's fault): nothing was sent, what was decoded of it is
+    /// freed, and the channel is closed for both sides (its peer sees `Closed`, as for any protocol violation).
     Bad(WireError),
     /// The ring is full: the SIP broke its contract (a typed endpoint never fills a ring); the channel is closed
     /// for both sides.
@@ -134,7 +135,10 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
         if self.end.is_peer_closed() {
             return Err(SendFailure::Closed);
         }
-        let message = wire::decode::<Tx>(bytes, table).map_err(SendFailure::Bad)?;
+        let message = wire::decode::<Tx>(bytes, table).map_err(|error| {
+            self.end.break_channel();
+            SendFailure::Bad(error)
+        })?;
         match self.end.try_send(message) {
             Ok(()) => Ok(()),
             // The message goes back to nobody: dropping it frees what it holds, closes its endpoints.

@@ -67,7 +67,8 @@ pub enum Code {
 
 /// The programs of the ring-3 image the kernel starts (`spawn NAME --protection ring3|ring3-own`): their
 /// manifests are the kernel's (the image is not a service crate, and asks for nothing but a stack).
-pub static IMAGE_PROGRAMS: [Program; 5] = [
+pub static IMAGE_PROGRAMS: [Program; 6] = [
+    Program { manifest: program_manifest("channel-attacks"), code: Code::Image("channel-attacks") },
     Program { manifest: program_manifest("hello"), code: Code::Image("hello") },
     Program { manifest: program_manifest("bench-ring3"), code: Code::Image("bench-ring3") },
     Program { manifest: program_manifest("alloc"), code: Code::Image("alloc") },

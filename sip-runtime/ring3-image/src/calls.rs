@@ -107,6 +107,11 @@ pub fn raw(number: u64, a: u64, b: u64, c: u64) -> u64 {
     call3(number, a, b, c)
 }
 
+/// A call with four arguments, whatever they are.
+pub fn raw4(number: u64, a: u64, b: u64, c: u64, d: u64) -> u64 {
+    call4(number, a, b, c, d)
+}
+
 /// A log line built without an allocator: formatted text up to `sip_runtime::MAX_LOG_LINE` bytes, cut there.
 pub struct Line {
     bytes: [u8; sip_runtime::MAX_LOG_LINE],

@@ -6,6 +6,7 @@
 
 use crate::calls::{self, Level};
 
+mod channel_attacks;
 mod soundness;
 
 /// The exit status of a fault that nothing stopped.
@@ -15,7 +16,8 @@ pub const SURVIVED: u32 = 7;
 pub type Program = fn(&str) -> u32;
 
 /// Every program of the image.
-const PROGRAMS: [(&str, Program); 5] = [
+const PROGRAMS: [(&str, Program); 6] = [
+    ("channel-attacks", channel_attacks::run),
     ("hello", hello),
     ("unsafe-test", unsafe_test),
     ("soundness", soundness::write_anywhere),

@@ -7,7 +7,7 @@
 
 use super::{Code, Program, spawn};
 use crate::memory::frames;
-use sip_runtime::{Manifest, Protection, RestartPolicy, SipContext, SpawnError};
+use sip_runtime::{Manifest, Protection, RestartPolicy, SipContext, SpawnError, Startup};
 
 /// The exit code of a program whose fault nothing stopped.
 const SURVIVED: u8 = 7;
@@ -390,6 +390,41 @@ crate::selftest! {
         }
         crate::check!(alive == (true, true), "the flag setter and the bad stack are not both alive: {alive:?}");
         crate::check!(killed.0.is_ok() && killed.1.is_ok(), "kills failed: {killed:?}");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// A hostile ring-3 SIP against the channel calls (the image's `channel-attacks`, in both ring-3 modes): bad
+    /// buffers, forged handles, bytes that are no message, unknown contracts, nonsense waits, double closes and
+    /// channels until its quota is spent are each answered as documented; the ring-0 peer whose channel it broke
+    /// sees `Closed`; frames, the kernel heap and the exchange heap come back when it ends (measured on a second
+    /// run: the first may grow the heaps and make the shared space, which stay).
+    fn ring3_channel_calls_withstand_a_hostile_sip() {
+        let program = super::image_program("channel-attacks").ok_or("no image program 'channel-attacks'")?;
+        for (protection, round) in [Protection::Ring3, Protection::Ring3Own].into_iter().flat_map(|p| [(p, 0), (p, 1)]) {
+            let free = frames::stats().free;
+            let heap = crate::memory::heap::stats().used;
+            let exchange = crate::ipc::exchange_heap::totals();
+            let (client, server) = contracts::echo::channel();
+            let startup = Startup::new(server).map_err(|_| "no exchange memory for the startup value")?;
+            let id = super::spawn_named(program.manifest.name, "", protection, Some(startup), channels::Owner::KERNEL)
+                .map_err(|(e, _)| alloc::format!("channel-attacks ({protection}): {e}"))?;
+            crate::sip::wait(id.0);
+            let report = crate::sip::end_report(id.0).unwrap_or_default();
+            crate::check!(report == "exited", "channel-attacks ({protection}) ended '{report}' (the step that failed)");
+            crate::check!(client.is_peer_closed(), "the Echo client did not see its broken channel closed ({protection})");
+            drop(client);
+            if round == 0 {
+                continue;
+            }
+            let leaked = free as i64 - frames::stats().free as i64;
+            crate::check!(leaked <= SLACK_FRAMES, "channel-attacks ({protection}) leaked {leaked} frames");
+            let grown = crate::memory::heap::stats().used as i64 - heap as i64;
+            crate::check!(grown <= SLACK_HEAP, "channel-attacks ({protection}) grew the kernel heap by {grown} bytes");
+            let now = crate::ipc::exchange_heap::totals();
+            crate::check!(now == exchange, "channel-attacks ({protection}): exchange heap {exchange:?} before, {now:?} after");
+        }
         Ok(())
     }
 }
