@@ -147,20 +147,27 @@ pub fn fault(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `kv put KEY VALUE | get KEY | del KEY | list | quit`: talk to a kv SIP (started on first use, then kept).
+/// `kv [--protection MODE] put KEY VALUE | get KEY | del KEY | list | quit`: talk to a kv SIP (started on
+/// first use, under MODE, then kept until `quit`).
 pub fn kv(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    const USAGE: &str = "kv put KEY VALUE... | get KEY | del KEY | list | quit";
+    const USAGE: &str = "kv [--protection type|ring3|ring3-own] put KEY VALUE... | get KEY | del KEY | list | quit";
     use kv_store::client::{Deleting, Getting, Listing, Putting};
     let gone = || CommandError::Invalid("the kv SIP is gone (it will be restarted by the next kv command)".into());
-    let (id, endpoint) = match sh.kv.take() {
+    let chosen = matches!(args, ["--protection", ..]);
+    let (protection, args) = protection_option(args)?;
+    let (id, mode, endpoint) = match sh.kv.take() {
+        Some((id, mode, endpoint)) if chosen && mode != protection => {
+            sh.kv = Some((id, mode, endpoint));
+            return Err(CommandError::Invalid(format!("kv#{} runs under {mode}: 'kv quit' first", id.0)));
+        }
         Some(connection) => connection,
         None => {
             let (client, server) = kv_store::channel();
             let id = sh
                 .ctx
-                .spawn_with("kv", "", None, server)
-                .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn 'kv': {e}")))?;
-            (id, client)
+                .spawn_protected_with("kv", "", None, protection, server)
+                .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn 'kv' ({protection}): {e}")))?;
+            (id, protection, client)
         }
     };
     let ready = match args {
@@ -219,11 +226,11 @@ pub fn kv(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
             return Ok(());
         }
         _ => {
-            sh.kv = Some((id, endpoint));
+            sh.kv = Some((id, mode, endpoint));
             return Err(CommandError::Usage(USAGE));
         }
     };
-    sh.kv = Some((id, ready));
+    sh.kv = Some((id, mode, ready));
     Ok(())
 }
 

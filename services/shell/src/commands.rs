@@ -82,8 +82,8 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "kv",
-        usage: "kv put KEY VALUE | get KEY | del KEY | list | quit",
-        help: "a key-value store SIP (hashbrown)",
+        usage: "kv [--protection type|ring3|ring3-own] put KEY VALUE | get KEY | del KEY | list | quit",
+        help: "a key-value store SIP (hashbrown; in ring 0 or ring 3)",
         run: channel_commands::kv,
     },
     Command {

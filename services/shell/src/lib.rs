@@ -41,7 +41,11 @@ pub const PROMPT: &str = "plurality> ";
 pub struct Shell {
     ctx: SipContext,
     console: Option<console::Client<state::Ready>>,
-    kv: Option<(sip_runtime::SipId, contracts::kv_store::Client<contracts::kv_store::state::Ready>)>,
+    kv: Option<(
+        sip_runtime::SipId,
+        sip_runtime::Protection,
+        contracts::kv_store::Client<contracts::kv_store::state::Ready>,
+    )>,
 }
 
 fn main(ctx: SipContext) {

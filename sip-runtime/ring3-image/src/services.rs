@@ -5,4 +5,5 @@
 //! from the image's manifests.
 
 use echo as _;
+use kv as _;
 use template as _;
