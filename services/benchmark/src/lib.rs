@@ -665,8 +665,49 @@ fn protection(ctx: &SipContext) {
     });
     protection_row(ctx, "SIP create + exit", [create.0, create3.0, create3own.0]);
     events.push(("SIP create + exit", [create.1, create3.1, create3own.1]));
-    let later = String::from("needs channels in ring 3");
-    protection_row(ctx, "ping-pong (same core)", [String::from("see `bench`"), later.clone(), later]);
+
+    // Echo round trips: a client and an echo SIP in one mode (the ring-3 client is the image's program), and the
+    // mixed pair: this ring-0 SIP as the client of an echo SIP in ring 3.
+    let trips = (ROUNDS * PING_PONGS) as u64;
+    let mut cores = alloc::vec![("same core", abi.current_core())];
+    cores.extend(other_core(ctx).map(|core| ("cross-core", core)));
+    for (place, core) in cores {
+        let own = counted(trips, &mut || echo_round_trips(ctx, Protection::Type, core));
+        let [own3, own3own] = modes.map(|mode| {
+            counted(trips, &mut || {
+                let (client, server) = echo::channel();
+                let Ok(echo_sip) = ctx.spawn_protected_with("echo", "", Some(core), mode, server) else {
+                    return String::from("failed");
+                };
+                let args = format!("pingpong {PING_PONGS}");
+                let result = match ctx.spawn_protected_with("bench-ring3", &args, here, mode, client) {
+                    Ok(id) => {
+                        let _ = abi.wait(id);
+                        match abi.exit_status_of(id) {
+                            Some(ExitStatus::Failure(median)) if median != -1 => format!("{}", median as u32),
+                            _ => String::from("failed"),
+                        }
+                    }
+                    Err(_) => String::from("failed"),
+                };
+                let _ = abi.wait(echo_sip);
+                result
+            })
+        });
+        let name = format!("ping-pong ({place})");
+        protection_row(ctx, &name, [own.0, own3.0, own3own.0]);
+        let [mixed3, mixed3own] = modes.map(|mode| counted(trips, &mut || echo_round_trips(ctx, mode, core)));
+        let mixed_name = format!("ring 0 -> ring 3 ({place})");
+        protection_row(ctx, &mixed_name, [String::from("-"), mixed3.0, mixed3own.0]);
+        events.push((
+            if place == "same core" { "ping-pong (same core)" } else { "ping-pong (cross-core)" },
+            [own.1, own3.1, own3own.1],
+        ));
+        events.push((
+            if place == "same core" { "ring 0 -> ring 3 (same)" } else { "ring 0 -> ring 3 (cross)" },
+            [String::from("-"), mixed3.1, mixed3own.1],
+        ));
+    }
 
     let _ = ctx.print(format_args!(
         "events per operation: ring-3 entries / CR3 writes / TLB flushes / IPIs (the ring-3 rows include their \
@@ -675,6 +716,33 @@ fn protection(ctx: &SipContext) {
     for (name, cells) in events {
         protection_row(ctx, name, cells);
     }
+}
+
+/// Echo round trips per `bench protection` ping-pong round.
+const PING_PONGS: usize = 200;
+
+/// Echo round trips from this SIP (the client, in ring 0) to an echo SIP under `mode` on `core`: median (min-max).
+fn echo_round_trips(ctx: &SipContext, mode: Protection, core: u32) -> String {
+    let (client, server) = echo::channel();
+    let Ok(echo_sip) = ctx.spawn_protected_with("echo", "", Some(core), mode, server) else {
+        return String::from("failed");
+    };
+    let mut endpoint = Some(client);
+    let mut failed = false;
+    let trips = measure(ctx, PING_PONGS as u64, || {
+        let Some(ready) = endpoint.take() else { return };
+        match ready.send_ping(7).ok().map(|owed| owed.recv()) {
+            Some(Ok(client::PingSent::Pong(_, ready))) => endpoint = Some(ready),
+            _ => failed = true,
+        }
+    });
+    if let Some(ready) = endpoint
+        && let Ok(done) = ready.send_bye()
+    {
+        done.close();
+    }
+    let _ = ctx.wait(echo_sip);
+    if failed { String::from("failed") } else { format!("{} ({}-{})", trips.median, trips.min, trips.max) }
 }
 
 fn protection_row(ctx: &SipContext, name: &str, cells: [String; 3]) {

@@ -5,6 +5,7 @@
 //! nothing did. It is not a service and is not audited; the kernel refuses to run it in ring 0.
 
 use crate::calls::{self, Level};
+use contracts::echo;
 
 mod channel_attacks;
 mod soundness;
@@ -38,35 +39,62 @@ fn hello(args: &str) -> u32 {
     0
 }
 
-/// A `bench protection` row in ring 3: `null N` (N null calls) or `yield N` (N yields with nobody else ready),
-/// measured over 21 rounds; exits with the median cycles per operation (guest instructions under `--icount`),
-/// which the benchmark reads as this SIP's exit status, and logs the median, minimum and maximum. `exit` exits at
-/// once (the create + exit row).
+/// A `bench protection` row in ring 3: `null N` (N null calls), `yield N` (N yields with nobody else ready) or
+/// `pingpong N` (N Echo round trips over the Echo client end this SIP was spawned with), measured over 21
+/// rounds; exits with the median cycles per operation (guest instructions under `--icount`), which the benchmark
+/// reads as this SIP's exit status, and logs the median, minimum and maximum. `exit` exits at once (the create +
+/// exit row). `u32::MAX` means the row could not be measured.
 fn bench(args: &str) -> u32 {
     const ROUNDS: usize = 21;
     let mut words = args.split_whitespace();
     let what = words.next().unwrap_or("");
     let count = words.next().and_then(number).unwrap_or(1000).max(1);
-    let op: fn() = match what {
-        "null" => || {
+    let mut echo = if what == "pingpong" { echo_client() } else { None };
+    let mut op: alloc::boxed::Box<dyn FnMut() -> bool> = match what {
+        "null" => alloc::boxed::Box::new(|| {
             calls::raw(sip_runtime::ring3_calls::NULL, 0, 0, 0);
-        },
-        "yield" => calls::yield_now,
+            true
+        }),
+        "yield" => alloc::boxed::Box::new(|| {
+            calls::yield_now();
+            true
+        }),
+        "pingpong" if echo.is_some() => alloc::boxed::Box::new(|| round_trip(&mut echo)),
         "exit" => return 0,
         _ => return u32::MAX,
     };
     let mut rounds = [0u64; ROUNDS];
     for round in rounds.iter_mut() {
         let start = calls::cycles();
-        (0..count).for_each(|_| op());
+        if !(0..count).all(|_| op()) {
+            return u32::MAX;
+        }
         *round = (calls::cycles() - start) / count;
     }
+    drop(op);
     rounds.sort_unstable();
     let (median, min, max) = (rounds[ROUNDS / 2], rounds[0], rounds[ROUNDS - 1]);
     let mut line = calls::Line::new();
     let _ = core::fmt::write(&mut line, format_args!("{what}: median {median}, min {min}, max {max}"));
     calls::log(Level::Debug, line.as_str());
     median.min(u64::from(u32::MAX - 1)) as u32
+}
+
+/// The Echo client end this SIP was spawned with.
+fn echo_client() -> Option<echo::Client<echo::state::Ready>> {
+    sip_runtime::Startup::from_end(calls::startup_endpoint()?).take()
+}
+
+/// One Ping out and its Pong back; `false` if the echo SIP is gone.
+fn round_trip(client: &mut Option<echo::Client<echo::state::Ready>>) -> bool {
+    let Some(ready) = client.take() else { return false };
+    match ready.send_ping(7).map(|owed| owed.recv()) {
+        Ok(Ok(echo::client::PingSent::Pong(_, ready))) => {
+            *client = Some(ready);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Allocates and fills a vector of the argument's bytes on the heap (which grows by call, within the quota),

@@ -40,12 +40,12 @@ extern "C" fn start(block: *const u64) -> ! {
     let (Ok(name), Ok(args)) = (core::str::from_utf8(name), core::str::from_utf8(args)) else {
         calls::exit(NO_SUCH_PROGRAM)
     };
+    calls::install_channels();
     if let Some(program) = programs::find(name) {
         calls::exit(program(args));
     }
     match MANIFESTS.iter().find(|m| m.name == name) {
         Some(manifest) => {
-            calls::install_channels();
             let context = SipContext::new(&abi::RING3, SipId(id), manifest.name, String::from(args));
             (manifest.entry)(context);
             calls::exit(0)
