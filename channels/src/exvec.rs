@@ -13,6 +13,7 @@ use crate::platform::{self, AllocError};
 use crate::walk::{Action, Walk, walk};
 use crate::wire::{Decoder, Encoder, WireError};
 use core::alloc::Layout;
+use core::any::Any;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::marker::PhantomData;
@@ -287,13 +288,24 @@ unsafe impl<T: Exchangeable> Exchangeable for ExVec<T> {
 
     fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
         out.put_len(self.len)?;
+        // Bytes (text, kv values) in one piece.
+        if let Some(bytes) = (&self as &dyn Any).downcast_ref::<ExVec<u8>>() {
+            return out.put_bytes(bytes.as_slice());
+        }
         self.into_elements()?.into_iter().try_for_each(|item| out.nested(item))
     }
 
     fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
         let len = input.take_len()?;
         let mut vec = Self::new();
-        vec.try_reserve(len).map_err(|_| WireError::OutOfMemory)?;
+        if let Some(bytes) = (&mut vec as &mut dyn Any).downcast_mut::<ExVec<u8>>() {
+            let taken = input.take_bytes(len)?;
+            bytes.try_reserve(len).map_err(|_| WireError::OutOfMemory)?;
+            bytes.extend_from_slice(taken);
+            return Ok(vec);
+        }
+        // Room for what the bytes left can describe, not for what the length claims: the rest grows as it comes.
+        vec.try_reserve(len.min(input.remaining())).map_err(|_| WireError::OutOfMemory)?;
         for _ in 0..len {
             let item = input.nested::<T>()?;
             if vec.try_push(item).is_err() {

@@ -50,7 +50,12 @@ pub enum RecvFailure {
     Bad(WireError),
     /// The message takes this many bytes, more than the room offered: it waits, encoded, for a larger room.
     TooSmall(usize),
+    /// The receiver refused the bytes (its buffer is not its memory): the message waits for the next call.
+    NotDelivered,
 }
+
+/// A message in its byte form, and the handles its endpoints went under.
+pub type Encoded = (Vec<u8>, Vec<u32>);
 
 /// What a ring-3 SIP may ask about its endpoint.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -85,12 +90,32 @@ pub trait Proxied: Send + sealed::Sealed {
     /// Decodes `bytes` as a message of the endpoint's send type (its endpoints from `table`) and sends it.
     fn send_encoded(&mut self, bytes: &[u8], table: &mut dyn Endpoints) -> Result<(), SendFailure>;
 
-    /// Takes the oldest message, if any, and encodes it (its endpoints go into `table`), if it fits in `room`
-    /// bytes; a message that does not fit is kept, encoded, for the next call.
-    fn try_recv_encoded(&mut self, table: &mut dyn Endpoints, room: usize) -> Result<Vec<u8>, RecvFailure>;
+    /// Takes the oldest message, if any, encodes it (its endpoints go into `table`) and hands its bytes to
+    /// `deliver` if they fit in `room`; answers their length. A message that does not fit, or that `deliver`
+    /// refuses (`false`: the SIP's buffer is not its memory), is kept, encoded, for the next call.
+    fn recv_with(
+        &mut self,
+        table: &mut dyn Endpoints,
+        room: usize,
+        deliver: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<usize, RecvFailure>;
 
-    /// Keeps a message `try_recv_encoded` gave out for the next call (its copy to the SIP failed).
-    fn keep(&mut self, bytes: Vec<u8>);
+    /// [`Proxied::recv_with`], the bytes returned.
+    fn try_recv_encoded(&mut self, table: &mut dyn Endpoints, room: usize) -> Result<Vec<u8>, RecvFailure> {
+        let mut out = Vec::new();
+        self.recv_with(table, room, &mut |bytes| {
+            out.extend_from_slice(bytes);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Whether a message waits here for a larger room (such an endpoint does not move: its receiver takes the
+    /// message first).
+    fn has_pending(&self) -> bool;
+
+    /// The handles of the endpoints in a message kept here, which is dropped (the endpoint is closing).
+    fn take_pending_handles(&mut self) -> Vec<u32>;
 
     /// The peer's state and the queues.
     fn status(&self) -> Status;
@@ -119,8 +144,10 @@ pub trait Proxied: Send + sealed::Sealed {
 /// bound of `Proxied` cannot say. This wrapper says it.
 struct Holding<Tx: Exchangeable, Rx: Exchangeable> {
     end: RawEndpoint<Tx, Rx>,
-    /// A received message too large for the room the SIP offered.
-    pending: Option<Vec<u8>>,
+    /// A received message too large for the room the SIP offered (its endpoints already in the table).
+    pending: Option<Encoded>,
+    /// The buffer the last message was encoded in, kept for the next (a receive then allocates nothing).
+    spare: Vec<u8>,
 }
 
 // SAFETY: `Exchangeable`'s contract makes every implementing type `Send` (the derive and `contract!` only combine
@@ -141,8 +168,9 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
         })?;
         match self.end.try_send(message) {
             Ok(()) => Ok(()),
-            // The message goes back to nobody: dropping it frees what it holds, closes its endpoints.
-            Err(TrySendError::PeerClosed(_)) => Err(SendFailure::Closed),
+            // The peer closed while the message was decoded: its endpoints are out of the table now, so this
+            // counts as sent and lost with the channel, as a ring-0 send that races a close may be.
+            Err(TrySendError::PeerClosed(_)) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.end.break_channel();
                 Err(SendFailure::Full)
@@ -150,30 +178,46 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
         }
     }
 
-    fn try_recv_encoded(&mut self, table: &mut dyn Endpoints, room: usize) -> Result<Vec<u8>, RecvFailure> {
-        let bytes = match self.pending.take() {
-            Some(bytes) => bytes,
+    fn recv_with(
+        &mut self,
+        table: &mut dyn Endpoints,
+        room: usize,
+        deliver: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<usize, RecvFailure> {
+        let (bytes, handles) = match self.pending.take() {
+            Some(encoded) => encoded,
             None => {
                 let message = self.end.try_recv().map_err(|error| match error {
                     TryRecvError::Empty => RecvFailure::Empty,
                     TryRecvError::Closed => RecvFailure::Closed,
                 })?;
-                wire::encode(message, table).map_err(|error| {
+                let mut buffer = core::mem::take(&mut self.spare);
+                buffer.clear();
+                wire::encode_recorded_into(buffer, message, table).map_err(|error| {
                     self.end.break_channel();
                     RecvFailure::Bad(error)
                 })?
             }
         };
-        if bytes.len() > room {
-            let len = bytes.len();
-            self.pending = Some(bytes);
+        let len = bytes.len();
+        if len > room {
+            self.pending = Some((bytes, handles));
             return Err(RecvFailure::TooSmall(len));
         }
-        Ok(bytes)
+        if !deliver(&bytes) {
+            self.pending = Some((bytes, handles));
+            return Err(RecvFailure::NotDelivered);
+        }
+        self.spare = bytes;
+        Ok(len)
     }
 
-    fn keep(&mut self, bytes: Vec<u8>) {
-        self.pending = Some(bytes);
+    fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn take_pending_handles(&mut self) -> Vec<u32> {
+        self.pending.take().map(|(_, handles)| handles).unwrap_or_default()
     }
 
     fn status(&self) -> Status {
@@ -204,7 +248,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        // A pending message's endpoints are already in the table; its bytes go.
+        // Never with a message pending (`take_as` refuses to move such an endpoint).
         Box::new(self.end)
     }
 
@@ -215,7 +259,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
 
 /// `endpoint`, to be held for a ring-3 SIP.
 pub fn hold<Tx: Exchangeable, Rx: Exchangeable>(endpoint: RawEndpoint<Tx, Rx>) -> Held {
-    Box::new(Holding { end: endpoint, pending: None })
+    Box::new(Holding { end: endpoint, pending: None, spare: Vec::new() })
 }
 
 /// Blocks the calling thread until one of `waiters` has a message or a closed peer (or spuriously: callers look
@@ -235,8 +279,18 @@ pub unsafe fn wait_any(waiters: &[Waiter]) {
 
 /// A ring-3 SIP's endpoints, by handle (the index of an entry).
 pub struct HandleTable {
-    entries: Vec<Option<Held>>,
+    entries: Vec<Entry>,
     limit: usize,
+}
+
+/// What a handle names.
+enum Entry {
+    /// Nothing: the handle may be given out again.
+    Free,
+    /// An endpoint.
+    Held(Held),
+    /// The endpoint a call is using right now ([`HandleTable::with`]): not free, and not to be moved.
+    InUse,
 }
 
 impl HandleTable {
@@ -254,37 +308,58 @@ impl HandleTable {
             return Err(WireError::BadHandle);
         }
         self.entries.try_reserve(1).map_err(|_| WireError::OutOfMemory)?;
-        self.entries.push(Some(endpoint));
+        self.entries.push(Entry::Held(endpoint));
         Ok(())
     }
 
-    /// Runs `f` on the endpoint named `handle`, with the rest of the table for the endpoints of its message;
-    /// `None` if there is no such endpoint.
+    /// Runs `f` on the endpoint named `handle`, with the rest of the table for the endpoints of its message (the
+    /// handle stays taken meanwhile: it is neither given out again nor moved); `None` if there is no such
+    /// endpoint.
     pub fn with<R>(&mut self, handle: u32, f: impl FnOnce(&mut dyn Proxied, &mut dyn Endpoints) -> R) -> Option<R> {
         let slot = usize::try_from(handle).ok()?;
-        let mut endpoint = self.entries.get_mut(slot)?.take()?;
+        let entry = self.entries.get_mut(slot)?;
+        let mut endpoint = match core::mem::replace(entry, Entry::InUse) {
+            Entry::Held(endpoint) => endpoint,
+            other => {
+                *entry = other;
+                return None;
+            }
+        };
         let result = f(&mut *endpoint, self);
-        self.entries[slot] = Some(endpoint);
+        self.entries[slot] = Entry::Held(endpoint);
         Some(result)
     }
 
     /// The endpoint named `handle`, to look at.
     pub fn get(&self, handle: u32) -> Option<&dyn Proxied> {
-        self.entries.get(usize::try_from(handle).ok()?)?.as_deref()
+        match self.entries.get(usize::try_from(handle).ok()?)? {
+            Entry::Held(endpoint) => Some(&**endpoint),
+            Entry::Free | Entry::InUse => None,
+        }
     }
 
-    /// Drops the endpoint named `handle` (closing it, as dropping any endpoint does); `Err(Closed)` if there is
-    /// none.
+    /// Drops the endpoint named `handle` (closing it, as dropping any endpoint does), and the endpoints of a
+    /// message it kept for a larger room; `Err(Closed)` if there is none.
     pub fn close(&mut self, handle: u32) -> Result<(), Closed> {
         let slot = usize::try_from(handle).map_err(|_| Closed)?;
-        let endpoint = self.entries.get_mut(slot).and_then(Option::take).ok_or(Closed)?;
+        let entry = self.entries.get_mut(slot).ok_or(Closed)?;
+        let mut endpoint = match core::mem::replace(entry, Entry::Free) {
+            Entry::Held(endpoint) => endpoint,
+            other => {
+                *entry = other;
+                return Err(Closed);
+            }
+        };
+        for kept in endpoint.take_pending_handles() {
+            let _ = self.close(kept);
+        }
         drop(endpoint);
         Ok(())
     }
 
     /// How many endpoints are held.
     pub fn len(&self) -> usize {
-        self.entries.iter().filter(|entry| entry.is_some()).count()
+        self.entries.iter().filter(|entry| !matches!(entry, Entry::Free)).count()
     }
 
     /// Whether no endpoint is held.
@@ -294,8 +369,10 @@ impl HandleTable {
 
     /// Forgets every endpoint (the owner is dead: the platform's records close the sides).
     pub fn abandon(self) {
-        for endpoint in self.entries.into_iter().flatten() {
-            endpoint.abandon();
+        for entry in self.entries {
+            if let Entry::Held(endpoint) = entry {
+                endpoint.abandon();
+            }
         }
     }
 }
@@ -305,13 +382,13 @@ impl Endpoints for HandleTable {
         // Slot 0 is the startup endpoint's, whether or not there is one.
         if self.entries.is_empty() {
             self.entries.try_reserve(2).map_err(|_| WireError::OutOfMemory)?;
-            self.entries.push(None);
+            self.entries.push(Entry::Free);
         }
-        let slot = match self.entries.iter().skip(1).position(Option::is_none) {
+        let slot = match self.entries.iter().skip(1).position(|entry| matches!(entry, Entry::Free)) {
             Some(free) => free + 1,
             None if self.entries.len() <= self.limit => {
                 self.entries.try_reserve(1).map_err(|_| WireError::OutOfMemory)?;
-                self.entries.push(None);
+                self.entries.push(Entry::Free);
                 self.entries.len() - 1
             }
             None => {
@@ -320,16 +397,26 @@ impl Endpoints for HandleTable {
                 return Err(WireError::TooManyHandles);
             }
         };
-        self.entries[slot] = Some(endpoint);
+        self.entries[slot] = Entry::Held(endpoint);
         u32::try_from(slot).map_err(|_| WireError::TooManyHandles)
     }
 
     fn take_as(&mut self, handle: u32, expected: TypeId) -> Result<Held, WireError> {
         let slot = usize::try_from(handle).map_err(|_| WireError::BadHandle)?;
         let entry = self.entries.get_mut(slot).ok_or(WireError::BadHandle)?;
+        // An endpoint with a message kept for it does not move: the SIP receives that first.
         match entry {
-            Some(endpoint) if endpoint.endpoint_type() == expected => entry.take().ok_or(WireError::BadHandle),
+            Entry::Held(endpoint) if endpoint.endpoint_type() == expected && !endpoint.has_pending() => {
+                match core::mem::replace(entry, Entry::Free) {
+                    Entry::Held(endpoint) => Ok(endpoint),
+                    _ => Err(WireError::BadHandle),
+                }
+            }
             _ => Err(WireError::BadHandle),
         }
+    }
+
+    fn discard(&mut self, handle: u32) {
+        let _ = self.close(handle);
     }
 }

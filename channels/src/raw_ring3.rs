@@ -299,15 +299,28 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
 /// `value`'s byte form after `tag` (if any); a value that has none ends the SIP (module docs).
 fn encode<T: Exchangeable>(tag: Option<u32>, value: T) -> Vec<u8> {
     let mut endpoints = NoEndpoints;
-    let mut out = Encoder::new(&mut endpoints);
+    let mut buffer = core::mem::take(&mut *SEND_BUFFER.lock());
+    buffer.clear();
+    let mut out = Encoder::into(buffer, &mut endpoints);
     let encoded = match tag {
         Some(tag) => out.put_tag(tag).and_then(|()| value.__encode(&mut out)),
         None => value.__encode(&mut out),
-    };
+    }
+    .and_then(|()| out.check_elements());
     match encoded {
         Ok(()) => out.finish(),
         Err(error) => panic!("a message that cannot cross into the kernel: {error}"),
     }
+}
+
+/// The buffers sends encode into and receives take messages into, kept for their capacity (a message then costs
+/// no allocation). Taken out while in use, so a nested use (none today) would only allocate.
+static SEND_BUFFER: spin::Mutex<Vec<u8>> = spin::Mutex::new(Vec::new());
+static RECV_BUFFER: spin::Mutex<Vec<u8>> = spin::Mutex::new(Vec::new());
+
+/// Gives a send's buffer back for the next.
+fn recycle(bytes: Vec<u8>) {
+    *SEND_BUFFER.lock() = bytes;
 }
 
 /// Rebuilds a value from our own bytes (after a refused send).
@@ -322,11 +335,13 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// Sends without blocking; gives the message back if the peer is gone.
     pub fn try_send(&mut self, message: Tx) -> Result<(), TrySendError<Tx>> {
         let bytes = encode(None, message);
-        match transport().send(self.handle, &bytes) {
+        let sent = match transport().send(self.handle, &bytes) {
             Ok(()) => Ok(()),
             Err(SendRefused::Closed) => Err(TrySendError::PeerClosed(rebuild(&bytes))),
             Err(SendRefused::Broken) => panic!("the kernel refused a message on a channel: channel broken"),
-        }
+        };
+        recycle(bytes);
+        sent
     }
 
     /// Sends; gives the message back if the peer is gone.
@@ -338,11 +353,13 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     pub fn send_mapped<P: Exchangeable>(&mut self, payload: P, tag: u32, wrap: impl FnOnce(P) -> Tx) -> Result<(), P> {
         let _ = wrap;
         let bytes = encode(Some(tag), payload);
-        match transport().send(self.handle, &bytes) {
+        let sent = match transport().send(self.handle, &bytes) {
             Ok(()) => Ok(()),
             Err(SendRefused::Closed) => Err(rebuild(&bytes[4..])),
             Err(SendRefused::Broken) => panic!("the kernel refused a message on a channel: channel broken"),
-        }
+        };
+        recycle(bytes);
+        sent
     }
 
     /// Receives without blocking.
@@ -359,12 +376,14 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     }
 
     fn receive(&mut self, wait: bool) -> Result<Rx, RecvRefused> {
-        let mut buffer = Vec::new();
-        transport().recv(self.handle, &mut buffer, wait)?;
-        self.consumed = self.consumed.wrapping_add(1);
+        let mut buffer = core::mem::take(&mut *RECV_BUFFER.lock());
+        let received = transport().recv(self.handle, &mut buffer, wait);
         // The kernel wrote these bytes from a typed message: a failure here is the kernel's bug, and the channel
         // is treated as broken.
-        wire::decode(&buffer, &mut NoEndpoints).map_err(|_| RecvRefused::Closed)
+        let message = received.and_then(|()| wire::decode(&buffer, &mut NoEndpoints).map_err(|_| RecvRefused::Closed));
+        *RECV_BUFFER.lock() = buffer;
+        self.consumed = self.consumed.wrapping_add(usize::from(message.is_ok()));
+        message
     }
 }
 

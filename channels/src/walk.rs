@@ -1,11 +1,11 @@
 //! The walk over everything a value holds in the exchange (blocks and channel sides): what a send, a receive,
 //! a drop and a trusted hand-over do to a message, in one loop.
 //!
-//! A value's `Exchangeable::__visit` reports what it holds inline (an `ExVec`'s buffer and its elements, an
-//! endpoint's side) and *queues* the contents of the boxes it holds instead of visiting them; [`Walk::run`]
-//! then takes the queue until it is empty. So the stack depth of a walk is bounded by how deeply types nest
-//! inline (fixed when the program is compiled), never by the data: a million-node `ExBox` list is walked in a
-//! loop. The queue lives on the walking thread's own heap.
+//! A value's `Exchangeable::__visit` reports what it holds inline (an endpoint's side, a buffer's block) and
+//! *queues* the contents of the boxes and buffers it holds instead of visiting them; [`Walk::run`] then takes
+//! the queue until it is empty. So the stack depth of a walk is bounded by how deeply types nest inline (fixed
+//! when the program is compiled), never by the data: a million-node `ExBox` list, or a tree of vectors of
+//! vectors a million deep, is walked in a loop. The queue lives on the walking thread's own heap.
 //!
 //! Every block and endpoint visited is one call of the platform's exchange, which checks and records it under
 //! the ledger's lock (in the kernel, one lock for all cores): messages that hold exchange-heap data pay for
@@ -45,12 +45,23 @@ pub(crate) enum Action {
 /// Visits a box's contents (queued by [`Walk::boxed`]).
 type Visit = unsafe fn(NonNull<u8>, &mut Walk<'_>);
 
+/// Visits a buffer's first `len` elements (queued by [`Walk::buffer`]).
+type VisitElements = unsafe fn(NonNull<u8>, usize, &mut Walk<'_>);
+
+/// What is still to visit (and, when freeing, to free after).
+enum Pending {
+    /// A box's contents.
+    Boxed(NonNull<u8>, Visit),
+    /// A buffer's elements: the buffer, its layout, how many are initialised, and how to visit them.
+    Buffer(NonNull<u8>, Layout, usize, VisitElements),
+}
+
 /// A walk in progress. Only this crate makes one (module invariants).
 pub struct Walk<'a> {
     action: Action,
     exchange: &'a dyn Exchange,
-    /// Boxes whose contents are still to visit (and, when freeing, to free after).
-    pending: Vec<(NonNull<u8>, Visit)>,
+    /// Boxes and buffers whose contents are still to visit (and, when freeing, to free after).
+    pending: Vec<Pending>,
     /// A receive took the receiver beyond its quota.
     refused: bool,
 }
@@ -68,14 +79,14 @@ impl<'a> Walk<'a> {
             return;
         }
         match self.action {
-            Action::Free if T::__TRACKED => self.pending.push((ptr.cast(), free_boxed::<T>)),
+            Action::Free if T::__TRACKED => self.pending.push(Pending::Boxed(ptr.cast(), free_boxed::<T>)),
             // SAFETY: the box's block came from this exchange with `Layout::new::<T>()`, the walker's caller
             // owns the value (so the box), and a plain `T` holds nothing else to free.
             Action::Free => unsafe { self.exchange.deallocate(ptr.cast(), layout) },
             _ => {
                 self.move_item(Item::Block(ptr.addr().get()));
                 if T::__TRACKED {
-                    self.pending.push((ptr.cast(), visit_boxed::<T>));
+                    self.pending.push(Pending::Boxed(ptr.cast(), visit_boxed::<T>));
                 }
             }
         }
@@ -86,16 +97,12 @@ impl<'a> Walk<'a> {
         if !matches!(self.action, Action::Free) {
             self.move_item(Item::Block(ptr.addr().get()));
         }
-        if T::__TRACKED {
-            for index in 0..len {
-                // SAFETY: the first `len` elements are initialised (caller), and the buffer is live until it is
-                // freed below, after the last element was visited.
-                unsafe { (*ptr.as_ptr().add(index)).__visit(self) };
-            }
-        }
-        if matches!(self.action, Action::Free) {
-            // SAFETY: the buffer came from this exchange with `layout` and the caller owns it; its elements were
-            // visited (their boxes queued, their endpoints closed) and are never dropped.
+        if T::__TRACKED && len != 0 {
+            // Queued, not visited here: an element may hold a buffer of its own, and so on as deep as the data.
+            self.pending.push(Pending::Buffer(ptr.cast(), layout, len, visit_elements::<T>));
+        } else if matches!(self.action, Action::Free) {
+            // SAFETY: the buffer came from this exchange with `layout` and the caller owns it; its elements hold
+            // nothing to visit and are never dropped.
             unsafe { self.exchange.deallocate(ptr.cast(), layout) };
         }
     }
@@ -146,10 +153,24 @@ impl<'a> Walk<'a> {
 
     /// Takes the queue until it is empty; returns `false` if a receive went beyond the receiver's quota.
     fn run(mut self) -> bool {
-        while let Some((ptr, visit)) = self.pending.pop() {
-            // SAFETY: every queued pointer is a live box's block with the matching `visit` (pushed by `boxed`);
-            // blocks are freed only by the entry that visits them, so each is visited once, while live.
-            unsafe { visit(ptr, &mut self) };
+        while let Some(pending) = self.pending.pop() {
+            match pending {
+                // SAFETY: every queued pointer is a live box's block with the matching `visit` (pushed by
+                // `boxed`); blocks are freed only by the entry that visits them, so each is visited once, while
+                // live.
+                Pending::Boxed(ptr, visit) => unsafe { visit(ptr, &mut self) },
+                Pending::Buffer(ptr, layout, len, visit) => {
+                    // SAFETY: as for boxes: a live buffer (pushed by `buffer`) with `len` initialised elements of
+                    // the type `visit` was made for; visited once.
+                    unsafe { visit(ptr, len, &mut self) };
+                    if matches!(self.action, Action::Free) {
+                        // SAFETY: the buffer came from this exchange with `layout` and the walker's caller owns
+                        // it; its elements were just visited (their boxes and buffers queued with their addresses,
+                        // their endpoints closed), are never dropped, and nothing points into it any more.
+                        unsafe { self.exchange.deallocate(ptr, layout) };
+                    }
+                }
+            }
         }
         !self.refused
     }
@@ -160,6 +181,15 @@ impl<'a> Walk<'a> {
 unsafe fn visit_boxed<T: Exchangeable>(ptr: NonNull<u8>, walk: &mut Walk<'_>) {
     // SAFETY: per the caller, an initialised `T`.
     unsafe { ptr.cast::<T>().as_ref() }.__visit(walk);
+}
+
+/// # Safety
+/// `ptr` is a live buffer whose first `len` elements are initialised `T`s.
+unsafe fn visit_elements<T: Exchangeable>(ptr: NonNull<u8>, len: usize, walk: &mut Walk<'_>) {
+    for index in 0..len {
+        // SAFETY: per the caller, an initialised element, live while this runs.
+        unsafe { (*ptr.cast::<T>().as_ptr().add(index)).__visit(walk) };
+    }
 }
 
 /// # Safety

@@ -38,6 +38,9 @@ pub const MAX_DEPTH: u32 = 32;
 /// The most bytes one message may take in its byte form.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
+/// Room an encoder starts with: a tag and a few words without growing.
+const SMALL_MESSAGE: usize = 64;
+
 /// Zero-sized elements a decoded message may hold beyond one per input byte.
 const ELEMENT_ALLOWANCE: usize = 4096;
 
@@ -96,19 +99,59 @@ pub trait Endpoints {
 
     /// Takes the endpoint named `handle` if it is of the type `expected` (a `RawEndpoint`'s).
     fn take_as(&mut self, handle: u32, expected: TypeId) -> Result<Held, WireError>;
+
+    /// Drops (closes) the endpoint named `handle`: one an encoding put there, of a message that then could not
+    /// be encoded whole.
+    fn discard(&mut self, handle: u32);
+}
+
+/// Records the handles an encoding gives out, so a failed one can take them back.
+struct Recording<'a> {
+    inner: &'a mut dyn Endpoints,
+    put: Vec<u32>,
+}
+
+#[cfg_attr(feature = "ring3", allow(unreachable_code, reason = "nothing is held for a ring-3 SIP: `Held` is empty"))]
+impl Endpoints for Recording<'_> {
+    fn put(&mut self, endpoint: Held) -> Result<u32, WireError> {
+        self.put.try_reserve(1).map_err(|_| WireError::OutOfMemory)?;
+        let handle = self.inner.put(endpoint)?;
+        self.put.push(handle);
+        Ok(handle)
+    }
+
+    fn take_as(&mut self, handle: u32, expected: TypeId) -> Result<Held, WireError> {
+        self.inner.take_as(handle, expected)
+    }
+
+    fn discard(&mut self, handle: u32) {
+        self.inner.discard(handle);
+    }
 }
 
 /// A message on its way out: its bytes so far, its depth, and where its endpoints go.
 pub struct Encoder<'a> {
     bytes: Vec<u8>,
     depth: u32,
+    /// Elements of vectors and strings so far: the decoder allows no more than the bytes plus an allowance.
+    elements: usize,
     #[cfg_attr(feature = "ring3", allow(dead_code, reason = "ring-3 endpoints are handles already"))]
     endpoints: &'a mut dyn Endpoints,
 }
 
 impl<'a> Encoder<'a> {
-    pub(crate) fn new(endpoints: &'a mut dyn Endpoints) -> Self {
-        Self { bytes: Vec::new(), depth: 0, endpoints }
+    /// An encoder that appends to `bytes` (a buffer kept for reuse).
+    pub(crate) fn into(mut bytes: Vec<u8>, endpoints: &'a mut dyn Endpoints) -> Self {
+        // Most messages are a tag and a few words: one allocation for them.
+        if bytes.capacity() < SMALL_MESSAGE {
+            let _ = bytes.try_reserve(SMALL_MESSAGE);
+        }
+        Self { bytes, depth: 0, elements: 0, endpoints }
+    }
+
+    /// Whether the decoder will accept as many elements as were encoded (zero-sized ones take no bytes).
+    pub(crate) fn check_elements(&self) -> Result<(), WireError> {
+        if self.elements > self.bytes.len() + ELEMENT_ALLOWANCE { Err(WireError::TooLong) } else { Ok(()) }
     }
 
     pub(crate) fn finish(self) -> Vec<u8> {
@@ -134,6 +177,7 @@ impl<'a> Encoder<'a> {
 
     /// Appends a length.
     pub(crate) fn put_len(&mut self, len: usize) -> Result<(), WireError> {
+        self.elements = self.elements.saturating_add(len);
         let len = u32::try_from(len).map_err(|_| WireError::TooLong)?;
         self.put_bytes(&len.to_le_bytes())
     }
@@ -185,6 +229,11 @@ impl<'a> Decoder<'a> {
         Ok(*head)
     }
 
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.input.len()
+    }
+
     /// Takes the next `len` bytes.
     pub(crate) fn take_bytes(&mut self, len: usize) -> Result<&'a [u8], WireError> {
         let (head, rest) = self.input.split_at_checked(len).ok_or(WireError::Truncated)?;
@@ -226,15 +275,45 @@ impl<'a> Decoder<'a> {
 }
 
 /// Encodes `message` for a ring-3 receiver; its endpoints move into `endpoints`. On an error the message is
-/// gone (what it held is freed, its endpoints closed or already in the table).
+/// gone: what it held is freed and its endpoints are closed (also those already put in the table).
 pub fn encode<T: Exchangeable>(message: T, endpoints: &mut dyn Endpoints) -> Result<Vec<u8>, WireError> {
-    let mut encoder = Encoder::new(endpoints);
-    message.__encode(&mut encoder)?;
-    Ok(encoder.finish())
+    encode_recorded(message, endpoints).map(|(bytes, _)| bytes)
+}
+
+/// [`encode`], and the handles the message's endpoints went under.
+pub fn encode_recorded<T: Exchangeable>(
+    message: T,
+    endpoints: &mut dyn Endpoints,
+) -> Result<(Vec<u8>, Vec<u32>), WireError> {
+    encode_recorded_into(Vec::new(), message, endpoints)
+}
+
+/// [`encode_recorded`] into `buffer` (empty, kept from an earlier message for its capacity).
+pub fn encode_recorded_into<T: Exchangeable>(
+    buffer: Vec<u8>,
+    message: T,
+    endpoints: &mut dyn Endpoints,
+) -> Result<(Vec<u8>, Vec<u32>), WireError> {
+    let mut recording = Recording { inner: endpoints, put: Vec::new() };
+    let mut encoder = Encoder::into(buffer, &mut recording);
+    let encoded = message.__encode(&mut encoder).and_then(|()| encoder.check_elements());
+    let bytes = encoder.finish();
+    match encoded {
+        Ok(()) => Ok((bytes, recording.put)),
+        Err(error) => {
+            for handle in recording.put {
+                recording.inner.discard(handle);
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Decodes a `T` from everything in `bytes`, taking its endpoints out of `endpoints`.
 pub fn decode<T: Exchangeable>(bytes: &[u8], endpoints: &mut dyn Endpoints) -> Result<T, WireError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(WireError::TooLong);
+    }
     let mut decoder = Decoder::new(bytes, endpoints);
     let value = T::__decode(&mut decoder)?;
     decoder.finish()?;
@@ -252,6 +331,8 @@ impl Endpoints for NoEndpoints {
     fn take_as(&mut self, _: u32, _: TypeId) -> Result<Held, WireError> {
         Err(WireError::BadHandle)
     }
+
+    fn discard(&mut self, _: u32) {}
 }
 
 /// A type whose values may cross inside an [`ExAny`]: its name on the wire and how to rebuild one. `contract!`
@@ -287,7 +368,8 @@ pub(crate) fn any_crossing(name: &[u8]) -> Option<&'static AnyCrossing> {
 /// A contract whose channels a ring-3 SIP may open (registered by `contract!`): its raw pair's type name, as
 /// the ring-3 side names it, and how to open one.
 pub struct ChannelCrossing {
-    /// `core::any::type_name` of the client's raw endpoint type.
+    /// `core::any::type_name` of the contract's raw pair (`ContractPair<C>`: the client's raw endpoint, then the
+    /// server's), as the ring-3 side names what it opens.
     pub name: fn() -> &'static str,
     /// Opens a channel of the contract, both ends held for the caller.
     #[cfg(not(feature = "ring3"))]

@@ -129,8 +129,8 @@ fn a_typed_send_into_a_full_ring_breaks_the_channel_instead_of_waiting() {
     // A contract sizes its rings so that a peer that keeps the protocol never lets one fill up; a full ring
     // means the peer broke it (it never received). The honest sender must not wait on it forever.
     let (mut honest, mut peer) = pair::<u32, u32>(1, 1);
-    assert_eq!(honest.send_mapped(1, |m| m), Ok(()));
-    assert_eq!(honest.send_mapped(2, |m| m), Err(2), "the payload comes back");
+    assert_eq!(honest.send_mapped(1, 0, |m| m), Ok(()));
+    assert_eq!(honest.send_mapped(2, 0, |m| m), Err(2), "the payload comes back");
     assert!(honest.is_peer_closed(), "the channel is closed for the sender");
     assert_eq!(peer.recv(), Ok(1), "what was sent before still arrives");
     assert_eq!(peer.recv(), Err(Closed), "then the peer sees the channel closed");

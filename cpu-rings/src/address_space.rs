@@ -200,6 +200,15 @@ impl<F: FrameSource> AddressSpace<F> {
         mut each: impl FnMut(*mut u8, usize, usize),
     ) -> Result<(), BadUserAddress> {
         let end = user.checked_add(len as u64).filter(|end| *end <= USER_END).ok_or(BadUserAddress(user))?;
+        if len == 0 {
+            return Ok(());
+        }
+        if (user ^ (end - 1)) & !0xfff == 0 {
+            // One page (a message, a status block): one walk of the tables.
+            let phys = self.translate(VirtAddr::new(user), access).ok_or(BadUserAddress(user))?;
+            each((self.window + phys.as_u64()) as *mut u8, 0, len);
+            return Ok(());
+        }
         let mut at = user;
         while at < end {
             self.translate(VirtAddr::new(at), access).ok_or(BadUserAddress(at))?;

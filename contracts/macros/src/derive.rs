@@ -41,9 +41,14 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                 let (pattern, walks) = walk_fields(&variant.fields);
                 quote! { Self::#ident #pattern => { #(#walks)* } }
             });
-            quote! {
-                #[allow(unreachable_code)]
-                match self { #(#arms)* }
+            if data.variants.is_empty() {
+                // An empty enum has no value to visit (and `match self {}` on a reference does not compile).
+                quote!(match *self {})
+            } else {
+                quote! {
+                    #[allow(unreachable_code)]
+                    match self { #(#arms)* }
+                }
             }
         }
         Data::Union(data) => {

@@ -56,22 +56,33 @@ pub fn open(id: u64, at: u64, len: u64) -> u64 {
     answer.unwrap_or(calls::NO_SUCH_CALL)
 }
 
+/// Bytes of a message a send copies onto the stack rather than the heap.
+const SMALL: usize = 256;
+
 /// `CHANNEL_SEND`: the message at (`at`, `len`) on `handle`.
 pub fn send(id: u64, handle: u64, at: u64, len: u64) -> u64 {
     let Ok(handle) = u32::try_from(handle) else { return calls::BAD_HANDLE };
     if len > wire::MAX_MESSAGE as u64 {
         return calls::BAD_ARGUMENT;
     }
-    let mut bytes = Vec::new();
-    if bytes.try_reserve_exact(len as usize).is_err() {
-        return calls::OUT_OF_MEMORY;
-    }
-    bytes.resize(len as usize, 0);
+    // Small messages (most: a tag and a few words) on the stack: an allocation costs more than the rest of the
+    // call.
+    let mut small = [0u8; SMALL];
+    let mut large = Vec::new();
+    let bytes: &mut [u8] = if len as usize <= SMALL {
+        &mut small[..len as usize]
+    } else {
+        if large.try_reserve_exact(len as usize).is_err() {
+            return calls::OUT_OF_MEMORY;
+        }
+        large.resize(len as usize, 0);
+        &mut large
+    };
     let answer = with_sip(id, |handles, space| {
-        if space.copy_in(at, &mut bytes).is_err() {
+        if space.copy_in(at, bytes).is_err() {
             return calls::BAD_ADDRESS;
         }
-        let sent = acting_for(id, || handles.with(handle, |end, rest| end.send_encoded(&bytes, rest)));
+        let sent = acting_for(id, || handles.with(handle, |end, rest| end.send_encoded(bytes, rest)));
         match sent {
             None => calls::BAD_HANDLE,
             Some(Ok(())) => 0,
@@ -88,17 +99,14 @@ pub fn recv(id: u64, handle: u64, at: u64, room: u64, wait: u64) -> u64 {
     let room = usize::try_from(room).unwrap_or(usize::MAX);
     loop {
         let attempt = with_sip(id, |handles, space| {
-            let taken = acting_for(id, || handles.with(handle, |end, rest| end.try_recv_encoded(rest, room)));
+            // The copy to the SIP happens inside: a message it cannot take stays for a call with a buffer that
+            // is its memory.
+            let mut deliver = |bytes: &[u8]| space.copy_out(at, bytes).is_ok();
+            let taken = acting_for(id, || handles.with(handle, |end, rest| end.recv_with(rest, room, &mut deliver)));
             match taken {
                 None => Err(calls::BAD_HANDLE),
-                Some(Ok(bytes)) => {
-                    if space.copy_out(at, &bytes).is_err() {
-                        // The message stays for a call with a buffer that is the SIP's.
-                        handles.with(handle, |end, _| end.keep(bytes));
-                        return Err(calls::BAD_ADDRESS);
-                    }
-                    Err(bytes.len() as u64)
-                }
+                Some(Ok(len)) => Err(len as u64),
+                Some(Err(RecvFailure::NotDelivered)) => Err(calls::BAD_ADDRESS),
                 Some(Err(RecvFailure::TooSmall(len))) => Err(len as u64),
                 Some(Err(RecvFailure::Closed)) => Err(calls::CLOSED),
                 Some(Err(RecvFailure::Bad(_))) => Err(calls::BROKEN),
@@ -130,8 +138,8 @@ pub fn status(id: u64, handle: u64, at: u64) -> u64 {
             status.send_capacity as u64,
             status.recv_capacity as u64,
         ];
-        for (chunk, word) in out.chunks_exact_mut(8).zip(words) {
-            chunk.copy_from_slice(&word.to_le_bytes());
+        for (chunk, word) in out.as_chunks_mut::<8>().0.iter_mut().zip(words) {
+            *chunk = word.to_le_bytes();
         }
         if space.copy_out(at, &out).is_err() { calls::BAD_ADDRESS } else { 0 }
     });
@@ -156,9 +164,11 @@ pub fn wait(id: u64, at: u64, count: u64) -> u64 {
     let mut raw = vec![0u8; count as usize * 4];
     let waiters = with_sip(id, |handles, space| {
         space.copy_in(at, &mut raw).map_err(|_| calls::BAD_ADDRESS)?;
-        raw.chunks_exact(4)
+        raw.as_chunks::<4>()
+            .0
+            .iter()
             .map(|chunk| {
-                let handle = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                let handle = u32::from_le_bytes(*chunk);
                 handles.get(handle).map(|end| end.waiter()).ok_or(calls::BAD_HANDLE)
             })
             .collect::<Result<Vec<_>, u64>>()
