@@ -73,7 +73,7 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
     for (cmd, expected) in [
         ("spawn unsafe-test cli", "cannot spawn 'unsafe-test': not verified code"),
         ("spawn unsafe-test --protection type cli", "cannot spawn 'unsafe-test': not verified code"),
-        ("spawn echo --protection ring3", "cannot spawn 'echo': no ring-3 build"),
+        ("spawn shell --protection ring3", "cannot spawn 'shell': no ring-3 build"),
         ("spawn no-such --protection ring3-own", "cannot spawn 'no-such': no such service"),
         ("spawn hello --protection ring4", "'ring4' is not a protection mode"),
         ("spawn hello --protection ring3 --core 9", "cannot spawn 'hello': no such core"),

@@ -41,13 +41,21 @@ pub struct ExAny {
     encode: fn(ExAny, &mut Encoder<'_>) -> Result<(), WireError>,
 }
 
-// SAFETY: the value is `Send` (required by `new`), and the `ExAny` is its only owner.
+// SAFETY: the value is `Send` (required by `new`; `seal` relies on `Exchangeable`'s contract, which makes every
+// exchangeable type `Send`), and the `ExAny` is its only owner.
 unsafe impl Send for ExAny {}
 
 impl ExAny {
     /// Moves `value` into the exchange heap and seals it; gives it back if the heap (or the caller's exchange
     /// quota, which pays for the new block) is exhausted.
     pub fn new<E: Exchangeable + Send>(value: E) -> Result<Self, (E, AllocError)> {
+        Self::seal(value)
+    }
+
+    /// [`ExAny::new`] without the `Send` bound, which every `Exchangeable` type meets by its contract (the
+    /// decoder of `wire` makes `ExAny`s of registered types; a `Send` bound there would repeat every
+    /// non-`Send` payload error of a contract at its registration).
+    pub(crate) fn seal<E: Exchangeable>(value: E) -> Result<Self, (E, AllocError)> {
         let boxed = ExBox::try_new(value)?;
         if E::__TRACKED && size_of::<E>() != 0 {
             walk(&*boxed, Action::Seal(boxed_block(&boxed)));
@@ -74,6 +82,11 @@ impl ExAny {
     /// The value, if it is an `E` and the caller's exchange quota can take everything it holds; otherwise the
     /// `ExAny` comes back unchanged (still sealed).
     pub fn downcast<E: Exchangeable + Send>(self) -> Result<E, Self> {
+        self.open()
+    }
+
+    /// [`ExAny::downcast`] without the `Send` bound (see [`ExAny::seal`]).
+    fn open<E: Exchangeable>(self) -> Result<E, Self> {
         if !self.is::<E>() {
             return Err(self);
         }
@@ -90,12 +103,12 @@ impl ExAny {
 }
 
 /// Encodes `any`, an `E`, as its type's name and then the value.
-fn encode_as<E: Exchangeable + Send>(any: ExAny, out: &mut Encoder<'_>) -> Result<(), WireError> {
+fn encode_as<E: Exchangeable>(any: ExAny, out: &mut Encoder<'_>) -> Result<(), WireError> {
     let name = any.type_name.as_bytes();
     out.put_len(name.len())?;
     out.put_bytes(name)?;
     // The value leaves the capsule as the caller's (charged to it, as any receiver that opens one).
-    let value = any.downcast::<E>().map_err(|_| WireError::OutOfMemory)?;
+    let value = any.open::<E>().map_err(|_| WireError::OutOfMemory)?;
     out.nested(value)
 }
 

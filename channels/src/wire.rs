@@ -346,14 +346,14 @@ pub struct AnyCrossing {
 
 impl AnyCrossing {
     /// The entry for `E`.
-    pub const fn of<E: Exchangeable + Send>() -> Self {
+    pub const fn of<E: Exchangeable>() -> Self {
         Self { name: core::any::type_name::<E>, decode: decode_any::<E> }
     }
 }
 
-fn decode_any<E: Exchangeable + Send>(decoder: &mut Decoder<'_>) -> Result<ExAny, WireError> {
+fn decode_any<E: Exchangeable>(decoder: &mut Decoder<'_>) -> Result<ExAny, WireError> {
     let value = decoder.nested::<E>()?;
-    ExAny::new(value).map_err(|_| WireError::OutOfMemory)
+    ExAny::seal(value).map_err(|_| WireError::OutOfMemory)
 }
 
 /// Every type that may cross inside an `ExAny`.
@@ -400,6 +400,29 @@ pub static CHANNELS: [ChannelCrossing];
 /// The contract whose pair type is named `name`.
 pub fn channel_crossing(name: &[u8]) -> Option<&'static ChannelCrossing> {
     CHANNELS.iter().find(|entry| (entry.name)().as_bytes() == name)
+}
+
+/// Registers contract `$contract`'s channels and its endpoint types `$endpoint` as what may cross between ring
+/// 0 and ring 3 ([`CHANNELS`], [`VALUES`]). Used by `contract!` only; a trusted macro of this crate, so the
+/// registrations' `static`s are written here and not in the crates that declare contracts (the isolation audit
+/// keeps statics out of those, as `sip_runtime::sip!` keeps the manifests').
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_crossings {
+    ($contract:ty; $($endpoint:ty),* $(,)?) => {
+        const _: () = {
+            #[$crate::__linkme::distributed_slice($crate::wire::CHANNELS)]
+            #[linkme(crate = $crate::__linkme)]
+            static CHANNEL: $crate::wire::ChannelCrossing = $crate::wire::ChannelCrossing::of::<$contract>();
+        };
+        $(
+            const _: () = {
+                #[$crate::__linkme::distributed_slice($crate::wire::VALUES)]
+                #[linkme(crate = $crate::__linkme)]
+                static VALUE: $crate::wire::AnyCrossing = $crate::wire::AnyCrossing::of::<$endpoint>();
+            };
+        )*
+    };
 }
 
 macro_rules! numbers {

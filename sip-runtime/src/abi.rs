@@ -65,8 +65,8 @@ pub enum SpawnError {
     /// The program is not verified code (it is not a service, and may use `unsafe`): the kernel runs only
     /// verified code in ring 0, so it starts only under hardware protection.
     NeedsHardwareProtection,
-    /// The ring-3 image has no build of it (a service with contracts: channels do not cross into ring 3 yet), or
-    /// there is no usable image.
+    /// The ring-3 image has no build of it (the service is not linked into the image), or there is no usable
+    /// image.
     NoRing3Build,
 }
 
@@ -131,8 +131,8 @@ impl fmt::Display for SpawnError {
             Self::ArgumentsTooLong => write!(f, "arguments longer than {MAX_ARGS_LEN} bytes"),
             Self::TooManyThreads => f.write_str("the SIP runs as many threads as its policy allows"),
             Self::NoRing3Build => f.write_str(
-                "no ring-3 build of it (channels do not cross into ring 3 yet: services without contracts and the \
-                 ring-3 image's programs run there)",
+                "no ring-3 build of it (the ring-3 image has the programs and services its services.rs names: \
+                 template, echo, kv)",
             ),
             Self::NeedsHardwareProtection => f.write_str(
                 "not verified code: only verified code runs in ring 0 (`type`); start it with --protection ring3 \

@@ -29,24 +29,12 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
     let other_attrs: Vec<&syn::Attribute> = def.attrs.iter().filter(|a| !a.path().is_ident("doc")).collect();
     let module_docs = docs_or(&def.attrs, format!("The `{name_str}` channel contract."));
 
-    let value_crossings: Vec<TokenStream> = def
+    let endpoint_types: Vec<TokenStream> = def
         .states
         .iter()
         .flat_map(|st| {
             let st = &st.name;
-            [
-                format_ident!("CLIENT_{}", st.to_string().to_uppercase()),
-                format_ident!("SERVER_{}", st.to_string().to_uppercase()),
-            ]
-            .into_iter()
-            .zip([quote!(Client<state::#st>), quote!(Server<state::#st>)])
-        })
-        .map(|(id, ty)| {
-            quote! {
-                #[::channels::__linkme::distributed_slice(::channels::wire::VALUES)]
-                #[linkme(crate = ::channels::__linkme)]
-                static #id: ::channels::wire::AnyCrossing = ::channels::wire::AnyCrossing::of::<#ty>();
-            }
+            [quote!(Client<state::#st>), quote!(Server<state::#st>)]
         })
         .collect();
 
@@ -626,12 +614,7 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
 
             // What may cross between ring 0 and ring 3 (`channels::wire`): this contract's channels, and its
             // endpoints inside an `ExAny` (how a name service or a parent hands one over).
-            const _: () = {
-                #[::channels::__linkme::distributed_slice(::channels::wire::CHANNELS)]
-                #[linkme(crate = ::channels::__linkme)]
-                static CHANNEL: ::channels::wire::ChannelCrossing = ::channels::wire::ChannelCrossing::of::<#name>();
-                #(#value_crossings)*
-            };
+            ::channels::__register_crossings!(#name; #(#endpoint_types),*);
 
             #(#impls)*
         }

@@ -1,11 +1,12 @@
 //! The ring-3 `KernelAbi`: what a service's `SipContext` calls when the service runs in ring 3.
 //!
 //! Every call is plain data over `syscall` (`calls`): numbers, and this SIP's own memory with lengths, which the
-//! kernel checks and copies. What a ring-3 SIP has today is what needs no channel: time, yielding and sleeping,
-//! logging, exiting, its core, and the cycle counter (read in ring 3 with `rdtsc`, which the kernel does not
-//! forbid). The rest answers as a SIP without the capability or the resource would be answered in ring 0
-//! (`NotPermitted`, `None`, no startup value, one thread): ring-3 SIPs are granted no capability yet, and
-//! channels do not cross into ring 3 yet (docs/protection.md, "Next steps"). Nothing here panics.
+//! kernel checks and copies. What a ring-3 SIP has today: time, yielding and sleeping, logging, exiting, its
+//! core, the cycle counter (read in ring 3 with `rdtsc`, which the kernel does not forbid) and its startup value
+//! (the channel end the kernel holds under handle 0; channels themselves are the `ring3` build of `channels`).
+//! The rest answers as a SIP without the capability or the resource would be answered in ring 0
+//! (`NotPermitted`, `None`, one thread): ring-3 SIPs are granted no capability through calls yet
+//! (docs/protection.md, "Next steps"). Nothing here panics.
 
 use crate::calls::{self, Level};
 use sip_runtime::{
