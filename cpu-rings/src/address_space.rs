@@ -80,6 +80,10 @@ pub struct AddressSpace<F: FrameSource> {
     /// Virtual address of physical address 0 (the kernel's window on all physical memory).
     window: u64,
     frames: F,
+    /// The level-1 table the last `map` went into, by the 2 MiB region it maps (address >> 21): pages are mostly
+    /// mapped in runs (an image, a stack, a heap growth), and the next page then needs no walk. Forgotten by
+    /// every unmap (which may free tables).
+    last_leaf_table: Option<(u64, PhysFrame<Size4KiB>)>,
 }
 
 impl<F: FrameSource> AddressSpace<F> {
@@ -94,7 +98,7 @@ impl<F: FrameSource> AddressSpace<F> {
         mut frames: F,
     ) -> Result<Self, SpaceError> {
         let level_4 = frames.table_frame().ok_or(SpaceError::OutOfFrames)?;
-        let space = Self { level_4, window: window.as_u64(), frames };
+        let space = Self { level_4, window: window.as_u64(), frames, last_leaf_table: None };
         let table = space.table(level_4);
         table.zero();
         let kernel = space.table(kernel_level_4);
@@ -148,19 +152,27 @@ impl<F: FrameSource> AddressSpace<F> {
         if page.as_u64() >= USER_END || !page.is_aligned(4096u64) {
             return Err(SpaceError::NotUserAddress);
         }
-        let indices = [page.p4_index(), page.p3_index(), page.p2_index()];
-        let mut table = self.level_4;
-        for index in indices {
-            let entry = &mut self.table(table)[index];
-            table = if entry.is_unused() {
-                let fresh = self.frames.table_frame().ok_or(SpaceError::OutOfFrames)?;
-                self.table(fresh).zero();
-                self.table(table)[index].set_frame(fresh, TABLE_FLAGS);
-                fresh
-            } else {
-                entry.frame().map_err(|_| SpaceError::AlreadyMapped)?
-            };
-        }
+        let region = page.as_u64() >> 21;
+        let table = match self.last_leaf_table {
+            Some((last, table)) if last == region => table,
+            _ => {
+                let indices = [page.p4_index(), page.p3_index(), page.p2_index()];
+                let mut table = self.level_4;
+                for index in indices {
+                    let entry = &mut self.table(table)[index];
+                    table = if entry.is_unused() {
+                        let fresh = self.frames.table_frame().ok_or(SpaceError::OutOfFrames)?;
+                        self.table(fresh).zero();
+                        self.table(table)[index].set_frame(fresh, TABLE_FLAGS);
+                        fresh
+                    } else {
+                        entry.frame().map_err(|_| SpaceError::AlreadyMapped)?
+                    };
+                }
+                self.last_leaf_table = Some((region, table));
+                table
+            }
+        };
         let leaf = &mut self.table(table)[page.p1_index()];
         if !leaf.is_unused() {
             return Err(SpaceError::AlreadyMapped);
@@ -253,6 +265,7 @@ impl<F: FrameSource> AddressSpace<F> {
         if start >= end {
             return 0;
         }
+        self.last_leaf_table = None;
         let level_4 = self.level_4;
         self.unmap_in(level_4, 4, 0, start, end)
     }
