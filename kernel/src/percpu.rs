@@ -53,9 +53,6 @@ pub struct PerCpu {
     pub current_owner: AtomicU64,
     /// `exec`: the running thread's kernel-mode nesting depth; saved per thread on every switch.
     pub kernel_depth: AtomicU32,
-    /// `ipc::exchange_heap`: the ring-3 SIP (id + 1) whose channel call the kernel is performing, with interrupts
-    /// off, so the exchange acts for it; 0 otherwise.
-    pub acting_for: AtomicU64,
     /// `exec`: address of the running thread's SIP arena (0 for kernel threads); the allocator routes by it.
     pub current_arena: AtomicUsize,
     /// `exec`: the running thread's stack limit: for a SIP thread the upper end of its kernel reserve (stack bottom +
@@ -79,6 +76,9 @@ pub struct PerCpu {
     /// a ring-3 thread of another address space changes it; kernel threads and ring-0 SIPs run in whatever is
     /// loaded, as the kernel half is the same in all.
     pub loaded_space: AtomicU64,
+    /// `ipc::exchange_heap`: the ring-3 SIP (id + 1) whose channel call the kernel is performing, with interrupts
+    /// off, so the exchange acts for it; 0 otherwise.
+    pub acting_for: AtomicU64,
 }
 
 // The syscall entry finds its scratch words through GS at a fixed offset.
@@ -106,13 +106,13 @@ impl PerCpu {
             timer_ticks: AtomicU64::new(0),
             current_owner: AtomicU64::new(0),
             kernel_depth: AtomicU32::new(0),
-            acting_for: AtomicU64::new(0),
             current_arena: AtomicUsize::new(0),
             stack_limit: AtomicU64::new(0),
             current_thread: AtomicU64::new(0),
             dead_threads: AtomicUsize::new(0),
             current_doomed: AtomicBool::new(false),
             loaded_space: AtomicU64::new(0),
+            acting_for: AtomicU64::new(0),
             cr3_writes: AtomicU64::new(0),
             tlb_flushes: AtomicU64::new(0),
             page_faults: AtomicU64::new(0),
