@@ -181,6 +181,9 @@ struct Template {
     write: bool,
     execute: bool,
     relocations: Vec<(u16, u64)>,
+    /// For a page that is not shared: its contents relocated for the first slot, where every `ring3-own` SIP
+    /// (and the first `ring3` SIP of a core) lives, so a spawn there copies it and applies no relocation.
+    at_first_slot: Option<PhysFrame<Size4KiB>>,
 }
 
 impl Template {
@@ -233,14 +236,49 @@ fn prebuild(bytes: &[u8], span: u64) -> Result<Prebuilt, ImageError> {
     let elf = ElfFile::new(bytes).map_err(ImageError::Invalid)?;
     let mut pages: Vec<Option<Template>> = Vec::new();
     pages.resize_with((span / 4096) as usize, || None);
-    let built = fill(&elf, bytes, &mut pages);
+    let built = fill(&elf, bytes, &mut pages).and_then(|()| relocate_for_first_slot(&mut pages));
     if let Err(e) = built {
         pages.into_iter().flatten().for_each(|page| {
             let _ = frames::deallocate(page.frame);
+            if let Some(frame) = page.at_first_slot {
+                let _ = frames::deallocate(frame);
+            }
         });
         return Err(e);
     }
     Ok(Prebuilt { pages, entry: elf.header.pt2.entry_point() })
+}
+
+/// Makes each private page's copy relocated for the first slot (kernel memory, kept for the boot).
+fn relocate_for_first_slot(pages: &mut [Option<Template>]) -> Result<(), ImageError> {
+    let base = crate::memory::layout::user_slot_start(0);
+    for page in pages.iter_mut().flatten().filter(|page| !page.shared()) {
+        let frame = template_frame().ok_or(ImageError::OutOfMemory)?;
+        copy_frame(page.frame, frame);
+        relocate(frame, &page.relocations, base);
+        page.at_first_slot = Some(frame);
+    }
+    Ok(())
+}
+
+/// Copies the 4096 bytes of `from` into `to` (a fresh frame only the caller sees).
+fn copy_frame(from: PhysFrame<Size4KiB>, to: PhysFrame<Size4KiB>) {
+    let (from, to) =
+        (crate::memory::phys_to_virt(from.start_address()), crate::memory::phys_to_virt(to.start_address()));
+    // SAFETY: `to` is fresh and the caller's alone, `from` is a template only read from; the window maps both
+    // whole, and they are distinct frames.
+    unsafe { to.as_mut_ptr::<u8>().copy_from_nonoverlapping(from.as_ptr::<u8>(), 4096) };
+}
+
+/// Applies `relocations` for an image at `base` to the page in `frame` (fresh, the caller's alone).
+fn relocate(frame: PhysFrame<Size4KiB>, relocations: &[(u16, u64)], base: u64) {
+    let window = crate::memory::phys_to_virt(frame.start_address()).as_mut_ptr::<u8>();
+    for (within, addend) in relocations {
+        // One store per relocation (an image with 644: a copy call each cost 8,000 instructions a spawn).
+        // SAFETY: the frame is the caller's alone until mapped; `within` is at most 4088 (checked at boot), so
+        // the 8 bytes lie inside the frame the window maps; unaligned stores are allowed.
+        unsafe { window.add(usize::from(*within)).cast::<u64>().write_unaligned(base.wrapping_add(*addend)) };
+    }
 }
 
 /// [`prebuild`]'s work on `pages`.
@@ -255,7 +293,13 @@ fn fill(elf: &ElfFile<'_>, bytes: &[u8], pages: &mut [Option<Template>]) -> Resu
             let slot = &mut pages[index as usize];
             if slot.is_none() {
                 let frame = template_frame().ok_or(ImageError::OutOfMemory)?;
-                *slot = Some(Template { frame, write: false, execute: false, relocations: Vec::new() });
+                *slot = Some(Template {
+                    frame,
+                    write: false,
+                    execute: false,
+                    relocations: Vec::new(),
+                    at_first_slot: None,
+                });
             }
             if let Some(page) = slot.as_mut() {
                 page.write |= flags.is_write();
@@ -307,14 +351,16 @@ pub fn load(space: &mut UserSpace, base: u64) -> Result<u64, ImageError> {
             space.map_shared(at, page.frame, execute).map_err(|_| ImageError::OutOfMemory)?;
             continue;
         }
-        let frame = copy_of_frame(page.frame).ok_or(ImageError::OutOfMemory)?;
-        let window = crate::memory::phys_to_virt(frame.start_address()).as_mut_ptr::<u8>();
-        for (within, addend) in &page.relocations {
-            let value = base.wrapping_add(*addend).to_le_bytes();
-            // SAFETY: the frame is fresh and this loader's alone until mapped; `within` is at most 4088 (checked
-            // at boot), so the 8 bytes lie inside the frame the window maps.
-            unsafe { window.add(usize::from(*within)).copy_from_nonoverlapping(value.as_ptr(), 8) };
-        }
+        let frame = match page.at_first_slot {
+            Some(relocated) if base == crate::memory::layout::user_slot_start(0) => {
+                copy_of_frame(relocated).ok_or(ImageError::OutOfMemory)?
+            }
+            _ => {
+                let frame = copy_of_frame(page.frame).ok_or(ImageError::OutOfMemory)?;
+                relocate(frame, &page.relocations, base);
+                frame
+            }
+        };
         let write = if page.write { Flags::WRITABLE } else { Flags::empty() };
         if space.map(at, frame, write | execute).is_err() {
             let _ = frames::deallocate(frame);
