@@ -54,3 +54,47 @@ contract! {
         terminal state Done;
     }
 }
+
+/// Distinct keys [`mixed_requests`] uses.
+const WORKLOAD_KEYS: u32 = 64;
+
+/// A fixed mix of requests: the macro workload of `bench protection`, here beside the contract because both a
+/// ring-0 SIP and a ring-3 program run it (the same client code in every mode). `ops` requests on `client`,
+/// alternately a put of a 32-byte value under one of 64 keys and a get of that key. Answers how many requests
+/// failed, and the endpoint; `Err(Closed)` if the store went away.
+pub fn mixed_requests(
+    client: kv_store::Client<kv_store::state::Ready>,
+    ops: u32,
+) -> Result<(u32, kv_store::Client<kv_store::state::Ready>), channels::Closed> {
+    use channels::Closed;
+    use kv_store::client::{Getting, Putting};
+    let mut client = client;
+    let mut failed = 0;
+    for op in 0..ops {
+        let number = (op / 2) % WORKLOAD_KEYS;
+        let mut key = ExString::from("key");
+        key.push(char::from(b'0' + (number / 10) as u8));
+        key.push(char::from(b'0' + (number % 10) as u8));
+        client = if op % 2 == 0 {
+            match client.send_put(key, ExVec::from_slice(&[op as u8; 32])).map_err(|_| Closed)?.recv()? {
+                Putting::Stored(ready) => ready,
+                Putting::Failed(_, ready) => {
+                    failed += 1;
+                    ready
+                }
+            }
+        } else {
+            match client.send_get(key).map_err(|_| Closed)?.recv()? {
+                Getting::Value(value, ready) => {
+                    failed += u32::from(value.len() != 32);
+                    ready
+                }
+                Getting::Failed(_, ready) => {
+                    failed += 1;
+                    ready
+                }
+            }
+        };
+    }
+    Ok((failed, client))
+}

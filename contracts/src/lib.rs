@@ -28,7 +28,7 @@ mod stream_contract;
 
 pub use console_contract::console;
 pub use echo_contract::echo;
-pub use kv_store_contract::{KvError, kv_store};
+pub use kv_store_contract::{KvError, kv_store, mixed_requests};
 pub use name_service_contract::{
     MAX_NAME_LEN, NameError, is_valid_name, name_listener, name_service, service_provider,
 };

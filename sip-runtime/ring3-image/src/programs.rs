@@ -41,7 +41,7 @@ fn hello(args: &str) -> u32 {
 
 /// A `bench protection` row in ring 3: `null N` (N null calls), `yield N` (N yields with nobody else ready) or
 /// `pingpong N` (N Echo round trips over the Echo client end this SIP was spawned with), measured over 21
-/// rounds; exits with the median cycles per operation (guest instructions under `--icount`), which the benchmark
+/// rounds (`kv N`, the macro workload, is measured once: see [`kv_workload`]); exits with the median cycles per operation (guest instructions under `--icount`), which the benchmark
 /// reads as this SIP's exit status, and logs the median, minimum and maximum. `exit` exits at once (the create +
 /// exit row). `u32::MAX` means the row could not be measured.
 fn bench(args: &str) -> u32 {
@@ -60,6 +60,7 @@ fn bench(args: &str) -> u32 {
             true
         }),
         "pingpong" if echo.is_some() => alloc::boxed::Box::new(|| round_trip(&mut echo)),
+        "kv" => return kv_workload(count),
         "exit" => return 0,
         _ => return u32::MAX,
     };
@@ -78,6 +79,24 @@ fn bench(args: &str) -> u32 {
     let _ = core::fmt::write(&mut line, format_args!("{what}: median {median}, min {min}, max {max}"));
     calls::log(Level::Debug, line.as_str());
     median.min(u64::from(u32::MAX - 1)) as u32
+}
+
+/// The macro workload: `ops` mixed requests (`contracts::mixed_requests`) to the kv SIP whose client end this SIP was
+/// spawned with; exits with the cycles per request (guest instructions under `--icount`), `u32::MAX` if a request
+/// failed or the store went away.
+fn kv_workload(ops: u64) -> u32 {
+    let client = calls::startup_endpoint().and_then(|end| {
+        sip_runtime::Startup::from_end(end).take::<contracts::kv_store::Client<contracts::kv_store::state::Ready>>()
+    });
+    let Some(client) = client else { return u32::MAX };
+    let ops = ops.min(u64::from(u32::MAX)) as u32;
+    let start = calls::cycles();
+    let Ok((0, client)) = contracts::mixed_requests(client, ops) else { return u32::MAX };
+    let per = (calls::cycles() - start) / u64::from(ops.max(1));
+    if let Ok(done) = client.send_quit() {
+        done.close();
+    }
+    per.min(u64::from(u32::MAX - 1)) as u32
 }
 
 /// The Echo client end this SIP was spawned with.
