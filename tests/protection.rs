@@ -89,6 +89,8 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
         "SIP create + exit",
         "ping-pong (same core)",
         "ring 0 -> ring 3 (same core)",
+        "kv workload (per request)",
+        "kv: ring 0 -> ring 3",
     ] {
         let line =
             bench.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| r.fail(&format!("no '{row}':\n{bench}")));
