@@ -48,6 +48,7 @@ pub mod raw;
 #[cfg(feature = "ring3")]
 #[path = "raw_ring3.rs"]
 pub mod raw;
+mod raw_shared;
 #[cfg(not(feature = "ring3"))]
 mod ring;
 mod select;

@@ -17,7 +17,7 @@
 use crate::endpoint::Closed;
 use crate::exchangeable::Exchangeable;
 use crate::ledger::Side;
-use crate::raw::{RawEndpoint, TryRecvError, TrySendError};
+use crate::raw::{RawEndpoint, Status, TryRecvError, TrySendError};
 use crate::ring::Readiness;
 use crate::wire::{self, Endpoints, Held, WireError};
 use alloc::boxed::Box;
@@ -56,21 +56,6 @@ pub enum RecvFailure {
 
 /// A message in its byte form, and the handles its endpoints went under.
 pub type Encoded = (Vec<u8>, Vec<u32>);
-
-/// What a ring-3 SIP may ask about its endpoint.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Status {
-    /// The peer is gone.
-    pub peer_closed: bool,
-    /// Messages waiting to be received.
-    pub queued: usize,
-    /// Messages sent and not yet received by the peer.
-    pub in_flight: usize,
-    /// The most messages in flight towards the peer.
-    pub send_capacity: usize,
-    /// The most messages in flight towards us.
-    pub recv_capacity: usize,
-}
 
 /// Something a ring-3 SIP's thread can wait on: an endpoint's receive ring, without its types.
 #[derive(Clone, Copy)]

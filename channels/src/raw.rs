@@ -18,6 +18,7 @@ use crate::endpoint::Closed;
 use crate::exchangeable::Exchangeable;
 use crate::ledger::{ChannelId, Side};
 use crate::platform::{self, AllocError};
+pub use crate::raw_shared::{Status, TryRecvError, TrySendError};
 pub(crate) use crate::ring::Readiness;
 use crate::ring::{Ring, Slot, Waiting, wait_any};
 use crate::walk::{Action, Walk, walk};
@@ -122,42 +123,6 @@ pub fn try_pair<A, B>(a_capacity: usize, b_capacity: usize) -> Result<Pair<A, B>
         (NonNull::new_unchecked(&raw mut (*rings).a), NonNull::new_unchecked(&raw mut (*rings).b))
     };
     Ok((RawEndpoint { tx: a, rx: b, _owns: PhantomData }, RawEndpoint { tx: b, rx: a, _owns: PhantomData }))
-}
-
-/// Why a non-blocking send did not happen; the message comes back.
-#[derive(PartialEq, Eq)]
-pub enum TrySendError<T> {
-    /// The ring is full (never happens for contract channels: their rings are sized by the contract).
-    Full(T),
-    /// The peer is gone.
-    PeerClosed(T),
-}
-
-impl<T> TrySendError<T> {
-    /// The message that was not sent.
-    pub fn into_inner(self) -> T {
-        match self {
-            TrySendError::Full(message) | TrySendError::PeerClosed(message) => message,
-        }
-    }
-}
-
-impl<T> fmt::Debug for TrySendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrySendError::Full(_) => f.write_str("Full(..)"),
-            TrySendError::PeerClosed(_) => f.write_str("PeerClosed(..)"),
-        }
-    }
-}
-
-/// Why a non-blocking receive returned nothing.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum TryRecvError {
-    /// Nothing queued; the peer is alive.
-    Empty,
-    /// Nothing queued and the peer is gone (or the channel broke: see the module docs): nothing will arrive.
-    Closed,
 }
 
 impl<Tx, Rx> RawEndpoint<Tx, Rx> {

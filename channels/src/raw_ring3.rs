@@ -16,6 +16,7 @@
 use crate::endpoint::Closed;
 use crate::exchangeable::Exchangeable;
 use crate::platform::{self, AllocError, Blocking, Exchange, Owner};
+pub use crate::raw_shared::{Status, TryRecvError, TrySendError};
 use crate::trusted::Trusted;
 use crate::walk::Walk;
 use crate::wire::{self, Decoder, Encoder, NoEndpoints, WireError};
@@ -42,21 +43,6 @@ pub enum RecvRefused {
     Empty,
     /// Nothing queued and the peer is gone (or no such handle).
     Closed,
-}
-
-/// What the kernel says about an endpoint.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct Status {
-    /// The peer is gone (or no such handle).
-    pub peer_closed: bool,
-    /// Messages waiting to be received.
-    pub queued: usize,
-    /// Messages sent and not yet received by the peer.
-    pub in_flight: usize,
-    /// The most messages in flight towards the peer.
-    pub send_capacity: usize,
-    /// The most messages in flight towards us.
-    pub recv_capacity: usize,
 }
 
 /// The calls behind ring-3 endpoints, installed by the ring-3 runtime ([`install`]).
@@ -191,42 +177,6 @@ pub fn try_pair<A: Exchangeable, B: Exchangeable>(_: usize, _: usize) -> Result<
 pub fn startup(trusted: &Trusted) -> Option<RawEndpoint<(), crate::ExAny>> {
     let _ = trusted;
     transport().status(0).map(|_| RawEndpoint::from_handle(0))
-}
-
-/// Why a non-blocking send did not happen; the message comes back.
-#[derive(PartialEq, Eq)]
-pub enum TrySendError<T> {
-    /// The ring is full (never for contract channels).
-    Full(T),
-    /// The peer is gone.
-    PeerClosed(T),
-}
-
-impl<T> TrySendError<T> {
-    /// The message that was not sent.
-    pub fn into_inner(self) -> T {
-        match self {
-            TrySendError::Full(message) | TrySendError::PeerClosed(message) => message,
-        }
-    }
-}
-
-impl<T> fmt::Debug for TrySendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrySendError::Full(_) => f.write_str("Full(..)"),
-            TrySendError::PeerClosed(_) => f.write_str("PeerClosed(..)"),
-        }
-    }
-}
-
-/// Why a non-blocking receive returned nothing.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum TryRecvError {
-    /// Nothing queued; the peer is alive.
-    Empty,
-    /// Nothing queued and the peer is gone.
-    Closed,
 }
 
 /// Something `select` can wait on: an endpoint's handle.

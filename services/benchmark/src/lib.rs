@@ -21,6 +21,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use channels::Exchangeable;
 use contracts::echo::{self, client};
 use contracts::service_provider;
 use core::hint::black_box;
@@ -676,22 +677,8 @@ fn protection(ctx: &SipContext) {
         let [own3, own3own] = modes.map(|mode| {
             counted(trips, &mut || {
                 let (client, server) = echo::channel();
-                let Ok(echo_sip) = ctx.spawn_protected_with("echo", "", Some(core), mode, server) else {
-                    return String::from("failed");
-                };
                 let args = format!("pingpong {PING_PONGS}");
-                let result = match ctx.spawn_protected_with("bench-ring3", &args, here, mode, client) {
-                    Ok(id) => {
-                        let _ = abi.wait(id);
-                        match abi.exit_status_of(id) {
-                            Some(ExitStatus::Failure(median)) if median != -1 => format!("{}", median as u32),
-                            _ => String::from("failed"),
-                        }
-                    }
-                    Err(_) => String::from("failed"),
-                };
-                let _ = abi.wait(echo_sip);
-                result
+                ring3_pair(ctx, mode, ("echo", Some(core), server), (&args, here, client))
             })
         });
         let name = format!("ping-pong ({place})");
@@ -716,22 +703,7 @@ fn protection(ctx: &SipContext) {
     let [kv3, kv3own] = modes.map(|mode| {
         counted(ops, &mut || {
             let (client, server) = contracts::kv_store::channel();
-            let Ok(store) = ctx.spawn_protected_with("kv", "", here, mode, server) else {
-                return String::from("failed");
-            };
-            let args = format!("kv {KV_OPS}");
-            let result = match ctx.spawn_protected_with("bench-ring3", &args, here, mode, client) {
-                Ok(id) => {
-                    let _ = abi.wait(id);
-                    match abi.exit_status_of(id) {
-                        Some(ExitStatus::Failure(per)) if per != -1 => format!("{}", per as u32),
-                        _ => String::from("failed"),
-                    }
-                }
-                Err(_) => String::from("failed"),
-            };
-            let _ = abi.wait(store);
-            result
+            ring3_pair(ctx, mode, ("kv", here, server), (&format!("kv {KV_OPS}"), here, client))
         })
     });
     protection_row(ctx, "kv workload (per request)", [kv_type.0.clone(), kv3.0.clone(), kv3own.0.clone()]);
@@ -755,6 +727,34 @@ fn protection(ctx: &SipContext) {
     for (name, cells) in events {
         protection_row(ctx, name, cells);
     }
+}
+
+/// A ring-3 measurement between two SIPs under `mode`: the service `server.0` on core `server.1` with the
+/// server end `server.2`, and the image's `bench-ring3` with the arguments `client.0` on core `client.1` with
+/// the client end `client.2`, whose exit status is the figure; `failed` if either does not start or the program
+/// says it could not measure.
+fn ring3_pair<S: Exchangeable + Send, C: Exchangeable + Send>(
+    ctx: &SipContext,
+    mode: Protection,
+    server: (&str, Option<u32>, S),
+    client: (&str, Option<u32>, C),
+) -> String {
+    let abi = ctx.abi();
+    let Ok(service) = ctx.spawn_protected_with(server.0, "", server.1, mode, server.2) else {
+        return String::from("failed");
+    };
+    let figure = match ctx.spawn_protected_with("bench-ring3", client.0, client.1, mode, client.2) {
+        Ok(id) => {
+            let _ = abi.wait(id);
+            match abi.exit_status_of(id) {
+                Some(ExitStatus::Failure(figure)) if figure != -1 => format!("{}", figure as u32),
+                _ => String::from("failed"),
+            }
+        }
+        Err(_) => String::from("failed"),
+    };
+    let _ = abi.wait(service);
+    figure
 }
 
 /// Requests of the `bench protection` macro workload.
