@@ -49,9 +49,9 @@ pub mod __private {
 
 /// Registers a SIP: `sip! { name: "echo", entry: main, exports: ["Echo"], imports: [], heap_quota: 1 << 20,
 /// stack_size: 64 * 1024, restart: RestartPolicy::Never, capabilities: [] }`, optionally followed by
-/// `exchange_quota: BYTES` (default [`DEFAULT_EXCHANGE_QUOTA`]) and `threads: N` (default
-/// [`DEFAULT_THREADS`]). Capabilities and limits are requests: the kernel's policy grants them or refuses the
-/// spawn.
+/// `exchange_quota: BYTES` (default [`DEFAULT_EXCHANGE_QUOTA`]), `threads: N` (default [`DEFAULT_THREADS`])
+/// and `protection: Protection::Ring3Own` (the mode a plain `spawn NAME` uses; default `Protection::Type`).
+/// Capabilities and limits are requests: the kernel's policy grants them or refuses the spawn.
 ///
 /// Expands to the manifest placed in [`MANIFESTS`]; the service crate itself declares no `static`.
 #[macro_export]
@@ -66,7 +66,8 @@ macro_rules! sip {
         restart: $restart:expr,
         capabilities: [$($cap:expr),* $(,)?]
         $(, exchange_quota: $exchange:expr)?
-        $(, threads: $threads:expr)? $(,)?
+        $(, threads: $threads:expr)?
+        $(, protection: $protection:expr)? $(,)?
     ) => {
         const _: () = {
             #[$crate::__private::linkme::distributed_slice($crate::MANIFESTS)]
@@ -83,6 +84,7 @@ macro_rules! sip {
                 crate_name: env!("CARGO_PKG_NAME"),
                 exchange_quota: $crate::__or!($($exchange)?, $crate::DEFAULT_EXCHANGE_QUOTA),
                 threads: $crate::__or!($($threads)?, $crate::DEFAULT_THREADS),
+                protection: $crate::__or!($($protection)?, $crate::Protection::Type),
             };
         };
     };

@@ -46,6 +46,10 @@ pub struct Manifest {
     pub exchange_quota: usize,
     /// Most threads it asks to run at once.
     pub threads: usize,
+    /// How it runs when it is spawned without a mode of its own (`spawn NAME` rather than `spawn NAME
+    /// --protection MODE`): [`Protection::Type`](crate::Protection) unless the service asks for ring 3, where it
+    /// must be built into the ring-3 image.
+    pub protection: crate::Protection,
 }
 
 /// Supervision, as in Erlang/OTP or a service manager.
@@ -156,6 +160,7 @@ impl Manifest {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code, reason = "the test manifests' `sip!` places them with linkme's `link_section`")]
 mod tests {
     use super::*;
 
@@ -174,7 +179,39 @@ mod tests {
             crate_name: "echo",
             exchange_quota: DEFAULT_EXCHANGE_QUOTA,
             threads: DEFAULT_THREADS,
+            protection: crate::Protection::Type,
         }
+    }
+
+    crate::sip! {
+        name: "test-ring-0",
+        entry: entry,
+        exports: [],
+        imports: [],
+        heap_quota: 4096,
+        stack_size: 16 * 1024,
+        restart: RestartPolicy::Never,
+        capabilities: [],
+    }
+
+    crate::sip! {
+        name: "test-ring-3",
+        entry: entry,
+        exports: [],
+        imports: [],
+        heap_quota: 4096,
+        stack_size: 16 * 1024,
+        restart: RestartPolicy::Never,
+        capabilities: [],
+        threads: 1,
+        protection: crate::Protection::Ring3Own,
+    }
+
+    #[test]
+    fn sip_declares_its_default_protection() {
+        let mode = |name: &str| MANIFESTS.iter().find(|m| m.name == name).map(|m| m.protection);
+        assert_eq!(mode("test-ring-0"), Some(crate::Protection::Type), "the default is type");
+        assert_eq!(mode("test-ring-3"), Some(crate::Protection::Ring3Own), "a declared mode is kept");
     }
 
     #[test]

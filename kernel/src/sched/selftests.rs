@@ -191,6 +191,7 @@ crate::selftest! {
             crate_name: "kernel",
             exchange_quota: sip_runtime::DEFAULT_EXCHANGE_QUOTA,
             threads: sip_runtime::DEFAULT_THREADS,
+            protection: sip_runtime::Protection::Type,
         };
         let largest = stacks::MAX_STACK - stacks::KERNEL_RESERVE;
         crate::check!(manifest(largest).check(&[]).is_ok(), "a {largest}-byte stack is refused");

@@ -210,7 +210,7 @@ pub fn spawn_protected(
     startup: Option<Startup>,
 ) -> Result<SipId, (SpawnError, Option<Startup>)> {
     if !protection.is_ring3() {
-        return spawn_with(name, args, core, startup);
+        return spawn_with_restarts(name, args, core, 0, startup);
     }
     let _kernel = KernelAccount::enter();
     if args.len() > MAX_ARGS_LEN {
@@ -224,18 +224,22 @@ pub fn spawn_protected(
     if target != percpu::current_index() {
         return remote::spawn(target, name, args, 0, startup, caller, protection);
     }
-    ring3::spawn_named(name, args, protection, startup, caller)
+    ring3::spawn_named(name, args, protection, startup, caller, 0)
 }
 
-/// Starts service `name` on `core` (default: the least loaded), handing it `startup` (which the caller holds);
-/// on failure `startup` comes back, still the caller's.
+/// Starts service `name` on `core` (default: the least loaded) under the protection its manifest asks for,
+/// handing it `startup` (which the caller holds); on failure `startup` comes back, still the caller's.
 pub fn spawn_with(
     name: &str,
     args: &str,
     core: Option<u32>,
     startup: Option<Startup>,
 ) -> Result<SipId, (SpawnError, Option<Startup>)> {
-    spawn_with_restarts(name, args, core, 0, startup)
+    // The service's own mode, unless it asks for ring 0 (the caller chose none: `spawn_protected` chooses).
+    match manifest(name).map(|m| m.protection) {
+        Some(protection) if protection.is_ring3() => spawn_protected(name, args, core, protection, startup),
+        _ => spawn_with_restarts(name, args, core, 0, startup),
+    }
 }
 
 fn spawn_with_restarts(
@@ -602,12 +606,13 @@ fn finish(id: u64) {
     name_registry::release_all_of(id);
     waiters.into_iter().for_each(Waiter::notify);
     if failed {
-        schedule_restart(name, policy, restarts);
+        schedule_restart(name, policy, restarts, protection);
     }
 }
 
-/// Applies the restart policy after a failure: a kernel thread waits out the backoff and spawns again.
-fn schedule_restart(name: &'static str, policy: RestartPolicy, restarts: u32) {
+/// Applies the restart policy after a failure: a kernel thread waits out the backoff and spawns again, under the
+/// protection the failed instance had (a ring-3 instance on this core, where its image and slots are).
+fn schedule_restart(name: &'static str, policy: RestartPolicy, restarts: u32, protection: Protection) {
     let RestartPolicy::OnFailure { max_restarts, backoff_ms } = policy else { return };
     if restarts >= max_restarts {
         log::warn!("sip {name}: restart limit ({max_restarts}) reached, not restarting");
@@ -616,7 +621,12 @@ fn schedule_restart(name: &'static str, policy: RestartPolicy, restarts: u32) {
     let delay_ms = backoff_ms.saturating_mul(1 << restarts.min(16));
     let result = sched::spawn(Account::Kernel, 16 * 1024, move || {
         sched::sleep(delay_ms.saturating_mul(1_000_000));
-        match spawn_with_restarts(name, "", None, restarts + 1, None) {
+        let restarted = if protection.is_ring3() {
+            ring3::spawn_named(name, "", protection, None, channels::Owner::KERNEL, restarts + 1)
+        } else {
+            spawn_with_restarts(name, "", None, restarts + 1, None)
+        };
+        match restarted {
             Ok(id) => log::info!("sip {name} restarted as #{id} (restart {} of {max_restarts})", restarts + 1),
             Err((e, _)) => log::warn!("sip {name}: restart failed: {e}"),
         }

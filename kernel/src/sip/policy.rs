@@ -145,6 +145,7 @@ crate::selftest! {
             crate_name: "shell",
             exchange_quota: 1 << 16,
             threads: 1,
+            protection: sip_runtime::Protection::Type,
         };
         let granted = grant(&shell).map_err(|e| alloc::format!("the shell was refused: {e}"))?;
         crate::check!(granted.capabilities == [Capability::SystemAdmin], "granted {:?}", granted.capabilities);

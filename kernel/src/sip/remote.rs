@@ -125,7 +125,14 @@ fn handle(request: Request) {
     match request {
         Request::Spawn(r) => {
             let result = if r.protection.is_ring3() {
-                super::ring3::spawn_named(&r.name, &r.args, r.protection, r.startup, channels::Owner::KERNEL)
+                super::ring3::spawn_named(
+                    &r.name,
+                    &r.args,
+                    r.protection,
+                    r.startup,
+                    channels::Owner::KERNEL,
+                    r.restarts,
+                )
             } else {
                 super::spawn_here(&r.name, &r.args, r.restarts, r.startup, channels::Owner::KERNEL)
             };

@@ -92,6 +92,8 @@ const fn program_manifest(name: &'static str) -> Manifest {
         crate_name: "ring3-image",
         exchange_quota: 64 * 1024,
         threads: 1,
+        // Not verified code: a plain `spawn NAME` is refused (only `--protection ring3|ring3-own` starts it).
+        protection: Protection::Type,
     }
 }
 
@@ -229,18 +231,19 @@ fn load(
 /// Starts `program` as a SIP in ring 3 on this core, protected as `protection` says, with `args` (see [`Code`]).
 /// Refuses `Protection::Type`: a program is not verified code. Nothing is left behind on failure.
 pub fn spawn(program: &'static Program, protection: Protection, args: &str) -> Result<SipId, SpawnError> {
-    spawn_code(&program.manifest, program.code, protection, args, &mut None, channels::Owner::KERNEL)
+    spawn_code(&program.manifest, program.code, protection, args, &mut None, channels::Owner::KERNEL, 0)
 }
 
 /// Starts the program of the ring-3 image or the service named `name` (linked into the kernel and into the
 /// image alike) in ring 3 on this core, handing it `startup` (held by `holder` until then, and again if the
-/// spawn fails: it comes back). A service the image does not have is refused with `SpawnError::NoRing3Build`.
+/// spawn fails: it comes back); `restarts` counts the instances before it (its restart policy's budget). A service the image does not have is refused with `SpawnError::NoRing3Build`.
 pub fn spawn_named(
     name: &str,
     args: &str,
     protection: Protection,
     startup: Option<Startup>,
     holder: channels::Owner,
+    restarts: u32,
 ) -> Result<SipId, (SpawnError, Option<Startup>)> {
     let (manifest, code) = match image_program(name) {
         Some(program) => (&program.manifest, program.code),
@@ -251,7 +254,7 @@ pub fn spawn_named(
         },
     };
     let mut startup = startup;
-    spawn_code(manifest, code, protection, args, &mut startup, holder).map_err(|error| (error, startup))
+    spawn_code(manifest, code, protection, args, &mut startup, holder, restarts).map_err(|error| (error, startup))
 }
 
 /// The handle table of new SIP `id`, holding `startup` (moved from `holder` to the SIP) as its startup endpoint.
@@ -286,6 +289,7 @@ fn spawn_code(
     args: &str,
     startup: &mut Option<Startup>,
     holder: channels::Owner,
+    restarts: u32,
 ) -> Result<SipId, SpawnError> {
     let _kernel = KernelAccount::enter();
     if !protection.is_ring3() {
@@ -328,7 +332,7 @@ fn spawn_code(
         protection,
         memory: SipMemory::User(UserMemory { slot, own, heap: 0, quota_hit: false }),
         threads: Vec::new(),
-        restarts: 0,
+        restarts,
         waiters: Vec::new(),
         startup: None,
         ending: None,

@@ -27,6 +27,7 @@ const fn manifest(name: &'static str) -> Manifest {
         crate_name: "kernel-selftests",
         exchange_quota: 64 * 1024,
         threads: 1,
+        protection: Protection::Ring3Own,
     }
 }
 
@@ -352,12 +353,12 @@ crate::selftest! {
         crate::check!(super::image::has_service("template"), "the image's manifests do not list template");
         crate::check!(!super::image::has_service("shell"), "the image's manifests list shell, which it does not have");
         for protection in [Protection::Ring3, Protection::Ring3Own] {
-            let id = super::spawn_named(template.name, "from a self-test", protection, None, channels::Owner::KERNEL)
+            let id = super::spawn_named(template.name, "from a self-test", protection, None, channels::Owner::KERNEL, 0)
                 .map_err(|(e, _)| alloc::format!("template ({protection}): {e}"))?;
             crate::sip::wait(id.0);
             let report = crate::sip::end_report(id.0).unwrap_or_default();
             crate::check!(report == "exited", "template ({protection}) ended '{report}'");
-            let refused = super::spawn_named(shell.name, "", protection, None, channels::Owner::KERNEL);
+            let refused = super::spawn_named(shell.name, "", protection, None, channels::Owner::KERNEL, 0);
             crate::check!(
                 matches!(refused, Err((SpawnError::NoRing3Build, None))),
                 "shell (not in the image) was not refused in {protection}"
@@ -410,7 +411,7 @@ crate::selftest! {
             let exchange = crate::ipc::exchange_heap::totals();
             let (client, server) = contracts::echo::channel();
             let startup = Startup::new(server).map_err(|_| "no exchange memory for the startup value")?;
-            let id = super::spawn_named(program.manifest.name, "", protection, Some(startup), channels::Owner::KERNEL)
+            let id = super::spawn_named(program.manifest.name, "", protection, Some(startup), channels::Owner::KERNEL, 0)
                 .map_err(|(e, _)| alloc::format!("channel-attacks ({protection}): {e}"))?;
             crate::sip::wait(id.0);
             let report = crate::sip::end_report(id.0).unwrap_or_default();
