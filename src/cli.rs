@@ -41,6 +41,10 @@ FLAGS:
     --print-images      print the paths of the BIOS and UEFI images (one per line) and exit
     -h, --help          print this help and exit
 
+OTHER COMMANDS:
+    cargo run -- bench-plot INPUT OUTPUT
+                        turn a saved `bench protection` run (the serial output) into an SVG chart
+
 SERIAL CONSOLE:
     When stdin is a terminal, QEMU takes the terminal (-serial mon:stdio): quit with Ctrl-A X, or type
     `shutdown`. When stdin is not a terminal (a pipe or a file), the runner relays: it prints everything the
@@ -109,6 +113,8 @@ pub enum Action {
     PrintImages,
     /// Boot with these options.
     Boot(Options),
+    /// `bench-plot INPUT OUTPUT`: chart a saved `bench protection` run.
+    BenchPlot { input: std::path::PathBuf, output: std::path::PathBuf },
 }
 
 /// A command line the runner cannot act on.
@@ -131,6 +137,8 @@ pub enum UsageError {
     UnexpectedValue(&'static str),
     /// An argument that is not valid UTF-8 where text is needed.
     NotUnicode(OsString),
+    /// `bench-plot` without exactly an input and an output file.
+    BenchPlotUsage,
 }
 
 impl fmt::Display for UsageError {
@@ -143,6 +151,9 @@ impl fmt::Display for UsageError {
             }
             UsageError::UnexpectedValue(flag) => write!(f, "{flag} takes no value"),
             UsageError::NotUnicode(arg) => write!(f, "argument {arg:?} is not valid UTF-8"),
+            UsageError::BenchPlotUsage => {
+                f.write_str("usage: bench-plot INPUT OUTPUT (a saved `bench protection` run, the SVG to write)")
+            }
         }
     }
 }
@@ -161,7 +172,15 @@ where
     let mut opts = Options::default();
     let mut help = false;
     let mut print_images = false;
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|first| first == "bench-plot") {
+        args.next();
+        let rest: Vec<OsString> = args.collect();
+        return match rest.as_slice() {
+            [input, output] => Ok(Action::BenchPlot { input: input.into(), output: output.into() }),
+            _ => Err(UsageError::BenchPlotUsage),
+        };
+    }
 
     while let Some(arg) = args.next() {
         // Flag names are ASCII: a non-UTF-8 argument can only be valid as a separate `--qemu-arg` value,

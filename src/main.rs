@@ -4,7 +4,8 @@
 //! - `cli`: the command line (`--help` has the full list of flags and exit statuses);
 //! - `images`: the built images and their stable copies in `<target dir>/images/`;
 //! - `qemu`: finding QEMU and OVMF, the QEMU command line, what QEMU's exit status means;
-//! - `session`: running QEMU, relaying the serial console, timeouts, never leaving QEMU behind.
+//! - `session`: running QEMU, relaying the serial console, timeouts, never leaving QEMU behind;
+//! - `plot`: `bench-plot`, the chart of a saved `bench protection` run.
 //!
 //! Exit statuses: 0 clean shutdown, 1 kernel panic, 2 any other end of QEMU (triple fault, reset, odd status),
 //! 3 `--timeout`, 4 nothing booted (usage or setup error). The runner's own messages go to stderr prefixed with
@@ -14,6 +15,7 @@
 
 mod cli;
 mod images;
+mod plot;
 mod qemu;
 mod session;
 
@@ -49,6 +51,16 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("plurality: {e}");
+                ExitCode::from(EXIT_SETUP)
+            }
+        },
+        Action::BenchPlot { input, output } => match plot::run(&input, &output) {
+            Ok(rows) => {
+                eprintln!("plurality: {} operations charted in {}", rows, output.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("plurality: bench-plot: {e}");
                 ExitCode::from(EXIT_SETUP)
             }
         },
