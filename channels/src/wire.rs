@@ -33,7 +33,9 @@ use core::any::TypeId;
 use core::fmt;
 
 /// The deepest a message may nest boxes (and vectors of boxes, and `ExAny`s) to cross a protection boundary.
-pub const MAX_DEPTH: u32 = 32;
+/// The kernel decodes and encodes on a ring-3 thread's 16 KiB kernel stack, one frame chain per level (about 450
+/// bytes a level for the largest frames measured in the kernel build): 16 levels take under half of it.
+pub const MAX_DEPTH: u32 = 16;
 
 /// The most bytes one message may take in its byte form.
 pub const MAX_MESSAGE: usize = 1 << 20;

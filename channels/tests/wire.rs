@@ -382,27 +382,26 @@ impl<T: Deep> Deep for ExBox<T> {
 
 type B<T> = ExBox<T>;
 type B4<T> = B<B<B<B<T>>>>;
-type B16<T> = B4<B4<B4<B4<T>>>>;
 /// `MAX_DEPTH` boxes.
-type B32 = B16<B16<u8>>;
-type B33 = B<B32>;
+type B16 = B4<B4<B4<B4<u8>>>>;
+type B17 = B<B16>;
 
 #[test]
 fn depth_is_bounded_on_both_sides() {
-    assert_eq!(MAX_DEPTH, 32, "the chains below are built for this depth");
+    assert_eq!(MAX_DEPTH, 16, "the chains below are built for this depth");
     let account = Account::new(9020);
-    let bytes = enc(B32::make(9));
+    let bytes = enc(B16::make(9));
     assert_eq!(bytes, [9]);
-    let back: B32 = dec(&bytes).expect("MAX_DEPTH boxes decode");
+    let back: B16 = dec(&bytes).expect("MAX_DEPTH boxes decode");
     drop(back);
-    assert_eq!(encode(B33::make(9), &mut NoEndpoints), Err(WireError::TooDeep));
-    assert_eq!(dec::<B33>(&[9]).err(), Some(WireError::TooDeep));
+    assert_eq!(encode(B17::make(9), &mut NoEndpoints), Err(WireError::TooDeep));
+    assert_eq!(dec::<B17>(&[9]).err(), Some(WireError::TooDeep));
     // A vector counts as a level (its elements are nested in it).
-    assert_eq!(encode(ExVec::from_iter([B32::make(1)]), &mut NoEndpoints), Err(WireError::TooDeep));
-    assert_eq!(dec::<ExVec<B32>>(&[1, 0, 0, 0, 1]).err(), Some(WireError::TooDeep));
+    assert_eq!(encode(ExVec::from_iter([B16::make(1)]), &mut NoEndpoints), Err(WireError::TooDeep));
+    assert_eq!(dec::<ExVec<B16>>(&[1, 0, 0, 0, 1]).err(), Some(WireError::TooDeep));
     // An empty vector of too-deep elements has no element to be too deep.
-    assert_eq!(enc(ExVec::<B32>::new()), [0, 0, 0, 0]);
-    assert!(dec::<ExVec<B32>>(&[0, 0, 0, 0]).is_ok());
+    assert_eq!(enc(ExVec::<B16>::new()), [0, 0, 0, 0]);
+    assert!(dec::<ExVec<B16>>(&[0, 0, 0, 0]).is_ok());
     account.assert_clean("depth");
 }
 
@@ -645,9 +644,9 @@ fn a_message_that_cannot_cross_breaks_the_channel() {
     assert!(ring0.is_peer_closed(), "the channel is closed for both sides");
     assert_eq!(recv_encoded(&mut table, h, 1024), Err(RecvFailure::Closed));
     // Too deep to cross, the same.
-    let (mut deep, ring3) = pair::<B33, ()>(1, 1);
+    let (mut deep, ring3) = pair::<B17, ()>(1, 1);
     let d = put(&mut table, ring3);
-    deep.try_send(B33::make(1)).expect("peer alive");
+    deep.try_send(B17::make(1)).expect("peer alive");
     assert_eq!(recv_encoded(&mut table, d, 1024), Err(RecvFailure::Bad(WireError::TooDeep)));
     assert!(deep.is_peer_closed());
     drop((ring0, deep, table));
