@@ -188,6 +188,26 @@ fn services_talk_across_rings() {
         );
         let out = r.command("kv quit");
         r.check(out.contains("ended"), &format!("kv quit in {mode}: {out}"));
+
+        // An echo that binds a name through the (ring-0) name service, looked up from the ring-0 shell: the
+        // lookup's server end crosses into ring 3 inside the name service's `Connect`.
+        let name = format!("echo-{mode}");
+        let pid = {
+            let out = r.command(&format!("spawn echo --protection {mode} {name}"));
+            r.spawned_pid(&out)
+        };
+        let mut listed = r.command("names");
+        for _ in 0..50 {
+            if listed.contains(&name) {
+                break;
+            }
+            listed = r.command("names");
+        }
+        r.check(listed.contains(&name), &format!("{name} not bound:\n{listed}"));
+        let out = r.command(&format!("names lookup {name} hello by name"));
+        r.check(out.contains(&format!("{name} answered: hello by name")), &format!("lookup of {name}: {out}"));
+        let killed = r.command(&format!("kill {pid}"));
+        r.check(killed.contains(&format!("killed {pid}")), &format!("kill: {killed}"));
     }
     let out = r.command("echo --protection ring5 x");
     r.check(out.starts_with("error: ") && out.contains("'ring5' is not a protection"), &format!("bad mode: {out}"));

@@ -57,6 +57,11 @@ pub const CHANNEL_PEERS: u64 = 14;
 pub const CHANNEL_WAIT: u64 = 15;
 /// Closes the handle in the first argument (the peer sees `Closed`); answers 0, or `BAD_HANDLE`.
 pub const CHANNEL_CLOSE: u64 = 16;
+/// Hands the name service the server end of a `NameService` channel (the handle in the first argument), on the
+/// core in the second (`u64::MAX`: the caller's): `KernelAbi::connect_names`. Answers 1 if the name service took
+/// it, 0 if it is down (the end is closed either way once it is not the caller's), `BAD_HANDLE` if the handle
+/// names no such end.
+pub const NAMES_CONNECT: u64 = 17;
 
 /// The most handles one `CHANNEL_WAIT` waits on.
 pub const MAX_WAIT: u64 = 1024;

@@ -439,6 +439,7 @@ pub fn calls(frame: &mut SyscallFrame) -> Next {
         (Some(id), calls::CHANNEL_PEERS) => channel_calls::peers(id, frame.rdi, frame.rsi),
         (Some(id), calls::CHANNEL_WAIT) => channel_calls::wait(id, frame.rdi, frame.rsi),
         (Some(id), calls::CHANNEL_CLOSE) => channel_calls::close(id, frame.rdi),
+        (Some(id), calls::NAMES_CONNECT) => channel_calls::names_connect(id, frame.rdi, frame.rsi),
         (Some(id), calls::PANIC) => match text_of(id, frame.rdi, frame.rsi) {
             Ok((text, more)) => {
                 let mut message = text;

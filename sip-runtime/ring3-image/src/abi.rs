@@ -157,11 +157,8 @@ impl KernelAbi for Ring3Abi {
         NotPermitted
     }
 
-    fn connect_names(&self, _: Option<u32>, server: NameServiceServer) -> bool {
-        // No channel can exist in a ring-3 SIP yet (making one needs the exchange heap); were one handed here, it
-        // is not dropped in ring 3, where no channel platform is installed.
-        core::mem::forget(server);
-        false
+    fn connect_names(&self, core: Option<u32>, server: NameServiceServer) -> bool {
+        crate::calls::names_connect(core, server)
     }
 
     fn claim_name(&self, _: &str, _: SipId, _: &str) -> Result<(), NameRegistryError> {

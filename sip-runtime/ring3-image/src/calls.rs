@@ -259,3 +259,12 @@ impl Transport for Channels {
         call3(numbers::CHANNEL_CLOSE, u64::from(handle), 0, 0);
     }
 }
+
+/// `NAMES_CONNECT`: hands `server` (by its handle) to the name service on `core` (default: this one).
+pub fn names_connect(core: Option<u32>, server: sip_runtime::NameServiceServer) -> bool {
+    // The handle, as a message carrying the end would name it (the end is given up: the kernel has it now).
+    let Ok(bytes) = channels::wire::encode(server, &mut channels::wire::NoEndpoints) else { return false };
+    let Ok(handle) = <[u8; 4]>::try_from(bytes.as_slice()) else { return false };
+    let core = core.map_or(u64::MAX, u64::from);
+    call3(numbers::NAMES_CONNECT, u64::from(u32::from_le_bytes(handle)), core, 0) == 1
+}

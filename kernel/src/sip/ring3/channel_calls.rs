@@ -194,3 +194,25 @@ pub fn close(id: u64, handle: u64) -> u64 {
         Some(Err(_)) => calls::BAD_HANDLE,
     }
 }
+
+/// `NAMES_CONNECT`: the `NameService` server end `handle` goes to the name service on `core` (`u64::MAX`: this
+/// one), as `KernelAbi::connect_names` sends a ring-0 SIP's.
+pub fn names_connect(id: u64, handle: u64, core: u64) -> u64 {
+    let Ok(handle) = u32::try_from(handle) else { return calls::BAD_HANDLE };
+    let core = match core {
+        u64::MAX => None,
+        core => match u32::try_from(core) {
+            Ok(core) => Some(core),
+            Err(_) => return calls::BAD_ARGUMENT,
+        },
+    };
+    // The typed end is rebuilt as an endpoint arriving in a message is: from its handle, type-checked.
+    let server = with_sip(id, |handles, _| {
+        wire::decode::<sip_runtime::NameServiceServer>(&handle.to_le_bytes(), handles).map_err(|_| calls::BAD_HANDLE)
+    });
+    match server {
+        None => calls::NO_SUCH_CALL,
+        Some(Err(answer)) => answer,
+        Some(Ok(server)) => u64::from(crate::sip::names::connect(id, core, server)),
+    }
+}

@@ -5,7 +5,8 @@
 //! Spawned with an Echo server end as its startup value (the kernel's self-test does), it takes it with
 //! deliberately bad buffers first, then forges handles, sends bytes that are no message (breaking that channel:
 //! the ring-0 client sees `Closed`), names contracts that do not exist and kernel memory, waits on nonsense,
-//! closes twice, and opens channels until its quota says no. Exits with 0 if every answer was the documented
+//! closes twice, offers the name service ends that are not its contract's, and opens channels until its quota
+//! says no. Exits with 0 if every answer was the documented
 //! one, else with the number of the first step that was not.
 
 use crate::calls;
@@ -18,7 +19,7 @@ const KERNEL: u64 = 0xffff_8000_0000_0000;
 pub fn run(_: &str) -> u32 {
     let mut buffer = [0u8; 512];
     let buf = buffer.as_mut_ptr() as u64;
-    let checks: [&dyn Fn() -> bool; 14] = [
+    let checks: [&dyn Fn() -> bool; 15] = [
         // 1: the startup endpoint is there, with one message queued (its sender is gone: it sent the one).
         &|| {
             let mut words = [0u64; 5];
@@ -101,7 +102,17 @@ pub fn run(_: &str) -> u32 {
                 && calls::raw(c::CHANNEL_CLOSE, client, 0, 0) == 0
                 && calls::raw4(c::CHANNEL_RECV, server, buf, 512, 1) == c::CLOSED
         },
-        // 14: channels until the quota says no; the kernel reclaims them all when this SIP ends.
+        // 14: the name service offered a forged handle, an end of another contract, an absurd core.
+        &|| {
+            let name = core::any::type_name::<channels::ContractPair<contracts::echo::Echo>>();
+            let pair = calls::raw(c::CHANNEL_OPEN, name.as_ptr() as u64, name.len() as u64, 0);
+            let server = pair >> 32;
+            pair < c::FIRST_ERROR
+                && calls::raw(c::NAMES_CONNECT, 99_999, u64::MAX, 0) == c::BAD_HANDLE
+                && calls::raw(c::NAMES_CONNECT, server, u64::MAX, 0) == c::BAD_HANDLE
+                && calls::raw(c::NAMES_CONNECT, server, 1 << 40, 0) == c::BAD_ARGUMENT
+        },
+        // 15: channels until the quota says no; the kernel reclaims them all when this SIP ends.
         &|| {
             let name = core::any::type_name::<channels::ContractPair<contracts::echo::Echo>>();
             (0..5000)
