@@ -7,7 +7,11 @@
 //! [`Receive`] trait, [`recv`], [`try_recv`] and [`select2`]/[`select3`]/[`select_vec`]/[`select_with_vec`]
 //! that typed endpoints use; the [`ContractInfo`] description with its Graphviz rendering; the [`platform`]
 //! hooks a kernel plugs in ([`Exchange`], [`Blocking`]); the [`ledger`] of who holds and who pays for what,
-//! which platforms keep behind a lock; and what only the [`trusted`] base may do.
+//! which platforms keep behind a lock; what only the [`trusted`] base may do; and, for ring-3 SIPs (which never
+//! see the exchange heap), the byte form of messages ([`wire`]), the kernel's side of their endpoints
+//! ([`proxy`]: a handle table and the operations of the channel calls) and, with the `ring3` feature (the ring-3
+//! image's build), `raw` endpoints that are handles used through calls (docs/protection.md, "How a message
+//! crosses").
 //! What is not here: contract declarations and the `contract!` macro (crate `contracts`), and any scheduler or
 //! allocator of the kernel's own (they come in through the hooks).
 //!
@@ -20,10 +24,13 @@
 //! out an exchange-heap address; every ownership change is checked by the platform's records; `Exchangeable` and
 //! `Receive` (`unsafe` traits) are implemented only by this crate and the trusted macros of `contracts`
 //! (`#[derive(Exchangeable)]`, `contract!`); and no operation runs code a process supplied (a `Drop`, a function
-//! pointer in shared memory) on another process's or the kernel's behalf. docs/security.md has the threat model.
+//! pointer in shared memory) on another process's or the kernel's behalf (an `ExAny`'s encoder is a function this
+//! crate wrote, in memory only ring-0 code can reach). Bytes from ring 3 are untrusted: decoding checks every tag,
+//! length and handle, bounded in depth and size (`wire`). docs/security.md has the threat model.
 //!
-//! Dependencies: `spin` (only `spin::Once`, to hold the installed hooks without std). With the `std` feature the
-//! crate also provides the host platform in `host`.
+//! Dependencies: `spin` (`spin::Once`, to hold the installed hooks without std; in the `ring3` build also a mutex
+//! for the reused message buffers) and `linkme` (the registries of what may cross between rings, filled by
+//! `contract!`). With the `std` feature the crate also provides the host platform in `host`.
 #![no_std]
 
 extern crate alloc;
