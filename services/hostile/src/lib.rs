@@ -80,6 +80,7 @@ fn main(ctx: SipContext) {
         "channel-flood" => channel_flood(&ctx),
         "self-cycle" => self_cycle(&ctx),
         "privileged" => privileged(&ctx),
+        "wire" => wire(&ctx),
         "log-flood" => log_flood(&ctx),
         "names-flood" => names_flood(&ctx, words.next().and_then(|c| c.parse().ok())),
         "poison" => poison(&ctx),
@@ -207,6 +208,57 @@ fn self_cycle(ctx: &SipContext) {
 }
 
 /// Every privileged call, without the capabilities: each must be refused.
+/// The byte form of messages and the kernel's handle tables (`channels::wire`, `channels::proxy`: public for the
+/// kernel's sake) from a ring-0 SIP: endpoints forged from bytes, from a table of its own with a handle of another
+/// type, inside an `ExAny`; garbage and oversized input; channels opened through the registry until the quota
+/// says no. Nothing may come out but its own things or an error.
+fn wire(ctx: &SipContext) {
+    use channels::proxy::{HandleTable, hold};
+    use channels::wire::{CHANNELS, Endpoints, NoEndpoints, decode};
+    type EchoServer = echo::Server<state::Ready>;
+    let mut forged = 0;
+    // An endpoint from nothing but a handle number.
+    forged += usize::from(decode::<EchoServer>(&[0, 0, 0, 0], &mut NoEndpoints).is_ok());
+    // From a table of its own that holds an endpoint of another type under that handle.
+    let (_near, far) = pair::<u64, u64>(1, 1);
+    let mut table = HandleTable::new(8);
+    let handle = match table.put(hold(far)) {
+        Ok(handle) => handle,
+        Err(e) => return report!(ctx, "wire: its own table refused its own endpoint: {e}"),
+    };
+    forged += usize::from(decode::<EchoServer>(&handle.to_le_bytes(), &mut table).is_ok());
+    // Inside an `ExAny` naming the echo server's type.
+    let name = core::any::type_name::<EchoServer>();
+    let mut any = Vec::from((name.len() as u32).to_le_bytes());
+    any.extend_from_slice(name.as_bytes());
+    any.extend_from_slice(&99u32.to_le_bytes());
+    forged += usize::from(decode::<ExAny>(&any, &mut table).is_ok());
+    // Garbage, and a length that claims two billion elements in four bytes.
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let refused_garbage = decode::<contracts::kv_store::ToServer>(&garbage, &mut NoEndpoints).is_err()
+        && decode::<ExVec<u64>>(&[0xff, 0xff, 0xff, 0x7f], &mut NoEndpoints).is_err();
+    // Channels of every registered contract until the exchange quota refuses one.
+    let mut opened = Vec::new();
+    let refused_at = (0..100_000).find_map(|i| {
+        let entry = &CHANNELS[i % CHANNELS.len()];
+        match (entry.open)() {
+            Ok(pair) => {
+                opened.push(pair);
+                None
+            }
+            Err(_) => Some(opened.len()),
+        }
+    });
+    drop(opened);
+    report!(
+        ctx,
+        "wire: {forged} endpoints forged, garbage refused ({refused_garbage}), {} channels opened by registry, then \
+         refused ({})",
+        refused_at.unwrap_or(0),
+        refused_at.is_some()
+    );
+}
+
 fn privileged(ctx: &SipContext) {
     let abi = ctx.abi();
     let refused = [
