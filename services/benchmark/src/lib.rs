@@ -264,12 +264,23 @@ fn ping_pong(ctx: &SipContext, echo_args: &str, core: u32, label: &str, singular
         }
     };
     let iterations = 200;
+    let round_trip = round_trips(ctx, client, iterations);
+    let _ = ctx.wait(echo_sip);
+    match round_trip {
+        Some(round_trip) => row(ctx, label, &round_trip, iterations, singularity),
+        None => {
+            let _ = ctx.print(format_args!("bench: the echo SIP closed the channel during the ping-pong\n"));
+        }
+    }
+}
+
+/// `iterations` Ping/Pong round trips per round over `client`, then `Bye`; `None` if the echo SIP went away.
+fn round_trips(ctx: &SipContext, client: echo::Client<echo::state::Ready>, iterations: u64) -> Option<Figures> {
     let mut endpoint = Some(client);
     let mut failed = false;
-    let round_trip = measure(ctx, iterations, || {
+    let figures = measure(ctx, iterations, || {
         let Some(ready) = endpoint.take() else { return };
-        let reply = ready.send_ping(7).ok().map(|owed| owed.recv());
-        match reply {
+        match ready.send_ping(7).ok().map(|owed| owed.recv()) {
             Some(Ok(client::PingSent::Pong(_, ready))) => endpoint = Some(ready),
             _ => failed = true,
         }
@@ -279,12 +290,7 @@ fn ping_pong(ctx: &SipContext, echo_args: &str, core: u32, label: &str, singular
     {
         done.close();
     }
-    let _ = ctx.wait(echo_sip);
-    if failed {
-        let _ = ctx.print(format_args!("bench: the echo SIP closed the channel during the ping-pong\n"));
-    } else {
-        row(ctx, label, &round_trip, iterations, singularity);
-    }
+    (!failed).then_some(figures)
 }
 
 /// Binding a name and removing it again through the name service (each call a fresh connection: the ABI call,
@@ -790,22 +796,9 @@ fn echo_round_trips(ctx: &SipContext, mode: Protection, core: u32) -> String {
     let Ok(echo_sip) = ctx.spawn_protected_with("echo", "", Some(core), mode, server) else {
         return String::from("failed");
     };
-    let mut endpoint = Some(client);
-    let mut failed = false;
-    let trips = measure(ctx, PING_PONGS as u64, || {
-        let Some(ready) = endpoint.take() else { return };
-        match ready.send_ping(7).ok().map(|owed| owed.recv()) {
-            Some(Ok(client::PingSent::Pong(_, ready))) => endpoint = Some(ready),
-            _ => failed = true,
-        }
-    });
-    if let Some(ready) = endpoint
-        && let Ok(done) = ready.send_bye()
-    {
-        done.close();
-    }
+    let trips = round_trips(ctx, client, PING_PONGS as u64);
     let _ = ctx.wait(echo_sip);
-    if failed { String::from("failed") } else { format!("{} ({}-{})", trips.median, trips.min, trips.max) }
+    trips.map_or_else(|| String::from("failed"), |f| format!("{} ({}-{})", f.median, f.min, f.max))
 }
 
 fn protection_row(ctx: &SipContext, name: &str, cells: [String; 3]) {
