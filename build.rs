@@ -4,7 +4,7 @@
 //! The kernel is built by a nested `cargo build -p kernel --profile kernel` with a target directory of its own
 //! (`<target dir>/kernel`), and the ring-3 image (the programs and services that run in ring 3,
 //! docs/protection.md), which each disk image carries as the bootloader's ramdisk, by a second one,
-//! `cargo build -p ring3-image`, into the same directory: apart, because the image switches on the `ring3`
+//! `cargo build -p ring3-image --profile ring3-image`, into the same directory: apart, because the image switches on the `ring3`
 //! build of `channels`, which one invocation would unify into the kernel's copy too. Decision
 //! (docs/architecture.md): not a Cargo artifact dependency, because Cargo unifies features across one build: a
 //! `cargo test` that also tests `channels` or `contracts` would switch on their test-only `std` features and
@@ -93,19 +93,20 @@ fn build_kernel(root: &Path) -> Result<(PathBuf, PathBuf), String> {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let target = if target.is_absolute() { target } else { root.join(target) };
     let kernel_target = target.join("kernel");
+    // Each with its profile (the image's adds whole-program optimisation: Cargo.toml says why).
     for package in ["kernel", "ring3-image"] {
         nested_build(root, &cargo, package, &kernel_target)?;
     }
-    let binaries = kernel_target.join("x86_64-unknown-none").join("kernel");
-    Ok((binaries.join("kernel"), binaries.join("ring3-image")))
+    let binaries = kernel_target.join("x86_64-unknown-none");
+    Ok((binaries.join("kernel").join("kernel"), binaries.join("ring3-image").join("ring3-image")))
 }
 
-/// `cargo build -p package --profile kernel` into `kernel_target`.
+/// `cargo build -p package --profile package` into `kernel_target`.
 fn nested_build(root: &Path, cargo: &std::ffi::OsStr, package: &str, kernel_target: &Path) -> Result<(), String> {
     let mut command = Command::new(cargo);
     command
         .current_dir(root)
-        .args(["build", "-p", package, "--profile", "kernel", "--target-dir"])
+        .args(["build", "-p", package, "--profile", package, "--target-dir"])
         .arg(kernel_target)
         // Settings meant for the outer (host) build must not leak into the kernel's.
         .env_remove("RUSTFLAGS")
@@ -119,7 +120,7 @@ fn nested_build(root: &Path, cargo: &std::ffi::OsStr, package: &str, kernel_targ
     if !status.success() {
         return Err(format!(
             "building {package} failed ({status}); the compiler's messages are above. To see them alone: \
-             cargo build -p {package} --profile kernel --target-dir {}",
+             cargo build -p {package} --profile {package} --target-dir {}",
             kernel_target.display()
         ));
     }

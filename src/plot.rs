@@ -53,7 +53,9 @@ pub fn parse(text: &str) -> Result<Vec<Row>, PlotError> {
     }
     let rows = lines
         .take_while(|line| !line.starts_with("events per operation") && !line.trim().is_empty())
-        .filter(|line| !line.contains('%') && !line.starts_with('('))
+        // Not the relative row, the note under it, or the kernel's log lines the run interleaves (a ring-3
+        // program's exit is logged with its figure as the status).
+        .filter(|line| !line.contains('%') && !line.starts_with('(') && !line.starts_with('['))
         .filter_map(row)
         .collect();
     Ok(rows)
@@ -143,6 +145,7 @@ plurality> bench protection
 bench protection: unit = guest instructions (-icount); 21 rounds each; median (min-max), ring 3 in-program: median
 operation                                    type                    ring3                ring3-own
 null call                              17 (17-17)                       66                       66
+[    0.029] WARN  sip bench-ring3#5 exited with failure code 66
 SIP create + exit             16646 (16542-16653)      49605 (49499-50385)      58568 (58548-60617)
 ring 0 -> ring 3 (same core)                        -         3265 (3265-3384)         3263 (3263-3381)
 ping-pong (cross-core)        14896 (14846-14897)                   failed                    21903

@@ -87,6 +87,7 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
         "null call",
         "thread yield (alone)",
         "SIP create + exit",
+        "ping-pong (one SIP)",
         "ping-pong (same core)",
         "ring 0 -> ring 3 (same core)",
         "kv workload (per request)",

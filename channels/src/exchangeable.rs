@@ -79,10 +79,12 @@ macro_rules! plain {
                 #[inline]
                 fn __visit(&self, _: &mut Walk<'_>) {}
 
+                #[inline]
                 fn __encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
                     Wire::encode(self, out)
                 }
 
+                #[inline]
                 fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
                     Wire::decode(input)
                 }

@@ -114,6 +114,9 @@ pub trait Proxied: Send + sealed::Sealed {
     /// What [`wait_any`] waits on for this endpoint.
     fn waiter(&self) -> Waiter;
 
+    /// Whether a receive would find something now: a message (kept here or queued) or a closed peer.
+    fn is_ready(&self) -> bool;
+
     /// The type of the endpoint (a `RawEndpoint<Tx, Rx>`'s `TypeId`).
     fn endpoint_type(&self) -> TypeId;
 
@@ -228,6 +231,10 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
         Waiter(NonNull::from(self.end.wait_source()))
     }
 
+    fn is_ready(&self) -> bool {
+        self.pending.is_some() || self.end.wait_source().is_ready()
+    }
+
     fn endpoint_type(&self) -> TypeId {
         TypeId::of::<RawEndpoint<Tx, Rx>>()
     }
@@ -254,11 +261,13 @@ pub fn hold<Tx: Exchangeable, Rx: Exchangeable>(endpoint: RawEndpoint<Tx, Rx>) -
 /// Every waiter's endpoint stays in its table (not sent, closed or abandoned) until this returns: the calling
 /// thread is its owner's only thread, and the table is not touched while it waits.
 pub unsafe fn wait_any(waiters: &[Waiter]) {
-    let mut sources: Vec<&dyn Readiness> = Vec::with_capacity(waiters.len());
-    for waiter in waiters {
-        // SAFETY: the endpoint is held (the caller's promise), so its channel and ring are live.
-        sources.push(unsafe { waiter.0.as_ref() });
+    // SAFETY: the endpoint is held (the caller's promise), so its channel and ring are live.
+    let source = |waiter: &Waiter| unsafe { waiter.0.as_ref() };
+    // One waiter (every blocking receive) without an allocation: it would cost more than the wait's own work.
+    if let [one] = waiters {
+        return crate::raw::block_on(&[source(one)]);
     }
+    let sources: Vec<&dyn Readiness> = waiters.iter().map(source).collect();
     crate::raw::block_on(&sources);
 }
 

@@ -460,7 +460,16 @@ unsafe extern "C" fn take_tracked<T: Exchangeable>(ring: &Ring<T>, head: usize, 
 
 /// Blocks the calling thread until one of `sources` is ready, through the platform's hook.
 pub(crate) fn block_on(sources: &[&dyn Readiness]) {
-    park_on(sources, platform::blocking().1);
+    // The polls first, as `wait_front`'s: the wake token and the parking machinery only if they run out (a
+    // same-core peer answers during the first).
+    let (blocking, polls) = platform::blocking();
+    for round in 0..polls {
+        if sources.iter().any(|source| source.is_ready()) {
+            return;
+        }
+        blocking.relax(round);
+    }
+    park_on(sources, 0);
 }
 
 /// [`block_on`] with `spins` polls before parking.

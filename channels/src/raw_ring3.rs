@@ -52,9 +52,10 @@ pub trait Transport: Sync {
     fn open(&self, pair: &str) -> Result<(u32, u32), AllocError>;
     /// Sends the message in `bytes` on `handle`.
     fn send(&self, handle: u32, bytes: &[u8]) -> Result<(), SendRefused>;
-    /// Receives the oldest message on `handle` into `buffer` (replacing its contents, growing it as needed),
-    /// waiting for one if `wait`.
-    fn recv(&self, handle: u32, buffer: &mut Vec<u8>, wait: bool) -> Result<(), RecvRefused>;
+    /// Receives the oldest message on `handle`, waiting for one if `wait`: a short one as it came back, in
+    /// registers (`Ok(Some(..))`, `buffer` untouched); a longer one in `buffer` (replacing its contents, growing
+    /// it as needed), `Ok(None)`.
+    fn recv(&self, handle: u32, buffer: &mut Vec<u8>, wait: bool) -> Result<Option<Short>, RecvRefused>;
     /// The endpoint's state; `None` if `handle` names no endpoint.
     fn status(&self, handle: u32) -> Option<Status>;
     /// Whether the endpoints `a` and `b` are the two ends of one channel.
@@ -63,6 +64,24 @@ pub trait Transport: Sync {
     fn wait_any(&self, handles: &[u32]);
     /// Closes `handle` (the peer sees `Closed`).
     fn close(&self, handle: u32);
+}
+
+/// A short message as it arrived, in the four registers of a call's answer.
+pub struct Short {
+    words: [[u8; 8]; 4],
+    len: usize,
+}
+
+impl Short {
+    /// The message of `len` bytes at the start of `words` (`None` if `len` is beyond them).
+    pub fn new(words: [[u8; 8]; 4], len: usize) -> Option<Self> {
+        (len <= 32).then_some(Self { words, len })
+    }
+
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.words.as_flattened()[..self.len]
+    }
 }
 
 static TRANSPORT: spin::Once<&'static dyn Transport> = spin::Once::new();
@@ -264,7 +283,8 @@ fn encode<T: Exchangeable>(tag: Option<u32>, value: T) -> Vec<u8> {
 }
 
 /// The buffers sends encode into and receives take messages into, kept for their capacity (a message then costs
-/// no allocation). Taken out while in use, so a nested use (none today) would only allocate.
+/// no allocation). A send takes its buffer out while in use, a receive holds its lock: a nested or concurrent
+/// use (none today) only allocates.
 static SEND_BUFFER: spin::Mutex<Vec<u8>> = spin::Mutex::new(Vec::new());
 static RECV_BUFFER: spin::Mutex<Vec<u8>> = spin::Mutex::new(Vec::new());
 
@@ -326,12 +346,20 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     }
 
     fn receive(&mut self, wait: bool) -> Result<Rx, RecvRefused> {
-        let mut buffer = core::mem::take(&mut *RECV_BUFFER.lock());
-        let received = transport().recv(self.handle, &mut buffer, wait);
-        // The kernel wrote these bytes from a typed message: a failure here is the kernel's bug, and the channel
-        // is treated as broken.
-        let message = received.and_then(|()| wire::decode(&buffer, &mut NoEndpoints).map_err(|_| RecvRefused::Closed));
-        *RECV_BUFFER.lock() = buffer;
+        // The kernel wrote these bytes from a typed message: a failure to decode them is the kernel's bug, and
+        // the channel is treated as broken.
+        let decode = |bytes: &[u8]| wire::decode(bytes, &mut NoEndpoints).map_err(|_| RecvRefused::Closed);
+        // The buffer is offered to every receive, so a longer message costs one call too; a short one comes in
+        // registers and leaves it alone. Used in place, held across the call: a second receive meanwhile (only
+        // another thread's) takes a buffer of its own rather than wait.
+        let mut kept = RECV_BUFFER.try_lock();
+        let mut own = Vec::new();
+        let buffer = kept.as_deref_mut().unwrap_or(&mut own);
+        let message = transport().recv(self.handle, buffer, wait).and_then(|short| match short {
+            Some(short) => decode(short.bytes()),
+            None => decode(buffer),
+        });
+        drop(kept);
         self.consumed = self.consumed.wrapping_add(usize::from(message.is_ok()));
         message
     }

@@ -143,6 +143,7 @@ pub struct Encoder<'a> {
 
 impl<'a> Encoder<'a> {
     /// An encoder that appends to `bytes` (a buffer kept for reuse).
+    #[inline]
     pub(crate) fn into(mut bytes: Vec<u8>, endpoints: &'a mut dyn Endpoints) -> Self {
         // Most messages are a tag and a few words: one allocation for them.
         if bytes.capacity() < SMALL_MESSAGE {
@@ -152,16 +153,19 @@ impl<'a> Encoder<'a> {
     }
 
     /// Whether the decoder will accept as many elements as were encoded (zero-sized ones take no bytes).
+    #[inline]
     pub(crate) fn check_elements(&self) -> Result<(), WireError> {
         if self.elements > self.bytes.len() + ELEMENT_ALLOWANCE { Err(WireError::TooLong) } else { Ok(()) }
     }
 
+    #[inline]
     pub(crate) fn finish(self) -> Vec<u8> {
         self.bytes
     }
 
     /// Appends raw bytes.
     #[doc(hidden)]
+    #[inline]
     pub fn put_bytes(&mut self, bytes: &[u8]) -> Result<(), WireError> {
         if self.bytes.len() + bytes.len() > MAX_MESSAGE {
             return Err(WireError::TooLong);
@@ -173,11 +177,13 @@ impl<'a> Encoder<'a> {
 
     /// Appends an enum's variant index.
     #[doc(hidden)]
+    #[inline]
     pub fn put_tag(&mut self, tag: u32) -> Result<(), WireError> {
         self.put_bytes(&tag.to_le_bytes())
     }
 
     /// Appends a length.
+    #[inline]
     pub(crate) fn put_len(&mut self, len: usize) -> Result<(), WireError> {
         self.elements = self.elements.saturating_add(len);
         let len = u32::try_from(len).map_err(|_| WireError::TooLong)?;
@@ -214,17 +220,20 @@ pub struct Decoder<'a> {
 }
 
 impl<'a> Decoder<'a> {
+    #[inline]
     pub(crate) fn new(input: &'a [u8], endpoints: &'a mut dyn Endpoints) -> Self {
         Self { input, depth: 0, elements: input.len() + ELEMENT_ALLOWANCE, endpoints }
     }
 
     /// Whether every byte was used.
+    #[inline]
     pub(crate) fn finish(self) -> Result<(), WireError> {
         if self.input.is_empty() { Ok(()) } else { Err(WireError::Trailing) }
     }
 
     /// Takes the next `N` bytes.
     #[doc(hidden)]
+    #[inline]
     pub fn take_array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
         let (head, rest) = self.input.split_first_chunk::<N>().ok_or(WireError::Truncated)?;
         self.input = rest;
@@ -232,11 +241,13 @@ impl<'a> Decoder<'a> {
     }
 
     /// Bytes not read yet.
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.input.len()
     }
 
     /// Takes the next `len` bytes.
+    #[inline]
     pub(crate) fn take_bytes(&mut self, len: usize) -> Result<&'a [u8], WireError> {
         let (head, rest) = self.input.split_at_checked(len).ok_or(WireError::Truncated)?;
         self.input = rest;
@@ -245,11 +256,13 @@ impl<'a> Decoder<'a> {
 
     /// Takes an enum's variant index.
     #[doc(hidden)]
+    #[inline]
     pub fn take_tag(&mut self) -> Result<u32, WireError> {
         Ok(u32::from_le_bytes(self.take_array()?))
     }
 
     /// Takes a length of `len` elements, charged against the element budget.
+    #[inline]
     pub(crate) fn take_len(&mut self) -> Result<usize, WireError> {
         let len = usize::try_from(u32::from_le_bytes(self.take_array()?)).map_err(|_| WireError::TooLong)?;
         self.elements = self.elements.checked_sub(len).ok_or(WireError::TooLong)?;
@@ -431,10 +444,12 @@ macro_rules! numbers {
     ($($t:ty),*) => {
         $(
             impl Wire for $t {
+                #[inline]
                 fn encode(self, out: &mut Encoder<'_>) -> Result<(), WireError> {
                     out.put_bytes(&self.to_le_bytes())
                 }
 
+                #[inline]
                 fn decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
                     Ok(<$t>::from_le_bytes(input.take_array()?))
                 }

@@ -42,10 +42,12 @@ pub const CHANNEL_OPEN: u64 = 10;
 /// answers 0. `CLOSED` (the peer is gone; nothing of the message was taken), `BAD_HANDLE`, `BROKEN` (not a
 /// message of the channel, or the ring was full: the channel is closed for both sides).
 pub const CHANNEL_SEND: u64 = 11;
-/// Receives the oldest message on the handle in the first argument into the buffer at (second argument, room in
-/// the third), waiting for one if the fourth is 1; answers the message's length. A length beyond the room
-/// means nothing was copied: the message waits for a call with that much room. `EMPTY` (not waiting),
-/// `CLOSED`, `BAD_HANDLE`, `BROKEN` (the message cannot cross: too deep or too long).
+/// Receives the oldest message on the handle in the first argument, waiting for one if the fourth is 1; answers
+/// the message's length. A message of at most [`REGISTER_BYTES`] comes back in registers (`rdi`, `rsi`, `rdx`,
+/// `r10`, little-endian words in that order) and the buffer is not touched; a longer one is copied into the
+/// buffer at (second argument, room in the third). A length beyond the room means nothing was copied: the
+/// message waits for a call with that much room. `EMPTY` (not waiting), `CLOSED`, `BAD_HANDLE`, `BROKEN` (the
+/// message cannot cross: too deep or too long).
 pub const CHANNEL_RECV: u64 = 12;
 /// Writes the state of the handle in the first argument to the five `u64`s at the second (peer closed 0 or 1,
 /// queued, in flight, send capacity, receive capacity); answers 0, or `BAD_HANDLE`.
@@ -53,7 +55,7 @@ pub const CHANNEL_STATUS: u64 = 13;
 /// Answers 1 if the handles in the first two arguments are the two ends of one channel, else 0.
 pub const CHANNEL_PEERS: u64 = 14;
 /// Waits until one of the handles (the `u32`s at the first argument, as many as the second) has a message or a
-/// closed peer; answers 0. `BAD_HANDLE` if one is not a handle, `BAD_ARGUMENT` for more than `MAX_WAIT`.
+/// closed peer; answers 0. `BAD_HANDLE` if one is not a handle, `BAD_ARGUMENT` for none or more than `MAX_WAIT`.
 pub const CHANNEL_WAIT: u64 = 15;
 /// Closes the handle in the first argument (the peer sees `Closed`); answers 0, or `BAD_HANDLE`.
 pub const CHANNEL_CLOSE: u64 = 16;
@@ -62,6 +64,41 @@ pub const CHANNEL_CLOSE: u64 = 16;
 /// it, 0 if it is down (the end is closed either way once it is not the caller's), `BAD_HANDLE` if the handle
 /// names no such end.
 pub const NAMES_CONNECT: u64 = 17;
+
+/// Sends a message of at most [`REGISTER_BYTES`] in registers: on the handle in the first argument, its length in
+/// the second, its bytes in the next four (`rdx`, `r10`, `r8`, `r9`: little-endian words in that order); answers
+/// as `CHANNEL_SEND`. Short messages (most: a tag and a few words) then cost no copy through page tables.
+pub const CHANNEL_SEND_SHORT: u64 = 18;
+
+/// Bytes of a message that travel in registers (`CHANNEL_SEND_SHORT`, and `CHANNEL_RECV`'s answer).
+pub const REGISTER_BYTES: usize = 32;
+
+/// A message of at most [`REGISTER_BYTES`] as the words of the registers it travels in (little-endian, the
+/// rest zero); `None` if it is longer.
+#[inline]
+pub fn to_words(bytes: &[u8]) -> Option<[u64; 4]> {
+    if bytes.len() > REGISTER_BYTES {
+        return None;
+    }
+    // Word by word, the last one byte by byte, unrolled: as a loop, the compiler makes it a call to `memcpy`,
+    // which costs more than the rest of the conversion.
+    let word = |i: usize| {
+        let start = i * 8;
+        match bytes.get(start..start + 8).and_then(|chunk| <[u8; 8]>::try_from(chunk).ok()) {
+            Some(chunk) => u64::from_le_bytes(chunk),
+            None => bytes
+                .get(start..)
+                .map_or(0, |tail| tail.iter().rev().fold(0, |word, byte| word << 8 | u64::from(*byte))),
+        }
+    };
+    Some([word(0), word(1), word(2), word(3)])
+}
+
+/// The bytes of a message that came back in registers (the first `len` of them are the message).
+#[inline]
+pub fn from_words(words: [u64; 4]) -> [[u8; 8]; 4] {
+    words.map(u64::to_le_bytes)
+}
 
 /// The most handles one `CHANNEL_WAIT` waits on.
 pub const MAX_WAIT: u64 = 1024;
@@ -92,3 +129,26 @@ pub const EMPTY: u64 = u64::MAX - 8;
 pub const BROKEN: u64 = u64::MAX - 9;
 /// No contract's channel has that name.
 pub const NO_SUCH_CONTRACT: u64 = u64::MAX - 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_message_survives_the_registers_byte_for_byte() {
+        // Every length up to the registers' (and the tail lengths 1-7 of each word), with bytes that differ.
+        let bytes: [u8; REGISTER_BYTES] = core::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(1));
+        for len in 0..=REGISTER_BYTES {
+            let words = to_words(&bytes[..len]).expect("short enough");
+            let back = from_words(words);
+            assert_eq!(&back.as_flattened()[..len], &bytes[..len], "length {len}");
+            // What is beyond the message is zero: the kernel never sees stale bytes as part of it.
+            assert!(back.as_flattened()[len..].iter().all(|b| *b == 0), "length {len}");
+        }
+    }
+
+    #[test]
+    fn a_longer_message_does_not_fit_the_registers() {
+        assert_eq!(to_words(&[0; REGISTER_BYTES + 1]), None);
+    }
+}

@@ -71,9 +71,6 @@ pub struct Sip {
     ending: Option<EndReason>,
     /// Its log budget.
     log: LogBudget,
-    /// The endpoints the kernel holds for it, by handle (a ring-3 SIP's; empty for a `type` SIP, whose endpoints
-    /// are its own values).
-    handles: channels::proxy::HandleTable,
 }
 
 /// Where a SIP's memory is.
@@ -332,7 +329,6 @@ fn spawn_here(
         startup: startup.map(ManuallyDrop::new),
         ending: None,
         log: LogBudget::new(grant.log_lines_per_second),
-        handles: channels::proxy::HandleTable::new(0),
     };
     table().lock().sips.insert(id, record);
     let entry = replica::Entry { core: percpu::current_index(), name: manifest.name };
@@ -554,6 +550,7 @@ fn watch(id: u64, waiter: Waiter) {
 /// the ledger), its arena; then tells everyone who waits, and applies its restart policy.
 fn finish(id: u64) {
     let Some(mut sip) = table().lock().sips.remove(&id) else { return };
+    ring3::forget_handles(id);
     let owner = channels::Owner::sip(id);
     let reason = match sip.ending.take().unwrap_or(EndReason::Killed) {
         // An allocation failure shows up as a panic; the arena and the ledger know whether a quota was the cause.
@@ -571,7 +568,9 @@ fn finish(id: u64) {
     // An untaken startup endpoint is the SIP's: the ledger closes its side below; the struct is never dropped.
     let _ = sip.startup.take();
     // So are the endpoints the kernel held for a ring-3 SIP: forgotten here, their sides closed below.
-    core::mem::replace(&mut sip.handles, channels::proxy::HandleTable::new(0)).abandon();
+    if let SipMemory::User(user) = &mut sip.memory {
+        user.abandon_handles();
+    }
     crate::ipc::exchange_heap::reclaim(owner);
     let (name, restarts) = (sip.manifest.name, sip.restarts);
     let policy = sip.manifest.restart;

@@ -30,6 +30,7 @@ use crate::memory::layout::{
 };
 use crate::memory::user_spaces::{self, UserSpace};
 use crate::{percpu, sched};
+use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use channels::proxy::HandleTable;
@@ -137,6 +138,9 @@ pub struct UserMemory {
     heap: u64,
     /// A `GROW` was refused for the quota (a panic after it is reported as the quota's).
     quota_hit: bool,
+    /// The endpoints the kernel holds for it, by handle. Boxed: its calls reach it through the core's cache
+    /// ([`channel_calls`]), so it must not move while the SIP lives.
+    handles: Box<HandleTable>,
 }
 
 impl UserMemory {
@@ -154,6 +158,16 @@ impl UserMemory {
     pub fn quota_hit(&self) -> bool {
         self.quota_hit
     }
+
+    /// Forgets the endpoints the kernel held for it (it is dead: the records close their sides).
+    pub fn abandon_handles(&mut self) {
+        core::mem::replace(&mut *self.handles, HandleTable::new(0)).abandon();
+    }
+}
+
+/// SIP `id` is leaving its core's table: its handle table must no longer be reached through the cache.
+pub(super) fn forget_handles(id: u64) {
+    channel_calls::forget(id);
 }
 
 /// The space SIP memory `user` lives in: its own, or the core's shared one.
@@ -258,8 +272,8 @@ pub fn spawn_named(
 }
 
 /// The handle table of new SIP `id`, holding `startup` (moved from `holder` to the SIP) as its startup endpoint.
-fn handles_with(startup: Option<Startup>, holder: channels::Owner, id: u64) -> HandleTable {
-    let mut handles = HandleTable::new(calls::MAX_HANDLES);
+fn handles_with(startup: Option<Startup>, holder: channels::Owner, id: u64) -> Box<HandleTable> {
+    let mut handles = Box::new(HandleTable::new(calls::MAX_HANDLES));
     if let Some(startup) = startup {
         let owner = channels::Owner::sip(id);
         super::give_startup(&startup, holder, owner);
@@ -274,7 +288,10 @@ fn handles_with(startup: Option<Startup>, holder: channels::Owner, id: u64) -> H
 /// The startup endpoint of SIP `id` (which never ran), back to `holder`.
 fn startup_back(id: u64, holder: channels::Owner) -> Option<Startup> {
     let expected = core::any::TypeId::of::<channels::raw::RawEndpoint<(), channels::ExAny>>();
-    let held = table().lock().sips.get_mut(&id)?.handles.take_as(HandleTable::STARTUP, expected).ok()?;
+    let held = match table().lock().sips.get_mut(&id)? {
+        Sip { memory: SipMemory::User(user), .. } => user.handles.take_as(HandleTable::STARTUP, expected).ok()?,
+        _ => return None,
+    };
     let end = *held.into_any().downcast::<channels::raw::RawEndpoint<(), channels::ExAny>>().ok()?;
     let startup = Startup::from_end(end);
     super::give_startup(&startup, channels::Owner::sip(id), holder);
@@ -330,14 +347,19 @@ fn spawn_code(
         manifest,
         grant,
         protection,
-        memory: SipMemory::User(UserMemory { slot, own, heap: 0, quota_hit: false }),
+        memory: SipMemory::User(UserMemory {
+            slot,
+            own,
+            heap: 0,
+            quota_hit: false,
+            handles: handles_with(startup.take(), holder, id),
+        }),
         threads: Vec::new(),
         restarts,
         waiters: Vec::new(),
         startup: None,
         ending: None,
         log: super::LogBudget::new(grant.log_lines_per_second),
-        handles: handles_with(startup.take(), holder, id),
     };
     guard.sips.insert(id, record);
     drop(guard);
@@ -415,8 +437,11 @@ pub fn calls_answered() -> u64 {
 pub fn calls(frame: &mut SyscallFrame) -> Next {
     CALLS_ANSWERED.fetch_add(1, Ordering::Relaxed);
     let _kernel = KernelAccount::enter();
-    // Any of these may switch the thread out (a yield, a sleep, a lock that waits).
-    sched::note_ring3_stack();
+    // A call that may switch the thread out (a yield, a sleep, a wait, a lock that waits) notes its kernel stack
+    // first; the message calls that never block do not pay for it (a receive notes it only before it waits).
+    if !never_switches(frame.rax) {
+        sched::note_ring3_stack();
+    }
     frame.rax = match (exec::current_sip(), frame.rax) {
         (None, _) => calls::NO_SUCH_CALL,
         (Some(_), calls::YIELD) => {
@@ -434,7 +459,8 @@ pub fn calls(frame: &mut SyscallFrame) -> Next {
         (Some(id), calls::GROW) => grow(id, frame.rdi),
         (Some(id), calls::CHANNEL_OPEN) => channel_calls::open(id, frame.rdi, frame.rsi),
         (Some(id), calls::CHANNEL_SEND) => channel_calls::send(id, frame.rdi, frame.rsi, frame.rdx),
-        (Some(id), calls::CHANNEL_RECV) => channel_calls::recv(id, frame.rdi, frame.rsi, frame.rdx, frame.r10),
+        (Some(id), calls::CHANNEL_SEND_SHORT) => channel_calls::send_short(id, frame),
+        (Some(id), calls::CHANNEL_RECV) => channel_calls::recv(id, frame),
         (Some(id), calls::CHANNEL_STATUS) => channel_calls::status(id, frame.rdi, frame.rsi),
         (Some(id), calls::CHANNEL_PEERS) => channel_calls::peers(id, frame.rdi, frame.rsi),
         (Some(id), calls::CHANNEL_WAIT) => channel_calls::wait(id, frame.rdi, frame.rsi),
@@ -453,6 +479,23 @@ pub fn calls(frame: &mut SyscallFrame) -> Next {
         _ => calls::NO_SUCH_CALL,
     };
     Next::Resume
+}
+
+/// Whether call `number` never switches the calling thread out: it runs with interrupts off from start to end
+/// and nothing in it blocks.
+fn never_switches(number: u64) -> bool {
+    matches!(
+        number,
+        calls::CHANNEL_SEND_SHORT
+            | calls::CHANNEL_SEND
+            | calls::CHANNEL_RECV
+            | calls::CHANNEL_STATUS
+            | calls::CHANNEL_PEERS
+            | calls::CHANNEL_CLOSE
+            | calls::NOW
+            | calls::CORE
+            | calls::ICOUNT
+    )
 }
 
 /// The `LOG` call of SIP `id`: `len` bytes of text at `at` in its space.

@@ -676,6 +676,11 @@ fn protection(ctx: &SipContext) {
     // Echo round trips: a client and an echo SIP in one mode (the ring-3 client is the image's program), and the
     // mixed pair: this ring-0 SIP as the client of an echo SIP in ring 3.
     let trips = (ROUNDS * PING_PONGS) as u64;
+    // The calls of a round trip without the switches: one ring-3 SIP holds both ends of an Echo channel.
+    let args = format!("selfloop {PING_PONGS}");
+    let [calls3, calls3own] = modes.map(|mode| counted(trips, &mut || in_ring3(mode, &args)));
+    protection_row(ctx, "ping-pong (one SIP)", [String::from("-"), calls3.0, calls3own.0]);
+    events.push(("ping-pong (one SIP)", [String::from("-"), calls3.1, calls3own.1]));
     let mut cores = alloc::vec![("same core", abi.current_core())];
     cores.extend(other_core(ctx).map(|core| ("cross-core", core)));
     for (place, core) in cores {

@@ -112,6 +112,28 @@ pub fn raw4(number: u64, a: u64, b: u64, c: u64, d: u64) -> u64 {
     call4(number, a, b, c, d)
 }
 
+/// A call with six arguments, whatever they are.
+pub fn raw6(number: u64, args: [u64; 6]) -> u64 {
+    let answer: u64;
+    // SAFETY: as in `call4`.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") number => answer,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            in("rdx") args[2],
+            in("r10") args[3],
+            in("r8") args[4],
+            in("r9") args[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    answer
+}
+
 /// A log line built without an allocator: formatted text up to `sip_runtime::MAX_LOG_LINE` bytes, cut there.
 pub struct Line {
     bytes: [u8; sip_runtime::MAX_LOG_LINE],
@@ -166,6 +188,53 @@ fn call4(number: u64, a: u64, b: u64, c: u64, d: u64) -> u64 {
     answer
 }
 
+/// `CHANNEL_SEND_SHORT`: `bytes` (at most `REGISTER_BYTES`) on `handle`, in registers; the kernel's answer.
+fn send_short(handle: u32, bytes: &[u8]) -> u64 {
+    let Some(words) = numbers::to_words(bytes) else { return numbers::BAD_ARGUMENT };
+    let word = |i: usize| words[i];
+    let answer: u64;
+    // SAFETY: as in `call3`; this call reads only its registers.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") numbers::CHANNEL_SEND_SHORT => answer,
+            in("rdi") u64::from(handle),
+            in("rsi") bytes.len() as u64,
+            in("rdx") word(0),
+            in("r10") word(1),
+            in("r8") word(2),
+            in("r9") word(3),
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    answer
+}
+
+/// `CHANNEL_RECV` on `handle` with the buffer (`at`, `room`): the answer, and the registers a short message comes
+/// back in.
+pub fn recv_call(handle: u32, at: u64, room: u64, wait: bool) -> (u64, [u64; 4]) {
+    let answer: u64;
+    let mut words = [0u64; 4];
+    // SAFETY: as in `call4`: the kernel may write the buffer (a long message) and answers a short one in
+    // `rdi`, `rsi`, `rdx`, `r10`, declared as outputs.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") numbers::CHANNEL_RECV => answer,
+            inlateout("rdi") u64::from(handle) => words[0],
+            inlateout("rsi") at => words[1],
+            inlateout("rdx") room => words[2],
+            inlateout("r10") u64::from(wait) => words[3],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    (answer, words)
+}
+
 /// The ring-3 build of `channels` over the channel calls.
 pub struct Channels;
 
@@ -187,7 +256,7 @@ pub fn startup_endpoint() -> Option<channels::raw::RawEndpoint<(), channels::ExA
     channels::raw::startup(&trusted)
 }
 
-use channels::raw::{RecvRefused, SendRefused, Status, Transport};
+use channels::raw::{RecvRefused, SendRefused, Short, Status, Transport};
 
 impl Transport for Channels {
     fn open(&self, pair: &str) -> Result<(u32, u32), channels::AllocError> {
@@ -198,37 +267,38 @@ impl Transport for Channels {
     }
 
     fn send(&self, handle: u32, bytes: &[u8]) -> Result<(), SendRefused> {
-        match call3(numbers::CHANNEL_SEND, u64::from(handle), bytes.as_ptr() as u64, bytes.len() as u64) {
+        let answer = if bytes.len() <= numbers::REGISTER_BYTES {
+            send_short(handle, bytes)
+        } else {
+            call3(numbers::CHANNEL_SEND, u64::from(handle), bytes.as_ptr() as u64, bytes.len() as u64)
+        };
+        match answer {
             0 => Ok(()),
             numbers::CLOSED => Err(SendRefused::Closed),
             _ => Err(SendRefused::Broken),
         }
     }
 
-    fn recv(&self, handle: u32, buffer: &mut alloc::vec::Vec<u8>, wait: bool) -> Result<(), RecvRefused> {
-        buffer.clear();
-        if buffer.capacity() < 64 {
-            buffer.reserve(64);
-        }
+    fn recv(&self, handle: u32, buffer: &mut alloc::vec::Vec<u8>, wait: bool) -> Result<Option<Short>, RecvRefused> {
         loop {
             let room = buffer.capacity();
-            let answer = call4(
-                numbers::CHANNEL_RECV,
-                u64::from(handle),
-                buffer.as_mut_ptr() as u64,
-                room as u64,
-                u64::from(wait),
-            );
+            let (answer, words) = recv_call(handle, buffer.as_mut_ptr() as u64, room as u64, wait);
             match answer {
                 numbers::EMPTY => return Err(RecvRefused::Empty),
                 answer if answer >= numbers::FIRST_ERROR => return Err(RecvRefused::Closed),
+                len if len as usize <= numbers::REGISTER_BYTES => {
+                    return Ok(Short::new(numbers::from_words(words), len as usize));
+                }
                 len if len as usize <= room => {
                     // SAFETY: the kernel wrote `len` bytes (at most the room) at the start of the buffer.
                     unsafe { buffer.set_len(len as usize) };
-                    return Ok(());
+                    return Ok(None);
                 }
                 // Too large for the room: the kernel keeps it for a call with enough.
-                len => buffer.reserve(len as usize),
+                len => {
+                    buffer.clear();
+                    buffer.reserve(len as usize);
+                }
             }
         }
     }

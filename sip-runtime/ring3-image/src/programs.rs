@@ -39,11 +39,13 @@ fn hello(args: &str) -> u32 {
     0
 }
 
-/// A `bench protection` row in ring 3: `null N` (N null calls), `yield N` (N yields with nobody else ready) or
-/// `pingpong N` (N Echo round trips over the Echo client end this SIP was spawned with), measured over 21
-/// rounds (`kv N`, the macro workload, is measured once: see [`kv_workload`]); exits with the median cycles per operation (guest instructions under `--icount`), which the benchmark
-/// reads as this SIP's exit status, and logs the median, minimum and maximum. `exit` exits at once (the create +
-/// exit row). `u32::MAX` means the row could not be measured.
+/// A `bench protection` row in ring 3: `null N` (N null calls), `yield N` (N yields with nobody else ready),
+/// `pingpong N` (N Echo round trips over the Echo client end this SIP was spawned with) or `selfloop N` (N
+/// Echo round trips between two ends of one channel this SIP holds both of: the calls without the switches),
+/// measured over 21 rounds (`kv N`, the macro workload, is measured once: see [`kv_workload`]); exits with the
+/// median cycles per operation (guest instructions under `--icount`), which the benchmark reads as this SIP's
+/// exit status, and logs the median, minimum and maximum. `exit` exits at once (the create + exit row).
+/// `u32::MAX` means the row could not be measured.
 fn bench(args: &str) -> u32 {
     const ROUNDS: usize = 21;
     let mut words = args.split_whitespace();
@@ -60,6 +62,11 @@ fn bench(args: &str) -> u32 {
             true
         }),
         "pingpong" if echo.is_some() => alloc::boxed::Box::new(|| round_trip(&mut echo)),
+        "selfloop" => {
+            let (client, server) = echo::channel();
+            let mut ends = Some((client, server));
+            alloc::boxed::Box::new(move || self_round_trip(&mut ends))
+        }
         "kv" => return kv_workload(count),
         "exit" => return 0,
         _ => return u32::MAX,
@@ -110,6 +117,22 @@ fn round_trip(client: &mut Option<echo::Client<echo::state::Ready>>) -> bool {
     match ready.send_ping(7).map(|owed| owed.recv()) {
         Ok(Ok(echo::client::PingSent::Pong(_, ready))) => {
             *client = Some(ready);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// One Ping and its Pong between two ends this SIP holds both of: the calls of a round trip without the
+/// switches between SIPs.
+fn self_round_trip(ends: &mut Option<(echo::Client<echo::state::Ready>, echo::Server<echo::state::Ready>)>) -> bool {
+    let Some((client, server)) = ends.take() else { return false };
+    let Ok(owed) = client.send_ping(7) else { return false };
+    let Ok(echo::server::Ready::Ping(n, owes)) = server.recv() else { return false };
+    let Ok(server) = owes.send_pong(n) else { return false };
+    match owed.recv() {
+        Ok(echo::client::PingSent::Pong(_, client)) => {
+            *ends = Some((client, server));
             true
         }
         _ => false,

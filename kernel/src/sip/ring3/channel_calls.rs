@@ -2,10 +2,13 @@
 //! endpoints in its handle table (`channels::proxy`) and moves messages between them and the SIP's memory in
 //! their byte form (`channels::wire`).
 //!
-//! Every call copies through the checked helpers of the SIP's address space (never a user pointer followed),
-//! decodes or encodes while acting for the SIP towards the exchange (`exchange_heap::acting_for`: the blocks
-//! and endpoints are its, charged to it), and answers a number. What the SIP writes is untrusted: a message
-//! that does not decode breaks only that channel (`BROKEN`), a handle that names nothing is `BAD_HANDLE`.
+//! A message of at most `REGISTER_BYTES` travels in registers (`CHANNEL_SEND_SHORT`, `CHANNEL_RECV`'s answer);
+//! a longer one is copied through the checked helpers of the SIP's address space (never a user pointer
+//! followed). Every call decodes or encodes while acting for the SIP towards the exchange
+//! (`exchange_heap::acting_for`: the blocks and endpoints are its, charged to it), and answers a number. What
+//! the SIP writes is untrusted: a message that does not decode breaks only that channel (`BROKEN`), a handle
+//! that names nothing is `BAD_HANDLE`. The calls that copy nothing reach the table through the core's cache
+//! ([`with_handles`]), the others through the core's SIP table.
 //!
 //! Invariant: no lock is held and nothing of the kernel's is on the thread's stack while a receive or a wait
 //! blocks (only the address of a ring, whose endpoint stays in the table: the SIP has one thread), so a kill may
@@ -13,10 +16,13 @@
 
 use super::{Sip, SipMemory, space_of, table};
 use crate::ipc::exchange_heap::acting_for;
+use crate::percpu;
 use alloc::vec;
 use alloc::vec::Vec;
 use channels::proxy::{self, HandleTable, RecvFailure, SendFailure};
 use channels::wire::{self, Endpoints};
+use core::sync::atomic::Ordering;
+use cpu_rings::syscall::SyscallFrame;
 use sip_runtime::ring3_calls as calls;
 
 /// Runs `f` with SIP `id`'s handle table and its address space (for copies); `None` if `id` is not a ring-3 SIP
@@ -24,9 +30,41 @@ use sip_runtime::ring3_calls as calls;
 fn with_sip<R>(id: u64, f: impl FnOnce(&mut HandleTable, &crate::memory::user_spaces::UserSpace) -> R) -> Option<R> {
     let mut guard = table().lock();
     let table = &mut *guard;
-    let Some(Sip { memory: SipMemory::User(user), handles, .. }) = table.sips.get_mut(&id) else { return None };
-    let space = space_of(user, &table.ring3)?;
-    Some(f(handles, space))
+    let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id) else { return None };
+    // Field by field (not `space_of`): the table is borrowed mutably beside the space.
+    let space = user.own.as_ref().or(table.ring3.shared.as_ref())?;
+    Some(f(&mut user.handles, space))
+}
+
+/// Runs `f` with the handle table of SIP `id`, whose thread is making this call; `None` if `id` is not a ring-3
+/// SIP of this core. The hot path of the calls that need no copy: the table is found through the core's cache
+/// (`PerCpu::handles_of`), without the core's SIP table.
+fn with_handles<R>(id: u64, f: impl FnOnce(&mut HandleTable) -> R) -> Option<R> {
+    let cpu = percpu::current();
+    let at = if cpu.handles_of.load(Ordering::Relaxed) == id + 1 {
+        cpu.handles_at.load(Ordering::Relaxed) as *mut HandleTable
+    } else {
+        let mut guard = table().lock();
+        let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sips.get_mut(&id) else { return None };
+        let at: *mut HandleTable = &mut *user.handles;
+        cpu.handles_at.store(at as usize, Ordering::Relaxed);
+        cpu.handles_of.store(id + 1, Ordering::Relaxed);
+        at
+    };
+    // SAFETY: the table is the boxed one of SIP `id`, which is in this core's SIP table (the cache is cleared,
+    // on this core, when the SIP leaves it: `forget`), so it is alive and does not move. Nothing else touches it
+    // meanwhile: only this core's code does, always with interrupts off (the core's SIP table lock, or this call,
+    // entered from ring 3 with interrupts masked and not switching out inside `f`), and the SIP's one thread is
+    // this one, which holds no other reference to it while `f` runs.
+    Some(f(unsafe { &mut *at }))
+}
+
+/// SIP `id` is leaving this core's SIP table: its handle table is no longer reached through the cache.
+pub fn forget(id: u64) {
+    let cpu = percpu::current();
+    if cpu.handles_of.load(Ordering::Relaxed) == id + 1 {
+        cpu.handles_of.store(0, Ordering::Relaxed);
+    }
 }
 
 /// `CHANNEL_OPEN`: a channel of the contract whose pair type is named at (`at`, `len`).
@@ -65,8 +103,7 @@ pub fn send(id: u64, handle: u64, at: u64, len: u64) -> u64 {
     if len > wire::MAX_MESSAGE as u64 {
         return calls::BAD_ARGUMENT;
     }
-    // Small messages (most: a tag and a few words) on the stack: an allocation costs more than the rest of the
-    // call.
+    // Small messages on the stack: an allocation costs more than the rest of the call.
     let mut small = [0u8; SMALL];
     let mut large = Vec::new();
     let bytes: &mut [u8] = if len as usize <= SMALL {
@@ -82,26 +119,61 @@ pub fn send(id: u64, handle: u64, at: u64, len: u64) -> u64 {
         if space.copy_in(at, bytes).is_err() {
             return calls::BAD_ADDRESS;
         }
-        let sent = acting_for(id, || handles.with(handle, |end, rest| end.send_encoded(bytes, rest)));
-        match sent {
-            None => calls::BAD_HANDLE,
-            Some(Ok(())) => 0,
-            Some(Err(SendFailure::Closed)) => calls::CLOSED,
-            Some(Err(SendFailure::Bad(_) | SendFailure::Full)) => calls::BROKEN,
-        }
+        send_bytes(id, handles, handle, bytes)
     });
     answer.unwrap_or(calls::NO_SUCH_CALL)
 }
 
-/// `CHANNEL_RECV`: the oldest message on `handle` into (`at`, `room`), waiting for one if `wait` is 1.
-pub fn recv(id: u64, handle: u64, at: u64, room: u64, wait: u64) -> u64 {
-    let Ok(handle) = u32::try_from(handle) else { return calls::BAD_HANDLE };
-    let room = usize::try_from(room).unwrap_or(usize::MAX);
+/// `CHANNEL_SEND_SHORT`: the message of `len` bytes in the frame's `rdx`, `r10`, `r8`, `r9` on `handle` (the
+/// frame's `rdi`, `len` its `rsi`).
+pub fn send_short(id: u64, frame: &SyscallFrame) -> u64 {
+    let Ok(handle) = u32::try_from(frame.rdi) else { return calls::BAD_HANDLE };
+    let Some(len) = usize::try_from(frame.rsi).ok().filter(|len| *len <= calls::REGISTER_BYTES) else {
+        return calls::BAD_ARGUMENT;
+    };
+    let words = [frame.rdx, frame.r10, frame.r8, frame.r9].map(u64::to_le_bytes);
+    let bytes = &words.as_flattened()[..len];
+    let answer = with_handles(id, |handles| send_bytes(id, handles, handle, bytes));
+    answer.unwrap_or(calls::NO_SUCH_CALL)
+}
+
+/// Decodes `bytes` as a message of the endpoint `handle` and sends it, acting for SIP `id`; the call's answer.
+fn send_bytes(id: u64, handles: &mut HandleTable, handle: u32, bytes: &[u8]) -> u64 {
+    match acting_for(id, || handles.with(handle, |end, rest| end.send_encoded(bytes, rest))) {
+        None => calls::BAD_HANDLE,
+        Some(Ok(())) => 0,
+        Some(Err(SendFailure::Closed)) => calls::CLOSED,
+        Some(Err(SendFailure::Bad(_) | SendFailure::Full)) => calls::BROKEN,
+    }
+}
+
+/// `CHANNEL_RECV`: the oldest message on the frame's `rdi` handle, waiting for one if `r10` is 1: in the
+/// frame's registers if it is short, else into the buffer at (`rsi`, room `rdx`). Answers its length.
+pub fn recv(id: u64, frame: &mut SyscallFrame) -> u64 {
+    let Ok(handle) = u32::try_from(frame.rdi) else { return calls::BAD_HANDLE };
+    let (at, wait) = (frame.rsi, frame.r10 == 1);
+    // A short message fits whatever room the SIP offered: it does not go to the buffer.
+    let room = usize::try_from(frame.rdx).unwrap_or(usize::MAX).max(calls::REGISTER_BYTES);
+    let mut short = None;
+    // A receive that may wait looks first whether there is anything to take, which costs less than a receive
+    // that finds nothing (a same-core peer has not answered yet when the receive comes).
+    if wait
+        && let Some(Some(waiter)) =
+            with_handles(id, |handles| handles.get(handle).filter(|end| !end.is_ready()).map(|end| end.waiter()))
+    {
+        wait_on(waiter);
+    }
     loop {
-        let attempt = with_sip(id, |handles, space| {
-            // The copy to the SIP happens inside: a message it cannot take stays for a call with a buffer that
-            // is its memory.
-            let mut deliver = |bytes: &[u8]| space.copy_out(at, bytes).is_ok();
+        let attempt = with_handles(id, |handles| {
+            // A message the SIP cannot take (its buffer is not its memory) stays for a call with one that is.
+            let mut deliver = |bytes: &[u8]| {
+                if let Some(words) = calls::to_words(bytes) {
+                    short = Some(words);
+                    true
+                } else {
+                    copy_out(id, at, bytes)
+                }
+            };
             let taken = acting_for(id, || handles.with(handle, |end, rest| end.recv_with(rest, room, &mut deliver)));
             match taken {
                 None => Err(calls::BAD_HANDLE),
@@ -110,46 +182,62 @@ pub fn recv(id: u64, handle: u64, at: u64, room: u64, wait: u64) -> u64 {
                 Some(Err(RecvFailure::TooSmall(len))) => Err(len as u64),
                 Some(Err(RecvFailure::Closed)) => Err(calls::CLOSED),
                 Some(Err(RecvFailure::Bad(_))) => Err(calls::BROKEN),
-                Some(Err(RecvFailure::Empty)) if wait != 1 => Err(calls::EMPTY),
+                Some(Err(RecvFailure::Empty)) if !wait => Err(calls::EMPTY),
                 Some(Err(RecvFailure::Empty)) => Ok(handles.get(handle).map(|end| end.waiter())),
             }
         });
         match attempt {
             None => return calls::NO_SUCH_CALL,
-            Some(Err(answer)) => return answer,
+            Some(Err(answer)) => {
+                if let Some(words) = short {
+                    [frame.rdi, frame.rsi, frame.rdx, frame.r10] = words;
+                }
+                return answer;
+            }
             Some(Ok(None)) => return calls::BAD_HANDLE,
-            // SAFETY: the endpoint stays in the SIP's table while this waits: the SIP has this one thread, which
-            // is here, and the table is touched only by its calls (and, once it is gone, by its reclaim).
-            Some(Ok(Some(waiter))) => unsafe { proxy::wait_any(&[waiter]) },
+            Some(Ok(Some(waiter))) => wait_on(waiter),
         }
     }
+}
+
+/// Waits, in a receive, until the endpoint of `waiter` has a message or a closed peer (or spuriously).
+fn wait_on(waiter: proxy::Waiter) {
+    // Waiting switches this thread out: its kernel stack is noted first (`calls` does not for a receive).
+    crate::sched::note_ring3_stack();
+    // SAFETY: the endpoint stays in the SIP's table while this waits: the SIP has this one thread, which is
+    // here, and the table is touched only by its calls (and, once it is gone, by its reclaim).
+    unsafe { proxy::wait_any(&[waiter]) }
+}
+
+/// Copies `bytes` to `at` in SIP `id`'s space; whether it is its memory (and `id` a ring-3 SIP of this core).
+fn copy_out(id: u64, at: u64, bytes: &[u8]) -> bool {
+    let guard = table().lock();
+    let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sips.get(&id) else { return false };
+    space_of(user, &guard.ring3).is_some_and(|space| space.copy_out(at, bytes).is_ok())
 }
 
 /// `CHANNEL_STATUS`: the state of `handle`, written as five `u64`s at `at`.
 pub fn status(id: u64, handle: u64, at: u64) -> u64 {
     let Ok(handle) = u32::try_from(handle) else { return calls::BAD_HANDLE };
-    let answer = with_sip(id, |handles, space| {
-        let Some(status) = handles.get(handle).map(|end| end.status()) else { return calls::BAD_HANDLE };
-        let mut out = [0u8; 40];
-        let words = [
-            u64::from(status.peer_closed),
-            status.queued as u64,
-            status.in_flight as u64,
-            status.send_capacity as u64,
-            status.recv_capacity as u64,
-        ];
-        for (chunk, word) in out.as_chunks_mut::<8>().0.iter_mut().zip(words) {
-            *chunk = word.to_le_bytes();
-        }
-        if space.copy_out(at, &out).is_err() { calls::BAD_ADDRESS } else { 0 }
-    });
-    answer.unwrap_or(calls::NO_SUCH_CALL)
+    let Some(found) = with_handles(id, |handles| handles.get(handle).map(|end| end.status())) else {
+        return calls::NO_SUCH_CALL;
+    };
+    let Some(status) = found else { return calls::BAD_HANDLE };
+    let words = [
+        u64::from(status.peer_closed),
+        status.queued as u64,
+        status.in_flight as u64,
+        status.send_capacity as u64,
+        status.recv_capacity as u64,
+    ]
+    .map(u64::to_le_bytes);
+    if copy_out(id, at, words.as_flattened()) { 0 } else { calls::BAD_ADDRESS }
 }
 
 /// `CHANNEL_PEERS`: whether `a` and `b` are the two ends of one channel.
 pub fn peers(id: u64, a: u64, b: u64) -> u64 {
     let (Ok(a), Ok(b)) = (u32::try_from(a), u32::try_from(b)) else { return 0 };
-    let answer = with_sip(id, |handles, _| match (handles.get(a), handles.get(b)) {
+    let answer = with_handles(id, |handles| match (handles.get(a), handles.get(b)) {
         (Some(a), Some(b)) => u64::from(a.is_peer_of(b)),
         _ => 0,
     });
@@ -158,7 +246,8 @@ pub fn peers(id: u64, a: u64, b: u64) -> u64 {
 
 /// `CHANNEL_WAIT`: until one of the `count` handles at `at` is ready.
 pub fn wait(id: u64, at: u64, count: u64) -> u64 {
-    if count > calls::MAX_WAIT {
+    // A wait on no handle would never end (nothing could wake it): refused, as one on too many.
+    if count == 0 || count > calls::MAX_WAIT {
         return calls::BAD_ARGUMENT;
     }
     let mut raw = vec![0u8; count as usize * 4];
@@ -187,7 +276,7 @@ pub fn wait(id: u64, at: u64, count: u64) -> u64 {
 /// `CHANNEL_CLOSE`: closes `handle`.
 pub fn close(id: u64, handle: u64) -> u64 {
     let Ok(handle) = u32::try_from(handle) else { return calls::BAD_HANDLE };
-    let answer = with_sip(id, |handles, _| acting_for(id, || handles.close(handle)));
+    let answer = with_handles(id, |handles| acting_for(id, || handles.close(handle)));
     match answer {
         None => calls::NO_SUCH_CALL,
         Some(Ok(())) => 0,

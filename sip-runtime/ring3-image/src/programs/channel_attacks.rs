@@ -19,7 +19,7 @@ const KERNEL: u64 = 0xffff_8000_0000_0000;
 pub fn run(_: &str) -> u32 {
     let mut buffer = [0u8; 512];
     let buf = buffer.as_mut_ptr() as u64;
-    let checks: [&dyn Fn() -> bool; 15] = [
+    let checks: [&dyn Fn() -> bool; 16] = [
         // 1: the startup endpoint is there, with one message queued (its sender is gone: it sent the one).
         &|| {
             let mut words = [0u64; 5];
@@ -65,10 +65,12 @@ pub fn run(_: &str) -> u32 {
                 && calls::raw(c::CHANNEL_OPEN, KERNEL, 16, 0) == c::BAD_ADDRESS
                 && calls::raw(c::CHANNEL_OPEN, buf, 1 << 40, 0) == c::NO_SUCH_CONTRACT
         },
-        // 10: waits on too many handles, on kernel memory, on handles that name nothing.
+        // 10: waits on too many handles or none (which nothing could end), on kernel memory, on handles that name
+        // nothing.
         &|| {
             let nonsense = [12_345u32];
             calls::raw(c::CHANNEL_WAIT, buf, 1 << 20, 0) == c::BAD_ARGUMENT
+                && calls::raw(c::CHANNEL_WAIT, buf, 0, 0) == c::BAD_ARGUMENT
                 && calls::raw(c::CHANNEL_WAIT, KERNEL, 1, 0) == c::BAD_ADDRESS
                 && calls::raw(c::CHANNEL_WAIT, nonsense.as_ptr() as u64, 1, 0) == c::BAD_HANDLE
         },
@@ -82,13 +84,19 @@ pub fn run(_: &str) -> u32 {
                 return false;
             }
             let (client, server) = (pair & 0xffff_ffff, pair >> 32);
-            // Ping(42): tag 0, then the number.
+            // Ping(42): tag 0, then the number; short, so it comes back in registers (the buffer stays as it was),
+            // whether it went out from memory or in registers.
             let mut ping = [0u8; 12];
             ping[4..].copy_from_slice(&42u64.to_le_bytes());
             let mut got = [0u8; 12];
+            let registers = |(len, words): (u64, [u64; 4])| {
+                len == 12 && words[0].to_le_bytes()[..4] == ping[..4] && words[0] >> 32 == 42 && words[1] == 0
+            };
             calls::raw(c::CHANNEL_SEND, client, ping.as_ptr() as u64, 12) == 0
-                && calls::raw4(c::CHANNEL_RECV, server, got.as_mut_ptr() as u64, 12, 1) == 12
-                && got == ping
+                && registers(calls::recv_call(server as u32, got.as_mut_ptr() as u64, 12, true))
+                && got == [0; 12]
+                && calls::raw6(c::CHANNEL_SEND_SHORT, [client, 12, 42 << 32, 0, 0, 0]) == 0
+                && registers(calls::recv_call(server as u32, 0, 0, true))
                 && calls::raw(c::CHANNEL_PEERS, client, server, 0) == 1
                 && calls::raw(c::CHANNEL_PEERS, client, client, 0) == 0
         },
@@ -112,7 +120,20 @@ pub fn run(_: &str) -> u32 {
                 && calls::raw(c::NAMES_CONNECT, server, u64::MAX, 0) == c::BAD_HANDLE
                 && calls::raw(c::NAMES_CONNECT, server, 1 << 40, 0) == c::BAD_ARGUMENT
         },
-        // 15: channels until the quota says no; the kernel reclaims them all when this SIP ends.
+        // 15: short sends with lengths beyond the registers, forged handles, and bytes that are no message.
+        &|| {
+            let name = core::any::type_name::<channels::ContractPair<contracts::echo::Echo>>();
+            let pair = calls::raw(c::CHANNEL_OPEN, name.as_ptr() as u64, name.len() as u64, 0);
+            let (client, server) = (pair & 0xffff_ffff, pair >> 32);
+            pair < c::FIRST_ERROR
+                && calls::raw6(c::CHANNEL_SEND_SHORT, [client, 33, 0, 0, 0, 0]) == c::BAD_ARGUMENT
+                && calls::raw6(c::CHANNEL_SEND_SHORT, [client, u64::MAX, 0, 0, 0, 0]) == c::BAD_ARGUMENT
+                && calls::raw6(c::CHANNEL_SEND_SHORT, [99_999, 12, 0, 0, 0, 0]) == c::BAD_HANDLE
+                && calls::raw6(c::CHANNEL_SEND_SHORT, [1 << 33, 12, 0, 0, 0, 0]) == c::BAD_HANDLE
+                && calls::raw6(c::CHANNEL_SEND_SHORT, [client, 32, u64::MAX, 1, 2, 3]) == c::BROKEN
+                && calls::recv_call(server as u32, 0, 0, true).0 == c::CLOSED
+        },
+        // 16: channels until the quota says no; the kernel reclaims them all when this SIP ends.
         &|| {
             let name = core::any::type_name::<channels::ContractPair<contracts::echo::Echo>>();
             (0..5000)
