@@ -375,7 +375,11 @@ fn name_service_hands_out_connected_endpoints() {
                     sessions.push(thread::spawn(move || serve_echo(echo_server)));
                     owes.send_accepted().ok()
                 }
-                Err(_other) => owes.send_refused().ok(),
+                Err(other) => {
+                    // Dropped before the answer: the client checks that its end is closed once it is refused.
+                    drop(other);
+                    owes.send_refused().ok()
+                }
             };
             match answered {
                 Some(next) => provider = next,
