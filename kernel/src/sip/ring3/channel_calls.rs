@@ -51,12 +51,14 @@ fn with_handles<R>(id: u64, f: impl FnOnce(&mut HandleTable) -> R) -> Option<R> 
         cpu.handles_of.store(id + 1, Ordering::Relaxed);
         at
     };
-    // SAFETY: the table is the boxed one of SIP `id`, which is in this core's SIP table (the cache is cleared,
-    // on this core, when the SIP leaves it: `forget`), so it is alive and does not move. Nothing else touches it
-    // meanwhile: only this core's code does, always with interrupts off (the core's SIP table lock, or this call,
-    // entered from ring 3 with interrupts masked and not switching out inside `f`), and the SIP's one thread is
-    // this one, which holds no other reference to it while `f` runs.
-    Some(f(unsafe { &mut *at }))
+    // Why the reference below is sound: the table is the boxed one of SIP `id`, which is in this core's SIP table
+    // (the cache is cleared, on this core, when the SIP leaves it: `forget`), so it is alive and does not move.
+    // Nothing else touches it meanwhile: only this core's code does, always with interrupts off (the core's SIP
+    // table lock, or this call, entered from ring 3 with interrupts masked and not switching out inside `f`),
+    // and the SIP's one thread is this one, which holds no other reference to it while `f` runs.
+    // SAFETY: `at` is live, unmoved and used by nothing else while `f` runs (above).
+    let table = unsafe { &mut *at };
+    Some(f(table))
 }
 
 /// SIP `id` is leaving this core's SIP table: its handle table is no longer reached through the cache.
@@ -266,7 +268,7 @@ pub fn wait(id: u64, at: u64, count: u64) -> u64 {
         None => calls::NO_SUCH_CALL,
         Some(Err(answer)) => answer,
         Some(Ok(waiters)) => {
-            // SAFETY: as in `recv`: the endpoints stay in the table while the SIP's one thread waits here.
+            // SAFETY: as in `wait_on`: the endpoints stay in the table while the SIP's one thread waits here.
             unsafe { proxy::wait_any(&waiters) };
             0
         }
