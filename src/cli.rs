@@ -44,6 +44,9 @@ FLAGS:
 OTHER COMMANDS:
     cargo run -- bench-plot INPUT OUTPUT
                         turn a saved `bench protection` run (the serial output) into an SVG chart
+    cargo run -- contract-pictures [DIR]
+                        render every system contract's state machine into DIR (default: the repository's
+                        docs/contracts): NAME.dot and NAME.svg; needs Graphviz (Debian: graphviz)
 
 SERIAL CONSOLE:
     When stdin is a terminal, QEMU takes the terminal (-serial mon:stdio): quit with Ctrl-A X, or type
@@ -115,6 +118,14 @@ pub enum Action {
     Boot(Options),
     /// `bench-plot INPUT OUTPUT`: chart a saved `bench protection` run.
     BenchPlot { input: std::path::PathBuf, output: std::path::PathBuf },
+    /// `contract-pictures [DIR]`: render every system contract into `dir`.
+    ContractPictures { dir: std::path::PathBuf },
+}
+
+/// Where `contract-pictures` writes without a DIR: docs/contracts of this repository, wherever `cargo run` is
+/// started from (the pictures belong to the docs that show them).
+pub fn default_pictures_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join("contracts")
 }
 
 /// A command line the runner cannot act on.
@@ -139,6 +150,8 @@ pub enum UsageError {
     NotUnicode(OsString),
     /// `bench-plot` without exactly an input and an output file.
     BenchPlotUsage,
+    /// `contract-pictures` with more than one argument, or a flag.
+    ContractPicturesUsage,
 }
 
 impl fmt::Display for UsageError {
@@ -153,6 +166,9 @@ impl fmt::Display for UsageError {
             UsageError::NotUnicode(arg) => write!(f, "argument {arg:?} is not valid UTF-8"),
             UsageError::BenchPlotUsage => {
                 f.write_str("usage: bench-plot INPUT OUTPUT (a saved `bench protection` run, the SVG to write)")
+            }
+            UsageError::ContractPicturesUsage => {
+                f.write_str("usage: contract-pictures [DIR] (where to write the pictures; default docs/contracts)")
             }
         }
     }
@@ -179,6 +195,16 @@ where
         return match rest.as_slice() {
             [input, output] => Ok(Action::BenchPlot { input: input.into(), output: output.into() }),
             _ => Err(UsageError::BenchPlotUsage),
+        };
+    }
+    if args.peek().is_some_and(|first| first == "contract-pictures") {
+        args.next();
+        let rest: Vec<OsString> = args.collect();
+        return match rest.as_slice() {
+            [] => Ok(Action::ContractPictures { dir: default_pictures_dir() }),
+            // A flag here is a mistake (`--help`?), not a directory to create.
+            [dir] if !dir.to_string_lossy().starts_with('-') => Ok(Action::ContractPictures { dir: dir.into() }),
+            _ => Err(UsageError::ContractPicturesUsage),
         };
     }
 
@@ -387,6 +413,21 @@ mod tests {
         assert!(msg(&["--timeout", "NaN"]).contains("--timeout"));
         assert!(msg(&["--timeout", "-3"]).contains("--timeout"));
         assert_eq!(msg(&["--headless=yes"]), "--headless takes no value");
+    }
+
+    #[test]
+    fn contract_pictures_takes_at_most_a_directory() {
+        let dir = |args: &[&str]| match parse_strs(args) {
+            Ok(Action::ContractPictures { dir }) => Ok(dir),
+            Ok(other) => panic!("{args:?} gave {other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(dir(&["contract-pictures"]), Ok(default_pictures_dir()));
+        assert!(default_pictures_dir().ends_with("docs/contracts"));
+        assert_eq!(dir(&["contract-pictures", "out"]), Ok("out".into()));
+        assert_eq!(dir(&["contract-pictures", "a", "b"]), Err(UsageError::ContractPicturesUsage));
+        assert_eq!(dir(&["contract-pictures", "--help"]), Err(UsageError::ContractPicturesUsage));
+        assert!(HELP.contains("contract-pictures [DIR]"));
     }
 
     #[cfg(unix)]

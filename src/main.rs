@@ -5,7 +5,8 @@
 //! - `images`: the built images and their stable copies in `<target dir>/images/`;
 //! - `qemu`: finding QEMU and OVMF, the QEMU command line, what QEMU's exit status means;
 //! - `session`: running QEMU, relaying the serial console, timeouts, never leaving QEMU behind;
-//! - `plot`: `bench-plot`, the chart of a saved `bench protection` run.
+//! - `plot`: `bench-plot`, the chart of a saved `bench protection` run;
+//! - `pictures`: `contract-pictures`, the system contracts' state machines as Graphviz text and SVG.
 //!
 //! Exit statuses: 0 clean shutdown, 1 kernel panic, 2 any other end of QEMU (triple fault, reset, odd status),
 //! 3 `--timeout`, 4 nothing booted (usage or setup error). The runner's own messages go to stderr prefixed with
@@ -15,6 +16,7 @@
 
 mod cli;
 mod images;
+mod pictures;
 mod plot;
 mod qemu;
 mod session;
@@ -61,6 +63,19 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("plurality: bench-plot: {e}");
+                ExitCode::from(EXIT_SETUP)
+            }
+        },
+        Action::ContractPictures { dir } => match pictures::run(&dir) {
+            Ok(made) => {
+                for path in &made.leftovers {
+                    eprintln!("plurality: note: {} belongs to no contract (remove it by hand)", path.display());
+                }
+                eprintln!("plurality: {} contracts rendered into {}", made.contracts, dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("plurality: contract-pictures: {e}");
                 ExitCode::from(EXIT_SETUP)
             }
         },

@@ -234,10 +234,31 @@ fn kv_store_sip_from_the_console() {
             && row("shell#", "kv#"),
         &format!("channels:\n{channels}"),
     );
+    // Every conversation so far ended in a terminal state or is still going: no endpoint was dropped
+    // mid-protocol (docs/contracts.md, "Dropping mid-protocol").
+    r.check(channels.lines().last() == Some("dropped mid-protocol: none"), &format!("channels:\n{channels}"));
     let contracts = r.command("contracts");
-    for expected in ["Echo: 4 states", "KvStore: 6 states", "Ready (initial): client sends Get -> Getting"] {
+    for expected in [
+        "Echo: 4 states",
+        "KvStore: 6 states, 10 messages; at most 1 in flight to the server, 1 to the client; 0 dropped mid-protocol",
+        "Ready (initial): client sends Get -> Getting",
+    ] {
         r.check(contracts.contains(expected), &format!("contracts lacks `{expected}`:\n{contracts}"));
     }
+    // One contract as Graphviz text (docs/contracts.md, "Pictures"), and an unknown name answered with the known.
+    let dot = r.command("contracts --dot Echo");
+    r.check(
+        dot.lines().next() == Some("digraph Echo {")
+            && dot.lines().any(|l| l.contains("\"Ready\" -> ") && l.contains("[label="))
+            && dot.lines().last() == Some("}"),
+        &format!("contracts --dot Echo:\n{dot}"),
+    );
+    let unknown = r.command("contracts --dot Nope");
+    r.check(
+        unknown.starts_with("error: no contract named 'Nope'")
+            && ["Echo", "KvStore", "NameService", "Stream"].iter().all(|name| unknown.contains(name)),
+        &format!("contracts --dot Nope: {unknown}"),
+    );
     // The store is a SIP like any other: killed, the console's next request sees the channel closed.
     let ps = r.command("ps");
     r.check(

@@ -7,7 +7,8 @@
 //! Invariants: [`HostExchange`] records every live block and channel side in its [`Ledger`]; a thread acts for
 //! the owner set with [`set_current_owner`] (default [`Owner::KERNEL`]); a broken ownership rule panics the
 //! calling thread (on the host, a test failure) and changes nothing. Wake tokens index a registry of parked
-//! threads that only grows; an unknown token wakes nobody.
+//! threads that only grows; an unknown token wakes nobody. Mid-protocol drops are counted per contract
+//! ([`mid_protocol_drops`]).
 
 use crate::ledger::{ChannelId, Item, Ledger, Release, RingId, Side, Violation};
 use crate::platform::{self, AllocError, AlreadyInstalled, Blocking, Exchange, Owner, Platform};
@@ -21,6 +22,15 @@ use std::vec::Vec;
 
 /// Blocking by `std::thread::park` after polling a little (the peer is often on another core and quick).
 pub struct ThreadBlocking;
+
+/// Endpoints dropped mid-protocol, per contract name (`Exchange::dropped_mid_protocol`).
+static MID_PROTOCOL_DROPS: Mutex<Vec<(&'static str, u64)>> = Mutex::new(Vec::new());
+
+/// How many endpoints of contract `contract` were dropped outside a terminal state while their peer was there.
+pub fn mid_protocol_drops(contract: &str) -> u64 {
+    let drops = MID_PROTOCOL_DROPS.lock().unwrap_or_else(PoisonError::into_inner);
+    drops.iter().find(|(name, _)| *name == contract).map_or(0, |(_, count)| *count)
+}
 
 /// Every thread that ever asked for a token, by token.
 static THREADS: Mutex<Vec<Thread>> = Mutex::new(Vec::new());
@@ -173,6 +183,14 @@ unsafe impl Exchange for HostExchange {
 
     fn receive(&self, item: Item, ring: RingId) -> bool {
         self.checked(self.ledger().receive(item, ring, current_owner()))
+    }
+
+    fn dropped_mid_protocol(&self, contract: &'static str, _state: &'static str, _side: &'static str) {
+        let mut drops = MID_PROTOCOL_DROPS.lock().unwrap_or_else(PoisonError::into_inner);
+        match drops.iter_mut().find(|(name, _)| *name == contract) {
+            Some((_, count)) => *count += 1,
+            None => drops.push((contract, 1)),
+        }
     }
 
     fn give(&self, item: Item, from: Owner, to: Owner) {

@@ -5,7 +5,8 @@
 //! (message data lives in the exchange heap and moves between processes by ownership transfer); [`raw`]
 //! endpoints (a pair of rings in one block sized at creation, with close flags and a wake protocol); the
 //! [`Receive`] trait, [`recv`], [`try_recv`] and [`select2`]/[`select3`]/[`select_vec`]/[`select_with_vec`]
-//! that typed endpoints use; the [`ContractInfo`] description with its Graphviz rendering; the [`platform`]
+//! that typed endpoints use, and their transport [`tracked::Tracked`] (a raw endpoint that knows its contract
+//! state and reports a drop mid-protocol); the [`ContractInfo`] description with its Graphviz rendering; the [`platform`]
 //! hooks a kernel plugs in ([`Exchange`], [`Blocking`]); the [`ledger`] of who holds and who pays for what,
 //! which platforms keep behind a lock; what only the [`trusted`] base may do; and, for ring-3 SIPs (which never
 //! see the exchange heap), the byte form of messages ([`wire`]), the kernel's side of their endpoints
@@ -61,6 +62,7 @@ mod ring;
 mod select;
 #[cfg(not(feature = "ring3"))]
 mod sync;
+pub mod tracked;
 pub mod trusted;
 mod walk;
 pub mod wire;
@@ -79,5 +81,6 @@ pub use exvec::ExVec;
 pub use linkme as __linkme;
 pub use platform::{AllocError, Blocking, Exchange, Owner};
 pub use select::{Select2, Select3, SelectWithVec, select_vec, select_with_vec, select2, select3};
+pub use tracked::State;
 #[doc(hidden)]
 pub use walk::Walk;

@@ -108,6 +108,13 @@ pub unsafe trait Exchange: Sync {
     /// The caller's endpoint on `side` is closed (its ring flags are set): forget the side, and free the
     /// channel with everything its rings hold once neither side is held.
     fn release(&self, side: Side);
+
+    /// The caller dropped its `side` ("client" or "server") endpoint of a `contract` channel in `state`, which is
+    /// not terminal, while the peer was still there: the peer sees `Closed` mid-protocol. For diagnostics
+    /// (counted, logged); the names are the generated code's constants. Nothing by default.
+    fn dropped_mid_protocol(&self, contract: &'static str, state: &'static str, side: &'static str) {
+        let _ = (contract, state, side);
+    }
 }
 
 /// How a receiving thread blocks until a peer sends or closes.

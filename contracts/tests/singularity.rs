@@ -7,15 +7,6 @@ use channels::{Closed, ExVec};
 use contracts::{Exchangeable, contract};
 
 // nic-device:start
-/// What a device reports when it starts.
-#[derive(Exchangeable, Clone, Copy, PartialEq, Eq, Debug)]
-pub struct NicInfo {
-    /// The hardware address.
-    pub mac: [u8; 6],
-    /// The largest frame, in bytes.
-    pub mtu: u32,
-}
-
 /// What the client configures.
 #[derive(Exchangeable, Clone, Copy, PartialEq, Eq, Debug)]
 pub struct NicParameters {
@@ -37,13 +28,13 @@ pub enum NicEventType {
 }
 
 contract! {
-    /// Sing#: `contract NicEvents { out message NicDeviceEvent(NicEventType); in message AckEvent();
+    /// Sing#: `contract NicEvents { out message NicDeviceEvent(NicEventType eventType); in message AckEvent();
     /// state READY: one { NicDeviceEvent! -> AckEvent? -> READY; } }`
     pub contract NicEvents {
-        out message NicDeviceEvent(NicEventType);
+        out message NicDeviceEvent(event: NicEventType);
         in message AckEvent;
-        initial state Ready { NicDeviceEvent -> Acking }
-        state Acking { AckEvent -> Ready }
+        initial state Ready { NicDeviceEvent! -> Acking }
+        state Acking { AckEvent? -> Ready }
     }
 }
 
@@ -53,29 +44,29 @@ contract! {
     /// The paper elides the rest of `IO_RUNNING` (`...`); `StopIO`, acknowledged by `Success`, stands in for it
     /// (unacknowledged, `StartIO`/`StopIO` would be a cycle of `in` messages: an unbounded queue).
     pub contract NicDevice {
-        out message DeviceInfo(NicInfo);
-        in message RegisterForEvents(nic_events::Server<nic_events::state::Ready>);
-        in message SetParameters(NicParameters);
-        out message InvalidParameters(NicParameters);
+        out message DeviceInfo(mac: [u8; 6], mtu: u32);
+        in message RegisterForEvents(events: nic_events::Server<nic_events::state::Ready>);
+        in message SetParameters(parameters: NicParameters);
+        out message InvalidParameters(parameters: NicParameters);
         out message Success;
         in message StartIO;
         in message ConfigureIO;
-        in message PacketForReceive(ExVec<u8>);
-        out message BadPacketSize(ExVec<u8>, u32);
+        in message PacketForReceive(buffer: ExVec<u8>);
+        out message BadPacketSize(buffer: ExVec<u8>, expected: u32);
         in message GetReceivedPacket;
-        out message ReceivedPacket(ExVec<u8>);
+        out message ReceivedPacket(buffer: ExVec<u8>);
         out message NoPacket;
         in message StopIO;
 
-        initial state Start { DeviceInfo -> IoConfigureBegin }
-        state IoConfigureBegin { RegisterForEvents -> IoConfigureParameters }
-        state IoConfigureParameters { SetParameters -> IoConfigureAck }
-        state IoConfigureAck { InvalidParameters -> IoConfigureBegin, Success -> IoConfigured }
-        state IoConfigured { StartIO -> IoRunning, ConfigureIO -> IoConfigureBegin }
-        state IoRunning { PacketForReceive -> ReceiveAck, GetReceivedPacket -> Polling, StopIO -> Stopping }
-        state ReceiveAck { Success -> IoRunning, BadPacketSize -> IoRunning }
-        state Polling { ReceivedPacket -> IoRunning, NoPacket -> IoRunning }
-        state Stopping { Success -> IoConfigured }
+        initial state Start { DeviceInfo! -> IoConfigureBegin }
+        state IoConfigureBegin { RegisterForEvents? -> IoConfigureParameters }
+        state IoConfigureParameters { SetParameters? -> IoConfigureAck }
+        state IoConfigureAck { InvalidParameters! -> IoConfigureBegin; Success! -> IoConfigured }
+        state IoConfigured { StartIO? -> IoRunning; ConfigureIO? -> IoConfigureBegin }
+        state IoRunning { PacketForReceive? -> ReceiveAck; GetReceivedPacket? -> Polling; StopIO? -> Stopping }
+        state ReceiveAck { Success! -> IoRunning; BadPacketSize! -> IoRunning }
+        state Polling { ReceivedPacket! -> IoRunning; NoPacket! -> IoRunning }
+        state Stopping { Success! -> IoConfigured }
     }
 }
 // nic-device:end
@@ -110,10 +101,12 @@ fn the_macro_derives_the_bounds_sing_sharp_would() {
     assert_eq!(<nic_events::NicEvents as Contract>::TO_SERVER_CAPACITY, 1);
     let dot = nic_device::INFO.to_dot();
     assert!(
-        dot.contains("\"IoConfigureAck\" -> \"IoConfigureBegin\" [label=\"InvalidParameters!(NicParameters)\"];"),
+        dot.contains(
+            "\"IoConfigureAck\" -> \"IoConfigureBegin\" [label=\"InvalidParameters!(parameters: NicParameters)\"];"
+        ),
         "{dot}"
     );
-    assert!(dot.contains("\"IoRunning\" -> \"ReceiveAck\" [label=\"PacketForReceive?(ExVec<u8>)\"];"), "{dot}");
+    assert!(dot.contains("\"IoRunning\" -> \"ReceiveAck\" [label=\"PacketForReceive?(buffer: ExVec<u8>)\"];"), "{dot}");
 }
 
 #[test]
@@ -121,13 +114,13 @@ fn a_device_is_configured_and_moves_packets() {
     use nic_device::{client, server};
     let (driver_user, device) = nic_device::channel();
     let device_thread = std::thread::spawn(move || {
-        let configuring = device.send_device_info(NicInfo { mac: [2, 0, 0, 0, 0, 1], mtu: 1500 }).expect("client");
+        let configuring = device.send_device_info([2, 0, 0, 0, 0, 1], 1500).expect("client");
         let mut configuring = configuring;
         let (events, running) = loop {
-            let Ok(server::IoConfigureBegin::RegisterForEvents(events, s)) = configuring.recv() else {
+            let Ok(server::IoConfigureBegin::RegisterForEvents { events, endpoint: s }) = configuring.recv() else {
                 panic!("register")
             };
-            let Ok(server::IoConfigureParameters::SetParameters(parameters, s)) = s.recv() else {
+            let Ok(server::IoConfigureParameters::SetParameters { parameters, endpoint: s }) = s.recv() else {
                 panic!("parameters")
             };
             if parameters.receive_buffers == 0 {
@@ -146,11 +139,11 @@ fn a_device_is_configured_and_moves_packets() {
         let mut buffers = Vec::new();
         loop {
             running = match running.recv() {
-                Ok(server::IoRunning::PacketForReceive(buffer, s)) if buffer.len() < 64 => {
+                Ok(server::IoRunning::PacketForReceive { buffer, endpoint: s }) if buffer.len() < 64 => {
                     let size = buffer.len() as u32;
                     s.send_bad_packet_size(buffer, size).expect("client")
                 }
-                Ok(server::IoRunning::PacketForReceive(buffer, s)) => {
+                Ok(server::IoRunning::PacketForReceive { buffer, endpoint: s }) => {
                     buffers.push(buffer);
                     s.send_success().expect("client")
                 }
@@ -170,13 +163,15 @@ fn a_device_is_configured_and_moves_packets() {
         }
     });
 
-    let Ok(client::Start::DeviceInfo(info, user)) = driver_user.recv() else { panic!("device info") };
-    assert_eq!(info.mtu, 1500);
+    let Ok(client::Start::DeviceInfo { mac, mtu, endpoint: user }) = driver_user.recv() else { panic!("device info") };
+    assert_eq!((mac[0], mtu), (2, 1500));
     let (events_client, events_server) = nic_events::channel();
     let user = user.send_register_for_events(events_server).expect("device");
     let user = user.send_set_parameters(NicParameters { promiscuous: false, receive_buffers: 0 }).expect("device");
-    let Ok(client::IoConfigureAck::InvalidParameters(rejected, user)) = user.recv() else { panic!("rejected") };
-    assert_eq!(rejected.receive_buffers, 0);
+    let Ok(client::IoConfigureAck::InvalidParameters { parameters, endpoint: user }) = user.recv() else {
+        panic!("rejected")
+    };
+    assert_eq!(parameters.receive_buffers, 0);
     let (events_client, events_server) = {
         drop(events_client);
         nic_events::channel()
@@ -185,7 +180,9 @@ fn a_device_is_configured_and_moves_packets() {
     let user = user.send_set_parameters(NicParameters { promiscuous: false, receive_buffers: 4 }).expect("device");
     let Ok(client::IoConfigureAck::Success(user)) = user.recv() else { panic!("configured") };
     let user = user.send_start_io().expect("device");
-    let Ok(nic_events::client::Ready::NicDeviceEvent(NicEventType::LinkUp, events)) = events_client.recv() else {
+    let Ok(nic_events::client::Ready::NicDeviceEvent { event: NicEventType::LinkUp, endpoint: events }) =
+        events_client.recv()
+    else {
         panic!("link up")
     };
     drop(events.send_ack_event().expect("device"));
@@ -193,13 +190,15 @@ fn a_device_is_configured_and_moves_packets() {
     let user = user.send_get_received_packet().expect("device");
     let Ok(client::Polling::NoPacket(user)) = user.recv() else { panic!("no packet yet") };
     let user = user.send_packet_for_receive(ExVec::from_slice(&[0u8; 16])).expect("device");
-    let Ok(client::ReceiveAck::BadPacketSize(small, 16, user)) = user.recv() else { panic!("too small") };
-    assert_eq!(small.len(), 16, "the buffer comes back");
+    let Ok(client::ReceiveAck::BadPacketSize { buffer, expected: 16, endpoint: user }) = user.recv() else {
+        panic!("too small")
+    };
+    assert_eq!(buffer.len(), 16, "the buffer comes back");
     let user = user.send_packet_for_receive(ExVec::from_slice(&[0u8; 1514])).expect("device");
     let Ok(client::ReceiveAck::Success(user)) = user.recv() else { panic!("accepted") };
     let user = user.send_get_received_packet().expect("device");
-    let Ok(client::Polling::ReceivedPacket(packet, user)) = user.recv() else { panic!("a packet") };
-    assert_eq!((packet.len(), packet[0]), (1514, 0xAB));
+    let Ok(client::Polling::ReceivedPacket { buffer, endpoint: user }) = user.recv() else { panic!("a packet") };
+    assert_eq!((buffer.len(), buffer[0]), (1514, 0xAB));
     let Ok(client::Stopping::Success(_configured)) = user.send_stop_io().expect("device").recv() else {
         panic!("stopped")
     };

@@ -391,6 +391,9 @@ pub trait KernelAbi: Sync {
     fn cpu(&self, index: u32) -> Option<CpuInfo>;
     /// The live channel with the smallest id above `after` (needs `SystemInfo`, `None` otherwise).
     fn channel_after(&self, after: Option<u64>) -> Option<ChannelInfo>;
+    /// How many endpoints of contract `contract` were dropped outside a terminal state while their peer was
+    /// still there, since boot (each such drop is also logged at debug level, with the state and side).
+    fn mid_protocol_drops(&self, contract: &str) -> u64;
     /// The system log's level.
     fn log_level(&self) -> LogFilter;
     /// Sets the system log's level (needs `SystemAdmin`).

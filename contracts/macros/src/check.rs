@@ -4,14 +4,20 @@
 //! unknown message or state in a transition, a message listed twice in one state, a state where both sides may
 //! send (a race), a terminal state with transitions, a non-terminal state with no way out, a state unreachable
 //! from the initial one, a message no state uses, and a cycle whose messages all go one way (Sing#'s
-//! bounded-queue rule). All errors are reported together.
+//! bounded-queue rule), a Sing# direction mark (`Msg?`, `Msg!`) that contradicts the message's declaration, a
+//! message whose parameters are partly named, named twice or named `endpoint` (the receive variants' field for
+//! the endpoint in its next state), and a payload that borrows or points (`&T`, `*const T`, `fn()`, `dyn T`, a
+//! lifetime): such a type can never travel, and rejecting it here gives one error at the type instead of the
+//! compiler's lifetime errors. All errors are reported together.
 //!
 //! Capacity: with every one-way cycle rejected, the transitions of one direction form a DAG; the longest path in
 //! it is the longest run of messages one side can send before it must wait for the other, which bounds the
 //! messages in flight that way (the receiver only answers after draining the run).
 
 use crate::parse::{ContractDef, Dir};
+use quote::ToTokens;
 use std::collections::HashMap;
+use syn::spanned::Spanned;
 
 /// One resolved transition.
 pub struct Edge {
@@ -62,6 +68,9 @@ pub fn check(def: &ContractDef) -> syn::Result<Analysis> {
             errors.push(message.name.span(), format_args!("message `{}` is declared twice", message.name));
         }
     }
+    for message in &def.messages {
+        check_parameters(message, &mut errors);
+    }
     let mut state_index = HashMap::new();
     for (i, state) in def.states.iter().enumerate() {
         if state_index.insert(state.name.to_string(), i).is_some() {
@@ -108,6 +117,24 @@ pub fn check(def: &ContractDef) -> syn::Result<Analysis> {
             }
             if let Some(message) = message {
                 used[message] = true;
+                let declared = def.messages[message].dir;
+                if let Some((marked, span)) = transition.mark
+                    && marked != declared
+                {
+                    let (sender, receiver, mark) = match declared {
+                        Dir::In => ("client", "server", '?'),
+                        Dir::Out => ("server", "client", '!'),
+                    };
+                    errors.push(
+                        span,
+                        format_args!(
+                            "`{name}` is an `{}` message (the {sender} sends it, the {receiver} receives it): its \
+                             Sing# mark is `{name}{mark}` (or write no mark)",
+                            declared.keyword(),
+                            name = transition.message,
+                        ),
+                    );
+                }
             }
             if seen.insert(transition.message.to_string(), 0).is_some() {
                 errors.push(
@@ -203,6 +230,101 @@ pub fn check(def: &ContractDef) -> syn::Result<Analysis> {
 
     errors.finish()?;
     Ok(Analysis { initial, edges, sender, in_capacity: capacities[0], out_capacity: capacities[1] })
+}
+
+/// The name of the field that holds the endpoint in a receive variant of a message with named parameters.
+pub const ENDPOINT_FIELD: &str = "endpoint";
+
+/// A message's parameters: all named or none, each name once and not [`ENDPOINT_FIELD`], and no type that
+/// borrows or points.
+fn check_parameters(message: &crate::parse::MessageDef, errors: &mut Errors) {
+    let named = message.is_named();
+    let mut seen = std::collections::HashSet::new();
+    for field in &message.fields {
+        match (&field.name, named) {
+            (Some(name), true) => {
+                if name == ENDPOINT_FIELD {
+                    errors.push(
+                        name.span(),
+                        format_args!(
+                            "a parameter may not be named `{ENDPOINT_FIELD}`: a received `{}` binds the endpoint \
+                             in its next state under that name",
+                            message.name
+                        ),
+                    );
+                } else if !seen.insert(name.to_string()) {
+                    errors.push(name.span(), format_args!("parameter `{name}` of `{}` is named twice", message.name));
+                }
+            }
+            (None, false) => {}
+            (_, _) => errors.push(
+                field.ty.span(),
+                format_args!(
+                    "the parameters of `{}` are named or positional, not both: `{}(id: u64, text: ExString)` or \
+                     `{}(u64, ExString)`",
+                    message.name, message.name, message.name
+                ),
+            ),
+        }
+        if let Some((span, what)) = borrowed(&field.ty) {
+            let ty = type_text(&field.ty);
+            errors.push(
+                span,
+                format_args!(
+                    "`{ty}` cannot travel in a message: {what}, and a message leaves its sender; send owned \
+                     exchange-heap data (`ExVec<u8>`, `ExString`, `ExBox<T>`) or plain values"
+                ),
+            );
+        }
+    }
+}
+
+/// `ty` as a user writes it (`&'static u8`, `*const u8`, `[u8; 6]`), not as tokens print (`& 'static u8`).
+pub fn type_text(ty: &syn::Type) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (spaced, tight) in
+        [(" <", "<"), ("< ", "<"), (" >", ">"), (" ::", "::"), (":: ", "::"), (" ,", ","), (" ;", ";")]
+    {
+        text = text.replace(spaced, tight);
+    }
+    for (spaced, tight) in [("& ", "&"), ("* ", "*"), ("[ ", "["), (" ]", "]"), ("( ", "("), (" )", ")")] {
+        text = text.replace(spaced, tight);
+    }
+    text
+}
+
+/// The first part of `ty` that borrows or points, and why that cannot travel.
+fn borrowed(ty: &syn::Type) -> Option<(proc_macro2::Span, &'static str)> {
+    use syn::visit::Visit;
+    struct Finder(Option<(proc_macro2::Span, &'static str)>);
+    impl<'a> Visit<'a> for Finder {
+        fn visit_type(&mut self, ty: &'a syn::Type) {
+            if self.0.is_some() {
+                return;
+            }
+            let found = match ty {
+                syn::Type::Reference(_) => Some("it is a reference (it borrows memory of the sender)"),
+                syn::Type::Ptr(_) => Some("it is a raw pointer (an address in the sender's memory)"),
+                syn::Type::BareFn(_) => Some("it is a function pointer (code of the sender)"),
+                syn::Type::TraitObject(_) | syn::Type::ImplTrait(_) => {
+                    Some("it is a trait object (its code and size are the sender's)")
+                }
+                _ => None,
+            };
+            match found {
+                Some(what) => self.0 = Some((ty.span(), what)),
+                None => syn::visit::visit_type(self, ty),
+            }
+        }
+        fn visit_lifetime(&mut self, lifetime: &'a syn::Lifetime) {
+            if self.0.is_none() {
+                self.0 = Some((lifetime.span(), "it has a lifetime (it borrows memory of the sender)"));
+            }
+        }
+    }
+    let mut finder = Finder(None);
+    finder.visit_type(ty);
+    finder.0
 }
 
 /// Never used: `check` returns an error whenever it would be (kept total without `unwrap`).

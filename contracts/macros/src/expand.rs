@@ -11,7 +11,7 @@ use crate::derive::drop_guard;
 use crate::names::snake_case;
 use crate::parse::{ContractDef, Dir};
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::Ident;
 use syn::spanned::Spanned;
 
@@ -55,34 +55,64 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
     for message in &def.messages {
         let msg = &message.name;
         let docs = docs_or(&message.attrs, format!("Message `{msg}` (`{}`).", message.dir.keyword()));
-        let types = &message.fields;
-        let fields: Vec<TokenStream> = types.iter().map(|ty| quote!(pub #ty)).collect();
-        let indices = (0..types.len()).map(syn::Index::from);
-        // Spanned at each payload type, so "not Exchangeable" points at the type in the contract.
+        let types: Vec<&syn::Type> = message.fields.iter().map(|field| &field.ty).collect();
+        // How the generated code reaches each field: by name (`self.len`) or by position (`self.0`).
+        let members: Vec<syn::Member> = message
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(index, field)| match &field.name {
+                Some(name) => syn::Member::Named(name.clone()),
+                None => syn::Member::Unnamed(syn::Index::from(index)),
+            })
+            .collect();
+        // Spanned at each payload type, so "not Exchangeable" points at the type in the contract. (Spanning the
+        // encode and decode calls too would add a copy of the error there: the compiler reports an unsatisfied
+        // bound once per span, and these unspanned ones merge with it.)
         let transfers: Vec<TokenStream> = types
             .iter()
-            .zip(indices)
-            .map(|(ty, index)| {
+            .zip(&members)
+            .map(|(ty, member)| {
                 quote_spanned! {ty.span()=>
-                    <#ty as ::channels::Exchangeable>::__visit(&self.#index, walk);
+                    <#ty as ::channels::Exchangeable>::__visit(&self.#member, walk);
                 }
             })
             .collect();
-        let body = if types.is_empty() { quote!(;) } else { quote!((#(#fields),*);) };
-        let encodes: Vec<TokenStream> = (0..types.len())
-            .map(syn::Index::from)
-            .zip(types)
-            .map(|(index, ty)| quote!(<#ty as ::channels::Exchangeable>::__encode(self.#index, out)?;))
+        let body = if types.is_empty() {
+            quote!(;)
+        } else if message.is_named() {
+            let fields = message.fields.iter().map(|field| {
+                let (name, ty) = (&field.name, &field.ty);
+                let doc =
+                    format!("Parameter `{}` of `{msg}`.", name.as_ref().map(ToString::to_string).unwrap_or_default());
+                quote!(#[doc = #doc] pub #name: #ty)
+            });
+            quote!({ #(#fields),* })
+        } else {
+            quote!((#(pub #types),*);)
+        };
+        let encodes: Vec<TokenStream> = members
+            .iter()
+            .zip(&types)
+            .map(|(member, ty)| quote!(<#ty as ::channels::Exchangeable>::__encode(self.#member, out)?;))
             .collect();
-        let decodes = types.iter().map(|ty| quote!(<#ty as ::channels::Exchangeable>::__decode(input)?));
-        let decode_value = if types.is_empty() { quote!(Self) } else { quote!(Self(#(#decodes),*)) };
+        let decodes: Vec<TokenStream> = members
+            .iter()
+            .zip(&types)
+            .map(
+                |(member, ty)| quote_spanned!(ty.span()=> #member: <#ty as ::channels::Exchangeable>::__decode(input)?),
+            )
+            .collect();
+        let decode_value = if types.is_empty() { quote!(Self) } else { quote!(Self { #(#decodes),* }) };
+        let tracked_of =
+            types.iter().map(|ty| quote_spanned!(ty.span()=> || <#ty as ::channels::Exchangeable>::__TRACKED));
         let guard = drop_guard(msg, &syn::Generics::default());
         message_structs.push(quote! {
             #docs
             pub struct #msg #body
             // SAFETY: generated: every field is `Exchangeable` and visited once; no `Drop` (the guard below).
             unsafe impl ::channels::Exchangeable for #msg {
-                const __TRACKED: bool = false #(|| <#types as ::channels::Exchangeable>::__TRACKED)*;
+                const __TRACKED: bool = false #(#tracked_of)*;
                 #[allow(unused_variables)]
                 fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
                     #(#transfers)*
@@ -154,105 +184,240 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
     let state_items = def.states.iter().map(|state| {
         let ident = &state.name;
         let docs = docs_or(&state.attrs, format!("State `{ident}`."));
+        let (state_name, terminal) = (ident.to_string(), state.terminal.is_some());
         quote! {
             #docs
             #[derive(Debug)]
             pub enum #ident {}
+            impl ::channels::State for #ident {
+                const CONTRACT: &'static str = #name_str;
+                const NAME: &'static str = #state_name;
+                const TERMINAL: bool = #terminal;
+            }
         }
     });
 
-    // --- per-state endpoint methods --------------------------------------------------------------------------
+    // --- the endpoint types ----------------------------------------------------------------------------------
+    // Named after the contract (`EchoClient`), so that a compiler error about an endpoint of the wrong contract
+    // names both contracts; `Client<S>` and `Server<S>` are the names code uses (type aliases).
+    let client = format_ident!("{}Client", name);
+    let server = format_ident!("{}Server", name);
+    let side_struct = |dir: Dir| if dir == Dir::In { &client } else { &server };
+    let side_word = |dir: Dir| if dir == Dir::In { "client" } else { "server" };
+
+    // --- sends: one method per message and side, allowed by a trait its states implement ----------------------
+    // A send is allowed where the state implements the message's trait (`rules::ClientSendsPing`), whose
+    // associated type is the next state. Sending in the wrong state, or from the wrong side (the other side's
+    // trait has no implementation), is then a trait error, and the trait's `on_unimplemented` text names the
+    // contract, the side, the message and the states where it is allowed.
+    let mut rules = Vec::new();
     let mut impls = Vec::new();
+    for (index, message) in def.messages.iter().enumerate() {
+        let msg = &message.name;
+        let tag = tags[&msg.to_string()];
+        let method = format_ident!("send_{}", snake_case(&msg.to_string()), span = msg.span());
+        let types: Vec<&syn::Type> = message.fields.iter().map(|field| &field.ty).collect();
+        let args: Vec<Ident> = message
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, field)| field.name.clone().unwrap_or_else(|| format_ident!("arg{i}")))
+            .collect();
+        let construct = construct_of(message, &args);
+        let allowed: Vec<(usize, usize)> = analysis
+            .edges
+            .iter()
+            .enumerate()
+            .flat_map(|(state, edges)| edges.iter().filter(|e| e.message == index).map(move |e| (state, e.next)))
+            .collect();
+        let listed = allowed
+            .iter()
+            .map(|&(state, next)| format!("`{}` (then `{}`)", def.states[state].name, def.states[next].name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (sender, receiver) = (message.dir, if message.dir == Dir::In { Dir::Out } else { Dir::In });
+        for side in [sender, receiver] {
+            let trait_name = format_ident!("{}Sends{}", if side == Dir::In { "Client" } else { "Server" }, msg);
+            let endpoint = side_struct(side);
+            // The bound is spanned at the message's declaration: "required by a bound" then points there, not
+            // at the whole contract.
+            let bound_at = quote_spanned!(msg.span()=> S: rules::#trait_name);
+            let (side_name, sender_name) = (side_word(side), side_word(sender));
+            if side == sender {
+                let text = format!("in `{name_str}`, the {side_name} cannot send `{msg}` in state `{{Self}}`");
+                let note = format!("the {side_name} sends `{msg}` in {listed}");
+                let state_impls = allowed.iter().map(|&(state, next)| {
+                    let (st, next) = (&def.states[state].name, &def.states[next].name);
+                    // Spanned at the transition, so "the trait is implemented for ..." points at it.
+                    let at = def.states[state]
+                        .transitions
+                        .iter()
+                        .find(|t| t.message == *msg)
+                        .map_or(def.states[state].name.span(), |t| t.message.span());
+                    quote_spanned!(at=> impl #trait_name<super::state::#next> for super::state::#st {})
+                });
+                let trait_doc = format!("The states in which the {side_name} may send `{msg}`.");
+                rules.push(quote! {
+                    #[doc = #trait_doc]
+                    #[diagnostic::on_unimplemented(message = #text, label = "not allowed in this state", note = #note)]
+                    // The next state is a parameter, not an associated type: a projection in the method's return
+                    // type would make a wrong-state send "method exists but its trait bounds were not
+                    // satisfied", without this trait's text.
+                    pub trait #trait_name<Next> {}
+                    #(#state_impls)*
+                });
+                let wire = if sender == Dir::In { quote!(ToServer) } else { quote!(ToClient) };
+                let docs = docs_or(&message.attrs, format!("Sends `{msg}`."));
+                let transition_doc = format!("Allowed in {listed}; if the peer is gone the message comes back.");
+                impls.push(quote! {
+                    impl<S: ::channels::State> #endpoint<S> {
+                        #docs
+                        #[doc = ""]
+                        #[doc = #transition_doc]
+                        // Inline across crates: the typestate layer must cost nothing over the raw ring
+                        // (docs/benchmarks.md measures it in instructions).
+                        #[inline]
+                        pub fn #method<Next>(self, #(#args: #types),*)
+                            -> ::core::result::Result<#endpoint<Next>, ::channels::PeerClosed<msg::#msg>>
+                        where
+                            #bound_at<Next>,
+                            Next: ::channels::State,
+                        {
+                            let mut raw = self.raw.into_raw();
+                            match raw.send_mapped(#construct, #tag, #wire::#msg) {
+                                ::core::result::Result::Ok(()) => {
+                                    ::core::result::Result::Ok(#endpoint { raw: ::channels::tracked::Tracked::new(raw) })
+                                }
+                                ::core::result::Result::Err(message) => {
+                                    ::core::result::Result::Err(::channels::PeerClosed(message))
+                                }
+                            }
+                        }
+                    }
+                });
+            } else {
+                // The side that never sends this message: a trait with no implementation, whose error says who
+                // sends it, behind a method that can never be called.
+                let text = format!(
+                    "`{msg}` is sent by the {sender_name} of `{name_str}` (`{} message {msg}`), never by the {side_name}",
+                    message.dir.keyword()
+                );
+                let note = format!("the {side_name} receives `{msg}`: the {sender_name} sends it in {listed}");
+                let trait_doc = format!("None: the {side_name} never sends `{msg}`.");
+                rules.push(quote! {
+                    #[doc = #trait_doc]
+                    #[diagnostic::on_unimplemented(message = #text, label = "the wrong side for this message", note = #note)]
+                    pub trait #trait_name {
+                        #[doc(hidden)]
+                        fn __never() -> ::core::convert::Infallible;
+                    }
+                });
+                impls.push(quote! {
+                    impl<S: ::channels::State> #endpoint<S> {
+                        #[doc(hidden)]
+                        #[allow(unused_variables)]
+                        pub fn #method(self, #(#args: #types),*) -> ::core::convert::Infallible
+                        where
+                            #bound_at,
+                        {
+                            <S as rules::#trait_name>::__never()
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    // --- close: only in a terminal state ---------------------------------------------------------------------
+    let terminals: Vec<&Ident> = def.states.iter().filter(|s| s.terminal.is_some()).map(|s| &s.name).collect();
+    let (terminal_text, terminal_note) = if terminals.is_empty() {
+        (
+            format!("`{name_str}` has no terminal state: its conversation never ends with `close`"),
+            String::from("drop the endpoint to hang up (its peer then sees `Closed`)"),
+        )
+    } else {
+        let listed = terminals.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+        (
+            format!(
+                "`{{Self}}` is not a terminal state of `{name_str}`: `close` ends the conversation only in {listed}"
+            ),
+            String::from("dropping the endpoint here hangs up mid-protocol (its peer sees `Closed`)"),
+        )
+    };
+    let terminal_impls = terminals.iter().map(|t| quote_spanned!(t.span()=> impl Terminal for super::state::#t {}));
+    let terminal_at = terminals.first().map_or(def.name.span(), |t| t.span());
+    let terminal_bound = quote_spanned!(terminal_at=> S: rules::Terminal);
+    rules.push(quote! {
+        /// The terminal states, in which an endpoint may `close`.
+        #[diagnostic::on_unimplemented(message = #terminal_text, label = "not a terminal state", note = #terminal_note)]
+        pub trait Terminal {}
+        #(#terminal_impls)*
+    });
+    for endpoint in [&client, &server] {
+        impls.push(quote! {
+            impl<S: ::channels::State> #endpoint<S> {
+                /// Ends the conversation in a terminal state: the protocol is complete. (Dropping the endpoint
+                /// does the same.)
+                pub fn close(self)
+                where
+                    #terminal_bound,
+                {
+                }
+            }
+        });
+    }
+
+    // --- receives: per state, an enum of what may arrive and the decode into it ------------------------------
     let mut client_enums = Vec::new();
     let mut server_enums = Vec::new();
     for (index, state) in def.states.iter().enumerate() {
         let st = &state.name;
-        if state.terminal.is_some() {
-            for side in [quote!(Client), quote!(Server)] {
-                impls.push(quote! {
-                    impl #side<state::#st> {
-                        /// Ends the conversation: the protocol is complete. (Dropping the endpoint does the same.)
-                        pub fn close(self) {}
-                    }
-                });
-            }
-            continue;
-        }
         let Some(sender) = analysis.sender[index] else { continue };
-        let (send_side, send_wire, recv_side, recv_module, recv_wire, tx, rx) = match sender {
-            Dir::In => (
-                quote!(Client),
-                quote!(ToServer),
-                quote!(Server),
-                quote!(server),
-                quote!(ToServer),
-                quote!(ToClient),
-                quote!(ToServer),
-            ),
-            Dir::Out => (
-                quote!(Server),
-                quote!(ToClient),
-                quote!(Client),
-                quote!(client),
-                quote!(ToClient),
-                quote!(ToServer),
-                quote!(ToClient),
-            ),
+        let (recv_side, recv_module, recv_wire, tx, rx) = match sender {
+            Dir::In => (&server, quote!(server), quote!(ToServer), quote!(ToClient), quote!(ToServer)),
+            Dir::Out => (&client, quote!(client), quote!(ToClient), quote!(ToServer), quote!(ToClient)),
         };
-        let mut send_methods = Vec::new();
         let mut variants = Vec::new();
         // Each allowed message's wire pattern, and the typed value it becomes (moving `raw`, the endpoint's
         // transport, into the next state).
         let mut decode_patterns = Vec::new();
         let mut decode_values = Vec::new();
+        let endpoint_field = format_ident!("{}", crate::check::ENDPOINT_FIELD);
         for edge in &analysis.edges[index] {
             let message = &def.messages[edge.message];
             let msg = &message.name;
             let next = &def.states[edge.next].name;
-            let method = format_ident!("send_{}", snake_case(&msg.to_string()), span = msg.span());
-            let args: Vec<Ident> = (0..message.fields.len()).map(|i| format_ident!("arg{i}")).collect();
-            let types = &message.fields;
-            let tag = tags[&msg.to_string()];
-            let construct = if args.is_empty() { quote!(msg::#msg) } else { quote!(msg::#msg(#(#args),*)) };
-            let docs = docs_or(&message.attrs, format!("Sends `{msg}`."));
-            let transition_doc =
-                format!("In `{st}`: `{msg}` moves to `{next}`; if the peer is gone the message comes back.");
-            send_methods.push(quote! {
-                #docs
-                #[doc = ""]
-                #[doc = #transition_doc]
-                // Inline across crates: the typestate layer must cost nothing over the raw ring
-                // (docs/benchmarks.md measures it in instructions).
-                #[inline]
-                pub fn #method(self, #(#args: #types),*)
-                    -> ::core::result::Result<#send_side<state::#next>, ::channels::PeerClosed<msg::#msg>>
-                {
-                    let mut raw = self.raw;
-                    match raw.send_mapped(#construct, #tag, #send_wire::#msg) {
-                        ::core::result::Result::Ok(()) => {
-                            ::core::result::Result::Ok(#send_side { raw, state: ::core::marker::PhantomData })
-                        }
-                        ::core::result::Result::Err(message) => {
-                            ::core::result::Result::Err(::channels::PeerClosed(message))
-                        }
-                    }
-                }
-            });
+            let args: Vec<Ident> = message
+                .fields
+                .iter()
+                .enumerate()
+                .map(|(i, field)| field.name.clone().unwrap_or_else(|| format_ident!("arg{i}")))
+                .collect();
+            let types: Vec<&syn::Type> = message.fields.iter().map(|field| &field.ty).collect();
+            let construct = construct_of(message, &args);
             let variant_doc = format!("`{msg}` arrived; the endpoint is now in `{next}`.");
-            variants.push(quote! {
-                #[doc = #variant_doc]
-                #msg(#(#types,)* super::#recv_side<super::state::#next>)
-            });
-            decode_patterns.push(quote!(#recv_wire::#msg(#construct)));
-            decode_values.push(quote! {
-                #recv_module::#st::#msg(#(#args,)* #recv_side { raw, state: ::core::marker::PhantomData })
-            });
-        }
-        impls.push(quote! {
-            impl #send_side<state::#st> {
-                #(#send_methods)*
+            let endpoint_value = quote!(#recv_side { raw: ::channels::tracked::Tracked::new(raw) });
+            if message.is_named() {
+                let arg_docs = args.iter().map(|arg| format!("Parameter `{arg}` of `{msg}`."));
+                let endpoint_doc = format!("The endpoint, now in `{next}`.");
+                variants.push(quote! {
+                    #[doc = #variant_doc]
+                    #msg {
+                        #(#[doc = #arg_docs] #args: #types,)*
+                        #[doc = #endpoint_doc]
+                        #endpoint_field: super::#recv_side<super::state::#next>
+                    }
+                });
+                decode_values.push(quote!(#recv_module::#st::#msg { #(#args,)* #endpoint_field: #endpoint_value }));
+            } else {
+                variants.push(quote! {
+                    #[doc = #variant_doc]
+                    #msg(#(#types,)* super::#recv_side<super::state::#next>)
+                });
+                decode_values.push(quote!(#recv_module::#st::#msg(#(#args,)* #endpoint_value)));
             }
-        });
+            decode_patterns.push(quote!(#recv_wire::#msg(#construct)));
+        }
         let enum_doc =
             format!("What the {} may receive in state `{st}`.", if sender == Dir::In { "server" } else { "client" });
         let recv_enum = quote! {
@@ -274,12 +439,12 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
 
                 #[inline]
                 fn __raw(&mut self, _: ::channels::Internal) -> &mut ::channels::raw::RawEndpoint<#tx, #rx> {
-                    &mut self.raw
+                    self.raw.raw_mut()
                 }
 
                 #[inline]
                 fn __raw_ref(&self, _: ::channels::Internal) -> &::channels::raw::RawEndpoint<#tx, #rx> {
-                    &self.raw
+                    self.raw.raw()
                 }
 
                 #[inline]
@@ -288,7 +453,7 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                     message: #rx,
                     _: ::channels::Internal,
                 ) -> ::core::result::Result<#recv_module::#st, ::channels::Closed> {
-                    let raw = self.raw;
+                    let raw = self.raw.into_raw();
                     #[allow(unreachable_patterns)]
                     match message {
                         #(#decode_patterns => ::core::result::Result::Ok(#decode_values),)*
@@ -312,14 +477,14 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 // `Result` for the optimiser to copy from.
                 #[inline]
                 pub fn try_recv(self) -> ::channels::TryRecv<#recv_module::#st, Self> {
-                    let mut raw = self.raw;
+                    let mut raw = self.raw.into_raw();
                     #[allow(unreachable_patterns)]
                     match raw.try_recv() {
                         #(::core::result::Result::Ok(#decode_patterns) => ::channels::TryRecv::Message(#decode_values),)*
                         // As in `__decode`.
                         ::core::result::Result::Ok(_) => ::channels::TryRecv::Closed,
                         ::core::result::Result::Err(::channels::raw::TryRecvError::Empty) => {
-                            ::channels::TryRecv::Empty(Self { raw, state: ::core::marker::PhantomData })
+                            ::channels::TryRecv::Empty(Self { raw: ::channels::tracked::Tracked::new(raw) })
                         }
                         ::core::result::Result::Err(::channels::raw::TryRecvError::Closed) => ::channels::TryRecv::Closed,
                     }
@@ -335,7 +500,14 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             Dir::In => quote!(::channels::Direction::ToServer),
             Dir::Out => quote!(::channels::Direction::ToClient),
         };
-        let payload = message.fields.iter().map(|ty| quote!(#ty).to_string().replace(' ', ""));
+        // As written: `u64`, or `len: u64` for a named parameter (Graphviz labels and the shell show these).
+        let payload = message.fields.iter().map(|field| {
+            let ty = field.ty.to_token_stream().to_string().replace(' ', "");
+            match &field.name {
+                Some(name) => format!("{name}: {ty}"),
+                None => ty,
+            }
+        });
         quote!(::channels::MessageInfo { name: #msg, direction: #direction, payload: &[#(#payload),*] })
     });
     let state_infos = def.states.iter().enumerate().map(|(index, state)| {
@@ -359,8 +531,8 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
     let client_name = format!("{module}::Client");
     // No `Drop` of the crate's own on the endpoints and wire enums either (the derive's guard, module docs).
     let endpoint_guards = [
-        drop_guard(&format_ident!("Client"), &syn::parse_quote!(<S>)),
-        drop_guard(&format_ident!("Server"), &syn::parse_quote!(<S>)),
+        drop_guard(&client, &syn::parse_quote!(<S: ::channels::State>)),
+        drop_guard(&server, &syn::parse_quote!(<S: ::channels::State>)),
     ];
     let wire_guards = [
         drop_guard(&format_ident!("ToServer"), &syn::Generics::default()),
@@ -369,6 +541,8 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
     let endpoint_guards = quote!(#(#endpoint_guards)*);
     let wire_guards = quote!(#(#wire_guards)*);
     let server_name = format!("{module}::Server");
+    let client_alias_doc = format!("The client end of a `{name_str}` channel in state `S` (the [`{client}`] type).");
+    let server_alias_doc = format!("The server end of a `{name_str}` channel in state `S` (the [`{server}`] type).");
 
     quote! {
         #module_docs
@@ -485,23 +659,33 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             }
 
             #[doc = #client_doc]
-            pub struct Client<S> {
-                raw: ::channels::raw::RawEndpoint<ToServer, ToClient>,
-                state: ::core::marker::PhantomData<fn() -> S>,
+            pub struct #client<S: ::channels::State> {
+                raw: ::channels::tracked::Tracked<ToServer, ToClient, S, { ::channels::tracked::CLIENT }>,
             }
 
             #[doc = #server_doc]
-            pub struct Server<S> {
-                raw: ::channels::raw::RawEndpoint<ToClient, ToServer>,
-                state: ::core::marker::PhantomData<fn() -> S>,
+            pub struct #server<S: ::channels::State> {
+                raw: ::channels::tracked::Tracked<ToClient, ToServer, S, { ::channels::tracked::SERVER }>,
+            }
+
+            #[doc = #client_alias_doc]
+            pub type Client<S> = #client<S>;
+
+            #[doc = #server_alias_doc]
+            pub type Server<S> = #server<S>;
+
+            /// Which state allows which send, and which states are terminal: the traits behind the compiler's
+            /// checks of every send and `close`, whose errors name the rule that was broken.
+            pub mod rules {
+                #(#rules)*
             }
 
             /// Creates a channel: the client end and the server end, both in the initial state.
             pub fn channel() -> (Client<state::#initial>, Server<state::#initial>) {
                 let (client, server) = ::channels::contract_pair::<#name>();
                 (
-                    Client { raw: client, state: ::core::marker::PhantomData },
-                    Server { raw: server, state: ::core::marker::PhantomData },
+                    #client { raw: ::channels::tracked::Tracked::new(client) },
+                    #server { raw: ::channels::tracked::Tracked::new(server) },
                 )
             }
 
@@ -511,102 +695,102 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             {
                 let (client, server) = ::channels::try_contract_pair::<#name>()?;
                 ::core::result::Result::Ok((
-                    Client { raw: client, state: ::core::marker::PhantomData },
-                    Server { raw: server, state: ::core::marker::PhantomData },
+                    #client { raw: ::channels::tracked::Tracked::new(client) },
+                    #server { raw: ::channels::tracked::Tracked::new(server) },
                 ))
             }
 
-            impl<S> Client<S> {
+            impl<S: ::channels::State> #client<S> {
                 /// Whether the server end is gone (a send would give its message back).
                 pub fn is_peer_closed(&self) -> bool {
-                    self.raw.is_peer_closed()
+                    self.raw.raw().is_peer_closed()
                 }
 
                 /// Messages from the server waiting to be received (diagnostics).
                 pub fn queued(&self) -> usize {
-                    self.raw.queued()
+                    self.raw.raw().queued()
                 }
 
                 /// Messages sent to the server and not yet received (diagnostics; never above
                 /// the contract's `TO_SERVER_CAPACITY`).
                 pub fn in_flight(&self) -> usize {
-                    self.raw.in_flight()
+                    self.raw.raw().in_flight()
                 }
 
                 /// Whether `server` is this endpoint's peer.
-                pub fn is_peer_of<T>(&self, server: &Server<T>) -> bool {
-                    self.raw.is_peer_of(&server.raw)
+                pub fn is_peer_of<T: ::channels::State>(&self, server: &#server<T>) -> bool {
+                    self.raw.raw().is_peer_of(server.raw.raw())
                 }
             }
 
-            impl<S> Server<S> {
+            impl<S: ::channels::State> #server<S> {
                 /// Whether the client end is gone (a send would give its message back).
                 pub fn is_peer_closed(&self) -> bool {
-                    self.raw.is_peer_closed()
+                    self.raw.raw().is_peer_closed()
                 }
 
                 /// Messages from the client waiting to be received (diagnostics).
                 pub fn queued(&self) -> usize {
-                    self.raw.queued()
+                    self.raw.raw().queued()
                 }
 
                 /// Messages sent to the client and not yet received (diagnostics; never above
                 /// the contract's `TO_CLIENT_CAPACITY`).
                 pub fn in_flight(&self) -> usize {
-                    self.raw.in_flight()
+                    self.raw.raw().in_flight()
                 }
             }
 
-            impl<S> ::core::fmt::Debug for Client<S> {
+            impl<S: ::channels::State> ::core::fmt::Debug for #client<S> {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     f.debug_struct(#client_name)
                         .field("state", &::core::any::type_name::<S>())
-                        .field("raw", &self.raw)
+                        .field("raw", self.raw.raw())
                         .finish()
                 }
             }
 
-            impl<S> ::core::fmt::Debug for Server<S> {
+            impl<S: ::channels::State> ::core::fmt::Debug for #server<S> {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     f.debug_struct(#server_name)
                         .field("state", &::core::any::type_name::<S>())
-                        .field("raw", &self.raw)
+                        .field("raw", self.raw.raw())
                         .finish()
                 }
             }
 
             // SAFETY: generated: an endpoint holds its transport's side, visited; no `Drop` (the guards below).
-            unsafe impl<S: 'static> ::channels::Exchangeable for Client<S> {
+            unsafe impl<S: ::channels::State> ::channels::Exchangeable for #client<S> {
                 fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
-                    ::channels::Exchangeable::__visit(&self.raw, walk);
+                    ::channels::Exchangeable::__visit(self.raw.raw(), walk);
                 }
                 fn __encode(self, out: &mut ::channels::wire::Encoder<'_>)
                     -> ::core::result::Result<(), ::channels::wire::WireError>
                 {
-                    ::channels::Exchangeable::__encode(self.raw, out)
+                    ::channels::Exchangeable::__encode(self.raw.into_raw(), out)
                 }
                 fn __decode(input: &mut ::channels::wire::Decoder<'_>)
                     -> ::core::result::Result<Self, ::channels::wire::WireError>
                 {
                     let raw = ::channels::Exchangeable::__decode(input)?;
-                    ::core::result::Result::Ok(Self { raw, state: ::core::marker::PhantomData })
+                    ::core::result::Result::Ok(Self { raw: ::channels::tracked::Tracked::new(raw) })
                 }
             }
             // SAFETY: as for `Client`.
-            unsafe impl<S: 'static> ::channels::Exchangeable for Server<S> {
+            unsafe impl<S: ::channels::State> ::channels::Exchangeable for #server<S> {
                 fn __visit(&self, walk: &mut ::channels::Walk<'_>) {
-                    ::channels::Exchangeable::__visit(&self.raw, walk);
+                    ::channels::Exchangeable::__visit(self.raw.raw(), walk);
                 }
                 fn __encode(self, out: &mut ::channels::wire::Encoder<'_>)
                     -> ::core::result::Result<(), ::channels::wire::WireError>
                 {
-                    ::channels::Exchangeable::__encode(self.raw, out)
+                    ::channels::Exchangeable::__encode(self.raw.into_raw(), out)
                 }
                 fn __decode(input: &mut ::channels::wire::Decoder<'_>)
                     -> ::core::result::Result<Self, ::channels::wire::WireError>
                 {
                     let raw = ::channels::Exchangeable::__decode(input)?;
-                    ::core::result::Result::Ok(Self { raw, state: ::core::marker::PhantomData })
+                    ::core::result::Result::Ok(Self { raw: ::channels::tracked::Tracked::new(raw) })
                 }
             }
             #endpoint_guards
@@ -618,5 +802,18 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
 
             #(#impls)*
         }
+    }
+}
+
+/// The expression (and pattern) of message `message` built from `args`: `msg::M`, `msg::M(a, b)` or
+/// `msg::M { a, b }`.
+fn construct_of(message: &crate::parse::MessageDef, args: &[Ident]) -> TokenStream {
+    let msg = &message.name;
+    if args.is_empty() {
+        quote!(msg::#msg)
+    } else if message.is_named() {
+        quote!(msg::#msg { #(#args),* })
+    } else {
+        quote!(msg::#msg(#(#args),*))
     }
 }

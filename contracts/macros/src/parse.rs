@@ -5,16 +5,19 @@
 //!     /// docs
 //!     pub contract Echo {
 //!         in message Ping(u64);          // client -> server (Sing#'s `in`, relative to the exporter)
-//!         out message Pong(u64);         // server -> client (Sing#'s `out`)
+//!         out message Pong(value: u64);  // server -> client (Sing#'s `out`); parameters may be named
 //!         in message Bye;
-//!         initial state Ready { Ping -> Waiting, Bye -> Done }
-//!         state Waiting { Pong -> Ready }
+//!         initial state Ready { Ping? -> Waiting, Bye -> Done }   // Sing#'s `?`/`!` marks are optional
+//!         state Waiting { Pong! -> Ready }
 //!         terminal state Done;
 //!     }
 //! }
 //! ```
 //!
-//! Only syntax is checked here; meaning (names resolve, races, reachability, bounded queues) is `check`'s job.
+//! Only syntax is checked here; meaning (names resolve, races, reachability, bounded queues, marks that agree
+//! with the declarations) is `check`'s job. Sing# forms with no counterpart here (a sequence in one transition,
+//! `state S: one { ... }`) are rejected with an error that shows the form to write instead, and every other
+//! parse error says what was expected with an example of the accepted form.
 
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
@@ -57,12 +60,26 @@ pub struct ContractDef {
     pub states: Vec<StateDef>,
 }
 
-/// `in message Name(T, U);`
+/// `in message Name(T, U);` or `in message Name(a: T, b: U);`
 pub struct MessageDef {
     pub attrs: Vec<Attribute>,
     pub dir: Dir,
     pub name: Ident,
-    pub fields: Vec<Type>,
+    pub fields: Vec<FieldDef>,
+}
+
+/// One parameter of a message: its name if the contract gives one (all or none of a message's are named, which
+/// `check` enforces), and its type.
+pub struct FieldDef {
+    pub name: Option<Ident>,
+    pub ty: Type,
+}
+
+impl MessageDef {
+    /// Whether the message's parameters are named (the first one decides; `check` rejects a mix).
+    pub fn is_named(&self) -> bool {
+        self.fields.first().is_some_and(|field| field.name.is_some())
+    }
 }
 
 /// `[initial] [terminal] state Name { Msg -> Next, ... }` or `... state Name;`
@@ -74,9 +91,11 @@ pub struct StateDef {
     pub transitions: Vec<TransitionDef>,
 }
 
-/// `Msg -> Next`
+/// `Msg -> Next`, or with Sing#'s direction mark `Msg? -> Next` / `Msg! -> Next`.
 pub struct TransitionDef {
     pub message: Ident,
+    /// The mark, if written: `?` (the server receives: an `in` message) or `!` (the server sends: `out`).
+    pub mark: Option<(Dir, Span)>,
     pub next: Ident,
 }
 
@@ -92,13 +111,16 @@ impl Parse for ContractDef {
         let mut states = Vec::new();
         while !body.is_empty() {
             let attrs = body.call(Attribute::parse_outer)?;
-            let lookahead = body.lookahead1();
-            if lookahead.peek(Token![in]) || lookahead.peek(kw::out) {
+            if body.peek(Token![in]) || body.peek(kw::out) {
                 messages.push(parse_message(&body, attrs)?);
-            } else if lookahead.peek(kw::initial) || lookahead.peek(kw::terminal) || lookahead.peek(kw::state) {
+            } else if body.peek(kw::initial) || body.peek(kw::terminal) || body.peek(kw::state) {
                 states.push(parse_state(&body, attrs)?);
             } else {
-                return Err(lookahead.error());
+                return Err(body.error(
+                    "expected a message (`in message Ping(u64);`, `out message Pong(value: u64);`) or a state \
+                     (`initial state Ready { Ping -> Waiting }`, `state Waiting { Pong -> Ready }`, \
+                     `terminal state Done;`)",
+                ));
             }
         }
         if !input.is_empty() {
@@ -122,11 +144,45 @@ fn parse_message(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<Messa
     if input.peek(syn::token::Paren) {
         let content;
         parenthesized!(content in input);
-        let types: Punctuated<Type, Token![,]> = content.parse_terminated(Type::parse, Token![,])?;
-        fields.extend(types);
+        let parsed: Punctuated<FieldDef, Token![,]> = content.parse_terminated(FieldDef::parse, Token![,])?;
+        fields.extend(parsed);
+    }
+    if !input.peek(Token![;]) {
+        return Err(input.error(format_args!(
+            "expected `;` after message `{name}`: a message is `{} message {name};` or `{} message {name}(u64, \
+             ExString);` or, with named parameters, `{} message {name}(id: u64, text: ExString);`",
+            dir.keyword(),
+            dir.keyword(),
+            dir.keyword()
+        )));
     }
     input.parse::<Token![;]>()?;
     Ok(MessageDef { attrs, dir, name, fields })
+}
+
+impl Parse for FieldDef {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        // `name: Type` (a single colon: `a::B` is a path type).
+        let fork = input.fork();
+        let named = fork.parse::<Ident>().is_ok() && fork.peek(Token![:]) && !fork.peek(Token![::]);
+        let name = if named {
+            let name: Ident = input.parse()?;
+            input.parse::<Token![:]>()?;
+            Some(name)
+        } else {
+            None
+        };
+        let ty = input.parse::<Type>().map_err(|error| {
+            syn::Error::new(
+                error.span(),
+                "expected a payload type, e.g. `u64`, `ExVec<u8>`, or a named parameter `len: u64`",
+            )
+        })?;
+        if !input.is_empty() && !input.peek(Token![,]) {
+            return Err(input.error("expected `,` between parameters, e.g. `(id: u64, text: ExString)`"));
+        }
+        Ok(FieldDef { name, ty })
+    }
 }
 
 fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDef> {
@@ -145,23 +201,74 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
     }
     input.parse::<kw::state>()?;
     let name: Ident = input.parse()?;
+    if input.peek(Token![:]) {
+        return Err(input.error(format_args!(
+            "Sing#'s `state {name}: one {{ ... }}` is written `state {name} {{ ... }}` here (every state is a \
+             choice of one transition)"
+        )));
+    }
     let mut transitions = Vec::new();
     if input.peek(Token![;]) {
         input.parse::<Token![;]>()?;
-    } else {
+    } else if input.peek(syn::token::Brace) {
         let content;
         braced!(content in input);
-        let parsed: Punctuated<TransitionDef, Token![,]> = content.parse_terminated(TransitionDef::parse, Token![,])?;
-        transitions.extend(parsed);
+        // Separated by `,` or, as in Sing#, by `;`.
+        while !content.is_empty() {
+            transitions.push(content.parse::<TransitionDef>()?);
+            if content.is_empty() {
+                break;
+            }
+            if content.peek(Token![,]) {
+                content.parse::<Token![,]>()?;
+            } else if content.peek(Token![;]) {
+                content.parse::<Token![;]>()?;
+            } else {
+                return Err(content.error("expected `,` between transitions, e.g. `{ Ping -> Waiting, Bye -> Done }`"));
+            }
+        }
+    } else {
+        return Err(input.error(format_args!(
+            "expected the transitions of state `{name}` in braces, e.g. `state {name} {{ Ping -> Waiting }}`, or \
+             `;` for a state with none (`terminal state {name};`)"
+        )));
     }
     Ok(StateDef { attrs, initial, terminal, name, transitions })
 }
 
 impl Parse for TransitionDef {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let message: Ident = input.parse()?;
+        let message: Ident = input
+            .parse()
+            .map_err(|error| syn::Error::new(error.span(), "expected a transition, e.g. `Ping -> Waiting`"))?;
+        let mark = if input.peek(Token![?]) {
+            Some((Dir::In, input.parse::<Token![?]>()?.span))
+        } else if input.peek(Token![!]) {
+            Some((Dir::Out, input.parse::<Token![!]>()?.span))
+        } else {
+            None
+        };
+        if !input.peek(Token![->]) {
+            return Err(input.error(format_args!(
+                "expected `->` and the next state after `{message}`, e.g. `{message} -> Waiting`"
+            )));
+        }
         input.parse::<Token![->]>()?;
-        let next: Ident = input.parse()?;
-        Ok(TransitionDef { message, next })
+        if input.peek(syn::token::Paren)
+            || (input.peek(Ident) && (input.peek2(Token![->]) || input.peek2(Token![?]) || input.peek2(Token![!])))
+        {
+            return Err(input.error(format_args!(
+                "a transition is one message and the state it leads to: Sing#'s sequence `{message}? -> Next! -> S` \
+                 is written with a named state for each step, `{message} -> Between` here and \
+                 `state Between {{ Next -> S }}`"
+            )));
+        }
+        let next: Ident = input.parse().map_err(|error| {
+            syn::Error::new(
+                error.span(),
+                format_args!("expected the state `{message}` leads to, e.g. `{message} -> Waiting`"),
+            )
+        })?;
+        Ok(TransitionDef { message, mark, next })
     }
 }

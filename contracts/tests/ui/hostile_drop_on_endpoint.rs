@@ -10,7 +10,7 @@ contract! {
     }
 }
 
-impl<S> Drop for trap::Server<S> {
+impl<S: channels::State> Drop for trap::Server<S> {
     fn drop(&mut self) {}
 }
 

@@ -38,6 +38,16 @@ static LEDGER: IrqMutex<Ledger> = IrqMutex::new(Ledger::new());
 /// The kernel's exchange (the `channels` hook).
 pub struct KernelExchange;
 
+/// Endpoints dropped outside a terminal state while their peer was there, per contract name (the names are the
+/// generated code's constants in the kernel's image: `channels::tracked`).
+static MID_PROTOCOL_DROPS: IrqMutex<Vec<(&'static str, u64)>> = IrqMutex::new(Vec::new());
+
+/// How many endpoints of contract `contract` were dropped mid-protocol since boot (ring-0 endpoints: a ring-3
+/// SIP's typed endpoints live in its own image).
+pub fn mid_protocol_drops(contract: &str) -> u64 {
+    MID_PROTOCOL_DROPS.lock().iter().find(|(name, _)| *name == contract).map_or(0, |(_, count)| *count)
+}
+
 /// The one instance.
 pub static EXCHANGE: KernelExchange = KernelExchange;
 
@@ -197,6 +207,26 @@ unsafe impl Exchange for KernelExchange {
         }
     }
 
+    fn dropped_mid_protocol(&self, contract: &'static str, state: &'static str, side: &'static str) {
+        let owner = caller();
+        let _kernel = KernelAccount::enter();
+        {
+            let mut drops = MID_PROTOCOL_DROPS.lock();
+            match drops.iter_mut().find(|(name, _)| *name == contract) {
+                Some((_, count)) => *count += 1,
+                // One entry per contract linked into the kernel: bounded, and small.
+                None => {
+                    if drops.try_reserve(1).is_ok() {
+                        drops.push((contract, 1));
+                    }
+                }
+            }
+        }
+        log::debug!(
+            "{owner} dropped its {contract} {side} endpoint in state {state}, its peer still there (mid-protocol)"
+        );
+    }
+
     fn release(&self, side: Side) {
         let owner = caller();
         let kernel = KernelAccount::enter();
@@ -288,6 +318,45 @@ crate::selftest! {
         crate::check!(held_by(a) == (0, 0) && charged_to(a) == (0, 0), "reclaimed owner still holds blocks");
         crate::check!(reclaim(b) == (1, 100), "b's block not reclaimed");
         crate::check!(totals() == before, "totals {:?} after, {before:?} before", totals());
+        Ok(())
+    }
+}
+
+contracts::contract! {
+    /// A question and its answer (the self-test of mid-protocol drops: a contract of its own, so that nothing
+    /// else running can move its count).
+    pub contract SelftestDropProbe {
+        in message Ask(question: u64);
+        out message Answer(answer: u64);
+        initial state Asking { Ask? -> Answering }
+        state Answering { Answer! -> Finished }
+        terminal state Finished;
+    }
+}
+
+crate::selftest! {
+    /// A typed endpoint dropped outside a terminal state while its peer is there is counted for its contract,
+    /// once; one dropped in a terminal state, after its peer left, or whose send found the peer gone, is not.
+    fn exchange_heap_counts_mid_protocol_drops() {
+        use selftest_drop_probe::{client, server};
+        let count = || mid_protocol_drops("SelftestDropProbe");
+        let before = count();
+        let (asker, answerer) = selftest_drop_probe::channel();
+        drop(asker);
+        crate::check!(count() == before + 1, "a drop in Asking with the peer there: {} after {before}", count());
+        drop(answerer);
+        crate::check!(count() == before + 1, "a drop after the peer left was counted");
+
+        let (asker, answerer) = selftest_drop_probe::channel();
+        let asker = asker.send_ask(6).map_err(|_| "answerer gone")?;
+        let Ok(server::Asking::Ask { question, endpoint }) = answerer.recv() else { return Err("no ask".into()) };
+        let answerer = endpoint.send_answer(question * 7).map_err(|_| "asker gone")?;
+        let Ok(client::Answering::Answer { answer: 42, endpoint: asker }) = asker.recv() else {
+            return Err("no answer".into());
+        };
+        asker.close();
+        answerer.close();
+        crate::check!(count() == before + 1, "drops in the terminal state were counted");
         Ok(())
     }
 }

@@ -247,6 +247,11 @@ impl KernelAbi for Ring0Abi {
         })
     }
 
+    fn mid_protocol_drops(&self, contract: &str) -> u64 {
+        let _kernel = KernelAccount::enter();
+        crate::ipc::exchange_heap::mid_protocol_drops(contract)
+    }
+
     fn channel_after(&self, after: Option<u64>) -> Option<ChannelInfo> {
         let _kernel = KernelAccount::enter();
         if !caller_may(Capability::SystemInfo) {

@@ -66,8 +66,18 @@ pub const COMMANDS: &[Command] = &[
         run: replicas,
     },
     Command { name: "services", usage: "services", help: "registered service manifests", run: services },
-    Command { name: "contracts", usage: "contracts", help: "every contract's states and messages", run: contracts },
-    Command { name: "channels", usage: "channels", help: "live channels and who holds each end", run: channels },
+    Command {
+        name: "contracts",
+        usage: "contracts [--dot NAME]",
+        help: "every contract's states and messages, or one contract as a Graphviz digraph",
+        run: contracts,
+    },
+    Command {
+        name: "channels",
+        usage: "channels",
+        help: "live channels, who holds each end, and endpoints dropped mid-protocol",
+        run: channels,
+    },
     Command {
         name: "echo",
         usage: "echo [--protection type|ring3|ring3-own] TEXT...",
@@ -401,15 +411,32 @@ fn services(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 }
 
 fn contracts(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    no_args(args, "contracts")?;
+    const USAGE: &str = "contracts [--dot NAME]";
+    match args {
+        [] => {}
+        ["--dot", name] => {
+            let info = contract_named(name)?;
+            for line in info.to_dot().lines() {
+                sh.say(format_args!("{line}"));
+            }
+            return Ok(());
+        }
+        // `--dot` alone: say which names there are rather than only the usage line.
+        ["--dot"] => {
+            return Err(CommandError::Invalid(format!("usage: {USAGE}; NAME is one of {}", contract_names())));
+        }
+        _ => return Err(CommandError::Usage(USAGE)),
+    }
     for info in contracts::all() {
         sh.say(format_args!(
-            "{}: {} states, {} messages; at most {} in flight to the server, {} to the client",
+            "{}: {} states, {} messages; at most {} in flight to the server, {} to the client; {} dropped \
+             mid-protocol",
             info.name,
             info.states.len(),
             info.messages.len(),
             info.to_server_capacity,
-            info.to_client_capacity
+            info.to_client_capacity,
+            sh.ctx.abi().mid_protocol_drops(info.name)
         ));
         for (index, state) in info.states.iter().enumerate() {
             let mark = if index == info.initial {
@@ -438,6 +465,29 @@ fn contracts(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// The system contract called `name`: its exact name, or else the one contract whose name matches ignoring case
+/// (so `contracts --dot kvstore` works; a case-insensitive match that is not unique is refused).
+fn contract_named(name: &str) -> Result<&'static channels::ContractInfo, CommandError> {
+    let all = contracts::all();
+    if let Some(info) = all.iter().find(|info| info.name == name) {
+        return Ok(info);
+    }
+    let mut folded = all.iter().filter(|info| info.name.eq_ignore_ascii_case(name));
+    match (folded.next(), folded.next()) {
+        (Some(info), None) => Ok(info),
+        _ => {
+            // Like an unknown command: the echo of what was typed is bounded.
+            let shown: String = name.chars().take(40).collect();
+            Err(CommandError::Invalid(format!("no contract named '{shown}' (known: {})", contract_names())))
+        }
+    }
+}
+
+/// The system contracts' names, comma-separated, in `contracts` order.
+fn contract_names() -> String {
+    contracts::all().iter().map(|info| info.name).collect::<Vec<_>>().join(", ")
+}
+
 fn channels(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     no_args(args, "channels")?;
     let processes: Vec<_> = sh.ctx.processes().collect();
@@ -462,6 +512,15 @@ fn channels(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     for line in live {
         sh.say(format_args!("{line}"));
     }
+    // Endpoints dropped outside a terminal state while their peer was there (each is logged at debug level).
+    let drops: Vec<String> = contracts::all()
+        .iter()
+        .map(|info| (info.name, sh.ctx.abi().mid_protocol_drops(info.name)))
+        .filter(|(_, count)| *count > 0)
+        .map(|(name, count)| format!("{name} {count}"))
+        .collect();
+    let drops = if drops.is_empty() { String::from("none") } else { drops.join(", ") };
+    sh.say(format_args!("dropped mid-protocol: {drops}"));
     Ok(())
 }
 

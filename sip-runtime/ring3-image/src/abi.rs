@@ -135,6 +135,11 @@ impl KernelAbi for Ring3Abi {
         None
     }
 
+    fn mid_protocol_drops(&self, _: &str) -> u64 {
+        // The kernel's counts are not asked from ring 3 (no call for it).
+        0
+    }
+
     fn log_level(&self) -> LogFilter {
         // Not asked of the kernel yet: the level the kernel starts with. Lines below the real level are dropped
         // by the kernel anyway.
