@@ -86,9 +86,11 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
     for row in [
         "null call",
         "thread yield (alone)",
+        "yield A->B->A (two SIPs)",
         "SIP create + exit",
         "ping-pong (one SIP)",
         "ping-pong (same core)",
+        "ping-pong, receiver parks",
         "ring 0 -> ring 3 (same core)",
         "kv workload (per request)",
         "kv: ring 0 -> ring 3",

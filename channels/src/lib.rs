@@ -69,8 +69,8 @@ pub mod wire;
 
 pub use describe::{ContractInfo, Direction, MessageInfo, StateInfo, TransitionInfo};
 pub use endpoint::{
-    Closed, Contract, ContractPair, Internal, PeerClosed, Receive, TryRecv, contract_pair, recv, try_contract_pair,
-    try_recv,
+    CallFailed, Closed, Contract, ContractPair, Internal, PeerClosed, Receive, TryRecv, contract_pair, recv,
+    send_then_recv, try_contract_pair, try_recv,
 };
 pub use exany::ExAny;
 pub use exbox::ExBox;

@@ -13,7 +13,7 @@
 //! (nested deeper than `wire::MAX_DEPTH`, longer than `wire::MAX_MESSAGE`) ends the SIP with a panic that says
 //! so: it cannot be given back, because encoding consumed it.
 
-use crate::endpoint::Closed;
+use crate::endpoint::{CallFailed, Closed};
 use crate::exchangeable::Exchangeable;
 use crate::platform::{self, AllocError, Blocking, Exchange, Owner};
 pub use crate::raw_shared::{Status, TryRecvError, TrySendError};
@@ -45,6 +45,17 @@ pub enum RecvRefused {
     Closed,
 }
 
+/// Why a send-then-receive ([`Transport::send_then_recv`]) returned no answer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CallRefused {
+    /// The peer was gone before the send: nothing of the message was taken.
+    NotSent,
+    /// The message was sent, and the peer is gone without an answer (or no such handle).
+    Closed,
+    /// The kernel refused the message (as [`SendRefused::Broken`]).
+    Broken,
+}
+
 /// The calls behind ring-3 endpoints, installed by the ring-3 runtime ([`install`]).
 pub trait Transport: Sync {
     /// Opens a channel of the contract whose raw pair type is named `pair` (`core::any::type_name`): the two
@@ -56,6 +67,15 @@ pub trait Transport: Sync {
     /// registers (`Ok(Some(..))`, `buffer` untouched); a longer one in `buffer` (replacing its contents, growing
     /// it as needed), `Ok(None)`.
     fn recv(&self, handle: u32, buffer: &mut Vec<u8>, wait: bool) -> Result<Option<Short>, RecvRefused>;
+    /// Sends `bytes` on `handle`, then receives on it, waiting, as [`Transport::recv`] does: a request and its
+    /// answer (or an answer and the next request). A transport that can do both in one call overrides this.
+    fn send_then_recv(&self, handle: u32, bytes: &[u8], buffer: &mut Vec<u8>) -> Result<Option<Short>, CallRefused> {
+        match self.send(handle, bytes) {
+            Ok(()) => self.recv(handle, buffer, true).map_err(|_| CallRefused::Closed),
+            Err(SendRefused::Closed) => Err(CallRefused::NotSent),
+            Err(SendRefused::Broken) => Err(CallRefused::Broken),
+        }
+    }
     /// The endpoint's state; `None` if `handle` names no endpoint.
     fn status(&self, handle: u32) -> Option<Status>;
     /// Whether the endpoints `a` and `b` are the two ends of one channel.
@@ -330,6 +350,34 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
         };
         recycle(bytes);
         sent
+    }
+
+    /// [`send_mapped`](Self::send_mapped), then [`recv`](Self::recv), through one call where the transport has
+    /// one (`CHANNEL_CALL`); the payload comes back if the peer was gone before the send.
+    pub fn send_mapped_then_recv<P: Exchangeable>(
+        &mut self,
+        payload: P,
+        tag: u32,
+        wrap: impl FnOnce(P) -> Tx,
+    ) -> Result<Rx, CallFailed<P>> {
+        let _ = wrap;
+        let bytes = encode(Some(tag), payload);
+        let decode = |bytes: &[u8]| wire::decode(bytes, &mut NoEndpoints).map_err(|_| CallFailed::Closed);
+        // The receive's buffer, as in `receive`.
+        let mut kept = RECV_BUFFER.try_lock();
+        let mut own = Vec::new();
+        let buffer = kept.as_deref_mut().unwrap_or(&mut own);
+        let answer = match transport().send_then_recv(self.handle, &bytes, buffer) {
+            Ok(Some(short)) => decode(short.bytes()),
+            Ok(None) => decode(buffer),
+            Err(CallRefused::NotSent) => Err(CallFailed::NotSent(rebuild(&bytes[4..]))),
+            Err(CallRefused::Closed) => Err(CallFailed::Closed),
+            Err(CallRefused::Broken) => panic!("the kernel refused a message on a channel: channel broken"),
+        };
+        drop(kept);
+        recycle(bytes);
+        self.consumed = self.consumed.wrapping_add(usize::from(answer.is_ok()));
+        answer
     }
 
     /// Receives without blocking.

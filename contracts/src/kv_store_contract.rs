@@ -76,7 +76,7 @@ pub fn mixed_requests(
         key.push(char::from(b'0' + (number / 10) as u8));
         key.push(char::from(b'0' + (number % 10) as u8));
         client = if op % 2 == 0 {
-            match client.send_put(key, ExVec::from_slice(&[op as u8; 32])).map_err(|_| Closed)?.recv()? {
+            match client.send_put_and_recv(key, ExVec::from_slice(&[op as u8; 32])).map_err(|_| Closed)? {
                 Putting::Stored(ready) => ready,
                 Putting::Failed(_, ready) => {
                     failed += 1;
@@ -84,7 +84,7 @@ pub fn mixed_requests(
                 }
             }
         } else {
-            match client.send_get(key).map_err(|_| Closed)?.recv()? {
+            match client.send_get_and_recv(key).map_err(|_| Closed)? {
                 Getting::Value(value, ready) => {
                     failed += u32::from(value.len() != 32);
                     ready

@@ -657,3 +657,62 @@ fn select3_mixes_contracts_and_hands_back_the_others() {
     }
     drop(c2);
 }
+
+/// A send and the receive it leads to as one operation (`send_<message>_and_recv`: L4's call on the client,
+/// reply-and-wait on the server): the same conversation as the two steps; a peer gone before the send gives the
+/// message back (`NotSent`), one gone after it is `Closed` (the message was sent).
+#[test]
+fn send_and_recv_is_a_call_and_a_reply_and_wait() {
+    let (client, server) = echo::channel();
+    let server_thread = thread::spawn(move || {
+        let Ok(mut request) = server.recv() else { return 0 };
+        let mut answered = 0;
+        loop {
+            request = match request {
+                server::Ready::Ping(n, owes) => match owes.send_pong_and_recv(n + 1) {
+                    Ok(next) => next,
+                    Err(failed) => return answered + u32::from(failed.was_sent()),
+                },
+                server::Ready::Say(text, owes) => match owes.send_echoed_and_recv(text) {
+                    Ok(next) => next,
+                    Err(failed) => return answered + u32::from(failed.was_sent()),
+                },
+                server::Ready::Bye(done) => {
+                    done.close();
+                    return answered;
+                }
+            };
+            answered += 1;
+        }
+    });
+    let mut client = client;
+    for i in 0..100 {
+        let Ok(client::PingSent::Pong(n, next)) = client.send_ping_and_recv(i) else { panic!("pong {i}") };
+        assert_eq!(n, i + 1);
+        client = next;
+    }
+    let Ok(client::SaySent::Echoed(text, client)) = client.send_say_and_recv(ExString::from("hi")) else {
+        panic!("echoed")
+    };
+    assert_eq!(text.as_str(), "hi");
+    client.send_bye().expect("server there").close();
+    assert_eq!(server_thread.join().expect("server"), 101);
+
+    // The peer gone before the send: the message comes back.
+    let (client, server) = echo::channel();
+    drop(server);
+    match client.send_say_and_recv(ExString::from("back")) {
+        Err(channels::CallFailed::NotSent(message)) => assert_eq!(message.0.as_str(), "back"),
+        Err(channels::CallFailed::Closed) => panic!("expected NotSent, got Closed"),
+        Ok(_) => panic!("expected NotSent, got an answer"),
+    }
+
+    // The peer gone after taking the request: sent, and no answer.
+    let (client, server) = echo::channel();
+    let server_thread = thread::spawn(move || drop(server.recv()));
+    match client.send_ping_and_recv(5) {
+        Err(failed) => assert!(failed.was_sent(), "{failed:?}"),
+        Ok(_) => panic!("an answer from a server that dropped its end"),
+    }
+    server_thread.join().expect("server");
+}

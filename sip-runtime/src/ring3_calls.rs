@@ -73,6 +73,19 @@ pub const CHANNEL_SEND_SHORT: u64 = 18;
 /// Bytes of a message that travel in registers (`CHANNEL_SEND_SHORT`, and `CHANNEL_RECV`'s answer).
 pub const REGISTER_BYTES: usize = 32;
 
+/// Sends a message of at most [`CALL_BYTES`] in registers and then receives on the same handle, waiting: L4's
+/// call (a client's request and its answer) and reply-and-wait (a server's answer and the next request) in one
+/// call. The handle in the low 32 bits of the first argument and the message's length in the high 32; the
+/// receive's buffer at the second argument with its room in the third; the message's bytes in the next three
+/// (`r10`, `r8`, `r9`: little-endian words). Answers as `CHANNEL_RECV` (a short answer in registers), once the
+/// message is sent; `NOT_SENT` if the peer was already gone (nothing of the message was taken); `BAD_HANDLE`,
+/// `BAD_ARGUMENT` (a length beyond `CALL_BYTES`) and `BROKEN` as the send would.
+pub const CHANNEL_CALL: u64 = 19;
+
+/// Bytes of a message a `CHANNEL_CALL` sends in registers (three words: the other three registers name the
+/// handle and the receive's buffer).
+pub const CALL_BYTES: usize = 24;
+
 /// A message of at most [`REGISTER_BYTES`] as the words of the registers it travels in (little-endian, the
 /// rest zero); `None` if it is longer.
 #[inline]
@@ -129,6 +142,8 @@ pub const EMPTY: u64 = u64::MAX - 8;
 pub const BROKEN: u64 = u64::MAX - 9;
 /// No contract's channel has that name.
 pub const NO_SUCH_CONTRACT: u64 = u64::MAX - 10;
+/// A `CHANNEL_CALL`'s message was not sent: the peer was gone (the message's endpoints stay the caller's).
+pub const NOT_SENT: u64 = u64::MAX - 11;
 
 #[cfg(test)]
 mod tests {

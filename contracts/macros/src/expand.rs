@@ -295,6 +295,47 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                         }
                     }
                 });
+                // Where the send leads to a state in which this side receives (a request and its answer, an
+                // answer and the next request): the two as one operation, which a ring-3 endpoint makes one call
+                // to the kernel (L4's call and reply-and-wait).
+                let receives_next = allowed.iter().any(|&(_, next)| analysis.sender[next] == Some(receiver));
+                if receives_next {
+                    let call = format_ident!("send_{}_and_recv", snake_case(&msg.to_string()), span = msg.span());
+                    let (tx, rx) = if sender == Dir::In {
+                        (quote!(ToServer), quote!(ToClient))
+                    } else {
+                        (quote!(ToClient), quote!(ToServer))
+                    };
+                    let call_doc = format!(
+                        "Sends `{msg}` and waits for what comes next: `{method}` then `recv`, as one operation (in \
+                         ring 3, one call to the kernel). Allowed where `{method}` is and leads to a state in which \
+                         the {side_name} receives."
+                    );
+                    impls.push(quote! {
+                        impl<S: ::channels::State> #endpoint<S> {
+                            #[doc = #call_doc]
+                            #[inline]
+                            pub fn #call<Next>(self, #(#args: #types),*)
+                                -> ::core::result::Result<
+                                    <#endpoint<Next> as ::channels::Receive>::Message,
+                                    ::channels::CallFailed<msg::#msg>,
+                                >
+                            where
+                                #bound_at<Next>,
+                                Next: ::channels::State,
+                                #endpoint<Next>: ::channels::Receive<Tx = #tx, Rx = #rx>,
+                            {
+                                ::channels::send_then_recv(
+                                    self.raw.into_raw(),
+                                    #construct,
+                                    #tag,
+                                    #wire::#msg,
+                                    |raw| #endpoint { raw: ::channels::tracked::Tracked::new(raw) },
+                                )
+                            }
+                        }
+                    });
+                }
             } else {
                 // The side that never sends this message: a trait with no implementation, whose error says who
                 // sends it, behind a method that can never be called.

@@ -461,6 +461,7 @@ pub fn calls(frame: &mut SyscallFrame) -> Next {
         (Some(id), calls::CHANNEL_SEND) => channel_calls::send(id, frame.rdi, frame.rsi, frame.rdx),
         (Some(id), calls::CHANNEL_SEND_SHORT) => channel_calls::send_short(id, frame),
         (Some(id), calls::CHANNEL_RECV) => channel_calls::recv(id, frame),
+        (Some(id), calls::CHANNEL_CALL) => channel_calls::call(id, frame),
         (Some(id), calls::CHANNEL_STATUS) => channel_calls::status(id, frame.rdi, frame.rsi),
         (Some(id), calls::CHANNEL_PEERS) => channel_calls::peers(id, frame.rdi, frame.rsi),
         (Some(id), calls::CHANNEL_WAIT) => channel_calls::wait(id, frame.rdi, frame.rsi),
@@ -481,14 +482,16 @@ pub fn calls(frame: &mut SyscallFrame) -> Next {
     Next::Resume
 }
 
-/// Whether call `number` never switches the calling thread out: it runs with interrupts off from start to end
-/// and nothing in it blocks.
+/// Whether call `number` needs no note of the kernel stack before it runs: it never switches the calling thread
+/// out (it runs with interrupts off from start to end and nothing in it blocks), or, for a receive and a
+/// `CHANNEL_CALL`'s receive, it notes the stack itself just before it waits (`channel_calls::wait_on`).
 fn never_switches(number: u64) -> bool {
     matches!(
         number,
         calls::CHANNEL_SEND_SHORT
             | calls::CHANNEL_SEND
             | calls::CHANNEL_RECV
+            | calls::CHANNEL_CALL
             | calls::CHANNEL_STATUS
             | calls::CHANNEL_PEERS
             | calls::CHANNEL_CLOSE

@@ -280,8 +280,8 @@ fn round_trips(ctx: &SipContext, client: echo::Client<echo::state::Ready>, itera
     let mut failed = false;
     let figures = measure(ctx, iterations, || {
         let Some(ready) = endpoint.take() else { return };
-        match ready.send_ping(7).ok().map(|owed| owed.recv()) {
-            Some(Ok(client::PingSent::Pong(_, ready))) => endpoint = Some(ready),
+        match ready.send_ping_and_recv(7) {
+            Ok(client::PingSent::Pong(_, ready)) => endpoint = Some(ready),
             _ => failed = true,
         }
     });
@@ -653,6 +653,31 @@ fn protection(ctx: &SipContext) {
     protection_row(ctx, "thread yield (alone)", [alone.0, yield3.0, yield3own.0]);
     events.push(("thread yield (alone)", [alone.1, yield3.1, yield3own.1]));
 
+    // A yield while a partner SIP in the same mode yields too, on this core: each is a switch there and back.
+    let ab = counted(per_run, &mut || match ctx.spawn("bench-partner", "", here) {
+        Ok(partner) => {
+            ctx.yield_now();
+            let figures = cell(&measure(ctx, 1000, || ctx.yield_now()));
+            let _ = ctx.kill(partner);
+            figures
+        }
+        Err(_) => String::from("failed"),
+    });
+    let [ab3, ab3own] = modes.map(|mode| {
+        counted(per_run, &mut || match abi.spawn_protected("bench-ring3", "yield-partner", here, mode, None) {
+            Ok(partner) => {
+                ctx.yield_now();
+                let figure = in_ring3(mode, "yield 1000");
+                let _ = ctx.kill(partner);
+                let _ = abi.wait(partner);
+                figure
+            }
+            Err(_) => String::from("failed"),
+        })
+    });
+    protection_row(ctx, "yield A->B->A (two SIPs)", [ab.0, ab3.0, ab3own.0]);
+    events.push(("yield A->B->A", [ab.1, ab3.1, ab3own.1]));
+
     let rounds = ROUNDS as u64;
     let create = counted(rounds, &mut || {
         cell(&measure(ctx, 1, || {
@@ -689,11 +714,25 @@ fn protection(ctx: &SipContext) {
             counted(trips, &mut || {
                 let (client, server) = echo::channel();
                 let args = format!("pingpong {PING_PONGS}");
-                ring3_pair(ctx, mode, ("echo", Some(core), server), (&args, here, client))
+                ring3_pair(ctx, mode, ("echo", "", Some(core), server), (&args, here, client))
             })
         });
         let name = format!("ping-pong ({place})");
         protection_row(ctx, &name, [own.0, own3.0, own3own.0]);
+        if place == "same core" {
+            // The parking variant: an echo that yields 100 times before each answer, so every receive of the
+            // client finds nothing, parks and is woken.
+            let parks = counted(trips, &mut || echo_round_trips_with(ctx, Protection::Type, core, SLOW_ECHO));
+            let [parks3, parks3own] = modes.map(|mode| {
+                counted(trips, &mut || {
+                    let (client, server) = echo::channel();
+                    let args = format!("pingpong {PING_PONGS}");
+                    ring3_pair(ctx, mode, ("echo", SLOW_ECHO, Some(core), server), (&args, here, client))
+                })
+            });
+            protection_row(ctx, "ping-pong, receiver parks", [parks.0, parks3.0, parks3own.0]);
+            events.push(("ping-pong, receiver parks", [parks.1, parks3.1, parks3own.1]));
+        }
         let [mixed3, mixed3own] = modes.map(|mode| counted(trips, &mut || echo_round_trips(ctx, mode, core)));
         let mixed_name = format!("ring 0 -> ring 3 ({place})");
         protection_row(ctx, &mixed_name, [String::from("-"), mixed3.0, mixed3own.0]);
@@ -714,7 +753,7 @@ fn protection(ctx: &SipContext) {
     let [kv3, kv3own] = modes.map(|mode| {
         counted(ops, &mut || {
             let (client, server) = contracts::kv_store::channel();
-            ring3_pair(ctx, mode, ("kv", here, server), (&format!("kv {KV_OPS}"), here, client))
+            ring3_pair(ctx, mode, ("kv", "", here, server), (&format!("kv {KV_OPS}"), here, client))
         })
     });
     protection_row(ctx, "kv workload (per request)", [kv_type.0.clone(), kv3.0.clone(), kv3own.0.clone()]);
@@ -740,18 +779,18 @@ fn protection(ctx: &SipContext) {
     }
 }
 
-/// A ring-3 measurement between two SIPs under `mode`: the service `server.0` on core `server.1` with the
-/// server end `server.2`, and the image's `bench-ring3` with the arguments `client.0` on core `client.1` with
-/// the client end `client.2`, whose exit status is the figure; `failed` if either does not start or the program
-/// says it could not measure.
+/// A ring-3 measurement between two SIPs under `mode`: the service `server.0` with the arguments `server.1` on
+/// core `server.2` with the server end `server.3`, and the image's `bench-ring3` with the arguments `client.0` on
+/// core `client.1` with the client end `client.2`, whose exit status is the figure; `failed` if either does not
+/// start or the program says it could not measure.
 fn ring3_pair<S: Exchangeable + Send, C: Exchangeable + Send>(
     ctx: &SipContext,
     mode: Protection,
-    server: (&str, Option<u32>, S),
+    server: (&str, &str, Option<u32>, S),
     client: (&str, Option<u32>, C),
 ) -> String {
     let abi = ctx.abi();
-    let Ok(service) = ctx.spawn_protected_with(server.0, "", server.1, mode, server.2) else {
+    let Ok(service) = ctx.spawn_protected_with(server.0, server.1, server.2, mode, server.3) else {
         return String::from("failed");
     };
     let figure = match ctx.spawn_protected_with("bench-ring3", client.0, client.1, mode, client.2) {
@@ -797,8 +836,13 @@ const PING_PONGS: usize = 200;
 
 /// Echo round trips from this SIP (the client, in ring 0) to an echo SIP under `mode` on `core`: median (min-max).
 fn echo_round_trips(ctx: &SipContext, mode: Protection, core: u32) -> String {
+    echo_round_trips_with(ctx, mode, core, "")
+}
+
+/// [`echo_round_trips`] with the echo SIP's arguments `args` (`yields N`: a slow echo).
+fn echo_round_trips_with(ctx: &SipContext, mode: Protection, core: u32, args: &str) -> String {
     let (client, server) = echo::channel();
-    let Ok(echo_sip) = ctx.spawn_protected_with("echo", "", Some(core), mode, server) else {
+    let Ok(echo_sip) = ctx.spawn_protected_with("echo", args, Some(core), mode, server) else {
         return String::from("failed");
     };
     let trips = round_trips(ctx, client, PING_PONGS as u64);

@@ -235,6 +235,34 @@ pub fn recv_call(handle: u32, at: u64, room: u64, wait: bool) -> (u64, [u64; 4])
     (answer, words)
 }
 
+/// `CHANNEL_CALL`: `bytes` (at most `CALL_BYTES`) on `handle`, in registers, then a waiting receive on it with the
+/// buffer (`at`, `room`): the answer, and the registers a short answer comes back in.
+fn call_call(handle: u32, bytes: &[u8], at: u64, room: u64) -> (u64, [u64; 4]) {
+    let Some(words) = numbers::to_words(bytes).filter(|_| bytes.len() <= numbers::CALL_BYTES) else {
+        return (numbers::BAD_ARGUMENT, [0; 4]);
+    };
+    let answer: u64;
+    let mut back = [0u64; 4];
+    // SAFETY: as in `recv_call`: the kernel reads the registers, may write the buffer (a long answer) and answers
+    // a short one in `rdi`, `rsi`, `rdx`, `r10`, declared as outputs.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") numbers::CHANNEL_CALL => answer,
+            inlateout("rdi") u64::from(handle) | (bytes.len() as u64) << 32 => back[0],
+            inlateout("rsi") at => back[1],
+            inlateout("rdx") room => back[2],
+            inlateout("r10") words[0] => back[3],
+            in("r8") words[1],
+            in("r9") words[2],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    (answer, back)
+}
+
 /// The ring-3 build of `channels` over the channel calls.
 pub struct Channels;
 
@@ -256,7 +284,7 @@ pub fn startup_endpoint() -> Option<channels::raw::RawEndpoint<(), channels::ExA
     channels::raw::startup(&trusted)
 }
 
-use channels::raw::{RecvRefused, SendRefused, Short, Status, Transport};
+use channels::raw::{CallRefused, RecvRefused, SendRefused, Short, Status, Transport};
 
 impl Transport for Channels {
     fn open(&self, pair: &str) -> Result<(u32, u32), channels::AllocError> {
@@ -300,6 +328,35 @@ impl Transport for Channels {
                     buffer.reserve(len as usize);
                 }
             }
+        }
+    }
+
+    fn send_then_recv(
+        &self,
+        handle: u32,
+        bytes: &[u8],
+        buffer: &mut alloc::vec::Vec<u8>,
+    ) -> Result<Option<Short>, CallRefused> {
+        if bytes.len() > numbers::CALL_BYTES {
+            return match self.send(handle, bytes) {
+                Ok(()) => self.recv(handle, buffer, true).map_err(|_| CallRefused::Closed),
+                Err(SendRefused::Closed) => Err(CallRefused::NotSent),
+                Err(SendRefused::Broken) => Err(CallRefused::Broken),
+            };
+        }
+        let (answer, words) = call_call(handle, bytes, buffer.as_mut_ptr() as u64, buffer.capacity() as u64);
+        match answer {
+            numbers::NOT_SENT => Err(CallRefused::NotSent),
+            // A broken channel (the send's or the receive's) is closed for both sides: no answer will come.
+            answer if answer >= numbers::FIRST_ERROR => Err(CallRefused::Closed),
+            len if len as usize <= numbers::REGISTER_BYTES => Ok(Short::new(numbers::from_words(words), len as usize)),
+            len if len as usize <= buffer.capacity() => {
+                // SAFETY: the kernel wrote `len` bytes (at most the room) at the start of the buffer.
+                unsafe { buffer.set_len(len as usize) };
+                Ok(None)
+            }
+            // Sent, but the answer is larger than the room: it waits for a receive with enough.
+            _ => self.recv(handle, buffer, true).map_err(|_| CallRefused::Closed),
         }
     }
 

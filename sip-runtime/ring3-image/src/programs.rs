@@ -44,7 +44,8 @@ fn hello(args: &str) -> u32 {
 /// Echo round trips between two ends of one channel this SIP holds both of: the calls without the switches),
 /// measured over 21 rounds (`kv N`, the macro workload, is measured once: see [`kv_workload`]); exits with the
 /// median cycles per operation (guest instructions under `--icount`), which the benchmark reads as this SIP's
-/// exit status, and logs the median, minimum and maximum. `exit` exits at once (the create + exit row).
+/// exit status, and logs the median, minimum and maximum. `exit` exits at once (the create + exit row);
+/// `yield-partner` yields until it is killed (beside it, each `yield` of another SIP is A->B->A).
 /// `u32::MAX` means the row could not be measured.
 fn bench(args: &str) -> u32 {
     const ROUNDS: usize = 21;
@@ -69,6 +70,10 @@ fn bench(args: &str) -> u32 {
         }
         "kv" => return kv_workload(count),
         "exit" => return 0,
+        // The partner of the A->B->A row: yields until it is killed.
+        "yield-partner" => loop {
+            calls::yield_now();
+        },
         _ => return u32::MAX,
     };
     let mut rounds = [0u64; ROUNDS];
@@ -114,8 +119,8 @@ fn echo_client() -> Option<echo::Client<echo::state::Ready>> {
 /// One Ping out and its Pong back; `false` if the echo SIP is gone.
 fn round_trip(client: &mut Option<echo::Client<echo::state::Ready>>) -> bool {
     let Some(ready) = client.take() else { return false };
-    match ready.send_ping(7).map(|owed| owed.recv()) {
-        Ok(Ok(echo::client::PingSent::Pong(_, ready))) => {
+    match ready.send_ping_and_recv(7) {
+        Ok(echo::client::PingSent::Pong(_, ready)) => {
             *client = Some(ready);
             true
         }

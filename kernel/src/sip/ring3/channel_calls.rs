@@ -2,7 +2,8 @@
 //! endpoints in its handle table (`channels::proxy`) and moves messages between them and the SIP's memory in
 //! their byte form (`channels::wire`).
 //!
-//! A message of at most `REGISTER_BYTES` travels in registers (`CHANNEL_SEND_SHORT`, `CHANNEL_RECV`'s answer);
+//! A message of at most `REGISTER_BYTES` travels in registers (`CHANNEL_SEND_SHORT`, `CHANNEL_RECV`'s answer;
+//! `CHANNEL_CALL` sends one of at most `CALL_BYTES` and receives the answer in the same call);
 //! a longer one is copied through the checked helpers of the SIP's address space (never a user pointer
 //! followed). Every call decodes or encodes while acting for the SIP towards the exchange
 //! (`exchange_heap::acting_for`: the blocks and endpoints are its, charged to it), and answers a number. What
@@ -137,6 +138,28 @@ pub fn send_short(id: u64, frame: &SyscallFrame) -> u64 {
     let bytes = &words.as_flattened()[..len];
     let answer = with_handles(id, |handles| send_bytes(id, handles, handle, bytes));
     answer.unwrap_or(calls::NO_SUCH_CALL)
+}
+
+/// `CHANNEL_CALL`: the message of `len` bytes in the frame's `r10`, `r8`, `r9` on the handle (the frame's `rdi`:
+/// handle in the low half, `len` in the high), then a waiting receive on it into the buffer at (`rsi`, room
+/// `rdx`), answered as [`recv`] answers.
+pub fn call(id: u64, frame: &mut SyscallFrame) -> u64 {
+    let (handle, len) = (frame.rdi as u32, (frame.rdi >> 32) as usize);
+    if len > calls::CALL_BYTES {
+        return calls::BAD_ARGUMENT;
+    }
+    let words = [frame.r10, frame.r8, frame.r9].map(u64::to_le_bytes);
+    let bytes = &words.as_flattened()[..len];
+    match with_handles(id, |handles| send_bytes(id, handles, handle, bytes)) {
+        None => calls::NO_SUCH_CALL,
+        Some(0) => {
+            // Sent: the receive, as `CHANNEL_RECV` with this handle and buffer would do it, waiting.
+            (frame.rdi, frame.r10) = (u64::from(handle), 1);
+            recv(id, frame)
+        }
+        Some(calls::CLOSED) => calls::NOT_SENT,
+        Some(refused) => refused,
+    }
 }
 
 /// Decodes `bytes` as a message of the endpoint `handle` and sends it, acting for SIP `id`; the call's answer.

@@ -5,7 +5,8 @@
 //! Spawned with an Echo server end as its startup value (the kernel's self-test does), it takes it with
 //! deliberately bad buffers first, then forges handles, sends bytes that are no message (breaking that channel:
 //! the ring-0 client sees `Closed`), names contracts that do not exist and kernel memory, waits on nonsense,
-//! closes twice, offers the name service ends that are not its contract's, and opens channels until its quota
+//! closes twice, offers the name service ends that are not its contract's, makes calls (send, then receive) with
+//! bad lengths, forged handles and gone peers, and opens channels until its quota
 //! says no. Exits with 0 if every answer was the documented
 //! one, else with the number of the first step that was not.
 
@@ -19,7 +20,7 @@ const KERNEL: u64 = 0xffff_8000_0000_0000;
 pub fn run(_: &str) -> u32 {
     let mut buffer = [0u8; 512];
     let buf = buffer.as_mut_ptr() as u64;
-    let checks: [&dyn Fn() -> bool; 16] = [
+    let checks: [&dyn Fn() -> bool; 17] = [
         // 1: the startup endpoint is there, with one message queued (its sender is gone: it sent the one).
         &|| {
             let mut words = [0u64; 5];
@@ -133,7 +134,32 @@ pub fn run(_: &str) -> u32 {
                 && calls::raw6(c::CHANNEL_SEND_SHORT, [client, 32, u64::MAX, 1, 2, 3]) == c::BROKEN
                 && calls::recv_call(server as u32, 0, 0, true).0 == c::CLOSED
         },
-        // 16: channels until the quota says no; the kernel reclaims them all when this SIP ends.
+        // 16: calls (send, then receive) with lengths beyond their registers, forged handles, an answer already
+        // queued (the call returns it at once, and the request reached the other end), a peer gone before the
+        // send (nothing sent), and bytes that are no message (the channel breaks before anything waits).
+        &|| {
+            let name = core::any::type_name::<channels::ContractPair<contracts::echo::Echo>>();
+            let pair = calls::raw(c::CHANNEL_OPEN, name.as_ptr() as u64, name.len() as u64, 0);
+            let (client, server) = (pair & 0xffff_ffff, pair >> 32);
+            let ping = 42 << 32; // tag 0 (`Ping`, and `Pong` the other way), then 42: a 12-byte message
+            let queued_request = |words: (u64, [u64; 4])| words.0 == 12 && words.1[0] == ping;
+            pair < c::FIRST_ERROR
+                && calls::raw6(c::CHANNEL_CALL, [client | 25 << 32, buf, 512, ping, 0, 0]) == c::BAD_ARGUMENT
+                && calls::raw6(c::CHANNEL_CALL, [99_999 | 12 << 32, buf, 512, ping, 0, 0]) == c::BAD_HANDLE
+                && calls::raw6(c::CHANNEL_SEND_SHORT, [server, 12, ping, 0, 0, 0]) == 0
+                && calls::raw6(c::CHANNEL_CALL, [client | 12 << 32, buf, 512, ping, 0, 0]) == 12
+                && queued_request(calls::recv_call(server as u32, 0, 0, false))
+                && calls::raw(c::CHANNEL_CLOSE, server, 0, 0) == 0
+                && calls::raw6(c::CHANNEL_CALL, [client | 12 << 32, buf, 512, ping, 0, 0]) == c::NOT_SENT
+                && calls::raw(c::CHANNEL_CLOSE, client, 0, 0) == 0
+                && {
+                    let pair = calls::raw(c::CHANNEL_OPEN, name.as_ptr() as u64, name.len() as u64, 0);
+                    let (client, server) = (pair & 0xffff_ffff, pair >> 32);
+                    calls::raw6(c::CHANNEL_CALL, [client | 24 << 32, buf, 512, u64::MAX, 1, 2]) == c::BROKEN
+                        && calls::recv_call(server as u32, 0, 0, true).0 == c::CLOSED
+                }
+        },
+        // 17: channels until the quota says no; the kernel reclaims them all when this SIP ends.
         &|| {
             let name = core::any::type_name::<channels::ContractPair<contracts::echo::Echo>>();
             (0..5000)
