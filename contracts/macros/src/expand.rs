@@ -217,12 +217,7 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
         let tag = tags[&msg.to_string()];
         let method = format_ident!("send_{}", snake_case(&msg.to_string()), span = msg.span());
         let types: Vec<&syn::Type> = message.fields.iter().map(|field| &field.ty).collect();
-        let args: Vec<Ident> = message
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, field)| field.name.clone().unwrap_or_else(|| format_ident!("arg{i}")))
-            .collect();
+        let args: Vec<Ident> = message.fields.iter().enumerate().map(|(i, field)| binding(i, field)).collect();
         let construct = construct_of(message, &args);
         let allowed: Vec<(usize, usize)> = analysis
             .edges
@@ -428,12 +423,7 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
             let message = &def.messages[edge.message];
             let msg = &message.name;
             let next = &def.states[edge.next].name;
-            let args: Vec<Ident> = message
-                .fields
-                .iter()
-                .enumerate()
-                .map(|(i, field)| field.name.clone().unwrap_or_else(|| format_ident!("arg{i}")))
-                .collect();
+            let args: Vec<Ident> = message.fields.iter().enumerate().map(|(i, field)| binding(i, field)).collect();
             let types: Vec<&syn::Type> = message.fields.iter().map(|field| &field.ty).collect();
             let construct = construct_of(message, &args);
             let variant_doc = format!("`{msg}` arrived; the endpoint is now in `{next}`.");
@@ -857,4 +847,13 @@ fn construct_of(message: &crate::parse::MessageDef, args: &[Ident]) -> TokenStre
     } else {
         quote!(msg::#msg(#(#args),*))
     }
+}
+
+/// The name the generated code binds parameter `index` to: its own name, or `arg{index}`; spanned at the
+/// parameter's type, so that a requirement the compiler checks where the binding is made (a payload type that is
+/// not `Exchangeable` inside one that asks for it, such as `ExVec<Rc<u8>>`) is reported at the type, together
+/// with the other copies there, and not across the whole contract.
+fn binding(index: usize, field: &crate::parse::FieldDef) -> Ident {
+    let name = field.name.as_ref().map_or_else(|| format!("arg{index}"), ToString::to_string);
+    Ident::new(&name, field.ty.span())
 }
