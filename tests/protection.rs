@@ -212,6 +212,16 @@ fn services_talk_across_rings() {
         let killed = r.command(&format!("kill {pid}"));
         r.check(killed.contains(&format!("killed {pid}")), &format!("kill: {killed}"));
     }
+    // A ring-3 SIP that drops an endpoint mid-protocol says so in the log (debug level), as the kernel says it of
+    // a ring-0 one: `bench-ring3 selfloop` ends with both ends of its Echo channel in `Ready`.
+    r.command("log debug");
+    let out = r.command("run bench-ring3 --protection ring3 selfloop 5");
+    r.check(
+        out.contains("[bench-ring3#")
+            && out.contains("dropped its Echo client endpoint in state Ready, its peer still there (mid-protocol)"),
+        &format!("no mid-protocol report from ring 3: {out}"),
+    );
+    r.command("log info");
     let out = r.command("echo --protection ring5 x");
     r.check(out.starts_with("error: ") && out.contains("'ring5' is not a protection"), &format!("bad mode: {out}"));
     let ps = r.command("ps");

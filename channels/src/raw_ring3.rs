@@ -84,6 +84,11 @@ pub trait Transport: Sync {
     fn wait_any(&self, handles: &[u32]);
     /// Closes `handle` (the peer sees `Closed`).
     fn close(&self, handle: u32);
+    /// A typed endpoint was dropped mid-protocol (`Exchange::dropped_mid_protocol`): report it (the image logs
+    /// it at debug level). Nothing by default.
+    fn dropped_mid_protocol(&self, contract: &'static str, state: &'static str, side: &'static str) {
+        let _ = (contract, state, side);
+    }
 }
 
 /// A short message as it arrived, in the four registers of a call's answer.
@@ -155,6 +160,10 @@ unsafe impl Exchange for LocalExchange {
     }
 
     fn release(&self, _: crate::ledger::Side) {}
+
+    fn dropped_mid_protocol(&self, contract: &'static str, state: &'static str, side: &'static str) {
+        transport().dropped_mid_protocol(contract, state, side);
+    }
 }
 
 /// Blocking in ring 3 happens in the kernel's calls; nothing here parks.

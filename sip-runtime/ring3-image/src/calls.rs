@@ -385,6 +385,19 @@ impl Transport for Channels {
     fn close(&self, handle: u32) {
         call3(numbers::CHANNEL_CLOSE, u64::from(handle), 0, 0);
     }
+
+    fn dropped_mid_protocol(&self, contract: &'static str, state: &'static str, side: &'static str) {
+        // Logged, as the kernel logs a ring-0 SIP's (at debug level, under this SIP's name); the kernel's counts
+        // are of ring-0 endpoints only.
+        let mut line = Line::new();
+        let _ = core::fmt::write(
+            &mut line,
+            format_args!(
+                "dropped its {contract} {side} endpoint in state {state}, its peer still there (mid-protocol)"
+            ),
+        );
+        log(Level::Debug, line.as_str());
+    }
 }
 
 /// `NAMES_CONNECT`: hands `server` (by its handle) to the name service on `core` (default: this one).
