@@ -70,11 +70,7 @@ pub trait Transport: Sync {
     /// Sends `bytes` on `handle`, then receives on it, waiting, as [`Transport::recv`] does: a request and its
     /// answer (or an answer and the next request). A transport that can do both in one call overrides this.
     fn send_then_recv(&self, handle: u32, bytes: &[u8], buffer: &mut Vec<u8>) -> Result<Option<Short>, CallRefused> {
-        match self.send(handle, bytes) {
-            Ok(()) => self.recv(handle, buffer, true).map_err(|_| CallRefused::Closed),
-            Err(SendRefused::Closed) => Err(CallRefused::NotSent),
-            Err(SendRefused::Broken) => Err(CallRefused::Broken),
-        }
+        send_then_recv_in_two(self, handle, bytes, buffer)
     }
     /// The endpoint's state; `None` if `handle` names no endpoint.
     fn status(&self, handle: u32) -> Option<Status>;
@@ -106,6 +102,21 @@ impl Short {
     /// Its bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.words.as_flattened()[..self.len]
+    }
+}
+
+/// [`Transport::send_then_recv`] as a send and then a receive, two calls (the default, and what a transport does
+/// for a message too long for its one call).
+pub fn send_then_recv_in_two<T: Transport + ?Sized>(
+    transport: &T,
+    handle: u32,
+    bytes: &[u8],
+    buffer: &mut Vec<u8>,
+) -> Result<Option<Short>, CallRefused> {
+    match transport.send(handle, bytes) {
+        Ok(()) => transport.recv(handle, buffer, true).map_err(|_| CallRefused::Closed),
+        Err(SendRefused::Closed) => Err(CallRefused::NotSent),
+        Err(SendRefused::Broken) => Err(CallRefused::Broken),
     }
 }
 

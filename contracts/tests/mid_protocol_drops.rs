@@ -9,16 +9,23 @@ use channels::host::mid_protocol_drops;
 use channels::{Closed, PeerClosed};
 use contracts::contract;
 
-contract! {
-    /// A question, its answer, then the end.
-    pub contract DropAsk {
-        in message Ask(question: u64);
-        out message Answer(answer: u64);
-        initial state Asking { Ask? -> Answering }
-        state Answering { Answer! -> Finished }
-        terminal state Finished;
-    }
+/// Declares a contract named `$name`: a question, its answer, then the end.
+macro_rules! question_and_answer {
+    ($name:ident) => {
+        contract! {
+            /// A question, its answer, then the end.
+            pub contract $name {
+                in message Ask(question: u64);
+                out message Answer(answer: u64);
+                initial state Asking { Ask? -> Answering }
+                state Answering { Answer! -> Finished }
+                terminal state Finished;
+            }
+        }
+    };
 }
+
+question_and_answer!(DropAsk);
 
 #[test]
 fn a_drop_in_a_non_terminal_state_with_the_peer_there_is_counted_once_per_endpoint() {
@@ -31,16 +38,7 @@ fn a_drop_in_a_non_terminal_state_with_the_peer_there_is_counted_once_per_endpoi
     assert_eq!(mid_protocol_drops("DropAsk"), 1);
 }
 
-contract! {
-    /// As `DropAsk`, for the test of drops that do not count.
-    pub contract DropDone {
-        in message Ask(question: u64);
-        out message Answer(answer: u64);
-        initial state Asking { Ask? -> Answering }
-        state Answering { Answer! -> Finished }
-        terminal state Finished;
-    }
-}
+question_and_answer!(DropDone);
 
 #[test]
 fn moving_on_finishing_and_seeing_closed_are_not_counted() {

@@ -716,3 +716,27 @@ fn send_and_recv_is_a_call_and_a_reply_and_wait() {
     }
     server_thread.join().expect("server");
 }
+
+/// `channels::send_then_recv` is public (the typed endpoints' `send_<message>_and_recv` call it), so a hostile
+/// service can call it with a raw endpoint of its own and a "next" endpoint that is not that raw endpoint's. It
+/// gains nothing: the send goes out on its raw endpoint (which, having no protocol, could send it anyway), and the
+/// receive is the typed receive of the endpoint it handed back, so an honest peer on that endpoint only ever sees
+/// its contract kept.
+#[test]
+fn send_then_recv_with_a_foreign_next_endpoint_keeps_every_protocol() {
+    let (own_client, own_server) = channels::contract_pair::<echo::Echo>();
+    let (client, server) = echo::channel();
+    let honest = thread::spawn(move || serve_echo(server));
+    let waiting = client.send_ping(41).expect("server there");
+    let outcome =
+        channels::send_then_recv(own_client, echo::msg::Ping(7), 0, echo::ToServer::Ping, move |_own_raw_dropped| {
+            waiting
+        });
+    // The typed receive of the foreign endpoint: its own server's answer to its own Ping.
+    let Ok(client::PingSent::Pong(41, client)) = outcome else { panic!("not the honest server's Pong") };
+    // The stray Ping went to the attacker's own channel.
+    let mut own_server = own_server;
+    assert!(matches!(own_server.try_recv(), Ok(echo::ToServer::Ping(echo::msg::Ping(7)))));
+    client.send_bye().expect("server there").close();
+    assert_eq!(honest.join().expect("honest server"), 1);
+}

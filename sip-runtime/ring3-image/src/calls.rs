@@ -338,11 +338,7 @@ impl Transport for Channels {
         buffer: &mut alloc::vec::Vec<u8>,
     ) -> Result<Option<Short>, CallRefused> {
         if bytes.len() > numbers::CALL_BYTES {
-            return match self.send(handle, bytes) {
-                Ok(()) => self.recv(handle, buffer, true).map_err(|_| CallRefused::Closed),
-                Err(SendRefused::Closed) => Err(CallRefused::NotSent),
-                Err(SendRefused::Broken) => Err(CallRefused::Broken),
-            };
+            return channels::raw::send_then_recv_in_two(self, handle, bytes, buffer);
         }
         let (answer, words) = call_call(handle, bytes, buffer.as_mut_ptr() as u64, buffer.capacity() as u64);
         match answer {
