@@ -1,10 +1,14 @@
 //! Code generation for a checked contract: one module per contract with the marker type, message structs, the
-//! two wire enums, zero-sized states, typestate `Client<S>`/`Server<S>` endpoints with one method per allowed
-//! action, per-state receive enums, `channel()` and the static `INFO` description.
+//! two wire enums, zero-sized states (each a `channels::State`), the typestate endpoints (`NameClient<S>` and
+//! `NameServer<S>`, named `Client<S>`/`Server<S>` by aliases) over a `channels::tracked::Tracked` transport, one
+//! generic send method per message and side (and its `_and_recv` form) bounded by the `rules` traits whose
+//! `on_unimplemented` texts name the broken rule, `close` bounded by `rules::Terminal`, per-state receive enums,
+//! `channel()` and the static `INFO` description.
 //!
 //! Every generated item names the runtime through `::channels`, so a crate using `contract!` depends on
-//! `channels`. Payload types are checked for `Exchangeable` with their own spans, so a bad payload's error
-//! points at the type in the contract.
+//! `channels`. Payload types, and the bindings and bounds that mention them, are spanned at the type in the
+//! contract, so a bad payload's error points there; the rules' bounds are spanned at the message or state they
+//! are about.
 
 use crate::check::Analysis;
 use crate::derive::drop_guard;

@@ -21,29 +21,33 @@ fn wait_until(limit_ms: u64, done: impl Fn() -> bool) -> bool {
 crate::selftest! {
     /// Two threads that yield to each other alternate strictly (round robin).
     fn threads_alternate_on_yield() {
-        let log = Arc::new(spin::Mutex::new(Vec::new()));
+        // Room for every entry up front: no allocation (and no lock that might yield) between a push and its yield.
+        let log = Arc::new(spin::Mutex::new(Vec::with_capacity(6)));
         let finished = Arc::new(AtomicUsize::new(0));
-        // Both threads exist before either runs: with interrupts off, the timer cannot preempt this thread
-        // between the two spawns (letting `a` run alone for a while, as it did about one boot in eight on 32
-        // cores).
-        interrupts::without_interrupts(|| {
-            for tag in ['a', 'b'] {
-                let (log, finished) = (log.clone(), finished.clone());
-                spawn(Account::Kernel, 16 * 1024, move || {
-                    // With interrupts off the timer cannot preempt between the push and the yield, so only the
-                    // yields decide the order.
-                    interrupts::without_interrupts(|| {
-                        for _ in 0..3 {
-                            log.lock().push(tag);
-                            yield_now();
-                        }
-                    });
-                    finished.fetch_add(1, Ordering::SeqCst);
-                })
-                .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
-            }
-            Ok::<(), String>(())
-        })?;
+        // Neither thread logs before both exist: they wait for `go`, set once both are spawned. Turning interrupts
+        // off around the spawns is not enough: a spawn may itself yield (a lock that waits by yielding, contended
+        // by another core's self-tests in a `--smp 4` boot), which let `a` run alone before `b` existed ("aababb",
+        // about one `--smp 4` run in six).
+        let go = Arc::new(AtomicBool::new(false));
+        for tag in ['a', 'b'] {
+            let (log, finished, go) = (log.clone(), finished.clone(), go.clone());
+            spawn(Account::Kernel, 16 * 1024, move || {
+                // With interrupts off the timer cannot preempt between the push and the yield, so only the
+                // yields decide the order.
+                interrupts::without_interrupts(|| {
+                    while !go.load(Ordering::SeqCst) {
+                        yield_now();
+                    }
+                    for _ in 0..3 {
+                        log.lock().push(tag);
+                        yield_now();
+                    }
+                });
+                finished.fetch_add(1, Ordering::SeqCst);
+            })
+            .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
+        }
+        go.store(true, Ordering::SeqCst);
         crate::check!(wait_until(2000, || finished.load(Ordering::SeqCst) == 2), "threads did not finish");
         // Either thread may go first; after that they must strictly alternate.
         let log: String = log.lock().iter().collect();
