@@ -4,8 +4,10 @@
 //! memory (data frames, the kernel heap, the exchange heap) comes back to its baseline.
 //!
 //! The attacks that no longer compile are compile-fail cases (contracts/tests/ui/hostile_*.rs); the stack
-//! attacks are `fault` kinds (tests/sips.rs). docs/security.md lists each attack with what it did to the old
-//! code.
+//! attacks are `fault` kinds (tests/sips.rs); items whose misuse needs no kernel are attacked on the host:
+//! `channels::send_then_recv` with a foreign "next" endpoint (contracts/tests/runtime.rs: every protocol is kept),
+//! and reports of mid-protocol drops under forged names, which are diagnostics bounded by the names in the
+//! reporting code (docs/security.md). docs/security.md lists each attack with what it did to the old code.
 //!
 //! One boot runs the attacks one after the other, twice: the first pass lets the kernel's heaps grow to what
 //! the attacks need (heaps keep what they mapped), the second is measured against the baseline taken between
