@@ -233,3 +233,69 @@ fn services_talk_across_rings() {
     );
     r.shutdown();
 }
+
+/// The name service itself in every mode (`names restart --protection MODE`), serving providers in every mode:
+/// an echo in each mode binds its name again after each restart (the old instance's names are released with
+/// it), and the ring-0 shell looks each up through the name service in ring 3 or ring 0. The name service's
+/// registry calls cross from ring 3 through the `KERNEL` call; a refusal crosses back (the shell may not
+/// unbind an echo's name: `NotOwner`).
+#[test]
+fn the_name_service_runs_in_every_mode() {
+    let mut r = Runner::boot(&[]);
+    let modes = ["type", "ring3", "ring3-own"];
+    let pids: Vec<u64> = modes
+        .iter()
+        .map(|mode| {
+            let out = r.command(&format!("spawn echo --protection {mode} by-{mode}"));
+            r.spawned_pid(&out)
+        })
+        .collect();
+    for names_mode in ["ring3-own", "ring3", "type"] {
+        let out = r.command(&format!("names restart --protection {names_mode}"));
+        r.check(
+            out.contains(&format!("the name service runs in {names_mode}")),
+            &format!("restart in {names_mode}: {out}"),
+        );
+        let ps = r.command("ps");
+        r.check(
+            ps.lines().any(|l| l.contains(" names ") && l.contains(&format!(" {names_mode} "))),
+            &format!("names not listed in {names_mode}:\n{ps}"),
+        );
+        // Each echo sees its provider end close with the old name service and binds its name again.
+        let mut listed = r.command("names");
+        for _ in 0..100 {
+            if modes.iter().all(|mode| listed.contains(&format!("by-{mode}"))) {
+                break;
+            }
+            listed = r.command("names");
+        }
+        for (mode, pid) in modes.iter().zip(&pids) {
+            let name = format!("by-{mode}");
+            r.check(
+                listed.lines().any(|l| l.starts_with(&name) && l.contains(&format!(" {pid} ")) && l.ends_with("Echo")),
+                &format!("{name} (pid {pid}) not bound again under names in {names_mode}:\n{listed}"),
+            );
+            let out = r.command(&format!("names lookup {name} hi from {names_mode}"));
+            r.check(
+                out.contains(&format!("{name} answered: hi from {names_mode}")),
+                &format!("lookup of {name} through names in {names_mode}: {out}"),
+            );
+        }
+        let out = r.command("names unbind by-type");
+        r.check(
+            out.starts_with("error: unbind by-type: ") && out.contains("another"),
+            &format!("the shell unbound an echo's name (names in {names_mode}): {out}"),
+        );
+        let out = r.command("names lookup nobody x");
+        r.check(out.starts_with("error: lookup nobody: "), &format!("lookup of an unbound name: {out}"));
+    }
+    let out = r.command("names restart --protection ring5");
+    r.check(out.starts_with("error: usage: names"), &format!("a bad mode: {out}"));
+    for pid in &pids {
+        let out = r.command(&format!("kill {pid}"));
+        r.check(out.contains(&format!("killed {pid}")), &format!("kill {pid}: {out}"));
+    }
+    let out = r.command("names");
+    r.check(out.contains("no names bound"), &format!("the killed echos' names are left:\n{out}"));
+    r.shutdown();
+}

@@ -11,10 +11,11 @@
 //! gives it the object); each call checks the caller's capabilities from the kernel's policy, bounds every
 //! size it is given, and charges what it creates to the caller (docs/security.md).
 
+use contracts::Exchangeable;
 use core::fmt;
 
 /// A SIP's identity, unique for the whole boot (never reused).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SipId(pub u64);
 
 impl fmt::Display for SipId {
@@ -24,7 +25,7 @@ impl fmt::Display for SipId {
 }
 
 /// How a SIP ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// Its entry returned, or it called `exit(Success)`.
     Success,
@@ -72,7 +73,7 @@ pub enum SpawnError {
 
 /// How a SIP is protected, chosen when it is spawned: by the type system alone in ring 0, or by the MMU in ring 3
 /// as well (docs/protection.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protection {
     /// Ring 0, the kernel's address space: isolation by the type system (verified code only).
     #[default]
@@ -132,7 +133,7 @@ impl fmt::Display for SpawnError {
             Self::TooManyThreads => f.write_str("the SIP runs as many threads as its policy allows"),
             Self::NoRing3Build => f.write_str(
                 "no ring-3 build of it (the ring-3 image has the programs and services its services.rs names: \
-                 template, echo, kv)",
+                 template, echo, kv, names)",
             ),
             Self::NeedsHardwareProtection => f.write_str(
                 "not verified code: only verified code runs in ring 0 (`type`); start it with --protection ring3 \
@@ -143,7 +144,7 @@ impl fmt::Display for SpawnError {
 }
 
 /// Why a kill did not happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillError {
     /// No live SIP has that id.
     NoSuchProcess,
@@ -200,7 +201,7 @@ pub struct ProcessInfo {
 
 /// Counts of the events that explain what protection costs, summed over every core since boot (`bench
 /// protection` reads them before and after each operation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EventCounts {
     /// Entries into the kernel from ring 3 (`syscall`s, interrupts and exceptions).
     pub ring3_entries: u64,
@@ -215,7 +216,7 @@ pub struct EventCounts {
 }
 
 /// Memory figures for `mem`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MemoryInfo {
     /// Usable physical frames.
     pub frames_total: u64,
@@ -240,7 +241,7 @@ pub struct MemoryInfo {
 }
 
 /// One core's replica of the process table, for `replicas`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaInfo {
     /// The core.
     pub core: u32,
@@ -261,7 +262,7 @@ pub struct ReplicaInfo {
 }
 
 /// One core, for `cpus`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuInfo {
     /// Dense index.
     pub index: u32,
@@ -284,7 +285,7 @@ pub struct CpuInfo {
 }
 
 /// Who holds one end of a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndHolder {
     /// The endpoint is gone (dropped, or its SIP died).
     Closed,
@@ -297,7 +298,7 @@ pub enum EndHolder {
 }
 
 /// One live channel, for `channels`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelInfo {
     /// An identity for the listing: a serial number in creation order (never an address).
     pub id: u64,
@@ -306,7 +307,7 @@ pub struct ChannelInfo {
 }
 
 /// Log levels the system log can be set to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFilter {
     /// Nothing.
     Off,
@@ -320,6 +321,12 @@ pub enum LogFilter {
     Debug,
     /// Everything.
     Trace,
+}
+
+impl LogFilter {
+    /// Every level, from the quietest.
+    pub const ALL: [LogFilter; 6] =
+        [LogFilter::Off, LogFilter::Error, LogFilter::Warn, LogFilter::Info, LogFilter::Debug, LogFilter::Trace];
 }
 
 /// The kernel as a SIP sees it. Implemented by the kernel (ring 0: direct calls).
@@ -411,6 +418,11 @@ pub trait KernelAbi: Sync {
     /// service learns from the kernel, so it cannot be forged). `false` if that name service is not running or
     /// is overloaded (the end is then closed: the client sees `Closed`).
     fn connect_names(&self, core: Option<u32>, server: NameServiceServer) -> bool;
+    /// Ends the caller's core's name service and starts it again in `protection` (the mode it keeps until the
+    /// next restart), returning once the new one is running, with the mode it runs in: `protection`, or `type`
+    /// if it could not start so (the kernel logs why). The names it served are released, as when it ends for any
+    /// reason (needs `SystemAdmin`).
+    fn restart_names(&self, protection: Protection) -> Result<Protection, RestartError>;
     /// Binds `name` to SIP `sip` in the replicated name registry, agreed with every core: exactly one of any
     /// concurrent claims of a name wins (needs `NameRegistry`).
     fn claim_name(&self, name: &str, sip: SipId, contract: &str) -> Result<(), NameRegistryError>;
@@ -428,8 +440,26 @@ pub trait KernelAbi: Sync {
     fn replica(&self, core: u32) -> Option<ReplicaInfo>;
 }
 
+/// Why the name service was not restarted.
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartError {
+    /// The caller's manifest lacks `SystemAdmin`.
+    NotPermitted,
+    /// The core's name service gave up after failing again and again, or the new one did not start in time.
+    Unavailable,
+}
+
+impl fmt::Display for RestartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotPermitted => "not permitted (needs the SystemAdmin capability)",
+            Self::Unavailable => "the name service of this core is unavailable (see the log)",
+        })
+    }
+}
+
 /// Why the name registry refused a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameRegistryError {
     /// Another SIP has the name.
     AlreadyBound,
@@ -446,7 +476,7 @@ pub enum NameRegistryError {
 }
 
 /// One binding of the replicated name registry: plain data (fixed arrays), so it crosses the ABI by value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NameInfo {
     name: [u8; contracts::MAX_NAME_LEN],
     name_len: u8,
@@ -487,7 +517,7 @@ pub type NameServiceClient = contracts::name_service::Client<contracts::name_ser
 pub type NameServiceServer = contracts::name_service::Server<contracts::name_service::state::Ready>;
 
 /// The caller's manifest lacks the capability the call needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotPermitted;
 
 #[cfg(test)]

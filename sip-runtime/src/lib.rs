@@ -23,6 +23,7 @@ extern crate alloc;
 
 mod abi;
 mod context;
+pub mod kernel_requests;
 mod manifest;
 mod names;
 pub mod ring3_calls;
@@ -30,7 +31,7 @@ pub mod ring3_calls;
 pub use abi::{
     ChannelInfo, CpuInfo, EndHolder, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MAX_ARGS_LEN,
     MAX_LOG_LINE, MemoryInfo, NameInfo, NameRegistryError, NameServiceClient, NameServiceServer, NotPermitted,
-    ProcessInfo, ProcessState, Protection, ReplicaInfo, SipId, SpawnError,
+    ProcessInfo, ProcessState, Protection, ReplicaInfo, RestartError, SipId, SpawnError,
 };
 pub use context::SipContext;
 pub use manifest::{

@@ -86,6 +86,15 @@ pub const CHANNEL_CALL: u64 = 19;
 /// handle and the receive's buffer).
 pub const CALL_BYTES: usize = 24;
 
+/// Asks the kernel one of the `KernelAbi` calls that have no call of their own (`kernel_requests::Request`:
+/// the name registry, process control, system information, the console, administration): the request's byte
+/// form at (first argument, length in the second, at most `kernel_requests::MAX_REQUEST`), the answer's written
+/// to the buffer at the third (room in the fourth, at least `kernel_requests::MAX_ANSWER`); answers the answer's
+/// length. The kernel answers it as it answers a ring-0 SIP's call, capabilities checked alike. `BAD_ARGUMENT`
+/// (bytes that are no request, a length or room out of range) and `BAD_ADDRESS` (a buffer that is not the
+/// caller's memory) before anything is done.
+pub const KERNEL: u64 = 20;
+
 /// A message of at most [`REGISTER_BYTES`] as the words of the registers it travels in (little-endian, the
 /// rest zero); `None` if it is longer.
 #[inline]

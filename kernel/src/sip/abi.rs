@@ -12,7 +12,7 @@ use channels::ledger::Holder;
 use sip_runtime::{
     Capability, ChannelInfo, CpuInfo, EndHolder, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel,
     MAX_LOG_LINE, MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection,
-    SipId, SpawnError, Startup,
+    RestartError, SipId, SpawnError, Startup,
 };
 
 /// Logs `message` for the calling SIP at `level`, prefixed with its name, within its log budget; a message longer
@@ -347,6 +347,14 @@ impl KernelAbi for Ring0Abi {
             // A kernel thread has no SIP to connect for; the end closes with the kernel's drop.
             None => false,
         }
+    }
+
+    fn restart_names(&self, protection: Protection) -> Result<Protection, RestartError> {
+        let _kernel = KernelAccount::enter();
+        if !caller_may(Capability::SystemAdmin) {
+            return Err(RestartError::NotPermitted);
+        }
+        super::names::restart(protection)
     }
 
     fn claim_name(&self, name: &str, sip: SipId, contract: &str) -> Result<(), NameRegistryError> {

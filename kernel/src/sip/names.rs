@@ -25,8 +25,8 @@ use crate::sync::IrqMutex;
 use alloc::collections::VecDeque;
 use channels::Closed;
 use contracts::{name_listener, name_service};
-use core::sync::atomic::{AtomicU64, Ordering};
-use sip_runtime::{NameServiceServer, Startup};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use sip_runtime::{NameServiceServer, Protection, RestartError, Startup};
 
 /// Connections waiting for the `names` SIP beyond this many are refused (`Unavailable`).
 const MAX_QUEUED: usize = 256;
@@ -37,15 +37,35 @@ const MAX_QUICK_RESTARTS: u32 = 5;
 /// The server end of a name-service connection.
 pub type Connection = name_service::Server<name_service::state::Ready>;
 
-/// One core's broker: connections not yet handed to its `names` SIP (asking SIP, server end), and the broker
-/// thread's id (0 until it runs, or after it gave up), woken when the queue grows.
+/// One core's broker: connections not yet handed to its `names` SIP (asking SIP, server end), the broker
+/// thread's id (0 until it runs, or after it gave up), woken when the queue grows, and what [`restart`] needs.
 struct Broker {
     queue: IrqMutex<VecDeque<(u64, Connection)>>,
     thread: AtomicU64,
+    /// The mode its `names` SIP is started in (an index into `Protection::ALL`; `type` until a restart asks
+    /// for another).
+    protection: AtomicU8,
+    /// The running `names` SIP (0: none).
+    sip: AtomicU64,
+    /// `names` SIPs started so far: a restart waits for this to move.
+    starts: AtomicU64,
+    /// The running `names` SIP is being ended on purpose (a restart, not a failure).
+    restarting: AtomicBool,
 }
 
-static BROKERS: [Broker; MAX_CPUS] =
-    [const { Broker { queue: IrqMutex::new(VecDeque::new()), thread: AtomicU64::new(0) } }; MAX_CPUS];
+static BROKERS: [Broker; MAX_CPUS] = [const {
+    Broker {
+        queue: IrqMutex::new(VecDeque::new()),
+        thread: AtomicU64::new(0),
+        protection: AtomicU8::new(0),
+        sip: AtomicU64::new(0),
+        starts: AtomicU64::new(0),
+        restarting: AtomicBool::new(false),
+    }
+}; MAX_CPUS];
+
+/// How long [`restart`] waits for the new `names` SIP.
+const RESTART_TIMEOUT_NANOS: u64 = 5_000_000_000;
 
 fn mine() -> &'static Broker {
     &BROKERS[crate::percpu::current_index() as usize]
@@ -98,18 +118,59 @@ pub fn accept_connection(sip: u64, end: Connection) -> bool {
     true
 }
 
+/// Ends this core's name service and starts it again in `protection`; answers the mode the new one runs in
+/// (`type` if it could not start in `protection`: the broker logs why) once it runs.
+pub fn restart(protection: Protection) -> Result<Protection, RestartError> {
+    let broker = mine();
+    if broker.thread.load(Ordering::Acquire) == 0 {
+        return Err(RestartError::Unavailable);
+    }
+    let before = broker.starts.load(Ordering::Acquire);
+    broker.protection.store(protection as u8, Ordering::Release);
+    broker.restarting.store(true, Ordering::Release);
+    match broker.sip.load(Ordering::Acquire) {
+        0 => {}
+        // Already gone if it ended meanwhile: the broker starts the next one in `protection` all the same.
+        sip => {
+            let _ = super::kill(sip);
+        }
+    }
+    let deadline = crate::time::uptime_nanos() + RESTART_TIMEOUT_NANOS;
+    while broker.starts.load(Ordering::Acquire) == before {
+        if crate::time::uptime_nanos() > deadline || broker.thread.load(Ordering::Acquire) == 0 {
+            return Err(RestartError::Unavailable);
+        }
+        sched::sleep(10_000_000);
+    }
+    Ok(mode_of(broker))
+}
+
+/// The mode `broker` starts its `names` SIP in.
+fn mode_of(broker: &Broker) -> Protection {
+    Protection::ALL.get(usize::from(broker.protection.load(Ordering::Acquire))).copied().unwrap_or_default()
+}
+
 /// The broker: start `names`, feed it connections until it ends, start it again.
 fn run() {
     let mut quick_restarts = 0;
     loop {
         let started = crate::time::uptime_nanos();
+        let mut asked = false;
         match start_names() {
             Ok((id, listener)) => {
                 // Its end wakes us, so a dead name service is replaced at once, not at the next connection.
                 super::notify_on_end(id, sched::current_id().unwrap_or(ThreadId(0)));
+                mine().sip.store(id, Ordering::Release);
+                mine().starts.fetch_add(1, Ordering::AcqRel);
                 feed(listener);
                 super::wait(id);
-                log::warn!("the name service (sip {id}) ended; starting a new one");
+                mine().sip.store(0, Ordering::Release);
+                asked = mine().restarting.swap(false, Ordering::AcqRel);
+                if asked {
+                    log::info!("the name service (sip {id}) ended; starting it in {}", mode_of(mine()));
+                } else {
+                    log::warn!("the name service (sip {id}) ended; starting a new one");
+                }
                 // Its provider endpoints died with it: the names they served are free again.
                 super::name_registry::release_all_of_this_core();
             }
@@ -117,6 +178,11 @@ fn run() {
         }
         // Whatever was queued for the old instance can never be served by it.
         mine().queue.lock().clear();
+        if asked {
+            // An end asked for by `restart` is no failure.
+            quick_restarts = 0;
+            continue;
+        }
         if crate::time::uptime_nanos() - started < 1_000_000_000 {
             quick_restarts += 1;
             if quick_restarts > MAX_QUICK_RESTARTS {
@@ -132,11 +198,23 @@ fn run() {
     }
 }
 
+/// Starts this core's `names` SIP in the broker's mode, or in `type` if that mode cannot start it (logged;
+/// the mode is then `type` until the next restart).
 fn start_names() -> Result<(u64, name_listener::Client<name_listener::state::Ready>), sip_runtime::SpawnError> {
+    let here = Some(crate::percpu::current_index());
+    let protection = mode_of(mine());
     let (client, server) = name_listener::channel();
     let startup = Startup::new(server).map_err(|_| sip_runtime::SpawnError::OutOfMemory)?;
-    let here = Some(crate::percpu::current_index());
-    let id = super::spawn_with("names", "", here, Some(startup)).map_err(|(e, _)| e)?;
+    let startup = match super::spawn_protected("names", "", here, protection, Some(startup)) {
+        Ok(id) => return Ok((id.0, client)),
+        Err((e, startup)) if protection != Protection::Type => {
+            log::warn!("cannot start the name service in {protection}: {e}; starting it in type");
+            mine().protection.store(Protection::Type as u8, Ordering::Release);
+            startup
+        }
+        Err((e, _)) => return Err(e),
+    };
+    let id = super::spawn_protected("names", "", here, Protection::Type, startup).map_err(|(e, _)| e)?;
     Ok((id.0, client))
 }
 

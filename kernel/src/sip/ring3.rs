@@ -68,8 +68,9 @@ pub enum Code {
 
 /// The programs of the ring-3 image the kernel starts (`spawn NAME --protection ring3|ring3-own`): their
 /// manifests are the kernel's (the image is not a service crate, and asks for nothing but a stack).
-pub static IMAGE_PROGRAMS: [Program; 6] = [
+pub static IMAGE_PROGRAMS: [Program; 7] = [
     Program { manifest: program_manifest("channel-attacks"), code: Code::Image("channel-attacks") },
+    Program { manifest: program_manifest("kernel-requests"), code: Code::Image("kernel-requests") },
     Program { manifest: program_manifest("hello"), code: Code::Image("hello") },
     Program { manifest: program_manifest("bench-ring3"), code: Code::Image("bench-ring3") },
     Program { manifest: program_manifest("alloc"), code: Code::Image("alloc") },
@@ -467,6 +468,7 @@ pub fn calls(frame: &mut SyscallFrame) -> Next {
         (Some(id), calls::CHANNEL_WAIT) => channel_calls::wait(id, frame.rdi, frame.rsi),
         (Some(id), calls::CHANNEL_CLOSE) => channel_calls::close(id, frame.rdi),
         (Some(id), calls::NAMES_CONNECT) => channel_calls::names_connect(id, frame.rdi, frame.rsi),
+        (Some(id), calls::KERNEL) => kernel_calls::answer(id, frame.rdi, frame.rsi, frame.rdx, frame.r10),
         (Some(id), calls::PANIC) => match text_of(id, frame.rdi, frame.rsi) {
             Ok((text, more)) => {
                 let mut message = text;
@@ -574,4 +576,5 @@ fn grow(id: u64, bytes: u64) -> u64 {
 
 mod channel_calls;
 pub mod image;
+mod kernel_calls;
 mod selftests;

@@ -234,10 +234,11 @@ pub fn kv(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `names [lookup NAME TEXT... | unbind NAME]`: list the name service's bindings, echo text through the Echo
-/// service bound to NAME, or remove a name the shell bound.
+/// `names [lookup NAME TEXT... | unbind NAME | restart [--protection MODE]]`: list the name service's
+/// bindings, echo text through the Echo service bound to NAME, remove a name the shell bound, or start this
+/// core's name service again (in a protection mode).
 pub fn names(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    const USAGE: &str = "names [lookup NAME TEXT... | unbind NAME]";
+    const USAGE: &str = "names [lookup NAME TEXT... | unbind NAME | restart [--protection type|ring3|ring3-own]]";
     let failed = |what: &str, name: &str, e: contracts::NameError| CommandError::Invalid(format!("{what} {name}: {e}"));
     match args {
         [] => {
@@ -274,6 +275,22 @@ pub fn names(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
         ["unbind", name] => {
             sh.ctx.unbind(name).map_err(|e| failed("unbind", name, e))?;
             sh.say(format_args!("unbound {name}"));
+            Ok(())
+        }
+        ["restart", rest @ ..] => {
+            let protection = match rest {
+                [] => Protection::Type,
+                ["--protection", mode] => Protection::from_name(mode).ok_or(CommandError::Usage(USAGE))?,
+                _ => return Err(CommandError::Usage(USAGE)),
+            };
+            let running = sh.ctx.abi().restart_names(protection).map_err(|e| CommandError::Invalid(format!("{e}")))?;
+            if running == protection {
+                sh.say(format_args!("the name service runs in {running} (its names were released)"));
+            } else {
+                sh.say(format_args!(
+                    "the name service could not start in {protection} (see the log): it runs in {running}"
+                ));
+            }
             Ok(())
         }
         _ => Err(CommandError::Usage(USAGE)),

@@ -98,8 +98,8 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "names",
-        usage: "names [lookup NAME TEXT... | unbind NAME]",
-        help: "name service: list bindings, talk to an Echo service by name, unbind",
+        usage: "names [lookup NAME TEXT... | unbind NAME | restart [--protection type|ring3|ring3-own]]",
+        help: "name service: list bindings, talk to an Echo service by name, unbind, restart (in a mode)",
         run: channel_commands::names,
     },
     Command {

@@ -4,15 +4,18 @@
 //! kernel checks and copies. What a ring-3 SIP has today: time, yielding and sleeping, logging, exiting, its
 //! core, the cycle counter (read in ring 3 with `rdtsc`, which the kernel does not forbid) and its startup value
 //! (the channel end the kernel holds under handle 0; channels themselves are the `ring3` build of `channels`).
-//! The rest answers as a SIP without the capability or the resource would be answered in ring 0
-//! (`NotPermitted`, `None`, one thread): ring-3 SIPs are granted no capability through calls yet
-//! (docs/protection.md, "Next steps"). Nothing here panics.
+//! The name registry, process control (kill, wait), system information, the console and administration go
+//! through the `KERNEL` call (`sip_runtime::kernel_requests`), which the kernel answers with its ring-0
+//! implementation: the same capabilities are checked in both modes. What does not cross yet answers as a SIP
+//! without the capability would be answered in ring 0: spawning (`NotPermitted`), the process list (`None`),
+//! threads (one), self-tests (`NotPermitted`) (docs/protection.md, "Next steps"). Nothing here panics.
 
-use crate::calls::{self, Level};
+use crate::calls::{self, Level, ask};
+use sip_runtime::kernel_requests::{MAX_CONSOLE_PIECE, Request};
 use sip_runtime::{
     ChannelInfo, CpuInfo, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo, NameInfo,
-    NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection, ReplicaInfo, SipId, SpawnError,
-    Startup,
+    NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection, ReplicaInfo, RestartError, SipId,
+    SpawnError, Startup,
 };
 
 /// The ABI object of every ring-3 SIP.
@@ -80,11 +83,11 @@ impl KernelAbi for Ring3Abi {
     }
 
     fn events(&self) -> EventCounts {
-        EventCounts::default()
+        ask(Request::Events).unwrap_or_default()
     }
 
-    fn exit_status_of(&self, _: SipId) -> Option<ExitStatus> {
-        None
+    fn exit_status_of(&self, id: SipId) -> Option<ExitStatus> {
+        ask(Request::ExitStatusOf(id)).flatten()
     }
 
     fn start_thread(&self, _: fn(usize), _: usize) -> Result<u64, SpawnError> {
@@ -99,8 +102,8 @@ impl KernelAbi for Ring3Abi {
         crate::calls::startup_endpoint().map(Startup::from_end)
     }
 
-    fn kill(&self, _: SipId) -> Result<(), KillError> {
-        Err(KillError::NotPermitted)
+    fn kill(&self, id: SipId) -> Result<(), KillError> {
+        ask(Request::Kill(id)).unwrap_or(Err(KillError::NotPermitted))
     }
 
     fn process_after(&self, _: Option<SipId>) -> Option<ProcessInfo> {
@@ -108,46 +111,55 @@ impl KernelAbi for Ring3Abi {
     }
 
     fn memory(&self) -> MemoryInfo {
-        MemoryInfo::default()
+        ask(Request::Memory).unwrap_or_default()
     }
 
     fn current_core(&self) -> u32 {
         calls::core()
     }
 
-    fn wait(&self, _: SipId) -> Result<(), KillError> {
-        Err(KillError::NotPermitted)
+    fn wait(&self, id: SipId) -> Result<(), KillError> {
+        ask(Request::Wait(id)).unwrap_or(Err(KillError::NotPermitted))
     }
 
-    fn console_write(&self, _: &str) -> Result<(), NotPermitted> {
-        Err(NotPermitted)
+    fn console_write(&self, text: &str) -> Result<(), NotPermitted> {
+        // In pieces that fit a request, each cut at a character's boundary.
+        let mut rest = text;
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(MAX_CONSOLE_PIECE);
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let (piece, after) = rest.split_at(cut);
+            ask::<Result<(), NotPermitted>>(Request::ConsoleWrite(piece)).unwrap_or(Err(NotPermitted))?;
+            rest = after;
+        }
+        Ok(())
     }
 
     fn cycles_are_instructions(&self) -> bool {
         calls::icount()
     }
 
-    fn cpu(&self, _: u32) -> Option<CpuInfo> {
-        None
+    fn cpu(&self, index: u32) -> Option<CpuInfo> {
+        ask(Request::Cpu(index)).flatten()
     }
 
-    fn channel_after(&self, _: Option<u64>) -> Option<ChannelInfo> {
-        None
+    fn channel_after(&self, after: Option<u64>) -> Option<ChannelInfo> {
+        ask(Request::ChannelAfter(after)).flatten()
     }
 
-    fn mid_protocol_drops(&self, _: &str) -> u64 {
-        // The kernel's counts are not asked from ring 3 (no call for it).
-        0
+    fn mid_protocol_drops(&self, contract: &str) -> u64 {
+        ask(Request::MidProtocolDrops(contract)).unwrap_or(0)
     }
 
     fn log_level(&self) -> LogFilter {
-        // Not asked of the kernel yet: the level the kernel starts with. Lines below the real level are dropped
-        // by the kernel anyway.
-        LogFilter::Info
+        // Unanswered (it is always answered): the level the kernel starts with.
+        ask(Request::LogLevel).unwrap_or(LogFilter::Info)
     }
 
-    fn set_log_level(&self, _: LogFilter) -> Result<(), NotPermitted> {
-        Err(NotPermitted)
+    fn set_log_level(&self, level: LogFilter) -> Result<(), NotPermitted> {
+        ask(Request::SetLogLevel(level)).unwrap_or(Err(NotPermitted))
     }
 
     fn run_selftests(&self, _: &str) -> Result<(u32, u32), NotPermitted> {
@@ -155,38 +167,49 @@ impl KernelAbi for Ring3Abi {
     }
 
     fn shutdown(&self) -> NotPermitted {
-        NotPermitted
+        ask(Request::Shutdown).unwrap_or(NotPermitted)
     }
 
-    fn kernel_panic(&self, _: &str) -> NotPermitted {
-        NotPermitted
+    fn kernel_panic(&self, message: &str) -> NotPermitted {
+        // A message too long for a request is cut, as the kernel would cut it in its panic line anyway.
+        let mut cut = message.len().min(MAX_CONSOLE_PIECE);
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        ask(Request::KernelPanic(&message[..cut])).unwrap_or(NotPermitted)
     }
 
     fn connect_names(&self, core: Option<u32>, server: NameServiceServer) -> bool {
         crate::calls::names_connect(core, server)
     }
 
-    fn claim_name(&self, _: &str, _: SipId, _: &str) -> Result<(), NameRegistryError> {
-        Err(NameRegistryError::NotPermitted)
+    fn restart_names(&self, protection: Protection) -> Result<Protection, RestartError> {
+        ask(Request::RestartNames(protection)).unwrap_or(Err(RestartError::NotPermitted))
     }
 
-    fn release_name(&self, _: &str, _: SipId) -> Result<(), NameRegistryError> {
-        Err(NameRegistryError::NotPermitted)
+    // A request that does not fit a call has a name far beyond any valid one: `Invalid`, or not bound.
+
+    fn claim_name(&self, name: &str, sip: SipId, contract: &str) -> Result<(), NameRegistryError> {
+        ask(Request::ClaimName { name, sip, contract }).unwrap_or(Err(NameRegistryError::Invalid))
+    }
+
+    fn release_name(&self, name: &str, sip: SipId) -> Result<(), NameRegistryError> {
+        ask(Request::ReleaseName { name, sip }).unwrap_or(Err(NameRegistryError::Invalid))
     }
 
     fn broadcast_probe(&self) -> Option<u64> {
-        None
+        ask(Request::BroadcastProbe).flatten()
     }
 
-    fn resolve_name(&self, _: &str) -> Option<NameInfo> {
-        None
+    fn resolve_name(&self, name: &str) -> Option<NameInfo> {
+        ask(Request::ResolveName(name)).flatten()
     }
 
-    fn name_after(&self, _: Option<&str>) -> Option<NameInfo> {
-        None
+    fn name_after(&self, after: Option<&str>) -> Option<NameInfo> {
+        ask(Request::NameAfter(after)).flatten()
     }
 
-    fn replica(&self, _: u32) -> Option<ReplicaInfo> {
-        None
+    fn replica(&self, core: u32) -> Option<ReplicaInfo> {
+        ask(Request::Replica(core)).flatten()
     }
 }

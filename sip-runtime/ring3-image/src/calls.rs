@@ -404,3 +404,16 @@ pub fn names_connect(core: Option<u32>, server: sip_runtime::NameServiceServer) 
     let core = core.map_or(u64::MAX, u64::from);
     call3(numbers::NAMES_CONNECT, u64::from(u32::from_le_bytes(handle)), core, 0) == 1
 }
+
+/// `KERNEL`: asks the kernel `request` and decodes its answer as a `T` (the request's answer type, as
+/// `kernel_requests::Request` names it); `None` if the request does not fit a call or the kernel refused it.
+pub fn ask<T: channels::Exchangeable>(request: sip_runtime::kernel_requests::Request<'_>) -> Option<T> {
+    use sip_runtime::kernel_requests::MAX_ANSWER;
+    let mut bytes = alloc::vec::Vec::new();
+    request.encode(&mut bytes)?;
+    let mut answer = [0u8; MAX_ANSWER];
+    let at = answer.as_mut_ptr() as u64;
+    let len = call4(numbers::KERNEL, bytes.as_ptr() as u64, bytes.len() as u64, at, MAX_ANSWER as u64);
+    let answer = answer.get(..usize::try_from(len).ok()?)?;
+    channels::wire::decode(answer, &mut channels::wire::NoEndpoints).ok()
+}

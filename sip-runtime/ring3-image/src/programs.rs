@@ -8,6 +8,7 @@ use crate::calls::{self, Level};
 use contracts::echo;
 
 mod channel_attacks;
+mod kernel_requests;
 mod soundness;
 
 /// The exit status of a fault that nothing stopped.
@@ -17,8 +18,9 @@ pub const SURVIVED: u32 = 7;
 pub type Program = fn(&str) -> u32;
 
 /// Every program of the image.
-const PROGRAMS: [(&str, Program); 6] = [
+const PROGRAMS: [(&str, Program); 7] = [
     ("channel-attacks", channel_attacks::run),
+    ("kernel-requests", kernel_requests::run),
     ("hello", hello),
     ("unsafe-test", unsafe_test),
     ("soundness", soundness::write_anywhere),

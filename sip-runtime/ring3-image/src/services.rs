@@ -6,4 +6,5 @@
 
 use echo as _;
 use kv as _;
+use names as _;
 use template as _;

@@ -432,3 +432,30 @@ crate::selftest! {
         Ok(())
     }
 }
+
+crate::selftest! {
+    /// A ring-3 SIP without capabilities against the `KERNEL` call (the image's `kernel-requests`, in both ring-3
+    /// modes): bytes that are no request, lengths and rooms out of range and buffers that are not its memory are
+    /// refused before anything is done; every privileged request is refused as it is in ring 0 (the kernel
+    /// answers with the ring-0 implementation); what anyone may ask is answered; frames and the kernel heap come
+    /// back when it ends (measured on a second run).
+    fn ring3_kernel_requests_are_checked_as_in_ring_0() {
+        let program = super::image_program("kernel-requests").ok_or("no image program 'kernel-requests'")?;
+        for (protection, round) in [Protection::Ring3, Protection::Ring3Own].into_iter().flat_map(|p| [(p, 0), (p, 1)]) {
+            let free = frames::stats().free;
+            let heap = crate::memory::heap::stats().used;
+            let id = super::spawn(program, protection, "").map_err(|e| alloc::format!("kernel-requests ({protection}): {e}"))?;
+            crate::sip::wait(id.0);
+            let report = crate::sip::end_report(id.0).unwrap_or_default();
+            crate::check!(report == "exited", "kernel-requests ({protection}) ended '{report}' (the step that failed)");
+            if round == 0 {
+                continue;
+            }
+            let leaked = free as i64 - frames::stats().free as i64;
+            crate::check!(leaked <= SLACK_FRAMES, "kernel-requests ({protection}) leaked {leaked} frames");
+            let grown = crate::memory::heap::stats().used as i64 - heap as i64;
+            crate::check!(grown <= SLACK_HEAP, "kernel-requests ({protection}) grew the kernel heap by {grown} bytes");
+        }
+        Ok(())
+    }
+}

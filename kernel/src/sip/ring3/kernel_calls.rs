@@ -1,0 +1,83 @@
+//! The `KERNEL` call of ring-3 SIPs: the `KernelAbi` calls without a call of their own
+//! (`sip_runtime::kernel_requests`), answered by the ring-0 implementation itself.
+//!
+//! The request is copied from the SIP's memory onto this thread's kernel stack and decoded there (borrowing its
+//! strings), so nothing of the kernel heap is held while a request waits (`wait`, `kill`, a name claim agreed
+//! with another core, a restart of the name service): a thread ended there leaves nothing behind. The answer
+//! buffer is checked before the request is done (room and address), so a request is never done without its
+//! answer reaching the SIP. Capabilities are checked by `abi::RING0`, exactly as for a ring-0 caller: the
+//! thread making this call is the SIP's own.
+//!
+//! Not here: the calls `kernel_requests` leaves out (they answer `NotPermitted` in ring 3, without a call).
+
+use super::{Sip, SipMemory, space_of, table};
+use crate::sip::abi::RING0;
+use channels::Exchangeable;
+use channels::wire::{self, NoEndpoints};
+use sip_runtime::KernelAbi;
+use sip_runtime::kernel_requests::{MAX_ANSWER, MAX_REQUEST, Request};
+use sip_runtime::ring3_calls as calls;
+
+/// Runs `f` with SIP `id`'s address space; the call's error answer if `id` is not a ring-3 SIP of this core.
+fn with_space<R>(id: u64, f: impl FnOnce(&crate::memory::user_spaces::UserSpace) -> R) -> Result<R, u64> {
+    let guard = table().lock();
+    let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sips.get(&id) else { return Err(calls::NO_SUCH_CALL) };
+    let space = space_of(user, &guard.ring3).ok_or(calls::BAD_ADDRESS)?;
+    Ok(f(space))
+}
+
+/// `KERNEL`: the request at (`at`, `len`) of SIP `id`, answered into (`out`, `room`).
+pub fn answer(id: u64, at: u64, len: u64, out: u64, room: u64) -> u64 {
+    let Some(len) = usize::try_from(len).ok().filter(|len| *len <= MAX_REQUEST) else { return calls::BAD_ARGUMENT };
+    if room < MAX_ANSWER as u64 {
+        return calls::BAD_ARGUMENT;
+    }
+    let mut buffer = [0u8; MAX_REQUEST];
+    let bytes = &mut buffer[..len];
+    // The answer's room is written (zeros) before anything is done: an answer buffer that is not the SIP's
+    // writable memory refuses the request, not its answer.
+    let checked =
+        with_space(id, |space| space.copy_in(at, bytes).is_ok() && space.copy_out(out, &[0; MAX_ANSWER]).is_ok());
+    match checked {
+        Ok(true) => {}
+        Ok(false) => return calls::BAD_ADDRESS,
+        Err(answer) => return answer,
+    }
+    let Some(request) = Request::decode(bytes) else { return calls::BAD_ARGUMENT };
+    let encoded = match request {
+        Request::Kill(sip) => encode(RING0.kill(sip)),
+        Request::Wait(sip) => encode(RING0.wait(sip)),
+        Request::ExitStatusOf(sip) => encode(RING0.exit_status_of(sip)),
+        Request::Events => encode(RING0.events()),
+        Request::Memory => encode(RING0.memory()),
+        Request::Cpu(index) => encode(RING0.cpu(index)),
+        Request::ChannelAfter(after) => encode(RING0.channel_after(after)),
+        Request::MidProtocolDrops(contract) => encode(RING0.mid_protocol_drops(contract)),
+        Request::LogLevel => encode(RING0.log_level()),
+        Request::SetLogLevel(level) => encode(RING0.set_log_level(level)),
+        Request::ConsoleWrite(text) => encode(RING0.console_write(text)),
+        Request::Shutdown => encode(RING0.shutdown()),
+        Request::KernelPanic(message) => encode(RING0.kernel_panic(message)),
+        Request::Replica(core) => encode(RING0.replica(core)),
+        Request::BroadcastProbe => encode(RING0.broadcast_probe()),
+        Request::ClaimName { name, sip, contract } => encode(RING0.claim_name(name, sip, contract)),
+        Request::ReleaseName { name, sip } => encode(RING0.release_name(name, sip)),
+        Request::ResolveName(name) => encode(RING0.resolve_name(name)),
+        Request::NameAfter(after) => encode(RING0.name_after(after)),
+        Request::RestartNames(protection) => encode(RING0.restart_names(protection)),
+    };
+    let Some(encoded) = encoded else { return calls::OUT_OF_MEMORY };
+    match with_space(id, |space| space.copy_out(out, &encoded).is_ok()) {
+        Ok(true) => encoded.len() as u64,
+        // Checked writable above, and a SIP has one thread: its memory cannot have gone meanwhile.
+        Ok(false) => calls::BAD_ADDRESS,
+        Err(answer) => answer,
+    }
+}
+
+/// An answer's byte form (plain data: no endpoints); `None` only if the kernel heap is out of memory.
+fn encode<T: Exchangeable>(answer: T) -> Option<alloc::vec::Vec<u8>> {
+    let bytes = wire::encode(answer, &mut NoEndpoints).ok()?;
+    debug_assert!(bytes.len() <= MAX_ANSWER, "kernel_requests::MAX_ANSWER holds every answer");
+    Some(bytes)
+}
