@@ -28,7 +28,7 @@ USAGE:
 FLAGS:
     --uefi              boot the UEFI image with OVMF firmware (default: the BIOS image);
                         OVMF is looked up in the usual Debian paths, or set PLURALITY_OVMF=FILE
-    --smp N             number of virtual CPUs (default 1, at most 255)
+    --smp N             number of virtual CPUs (default 1, at most 255: xAPIC IDs, as TCG has no x2APIC)
     --memory MiB        guest memory in MiB (default 256)
     --headless          no QEMU window (-display none); the serial console stays on stdin/stdout.
                         Implied when neither DISPLAY nor WAYLAND_DISPLAY is set

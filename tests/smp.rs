@@ -2,7 +2,7 @@
 //!
 //! Each test is one QEMU boot through the runner, judged by the serial console and the exit status only:
 //! `--smp 1, 2, 8` (BIOS) and `--smp 4` (BIOS and UEFI) boot with every core online in `cpus`, each with a run
-//! queue figure; `selftest` (which runs the per-core self-tests on every core) passes with `--smp 4`; `shutdown`
+//! queue figure; `--smp 64` and `--smp 255` (the widest TCG gives) as well, with every replica equal; `selftest` (which runs the per-core self-tests on every core) passes with `--smp 4`; `shutdown`
 //! stops the other cores and exits 0; a panic on an application processor or on the boot core stops the machine
 //! with the failure status and names the core; a core that does not start is reported and left out while the
 //! rest run. The last two use the kernel's fw_cfg test hooks (`opt/plurality/panic-on-cpu`,
@@ -73,6 +73,19 @@ fn shutdown_stopping(mut r: Runner, n: usize) {
     r.check(status.code() == Some(0), &format!("after `shutdown` the runner exited with {status}, expected 0"));
 }
 
+/// A wide machine: every one of `n` cores online, every kernel instance's replicas equal, and `shutdown` stops
+/// them all. The boot is given longer than the others (255 cores start one after another under TCG).
+fn wide_boot(n: usize) {
+    let smp = n.to_string();
+    let mut r = Runner::builder().args(["--headless", "--smp", smp.as_str()]).spawn();
+    r.wait_for(PROMPT, scaled(300));
+    assert_all_online(&mut r, n);
+    let out = r.command_within("replicas", scaled(120));
+    r.check(out.lines().any(|l| l == "replicas: all equal"), &format!("replicas disagree:\n{out}"));
+    r.check(out.lines().filter(|l| l.starts_with("cpu ")).count() == n, &format!("not {n} replicas:\n{out}"));
+    shutdown_stopping(r, n);
+}
+
 fn boot_and_list(args: &[&str], n: usize) {
     let mut r = Runner::boot(args);
     assert_all_online(&mut r, n);
@@ -92,6 +105,17 @@ fn smp2_bios_both_cores_online() {
 #[test]
 fn smp8_bios_all_cores_online() {
     boot_and_list(&["--smp", "8"], 8);
+}
+
+#[test]
+fn smp64_bios_every_core_online_and_replicas_agree() {
+    wide_boot(64);
+}
+
+/// The widest machine QEMU's TCG gives: 255 cores (xAPIC IDs; TCG has no x2APIC).
+#[test]
+fn smp255_bios_every_core_online_and_replicas_agree() {
+    wide_boot(255);
 }
 
 #[test]

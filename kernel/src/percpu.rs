@@ -94,7 +94,7 @@ const _: () = assert!(
 );
 
 /// Most cores the kernel runs on; MADT entries beyond it are reported and left out.
-pub const MAX_CPUS: usize = 64;
+pub const MAX_CPUS: usize = 256;
 
 /// Every record by dense index (null: none yet).
 static RECORDS: [AtomicPtr<PerCpu>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];

@@ -32,10 +32,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_queue::ArrayQueue;
 
-/// Wake-ups in flight from one core to another before a sender has to wait.
-const WAKE_LANE: usize = 256;
-/// Requests in flight from one core to another before more wait in the sending core's backlog.
-const REQUEST_LANE: usize = 128;
+/// Wake-ups in flight from one core to another before a sender has to wait (drains in the receiver's IPI
+/// handler, so a few suffice; a lane's memory counts for every pair of cores that talk, up to 255 x 254).
+const WAKE_LANE: usize = 32;
+/// Requests in flight from one core to another before more wait in the sending core's backlog (which keeps
+/// their order, so a short lane only moves waiting requests into the sender's memory).
+const REQUEST_LANE: usize = 16;
 
 /// A request from one kernel instance to another, defined by the layer that sends it.
 pub trait Request: Send + 'static {
@@ -141,19 +143,21 @@ pub fn probe_all() -> Option<u64> {
     Some(crate::arch::cpu::rdtsc() - start)
 }
 
-/// The two lanes from one core to another.
+/// The two lanes from one core to another, and the sender's backlog for them.
 struct Lanes {
     wakes: ArrayQueue<u64>,
     requests: ArrayQueue<Box<dyn Request>>,
+    /// Requests waiting for room in `requests`, in order; once one waits, every later request to the same core
+    /// queues behind it. Only the sending core touches it.
+    backlog: IrqMutex<VecDeque<Box<dyn Request>>>,
 }
 
 struct Mesh {
     cores: usize,
-    /// `lanes[from * cores + to]`.
-    lanes: Vec<Lanes>,
-    /// `backlogs[from * cores + to]`: requests waiting for room in that request lane, in order; once one waits,
-    /// every later request to the same core queues behind it. Only the sending core touches it.
-    backlogs: Vec<IrqMutex<VecDeque<Box<dyn Request>>>>,
+    /// `lanes[from * cores + to]`, made by the sending core when it first sends there: a pair of cores that
+    /// never talk costs a pointer, not two queues (about 7 KiB, which for every pair of 255 cores would be more
+    /// memory than the machine has).
+    lanes: Vec<spin::Once<Box<Lanes>>>,
     /// Per receiving core: an IPI was sent and its handler has not started draining yet.
     ipi_pending: Vec<AtomicBool>,
 }
@@ -164,18 +168,36 @@ static MESH: spin::Once<Mesh> = spin::Once::new();
 pub fn init(cores: usize) {
     MESH.call_once(|| Mesh {
         cores,
-        lanes: (0..cores * cores)
-            .map(|_| Lanes { wakes: ArrayQueue::new(WAKE_LANE), requests: ArrayQueue::new(REQUEST_LANE) })
-            .collect(),
-        backlogs: (0..cores * cores).map(|_| IrqMutex::new(VecDeque::new())).collect(),
+        lanes: (0..cores * cores).map(|_| spin::Once::new()).collect(),
         ipi_pending: (0..cores).map(|_| AtomicBool::new(false)).collect(),
     });
 }
 
+/// The lanes from `from` to `to`, if `from` ever sent there (for the receiving side).
 fn lanes(from: u32, to: u32) -> Option<&'static Lanes> {
     let mesh = MESH.get()?;
     let (from, to) = (from as usize, to as usize);
-    (from < mesh.cores && to < mesh.cores).then(|| &mesh.lanes[from * mesh.cores + to])
+    (from < mesh.cores && to < mesh.cores).then(|| mesh.lanes[from * mesh.cores + to].get()).flatten().map(|b| &**b)
+}
+
+/// The lanes from this core to `to`, made on first use (only this core makes them: it is their only sender).
+fn lanes_to(to: u32) -> Option<&'static Lanes> {
+    let mesh = MESH.get()?;
+    let (from, to) = (percpu::current_index() as usize, to as usize);
+    (from < mesh.cores && to < mesh.cores).then(|| {
+        // With interrupts off: a handler on this core that sent to `to` meanwhile would wait on this `call_once`
+        // forever. In kernel mode: a SIP's thread sends wakes too, and the lanes are the kernel's memory, not its.
+        &**x86_64::instructions::interrupts::without_interrupts(|| {
+            mesh.lanes[from * mesh.cores + to].call_once(|| {
+                let _kernel = crate::exec::KernelAccount::enter();
+                Box::new(Lanes {
+                    wakes: ArrayQueue::new(WAKE_LANE),
+                    requests: ArrayQueue::new(REQUEST_LANE),
+                    backlog: IrqMutex::new(VecDeque::new()),
+                })
+            })
+        })
+    })
 }
 
 /// Makes sure core `to` looks at its lanes soon: an IPI, unless one is already on its way.
@@ -203,8 +225,7 @@ pub fn wake(core: u32, thread: ThreadId) {
 
 /// Makes thread `thread` of core `to` (another core) ready. Wakes for a core that is not running are dropped.
 fn send_wake(to: u32, thread: ThreadId) {
-    let me = percpu::current_index();
-    let Some(lane) = lanes(me, to) else { return };
+    let Some(lane) = lanes_to(to) else { return };
     let mut item = thread.0;
     while let Err(back) = lane.wakes.push(item) {
         // Full: the receiver drains in its IPI handler. Drain ours meanwhile, so two cores sending to each other
@@ -221,10 +242,8 @@ fn send_wake(to: u32, thread: ThreadId) {
 /// lane is full the request joins this core's backlog for `to`, which the monitor thread moves into the lane as
 /// room appears (so no two cores can ever wait on each other's full lanes).
 pub fn send(to: u32, request: Box<dyn Request>) {
-    let Some(mesh) = MESH.get() else { return };
-    let me = percpu::current_index();
-    let Some(lane) = lanes(me, to) else { return };
-    let mut backlog = mesh.backlogs[me as usize * mesh.cores + to as usize].lock();
+    let Some(lane) = lanes_to(to) else { return };
+    let mut backlog = lane.backlog.lock();
     let queued = if backlog.is_empty() {
         match lane.requests.push(request) {
             Ok(()) => false,
@@ -252,7 +271,7 @@ pub fn flush_backlogs() -> bool {
     let mut waiting = false;
     for to in 0..mesh.cores as u32 {
         let Some(lane) = lanes(me, to) else { continue };
-        let mut backlog = mesh.backlogs[me as usize * mesh.cores + to as usize].lock();
+        let mut backlog = lane.backlog.lock();
         if backlog.is_empty() {
             continue;
         }
