@@ -73,8 +73,8 @@ fn shutdown_stopping(mut r: Runner, n: usize) {
     r.check(status.code() == Some(0), &format!("after `shutdown` the runner exited with {status}, expected 0"));
 }
 
-/// A wide machine: every one of `n` cores online, every kernel instance's replicas equal, and `shutdown` stops
-/// them all. The boot is given longer than the others (255 cores start one after another under TCG).
+/// A wide machine: every one of `n` cores online, every kernel instance's replicas equal (also after the
+/// multicast schemes' self-test), a service on the last core reached by name, and `shutdown` stops them all. The boot is given longer than the others (255 cores start one after another under TCG).
 fn wide_boot(n: usize) {
     let smp = n.to_string();
     let mut r = Runner::builder().args(["--headless", "--smp", smp.as_str()]).spawn();
@@ -83,6 +83,20 @@ fn wide_boot(n: usize) {
     let out = r.command_within("replicas", scaled(120));
     r.check(out.lines().any(|l| l == "replicas: all equal"), &format!("replicas disagree:\n{out}"));
     r.check(out.lines().filter(|l| l.starts_with("cpu ")).count() == n, &format!("not {n} replicas:\n{out}"));
+    // Both multicast schemes agree, with SIPs spread over the machine (the highest cores among them).
+    let out = r.command_within("selftest multicast", scaled(240));
+    r.check(out.contains("multicast_schemes_reach_the_same_replicas ... ok"), &format!("multicast schemes:\n{out}"));
+    // A service on the last core, reached by name from the first: wakes cross to core n - 1 and back.
+    let out = r.command(&format!("spawn echo --core {} far-away", n - 1));
+    r.spawned_pid(&out);
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = r.command("names lookup far-away hello");
+        if answer.contains("far-away answered: hello") {
+            break;
+        }
+    }
+    r.check(answer.contains("far-away answered: hello"), &format!("echo on cpu {}: {answer}", n - 1));
     shutdown_stopping(r, n);
 }
 

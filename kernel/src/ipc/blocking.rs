@@ -19,8 +19,11 @@ pub struct SchedulerBlocking;
 /// The one instance.
 pub static SCHEDULER: SchedulerBlocking = SchedulerBlocking;
 
-/// Where the core sits in a token: thread ids stay below 2^58 (`sched::ThreadId`).
-const CORE_SHIFT: u32 = 58;
+/// Where the core sits in a token: thread ids stay below 2^56 (`sched::ThreadId`), and the eight bits above
+/// them hold every core index (at 58, as before 256 cores, cores from 64 on lost their top bit, and a wake for
+/// a thread of core 100 went to core 36).
+const CORE_SHIFT: u32 = 56;
+const _: () = assert!(crate::percpu::MAX_CPUS <= 1 << (64 - CORE_SHIFT));
 
 impl Blocking for SchedulerBlocking {
     fn token(&self) -> u64 {

@@ -1,16 +1,20 @@
-//! Messages between the kernel instances of different cores: one bounded queue per ordered pair of cores, and
-//! an IPI that makes a halted core look at its queues. This is the only way one core asks another to do
-//! something; no core changes another core's scheduler, process table or replicas.
+//! Messages between the kernel instances of different cores: bounded queues per ordered pair of cores (made when
+//! the pair first talks), an IPI that makes a halted core look at its queues, and multicasts to every core. This
+//! is the only way one core asks another to do something; no core changes another core's scheduler, process
+//! table or replicas.
 //!
 //! Two lanes per ordered pair (crossbeam `ArrayQueue`s, lock-free):
 //! - **wakes**: a thread id to make ready (a channel wake-up whose thread lives on the receiving core). Drained
 //!   in the IPI handler itself, so a cross-core wake-up costs one push, one IPI and one local wake.
 //! - **requests**: everything else, as [`Request`] trait objects: what a request means is defined by the layer
-//!   that sends it (spawn here, kill, replica updates: `sip::remote`), and its [`Request::handle`] runs on the
-//!   receiving core; answers come back the same way ([`ReplyCell`]). Drained by the receiving core's monitor
-//!   thread (`smp`), in thread context, in order per sending core. Order matters: a SIP's replica updates and
-//!   the reply to the spawn that created it travel in the same lane, so the asking core has applied the update
-//!   before its caller sees the reply.
+//!   that sends it (spawn here, kill: `sip::remote`), and its [`Request::handle`] runs on the receiving core;
+//!   answers come back the same way ([`ReplyCell`]). Drained by the receiving core's monitor thread (`smp`), in
+//!   thread context, in order per sending core.
+//!
+//! A [`multicast`] (replica updates) reaches every other core along one fixed tree ([`Scheme::Tree`], or one by
+//! one for comparison): one sender's messages reach each core in the order sent, and the core whose request is
+//! being handled when one is sent gets it first, directly, in the lane its answer then takes (so the asking core
+//! has applied a SIP's `Added` before its caller sees the reply to the spawn).
 //!
 //! This layer is transport only: it never names what travels in it, and the monitor loop that drains it lives
 //! above it (`smp`).
@@ -18,7 +22,8 @@
 //! Invariants: only thread context sends requests; a send never waits (a full lane spills into the sending
 //! core's ordered backlog, which its monitor drains) and a monitor never waits for a reply, so two cores can
 //! never wait on each other; an IPI is sent only when the receiving core has no IPI pending
-//! (`Mesh::ipi_pending`, cleared by the handler before it drains), so no message is left unseen.
+//! (`Mesh::ipi_pending`, cleared by the handler before it drains), so no message is left unseen; a pair's lanes
+//! are made only by their sending core, with interrupts off.
 
 use crate::arch::apic;
 use crate::arch::vectors::CALL_VECTOR;
@@ -305,11 +310,143 @@ pub fn drain_wakes() -> bool {
     requests
 }
 
-/// The next request sent to this core, taking the sending cores in turn from `start`; for the monitor thread.
-pub fn next_request(start: u32) -> Option<Box<dyn Request>> {
+/// The next request sent to this core, taking the sending cores in turn from `start`; for the monitor thread,
+/// which handles it through [`serve`].
+pub fn next_request(start: u32) -> Option<(u32, Box<dyn Request>)> {
     let mesh = MESH.get()?;
     let me = percpu::current_index();
-    (0..mesh.cores as u32).find_map(|turn| lanes((start + turn) % mesh.cores as u32, me)?.requests.pop())
+    (0..mesh.cores as u32).find_map(|turn| {
+        let from = (start + turn) % mesh.cores as u32;
+        Some((from, lanes(from, me)?.requests.pop()?))
+    })
+}
+
+/// Per core: the core whose request its monitor is handling now (`u32::MAX`: none).
+static SERVING: [core::sync::atomic::AtomicU32; percpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU32::new(u32::MAX) }; percpu::MAX_CPUS];
+
+/// Handles `request`, sent by core `from`, on this core's monitor thread: a [`multicast`] it makes meanwhile
+/// reaches `from` first and directly, in the lane its answer will take.
+pub fn serve(from: u32, request: Box<dyn Request>) {
+    let me = percpu::current_index() as usize;
+    SERVING[me].store(from, Ordering::Relaxed);
+    request.handle();
+    SERVING[me].store(u32::MAX, Ordering::Relaxed);
+}
+
+/// The core whose request this core's monitor is handling, if any.
+fn requester() -> Option<u32> {
+    let from = SERVING.get(percpu::current_index() as usize)?.load(Ordering::Relaxed);
+    (from != u32::MAX).then_some(from)
+}
+
+/// How a message for every other core travels ([`multicast`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// From the sender to each core in turn (n - 1 sends by one core).
+    OneByOne,
+    /// Along one fixed tree of all cores ([`FANOUT`] children per core, core 0 at the root): the sender sends to
+    /// its neighbours in the tree, and each core passes the message on to its other neighbours before it takes
+    /// it itself. No core sends more than `FANOUT + 1` copies, a message crosses at most twice the tree's depth
+    /// (log n to base `FANOUT`), and only the tree's edges carry multicasts (2 (n - 1) lanes, where messages
+    /// from every core to every other would make n (n - 1)).
+    Tree,
+}
+
+/// Children per core in the [`Scheme::Tree`]. Four: 255 cores are 4 levels deep (one-by-one is one level of 254
+/// sends from one core, each an IPI it pays for), and a forwarder's work stays a few sends.
+pub const FANOUT: u32 = 4;
+
+/// The scheme in use (a `Scheme` as its index; `Tree` unless a test or a measurement chose otherwise).
+static SCHEME: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(Scheme::Tree as u8);
+
+/// The scheme [`multicast`] uses.
+pub fn scheme() -> Scheme {
+    if SCHEME.load(Ordering::Relaxed) == Scheme::OneByOne as u8 { Scheme::OneByOne } else { Scheme::Tree }
+}
+
+/// Makes [`multicast`] use `scheme` from now on. Both reach every core with every message, in the order each
+/// sender sent them; switch only while no multicast is in flight (a message sent one way may be overtaken by
+/// the next sent the other way).
+pub fn set_scheme(scheme: Scheme) {
+    SCHEME.store(scheme as u8, Ordering::Relaxed);
+}
+
+/// A message for every running core: what each does with it.
+pub trait Multicast: Clone + Send + 'static {
+    /// Takes the message on the receiving core (its monitor thread; must not wait for another core).
+    fn deliver(self);
+}
+
+/// A multicast on its way along the tree: the tree node it came from (it is not sent back there), the core that
+/// had it directly (it passes the tree's copy on without taking it again), and the message.
+struct Relay<M: Multicast> {
+    from: u32,
+    direct: u32,
+    message: M,
+}
+
+impl<M: Multicast> Request for Relay<M> {
+    fn handle(self: Box<Self>) {
+        let me = percpu::current_index();
+        pass_on(me, Some(self.from), self.direct, &self.message);
+        if me != self.direct {
+            self.message.deliver();
+        }
+    }
+}
+
+/// A message of a one-by-one multicast (or a requester's direct copy): taken where it arrives.
+struct Direct<M: Multicast>(M);
+
+impl<M: Multicast> Request for Direct<M> {
+    fn handle(self: Box<Self>) {
+        self.0.deliver();
+    }
+}
+
+/// The neighbours of core `node` in the tree over `cores` cores: its parent (`(node - 1) / FANOUT`) and its
+/// children (`FANOUT * node + 1 ..= FANOUT * node + FANOUT`). Every core computes the same tree, so the messages of
+/// one sender reach each core along one path, in the order they were sent.
+fn neighbours(node: u32, cores: u32) -> impl Iterator<Item = u32> {
+    let parent = node.checked_sub(1).map(|n| n / FANOUT);
+    let first = u64::from(node) * u64::from(FANOUT) + 1;
+    let children = (first..first + u64::from(FANOUT)).take_while(move |c| *c < u64::from(cores)).map(|c| c as u32);
+    parent.into_iter().chain(children)
+}
+
+/// Sends `message` from tree node `node` to its neighbours but `from`. A neighbour that is not running is passed
+/// over: its own neighbours are served in its place, so a core that failed to start cuts nothing off.
+fn pass_on<M: Multicast>(node: u32, from: Option<u32>, direct: u32, message: &M) {
+    let Some(mesh) = MESH.get() else { return };
+    for next in neighbours(node, mesh.cores as u32).filter(|n| Some(*n) != from) {
+        if crate::cores::is_online(next) {
+            send(next, Box::new(Relay { from: node, direct, message: message.clone() }));
+        } else {
+            pass_on(next, Some(node), direct, message);
+        }
+    }
+}
+
+/// Sends `message` to every other running core, which delivers it on its monitor thread, by the current
+/// [`scheme`]; a sender's messages reach each core in the order sent. If this runs while the monitor handles a
+/// request from core `A` ([`serve`]), `A` gets the message first and directly, in the lane its answer will then
+/// take, so it has the message before it sees the answer (the users' updates about one key start with the one
+/// that answers a request, so the direct copy never overtakes an earlier update of its key).
+pub fn multicast<M: Multicast>(message: M) {
+    let me = percpu::current_index();
+    let direct = requester().filter(|from| *from != me && crate::cores::is_online(*from));
+    if let Some(core) = direct {
+        send(core, Box::new(Direct(message.clone())));
+    }
+    match scheme() {
+        Scheme::OneByOne => {
+            for core in crate::cores::online_cores().filter(|c| *c != me && Some(*c) != direct) {
+                send(core, Box::new(Direct(message.clone())));
+            }
+        }
+        Scheme::Tree => pass_on(me, None, direct.unwrap_or(u32::MAX), &message),
+    }
 }
 
 /// Wakes this core's monitor thread (a request joined a backlog, or work was posted for it).

@@ -34,7 +34,8 @@ use x86_64::instructions::interrupts;
 use x86_64::structures::idt::InterruptStackFrame;
 
 /// A thread's identity, unique for the whole boot (never reused): a serial number above the thread's slot in
-/// its core's slot table (the low [`SLOT_BITS`]). Ids stay below 2^58, so a waker can pack the core above them.
+/// its core's slot table (the low [`SLOT_BITS`]). Ids stay below 2^56 (2^36 threads a boot), so a waker can pack
+/// the core above them (`ipc::blocking`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ThreadId(pub u64);
 

@@ -156,10 +156,7 @@ pub fn decide(change: Change) {
     };
     if let Some(update) = update {
         apply_to(&mut mine().lock(), update.clone());
-        let me = percpu::current_index();
-        for core in crate::cores::online_cores().filter(|c| *c != me) {
-            remote::send(core, Request::NameUpdate(update.clone()));
-        }
+        intercore::multicast(update);
     }
     if let Some(reply) = reply {
         reply.answer(answer);
@@ -169,6 +166,12 @@ pub fn decide(change: Change) {
 /// Applies an update an arbiter sent.
 pub fn apply(update: Update) {
     apply_to(&mut mine().lock(), update);
+}
+
+impl intercore::Multicast for Update {
+    fn deliver(self) {
+        apply(self);
+    }
 }
 
 /// `name` in this core's replica.

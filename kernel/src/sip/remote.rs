@@ -28,12 +28,8 @@ pub enum Request {
     Watch { id: u64, reply: Arc<ReplyCell<()>> },
     /// Describe SIP `id` (for `ps`).
     Query { id: u64, reply: Arc<ReplyCell<Option<ProcessInfo>>> },
-    /// A change to the replicated process table.
-    Replica(super::replica::Update),
     /// A claim or release for the receiving core to decide, as the arbiter of that name.
     Names(super::name_registry::Change),
-    /// A change to the replicated name registry, from the name's arbiter.
-    NameUpdate(super::name_registry::Update),
     /// Every core is up: start the receiving core's system services (its name service).
     StartServices,
     /// A connection to the receiving core's name service, for SIP `sip` of another core; answered with whether
@@ -142,9 +138,7 @@ fn handle(request: Request) {
         Request::Kill { id, reply } => reply.answer(super::kill_here(id)),
         Request::Watch { id, reply } => super::watch(id, super::Waiter::Reply(reply)),
         Request::Query { id, reply } => reply.answer(super::info_here(id)),
-        Request::Replica(update) => super::replica::apply(update),
         Request::Names(change) => super::name_registry::decide(change),
-        Request::NameUpdate(update) => super::name_registry::apply(update),
         Request::NameConnection { sip, end, reply } => reply.answer(super::names::accept_connection(sip, end)),
         Request::StartServices => super::names::start(),
     }

@@ -66,12 +66,16 @@ fn mine() -> &'static IrqMutex<Replica> {
     &REPLICAS[percpu::current_index() as usize]
 }
 
-/// Applies `update` here and sends it to every other running core. Called by the core that runs the SIP.
+/// Applies `update` here and sends it to every other running core (`intercore::multicast`: down a tree, or one
+/// by one). Called by the core that runs the SIP.
 pub fn publish(update: Update) {
     apply_to(&mut mine().lock(), update);
-    let me = percpu::current_index();
-    for core in crate::cores::online_cores().filter(|c| *c != me) {
-        super::remote::send(core, super::remote::Request::Replica(update));
+    crate::ipc::intercore::multicast(update);
+}
+
+impl crate::ipc::intercore::Multicast for Update {
+    fn deliver(self) {
+        apply(self);
     }
 }
 
@@ -130,5 +134,66 @@ crate::selftest! {
         crate::check!(fv == 3 && ov == 3, "versions {fv} and {ov}");
         crate::check!(forward.entries().get(&9) == Some(&b) && forward.entries().len() == 1, "wrong entries");
         Ok(())
+    }
+}
+
+crate::selftest! {
+    /// Both multicast schemes (`intercore::Scheme`) bring every core's replicas to the same state: under each,
+    /// SIPs started on other cores (up to 16, spread over the machine; each binds a name, so the name registry's
+    /// updates travel too) and
+    /// then killed leave every core's process table and name registry equal to every other's (digest and
+    /// version), holding exactly the SIPs and names that run. On one core there is nothing to compare.
+    fn multicast_schemes_reach_the_same_replicas() {
+        use crate::ipc::intercore::{self, Scheme};
+        let me = percpu::current_index();
+        // At most 16 of them, spread over the machine (the tree's leaves and inner cores alike): on 255 cores a
+        // SIP on each would make the test a minute long under TCG.
+        let all: alloc::vec::Vec<u32> = crate::cores::online_cores().filter(|c| *c != me).collect();
+        let others: alloc::vec::Vec<u32> = all.iter().step_by(all.len().div_ceil(16).max(1)).copied().collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let before = intercore::scheme();
+        let result = (|| {
+            for scheme in [Scheme::OneByOne, Scheme::Tree] {
+                intercore::set_scheme(scheme);
+                let mut started = alloc::vec::Vec::new();
+                for (i, core) in others.iter().enumerate() {
+                    let name = alloc::format!("mcast-{}-{i}", scheme as u8);
+                    let id = super::spawn_with("echo", &name, Some(*core), None)
+                        .map_err(|(e, _)| alloc::format!("spawn on cpu {core} ({scheme:?}): {e}"))?;
+                    started.push((id.0, name));
+                }
+                // Every echo has bound its name (a lookup on this core's replica sees each).
+                agree(|| started.iter().all(|(_, name)| super::name_registry::resolve(name).is_some()), scheme)?;
+                for (id, _) in &started {
+                    super::kill(*id).map_err(|e| alloc::format!("kill {id} ({scheme:?}): {e}"))?;
+                }
+                agree(|| started.iter().all(|(id, name)| core_of(*id).is_none() && super::name_registry::resolve(name).is_none()), scheme)?;
+            }
+            Ok::<(), alloc::string::String>(())
+        })();
+        intercore::set_scheme(before);
+        result
+    }
+}
+
+/// Waits until `done` holds here and every online core's process table and name registry equal this core's
+/// (version and digest): up to 5 s, and 200 ms more per core (under TCG, 255 cores share two host cores).
+fn agree(done: impl Fn() -> bool, scheme: crate::ipc::intercore::Scheme) -> Result<(), alloc::string::String> {
+    let cores = crate::cores::online_cores().count() as u64;
+    let deadline = crate::time::uptime_nanos() + 5_000_000_000 + cores * 200_000_000;
+    loop {
+        let me = percpu::current_index();
+        let (mine, names) = (summary(me), super::name_registry::summary(me));
+        let equal =
+            crate::cores::online_cores().all(|c| summary(c) == mine && super::name_registry::summary(c) == names);
+        if done() && equal {
+            return Ok(());
+        }
+        if crate::time::uptime_nanos() > deadline {
+            return Err(alloc::format!("replicas did not agree in time ({scheme:?}): done {}, equal {equal}", done()));
+        }
+        crate::sched::sleep(10_000_000);
     }
 }

@@ -62,7 +62,7 @@ pub fn run(core: &'static Core) -> ! {
         // Start from a different sending core each time, so one busy core cannot starve the others.
         turn = turn.wrapping_add(1);
         match intercore::next_request(turn) {
-            Some(request) => request.handle(),
+            Some((from, request)) => intercore::serve(from, request),
             // Requests still waiting for room in a full lane: look again shortly (their receivers are draining).
             None if intercore::flush_backlogs() => sched::sleep(BACKLOG_RETRY_NANOS),
             // A wake that arrives between the checks and the park is kept (token semantics): nothing is missed.
