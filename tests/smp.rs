@@ -132,6 +132,40 @@ fn smp255_bios_every_core_online_and_replicas_agree() {
     wide_boot(255);
 }
 
+/// A machine with too little memory for its cores (128 cores in 48 MiB) boots with the cores it can serve,
+/// says so, and works: the others are listed offline, a service on the last started core is reached by name,
+/// and `shutdown` stops the started ones.
+#[test]
+fn a_machine_short_of_memory_starts_the_cores_it_can_serve() {
+    let mut r = Runner::builder().args(["--headless", "--smp", "128", "--memory", "48"]).spawn();
+    r.wait_for(PROMPT, scaled(300));
+    let log = r.stdout();
+    let served = log
+        .split(" cores; the other ")
+        .next()
+        .and_then(|head| head.rsplit(" serves ").next())
+        .and_then(|n| n.strip_suffix(" of 128"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| r.fail("no 'memory: ... serves N of 128 cores' line in the boot log"));
+    r.check((2..128).contains(&served), &format!("{served} of 128 cores served in 48 MiB"));
+    r.check(log.contains(&format!("{served} of 128 core(s) online")), &format!("not {served} of 128 online"));
+    let out = r.command("cpus");
+    let cores = parse_cpus(&r, &out, 128);
+    r.check(cores.iter().filter(|c| c.online).count() == served, &format!("not {served} online in `cpus`:\n{out}"));
+    r.check(cores.iter().take(served).all(|c| c.online), &format!("the first {served} are not the online ones"));
+    let out = r.command(&format!("spawn echo --core {} last-core", served - 1));
+    r.spawned_pid(&out);
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = r.command("names lookup last-core hello");
+        if answer.contains("last-core answered: hello") {
+            break;
+        }
+    }
+    r.check(answer.contains("last-core answered: hello"), &format!("echo on cpu {}: {answer}", served - 1));
+    shutdown_stopping(r, served);
+}
+
 #[test]
 fn smp4_uefi_all_cores_online() {
     boot_and_list(&["--uefi", "--smp", "4"], 4);

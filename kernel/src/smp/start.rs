@@ -37,6 +37,12 @@ const INIT_DELAY_NANOS: u64 = 10_000_000;
 const STARTUP_DELAY_NANOS: u64 = 200_000;
 /// Boot stack of an AP's first thread (which becomes its monitor thread).
 const AP_STACK_BYTES: u64 = 64 * 1024;
+/// Memory each running core costs beyond the boot core's: its kernel instance (record, stacks, threads), its
+/// name service and its share of the inter-core lanes. Measured at about 320 KiB a core (frames in use after a
+/// 255-core boot, against a one-core boot); half again as much is kept for what its first SIPs do.
+const PER_CORE_BYTES: u64 = 512 * 1024;
+/// Memory kept, whatever the width, for the boot core's shell and the first SIPs a user starts.
+const SERVICE_RESERVE_BYTES: u64 = 8 << 20;
 
 /// Index + 1 of the core that must panic after coming online (test hook `opt/plurality/panic-on-cpu`), or 0.
 static PANIC_ON_CPU: AtomicU64 = AtomicU64::new(0);
@@ -108,7 +114,20 @@ pub fn start_application_processors(regions: &MemoryRegions) -> Result<usize, Sm
     // Writable only for the APs' "started" byte; not global, so a CR3 reload drops it from every TLB.
     memory::paging::map(identity, frame, Flags::WRITABLE).map_err(SmpError::Map)?;
 
-    for core in &cores[1..] {
+    // A core the memory cannot serve is not started: better fewer cores that run than a machine whose services
+    // cannot start anywhere.
+    let free = memory::frames::stats().free * 4096;
+    let affordable = (free.saturating_sub(SERVICE_RESERVE_BYTES) / PER_CORE_BYTES) as usize;
+    if affordable < cores.len() - 1 {
+        log::warn!(
+            "memory: {} MiB free serves {} of {} cores; the other {} stay offline (give the guest more with --memory)",
+            free >> 20,
+            affordable + 1,
+            cores.len(),
+            cores.len() - 1 - affordable
+        );
+    }
+    for core in cores[1..].iter().take(affordable) {
         match start_one(core, &mut trampoline) {
             Ok(nanos) => log::info!(
                 "cpu {} (APIC id {}) online {}.{:03} ms after STARTUP",
