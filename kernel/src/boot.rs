@@ -45,6 +45,18 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         machine.usable_processors().count(),
         machine.io_apics.len()
     );
+    // The kernel drives the local APIC in xAPIC mode, whose IDs end at 254; a core named by a larger ID is
+    // reported and left out when the cores start (docs/multikernel.md, "x2APIC").
+    let beyond = machine.usable_processors().filter(|p| p.apic_id > crate::arch::apic::MAX_XAPIC_ID).count();
+    match (crate::arch::cpu::has_x2apic(), beyond) {
+        (_, 0) => log::info!("x2APIC: {}; xAPIC mode serves every core", offered(crate::arch::cpu::has_x2apic())),
+        (true, n) => log::warn!(
+            "x2APIC: offered, but the kernel runs the APIC in xAPIC mode: {n} core(s) with larger IDs stay offline"
+        ),
+        (false, n) => {
+            log::warn!("x2APIC: not offered, yet the MADT names {n} core(s) beyond xAPIC IDs: they stay offline")
+        }
+    }
 
     crate::smp::init(machine);
 
@@ -120,4 +132,9 @@ fn route_isa_interrupts(machine: &firmware::acpi::Machine) {
             log::warn!("cannot route {name} input ({e:?}): it stays off");
         }
     }
+}
+
+/// How the log says whether the CPU offers a feature.
+fn offered(yes: bool) -> &'static str {
+    if yes { "offered" } else { "not offered (QEMU TCG does not emulate it)" }
 }
