@@ -428,9 +428,9 @@ pub trait KernelAbi: Sync {
     fn claim_name(&self, name: &str, sip: SipId, contract: &str) -> Result<(), NameRegistryError>;
     /// Removes `name`, bound to SIP `sip`, from the replicated registry (needs `NameRegistry`).
     fn release_name(&self, name: &str, sip: SipId) -> Result<(), NameRegistryError>;
-    /// Cycles for a message from this core to reach every other core and be confirmed (the cost of one replica
-    /// update reaching all cores); `None` on a single core.
-    fn broadcast_probe(&self) -> Option<u64>;
+    /// Cycles for a message from this core to reach every other core and be confirmed, sent as `scheme` says
+    /// (the cost of one replica update reaching all cores); `None` on a single core.
+    fn broadcast_probe(&self, scheme: Broadcast) -> Option<u64>;
     /// `name` in this core's replica of the registry.
     fn resolve_name(&self, name: &str) -> Option<NameInfo>;
     /// The bound name after `after` in name order, in this core's replica (`None` starts from the first).
@@ -438,6 +438,20 @@ pub trait KernelAbi: Sync {
     /// Core `core`'s replica of the process table (`None` past the last core; needs `SystemInfo`, `None`
     /// otherwise).
     fn replica(&self, core: u32) -> Option<ReplicaInfo>;
+}
+
+/// How a message for every core travels (what `KernelAbi::broadcast_probe` measures; docs/multikernel.md).
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broadcast {
+    /// From the sender to each core in turn; each answers the sender.
+    OneByOne,
+    /// Along the kernel's tree of all cores; answers are gathered on the way back.
+    Tree,
+}
+
+impl Broadcast {
+    /// Both, in the order of the figures.
+    pub const ALL: [Broadcast; 2] = [Broadcast::OneByOne, Broadcast::Tree];
 }
 
 /// Why the name service was not restarted.

@@ -19,7 +19,7 @@
 //! strings from the input (the kernel decodes from a buffer on its stack, so nothing is allocated for a request,
 //! and a thread ended while it waits in one holds nothing of the kernel heap).
 
-use crate::{LogFilter, Protection, SipId};
+use crate::{Broadcast, LogFilter, Protection, SipId};
 use alloc::vec::Vec;
 
 /// The most bytes one request may take (a longer console text is written in pieces).
@@ -66,7 +66,7 @@ pub enum Request<'a> {
     /// `replica`; answers `Option<ReplicaInfo>`.
     Replica(u32),
     /// `broadcast_probe`; answers `Option<u64>`.
-    BroadcastProbe,
+    BroadcastProbe(Broadcast),
     /// `claim_name`; answers `Result<(), NameRegistryError>`.
     ClaimName {
         /// The name.
@@ -115,7 +115,7 @@ impl<'a> Request<'a> {
             Request::Shutdown => w.tag(11),
             Request::KernelPanic(message) => w.tag(12).str(message),
             Request::Replica(core) => w.tag(13).u32(core),
-            Request::BroadcastProbe => w.tag(14),
+            Request::BroadcastProbe(scheme) => w.tag(14).u8(scheme as u8),
             Request::ClaimName { name, sip, contract } => w.tag(15).str(name).u64(sip.0).str(contract),
             Request::ReleaseName { name, sip } => w.tag(16).str(name).u64(sip.0),
             Request::ResolveName(name) => w.tag(17).str(name),
@@ -154,7 +154,7 @@ impl<'a> Request<'a> {
             11 => Request::Shutdown,
             12 => Request::KernelPanic(r.str()?),
             13 => Request::Replica(r.u32()?),
-            14 => Request::BroadcastProbe,
+            14 => Request::BroadcastProbe(*Broadcast::ALL.get(usize::from(r.u8()?))?),
             15 => Request::ClaimName { name: r.str()?, sip: SipId(r.u64()?), contract: r.str()? },
             16 => Request::ReleaseName { name: r.str()?, sip: SipId(r.u64()?) },
             17 => Request::ResolveName(r.str()?),
@@ -263,7 +263,8 @@ mod tests {
             Request::Shutdown,
             Request::KernelPanic(""),
             Request::Replica(1),
-            Request::BroadcastProbe,
+            Request::BroadcastProbe(Broadcast::OneByOne),
+            Request::BroadcastProbe(Broadcast::Tree),
             Request::ClaimName { name: "echo.1", sip: SipId(9), contract: "Echo" },
             Request::ReleaseName { name: "x", sip: SipId(2) },
             Request::ResolveName("kv"),

@@ -125,27 +125,129 @@ pub fn call<T: Send + 'static, R: Request>(to: u32, make: impl FnOnce(Arc<ReplyC
     }
 }
 
-/// Sends a `Probe` to every other running core at once and waits for all the answers; returns the cycles it
-/// took (what one replica update costs to reach every core and be confirmed), or `None` on a single core.
-pub fn probe_all() -> Option<u64> {
+/// Sends a probe to every other running core by `scheme` and waits until every one has answered; returns the
+/// cycles it took (what one replica update costs to reach every core and be confirmed), or `None` on a single
+/// core. One by one, this core sends each a probe and collects every answer itself; along the tree, each core
+/// passes the probe on and answers its sender once its own subtree has answered (the acknowledgements are
+/// aggregated on the way back: this core hears from its tree neighbours only).
+pub fn probe_all(scheme: Scheme) -> Option<u64> {
     let me = percpu::current_index();
-    let others: Vec<u32> = crate::cores::online_cores().filter(|c| *c != me).collect();
-    if others.is_empty() {
+    if !crate::cores::online_cores().any(|c| c != me) {
         return None;
     }
     let start = crate::arch::cpu::rdtsc();
-    let cells: Vec<Arc<ReplyCell<()>>> = others
-        .iter()
-        .map(|core| {
+    match scheme {
+        Scheme::OneByOne => {
+            let cells: Vec<Arc<ReplyCell<()>>> = crate::cores::online_cores()
+                .filter(|c| *c != me)
+                .map(|core| {
+                    let cell = ReplyCell::for_current();
+                    send(core, Box::new(Probe(cell.clone())));
+                    cell
+                })
+                .collect();
+            while !cells.iter().all(|cell| cell.value.lock().is_some()) {
+                sched::block_current();
+            }
+        }
+        Scheme::Tree => {
             let cell = ReplyCell::for_current();
-            send(*core, Box::new(Probe(cell.clone())));
-            cell
-        })
-        .collect();
-    while !cells.iter().all(|cell| cell.value.lock().is_some()) {
-        sched::block_current();
+            let id = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
+            probe_below(me, None, Owed::Cell(cell.clone()), id);
+            while cell.value.lock().is_none() {
+                sched::block_current();
+            }
+        }
     }
     Some(crate::arch::cpu::rdtsc() - start)
+}
+
+/// Tree probes get ids from this (unique in the boot).
+static NEXT_PROBE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
+/// Who a core answers when its part of a tree probe is done.
+enum Owed {
+    /// The core that passed the probe to this one (a [`ProbeDone`]).
+    Core(u32),
+    /// The thread that started the probe, on this core.
+    Cell(Arc<ReplyCell<()>>),
+}
+
+/// A tree probe this core passed on and waits to hear back about: its id, who to answer, answers still to come.
+struct Pending {
+    id: u64,
+    owed: Owed,
+    left: usize,
+}
+
+/// Per core: its pending tree probes (touched by its monitor, and by the thread that starts a probe).
+static PENDING: [IrqMutex<Vec<Pending>>; percpu::MAX_CPUS] = [const { IrqMutex::new(Vec::new()) }; percpu::MAX_CPUS];
+
+/// A tree probe arriving from tree node `from`, sent by core `answer_to`.
+struct TreeProbe {
+    id: u64,
+    from: u32,
+    answer_to: u32,
+}
+
+impl Request for TreeProbe {
+    fn handle(self: Box<Self>) {
+        probe_below(percpu::current_index(), Some(self.from), Owed::Core(self.answer_to), self.id);
+    }
+}
+
+/// "The subtree I passed probe `id` to has answered."
+struct ProbeDone(u64);
+
+impl Request for ProbeDone {
+    fn handle(self: Box<Self>) {
+        let me = percpu::current_index() as usize;
+        let done = {
+            let mut pending = PENDING[me].lock();
+            let Some(at) = pending.iter().position(|p| p.id == self.0) else { return };
+            pending[at].left -= 1;
+            (pending[at].left == 0).then(|| pending.swap_remove(at))
+        };
+        if let Some(done) = done {
+            answer(done.owed, done.id);
+        }
+    }
+}
+
+/// Passes probe `id` from this core on to its tree neighbours but `from`, and answers `owed` once they all
+/// have (at once if there are none). The pending entry is in place before the first send, so no answer can
+/// come back before it.
+fn probe_below(me: u32, from: Option<u32>, owed: Owed, id: u64) {
+    let Some(mesh) = MESH.get() else { return };
+    let mut targets = Vec::new();
+    probe_targets(me, from, mesh.cores as u32, &mut targets);
+    if targets.is_empty() {
+        return answer(owed, id);
+    }
+    PENDING[me as usize].lock().push(Pending { id, owed, left: targets.len() });
+    for (target, node) in targets {
+        send(target, Box::new(TreeProbe { id, from: node, answer_to: me }));
+    }
+}
+
+/// The running cores a probe passed on from tree node `node` (arrived from `from`) goes to, each with the tree
+/// node it comes from (a core that is not running is passed over, as in [`pass_on`]).
+fn probe_targets(node: u32, from: Option<u32>, cores: u32, out: &mut Vec<(u32, u32)>) {
+    for next in neighbours(node, cores).filter(|n| Some(*n) != from) {
+        if crate::cores::is_online(next) {
+            out.push((next, node));
+        } else {
+            probe_targets(next, Some(node), cores, out);
+        }
+    }
+}
+
+/// Tells `owed` that probe `id` is done here.
+fn answer(owed: Owed, id: u64) {
+    match owed {
+        Owed::Core(core) => send(core, Box::new(ProbeDone(id))),
+        Owed::Cell(cell) => cell.answer(()),
+    }
 }
 
 /// The two lanes from one core to another, and the sender's backlog for them.
@@ -453,5 +555,24 @@ pub fn multicast<M: Multicast>(message: M) {
 pub fn wake_monitor() {
     if let Some(id) = crate::cores::this_core().and_then(crate::cores::Core::monitor) {
         sched::wake(ThreadId(id));
+    }
+}
+
+crate::selftest! {
+    /// A probe of every core comes back by both schemes (on one core there is nobody to ask), and a tree probe
+    /// leaves nothing pending on any core: every core's part was answered once.
+    fn probes_of_every_core_come_back_by_both_schemes() {
+        let many = crate::cores::online_cores().count() > 1;
+        for scheme in [Scheme::OneByOne, Scheme::Tree] {
+            for _ in 0..3 {
+                let took = probe_all(scheme);
+                crate::check!(took.is_some() == many, "{scheme:?} probe answered {took:?} on {} core(s)", crate::cores::online_cores().count());
+            }
+        }
+        for core in crate::cores::online_cores() {
+            let left = PENDING[core as usize].lock().len();
+            crate::check!(left == 0, "cpu {core} still waits on {left} tree probe(s)");
+        }
+        Ok(())
     }
 }

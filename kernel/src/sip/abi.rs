@@ -10,9 +10,9 @@ use crate::exec::{self, KernelAccount};
 use crate::{arch, memory, sched, time};
 use channels::ledger::Holder;
 use sip_runtime::{
-    Capability, ChannelInfo, CpuInfo, EndHolder, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel,
-    MAX_LOG_LINE, MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection,
-    RestartError, SipId, SpawnError, Startup,
+    Broadcast, Capability, ChannelInfo, CpuInfo, EndHolder, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter,
+    LogLevel, MAX_LOG_LINE, MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo,
+    Protection, RestartError, SipId, SpawnError, Startup,
 };
 
 /// Logs `message` for the calling SIP at `level`, prefixed with its name, within its log budget; a message longer
@@ -373,9 +373,12 @@ impl KernelAbi for Ring0Abi {
         super::name_registry::release(name, sip.0)
     }
 
-    fn broadcast_probe(&self) -> Option<u64> {
+    fn broadcast_probe(&self, scheme: Broadcast) -> Option<u64> {
         let _kernel = KernelAccount::enter();
-        crate::ipc::intercore::probe_all()
+        crate::ipc::intercore::probe_all(match scheme {
+            Broadcast::OneByOne => crate::ipc::intercore::Scheme::OneByOne,
+            Broadcast::Tree => crate::ipc::intercore::Scheme::Tree,
+        })
     }
 
     fn resolve_name(&self, name: &str) -> Option<NameInfo> {

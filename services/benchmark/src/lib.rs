@@ -25,7 +25,7 @@ use channels::Exchangeable;
 use contracts::echo::{self, client};
 use contracts::service_provider;
 use core::hint::black_box;
-use sip_runtime::{Capability, ExitStatus, Protection, RestartPolicy, SipContext, SipId, sip};
+use sip_runtime::{Broadcast, Capability, ExitStatus, Protection, RestartPolicy, SipContext, SipId, sip};
 
 sip! {
     name: "bench",
@@ -228,10 +228,15 @@ fn table(ctx: &SipContext) {
     ping_pong(ctx, SLOW_ECHO, core, "ping-pong, receiver parks", "-");
     if let Some(other) = other_core(ctx) {
         ping_pong(ctx, "", other, "message ping-pong (cross core)", "-");
-        let probe = measure(ctx, 20, || {
-            black_box(abi.broadcast_probe());
-        });
-        row(ctx, "message to all cores + acks", &probe, 20, "-");
+        for (scheme, label) in [
+            (Broadcast::OneByOne, "message to all cores + acks (one by one)"),
+            (Broadcast::Tree, "message to all cores + acks (tree)"),
+        ] {
+            let probe = measure(ctx, 20, || {
+                black_box(abi.broadcast_probe(scheme));
+            });
+            row(ctx, label, &probe, 20, "-");
+        }
     }
     name_binding(ctx);
 

@@ -13,9 +13,9 @@
 use crate::calls::{self, Level, ask};
 use sip_runtime::kernel_requests::{MAX_CONSOLE_PIECE, Request};
 use sip_runtime::{
-    ChannelInfo, CpuInfo, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo, NameInfo,
-    NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection, ReplicaInfo, RestartError, SipId,
-    SpawnError, Startup,
+    Broadcast, ChannelInfo, CpuInfo, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo,
+    NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection, ReplicaInfo, RestartError,
+    SipId, SpawnError, Startup,
 };
 
 /// The ABI object of every ring-3 SIP.
@@ -197,8 +197,8 @@ impl KernelAbi for Ring3Abi {
         ask(Request::ReleaseName { name, sip }).unwrap_or(Err(NameRegistryError::Invalid))
     }
 
-    fn broadcast_probe(&self) -> Option<u64> {
-        ask(Request::BroadcastProbe).flatten()
+    fn broadcast_probe(&self, scheme: Broadcast) -> Option<u64> {
+        ask(Request::BroadcastProbe(scheme)).flatten()
     }
 
     fn resolve_name(&self, name: &str) -> Option<NameInfo> {

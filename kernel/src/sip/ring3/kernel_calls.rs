@@ -59,7 +59,7 @@ pub fn answer(id: u64, at: u64, len: u64, out: u64, room: u64) -> u64 {
         Request::Shutdown => encode(RING0.shutdown()),
         Request::KernelPanic(message) => encode(RING0.kernel_panic(message)),
         Request::Replica(core) => encode(RING0.replica(core)),
-        Request::BroadcastProbe => encode(RING0.broadcast_probe()),
+        Request::BroadcastProbe(scheme) => encode(RING0.broadcast_probe(scheme)),
         Request::ClaimName { name, sip, contract } => encode(RING0.claim_name(name, sip, contract)),
         Request::ReleaseName { name, sip } => encode(RING0.release_name(name, sip)),
         Request::ResolveName(name) => encode(RING0.resolve_name(name)),
