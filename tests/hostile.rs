@@ -7,7 +7,10 @@
 //! attacks are `fault` kinds (tests/sips.rs); items whose misuse needs no kernel are attacked on the host:
 //! `channels::send_then_recv` with a foreign "next" endpoint (contracts/tests/runtime.rs: every protocol is kept),
 //! and reports of mid-protocol drops under forged names, which are diagnostics bounded by the names in the
-//! reporting code (docs/security.md). docs/security.md lists each attack with what it did to the old code.
+//! reporting code (docs/security.md); `sip_runtime::kernel_requests` (a service can build and decode requests,
+//! but only the ring-3 runtime can send one: its decoder's hostile inputs are host tests there, and the
+//! kernel's answers to an unprivileged ring-3 caller are the self-test `ring3_kernel_requests_are_checked_as_in_ring_0`);
+//! `KernelAbi::restart_names` is among the privileged calls below. docs/security.md lists each attack with what it did to the old code.
 //!
 //! One boot runs the attacks one after the other, twice: the first pass lets the kernel's heaps grow to what
 //! the attacks need (heaps keep what they mapped), the second is measured against the baseline taken between
@@ -28,7 +31,7 @@ const ATTACKS: &[(&str, &[&str])] = &[
     ("raw-capacity", &["hostile: raw-capacity: a 2^28-slot channel refused (true)", "exceeded its exchange quota"]),
     ("channel-flood", &["hostile: channel-flood:", "channels, then refused"]),
     ("self-cycle", &["hostile: self-cycle: 5000 channels sent through themselves and freed"]),
-    ("privileged", &["hostile: privileged: 14 calls refused, allowed: []; kernel_panic and shutdown returned"]),
+    ("privileged", &["hostile: privileged: 15 calls refused, allowed: []; kernel_panic and shutdown returned"]),
     ("wire", &["hostile: wire: 0 endpoints forged, garbage refused (true)", "then refused (true)"]),
     ("threads", &["hostile: threads: started 3, then refused: the SIP runs as many threads as its policy allows"]),
     ("huge-panic", &["panicked: services/hostile/src/lib.rs", "more bytes)"]),

@@ -279,6 +279,7 @@ fn privileged(ctx: &SipContext) {
         ),
         ("exit_status_of", abi.exit_status_of(SipId(1)).is_none()),
         ("events", abi.events() == sip_runtime::EventCounts::default()),
+        ("restart_names", abi.restart_names(Protection::Ring3Own).is_err()),
     ];
     // The two that do not return when permitted come last.
     let _ = abi.kernel_panic("a service panicked the kernel");
