@@ -261,12 +261,12 @@ fn the_name_service_runs_in_every_mode() {
             ps.lines().any(|l| l.contains(" names ") && l.contains(&format!(" {names_mode} "))),
             &format!("names not listed in {names_mode}:\n{ps}"),
         );
-        // Each echo sees its provider end close with the old name service and binds its name again.
+        // Each echo sees its provider end close with the old name service and binds its name again (retrying
+        // every 200 ms while the new one starts): wait by time, not by tries, as the host may be loaded.
+        let deadline = std::time::Instant::now() + scaled(30);
         let mut listed = r.command("names");
-        for _ in 0..100 {
-            if modes.iter().all(|mode| listed.contains(&format!("by-{mode}"))) {
-                break;
-            }
+        while !modes.iter().all(|mode| listed.contains(&format!("by-{mode}"))) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
             listed = r.command("names");
         }
         for (mode, pid) in modes.iter().zip(&pids) {
