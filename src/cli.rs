@@ -43,7 +43,9 @@ FLAGS:
 
 OTHER COMMANDS:
     cargo run -- bench-plot INPUT OUTPUT
-                        turn a saved `bench protection` run (the serial output) into an SVG chart
+                        turn a saved `bench protection` run (the serial output) into an SVG chart, or the
+                        `bench scale` runs of several widths (their outputs in one file) into a chart of the
+                        figures against core count, printing them as a Markdown table
     cargo run -- contract-pictures [DIR]
                         render every system contract's state machine into DIR (default: the repository's
                         docs/contracts): NAME.dot and NAME.svg; needs Graphviz (Debian: graphviz)
@@ -116,7 +118,7 @@ pub enum Action {
     PrintImages,
     /// Boot with these options.
     Boot(Options),
-    /// `bench-plot INPUT OUTPUT`: chart a saved `bench protection` run.
+    /// `bench-plot INPUT OUTPUT`: chart a saved `bench protection` run, or `bench scale` runs.
     BenchPlot { input: std::path::PathBuf, output: std::path::PathBuf },
     /// `contract-pictures [DIR]`: render every system contract into `dir`.
     ContractPictures { dir: std::path::PathBuf },
@@ -165,7 +167,7 @@ impl fmt::Display for UsageError {
             UsageError::UnexpectedValue(flag) => write!(f, "{flag} takes no value"),
             UsageError::NotUnicode(arg) => write!(f, "argument {arg:?} is not valid UTF-8"),
             UsageError::BenchPlotUsage => {
-                f.write_str("usage: bench-plot INPUT OUTPUT (a saved `bench protection` run, the SVG to write)")
+                f.write_str("usage: bench-plot INPUT OUTPUT (a saved `bench protection` run or `bench scale` runs, the SVG to write)")
             }
             UsageError::ContractPicturesUsage => {
                 f.write_str("usage: contract-pictures [DIR] (where to write the pictures; default docs/contracts)")

@@ -5,7 +5,7 @@
 //! - `images`: the built images and their stable copies in `<target dir>/images/`;
 //! - `qemu`: finding QEMU and OVMF, the QEMU command line, what QEMU's exit status means;
 //! - `session`: running QEMU, relaying the serial console, timeouts, never leaving QEMU behind;
-//! - `plot`: `bench-plot`, the chart of a saved `bench protection` run;
+//! - `plot`: `bench-plot`, the chart of a saved `bench protection` run or of `bench scale` runs;
 //! - `pictures`: `contract-pictures`, the system contracts' state machines as Graphviz text and SVG.
 //!
 //! Exit statuses: 0 clean shutdown, 1 kernel panic, 2 any other end of QEMU (triple fault, reset, odd status),
@@ -57,8 +57,11 @@ fn main() -> ExitCode {
             }
         },
         Action::BenchPlot { input, output } => match plot::run(&input, &output) {
-            Ok(rows) => {
-                eprintln!("plurality: {} operations charted in {}", rows, output.display());
+            Ok(charted) => {
+                if let Some(table) = charted.table {
+                    print!("{table}");
+                }
+                eprintln!("plurality: {} ({} items) charted in {}", charted.benchmark, charted.items, output.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -199,14 +199,7 @@ fn services_talk_across_rings() {
             let out = r.command(&format!("spawn echo --protection {mode} {name}"));
             r.spawned_pid(&out)
         };
-        let mut listed = r.command("names");
-        for _ in 0..50 {
-            if listed.contains(&name) {
-                break;
-            }
-            listed = r.command("names");
-        }
-        r.check(listed.contains(&name), &format!("{name} not bound:\n{listed}"));
+        r.poll("names", |listed| listed.contains(&name), &format!("{name} not bound"));
         let out = r.command(&format!("names lookup {name} hello by name"));
         r.check(out.contains(&format!("{name} answered: hello by name")), &format!("lookup of {name}: {out}"));
         let killed = r.command(&format!("kill {pid}"));
@@ -262,13 +255,9 @@ fn the_name_service_runs_in_every_mode() {
             &format!("names not listed in {names_mode}:\n{ps}"),
         );
         // Each echo sees its provider end close with the old name service and binds its name again (retrying
-        // every 200 ms while the new one starts): wait by time, not by tries, as the host may be loaded.
-        let deadline = std::time::Instant::now() + scaled(30);
-        let mut listed = r.command("names");
-        while !modes.iter().all(|mode| listed.contains(&format!("by-{mode}"))) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            listed = r.command("names");
-        }
+        // every 200 ms while the new one starts).
+        let rebound = |listed: &str| modes.iter().all(|mode| listed.contains(&format!("by-{mode}")));
+        let listed = r.poll("names", rebound, "the echos did not bind their names again");
         for (mode, pid) in modes.iter().zip(&pids) {
             let name = format!("by-{mode}");
             r.check(

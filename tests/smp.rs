@@ -2,8 +2,10 @@
 //!
 //! Each test is one QEMU boot through the runner, judged by the serial console and the exit status only:
 //! `--smp 1, 2, 8` (BIOS) and `--smp 4` (BIOS and UEFI) boot with every core online in `cpus`, each with a run
-//! queue figure; `--smp 64` and `--smp 255` (the widest TCG gives) as well, with every replica equal; `selftest` (which runs the per-core self-tests on every core) passes with `--smp 4`; `shutdown`
-//! stops the other cores and exits 0; a panic on an application processor or on the boot core stops the machine
+//! queue figure, and every replica equal (with 8, `bench scale` counts each multicast scheme's messages); `--smp 64` and `--smp 255` (the widest TCG gives) as well, with both
+//! multicast schemes reaching the same replicas and a service on the last core reached by name; `selftest`
+//! (which runs the per-core self-tests on every core) passes with `--smp 4`; `shutdown` stops the other cores
+//! and exits 0; a panic on an application processor or on the boot core stops the machine
 //! with the failure status and names the core; a core that does not start is reported and left out while the
 //! rest run. The last two use the kernel's fw_cfg test hooks (`opt/plurality/panic-on-cpu`,
 //! `opt/plurality/stall-cpu`), passed with `--qemu-arg`.
@@ -80,29 +82,32 @@ fn wide_boot(n: usize) {
     let mut r = Runner::builder().args(["--headless", "--smp", smp.as_str()]).spawn();
     r.wait_for(PROMPT, scaled(300));
     assert_all_online(&mut r, n);
-    let out = r.command_within("replicas", scaled(120));
-    r.check(out.lines().any(|l| l == "replicas: all equal"), &format!("replicas disagree:\n{out}"));
-    r.check(out.lines().filter(|l| l.starts_with("cpu ")).count() == n, &format!("not {n} replicas:\n{out}"));
+    assert_replicas_equal(&mut r, n);
     // Both multicast schemes agree, with SIPs spread over the machine (the highest cores among them).
     let out = r.command_within("selftest multicast", scaled(240));
     r.check(out.contains("multicast_schemes_reach_the_same_replicas ... ok"), &format!("multicast schemes:\n{out}"));
     // A service on the last core, reached by name from the first: wakes cross to core n - 1 and back.
     let out = r.command(&format!("spawn echo --core {} far-away", n - 1));
     r.spawned_pid(&out);
-    let mut answer = String::new();
-    for _ in 0..100 {
-        answer = r.command("names lookup far-away hello");
-        if answer.contains("far-away answered: hello") {
-            break;
-        }
-    }
-    r.check(answer.contains("far-away answered: hello"), &format!("echo on cpu {}: {answer}", n - 1));
+    r.poll(
+        "names lookup far-away hello",
+        |a| a.contains("far-away answered: hello"),
+        &format!("echo on cpu {}", n - 1),
+    );
     shutdown_stopping(r, n);
 }
 
+/// `replicas` lists `n` replicas, all equal (once the updates of the boot have arrived).
+fn assert_replicas_equal(r: &mut Runner, n: usize) {
+    let out = r.poll("replicas", |out| out.lines().any(|l| l == "replicas: all equal"), "replicas disagree");
+    r.check(out.lines().filter(|l| l.starts_with("cpu ")).count() == n, &format!("not {n} replicas:\n{out}"));
+}
+
+/// Every one of `n` cores online, and every kernel instance's replicas equal.
 fn boot_and_list(args: &[&str], n: usize) {
     let mut r = Runner::boot(args);
     assert_all_online(&mut r, n);
+    assert_replicas_equal(&mut r, n);
     shutdown_stopping(r, n);
 }
 
@@ -116,9 +121,32 @@ fn smp2_bios_both_cores_online() {
     boot_and_list(&["--smp", "2"], 2);
 }
 
+/// Eight cores online, and `bench scale` reports them with the messages of both multicast schemes: 14 per probe
+/// (one to each other core, one back) either way; one by one the probing core handles all 14, along the tree no
+/// core more than 8 (core 1: one in from core 0, three out to 5, 6 and 7, their three answers, one answer out).
 #[test]
-fn smp8_bios_all_cores_online() {
-    boot_and_list(&["--smp", "8"], 8);
+fn smp8_bios_all_cores_online_and_bench_scale_counts_each_schemes_messages() {
+    let mut r = Runner::boot(&["--smp", "8"]);
+    assert_all_online(&mut r, 8);
+    assert_replicas_equal(&mut r, 8);
+    let out = r.command_within("bench scale", scaled(120));
+    let line =
+        out.lines().find(|l| l.starts_with("scale ")).unwrap_or_else(|| r.fail(&format!("no scale line:\n{out}")));
+    for pair in
+        ["cores=8", "of=8", "messages_one_by_one=14", "busiest_one_by_one=14", "messages_tree=14", "busiest_tree=8"]
+    {
+        r.check(line.split_whitespace().any(|w| w == pair), &format!("`{pair}` missing from: {line}"));
+    }
+    let value = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='));
+    r.check(value("start_ms").is_some_and(|ms| ms != "0.000"), &format!("no bring-up time in: {line}"));
+    for key in ["update_one_by_one", "update_tree", "bind_unbind"] {
+        let spread: Option<Vec<u64>> = value(key).and_then(|v| v.split('/').map(|n| n.parse().ok()).collect());
+        r.check(
+            spread.is_some_and(|s| s.len() == 3 && s[1] <= s[0] && s[0] <= s[2] && s[1] > 0),
+            &format!("{key} is not median/min/max in: {line}"),
+        );
+    }
+    shutdown_stopping(r, 8);
 }
 
 #[test]
@@ -155,14 +183,8 @@ fn a_machine_short_of_memory_starts_the_cores_it_can_serve() {
     r.check(cores.iter().take(served).all(|c| c.online), &format!("the first {served} are not the online ones"));
     let out = r.command(&format!("spawn echo --core {} last-core", served - 1));
     r.spawned_pid(&out);
-    let mut answer = String::new();
-    for _ in 0..100 {
-        answer = r.command("names lookup last-core hello");
-        if answer.contains("last-core answered: hello") {
-            break;
-        }
-    }
-    r.check(answer.contains("last-core answered: hello"), &format!("echo on cpu {}: {answer}", served - 1));
+    let what = format!("echo on cpu {}", served - 1);
+    r.poll("names lookup last-core hello", |a| a.contains("last-core answered: hello"), &what);
     shutdown_stopping(r, served);
 }
 

@@ -63,6 +63,10 @@ pub struct Core {
     state: AtomicU8,
     /// Thread id of the core's monitor thread (0 before it is online).
     monitor: AtomicU64,
+    /// Nanoseconds the boot core spent starting it, from building its records to its report online (the first
+    /// core started carries the INIT delay all wait out together; 0 for the boot core and for a core that did
+    /// not start).
+    start_nanos: AtomicU64,
 }
 
 impl Core {
@@ -93,6 +97,16 @@ impl Core {
     pub fn set_monitor(&self, thread: u64) {
         self.monitor.store(thread, Ordering::Release);
     }
+
+    /// Nanoseconds the boot core spent starting it (0 for the boot core and a core that did not start).
+    pub fn start_nanos(&self) -> u64 {
+        self.start_nanos.load(Ordering::Relaxed)
+    }
+
+    /// Records how long starting it took.
+    pub fn set_start_nanos(&self, nanos: u64) {
+        self.start_nanos.store(nanos, Ordering::Relaxed);
+    }
 }
 
 static CORES: spin::Once<Vec<Core>> = spin::Once::new();
@@ -109,7 +123,14 @@ pub fn init(machine: &Machine) {
         let mut cores = Vec::new();
         let mut push = |apic_id, acpi_id, state: CoreState| {
             let index = cores.len() as u32;
-            cores.push(Core { index, apic_id, acpi_id, state: AtomicU8::new(state as u8), monitor: AtomicU64::new(0) });
+            cores.push(Core {
+                index,
+                apic_id,
+                acpi_id,
+                state: AtomicU8::new(state as u8),
+                monitor: AtomicU64::new(0),
+                start_nanos: AtomicU64::new(0),
+            });
         };
         push(me.apic_id, boot.map_or(0, |p| p.acpi_id), CoreState::Online);
         for p in others {

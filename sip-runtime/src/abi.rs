@@ -282,6 +282,11 @@ pub struct CpuInfo {
     pub run_queue: u32,
     /// Threads parked on it (0 when offline).
     pub blocked: u32,
+    /// Nanoseconds the boot core spent starting it, from building its kernel records to its report online (the
+    /// first core started also carries the MP specification's 10 ms INIT delay, which all cores wait out
+    /// together); 0 for the boot core and for a core that did not start. Their sum is the time to bring every
+    /// core online.
+    pub start_nanos: u64,
 }
 
 /// Who holds one end of a channel.
@@ -428,9 +433,9 @@ pub trait KernelAbi: Sync {
     fn claim_name(&self, name: &str, sip: SipId, contract: &str) -> Result<(), NameRegistryError>;
     /// Removes `name`, bound to SIP `sip`, from the replicated registry (needs `NameRegistry`).
     fn release_name(&self, name: &str, sip: SipId) -> Result<(), NameRegistryError>;
-    /// Cycles for a message from this core to reach every other core and be confirmed, sent as `scheme` says
-    /// (the cost of one replica update reaching all cores); `None` on a single core.
-    fn broadcast_probe(&self, scheme: Broadcast) -> Option<u64>;
+    /// A message from this core reaching every other core and confirmed, sent as `scheme` says (the cost of one
+    /// replica update reaching all cores); `None` on a single core.
+    fn broadcast_probe(&self, scheme: Broadcast) -> Option<ProbeReport>;
     /// `name` in this core's replica of the registry.
     fn resolve_name(&self, name: &str) -> Option<NameInfo>;
     /// The bound name after `after` in name order, in this core's replica (`None` starts from the first).
@@ -438,6 +443,19 @@ pub trait KernelAbi: Sync {
     /// Core `core`'s replica of the process table (`None` past the last core; needs `SystemInfo`, `None`
     /// otherwise).
     fn replica(&self, core: u32) -> Option<ReplicaInfo>;
+}
+
+/// What one message to every core and its acknowledgements cost (`KernelAbi::broadcast_probe`).
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// Cycles from the first send to the last acknowledgement, on the sending core (guest instructions under
+    /// `--icount`).
+    pub cycles: u64,
+    /// Inter-core messages it took, probes and acknowledgements, all cores together.
+    pub messages: u64,
+    /// Most messages one core sent and took: the serial work on the busiest core, which bounds the latency where
+    /// cores run in parallel (under QEMU TCG they share the host's few threads; docs/multikernel.md).
+    pub busiest: u64,
 }
 
 /// How a message for every core travels (what `KernelAbi::broadcast_probe` measures; docs/multikernel.md).

@@ -65,7 +65,7 @@ pub enum Request<'a> {
     KernelPanic(&'a str),
     /// `replica`; answers `Option<ReplicaInfo>`.
     Replica(u32),
-    /// `broadcast_probe`; answers `Option<u64>`.
+    /// `broadcast_probe`; answers `Option<ProbeReport>`.
     BroadcastProbe(Broadcast),
     /// `claim_name`; answers `Result<(), NameRegistryError>`.
     ClaimName {
@@ -357,6 +357,7 @@ mod tests {
                         timer_hz: 1,
                         run_queue: 1,
                         blocked: 1,
+                        start_nanos: u64::MAX,
                     }),
                     &mut NoEndpoints,
                 )
@@ -387,6 +388,13 @@ mod tests {
                 .expect("plain"),
             ),
             longest(wire::encode(crate::EventCounts::default(), &mut NoEndpoints).expect("plain")),
+            longest(
+                wire::encode(
+                    Some(crate::ProbeReport { cycles: u64::MAX, messages: u64::MAX, busiest: u64::MAX }),
+                    &mut NoEndpoints,
+                )
+                .expect("plain"),
+            ),
         ];
         assert_eq!(sizes[0], 111, "the largest answer, as documented");
         assert!(sizes.iter().all(|size| *size <= MAX_ANSWER), "{sizes:?}");

@@ -31,7 +31,7 @@ pub mod ring3_calls;
 pub use abi::{
     Broadcast, ChannelInfo, CpuInfo, EndHolder, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel,
     MAX_ARGS_LEN, MAX_LOG_LINE, MemoryInfo, NameInfo, NameRegistryError, NameServiceClient, NameServiceServer,
-    NotPermitted, ProcessInfo, ProcessState, Protection, ReplicaInfo, RestartError, SipId, SpawnError,
+    NotPermitted, ProbeReport, ProcessInfo, ProcessState, Protection, ReplicaInfo, RestartError, SipId, SpawnError,
 };
 pub use context::SipContext;
 pub use manifest::{

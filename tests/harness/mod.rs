@@ -348,18 +348,22 @@ impl Runner {
             .unwrap_or_else(|| self.fail(&format!("no `spawned ... as pid N` in:\n{output}")))
     }
 
-    /// Runs `cmd` until its output satisfies `done`, at most ~10 s (things that happen asynchronously: a SIP
-    /// binding its name, updates reaching other cores); fails with `what` and the last output otherwise.
+    /// Runs `cmd` until its output satisfies `done`, for up to 30 s (scaled) of wall time: things that happen
+    /// asynchronously (a SIP binding its name, updates reaching other cores, a service retrying every 200 ms).
+    /// By time, not by a count of tries: on a loaded host a count of quick commands can run out before a
+    /// guest's timer does. Fails with `what` and the last output otherwise.
     pub fn poll(&mut self, cmd: &str, done: impl Fn(&str) -> bool, what: &str) -> String {
-        let mut out = String::new();
-        for _ in 0..100 {
-            out = self.command(cmd);
+        let deadline = Instant::now() + scaled(30);
+        loop {
+            let out = self.command(cmd);
             if done(&out) {
                 return out;
             }
+            if Instant::now() > deadline {
+                self.fail(&format!("{what}: `{cmd}` said:\n{out}"));
+            }
             thread::sleep(Duration::from_millis(100));
         }
-        self.fail(&format!("{what}: `{cmd}` said:\n{out}"))
     }
 }
 

@@ -11,8 +11,8 @@ use crate::{arch, memory, sched, time};
 use channels::ledger::Holder;
 use sip_runtime::{
     Broadcast, Capability, ChannelInfo, CpuInfo, EndHolder, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter,
-    LogLevel, MAX_LOG_LINE, MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo,
-    Protection, RestartError, SipId, SpawnError, Startup,
+    LogLevel, MAX_LOG_LINE, MemoryInfo, NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProbeReport,
+    ProcessInfo, Protection, RestartError, SipId, SpawnError, Startup,
 };
 
 /// Logs `message` for the calling SIP at `level`, prefixed with its name, within its log budget; a message longer
@@ -244,6 +244,7 @@ impl KernelAbi for Ring0Abi {
             timer_hz: crate::time::TIMER_HZ as u32,
             run_queue: census.map_or(0, |c| c.ready as u32),
             blocked: census.map_or(0, |c| c.blocked as u32),
+            start_nanos: core.start_nanos(),
         })
     }
 
@@ -373,12 +374,13 @@ impl KernelAbi for Ring0Abi {
         super::name_registry::release(name, sip.0)
     }
 
-    fn broadcast_probe(&self, scheme: Broadcast) -> Option<u64> {
+    fn broadcast_probe(&self, scheme: Broadcast) -> Option<ProbeReport> {
         let _kernel = KernelAccount::enter();
-        crate::ipc::intercore::probe_all(match scheme {
+        let cost = crate::ipc::intercore::probe_all(match scheme {
             Broadcast::OneByOne => crate::ipc::intercore::Scheme::OneByOne,
             Broadcast::Tree => crate::ipc::intercore::Scheme::Tree,
-        })
+        })?;
+        Some(ProbeReport { cycles: cost.cycles, messages: cost.messages, busiest: cost.busiest })
     }
 
     fn resolve_name(&self, name: &str) -> Option<NameInfo> {

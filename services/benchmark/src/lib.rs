@@ -25,7 +25,7 @@ use channels::Exchangeable;
 use contracts::echo::{self, client};
 use contracts::service_provider;
 use core::hint::black_box;
-use sip_runtime::{Broadcast, Capability, ExitStatus, Protection, RestartPolicy, SipContext, SipId, sip};
+use sip_runtime::{Broadcast, Capability, ExitStatus, ProbeReport, Protection, RestartPolicy, SipContext, SipId, sip};
 
 sip! {
     name: "bench",
@@ -168,9 +168,10 @@ fn main(ctx: SipContext) {
         "kills" => kills(&ctx),
         "throughput" => throughput(&ctx),
         "protection" => protection(&ctx),
+        "scale" => scale(&ctx),
         other => {
             let _ = ctx.print(format_args!(
-                "bench: unknown argument '{other}' (use: bench [capacity|kills|throughput|protection])\n"
+                "bench: unknown argument '{other}' (use: bench [capacity|kills|throughput|protection|scale])\n"
             ));
             ctx.exit(ExitStatus::Failure(2));
         }
@@ -301,20 +302,73 @@ fn round_trips(ctx: &SipContext, client: echo::Client<echo::state::Ready>, itera
 /// Binding a name and removing it again through the name service (each call a fresh connection: the ABI call,
 /// the kernel's hand-over to the `names` SIP, one request, quit).
 fn name_binding(ctx: &SipContext) {
+    match bind_unbind(ctx) {
+        Ok(cost) => row(ctx, "name bind + unbind", &cost, BINDS, "-"),
+        Err(e) => {
+            let _ = ctx.print(format_args!("bench: name bind + unbind failed: {e}\n"));
+        }
+    }
+}
+
+/// Bind + unbind pairs per round.
+const BINDS: u64 = 20;
+
+/// What one bind + unbind of a name costs, or the first failure.
+fn bind_unbind(ctx: &SipContext) -> Result<Figures, contracts::NameError> {
     const NAME: &str = "bench/name";
     let mut failed = None;
-    let cost = measure(ctx, 20, || {
+    let cost = measure(ctx, BINDS, || {
         let outcome = ctx.bind(NAME, "Echo").and_then(|_provider| ctx.unbind(NAME));
         if let Err(e) = outcome {
             failed = Some(e);
         }
     });
-    match failed {
-        Some(e) => {
-            let _ = ctx.print(format_args!("bench: name bind + unbind failed: {e}\n"));
-        }
-        None => row(ctx, "name bind + unbind", &cost, 20, "-"),
-    }
+    failed.map_or(Ok(cost), Err)
+}
+
+/// Probes of every core in `bench scale`.
+const SCALE_PROBES: usize = 41;
+
+/// `bench scale`: the figures of this boot's width, one `scale` line of `key=value` pairs that the runner's
+/// `bench-plot` gathers from boots at several widths (docs/multikernel.md): cores online; the time the boot
+/// core spent bringing them online; memory in use (the plot takes memory per core from the difference to the
+/// one-core boot); a replicated update reaching every core and confirmed, one by one and along the tree, as
+/// cycles (median/min/max), messages in all, and messages on the busiest core (medians); a name bind + unbind
+/// (median/min/max). `-` where a figure does not exist (one core has nobody to update) or failed.
+fn scale(ctx: &SipContext) {
+    let abi = ctx.abi();
+    let unit = if abi.cycles_are_instructions() { "instructions" } else { "tsc" };
+    let cpus: Vec<_> = (0..).map_while(|i| abi.cpu(i)).collect();
+    let online = cpus.iter().filter(|c| c.online).count();
+    let start_nanos: u64 = cpus.iter().map(|c| c.start_nanos).sum();
+    let spread = |f: Figures| alloc::format!("{}/{}/{}", f.median, f.min, f.max);
+    let update = |scheme| {
+        let reports: Option<Vec<_>> = (0..SCALE_PROBES).map(|_| abi.broadcast_probe(scheme)).collect();
+        let reports = reports.filter(|r| !r.is_empty());
+        let Some(reports) = reports else { return ["-".into(), "-".into(), "-".into()] };
+        let median = |pick: fn(&ProbeReport) -> u64| figures(reports.iter().map(pick).collect()).median;
+        [
+            spread(figures(reports.iter().map(|r| r.cycles).collect())),
+            alloc::format!("{}", median(|r| r.messages)),
+            alloc::format!("{}", median(|r| r.busiest)),
+        ]
+    };
+    let [one_by_one, one_by_one_messages, one_by_one_busiest] = update(Broadcast::OneByOne);
+    let [tree, tree_messages, tree_busiest] = update(Broadcast::Tree);
+    let bind = bind_unbind(ctx).map_or_else(|_| "-".into(), spread);
+    // After the probes: the lanes they needed are made, as on a machine in use.
+    let memory = ctx.memory();
+    let used_kib = (memory.frames_total - memory.frames_free) * 4;
+    let _ = ctx.print(format_args!(
+        "bench scale: cycles as median/min/max ({SCALE_PROBES} probes; bind + unbind {ROUNDS} rounds of \
+         {BINDS}); unit={unit}\n\
+         scale cores={online} of={} start_ms={}.{:03} used_kib={used_kib} update_one_by_one={one_by_one} \
+         messages_one_by_one={one_by_one_messages} busiest_one_by_one={one_by_one_busiest} update_tree={tree} \
+         messages_tree={tree_messages} busiest_tree={tree_busiest} bind_unbind={bind}\n",
+        cpus.len(),
+        start_nanos / 1_000_000,
+        start_nanos / 1000 % 1000,
+    ));
 }
 
 fn capacity(ctx: &SipContext) {

@@ -110,8 +110,9 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "bench",
-        usage: "bench [capacity|kills|throughput|protection]",
-        help: "measure ABI call, yield, ping-pong, SIP create+exit (or capacity, kills mid-flood, per protection mode)",
+        usage: "bench [capacity|kills|throughput|protection|scale]",
+        help: "measure ABI call, yield, ping-pong, SIP create+exit (or capacity, kills mid-flood, per protection mode, \
+               against core count)",
         run: bench,
     },
     Command { name: "selftest", usage: "selftest [FILTER]", help: "run the in-kernel self-tests", run: selftest },
@@ -527,10 +528,10 @@ fn channels(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
 fn bench(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     match args {
         // The benchmark runs beside the shell, on its core: "same core" figures mean the shell's core.
-        [] | ["capacity"] | ["kills"] | ["throughput"] | ["protection"] => {
+        [] | ["capacity"] | ["kills"] | ["throughput"] | ["protection"] | ["scale"] => {
             let here = format!("{}", sh.ctx.abi().current_core());
             run_service(sh, &[&["bench", "--core", here.as_str()], args].concat())
         }
-        _ => Err(CommandError::Usage("bench [capacity|kills|throughput|protection]")),
+        _ => Err(CommandError::Usage("bench [capacity|kills|throughput|protection|scale]")),
     }
 }

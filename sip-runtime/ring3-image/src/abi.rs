@@ -14,8 +14,8 @@ use crate::calls::{self, Level, ask};
 use sip_runtime::kernel_requests::{MAX_CONSOLE_PIECE, Request};
 use sip_runtime::{
     Broadcast, ChannelInfo, CpuInfo, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel, MemoryInfo,
-    NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProcessInfo, Protection, ReplicaInfo, RestartError,
-    SipId, SpawnError, Startup,
+    NameInfo, NameRegistryError, NameServiceServer, NotPermitted, ProbeReport, ProcessInfo, Protection, ReplicaInfo,
+    RestartError, SipId, SpawnError, Startup,
 };
 
 /// The ABI object of every ring-3 SIP.
@@ -197,7 +197,7 @@ impl KernelAbi for Ring3Abi {
         ask(Request::ReleaseName { name, sip }).unwrap_or(Err(NameRegistryError::Invalid))
     }
 
-    fn broadcast_probe(&self, scheme: Broadcast) -> Option<u64> {
+    fn broadcast_probe(&self, scheme: Broadcast) -> Option<ProbeReport> {
         ask(Request::BroadcastProbe(scheme)).flatten()
     }
 

@@ -1,12 +1,10 @@
-//! `cargo run -- bench-plot INPUT OUTPUT`: turns what `bench protection` printed into an SVG chart, one panel per
-//! operation, one bar per protection mode (`type`, `ring3`, `ring3-own`), each bar labelled with its figure.
-//! docs/benchmarks.md shows the chart of the published run.
+//! The `bench protection` chart: one panel per operation, one bar per protection mode (`type`, `ring3`,
+//! `ring3-own`), each bar labelled with its figure. docs/benchmarks.md shows the chart of the published run.
 //!
 //! Not here: running the benchmark (that is the OS's `bench protection`; save its output, e.g. with
 //! `printf 'bench protection\nshutdown\n' | cargo run -q -- --headless --icount > run.txt`).
-//!
-//! Dependency: `plotters`, with its SVG backend only (no font files: text goes into the SVG as text).
 
+use super::PlotError;
 use plotters::prelude::*;
 use std::fmt;
 use std::path::Path;
@@ -21,27 +19,6 @@ pub struct Row {
     pub name: String,
     /// The figure per mode, in [`MODES`] order; `None` for a mode without one (`-`, `failed`).
     pub cells: [Option<u64>; 3],
-}
-
-/// Why no chart was made.
-#[derive(Debug)]
-pub enum PlotError {
-    /// The input has no `bench protection` table (its header line, `operation  type  ring3  ring3-own`).
-    NoTable,
-    /// Reading the input failed.
-    Read(std::io::Error),
-    /// Drawing or writing the SVG failed.
-    Draw(String),
-}
-
-impl fmt::Display for PlotError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PlotError::NoTable => f.write_str("no `bench protection` table in the input (its header line is missing)"),
-            PlotError::Read(e) => write!(f, "cannot read the input: {e}"),
-            PlotError::Draw(e) => write!(f, "cannot draw the chart: {e}"),
-        }
-    }
 }
 
 /// The rows of the first `bench protection` table in `text`: the lines after its header, up to the events table.
@@ -126,10 +103,9 @@ pub fn render(rows: &[Row], output: &Path, title: &str) -> Result<(), PlotError>
     root.present().map_err(|e| draw(&e))
 }
 
-/// `bench-plot INPUT OUTPUT`: reads the run, writes the chart.
-pub fn run(input: &Path, output: &Path) -> Result<usize, PlotError> {
-    let text = std::fs::read_to_string(input).map_err(PlotError::Read)?;
-    let rows = parse(&text)?;
+/// Charts the run `text` into `output`; returns how many operations it shows.
+pub fn run(text: &str, output: &Path) -> Result<usize, PlotError> {
+    let rows = parse(text)?;
     let unit = text.lines().find_map(|line| line.split_once("unit = ")).map_or("", |(_, unit)| unit);
     let unit = unit.split(';').next().unwrap_or("");
     render(&rows, output, &format!("bench protection: median per operation, {unit}"))?;
