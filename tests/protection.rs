@@ -3,14 +3,21 @@
 //! program and of the safe one that exploits a compiler bug ends only that SIP with a line that names it, the
 //! kernel refuses to start them in ring 0, and the frames come back.
 //!
-//! The self-tests `sip::ring3::selftests::*` (run by `selftest` here too) cover the rest of the fault matrix, the
-//! fuzzer, another SIP's memory in each mode and the spawn/exit cycles.
+//! A service that spawns (the `bench` driver) runs unchanged in ring 3. The self-tests
+//! `sip::ring3::selftests::*` (run by `selftest` here too) cover the rest of the fault matrix, the fuzzer,
+//! another SIP's memory in each mode and the spawn/exit cycles.
 
 #![forbid(unsafe_code)]
 
 mod harness;
 
 use harness::{Runner, ps_row, scaled};
+
+/// The cells after `row`'s name in a benchmark table `out`; fails the test if the row is missing.
+fn row_cells<'a>(r: &Runner, out: &'a str, row: &str) -> Vec<&'a str> {
+    let line = out.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| r.fail(&format!("no '{row}' row:\n{out}")));
+    line[row.len()..].split_whitespace().collect()
+}
 
 /// Frames in use for data, from `mem`.
 fn data_frames(mem: &str) -> Option<u64> {
@@ -95,15 +102,13 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
         "kv workload (per request)",
         "kv: ring 0 -> ring 3",
     ] {
-        let line =
-            bench.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| r.fail(&format!("no '{row}':\n{bench}")));
-        let cells: Vec<&str> = line[row.len()..].split_whitespace().collect();
+        let cells = row_cells(&r, &bench, row);
         // The first cell is the `type` figure, or `-` for the mixed pair (which has no `type` column).
         r.check(
             !cells.is_empty()
                 && cells.iter().all(|c| *c != "failed")
                 && (cells[0].parse::<u64>().is_ok() || cells[0] == "-"),
-            &format!("`bench protection` row: {line}"),
+            &format!("`bench protection` row {row}: {cells:?}"),
         );
     }
     let ps = r.command("ps");
@@ -154,6 +159,36 @@ fn ring3_sips_run_on_another_core() {
         let out = r.command("kv quit");
         r.check(out.contains("ended"), &format!("kv quit across cores in {mode}: {out}"));
     }
+    r.shutdown();
+}
+
+/// A service that spawns runs unchanged in ring 3: the `bench` driver in its own address space starts its
+/// partners (with startup values: the echo SIPs' server ends), waits for them, kills them, binds names and
+/// probes every core, and prints the whole table; nothing it started is left behind.
+#[test]
+fn a_service_that_spawns_runs_in_ring_3() {
+    let mut r = Runner::boot(&["--smp", "2"]);
+    let out = r.command_within("run bench --protection ring3-own", scaled(180));
+    for row in [
+        "ABI call",
+        "thread yield A->B->A",
+        "message ping-pong (same core)",
+        "ping-pong, receiver parks",
+        "message ping-pong (cross core)",
+        "message to all cores + acks (tree)",
+        "name bind + unbind",
+        "SIP create + exit",
+    ] {
+        let cells = row_cells(&r, &out, row);
+        let median = cells.first().and_then(|n| n.parse::<u64>().ok());
+        r.check(median.is_some_and(|m| m > 0), &format!("'{row}' has no figure: {cells:?}"));
+    }
+    r.check(
+        !out.contains("bench: cannot") && !out.contains("failed"),
+        &format!("the ring-3 bench failed a step:\n{out}"),
+    );
+    let ps = r.poll("ps", |ps| !ps.contains(" bench") && !ps.contains(" echo "), "the bench left SIPs behind");
+    r.check(ps.lines().count() >= 3, &format!("ps lists too little:\n{ps}"));
     r.shutdown();
 }
 

@@ -408,6 +408,23 @@ fn open_pair<C: crate::Contract>() -> Result<(Held, Held), crate::AllocError> {
     Ok((crate::proxy::hold(client), crate::proxy::hold(server)))
 }
 
+/// The channel of a SIP's startup value (`sip_runtime::Startup`: one `ExAny` to the new SIP, nothing back), the
+/// one channel of no contract a ring-3 SIP may open: a ring-3 parent hands its child a value as a ring-0 one does.
+/// What may travel in it is what may cross in any `ExAny` ([`VALUES`]).
+#[linkme::distributed_slice(CHANNELS)]
+static STARTUP_CHANNEL: ChannelCrossing = ChannelCrossing {
+    name: core::any::type_name::<crate::raw::Pair<crate::ExAny, ()>>,
+    #[cfg(not(feature = "ring3"))]
+    open: open_startup,
+};
+
+#[cfg(not(feature = "ring3"))]
+fn open_startup() -> Result<(Held, Held), crate::AllocError> {
+    // The capacities of `Startup::new`'s own pair: one value, no answer.
+    let (sender, receiver) = crate::raw::try_pair::<crate::ExAny, ()>(1, 0)?;
+    Ok((crate::proxy::hold(sender), crate::proxy::hold(receiver)))
+}
+
 /// Every contract whose channels may be opened from ring 3.
 #[linkme::distributed_slice]
 pub static CHANNELS: [ChannelCrossing];

@@ -47,7 +47,7 @@ pub enum LogLevel {
 }
 
 /// Why a spawn did not start anything.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpawnError {
     /// No manifest has that name.
     NoSuchService,
@@ -133,7 +133,7 @@ impl fmt::Display for SpawnError {
             Self::TooManyThreads => f.write_str("the SIP runs as many threads as its policy allows"),
             Self::NoRing3Build => f.write_str(
                 "no ring-3 build of it (the ring-3 image has the programs and services its services.rs names: \
-                 template, echo, kv, names)",
+                 template, echo, kv, names, bench)",
             ),
             Self::NeedsHardwareProtection => f.write_str(
                 "not verified code: only verified code runs in ring 0 (`type`); start it with --protection ring3 \
@@ -162,7 +162,7 @@ impl fmt::Display for KillError {
 }
 
 /// A SIP's state as `ps` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessState {
     /// At least one of its threads is running or ready.
     Running,
@@ -170,13 +170,13 @@ pub enum ProcessState {
     Blocked,
 }
 
-/// One live SIP, for `ps`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One live SIP, for `ps`: plain data, so it crosses the ABI to a ring-3 SIP too.
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessInfo {
     /// Identity.
     pub id: SipId,
     /// Its manifest's name.
-    pub name: &'static str,
+    pub name: crate::ShortName,
     /// Core it runs on.
     pub core: u32,
     /// Running or blocked.

@@ -8,10 +8,13 @@
 //! back in the byte form of `channels::wire` (the answer types are plain `Exchangeable` data, at most
 //! [`MAX_ANSWER`] bytes).
 //!
-//! Not here: calls whose arguments are not plain data yet — `spawn` (a `SpawnError` may carry a
-//! `ManifestError` with `'static` names), `process_after` (`ProcessInfo::name` is `'static`), `start_thread` (a
-//! function pointer: the kernel never runs code a SIP names), `run_selftests` (the tests run on the caller's
-//! stack, which for a ring-3 SIP is its 16 KiB kernel stack). A ring-3 SIP gets `NotPermitted` for those.
+//! A spawn's startup value is the one request with an endpoint in it: it names the end by the SIP's handle, the
+//! kernel takes the end from the SIP's handle table, and a refused spawn gives it back as a handle in the answer
+//! (the answer's byte form then holds that handle, as a received message does).
+//!
+//! Not here: `start_thread` (a function pointer: the kernel never runs code a SIP names) and `run_selftests`
+//! (the tests run on the caller's stack, which for a ring-3 SIP is its 16 KiB kernel stack). A ring-3 SIP gets
+//! `NotPermitted` for those.
 //!
 //! Format: a one-byte request index, then the fields in order: `u32`/`u64` little-endian, a string as its
 //! length (`u32`) then its UTF-8 bytes, an `Option` as one byte (0 or 1) then the value, a mode or level as one
@@ -22,8 +25,9 @@
 use crate::{Broadcast, LogFilter, Protection, SipId};
 use alloc::vec::Vec;
 
-/// The most bytes one request may take (a longer console text is written in pieces).
-pub const MAX_REQUEST: usize = 512;
+/// The most bytes one request may take (a longer console text is written in pieces): room for a spawn with the
+/// longest arguments ([`MAX_ARGS_LEN`](crate::MAX_ARGS_LEN)) and the longest service name.
+pub const MAX_REQUEST: usize = 1152;
 
 /// The room the answer buffer must have: every answer fits in it (the largest, an `Option<NameInfo>`, is 111
 /// bytes). The kernel refuses a smaller buffer before doing anything, so a request is never done without its
@@ -89,6 +93,22 @@ pub enum Request<'a> {
     NameAfter(Option<&'a str>),
     /// `restart_names`; answers `Result<Protection, RestartError>`.
     RestartNames(Protection),
+    /// `process_after`; answers `Option<ProcessInfo>`.
+    ProcessAfter(Option<SipId>),
+    /// `spawn` (without a mode) or `spawn_protected`; answers `Result<SipId, (SpawnError, Option<RawEndpoint<(),
+    /// ExAny>>)>`, the startup end given back to a refused spawn as a handle of the caller's.
+    Spawn {
+        /// The service.
+        name: &'a str,
+        /// Its arguments.
+        args: &'a str,
+        /// The core to start it on (`None`: the kernel chooses).
+        core: Option<u32>,
+        /// The mode (`None`: its manifest's).
+        protection: Option<Protection>,
+        /// The handle of the startup value's end, if there is one.
+        startup: Option<u32>,
+    },
 }
 
 impl<'a> Request<'a> {
@@ -124,6 +144,25 @@ impl<'a> Request<'a> {
                 Some(after) => w.tag(18).u8(1).str(after),
             },
             Request::RestartNames(protection) => w.tag(19).u8(protection as u8),
+            Request::ProcessAfter(after) => match after {
+                None => w.tag(20).u8(0),
+                Some(after) => w.tag(20).u8(1).u64(after.0),
+            },
+            Request::Spawn { name, args, core, protection, startup } => {
+                w.tag(21).str(name).str(args);
+                match core {
+                    None => w.u8(0),
+                    Some(core) => w.u8(1).u32(core),
+                };
+                match protection {
+                    None => w.u8(0),
+                    Some(protection) => w.u8(1).u8(protection as u8),
+                };
+                match startup {
+                    None => w.u8(0),
+                    Some(handle) => w.u8(1).u32(handle),
+                }
+            }
         };
         if out.len() - start > MAX_REQUEST {
             out.truncate(start);
@@ -160,6 +199,14 @@ impl<'a> Request<'a> {
             17 => Request::ResolveName(r.str()?),
             18 => Request::NameAfter(if r.flag()? { Some(r.str()?) } else { None }),
             19 => Request::RestartNames(*Protection::ALL.get(usize::from(r.u8()?))?),
+            20 => Request::ProcessAfter(if r.flag()? { Some(SipId(r.u64()?)) } else { None }),
+            21 => Request::Spawn {
+                name: r.str()?,
+                args: r.str()?,
+                core: if r.flag()? { Some(r.u32()?) } else { None },
+                protection: if r.flag()? { Some(*Protection::ALL.get(usize::from(r.u8()?))?) } else { None },
+                startup: if r.flag()? { Some(r.u32()?) } else { None },
+            },
             _ => return None,
         };
         r.0.is_empty().then_some(request)
@@ -270,6 +317,16 @@ mod tests {
             Request::ResolveName("kv"),
             Request::NameAfter(None),
             Request::NameAfter(Some("a")),
+            Request::ProcessAfter(None),
+            Request::ProcessAfter(Some(SipId(12))),
+            Request::Spawn { name: "echo", args: "", core: None, protection: None, startup: None },
+            Request::Spawn {
+                name: "kv",
+                args: "a b",
+                core: Some(1),
+                protection: Some(Protection::Ring3Own),
+                startup: Some(7)
+            },
         ];
         all.extend(LogFilter::ALL.map(Request::SetLogLevel));
         all.extend(Protection::ALL.map(Request::RestartNames));
@@ -294,7 +351,7 @@ mod tests {
     #[test]
     fn what_is_no_request_is_refused() {
         assert_eq!(Request::decode(&[]), None);
-        assert_eq!(Request::decode(&[20]), None, "unknown index");
+        assert_eq!(Request::decode(&[22]), None, "unknown index");
         assert_eq!(Request::decode(&[255]), None, "unknown index");
         assert_eq!(Request::decode(&[9, 6]), None, "no such level");
         assert_eq!(Request::decode(&[19, 3]), None, "no such mode");
@@ -318,6 +375,23 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_spawn_fits_and_one_byte_more_of_arguments_does_not() {
+        let name = "n".repeat(crate::SHORT_NAME_LEN);
+        let args = "a".repeat(crate::MAX_ARGS_LEN);
+        let spawn = |args| Request::Spawn {
+            name: &name,
+            args,
+            core: Some(u32::MAX),
+            protection: Some(Protection::Ring3Own),
+            startup: Some(u32::MAX),
+        };
+        assert_eq!(spawn(&args).encode(&mut Vec::new()), Some(()));
+        // The kernel refuses such arguments anyway (`ArgumentsTooLong`); the request still fits a little more.
+        let beyond = "a".repeat(MAX_REQUEST);
+        assert_eq!(spawn(&beyond).encode(&mut Vec::new()), None);
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_the_decoder() {
         // A small deterministic generator: every length up to 64, many seeds, biased towards valid indices.
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -329,7 +403,7 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|i| (state >> (i % 8 * 8)) as u8 ^ i as u8).collect();
             let mut bytes = bytes;
             if let Some(first) = bytes.first_mut() {
-                *first %= 21;
+                *first %= 23;
             }
             if let Some(request) = Request::decode(&bytes) {
                 let mut again = Vec::new();
@@ -391,6 +465,52 @@ mod tests {
             longest(
                 wire::encode(
                     Some(crate::ProbeReport { cycles: u64::MAX, messages: u64::MAX, busiest: u64::MAX }),
+                    &mut NoEndpoints,
+                )
+                .expect("plain"),
+            ),
+            longest(
+                wire::encode(
+                    Some(crate::ProcessInfo {
+                        id: SipId(1),
+                        name: crate::ShortName::new(&"p".repeat(40)),
+                        core: 1,
+                        state: crate::ProcessState::Blocked,
+                        heap_used: 1,
+                        heap_quota: 1,
+                        threads: 1,
+                        channels: 1,
+                        exchange_bytes: 1,
+                        exchange_quota: 1,
+                        protection: Protection::Ring3Own,
+                    }),
+                    &mut NoEndpoints,
+                )
+                .expect("plain"),
+            ),
+            // A refused spawn: the largest error, and a startup handle (as 4 bytes, what an end encodes to).
+            longest(
+                wire::encode(
+                    Err::<SipId, _>((
+                        crate::SpawnError::BadManifest(crate::ManifestError::BeyondPolicy {
+                            what: crate::Resource::StackSize,
+                            asked: usize::MAX,
+                            allowed: usize::MAX,
+                        }),
+                        Some(u32::MAX),
+                    )),
+                    &mut NoEndpoints,
+                )
+                .expect("plain"),
+            ),
+            longest(
+                wire::encode(
+                    Err::<SipId, _>((
+                        crate::SpawnError::BadManifest(crate::ManifestError::UnknownContract(crate::ShortName::new(
+                            &"c".repeat(40),
+                        ))),
+                        Some(u32::MAX),
+                    )),
                     &mut NoEndpoints,
                 )
                 .expect("plain"),

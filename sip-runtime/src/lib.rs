@@ -27,6 +27,7 @@ pub mod kernel_requests;
 mod manifest;
 mod names;
 pub mod ring3_calls;
+mod short_name;
 
 pub use abi::{
     Broadcast, ChannelInfo, CpuInfo, EndHolder, EventCounts, ExitStatus, KernelAbi, KillError, LogFilter, LogLevel,
@@ -35,9 +36,10 @@ pub use abi::{
 };
 pub use context::SipContext;
 pub use manifest::{
-    Capability, DEFAULT_EXCHANGE_QUOTA, DEFAULT_THREADS, MANIFESTS, Manifest, ManifestError, RestartPolicy,
+    Capability, DEFAULT_EXCHANGE_QUOTA, DEFAULT_THREADS, MANIFESTS, Manifest, ManifestError, Resource, RestartPolicy,
 };
 pub use names::accept;
+pub use short_name::{SHORT_NAME_LEN, ShortName};
 
 mod startup;
 pub use startup::Startup;

@@ -3,6 +3,9 @@
 //! A manifest *asks*: its capabilities and limits are requests that the kernel's policy grants or refuses
 //! (`kernel/src/sip/policy.rs`); declaring a capability here gives nothing by itself.
 
+use crate::ShortName;
+use contracts::Exchangeable;
+
 /// Every manifest linked into the kernel, one per service crate.
 #[linkme::distributed_slice]
 pub static MANIFESTS: [Manifest];
@@ -68,7 +71,7 @@ pub enum RestartPolicy {
 }
 
 /// A privileged operation a SIP may be granted by its manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
     /// Spawn and kill other SIPs.
     ProcessControl,
@@ -82,25 +85,25 @@ pub enum Capability {
     NameRegistry,
 }
 
-/// Why the kernel refused a manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why the kernel refused a manifest. Plain data (names by value), so it crosses the ABI to a ring-3 SIP too.
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ManifestError {
     /// The name is empty or longer than 32 bytes or not `[a-z0-9_-]`.
     BadName,
     /// A contract it exports or imports is not a known contract.
-    UnknownContract(&'static str),
+    UnknownContract(ShortName),
     /// `heap_quota` is 0 or above [`MAX_HEAP_QUOTA`].
     QuotaOutOfRange(usize),
     /// `stack_size` is outside [`MIN_STACK_SIZE`]..=[`MAX_STACK_SIZE`].
     StackOutOfRange(usize),
     /// Two manifests share a name.
-    DuplicateName(&'static str),
+    DuplicateName(ShortName),
     /// It asks for a capability the kernel's policy does not grant this service.
     NotGranted(Capability),
     /// It asks for more of a resource than the kernel's policy allows this service.
     BeyondPolicy {
         /// Which resource.
-        what: &'static str,
+        what: Resource,
         /// What it asks for.
         asked: usize,
         /// What the policy allows.
@@ -108,6 +111,30 @@ pub enum ManifestError {
     },
     /// `threads` is 0.
     NoThreads,
+}
+
+/// A resource a manifest asks for and the kernel's policy bounds.
+#[derive(Exchangeable, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// `heap_quota`.
+    HeapQuota,
+    /// `exchange_quota`.
+    ExchangeQuota,
+    /// `threads`.
+    Threads,
+    /// `stack_size`.
+    StackSize,
+}
+
+impl core::fmt::Display for Resource {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::HeapQuota => "heap quota",
+            Self::ExchangeQuota => "exchange quota",
+            Self::Threads => "thread count",
+            Self::StackSize => "stack size",
+        })
+    }
 }
 
 impl core::fmt::Display for ManifestError {
@@ -139,7 +166,7 @@ impl Manifest {
             return Err(ManifestError::BadName);
         }
         if let Some(c) = self.exports.iter().chain(self.imports).find(|c| !known.contains(c)) {
-            return Err(ManifestError::UnknownContract(c));
+            return Err(ManifestError::UnknownContract(ShortName::new(c)));
         }
         if self.heap_quota == 0 || self.heap_quota > MAX_HEAP_QUOTA {
             return Err(ManifestError::QuotaOutOfRange(self.heap_quota));
@@ -223,7 +250,7 @@ mod tests {
     fn each_rule_is_enforced() {
         let bad_name = Manifest { name: "Echo!", ..manifest() };
         assert_eq!(bad_name.check(&["Echo"]), Err(ManifestError::BadName));
-        assert_eq!(manifest().check(&["Kv"]), Err(ManifestError::UnknownContract("Echo")));
+        assert_eq!(manifest().check(&["Kv"]), Err(ManifestError::UnknownContract(ShortName::new("Echo"))));
         let quota = Manifest { heap_quota: MAX_HEAP_QUOTA + 1, ..manifest() };
         assert_eq!(quota.check(&["Echo"]), Err(ManifestError::QuotaOutOfRange(MAX_HEAP_QUOTA + 1)));
         let stack = Manifest { stack_size: 100, ..manifest() };

@@ -477,6 +477,10 @@ pub fn flush_backlogs() -> bool {
                 break;
             }
         }
+        if backlog.is_empty() {
+            // A burst's backlog gives its memory back: it is rare, and the kernel heap is everybody's.
+            backlog.shrink_to_fit();
+        }
         waiting |= !backlog.is_empty();
         drop(backlog);
         kick(to);

@@ -24,17 +24,19 @@ crate::selftest! {
         // Room for every entry up front: no allocation (and no lock that might yield) between a push and its yield.
         let log = Arc::new(spin::Mutex::new(Vec::with_capacity(6)));
         let finished = Arc::new(AtomicUsize::new(0));
-        // Neither thread logs before both exist: they wait for `go`, set once both are spawned. Turning interrupts
-        // off around the spawns is not enough: a spawn may itself yield (a lock that waits by yielding, contended
-        // by another core's self-tests in a `--smp 4` boot), which let `a` run alone before `b` existed ("aababb",
-        // about one `--smp 4` run in six).
+        // Neither thread logs before both are inside their interrupts-off part: each says so (`ready`), and only
+        // then is `go` set. Waiting only for both to exist was not enough: a new thread starts with interrupts on,
+        // and a timer tick that preempted `b` before it turned them off let `a` log twice ("aababb", about one
+        // `--smp 4` run in six, and in CI).
+        let ready = Arc::new(AtomicUsize::new(0));
         let go = Arc::new(AtomicBool::new(false));
         for tag in ['a', 'b'] {
-            let (log, finished, go) = (log.clone(), finished.clone(), go.clone());
+            let (log, finished, ready, go) = (log.clone(), finished.clone(), ready.clone(), go.clone());
             spawn(Account::Kernel, 16 * 1024, move || {
                 // With interrupts off the timer cannot preempt between the push and the yield, so only the
                 // yields decide the order.
                 interrupts::without_interrupts(|| {
+                    ready.fetch_add(1, Ordering::SeqCst);
                     while !go.load(Ordering::SeqCst) {
                         yield_now();
                     }
@@ -47,7 +49,9 @@ crate::selftest! {
             })
             .map_err(|e| alloc::format!("spawn failed: {e:?}"))?;
         }
+        let started = wait_until(2000, || ready.load(Ordering::SeqCst) == 2);
         go.store(true, Ordering::SeqCst);
+        crate::check!(started, "threads did not start");
         crate::check!(wait_until(2000, || finished.load(Ordering::SeqCst) == 2), "threads did not finish");
         // Either thread may go first; after that they must strictly alternate.
         let log: String = log.lock().iter().collect();

@@ -689,7 +689,7 @@ fn info_here(id: u64) -> Option<sip_runtime::ProcessInfo> {
     let owner = channels::Owner::sip(id);
     Some(sip_runtime::ProcessInfo {
         id: SipId(sip.id),
-        name: sip.manifest.name,
+        name: sip_runtime::ShortName::new(sip.manifest.name),
         core: percpu::current().index,
         state: if running { sip_runtime::ProcessState::Running } else { sip_runtime::ProcessState::Blocked },
         heap_used: match &sip.memory {

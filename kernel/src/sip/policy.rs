@@ -11,7 +11,7 @@
 //! Not here: the checks of a manifest's own consistency (`sip_runtime::Manifest::check`), and the enforcement
 //! of each limit (the arena, the exchange ledger, the thread count, the log budget, in `sip`).
 
-use sip_runtime::{Capability, Manifest, ManifestError};
+use sip_runtime::{Capability, Manifest, ManifestError, Resource};
 
 /// What one service may have: capabilities and the most of each resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,10 +100,10 @@ pub fn grant(manifest: &Manifest) -> Result<Entry, ManifestError> {
     let beyond = |what, asked: usize, allowed: usize| {
         (asked > allowed).then_some(ManifestError::BeyondPolicy { what, asked, allowed })
     };
-    let refused = beyond("heap quota", manifest.heap_quota, entry.heap_quota)
-        .or_else(|| beyond("exchange quota", manifest.exchange_quota, entry.exchange_quota))
-        .or_else(|| beyond("threads", manifest.threads, entry.threads))
-        .or_else(|| beyond("stack size", manifest.stack_size, entry.stack_size));
+    let refused = beyond(Resource::HeapQuota, manifest.heap_quota, entry.heap_quota)
+        .or_else(|| beyond(Resource::ExchangeQuota, manifest.exchange_quota, entry.exchange_quota))
+        .or_else(|| beyond(Resource::Threads, manifest.threads, entry.threads))
+        .or_else(|| beyond(Resource::StackSize, manifest.stack_size, entry.stack_size));
     match refused {
         Some(error) => Err(error),
         None => Ok(Entry {
@@ -155,7 +155,7 @@ crate::selftest! {
             "an impostor got the shell's capability"
         );
         let greedy = Manifest { exchange_quota: 1 << 30, capabilities: &[], crate_name: "hostile", ..shell };
-        crate::check!(matches!(grant(&greedy), Err(ManifestError::BeyondPolicy { what: "exchange quota", .. })), "no limit");
+        crate::check!(matches!(grant(&greedy), Err(ManifestError::BeyondPolicy { what: Resource::ExchangeQuota, .. })), "no limit");
         let twice = [Manifest { crate_name: "a", ..shell }, Manifest { crate_name: "b", ..shell }];
         crate::check!(check_unique(&twice) == Err(("shell", "a", "b")), "duplicate names not found");
         crate::check!(check_unique(&sip_runtime::MANIFESTS).is_ok(), "the linked manifests share a name");

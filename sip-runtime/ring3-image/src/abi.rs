@@ -4,11 +4,11 @@
 //! kernel checks and copies. What a ring-3 SIP has today: time, yielding and sleeping, logging, exiting, its
 //! core, the cycle counter (read in ring 3 with `rdtsc`, which the kernel does not forbid) and its startup value
 //! (the channel end the kernel holds under handle 0; channels themselves are the `ring3` build of `channels`).
-//! The name registry, process control (kill, wait), system information, the console and administration go
-//! through the `KERNEL` call (`sip_runtime::kernel_requests`), which the kernel answers with its ring-0
-//! implementation: the same capabilities are checked in both modes. What does not cross yet answers as a SIP
-//! without the capability would be answered in ring 0: spawning (`NotPermitted`), the process list (`None`),
-//! threads (one), self-tests (`NotPermitted`) (docs/protection.md, "Next steps"). Nothing here panics.
+//! The name registry, process control (spawn with a startup value, kill, wait, the process list), system
+//! information, the console and administration go through the `KERNEL` call (`sip_runtime::kernel_requests`),
+//! which the kernel answers with its ring-0 implementation: the same capabilities are checked in both modes.
+//! What does not cross yet answers as a SIP without the capability would be answered in ring 0: threads (one)
+//! and self-tests (`NotPermitted`) (docs/protection.md, "Next steps"). Nothing here panics.
 
 use crate::calls::{self, Level, ask};
 use sip_runtime::kernel_requests::{MAX_CONSOLE_PIECE, Request};
@@ -63,23 +63,23 @@ impl KernelAbi for Ring3Abi {
 
     fn spawn(
         &self,
-        _: &str,
-        _: &str,
-        _: Option<u32>,
+        name: &str,
+        args: &str,
+        core: Option<u32>,
         startup: Option<Startup>,
     ) -> Result<SipId, (SpawnError, Option<Startup>)> {
-        Err((SpawnError::NotPermitted, startup))
+        spawn(name, args, core, None, startup)
     }
 
     fn spawn_protected(
         &self,
-        _: &str,
-        _: &str,
-        _: Option<u32>,
-        _: Protection,
+        name: &str,
+        args: &str,
+        core: Option<u32>,
+        protection: Protection,
         startup: Option<Startup>,
     ) -> Result<SipId, (SpawnError, Option<Startup>)> {
-        Err((SpawnError::NotPermitted, startup))
+        spawn(name, args, core, Some(protection), startup)
     }
 
     fn events(&self) -> EventCounts {
@@ -106,8 +106,8 @@ impl KernelAbi for Ring3Abi {
         ask(Request::Kill(id)).unwrap_or(Err(KillError::NotPermitted))
     }
 
-    fn process_after(&self, _: Option<SipId>) -> Option<ProcessInfo> {
-        None
+    fn process_after(&self, after: Option<SipId>) -> Option<ProcessInfo> {
+        ask(Request::ProcessAfter(after)).flatten()
     }
 
     fn memory(&self) -> MemoryInfo {
@@ -211,5 +211,39 @@ impl KernelAbi for Ring3Abi {
 
     fn replica(&self, core: u32) -> Option<ReplicaInfo> {
         ask(Request::Replica(core)).flatten()
+    }
+}
+
+/// A spawn through `KERNEL`. The startup end crosses as its handle; the kernel takes it only if it does the
+/// request, and gives it back (as a handle in the answer) if the spawn is refused. A request the kernel never did
+/// leaves the end with this SIP, and it comes back from its handle.
+fn spawn(
+    name: &str,
+    args: &str,
+    core: Option<u32>,
+    protection: Option<Protection>,
+    startup: Option<Startup>,
+) -> Result<SipId, (SpawnError, Option<Startup>)> {
+    use channels::wire::{self, NoEndpoints};
+    type End = channels::raw::RawEndpoint<(), channels::ExAny>;
+    let handle = startup.map(|startup| {
+        let bytes = wire::encode(startup.into_end(), &mut NoEndpoints).unwrap_or_default();
+        u32::from_le_bytes(bytes.try_into().unwrap_or([0xff; 4]))
+    });
+    let request = Request::Spawn { name, args, core, protection, startup: handle };
+    match crate::calls::ask_telling::<Result<SipId, (SpawnError, Option<End>)>>(request) {
+        Ok(Some(Ok(id))) => Ok(id),
+        Ok(Some(Err((error, back)))) => Err((error, back.map(Startup::from_end))),
+        // Done, but the answer does not decode: the end is the kernel's now, or lost with the SIP's handles.
+        Ok(None) => Err((SpawnError::OutOfMemory, None)),
+        Err(crate::calls::NotDone) => {
+            let back = handle.and_then(|h| wire::decode::<End>(&h.to_le_bytes(), &mut NoEndpoints).ok());
+            let error = if args.len() > sip_runtime::MAX_ARGS_LEN {
+                SpawnError::ArgumentsTooLong
+            } else {
+                SpawnError::NoSuchService
+            };
+            Err((error, back.map(Startup::from_end)))
+        }
     }
 }

@@ -408,12 +408,28 @@ pub fn names_connect(core: Option<u32>, server: sip_runtime::NameServiceServer) 
 /// `KERNEL`: asks the kernel `request` and decodes its answer as a `T` (the request's answer type, as
 /// `kernel_requests::Request` names it); `None` if the request does not fit a call or the kernel refused it.
 pub fn ask<T: channels::Exchangeable>(request: sip_runtime::kernel_requests::Request<'_>) -> Option<T> {
+    ask_telling(request).ok().flatten()
+}
+
+/// Why a `KERNEL` request got no answer: it was never done (it does not fit a call, or the kernel refused it
+/// before doing anything, with this error answer).
+pub struct NotDone;
+
+/// [`ask`], telling a request the kernel never did (`Err`: whatever it names is still the SIP's) from one it did
+/// whose answer does not decode (`Ok(None)`: a kernel bug, never expected).
+pub fn ask_telling<T: channels::Exchangeable>(
+    request: sip_runtime::kernel_requests::Request<'_>,
+) -> Result<Option<T>, NotDone> {
     use sip_runtime::kernel_requests::MAX_ANSWER;
     let mut bytes = alloc::vec::Vec::new();
-    request.encode(&mut bytes)?;
+    request.encode(&mut bytes).ok_or(NotDone)?;
     let mut answer = [0u8; MAX_ANSWER];
     let at = answer.as_mut_ptr() as u64;
     let len = call4(numbers::KERNEL, bytes.as_ptr() as u64, bytes.len() as u64, at, MAX_ANSWER as u64);
-    let answer = answer.get(..usize::try_from(len).ok()?)?;
-    channels::wire::decode(answer, &mut channels::wire::NoEndpoints).ok()
+    if len >= numbers::FIRST_ERROR {
+        return Err(NotDone);
+    }
+    let answer = answer.get(..usize::try_from(len).map_err(|_| NotDone)?).ok_or(NotDone)?;
+    // Handles in the answer (a startup end given back) become endpoints, as in a received message.
+    Ok(channels::wire::decode(answer, &mut channels::wire::NoEndpoints).ok())
 }

@@ -4,6 +4,7 @@
 //! A service the image lacks is refused in ring 3 (`SpawnError::NoRing3Build`); the kernel reads which are here
 //! from the image's manifests.
 
+use benchmark as _;
 use echo as _;
 use kv as _;
 use names as _;

@@ -28,7 +28,10 @@ use sip_runtime::ring3_calls as calls;
 
 /// Runs `f` with SIP `id`'s handle table and its address space (for copies); `None` if `id` is not a ring-3 SIP
 /// of this core.
-fn with_sip<R>(id: u64, f: impl FnOnce(&mut HandleTable, &crate::memory::user_spaces::UserSpace) -> R) -> Option<R> {
+pub(super) fn with_sip<R>(
+    id: u64,
+    f: impl FnOnce(&mut HandleTable, &crate::memory::user_spaces::UserSpace) -> R,
+) -> Option<R> {
     let mut guard = table().lock();
     let table = &mut *guard;
     let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id) else { return None };

@@ -8,15 +8,21 @@
 //! answer reaching the SIP. Capabilities are checked by `abi::RING0`, exactly as for a ring-0 caller: the
 //! thread making this call is the SIP's own.
 //!
+//! A spawn is the one request with an endpoint: its startup end is taken from the SIP's handle table by its
+//! handle (type-checked, as an end arriving in a message is), and a refused spawn puts it back and names the new
+//! handle in the answer.
+//!
 //! Not here: the calls `kernel_requests` leaves out (they answer `NotPermitted` in ring 3, without a call).
 
-use super::{Sip, SipMemory, space_of, table};
+use super::{Sip, SipMemory, channel_calls, space_of, table};
 use crate::sip::abi::RING0;
+use channels::ExAny;
 use channels::Exchangeable;
+use channels::raw::RawEndpoint;
 use channels::wire::{self, NoEndpoints};
-use sip_runtime::KernelAbi;
 use sip_runtime::kernel_requests::{MAX_ANSWER, MAX_REQUEST, Request};
 use sip_runtime::ring3_calls as calls;
+use sip_runtime::{KernelAbi, Startup};
 
 /// Runs `f` with SIP `id`'s address space; the call's error answer if `id` is not a ring-3 SIP of this core.
 fn with_space<R>(id: u64, f: impl FnOnce(&crate::memory::user_spaces::UserSpace) -> R) -> Result<R, u64> {
@@ -65,6 +71,20 @@ pub fn answer(id: u64, at: u64, len: u64, out: u64, room: u64) -> u64 {
         Request::ResolveName(name) => encode(RING0.resolve_name(name)),
         Request::NameAfter(after) => encode(RING0.name_after(after)),
         Request::RestartNames(protection) => encode(RING0.restart_names(protection)),
+        Request::ProcessAfter(after) => encode(RING0.process_after(after)),
+        Request::Spawn { name, args, core, protection, startup } => {
+            let startup = match startup.map(|handle| take_startup(id, handle)).transpose() {
+                Ok(startup) => startup,
+                Err(answer) => return answer,
+            };
+            let outcome = match protection {
+                None => RING0.spawn(name, args, core, startup),
+                Some(protection) => RING0.spawn_protected(name, args, core, protection, startup),
+            };
+            // A refused spawn's startup end goes back to the SIP, as a handle in the answer.
+            let outcome = outcome.map_err(|(error, startup)| (error, startup.map(Startup::into_end)));
+            channel_calls::with_sip(id, |handles, _| wire::encode(outcome, handles).ok()).flatten()
+        }
     };
     let Some(encoded) = encoded else { return calls::OUT_OF_MEMORY };
     match with_space(id, |space| space.copy_out(out, &encoded).is_ok()) {
@@ -73,6 +93,15 @@ pub fn answer(id: u64, at: u64, len: u64, out: u64, room: u64) -> u64 {
         Ok(false) => calls::BAD_ADDRESS,
         Err(answer) => answer,
     }
+}
+
+/// The startup end `handle` of SIP `id`, taken from its handle table; the call's error answer if `handle` is not
+/// an end of that type of the SIP's.
+fn take_startup(id: u64, handle: u32) -> Result<Startup, u64> {
+    let end = channel_calls::with_sip(id, |handles, _| {
+        wire::decode::<RawEndpoint<(), ExAny>>(&handle.to_le_bytes(), handles).map_err(|_| calls::BAD_HANDLE)
+    });
+    end.ok_or(calls::NO_SUCH_CALL)?.map(Startup::from_end)
 }
 
 /// An answer's byte form (plain data: no endpoints); `None` only if the kernel heap is out of memory.

@@ -126,14 +126,45 @@ const FUZZ_CALLS: u64 = 100_000;
 
 program!(EXIT, "r3-exit", [0x31, 0xff, 0xb8, 1, 0, 0, 0, 0x0f, 0x05]); // xor edi, edi; mov eax, 1; syscall
 
-/// Frames and kernel-heap bytes the leak checks allow: frames and the heap are the machine's, and other cores
-/// (a SIP being reclaimed there, a monitor's message, a table or lane made on first use) may take or give back
-/// a few while a check runs: once 1,152 bytes under `--smp 4` in CI. A leak of anything per SIP or per call
-/// shows as many times more over these runs (the smallest record a SIP could leak is a pointer: 8 bytes a
-/// cycle, 8,000 over the 1,000 spawn/exit cycles).
+/// Frames and kernel-heap bytes the leak checks allow once the updates in flight are taken ([`quiesce`]):
+/// frames and the heap are the machine's, and other cores (a SIP being reclaimed there, a table or lane made on
+/// first use) may take or give back a few while a check runs. A leak of anything per SIP or per call shows as
+/// many times more over these runs (the smallest record a SIP could leak is a pointer: 8 bytes a cycle, 8,000
+/// over the 1,000 spawn/exit cycles).
 const SLACK_FRAMES: i64 = 8;
 /// See [`SLACK_FRAMES`].
 const SLACK_HEAP: i64 = 4096;
+
+/// Frames free and kernel heap in use, taken when this core has no update in flight to the others.
+struct Baseline {
+    free: u64,
+    heap: usize,
+}
+
+impl Baseline {
+    fn take() -> Self {
+        quiesce();
+        Self { free: frames::stats().free, heap: crate::memory::heap::stats().used }
+    }
+
+    /// Frames and the kernel heap are back at the baseline, within the slacks; `what` names the runs.
+    fn check_back(&self, what: &str) -> Result<(), alloc::string::String> {
+        quiesce();
+        let leaked = self.free as i64 - frames::stats().free as i64;
+        crate::check!(leaked <= SLACK_FRAMES, "{what} leaked {leaked} frames");
+        let grown = crate::memory::heap::stats().used as i64 - self.heap as i64;
+        crate::check!(grown <= SLACK_HEAP, "{what} grew the kernel heap by {grown} bytes");
+        Ok(())
+    }
+}
+
+/// Waits until every update this core has sent to the others (a SIP's start and end reach every core's replica)
+/// has been taken: a probe along the tree follows the updates through the same lanes, in order. Until then the
+/// messages in flight hold kernel heap (under `--smp 4` on a loaded host, 6,320 bytes once), which a leak check
+/// must not count.
+fn quiesce() {
+    let _ = crate::ipc::intercore::probe_all(crate::ipc::intercore::Scheme::Tree);
+}
 
 /// Runs `program` in ring 3 with the number `argument`, waits for its end and returns how it ended.
 fn run(
@@ -250,8 +281,7 @@ crate::selftest! {
             run(&EXIT, Protection::Ring3Own, 0)?;
             run(&EXIT, Protection::Ring3, 0)?;
         }
-        let free = frames::stats().free;
-        let heap = crate::memory::heap::stats().used;
+        let baseline = Baseline::take();
         let exchange = crate::ipc::exchange_heap::totals();
         let start = crate::arch::cpu::rdtsc();
         for i in 0..CYCLES {
@@ -267,10 +297,7 @@ crate::selftest! {
         log::info!(
             "ring 3: create + exit {own} cycles in ring3-own, {shared} in ring3 (guest instructions under --icount)"
         );
-        let leaked = free as i64 - frames::stats().free as i64;
-        crate::check!(leaked <= SLACK_FRAMES, "{CYCLES} cycles leaked {leaked} frames");
-        let grown = crate::memory::heap::stats().used as i64 - heap as i64;
-        crate::check!(grown <= SLACK_HEAP, "{CYCLES} cycles grew the kernel heap by {grown} bytes");
+        baseline.check_back(&alloc::format!("{CYCLES} cycles"))?;
         let after = crate::ipc::exchange_heap::totals();
         // No growth (another core's SIP being reclaimed meanwhile may free some).
         crate::check!(
@@ -288,18 +315,13 @@ crate::selftest! {
     fn ring3_syscall_fuzzer() {
         let seed = crate::arch::cpu::rdtsc() | 1;
         log::info!("syscall fuzzer: seed {seed:#x}, {FUZZ_CALLS} calls");
-        let free = frames::stats().free;
-        let heap = crate::memory::heap::stats().used;
+        let baseline = Baseline::take();
         let answered = super::calls_answered() + crate::ring3::null_calls();
         let report = run(&FUZZER, Protection::Ring3Own, seed)?;
         let answered = super::calls_answered() + crate::ring3::null_calls() - answered;
         crate::check!(report == "exited", "the fuzzer (seed {seed:#x}) ended '{report}'");
         crate::check!(answered >= FUZZ_CALLS, "the kernel answered {answered} of the fuzzer's {FUZZ_CALLS} calls");
-        let leaked = free as i64 - frames::stats().free as i64;
-        crate::check!(leaked <= SLACK_FRAMES, "the fuzzer (seed {seed:#x}) leaked {leaked} frames");
-        let grown = crate::memory::heap::stats().used as i64 - heap as i64;
-        crate::check!(grown <= SLACK_HEAP, "the fuzzer (seed {seed:#x}) grew the kernel heap by {grown} bytes");
-        Ok(())
+        baseline.check_back(&alloc::format!("the fuzzer (seed {seed:#x})"))
     }
 }
 
@@ -409,8 +431,7 @@ crate::selftest! {
     fn ring3_channel_calls_withstand_a_hostile_sip() {
         let program = super::image_program("channel-attacks").ok_or("no image program 'channel-attacks'")?;
         for (protection, round) in [Protection::Ring3, Protection::Ring3Own].into_iter().flat_map(|p| [(p, 0), (p, 1)]) {
-            let free = frames::stats().free;
-            let heap = crate::memory::heap::stats().used;
+            let baseline = Baseline::take();
             let exchange = crate::ipc::exchange_heap::totals();
             let (client, server) = contracts::echo::channel();
             let startup = Startup::new(server).map_err(|_| "no exchange memory for the startup value")?;
@@ -424,10 +445,7 @@ crate::selftest! {
             if round == 0 {
                 continue;
             }
-            let leaked = free as i64 - frames::stats().free as i64;
-            crate::check!(leaked <= SLACK_FRAMES, "channel-attacks ({protection}) leaked {leaked} frames");
-            let grown = crate::memory::heap::stats().used as i64 - heap as i64;
-            crate::check!(grown <= SLACK_HEAP, "channel-attacks ({protection}) grew the kernel heap by {grown} bytes");
+            baseline.check_back(&alloc::format!("channel-attacks ({protection})"))?;
             let now = crate::ipc::exchange_heap::totals();
             crate::check!(now == exchange, "channel-attacks ({protection}): exchange heap {exchange:?} before, {now:?} after");
         }
@@ -444,8 +462,7 @@ crate::selftest! {
     fn ring3_kernel_requests_are_checked_as_in_ring_0() {
         let program = super::image_program("kernel-requests").ok_or("no image program 'kernel-requests'")?;
         for (protection, round) in [Protection::Ring3, Protection::Ring3Own].into_iter().flat_map(|p| [(p, 0), (p, 1)]) {
-            let free = frames::stats().free;
-            let heap = crate::memory::heap::stats().used;
+            let baseline = Baseline::take();
             let id = super::spawn(program, protection, "").map_err(|e| alloc::format!("kernel-requests ({protection}): {e}"))?;
             crate::sip::wait(id.0);
             let report = crate::sip::end_report(id.0).unwrap_or_default();
@@ -453,10 +470,7 @@ crate::selftest! {
             if round == 0 {
                 continue;
             }
-            let leaked = free as i64 - frames::stats().free as i64;
-            crate::check!(leaked <= SLACK_FRAMES, "kernel-requests ({protection}) leaked {leaked} frames");
-            let grown = crate::memory::heap::stats().used as i64 - heap as i64;
-            crate::check!(grown <= SLACK_HEAP, "kernel-requests ({protection}) grew the kernel heap by {grown} bytes");
+            baseline.check_back(&alloc::format!("kernel-requests ({protection})"))?;
         }
         Ok(())
     }

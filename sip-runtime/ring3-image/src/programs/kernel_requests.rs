@@ -9,11 +9,12 @@
 
 use crate::abi::RING3;
 use crate::calls;
+use channels::Exchangeable;
 use sip_runtime::kernel_requests::{MAX_ANSWER, MAX_REQUEST, Request};
 use sip_runtime::ring3_calls as c;
 use sip_runtime::{
     EventCounts, KernelAbi, KillError, LogFilter, MemoryInfo, NameRegistryError, NotPermitted, Protection,
-    RestartError, SipId,
+    RestartError, SipId, SpawnError, Startup,
 };
 
 /// An address in kernel memory (the start of the higher half).
@@ -24,6 +25,19 @@ fn raw(request: &[u8], out: u64, room: u64) -> u64 {
     calls::raw4(c::KERNEL, request.as_ptr() as u64, request.len() as u64, out, room)
 }
 
+/// A spawn with `value` as its startup value is refused for want of `ProcessControl`, and the value comes back
+/// whole (its end went to the kernel as a handle and came back as another).
+fn refused_and_given_back<E: Exchangeable + Send>(
+    value: E,
+    spawn: impl FnOnce(Startup) -> Result<SipId, (SpawnError, Option<Startup>)>,
+) -> bool {
+    let Ok(startup) = Startup::new(value) else { return false };
+    match spawn(startup) {
+        Err((SpawnError::NotPermitted, Some(back))) => back.take::<E>().is_some(),
+        _ => false,
+    }
+}
+
 /// Runs the checks; 0 if the kernel answered each as documented.
 pub fn run(_: &str) -> u32 {
     let mut answer = [0u8; MAX_ANSWER];
@@ -31,14 +45,14 @@ pub fn run(_: &str) -> u32 {
     let room = MAX_ANSWER as u64;
     // `LogLevel`: a request anyone may make, one byte.
     let log_level = [8u8];
-    let checks: [&dyn Fn() -> bool; 12] = [
+    let checks: [&dyn Fn() -> bool; 13] = [
         // 1: a well-formed request is answered (its answer's length), and the answer decodes.
         &|| raw(&log_level, out, room) == 4,
         // 2: bytes that are no request: an unknown index, a truncated one, trailing bytes, no bytes at all, text
         // that is not UTF-8, a length beyond the bytes.
         &|| {
             [
-                &[20u8][..],
+                &[23u8][..],
                 &[255],
                 &[0, 1, 2],
                 &[3, 0],
@@ -96,6 +110,7 @@ pub fn run(_: &str) -> u32 {
                 && RING3.channel_after(None).is_none()
                 && RING3.replica(0).is_none()
                 && RING3.exit_status_of(SipId(1)).is_none()
+                && RING3.process_after(None).is_none()
         },
         // 10: what anyone may ask: the log level, a name that is not bound, waiting for nobody.
         &|| {
@@ -118,6 +133,22 @@ pub fn run(_: &str) -> u32 {
         },
         // 12: the typed path decodes what the raw one answered: `Request::LogLevel` through `ask`.
         &|| calls::ask::<LogFilter>(Request::LogLevel).is_some(),
+        // 13: spawning without `ProcessControl`, in any mode and with a startup value: refused, and the value
+        // (an Echo server end) comes back to be used; a startup handle that is not this SIP's is refused
+        // before anything is done.
+        &|| {
+            refused_and_given_back(contracts::echo::channel().1, |s| RING3.spawn("echo", "", None, Some(s)))
+                && refused_and_given_back(contracts::echo::channel().1, |s| {
+                    RING3.spawn_protected("echo", "", Some(0), Protection::Ring3Own, Some(s))
+                })
+                && matches!(RING3.spawn("template", "", None, None), Err((SpawnError::NotPermitted, None)))
+                && {
+                    let forged =
+                        Request::Spawn { name: "echo", args: "", core: None, protection: None, startup: Some(9999) };
+                    let mut bytes = alloc::vec::Vec::new();
+                    forged.encode(&mut bytes).is_some() && raw(&bytes, out, room) == c::BAD_HANDLE
+                }
+        },
     ];
     for (step, check) in checks.iter().enumerate() {
         if !check() {
