@@ -19,6 +19,17 @@ fn row_cells<'a>(r: &Runner, out: &'a str, row: &str) -> Vec<&'a str> {
     line[row.len()..].split_whitespace().collect()
 }
 
+/// No ring-3 SIP is left in `ps`, and the data frames in `mem` are what they were in `before` (a `mem` output).
+fn assert_no_ring3_sip_and_frames_back(r: &mut Runner, before: &str) {
+    let ps = r.command("ps");
+    r.check(!ps.contains("ring3"), &format!("a ring-3 SIP is left:\n{ps}"));
+    let after = r.command("mem");
+    r.check(
+        data_frames(before).is_some() && data_frames(before) == data_frames(&after),
+        &format!("data frames not back at baseline:\nbefore:\n{before}\nafter:\n{after}"),
+    );
+}
+
 /// Frames in use for data, from `mem`.
 fn data_frames(mem: &str) -> Option<u64> {
     mem.lines().find_map(|l| l.strip_prefix("frames in use: ")?.split_whitespace().next()?.parse().ok())
@@ -111,13 +122,7 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
             &format!("`bench protection` row {row}: {cells:?}"),
         );
     }
-    let ps = r.command("ps");
-    r.check(!ps.contains("ring3"), &format!("a ring-3 SIP is left:\n{ps}"));
-    let after = r.command("mem");
-    r.check(
-        data_frames(&before).is_some() && data_frames(&before) == data_frames(&after),
-        &format!("data frames not back at baseline:\nbefore:\n{before}\nafter:\n{after}"),
-    );
+    assert_no_ring3_sip_and_frames_back(&mut r, &before);
     r.shutdown();
 }
 
@@ -252,13 +257,7 @@ fn services_talk_across_rings() {
     r.command("log info");
     let out = r.command("echo --protection ring5 x");
     r.check(out.starts_with("error: ") && out.contains("'ring5' is not a protection"), &format!("bad mode: {out}"));
-    let ps = r.command("ps");
-    r.check(!ps.contains("ring3"), &format!("a ring-3 SIP is left:\n{ps}"));
-    let after = r.command("mem");
-    r.check(
-        data_frames(&before).is_some() && data_frames(&before) == data_frames(&after),
-        &format!("data frames not back at baseline:\nbefore:\n{before}\nafter:\n{after}"),
-    );
+    assert_no_ring3_sip_and_frames_back(&mut r, &before);
     r.shutdown();
 }
 
