@@ -18,6 +18,9 @@ pub const DEFAULT_SMP: u32 = 1;
 /// Upper bound for `--smp`: the kernel addresses cores through 8-bit xAPIC IDs.
 pub const MAX_SMP: u32 = 255;
 
+/// The values of `--shell-protection`: the kernel's protection modes, by the names `spawn --protection` takes.
+const SHELL_PROTECTIONS: [&str; 3] = ["type", "ring3", "ring3-own"];
+
 /// The `--help` text. Keep it in sync with [`parse`] and README.md ("Runner flags").
 pub const HELP: &str = "\
 plurality: build the Plurality kernel images and boot them in QEMU
@@ -36,6 +39,8 @@ FLAGS:
                         the runner prints the gdb command line
     --icount            deterministic guest clock: one tick per guest instruction (-icount shift=0);
                         meant for single-core benchmarks
+    --shell-protection MODE
+                        run the console's shell as type (default), ring3 or ring3-own
     --timeout SECS      kill QEMU and exit with status 3 after SECS seconds
     --qemu-arg ARG      pass ARG to QEMU unchanged (repeatable, e.g. --qemu-arg -S)
     --print-images      print the paths of the BIOS and UEFI images (one per line) and exit
@@ -88,6 +93,8 @@ pub struct Options {
     pub gdb: bool,
     /// `--icount`: `-icount shift=0`.
     pub icount: bool,
+    /// `--shell-protection`: the console shell's protection mode (`type`, `ring3`, `ring3-own`), if given.
+    pub shell_protection: Option<&'static str>,
     /// `--timeout`: kill QEMU after this long.
     pub timeout: Option<Duration>,
     /// `--qemu-arg` values, in order.
@@ -103,6 +110,7 @@ impl Default for Options {
             headless: false,
             gdb: false,
             icount: false,
+            shell_protection: None,
             timeout: None,
             qemu_args: Vec::new(),
         }
@@ -250,6 +258,15 @@ where
             "--icount" => {
                 switch("--icount")?;
                 opts.icount = true;
+            }
+            "--shell-protection" => {
+                let value = value_of("--shell-protection", inline, &mut args)?;
+                let mode = SHELL_PROTECTIONS.iter().find(|m| **m == value).ok_or(UsageError::InvalidValue {
+                    flag: "--shell-protection",
+                    value,
+                    expected: "type, ring3 or ring3-own",
+                })?;
+                opts.shell_protection = Some(mode);
             }
             "--smp" => {
                 let value = value_of("--smp", inline, &mut args)?;
@@ -443,5 +460,20 @@ mod tests {
         };
         assert_eq!(opts.qemu_args, vec![raw.clone()]);
         assert!(matches!(parse([raw]), Err(UsageError::NotUnicode(_))));
+    }
+
+    #[test]
+    fn shell_protection_takes_a_mode_and_nothing_else() {
+        match parse_strs(&["--shell-protection", "ring3-own"]) {
+            Ok(Action::Boot(opts)) => assert_eq!(opts.shell_protection, Some("ring3-own")),
+            other => panic!("{other:?}"),
+        }
+        match parse_strs(&["--shell-protection=type"]) {
+            Ok(Action::Boot(opts)) => assert_eq!(opts.shell_protection, Some("type")),
+            other => panic!("{other:?}"),
+        }
+        let refused = parse_strs(&["--shell-protection", "ring5"]).expect_err("no such mode").to_string();
+        assert!(refused.contains("'ring5'") && refused.contains("ring3-own"), "{refused}");
+        assert!(parse_strs(&["--shell-protection"]).is_err());
     }
 }

@@ -214,6 +214,11 @@ pub fn qemu_args(opts: &Options, plan: &Plan) -> Vec<OsString> {
         // (guest instructions instead of TSC cycles).
         add(&mut args, &["-icount", "shift=0", "-fw_cfg", "name=opt/plurality/icount,string=1"]);
     }
+    if let Some(mode) = opts.shell_protection {
+        // Read by the console driver when it starts the shell.
+        let file = format!("name=opt/plurality/shell-protection,string={mode}");
+        add(&mut args, &["-fw_cfg", file.as_str()]);
+    }
     if opts.firmware == Firmware::Uefi {
         match &plan.ovmf {
             Some(Ovmf::Whole(path)) => {

@@ -91,7 +91,7 @@ fn ring3_programs_run_fault_alone_and_are_refused_in_ring_0() {
     for (cmd, expected) in [
         ("spawn unsafe-test cli", "cannot spawn 'unsafe-test': not verified code"),
         ("spawn unsafe-test --protection type cli", "cannot spawn 'unsafe-test': not verified code"),
-        ("spawn shell --protection ring3", "cannot spawn 'shell': no ring-3 build"),
+        ("spawn fault --protection ring3", "cannot spawn 'fault': no ring-3 build"),
         ("spawn no-such --protection ring3-own", "cannot spawn 'no-such': no such service"),
         ("spawn hello --protection ring4", "'ring4' is not a protection mode"),
         ("spawn hello --protection ring3 --core 9", "cannot spawn 'hello': no such core"),
@@ -194,6 +194,32 @@ fn a_service_that_spawns_runs_in_ring_3() {
     );
     let ps = r.poll("ps", |ps| !ps.contains(" bench") && !ps.contains(" echo "), "the bench left SIPs behind");
     r.check(ps.lines().count() >= 3, &format!("ps lists too little:\n{ps}"));
+    r.shutdown();
+}
+
+/// The console's shell itself in ring 3 (`--shell-protection ring3-own`): `ps` lists it so, and it spawns and
+/// lists SIPs, looks names up, keeps a kv session, reads the cores and shuts the machine down, all through the
+/// ring-3 ABI; self-tests, which run on the caller's stack, are refused with an error line.
+#[test]
+fn the_shell_runs_in_ring_3() {
+    let mut r = Runner::boot(&["--smp", "2", "--shell-protection", "ring3-own"]);
+    r.check(r.stdout().contains("console: the shell runs in ring3-own"), "no boot line for the shell's mode");
+    let ps = r.command("ps");
+    let shell = ps.lines().find(|l| l.contains(" shell ")).unwrap_or_else(|| r.fail(&format!("no shell in ps:\n{ps}")));
+    r.check(shell.split_whitespace().any(|f| f == "ring3-own"), &format!("shell row: {shell}"));
+    let out = r.command("spawn echo from-ring-3");
+    r.spawned_pid(&out);
+    r.poll("names lookup from-ring-3 hi", |a| a.contains("from-ring-3 answered: hi"), "echo spawned by a ring-3 shell");
+    let out = r.command("run template --protection ring3 nested");
+    r.check(out.contains("(args: 'nested')"), &format!("a ring-3 template from the ring-3 shell: {out}"));
+    let out = r.command("kv put k v");
+    r.check(out.contains("stored k"), &format!("kv put: {out}"));
+    let out = r.command("kv get k");
+    r.check(out.trim() == "v", &format!("kv get: {out}"));
+    let out = r.command("cpus");
+    r.check(out.starts_with("cpus: 2"), &format!("cpus: {out}"));
+    let out = r.command("selftest");
+    r.check(out.starts_with("error: not permitted"), &format!("selftest from ring 3: {out}"));
     r.shutdown();
 }
 

@@ -133,7 +133,7 @@ impl fmt::Display for SpawnError {
             Self::TooManyThreads => f.write_str("the SIP runs as many threads as its policy allows"),
             Self::NoRing3Build => f.write_str(
                 "no ring-3 build of it (the ring-3 image has the programs and services its services.rs names: \
-                 template, echo, kv, names, bench)",
+                 template, echo, kv, names, bench, shell)",
             ),
             Self::NeedsHardwareProtection => f.write_str(
                 "not verified code: only verified code runs in ring 0 (`type`); start it with --protection ring3 \

@@ -8,4 +8,5 @@ use benchmark as _;
 use echo as _;
 use kv as _;
 use names as _;
+use shell as _;
 use template as _;

@@ -373,20 +373,20 @@ crate::selftest! {
     /// beyond it the SIP ends for the quota, alone.
     fn ring3_services_and_heaps() {
         let template = crate::sip::manifest("template").ok_or("no template service")?;
-        let shell = crate::sip::manifest("shell").ok_or("no shell service")?;
+        let fault = crate::sip::manifest("fault").ok_or("no fault service")?;
         let alloc_program = super::image_program("alloc").ok_or("no image program 'alloc'")?;
         crate::check!(super::image::has_service("template"), "the image's manifests do not list template");
-        crate::check!(!super::image::has_service("shell"), "the image's manifests list shell, which it does not have");
+        crate::check!(!super::image::has_service("fault"), "the image's manifests list fault, which it does not have");
         for protection in [Protection::Ring3, Protection::Ring3Own] {
             let id = super::spawn_named(template.name, "from a self-test", protection, None, channels::Owner::KERNEL, 0)
                 .map_err(|(e, _)| alloc::format!("template ({protection}): {e}"))?;
             crate::sip::wait(id.0);
             let report = crate::sip::end_report(id.0).unwrap_or_default();
             crate::check!(report == "exited", "template ({protection}) ended '{report}'");
-            let refused = super::spawn_named(shell.name, "", protection, None, channels::Owner::KERNEL, 0);
+            let refused = super::spawn_named(fault.name, "", protection, None, channels::Owner::KERNEL, 0);
             crate::check!(
                 matches!(refused, Err((SpawnError::NoRing3Build, None))),
-                "shell (not in the image) was not refused in {protection}"
+                "fault (not in the image) was not refused in {protection}"
             );
             let report = run_with(alloc_program, protection, "40000")?;
             crate::check!(report == "exited", "alloc 40000 ({protection}) ended '{report}'");
