@@ -31,7 +31,7 @@ const ATTACKS: &[(&str, &[&str])] = &[
     ("raw-capacity", &["hostile: raw-capacity: a 2^28-slot channel refused (true)", "exceeded its exchange quota"]),
     ("channel-flood", &["hostile: channel-flood:", "channels, then refused"]),
     ("self-cycle", &["hostile: self-cycle: 5000 channels sent through themselves and freed"]),
-    ("privileged", &["hostile: privileged: 15 calls refused, allowed: []; kernel_panic and shutdown returned"]),
+    ("privileged", &["hostile: privileged: 16 calls refused, allowed: []; kernel_panic and shutdown returned"]),
     ("wire", &["hostile: wire: 0 endpoints forged, garbage refused (true)", "then refused (true)"]),
     ("threads", &["hostile: threads: started 3, then refused: the SIP runs as many threads as its policy allows"]),
     ("huge-panic", &["panicked: services/hostile/src/lib.rs", "more bytes)"]),

@@ -434,7 +434,8 @@ pub trait KernelAbi: Sync {
     /// Removes `name`, bound to SIP `sip`, from the replicated registry (needs `NameRegistry`).
     fn release_name(&self, name: &str, sip: SipId) -> Result<(), NameRegistryError>;
     /// A message from this core reaching every other core and confirmed, sent as `scheme` says (the cost of one
-    /// replica update reaching all cores); `None` on a single core.
+    /// replica update reaching all cores); `None` on a single core, and without `SystemInfo` (a call that makes
+    /// every core work is not for any SIP to repeat at will).
     fn broadcast_probe(&self, scheme: Broadcast) -> Option<ProbeReport>;
     /// `name` in this core's replica of the registry.
     fn resolve_name(&self, name: &str) -> Option<NameInfo>;

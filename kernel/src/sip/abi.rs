@@ -376,6 +376,10 @@ impl KernelAbi for Ring0Abi {
 
     fn broadcast_probe(&self, scheme: Broadcast) -> Option<ProbeReport> {
         let _kernel = KernelAccount::enter();
+        // One call makes every core take two messages: not for anyone to repeat at will.
+        if !caller_may(Capability::SystemInfo) {
+            return None;
+        }
         let cost = crate::ipc::intercore::probe_all(match scheme {
             Broadcast::OneByOne => crate::ipc::intercore::Scheme::OneByOne,
             Broadcast::Tree => crate::ipc::intercore::Scheme::Tree,

@@ -26,7 +26,7 @@ use channels::{Closed, ExAny, ExBox, ExString, ExVec, SelectWithVec, select_with
 use contracts::echo::{self, server, state};
 use contracts::{Exchangeable, service_provider};
 use core::hint::black_box;
-use sip_runtime::{Capability, LogFilter, Protection, RestartPolicy, SipContext, SipId, sip};
+use sip_runtime::{Broadcast, Capability, LogFilter, Protection, RestartPolicy, SipContext, SipId, sip};
 
 sip! {
     name: "hostile",
@@ -280,6 +280,7 @@ fn privileged(ctx: &SipContext) {
         ("exit_status_of", abi.exit_status_of(SipId(1)).is_none()),
         ("events", abi.events() == sip_runtime::EventCounts::default()),
         ("restart_names", abi.restart_names(Protection::Ring3Own).is_err()),
+        ("broadcast_probe", abi.broadcast_probe(Broadcast::Tree).is_none()),
     ];
     // The two that do not return when permitted come last.
     let _ = abi.kernel_panic("a service panicked the kernel");

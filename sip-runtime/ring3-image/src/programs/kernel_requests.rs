@@ -111,6 +111,7 @@ pub fn run(_: &str) -> u32 {
                 && RING3.replica(0).is_none()
                 && RING3.exit_status_of(SipId(1)).is_none()
                 && RING3.process_after(None).is_none()
+                && RING3.broadcast_probe(sip_runtime::Broadcast::Tree).is_none()
         },
         // 10: what anyone may ask: the log level, a name that is not bound, waiting for nobody.
         &|| {
