@@ -337,7 +337,7 @@ impl CoreSet {
     }
 
     /// The cores in the set, from `start` up, then from 0 up to `start`.
-    fn from(&self, start: u32) -> impl Iterator<Item = u32> + '_ {
+    fn starting_at(&self, start: u32) -> impl Iterator<Item = u32> + '_ {
         let words: [u64; percpu::MAX_CPUS / 64] = core::array::from_fn(|i| self.0[i].load(Ordering::Acquire));
         let all = (0..words.len()).flat_map(move |w| {
             let mut bits = words[w];
@@ -465,7 +465,7 @@ pub fn flush_backlogs() -> bool {
     let Some(mesh) = MESH.get() else { return false };
     let me = percpu::current_index();
     let mut waiting = false;
-    for to in mesh.receivers[me as usize].from(0) {
+    for to in mesh.receivers[me as usize].starting_at(0) {
         let Some(lane) = lanes(me, to) else { continue };
         let mut backlog = lane.backlog.lock();
         if backlog.is_empty() {
@@ -495,7 +495,7 @@ pub fn drain_wakes() -> bool {
     let me = percpu::current_index();
     mesh.ipi_pending[me as usize].store(false, Ordering::Release);
     let mut requests = false;
-    for from in mesh.senders[me as usize].from(0) {
+    for from in mesh.senders[me as usize].starting_at(0) {
         let Some(lane) = lanes(from, me) else { continue };
         while let Some(thread) = lane.wakes.pop() {
             sched::wake(ThreadId(thread));
@@ -510,7 +510,7 @@ pub fn drain_wakes() -> bool {
 pub fn next_request(start: u32) -> Option<(u32, Box<dyn Request>)> {
     let mesh = MESH.get()?;
     let me = percpu::current_index();
-    mesh.senders[me as usize].from(start).find_map(|from| Some((from, lanes(from, me)?.requests.pop()?)))
+    mesh.senders[me as usize].starting_at(start).find_map(|from| Some((from, lanes(from, me)?.requests.pop()?)))
 }
 
 /// Per core: the core whose request its monitor is handling now (`u32::MAX`: none).
