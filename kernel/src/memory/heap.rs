@@ -160,7 +160,11 @@ crate::selftest! {
         crate::check!(stats().used >= before + 300_000, "used bytes did not grow");
         drop(big);
         drop(boxes);
-        crate::check!(stats().used == before, "heap used {} after free, {before} before", stats().used);
+        // The heap is every core's: with `--smp N` another core may allocate or free a few bytes meanwhile (40
+        // once in CI). What this test gives back (a thousand 8-byte boxes and 300,000 bytes) would show far
+        // beyond the slack if it were not.
+        let after = stats().used;
+        crate::check!(after.abs_diff(before) <= 1024, "heap used {after} after free, {before} before");
         Ok(())
     }
 }

@@ -138,7 +138,12 @@ crate::selftest! {
         let before = (crate::memory::frames::stats(), crate::memory::heap::stats().used);
         run_batch(100)?;
         let after = (crate::memory::frames::stats(), crate::memory::heap::stats().used);
-        crate::check!(after == before, "(frames, heap used) {after:?} after 100 threads, {before:?} before");
+        // Frames exactly; the heap within 1 KiB, as another core may allocate or free a few bytes meanwhile
+        // (`heap_allocate_and_free`): a leak of anything per thread shows a hundred times over.
+        crate::check!(
+            after.0 == before.0 && after.1.abs_diff(before.1) <= 1024,
+            "(frames, heap used) {after:?} after 100 threads, {before:?} before"
+        );
         Ok(())
     }
 }
