@@ -10,7 +10,13 @@
 //! reporting code (docs/security.md); `sip_runtime::kernel_requests` (a service can build and decode requests,
 //! but only the ring-3 runtime can send one: its decoder's hostile inputs are host tests there, and the
 //! kernel's answers to an unprivileged ring-3 caller are the self-test `ring3_kernel_requests_are_checked_as_in_ring_0`);
-//! `KernelAbi::restart_names` is among the privileged calls below. docs/security.md lists each attack with what it did to the old code.
+//! `KernelAbi::restart_names` and `broadcast_probe` (which makes every core work) are among the privileged calls
+//! below. The plain-data items of session 12 need no boot to attack: `ShortName::new` does constant work on any
+//! length and never splits a character, and a `ShortName` forged in a message (a length past its array, bytes
+//! that are not UTF-8) reads as its array or `?`, never beyond (sip-runtime host tests in `short_name.rs`);
+//! `ProbeReport` and `Resource` are answers the kernel writes and never reads back, so a made-up one changes
+//! nothing; a request over `MAX_REQUEST` is refused before anything is done (`kernel-requests` step 3).
+//! docs/security.md lists each attack with what it did to the old code.
 //!
 //! One boot runs the attacks one after the other, twice: the first pass lets the kernel's heaps grow to what
 //! the attacks need (heaps keep what they mapped), the second is measured against the baseline taken between
