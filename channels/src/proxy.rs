@@ -17,9 +17,9 @@
 use crate::endpoint::Closed;
 use crate::exchangeable::Exchangeable;
 use crate::ledger::Side;
-use crate::raw::{RawEndpoint, Status, TryRecvError, TrySendError};
-use crate::ring::Readiness;
-use crate::wire::{self, Endpoints, Held, WireError};
+use crate::raw::{RawEndpoint, Received, Status, TryRecvError, TrySendError};
+use crate::ring::{DIRECT_WORDS, Readiness};
+use crate::wire::{self, Endpoints, Held, NoEndpoints, WireError};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::any::{Any, TypeId};
@@ -75,6 +75,17 @@ pub trait Proxied: Send + sealed::Sealed {
     /// Decodes `bytes` as a message of the endpoint's send type (its endpoints from `table`) and sends it.
     fn send_encoded(&mut self, bytes: &[u8], table: &mut dyn Endpoints) -> Result<(), SendFailure>;
 
+    /// Sends the message of `len` bytes in `words` if it is plain data of the endpoint's send type (no
+    /// endpoint in it): beside the ring if the peer is held for a ring-3 SIP and nothing is queued (the short
+    /// path: the words are checked, then handed over as they are), else as a typed message. `None` if the words
+    /// are no such message: nothing happened, and [`Proxied::send_encoded`] sends it (taking its endpoints from
+    /// the table) or finds it bad.
+    fn send_short(&mut self, words: [u64; DIRECT_WORDS], len: usize) -> Option<Result<(), SendFailure>>;
+
+    /// The oldest message, if it is a short one that came beside the ring (the short path): its words and its
+    /// length. `None` if there is none, or an older message waits here or in the ring.
+    fn take_short(&mut self) -> Option<([u64; DIRECT_WORDS], usize)>;
+
     /// Takes the oldest message, if any, encodes it (its endpoints go into `table`) and hands its bytes to
     /// `deliver` if they fit in `room`; answers their length. A message that does not fit, or that `deliver`
     /// refuses (`false`: the SIP's buffer is not its memory), is kept, encoded, for the next call.
@@ -95,9 +106,10 @@ pub trait Proxied: Send + sealed::Sealed {
         Ok(out)
     }
 
-    /// Whether a message waits here for a larger room (such an endpoint does not move: its receiver takes the
-    /// message first).
-    fn has_pending(&self) -> bool;
+    /// Prepares the endpoint to leave its SIP's table (moved into a message): `false`, and nothing changes, if
+    /// a message waits for the SIP here (kept for a larger room) or beside the ring: such an endpoint does not
+    /// move, its receiver takes the message first.
+    fn detach(&self) -> bool;
 
     /// The handles of the endpoints in a message kept here, which is dropped (the endpoint is closing).
     fn take_pending_handles(&mut self) -> Vec<u32>;
@@ -166,6 +178,37 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
         }
     }
 
+    fn send_short(&mut self, words: [u64; DIRECT_WORDS], len: usize) -> Option<Result<(), SendFailure>> {
+        let bytes = words.map(u64::to_le_bytes);
+        let bytes = bytes.as_flattened().get(..len)?;
+        let message = wire::decode::<Tx>(bytes, &mut NoEndpoints).ok()?;
+        if self.end.is_peer_closed() {
+            // Refused before anything of it was taken (it holds no endpoint): the SIP still has its message.
+            return Some(Err(SendFailure::Closed));
+        }
+        if self.end.put_direct(words, len) {
+            // The checked words went instead; the value, plain data, only showed that they are a message.
+            drop(message);
+            return Some(Ok(()));
+        }
+        Some(match self.end.try_send(message) {
+            // The peer closed since the look above: sent and lost with the channel (as in `send_encoded`).
+            Ok(()) | Err(TrySendError::PeerClosed(_)) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.end.break_channel();
+                Err(SendFailure::Full)
+            }
+        })
+    }
+
+    #[inline]
+    fn take_short(&mut self) -> Option<([u64; DIRECT_WORDS], usize)> {
+        if self.pending.is_some() {
+            return None;
+        }
+        self.end.take_direct()
+    }
+
     fn recv_with(
         &mut self,
         table: &mut dyn Endpoints,
@@ -174,18 +217,25 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
     ) -> Result<usize, RecvFailure> {
         let (bytes, handles) = match self.pending.take() {
             Some(encoded) => encoded,
-            None => {
-                let message = self.end.try_recv().map_err(|error| match error {
-                    TryRecvError::Empty => RecvFailure::Empty,
-                    TryRecvError::Closed => RecvFailure::Closed,
-                })?;
-                let mut buffer = core::mem::take(&mut self.spare);
-                buffer.clear();
-                wire::encode_recorded_into(buffer, message, table).map_err(|error| {
-                    self.end.break_channel();
-                    RecvFailure::Bad(error)
-                })?
-            }
+            None => match self.end.try_recv_direct_first() {
+                Err(TryRecvError::Empty) => return Err(RecvFailure::Empty),
+                Err(TryRecvError::Closed) => return Err(RecvFailure::Closed),
+                Ok(Received::Short(words, len)) => {
+                    // Plain data, as its sender's kernel call checked it: its bytes as they came.
+                    let mut buffer = core::mem::take(&mut self.spare);
+                    buffer.clear();
+                    buffer.extend_from_slice(&words.map(u64::to_le_bytes).as_flattened()[..len]);
+                    (buffer, Vec::new())
+                }
+                Ok(Received::Message(message)) => {
+                    let mut buffer = core::mem::take(&mut self.spare);
+                    buffer.clear();
+                    wire::encode_recorded_into(buffer, message, table).map_err(|error| {
+                        self.end.break_channel();
+                        RecvFailure::Bad(error)
+                    })?
+                }
+            },
         };
         let len = bytes.len();
         if len > room {
@@ -200,8 +250,8 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
         Ok(len)
     }
 
-    fn has_pending(&self) -> bool {
-        self.pending.is_some()
+    fn detach(&self) -> bool {
+        self.pending.is_none() && self.end.close_direct()
     }
 
     fn take_pending_handles(&mut self) -> Vec<u32> {
@@ -231,6 +281,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
         Waiter(NonNull::from(self.end.wait_source()))
     }
 
+    #[inline]
     fn is_ready(&self) -> bool {
         self.pending.is_some() || self.end.wait_source().is_ready()
     }
@@ -240,7 +291,8 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        // Never with a message pending (`take_as` refuses to move such an endpoint).
+        // Never with a message pending (`take_as` refuses to move such an endpoint, and closed the slot beside
+        // the ring).
         Box::new(self.end)
     }
 
@@ -251,6 +303,8 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
 
 /// `endpoint`, to be held for a ring-3 SIP.
 pub fn hold<Tx: Exchangeable, Rx: Exchangeable>(endpoint: RawEndpoint<Tx, Rx>) -> Held {
+    // A peer that sends for a ring-3 SIP may now leave short messages beside the ring.
+    endpoint.open_direct();
     Box::new(Holding { end: endpoint, pending: None, spare: Vec::new() })
 }
 
@@ -332,6 +386,15 @@ impl HandleTable {
         }
     }
 
+    /// The endpoint named `handle`, for an operation that needs nothing else of the table (a short message).
+    #[inline]
+    pub fn get_mut(&mut self, handle: u32) -> Option<&mut (dyn Proxied + 'static)> {
+        match self.entries.get_mut(usize::try_from(handle).ok()?)? {
+            Entry::Held(endpoint) => Some(&mut **endpoint),
+            Entry::Free | Entry::InUse => None,
+        }
+    }
+
     /// Drops the endpoint named `handle` (closing it, as dropping any endpoint does), and the endpoints of a
     /// message it kept for a larger room; `Err(Closed)` if there is none.
     pub fn close(&mut self, handle: u32) -> Result<(), Closed> {
@@ -400,7 +463,7 @@ impl Endpoints for HandleTable {
         let entry = self.entries.get_mut(slot).ok_or(WireError::BadHandle)?;
         // An endpoint with a message kept for it does not move: the SIP receives that first.
         match entry {
-            Entry::Held(endpoint) if endpoint.endpoint_type() == expected && !endpoint.has_pending() => {
+            Entry::Held(endpoint) if endpoint.endpoint_type() == expected && endpoint.detach() => {
                 match core::mem::replace(entry, Entry::Free) {
                     Entry::Held(endpoint) => Ok(endpoint),
                     _ => Err(WireError::BadHandle),

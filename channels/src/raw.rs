@@ -20,7 +20,7 @@ use crate::ledger::{ChannelId, Side};
 use crate::platform::{self, AllocError};
 pub use crate::raw_shared::{Status, TryRecvError, TrySendError};
 pub(crate) use crate::ring::Readiness;
-use crate::ring::{Ring, Slot, Waiting, wait_any};
+use crate::ring::{DIRECT_WORDS, Next, Ring, Slot, Waiting, wait_any};
 use crate::walk::{Action, Walk, walk};
 use crate::wire::{Decoder, Encoder, WireError};
 use core::alloc::Layout;
@@ -169,12 +169,12 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
 
     /// Messages waiting to be received.
     pub fn queued(&self) -> usize {
-        self.rx().len()
+        self.rx().len() + usize::from(self.rx().direct().is_full())
     }
 
     /// Messages sent and not yet received by the peer.
     pub fn in_flight(&self) -> usize {
-        self.tx().len()
+        self.tx().len() + usize::from(self.tx().direct().is_full())
     }
 
     /// The most messages that can be in flight towards the peer.
@@ -203,6 +203,14 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
     }
 }
 
+/// What [`RawEndpoint::try_recv_direct_first`] received.
+pub(crate) enum Received<Rx> {
+    /// A short message from beside the ring: its words and its length in bytes.
+    Short([u64; DIRECT_WORDS], usize),
+    /// A message from the ring.
+    Message(Rx),
+}
+
 /// Wakes the thread with `token`, through the platform.
 fn wake(token: u64) {
     platform::blocking().0.wake(token);
@@ -213,6 +221,54 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// SIP's waits, `proxy`).
     pub(crate) fn wait_source(&self) -> &(dyn Readiness + 'static) {
         self.rx()
+    }
+
+    /// Hands a short message of plain data, `len` bytes in `words`, to a peer held for a ring-3 SIP, beside the
+    /// ring (`ring::Direct`); `false` if it cannot go that way (the peer takes messages only from the ring, or
+    /// one is queued already): the caller sends it as a typed message. The caller has checked that the words
+    /// are a message of `Tx` without endpoints (`proxy`).
+    #[inline]
+    pub(crate) fn put_direct(&mut self, words: [u64; DIRECT_WORDS], len: usize) -> bool {
+        // SAFETY: this endpoint is its tx ring's only producer, and `&mut self` rules out concurrent calls.
+        unsafe { self.tx().put_direct(words, len, wake) }
+    }
+
+    /// Takes a short message left beside the ring, if there is one: it is older than any in the ring.
+    #[inline]
+    pub(crate) fn take_direct(&mut self) -> Option<([u64; DIRECT_WORDS], usize)> {
+        self.rx().direct().take()
+    }
+
+    /// This endpoint's owner is a ring-3 SIP: its peer may leave short messages beside the ring.
+    pub(crate) fn open_direct(&self) {
+        self.rx().direct().open();
+    }
+
+    /// This endpoint leaves its ring-3 SIP: messages come through the ring only. `false` (and nothing changes)
+    /// if a short message waits beside the ring: the SIP must take it first.
+    pub(crate) fn close_direct(&self) -> bool {
+        self.rx().direct().close()
+    }
+
+    /// Receives without blocking, a short message beside the ring before the ring's oldest (`ring::Direct` has
+    /// the order).
+    pub(crate) fn try_recv_direct_first(&mut self) -> Result<Received<Rx>, TryRecvError> {
+        let ring = self.rx();
+        // SAFETY: this endpoint is its rx ring's only consumer, and `&mut self` rules out concurrent calls (here
+        // and below).
+        let next = match unsafe { ring.next_direct_first() } {
+            Some(next) => next,
+            None if !ring.is_producer_closed() => return Err(TryRecvError::Empty),
+            // The peer closed after our look: anything it sent before closing is visible now.
+            None => unsafe { ring.next_direct_first() }.ok_or(TryRecvError::Closed)?,
+        };
+        match next {
+            Next::Direct(words, len) => Ok(Received::Short(words, len)),
+            // SAFETY: as above; `head` is the front just found, with no take since.
+            Next::Front(head) => {
+                unsafe { self.take_front(head) }.map(Received::Message).map_err(|Closed| TryRecvError::Closed)
+            }
+        }
     }
 
     /// Sends without blocking; gives the message back if the ring is full or the peer is gone.

@@ -85,6 +85,8 @@ pub(crate) struct Ring<T> {
     producer_closed: AtomicBool,
     /// The consumer's endpoint is gone: sends fail and return their message.
     consumer_closed: AtomicBool,
+    /// A short message beside the slots, for a consumer held for a ring-3 SIP ([`Direct`]).
+    direct: Direct,
 }
 
 /// A message's place in the ring, and the stamp that says whose turn it is (module docs).
@@ -180,6 +182,7 @@ impl<T> Ring<T> {
             capacity,
             producer_closed: AtomicBool::new(false),
             consumer_closed: AtomicBool::new(false),
+            direct: Direct::new(),
         }
     }
 
@@ -344,6 +347,45 @@ impl<T> Ring<T> {
         self.consumer.0.head.load(Ordering::Relaxed)
     }
 
+    /// The short-message slot beside the ring ([`Direct`]).
+    #[inline]
+    pub(crate) fn direct(&self) -> &Direct {
+        &self.direct
+    }
+
+    /// Hands `words` (a message of `len` bytes) to the consumer beside the ring, if the consumer takes messages
+    /// that way ([`Direct::open`]), its slot is free and the ring is empty (everything pushed so far was taken,
+    /// so this message is the oldest one queued); wakes the consumer if it waits. `false`: nothing was done.
+    ///
+    /// # Safety
+    /// The caller is the ring's only producer.
+    #[inline]
+    pub(crate) unsafe fn put_direct(&self, words: [u64; DIRECT_WORDS], len: usize, wake: impl FnOnce(u64)) -> bool {
+        // Acquire: the consumer's take of the last pushed message happens before this message overtakes nothing.
+        let tail = self.producer.0.tail.load(Ordering::Relaxed);
+        if self.consumer.0.head.load(Ordering::Acquire) != tail || !self.direct.put(words, len) {
+            return false;
+        }
+        self.producer.0.wait.notify(wake);
+        true
+    }
+
+    /// What the consumer takes next from a ring whose slot beside it is in use: the slot's message if there is
+    /// one, else the ring's oldest ([`Direct`] has the order). The ring is looked at first: a message found there
+    /// may have been sent after one that reached the slot meanwhile, which the second look then finds.
+    ///
+    /// # Safety
+    /// The caller is the ring's only consumer.
+    #[inline]
+    pub(crate) unsafe fn next_direct_first(&self) -> Option<Next> {
+        // SAFETY: the caller is the only consumer.
+        let front = unsafe { self.front() };
+        if let Some((words, len)) = self.direct.take() {
+            return Some(Next::Direct(words, len));
+        }
+        front.map(Next::Front)
+    }
+
     /// Marks the producer gone and wakes the consumer (through `wake`, with its token), which drains what is
     /// queued and then sees `Closed`. Idempotent.
     pub(crate) fn close_producer(&self, wake: impl FnOnce(u64)) {
@@ -389,7 +431,7 @@ impl<T> Readiness for Ring<T> {
         // already sees, and the waiting consumer would then see "ready" and "empty" in turn forever.
         // SAFETY: readiness is asked by the ring's consumer only (`Readiness`), and a look at the front is all
         // this does.
-        unsafe { self.front() }.is_some() || self.is_producer_closed()
+        unsafe { self.front() }.is_some() || self.is_producer_closed() || self.direct.is_full()
     }
 
     fn wait_cell(&self) -> &WaitCell {
@@ -439,6 +481,98 @@ impl WaitCell {
         if self.state.swap(NOTIFIED, Ordering::AcqRel) == WAITING {
             wake(self.token.load(Ordering::Relaxed));
         }
+    }
+}
+
+/// What [`Ring::next_direct_first`] found.
+pub(crate) enum Next {
+    /// A short message beside the ring (taken): its words and its length in bytes.
+    Direct([u64; DIRECT_WORDS], usize),
+    /// The number of the ring's oldest message (not taken: [`Ring::take`] takes it).
+    Front(usize),
+}
+
+/// Words in a [`Direct`] slot: a message of at most 32 bytes.
+pub(crate) const DIRECT_WORDS: usize = 4;
+
+/// The slot is not in use: the consumer takes messages from the ring only (a ring-0 receiver).
+const DIRECT_CLOSED: u8 = 0;
+/// The consumer takes direct messages, and none is there.
+const DIRECT_EMPTY: u8 = 1;
+/// A message is there: the state is this plus its length in bytes.
+const DIRECT_FULL: u8 = 2;
+
+/// A short message handed from producer to consumer beside the ring: the path of a message between two ring-3
+/// SIPs (docs/protection.md, "The short path"). The kernel, sending for a ring-3 SIP, checks the message's
+/// words and leaves them here instead of building a typed message in a slot; the kernel, receiving for the
+/// other ring-3 SIP, hands them back as they are. Only plain data (no endpoint, no exchange block) comes here,
+/// so a slot never owns anything: closing, breaking or freeing a channel ignores it.
+///
+/// Order: the producer uses the slot only while the ring is empty (every message pushed before was taken) and
+/// the slot is free, so a message in the slot is older than every message in the ring; the consumer takes the
+/// slot's message before the ring's. A consumer that found the slot empty and then a message in the ring looks
+/// at the slot once more (the producer may have filled it before pushing that message, which the consumer's
+/// acquire of the message's stamp then shows). The state moves only by read-modify-write or by its one writer
+/// of the moment: `open` and `close` by the consumer's holder (closed <-> empty), `put` by the producer
+/// (empty -> full), `take` by the consumer (full -> empty), so a consumer whose slot holds a message cannot
+/// close it (its holder must take the message first).
+pub(crate) struct Direct {
+    state: AtomicU8,
+    /// The message; written by the producer while the state is empty, read by the consumer while it is full.
+    words: [AtomicU64; DIRECT_WORDS],
+}
+
+impl Direct {
+    fn new() -> Self {
+        Self { state: AtomicU8::new(DIRECT_CLOSED), words: core::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+
+    /// The consumer takes direct messages from now on (its endpoint is held for a ring-3 SIP).
+    pub(crate) fn open(&self) {
+        // Only from closed: a slot that is open already stays as it is.
+        let _ = self.state.compare_exchange(DIRECT_CLOSED, DIRECT_EMPTY, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// The consumer no longer takes direct messages (its endpoint leaves a ring-3 SIP); `false`, and the slot
+    /// stays open, if a message is there.
+    pub(crate) fn close(&self) -> bool {
+        match self.state.compare_exchange(DIRECT_EMPTY, DIRECT_CLOSED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => true,
+            Err(state) => state == DIRECT_CLOSED,
+        }
+    }
+
+    /// Whether a message is there.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.state.load(Ordering::Acquire) >= DIRECT_FULL
+    }
+
+    /// Leaves a message (producer only); `false` if the slot is closed or holds one.
+    #[inline]
+    fn put(&self, words: [u64; DIRECT_WORDS], len: usize) -> bool {
+        // Acquire: the consumer's reads of the last message's words happen before we overwrite them.
+        if len > DIRECT_WORDS * 8 || self.state.load(Ordering::Acquire) != DIRECT_EMPTY {
+            return false;
+        }
+        for (slot, word) in self.words.iter().zip(words) {
+            slot.store(word, Ordering::Relaxed);
+        }
+        // Release: the words are visible to whoever acquires the full state. A slot closed meanwhile refuses.
+        self.state.compare_exchange(DIRECT_EMPTY, DIRECT_FULL + len as u8, Ordering::Release, Ordering::Relaxed).is_ok()
+    }
+
+    /// Takes the message, if one is there (consumer only): its words and its length.
+    #[inline]
+    pub(crate) fn take(&self) -> Option<([u64; DIRECT_WORDS], usize)> {
+        let state = self.state.load(Ordering::Acquire);
+        if state < DIRECT_FULL {
+            return None;
+        }
+        let words = self.words.each_ref().map(|word| word.load(Ordering::Relaxed));
+        // Release: our reads of the words happen before the producer's next write of them.
+        self.state.store(DIRECT_EMPTY, Ordering::Release);
+        Some((words, usize::from(state - DIRECT_FULL)))
     }
 }
 

@@ -7,7 +7,9 @@
 //! of the stamped ring's first version: stamps of `n` and `n + 1` (Vyukov's) fail the one-slot test, because a
 //! one-slot ring then cannot tell "holds message 0" from "free for message 1"; and readiness judged by `len`
 //! (from `tail`) instead of by the stamp livelocks the first test, because a consumer can see a message's stamp
-//! before the producer's `tail` counts it.
+//! before the producer's `tail` counts it. The order test of the short-message slot beside the ring
+//! (`ring::Direct`) fails if the producer fills the slot while the ring holds a message, or if the consumer looks
+//! at the slot before the ring (that one needs five preemptions to show, hence its bound).
 
 extern crate alloc;
 
@@ -164,7 +166,7 @@ fn a_full_ring_is_refilled_only_after_the_consumer_read_the_slot() {
 
 #[test]
 fn a_blocked_consumer_wakes_on_close_without_messages() {
-    model(4, || {
+    model(5, || {
         let ring = TestRing::new(1);
         let producer = {
             let (ring, wake) = (ring.clone(), waker());
@@ -228,5 +230,98 @@ fn the_producer_sees_the_consumer_close() {
         };
         consumer.join().expect("consumer");
         assert!(ring.is_consumer_closed(), "a close that happened before is always seen");
+    });
+}
+
+/// The consumer side of a ring-3 receiver's receive (`RawEndpoint::try_recv_direct_first`, then a wait): the
+/// slot beside the ring or the ring, in `next_direct_first`'s order. `None` means closed.
+fn recv_direct_first(ring: &TestRing) -> Option<u32> {
+    loop {
+        // SAFETY: the calling thread is the model's only consumer (here and below).
+        let next = match unsafe { ring.next_direct_first() } {
+            Some(next) => Some(next),
+            None if ring.is_producer_closed() => unsafe { ring.next_direct_first() },
+            None => {
+                wait(&[&**ring as &dyn Readiness]);
+                continue;
+            }
+        };
+        return match next? {
+            ring::Next::Direct(words, len) => {
+                assert_eq!(len, 4, "the length comes with the words");
+                Some(words[0] as u32)
+            }
+            ring::Next::Front(head) => Some(unsafe { ring.take(head) }),
+        };
+    }
+}
+
+/// The producer side of a ring-3 sender's short send (`Proxied::send_short`): beside the ring if it can, else
+/// into the ring (spinning while it is full, which the contract's peer never makes it do; here it makes the
+/// producer push while the consumer takes).
+fn send_direct_or_push(ring: &TestRing, value: u32, wake: &(impl Fn(u64) + Clone)) {
+    // SAFETY: the calling thread is the model's only producer (here and below).
+    if unsafe { ring.put_direct([u64::from(value), 0, 0, 0], 4, wake) } {
+        return;
+    }
+    while unsafe { ring.push(value) }.is_err() {
+        loom::thread::yield_now();
+    }
+    ring.notify(wake);
+}
+
+#[test]
+fn short_messages_beside_the_ring_keep_their_order_with_the_rings() {
+    // Capacity 1: messages go beside the ring whenever it is empty and into it otherwise, in every interleaving
+    // of the consumer's takes; the consumer must still see 1, 2, 3 in order, then the close.
+    model(5, || {
+        let ring = TestRing::new(1);
+        ring.direct().open();
+        let producer = {
+            let (ring, wake) = (ring.clone(), waker());
+            loom::thread::spawn(move || {
+                for value in [1, 2, 3] {
+                    send_direct_or_push(&ring, value, &wake);
+                }
+                ring.close_producer(&wake);
+            })
+        };
+        assert_eq!(recv_direct_first(&ring), Some(1));
+        assert_eq!(recv_direct_first(&ring), Some(2));
+        assert_eq!(recv_direct_first(&ring), Some(3));
+        assert_eq!(recv_direct_first(&ring), None, "after the messages, the close");
+        producer.join().expect("producer");
+    });
+}
+
+#[test]
+fn a_slot_with_a_message_does_not_close_and_a_closed_slot_takes_nothing() {
+    model(3, || {
+        let ring = TestRing::new(1);
+        ring.direct().open();
+        let producer = {
+            let (ring, wake) = (ring.clone(), waker());
+            loom::thread::spawn(move || {
+                // SAFETY: this thread is the only producer.
+                let direct = unsafe { ring.put_direct([7, 0, 0, 0], 4, &wake) };
+                if !direct {
+                    assert!(unsafe { ring.push(7) }.is_ok(), "the ring is empty");
+                    ring.notify(&wake);
+                }
+                direct
+            })
+        };
+        // The consumer's holder lets the endpoint go: refused while the message waits beside the ring.
+        let closed = ring.direct().close();
+        let direct = producer.join().expect("producer");
+        assert!(!(closed && direct), "a message went into a closed slot");
+        if !closed {
+            assert!(direct, "the slot refused to close with no message in it");
+            assert_eq!(recv_direct_first(&ring), Some(7));
+            assert!(ring.direct().close(), "an empty slot closes");
+        } else {
+            // SAFETY: the calling thread is the model's only consumer.
+            assert_eq!(unsafe { ring.pop() }, Some(7), "the message went into the ring");
+        }
     });
 }

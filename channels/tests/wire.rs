@@ -931,3 +931,143 @@ fn a_send_that_races_the_peers_close_counts_as_sent() {
     assert_eq!(result, Ok(()), "a send whose peer closed during the decode counts as sent");
     assert_eq!(state, (false, true), "(endpoint still in the table, its peer closed) after the lost send");
 }
+
+// --- the short path: plain data between two held ends, beside the ring -------------------------------------------
+
+/// `bytes` (at most 32) as the four words of a short send.
+fn words(bytes: &[u8]) -> ([u64; 4], usize) {
+    let mut padded = [0u8; 32];
+    padded[..bytes.len()].copy_from_slice(bytes);
+    (core::array::from_fn(|i| u64::from_le_bytes(padded[i * 8..i * 8 + 8].try_into().expect("eight"))), bytes.len())
+}
+
+fn send_short(table: &mut HandleTable, handle: u32, bytes: &[u8]) -> Option<Result<(), SendFailure>> {
+    let (words, len) = words(bytes);
+    table.get_mut(handle).expect("handle held").send_short(words, len)
+}
+
+fn take_short(table: &mut HandleTable, handle: u32) -> Option<Vec<u8>> {
+    let (words, len) = table.get_mut(handle).expect("handle held").take_short()?;
+    Some(words.map(u64::to_le_bytes).as_flattened()[..len].to_vec())
+}
+
+#[test]
+fn plain_data_between_two_held_ends_goes_beside_the_ring_in_order() {
+    let account = Account::new(9060);
+    let (a, b) = pair::<(u32, u64), u8>(2, 2);
+    let mut table = HandleTable::new(8);
+    let (a, b) = (put(&mut table, a), put(&mut table, b));
+    let first = enc((1u32, 10u64));
+    assert_eq!(send_short(&mut table, a, &first), Some(Ok(())));
+    let status = table.get(b).expect("held").status();
+    assert_eq!(
+        (status.queued, table.get(a).expect("held").status().in_flight),
+        (1, 1),
+        "a message beside the ring counts"
+    );
+    // The slot is taken: the next two go into the ring, behind it.
+    assert_eq!(send_short(&mut table, a, &enc((2u32, 20u64))), Some(Ok(())));
+    assert_eq!(send_short(&mut table, a, &enc((3u32, 30u64))), Some(Ok(())));
+    assert_eq!(table.get(b).expect("held").status().queued, 3);
+    assert_eq!(take_short(&mut table, b), Some(first), "the first, as its words");
+    assert_eq!(take_short(&mut table, b), None, "the others are in the ring: the general path takes them");
+    assert_eq!(recv_encoded(&mut table, b, 64), Ok(enc((2u32, 20u64))));
+    // The ring is not empty yet: a new message goes behind the one in it.
+    assert_eq!(send_short(&mut table, a, &enc((4u32, 40u64))), Some(Ok(())));
+    assert_eq!(recv_encoded(&mut table, b, 64), Ok(enc((3u32, 30u64))));
+    assert_eq!(recv_encoded(&mut table, b, 64), Ok(enc((4u32, 40u64))));
+    assert_eq!(recv_encoded(&mut table, b, 64), Err(RecvFailure::Empty));
+    // Empty again: beside the ring, and the general path takes it too.
+    assert_eq!(send_short(&mut table, a, &enc((5u32, 50u64))), Some(Ok(())));
+    assert_eq!(recv_encoded(&mut table, b, 64), Ok(enc((5u32, 50u64))));
+    // The other way.
+    assert_eq!(send_short(&mut table, b, &[7]), Some(Ok(())));
+    assert_eq!(take_short(&mut table, a), Some(vec![7]));
+    drop(table);
+    account.assert_clean("short path");
+}
+
+#[test]
+fn a_short_send_to_a_ring_0_receiver_is_a_typed_message() {
+    let account = Account::new(9061);
+    let (mut ring0, ring3) = pair::<u8, (u32, ExString)>(2, 2);
+    let mut table = HandleTable::new(8);
+    let h = put(&mut table, ring3);
+    // Plain data with an exchange block: checked, then sent as the typed message it is.
+    assert_eq!(send_short(&mut table, h, &enc((6u32, ExString::from("six")))), Some(Ok(())));
+    assert_eq!(ring0.try_recv().map(|(n, s)| (n, s.to_string())), Ok((6, String::from("six"))));
+    ring0.try_send(9).expect("peer alive");
+    assert_eq!(take_short(&mut table, h), None, "a ring-0 sender's message is in the ring");
+    assert_eq!(recv_encoded(&mut table, h, 64), Ok(vec![9]));
+    drop(ring0);
+    assert_eq!(send_short(&mut table, h, &enc((6u32, ExString::from("x")))), Some(Err(SendFailure::Closed)));
+    drop(table);
+    account.assert_clean("short send to ring 0");
+}
+
+#[test]
+fn what_is_not_plain_data_of_the_channel_leaves_the_short_path() {
+    let account = Account::new(9062);
+    let (a, b) = pair::<(u8, Option<Ep>), ()>(2, 2);
+    let (c, d) = pair::<u8, u8>(1, 1);
+    let mut table = HandleTable::new(8);
+    let (a, b, c) = (put(&mut table, a), put(&mut table, b), put(&mut table, c));
+    // An endpoint inside: not for the short path (nothing happened), the general path moves it.
+    let with_end = [&[1u8, 1][..], &c.to_le_bytes()].concat();
+    assert_eq!(send_short(&mut table, a, &with_end), None);
+    assert!(table.get(c).is_some(), "still the SIP's");
+    assert_eq!(send_encoded(&mut table, a, &with_end), Ok(()));
+    assert!(table.get(c).is_none(), "sent");
+    // Bytes that are no message: not for the short path either, and the general path breaks the channel.
+    assert_eq!(send_short(&mut table, a, &[1, 2]), None);
+    assert!(matches!(send_encoded(&mut table, a, &[1, 2]), Err(SendFailure::Bad(_))));
+    assert_eq!(send_short(&mut table, a, &[1, 0]), Some(Err(SendFailure::Closed)), "broken");
+    let _ = b;
+    drop((d, table));
+    account.assert_clean("not plain data");
+}
+
+#[test]
+fn an_endpoint_with_a_message_beside_its_ring_does_not_move_until_it_is_taken() {
+    let account = Account::new(9063);
+    let (a, b) = pair::<u8, u8>(1, 1);
+    let (carrier, mut far) = pair::<Ep, ()>(1, 1);
+    let mut table = HandleTable::new(8);
+    let (a, b, carrier) = (put(&mut table, a), put(&mut table, b), put(&mut table, carrier));
+    assert_eq!(send_short(&mut table, a, &[5]), Some(Ok(())));
+    // `b` has a short message waiting: it may not leave the table (the channel breaks, as for a forged handle).
+    assert!(matches!(send_encoded(&mut table, carrier, &b.to_le_bytes()), Err(SendFailure::Bad(WireError::BadHandle))));
+    assert!(table.get(b).is_some(), "still held");
+    assert_eq!(take_short(&mut table, b), Some(vec![5]));
+    // Taken: it moves now, and its new holder (ring 0) receives from the ring only.
+    let (carrier2, mut far2) = pair::<Ep, ()>(1, 1);
+    let carrier2 = put(&mut table, carrier2);
+    assert_eq!(send_encoded(&mut table, carrier2, &b.to_le_bytes()), Ok(()));
+    let mut moved = far2.try_recv().expect("the endpoint arrived");
+    assert_eq!(send_short(&mut table, a, &[6]), Some(Ok(())));
+    assert_eq!(moved.try_recv(), Ok(6), "a ring-0 holder finds the message in the ring");
+    let _ = far.try_recv();
+    drop((moved, far, far2, table));
+    account.assert_clean("no move with a message beside the ring");
+}
+
+#[test]
+fn a_message_beside_the_ring_arrives_before_the_close() {
+    let account = Account::new(9064);
+    let (a, b) = pair::<u8, u8>(1, 1);
+    let mut table = HandleTable::new(8);
+    let (a, b) = (put(&mut table, a), put(&mut table, b));
+    assert_eq!(send_short(&mut table, a, &[8]), Some(Ok(())));
+    table.close(a).expect("held");
+    assert!(table.get(b).expect("held").is_ready());
+    assert_eq!(recv_encoded(&mut table, b, 64), Ok(vec![8]), "sent before the close");
+    assert_eq!(recv_encoded(&mut table, b, 64), Err(RecvFailure::Closed));
+    // A receiver that goes with a message beside its ring leaves nothing behind (the slot holds plain data).
+    let (c, d) = pair::<u8, u8>(1, 1);
+    let (c, d) = (put(&mut table, c), put(&mut table, d));
+    assert_eq!(send_short(&mut table, c, &[9]), Some(Ok(())));
+    table.close(d).expect("held");
+    assert_eq!(send_short(&mut table, c, &[1]), Some(Err(SendFailure::Closed)));
+    drop(table);
+    account.assert_clean("beside the ring, then closed");
+}

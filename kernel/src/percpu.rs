@@ -79,12 +79,22 @@ pub struct PerCpu {
     /// `ipc::exchange_heap`: the ring-3 SIP (id + 1) whose channel call the kernel is performing, with interrupts
     /// off, so the exchange acts for it; 0 otherwise.
     pub acting_for: AtomicU64,
-    /// `sip`: the ring-3 SIP (id + 1; 0: none) whose handle table is at [`PerCpu::handles_at`], so that its
-    /// channel calls reach the table without the core's SIP table (its lock and a search); cleared when that SIP
-    /// leaves the table.
-    pub handles_of: AtomicU64,
-    /// `sip`: the address of the handle table of the SIP [`PerCpu::handles_of`] names.
-    pub handles_at: AtomicUsize,
+    /// `sip`: where the handle tables of some of this core's ring-3 SIPs are, so that their channel calls reach
+    /// them without the core's SIP table (its lock and a search): SIP `id`'s entry, if any, is at `id %
+    /// HANDLE_CACHE` (several, so that SIPs that take turns, as a client and its server do, keep theirs).
+    pub handles: [HandleCacheEntry; HANDLE_CACHE],
+}
+
+/// Entries of [`PerCpu::handles`].
+pub const HANDLE_CACHE: usize = 8;
+
+/// One entry of [`PerCpu::handles`].
+pub struct HandleCacheEntry {
+    /// The ring-3 SIP (id + 1; 0: none) whose handle table is at `at`; cleared when that SIP leaves the core's
+    /// SIP table.
+    pub of: AtomicU64,
+    /// The address of its handle table.
+    pub at: AtomicUsize,
 }
 
 // The syscall entry finds its scratch words through GS at a fixed offset.
@@ -119,8 +129,7 @@ impl PerCpu {
             current_doomed: AtomicBool::new(false),
             loaded_space: AtomicU64::new(0),
             acting_for: AtomicU64::new(0),
-            handles_of: AtomicU64::new(0),
-            handles_at: AtomicUsize::new(0),
+            handles: [const { HandleCacheEntry { of: AtomicU64::new(0), at: AtomicUsize::new(0) } }; HANDLE_CACHE],
             cr3_writes: AtomicU64::new(0),
             tlb_flushes: AtomicU64::new(0),
             page_faults: AtomicU64::new(0),

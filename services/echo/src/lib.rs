@@ -134,17 +134,29 @@ pub fn serve(endpoint: echo::Server<state::Ready>) -> u64 {
 }
 
 /// [`serve`], running `before_answer` after each request arrives and before it is answered.
-pub fn serve_with(mut endpoint: echo::Server<state::Ready>, before_answer: impl Fn()) -> u64 {
+///
+/// Each answer and the next request are one step (`send_<message>_and_recv`): one kernel call in ring 3 (reply
+/// and wait, as an L4 server does), the send and the receive in ring 0.
+pub fn serve_with(endpoint: echo::Server<state::Ready>, before_answer: impl Fn()) -> u64 {
+    let Ok(mut request) = endpoint.recv() else { return 0 };
     let mut served = 0;
     loop {
-        let answered = endpoint.recv().ok().and_then(|request| {
-            before_answer();
-            answer(request)
-        });
-        match answered {
-            Some(ready) => endpoint = ready,
-            None => return served,
-        }
+        before_answer();
+        // Answered, and the client left without another request (or the answer did not go out): done.
+        request = match request {
+            server::Ready::Ping(n, owes) => match owes.send_pong_and_recv(n) {
+                Ok(next) => next,
+                Err(failed) => return served + u64::from(failed.was_sent()),
+            },
+            server::Ready::Say(text, owes) => match owes.send_echoed_and_recv(text) {
+                Ok(next) => next,
+                Err(failed) => return served + u64::from(failed.was_sent()),
+            },
+            server::Ready::Bye(done) => {
+                done.close();
+                return served;
+            }
+        };
         served += 1;
     }
 }

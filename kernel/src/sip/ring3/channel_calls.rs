@@ -20,7 +20,7 @@ use crate::ipc::exchange_heap::acting_for;
 use crate::percpu;
 use alloc::vec;
 use alloc::vec::Vec;
-use channels::proxy::{self, HandleTable, RecvFailure, SendFailure};
+use channels::proxy::{self, HandleTable, Proxied, RecvFailure, SendFailure};
 use channels::wire::{self, Endpoints};
 use core::sync::atomic::Ordering;
 use cpu_rings::syscall::SyscallFrame;
@@ -42,17 +42,18 @@ pub(super) fn with_sip<R>(
 
 /// Runs `f` with the handle table of SIP `id`, whose thread is making this call; `None` if `id` is not a ring-3
 /// SIP of this core. The hot path of the calls that need no copy: the table is found through the core's cache
-/// (`PerCpu::handles_of`), without the core's SIP table.
+/// (`PerCpu::handles`), without the core's SIP table.
+#[inline]
 fn with_handles<R>(id: u64, f: impl FnOnce(&mut HandleTable) -> R) -> Option<R> {
-    let cpu = percpu::current();
-    let at = if cpu.handles_of.load(Ordering::Relaxed) == id + 1 {
-        cpu.handles_at.load(Ordering::Relaxed) as *mut HandleTable
+    let entry = &percpu::current().handles[id as usize % percpu::HANDLE_CACHE];
+    let at = if entry.of.load(Ordering::Relaxed) == id + 1 {
+        entry.at.load(Ordering::Relaxed) as *mut HandleTable
     } else {
         let mut guard = table().lock();
         let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sips.get_mut(&id) else { return None };
         let at: *mut HandleTable = &mut *user.handles;
-        cpu.handles_at.store(at as usize, Ordering::Relaxed);
-        cpu.handles_of.store(id + 1, Ordering::Relaxed);
+        entry.at.store(at as usize, Ordering::Relaxed);
+        entry.of.store(id + 1, Ordering::Relaxed);
         at
     };
     // Why the reference below is sound: the table is the boxed one of SIP `id`, which is in this core's SIP table
@@ -67,9 +68,9 @@ fn with_handles<R>(id: u64, f: impl FnOnce(&mut HandleTable) -> R) -> Option<R> 
 
 /// SIP `id` is leaving this core's SIP table: its handle table is no longer reached through the cache.
 pub fn forget(id: u64) {
-    let cpu = percpu::current();
-    if cpu.handles_of.load(Ordering::Relaxed) == id + 1 {
-        cpu.handles_of.store(0, Ordering::Relaxed);
+    let entry = &percpu::current().handles[id as usize % percpu::HANDLE_CACHE];
+    if entry.of.load(Ordering::Relaxed) == id + 1 {
+        entry.of.store(0, Ordering::Relaxed);
     }
 }
 
@@ -137,9 +138,8 @@ pub fn send_short(id: u64, frame: &SyscallFrame) -> u64 {
     let Some(len) = usize::try_from(frame.rsi).ok().filter(|len| *len <= calls::REGISTER_BYTES) else {
         return calls::BAD_ARGUMENT;
     };
-    let words = [frame.rdx, frame.r10, frame.r8, frame.r9].map(u64::to_le_bytes);
-    let bytes = &words.as_flattened()[..len];
-    let answer = with_handles(id, |handles| send_bytes(id, handles, handle, bytes));
+    let answer =
+        with_handles(id, |handles| send_words(id, handles, handle, [frame.rdx, frame.r10, frame.r8, frame.r9], len));
     answer.unwrap_or(calls::NO_SUCH_CALL)
 }
 
@@ -151,9 +151,7 @@ pub fn call(id: u64, frame: &mut SyscallFrame) -> u64 {
     if len > calls::CALL_BYTES {
         return calls::BAD_ARGUMENT;
     }
-    let words = [frame.r10, frame.r8, frame.r9].map(u64::to_le_bytes);
-    let bytes = &words.as_flattened()[..len];
-    match with_handles(id, |handles| send_bytes(id, handles, handle, bytes)) {
+    match with_handles(id, |handles| send_words(id, handles, handle, [frame.r10, frame.r8, frame.r9, 0], len)) {
         None => calls::NO_SUCH_CALL,
         Some(0) => {
             // Sent: the receive, as `CHANNEL_RECV` with this handle and buffer would do it, waiting.
@@ -165,13 +163,33 @@ pub fn call(id: u64, frame: &mut SyscallFrame) -> u64 {
     }
 }
 
+/// Sends the message of `len` bytes in `words` on the endpoint `handle`, acting for SIP `id`; the call's answer.
+/// Plain data takes the short path (`Proxied::send_short`); a message with endpoints in it, or one that is no
+/// message of the channel, goes as bytes.
+#[inline]
+fn send_words(id: u64, handles: &mut HandleTable, handle: u32, words: [u64; 4], len: usize) -> u64 {
+    match acting_for(id, || handles.get_mut(handle).map(|end| end.send_short(words, len))) {
+        None => calls::BAD_HANDLE,
+        Some(Some(sent)) => answer_of(sent),
+        Some(None) => send_bytes(id, handles, handle, &words.map(u64::to_le_bytes).as_flattened()[..len]),
+    }
+}
+
+/// A send's answer.
+#[inline]
+fn answer_of(sent: Result<(), SendFailure>) -> u64 {
+    match sent {
+        Ok(()) => 0,
+        Err(SendFailure::Closed) => calls::CLOSED,
+        Err(SendFailure::Bad(_) | SendFailure::Full) => calls::BROKEN,
+    }
+}
+
 /// Decodes `bytes` as a message of the endpoint `handle` and sends it, acting for SIP `id`; the call's answer.
 fn send_bytes(id: u64, handles: &mut HandleTable, handle: u32, bytes: &[u8]) -> u64 {
     match acting_for(id, || handles.with(handle, |end, rest| end.send_encoded(bytes, rest))) {
         None => calls::BAD_HANDLE,
-        Some(Ok(())) => 0,
-        Some(Err(SendFailure::Closed)) => calls::CLOSED,
-        Some(Err(SendFailure::Bad(_) | SendFailure::Full)) => calls::BROKEN,
+        Some(sent) => answer_of(sent),
     }
 }
 
@@ -182,15 +200,33 @@ pub fn recv(id: u64, frame: &mut SyscallFrame) -> u64 {
     let (at, wait) = (frame.rsi, frame.r10 == 1);
     // A short message fits whatever room the SIP offered: it does not go to the buffer.
     let room = usize::try_from(frame.rdx).unwrap_or(usize::MAX).max(calls::REGISTER_BYTES);
-    let mut short = None;
-    // A receive that may wait looks first whether there is anything to take, which costs less than a receive
-    // that finds nothing (a same-core peer has not answered yet when the receive comes).
-    if wait
-        && let Some(Some(waiter)) =
-            with_handles(id, |handles| handles.get(handle).filter(|end| !end.is_ready()).map(|end| end.waiter()))
-    {
-        wait_on(waiter);
+    // The short path first: a message that came beside the ring, or nothing there yet (then the wait, which
+    // costs less than a receive that finds nothing: a same-core peer has not answered yet when the receive
+    // comes). Anything else (a message in the ring, kept for a larger room, a closed peer) takes the general
+    // path below.
+    let end = match with_handles(id, |handles| handles.get_mut(handle).map(|end| core::ptr::from_mut(end))) {
+        None => return calls::NO_SUCH_CALL,
+        Some(None) => return calls::BAD_HANDLE,
+        Some(Some(end)) => end,
+    };
+    loop {
+        // SAFETY: the endpoint stays in the SIP's table, boxed and unmoved, while this call runs: the table is
+        // touched only by the calls of the SIP's one thread, which is in this one (and, once that thread is gone,
+        // by the SIP's reclaim); nothing else refers to it meanwhile (as for `with_handles`).
+        let end = unsafe { &mut *end };
+        if let Some((words, len)) = end.take_short() {
+            [frame.rdi, frame.rsi, frame.rdx, frame.r10] = words;
+            return len as u64;
+        }
+        if end.is_ready() {
+            break;
+        }
+        if !wait {
+            return calls::EMPTY;
+        }
+        wait_on(end.waiter());
     }
+    let mut short = None;
     loop {
         let attempt = with_handles(id, |handles| {
             // A message the SIP cannot take (its buffer is not its memory) stays for a call with one that is.
