@@ -57,6 +57,18 @@ pub enum RecvFailure {
 /// A message in its byte form, and the handles its endpoints went under.
 pub type Encoded = (Vec<u8>, Vec<u32>);
 
+/// What [`Proxied::poll_short`] found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Polled {
+    /// A short message beside the ring (taken): its words and its length in bytes.
+    Short([u64; DIRECT_WORDS], usize),
+    /// Something a receive takes on its general path ([`Proxied::recv_with`]): a message in the ring or kept for
+    /// a larger room, or a closed peer.
+    Other,
+    /// Nothing yet.
+    Nothing,
+}
+
 /// Something a ring-3 SIP's thread can wait on: an endpoint's receive ring, without its types.
 #[derive(Clone, Copy)]
 pub struct Waiter(NonNull<dyn Readiness>);
@@ -82,9 +94,9 @@ pub trait Proxied: Send + sealed::Sealed {
     /// the table) or finds it bad.
     fn send_short(&mut self, words: [u64; DIRECT_WORDS], len: usize) -> Option<Result<(), SendFailure>>;
 
-    /// The oldest message, if it is a short one that came beside the ring (the short path): its words and its
-    /// length. `None` if there is none, or an older message waits here or in the ring.
-    fn take_short(&mut self) -> Option<([u64; DIRECT_WORDS], usize)>;
+    /// The oldest message, if it is a short one that came beside the ring (the short path); else whether
+    /// anything else is there for a receive (a message in the ring or kept here, a closed peer).
+    fn poll_short(&mut self) -> Polled;
 
     /// Takes the oldest message, if any, encodes it (its endpoints go into `table`) and hands its bytes to
     /// `deliver` if they fit in `room`; answers their length. A message that does not fit, or that `deliver`
@@ -202,11 +214,13 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
     }
 
     #[inline]
-    fn take_short(&mut self) -> Option<([u64; DIRECT_WORDS], usize)> {
-        if self.pending.is_some() {
-            return None;
+    fn poll_short(&mut self) -> Polled {
+        if self.pending.is_none()
+            && let Some((words, len)) = self.end.take_direct()
+        {
+            return Polled::Short(words, len);
         }
-        self.end.take_direct()
+        if self.is_ready() { Polled::Other } else { Polled::Nothing }
     }
 
     fn recv_with(
@@ -323,6 +337,20 @@ pub unsafe fn wait_any(waiters: &[Waiter]) {
     }
     let sources: Vec<&dyn Readiness> = waiters.iter().map(source).collect();
     crate::raw::block_on(&sources);
+}
+
+/// [`wait_any`] without its polls first: parks at once (a caller that polled already).
+///
+/// # Safety
+/// As [`wait_any`].
+pub unsafe fn park_on(waiters: &[Waiter]) {
+    // SAFETY: the endpoint is held (the caller's promise), so its channel and ring are live.
+    let source = |waiter: &Waiter| unsafe { waiter.0.as_ref() };
+    if let [one] = waiters {
+        return crate::raw::park_on(&[source(one)], 0);
+    }
+    let sources: Vec<&dyn Readiness> = waiters.iter().map(source).collect();
+    crate::raw::park_on(&sources, 0);
 }
 
 /// A ring-3 SIP's endpoints, by handle (the index of an entry).

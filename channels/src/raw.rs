@@ -260,13 +260,15 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
             Some(next) => next,
             None if !ring.is_producer_closed() => return Err(TryRecvError::Empty),
             // The peer closed after our look: anything it sent before closing is visible now.
+            // SAFETY: as above.
             None => unsafe { ring.next_direct_first() }.ok_or(TryRecvError::Closed)?,
         };
         match next {
             Next::Direct(words, len) => Ok(Received::Short(words, len)),
-            // SAFETY: as above; `head` is the front just found, with no take since.
             Next::Front(head) => {
-                unsafe { self.take_front(head) }.map(Received::Message).map_err(|Closed| TryRecvError::Closed)
+                // SAFETY: as above; `head` is the front just found, with no take since.
+                let taken = unsafe { self.take_front(head) };
+                taken.map(Received::Message).map_err(|Closed| TryRecvError::Closed)
             }
         }
     }
@@ -529,7 +531,7 @@ pub(crate) fn block_on(sources: &[&dyn Readiness]) {
 }
 
 /// [`block_on`] with `spins` polls before parking.
-fn park_on(sources: &[&dyn Readiness], spins: u32) {
+pub(crate) fn park_on(sources: &[&dyn Readiness], spins: u32) {
     let blocking = platform::blocking().0;
     let how =
         Waiting { spins, relax: &|round| blocking.relax(round), token: blocking.token(), park: &|| blocking.park() };

@@ -19,7 +19,7 @@ use crate::platform::{self, AllocError, Blocking, Exchange, Owner};
 pub use crate::raw_shared::{Status, TryRecvError, TrySendError};
 use crate::trusted::Trusted;
 use crate::walk::Walk;
-use crate::wire::{self, Decoder, Encoder, NoEndpoints, WireError};
+use crate::wire::{self, Decoder, Encoder, Finished, NoEndpoints, WireError};
 use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::fmt;
@@ -61,16 +61,21 @@ pub trait Transport: Sync {
     /// Opens a channel of the contract whose raw pair type is named `pair` (`core::any::type_name`): the two
     /// handles (client side, server side).
     fn open(&self, pair: &str) -> Result<(u32, u32), AllocError>;
-    /// Sends the message in `bytes` on `handle`.
-    fn send(&self, handle: u32, bytes: &[u8]) -> Result<(), SendRefused>;
+    /// Sends `message` on `handle`.
+    fn send(&self, handle: u32, message: Message<'_>) -> Result<(), SendRefused>;
     /// Receives the oldest message on `handle`, waiting for one if `wait`: a short one as it came back, in
     /// registers (`Ok(Some(..))`, `buffer` untouched); a longer one in `buffer` (replacing its contents, growing
     /// it as needed), `Ok(None)`.
     fn recv(&self, handle: u32, buffer: &mut Vec<u8>, wait: bool) -> Result<Option<Short>, RecvRefused>;
     /// Sends `bytes` on `handle`, then receives on it, waiting, as [`Transport::recv`] does: a request and its
     /// answer (or an answer and the next request). A transport that can do both in one call overrides this.
-    fn send_then_recv(&self, handle: u32, bytes: &[u8], buffer: &mut Vec<u8>) -> Result<Option<Short>, CallRefused> {
-        send_then_recv_in_two(self, handle, bytes, buffer)
+    fn send_then_recv(
+        &self,
+        handle: u32,
+        message: Message<'_>,
+        buffer: &mut Vec<u8>,
+    ) -> Result<Option<Short>, CallRefused> {
+        send_then_recv_in_two(self, handle, message, buffer)
     }
     /// The endpoint's state; `None` if `handle` names no endpoint.
     fn status(&self, handle: u32) -> Option<Status>;
@@ -85,6 +90,16 @@ pub trait Transport: Sync {
     fn dropped_mid_protocol(&self, contract: &'static str, state: &'static str, side: &'static str) {
         let _ = (contract, state, side);
     }
+}
+
+/// A message in its byte form, on its way to the kernel.
+#[derive(Clone, Copy)]
+pub enum Message<'a> {
+    /// At most `wire::SHORT_MESSAGE` bytes, as the little-endian words of the registers they cross in (the rest
+    /// zero), and how many bytes.
+    Short([u64; 4], usize),
+    /// A longer one, which crosses through memory.
+    Long(&'a [u8]),
 }
 
 /// A short message as it arrived, in the four registers of a call's answer.
@@ -110,10 +125,10 @@ impl Short {
 pub fn send_then_recv_in_two<T: Transport + ?Sized>(
     transport: &T,
     handle: u32,
-    bytes: &[u8],
+    message: Message<'_>,
     buffer: &mut Vec<u8>,
 ) -> Result<Option<Short>, CallRefused> {
-    match transport.send(handle, bytes) {
+    match transport.send(handle, message) {
         Ok(()) => transport.recv(handle, buffer, true).map_err(|_| CallRefused::Closed),
         Err(SendRefused::Closed) => Err(CallRefused::NotSent),
         Err(SendRefused::Broken) => Err(CallRefused::Broken),
@@ -305,53 +320,74 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
     }
 }
 
+/// A message in its byte form, encoded here: a short one on the stack, as the words it crosses in.
+enum Outgoing {
+    Short([u64; 4], usize),
+    Long(Vec<u8>),
+}
+
+impl Outgoing {
+    #[inline]
+    fn message(&self) -> Message<'_> {
+        match self {
+            Outgoing::Short(words, len) => Message::Short(*words, *len),
+            Outgoing::Long(bytes) => Message::Long(bytes),
+        }
+    }
+
+    /// The value it encodes, rebuilt (after a refused send), with the first `skip` bytes (a tag) left out.
+    fn rebuild<T: Exchangeable>(&self, skip: usize) -> T {
+        let short = match self {
+            Outgoing::Short(words, len) => Some((words.map(u64::to_le_bytes), *len)),
+            Outgoing::Long(_) => None,
+        };
+        let bytes = match (&short, self) {
+            (Some((bytes, len)), _) => &bytes.as_flattened()[..*len],
+            (None, Outgoing::Long(bytes)) => bytes.as_slice(),
+            (None, Outgoing::Short(..)) => unreachable!("a short message has its bytes above"),
+        };
+        match wire::decode(bytes.get(skip..).unwrap_or_default(), &mut NoEndpoints) {
+            Ok(value) => value,
+            Err(error) => panic!("a refused message could not be rebuilt: {error}"),
+        }
+    }
+}
+
 /// `value`'s byte form after `tag` (if any); a value that has none ends the SIP (module docs).
-fn encode<T: Exchangeable>(tag: Option<u32>, value: T) -> Vec<u8> {
+#[inline]
+fn encode<T: Exchangeable>(tag: Option<u32>, value: T) -> Outgoing {
     let mut endpoints = NoEndpoints;
-    let mut buffer = core::mem::take(&mut *SEND_BUFFER.lock());
-    buffer.clear();
-    let mut out = Encoder::into(buffer, &mut endpoints);
+    let mut out = Encoder::into(Vec::new(), &mut endpoints);
     let encoded = match tag {
         Some(tag) => out.put_tag(tag).and_then(|()| value.__encode(&mut out)),
         None => value.__encode(&mut out),
     }
     .and_then(|()| out.check_elements());
     match encoded {
-        Ok(()) => out.finish(),
+        Ok(()) => match out.finish_short() {
+            Finished::Short(bytes, len) => {
+                let (words, _) = bytes.as_chunks::<8>();
+                Outgoing::Short(core::array::from_fn(|i| u64::from_le_bytes(words[i])), len)
+            }
+            Finished::Long(bytes) => Outgoing::Long(bytes),
+        },
         Err(error) => panic!("a message that cannot cross into the kernel: {error}"),
     }
 }
 
-/// The buffers sends encode into and receives take messages into, kept for their capacity (a message then costs
-/// no allocation). A send takes its buffer out while in use, a receive holds its lock: a nested or concurrent
-/// use (none today) only allocates.
-static SEND_BUFFER: spin::Mutex<Vec<u8>> = spin::Mutex::new(Vec::new());
+/// The buffer receives take long messages into, kept for its capacity (a message then costs no allocation). A
+/// receive holds its lock: a nested or concurrent use (none today) only allocates.
 static RECV_BUFFER: spin::Mutex<Vec<u8>> = spin::Mutex::new(Vec::new());
-
-/// Gives a send's buffer back for the next.
-fn recycle(bytes: Vec<u8>) {
-    *SEND_BUFFER.lock() = bytes;
-}
-
-/// Rebuilds a value from our own bytes (after a refused send).
-fn rebuild<T: Exchangeable>(bytes: &[u8]) -> T {
-    match wire::decode(bytes, &mut NoEndpoints) {
-        Ok(value) => value,
-        Err(error) => panic!("a refused message could not be rebuilt: {error}"),
-    }
-}
 
 impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// Sends without blocking; gives the message back if the peer is gone.
     pub fn try_send(&mut self, message: Tx) -> Result<(), TrySendError<Tx>> {
         let bytes = encode(None, message);
-        let sent = match transport().send(self.handle, &bytes) {
+        match transport().send(self.handle, bytes.message()) {
             Ok(()) => Ok(()),
-            Err(SendRefused::Closed) => Err(TrySendError::PeerClosed(rebuild(&bytes))),
+            Err(SendRefused::Closed) => Err(TrySendError::PeerClosed(bytes.rebuild(0))),
             Err(SendRefused::Broken) => panic!("the kernel refused a message on a channel: channel broken"),
-        };
-        recycle(bytes);
-        sent
+        }
     }
 
     /// Sends; gives the message back if the peer is gone.
@@ -363,13 +399,11 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     pub fn send_mapped<P: Exchangeable>(&mut self, payload: P, tag: u32, wrap: impl FnOnce(P) -> Tx) -> Result<(), P> {
         let _ = wrap;
         let bytes = encode(Some(tag), payload);
-        let sent = match transport().send(self.handle, &bytes) {
+        match transport().send(self.handle, bytes.message()) {
             Ok(()) => Ok(()),
-            Err(SendRefused::Closed) => Err(rebuild(&bytes[4..])),
+            Err(SendRefused::Closed) => Err(bytes.rebuild(4)),
             Err(SendRefused::Broken) => panic!("the kernel refused a message on a channel: channel broken"),
-        };
-        recycle(bytes);
-        sent
+        }
     }
 
     /// [`send_mapped`](Self::send_mapped), then [`recv`](Self::recv), through one call where the transport has
@@ -385,17 +419,19 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
         let decode = |bytes: &[u8]| wire::decode(bytes, &mut NoEndpoints).map_err(|_| CallFailed::Closed);
         // The receive's buffer, as in `receive`.
         let mut kept = RECV_BUFFER.try_lock();
-        let mut own = Vec::new();
-        let buffer = kept.as_deref_mut().unwrap_or(&mut own);
-        let answer = match transport().send_then_recv(self.handle, &bytes, buffer) {
+        let mut own = None;
+        let buffer = match kept.as_deref_mut() {
+            Some(buffer) => buffer,
+            None => own.insert(Vec::new()),
+        };
+        let answer = match transport().send_then_recv(self.handle, bytes.message(), buffer) {
             Ok(Some(short)) => decode(short.bytes()),
             Ok(None) => decode(buffer),
-            Err(CallRefused::NotSent) => Err(CallFailed::NotSent(rebuild(&bytes[4..]))),
+            Err(CallRefused::NotSent) => Err(CallFailed::NotSent(bytes.rebuild(4))),
             Err(CallRefused::Closed) => Err(CallFailed::Closed),
             Err(CallRefused::Broken) => panic!("the kernel refused a message on a channel: channel broken"),
         };
         drop(kept);
-        recycle(bytes);
         self.consumed = self.consumed.wrapping_add(usize::from(answer.is_ok()));
         answer
     }
@@ -421,8 +457,11 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
         // registers and leaves it alone. Used in place, held across the call: a second receive meanwhile (only
         // another thread's) takes a buffer of its own rather than wait.
         let mut kept = RECV_BUFFER.try_lock();
-        let mut own = Vec::new();
-        let buffer = kept.as_deref_mut().unwrap_or(&mut own);
+        let mut own = None;
+        let buffer = match kept.as_deref_mut() {
+            Some(buffer) => buffer,
+            None => own.insert(Vec::new()),
+        };
         let message = transport().recv(self.handle, buffer, wait).and_then(|short| match short {
             Some(short) => decode(short.bytes()),
             None => decode(buffer),

@@ -40,8 +40,12 @@ pub const MAX_DEPTH: u32 = 16;
 /// The most bytes one message may take in its byte form.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
-/// Room an encoder starts with: a tag and a few words without growing.
-const SMALL_MESSAGE: usize = 64;
+/// Bytes an encoder keeps in itself before it uses its buffer: a short message (a tag and three words, most
+/// messages of the system contracts) is encoded without touching the heap, and crosses in registers.
+pub const SHORT_MESSAGE: usize = 32;
+
+/// `Encoder::short_len` once the message has outgrown the inline bytes.
+const SPILLED: usize = usize::MAX;
 
 /// Zero-sized elements a decoded message may hold beyond one per input byte.
 const ELEMENT_ALLOWANCE: usize = 4096;
@@ -133,6 +137,11 @@ impl Endpoints for Recording<'_> {
 
 /// A message on its way out: its bytes so far, its depth, and where its endpoints go.
 pub struct Encoder<'a> {
+    /// The message's bytes while it is short.
+    short: [u8; SHORT_MESSAGE],
+    /// How many of `short` are the message's, or [`SPILLED`]: the message is longer, all of it in `bytes`.
+    short_len: usize,
+    /// The message's bytes once it is longer than [`SHORT_MESSAGE`] (a buffer kept for reuse until then).
     bytes: Vec<u8>,
     depth: u32,
     /// Elements of vectors and strings so far: the decoder allows no more than the bytes plus an allowance.
@@ -142,33 +151,80 @@ pub struct Encoder<'a> {
 }
 
 impl<'a> Encoder<'a> {
-    /// An encoder that appends to `bytes` (a buffer kept for reuse).
+    /// An encoder that goes on in `bytes` (empty: a buffer kept for its capacity) once the message is longer
+    /// than [`SHORT_MESSAGE`].
     #[inline]
-    pub(crate) fn into(mut bytes: Vec<u8>, endpoints: &'a mut dyn Endpoints) -> Self {
-        // Most messages are a tag and a few words: one allocation for them.
-        if bytes.capacity() < SMALL_MESSAGE {
-            let _ = bytes.try_reserve(SMALL_MESSAGE);
-        }
-        Self { bytes, depth: 0, elements: 0, endpoints }
+    pub(crate) fn into(bytes: Vec<u8>, endpoints: &'a mut dyn Endpoints) -> Self {
+        Self { short: [0; SHORT_MESSAGE], short_len: 0, bytes, depth: 0, elements: 0, endpoints }
+    }
+
+    /// The message's length so far.
+    #[inline]
+    fn len(&self) -> usize {
+        if self.short_len == SPILLED { self.bytes.len() } else { self.short_len }
     }
 
     /// Whether the decoder will accept as many elements as were encoded (zero-sized ones take no bytes).
     #[inline]
     pub(crate) fn check_elements(&self) -> Result<(), WireError> {
-        if self.elements > self.bytes.len() + ELEMENT_ALLOWANCE { Err(WireError::TooLong) } else { Ok(()) }
+        if self.elements > self.len() + ELEMENT_ALLOWANCE { Err(WireError::TooLong) } else { Ok(()) }
     }
 
+    /// The message in the buffer the encoder was given.
     #[inline]
-    pub(crate) fn finish(self) -> Vec<u8> {
-        self.bytes
+    pub(crate) fn finish(mut self) -> Result<Vec<u8>, WireError> {
+        if self.short_len != SPILLED {
+            self.bytes.clear();
+            self.bytes.try_reserve(self.short_len).map_err(|_| WireError::OutOfMemory)?;
+            self.bytes.extend_from_slice(&self.short[..self.short_len]);
+        }
+        Ok(self.bytes)
+    }
+
+    /// The message: a short one as its bytes and length (the buffer the encoder was given comes back unused), a
+    /// longer one in that buffer.
+    #[inline]
+    #[cfg_attr(not(feature = "ring3"), allow(dead_code, reason = "the ring-3 sends' encoding"))]
+    pub(crate) fn finish_short(self) -> Finished {
+        if self.short_len == SPILLED {
+            return Finished::Long(self.bytes);
+        }
+        if self.bytes.capacity() == 0 {
+            // Nothing to free: without this, dropping the unused buffer is a call.
+            core::mem::forget(self.bytes);
+        }
+        Finished::Short(self.short, self.short_len)
     }
 
     /// Appends raw bytes.
     #[doc(hidden)]
     #[inline]
     pub fn put_bytes(&mut self, bytes: &[u8]) -> Result<(), WireError> {
-        if self.bytes.len() + bytes.len() > MAX_MESSAGE {
+        let at = self.short_len;
+        // `SPILLED` is above `SHORT_MESSAGE`: a spilled message never comes back here.
+        if at <= SHORT_MESSAGE && bytes.len() <= SHORT_MESSAGE - at {
+            // Byte by byte, not `copy_from_slice`: for the fixed lengths of integers this is one store, without
+            // the overlap check a copy makes in a build with debug assertions.
+            for (to, from) in self.short[at..].iter_mut().zip(bytes) {
+                *to = *from;
+            }
+            self.short_len = at + bytes.len();
+            return Ok(());
+        }
+        self.put_long(bytes)
+    }
+
+    /// Appends raw bytes to a message that is or becomes longer than [`SHORT_MESSAGE`].
+    #[inline(never)]
+    fn put_long(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        if self.len() + bytes.len() > MAX_MESSAGE {
             return Err(WireError::TooLong);
+        }
+        if self.short_len != SPILLED {
+            self.bytes.clear();
+            self.bytes.try_reserve(self.short_len + bytes.len()).map_err(|_| WireError::OutOfMemory)?;
+            self.bytes.extend_from_slice(&self.short[..self.short_len]);
+            self.short_len = SPILLED;
         }
         self.bytes.try_reserve(bytes.len()).map_err(|_| WireError::OutOfMemory)?;
         self.bytes.extend_from_slice(bytes);
@@ -207,6 +263,15 @@ impl<'a> Encoder<'a> {
         let handle = self.endpoints.put(endpoint)?;
         self.put_bytes(&handle.to_le_bytes())
     }
+}
+
+/// An encoded message ([`Encoder::finish_short`]).
+#[cfg_attr(not(feature = "ring3"), allow(dead_code, reason = "the ring-3 sends' encoding"))]
+pub(crate) enum Finished {
+    /// At most [`SHORT_MESSAGE`] bytes: the bytes and how many are the message's.
+    Short([u8; SHORT_MESSAGE], usize),
+    /// A longer one.
+    Long(Vec<u8>),
 }
 
 /// A message on its way in: the bytes left, its depth, its element budget and where its endpoints come from.
@@ -312,9 +377,8 @@ pub fn encode_recorded_into<T: Exchangeable>(
     let mut recording = Recording { inner: endpoints, put: Vec::new() };
     let mut encoder = Encoder::into(buffer, &mut recording);
     let encoded = message.__encode(&mut encoder).and_then(|()| encoder.check_elements());
-    let bytes = encoder.finish();
-    match encoded {
-        Ok(()) => Ok((bytes, recording.put)),
+    match encoded.and_then(|()| encoder.finish()) {
+        Ok(bytes) => Ok((bytes, recording.put)),
         Err(error) => {
             for handle in recording.put {
                 recording.inner.discard(handle);

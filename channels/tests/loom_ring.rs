@@ -240,6 +240,7 @@ fn recv_direct_first(ring: &TestRing) -> Option<u32> {
         // SAFETY: the calling thread is the model's only consumer (here and below).
         let next = match unsafe { ring.next_direct_first() } {
             Some(next) => Some(next),
+            // SAFETY: as above.
             None if ring.is_producer_closed() => unsafe { ring.next_direct_first() },
             None => {
                 wait(&[&**ring as &dyn Readiness]);
@@ -251,6 +252,7 @@ fn recv_direct_first(ring: &TestRing) -> Option<u32> {
                 assert_eq!(len, 4, "the length comes with the words");
                 Some(words[0] as u32)
             }
+            // SAFETY: as above; `head` is the front just found, with no take since.
             ring::Next::Front(head) => Some(unsafe { ring.take(head) }),
         };
     }
@@ -264,6 +266,7 @@ fn send_direct_or_push(ring: &TestRing, value: u32, wake: &(impl Fn(u64) + Clone
     if unsafe { ring.put_direct([u64::from(value), 0, 0, 0], 4, wake) } {
         return;
     }
+    // SAFETY: as above.
     while unsafe { ring.push(value) }.is_err() {
         loom::thread::yield_now();
     }
@@ -305,6 +308,7 @@ fn a_slot_with_a_message_does_not_close_and_a_closed_slot_takes_nothing() {
                 // SAFETY: this thread is the only producer.
                 let direct = unsafe { ring.put_direct([7, 0, 0, 0], 4, &wake) };
                 if !direct {
+                    // SAFETY: as above.
                     assert!(unsafe { ring.push(7) }.is_ok(), "the ring is empty");
                     ring.notify(&wake);
                 }

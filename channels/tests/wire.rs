@@ -6,7 +6,7 @@
 //! Every test acts for its own owner, so the ledger's per-owner charges show what it leaked.
 
 use channels::host::{EXCHANGE, set_current_owner};
-use channels::proxy::{HandleTable, RecvFailure, SendFailure, hold, wait_any};
+use channels::proxy::{HandleTable, Polled, RecvFailure, SendFailure, hold, wait_any};
 use channels::raw::{RawEndpoint, TrySendError, pair};
 use channels::wire::{Endpoints, MAX_DEPTH, MAX_MESSAGE, NoEndpoints, WireError, decode, encode};
 use channels::{ExAny, ExBox, ExString, ExVec, Exchangeable, Owner};
@@ -947,8 +947,10 @@ fn send_short(table: &mut HandleTable, handle: u32, bytes: &[u8]) -> Option<Resu
 }
 
 fn take_short(table: &mut HandleTable, handle: u32) -> Option<Vec<u8>> {
-    let (words, len) = table.get_mut(handle).expect("handle held").take_short()?;
-    Some(words.map(u64::to_le_bytes).as_flattened()[..len].to_vec())
+    match table.get_mut(handle).expect("handle held").poll_short() {
+        Polled::Short(words, len) => Some(words.map(u64::to_le_bytes).as_flattened()[..len].to_vec()),
+        Polled::Other | Polled::Nothing => None,
+    }
 }
 
 #[test]

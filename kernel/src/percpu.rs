@@ -83,6 +83,11 @@ pub struct PerCpu {
     /// them without the core's SIP table (its lock and a search): SIP `id`'s entry, if any, is at `id %
     /// HANDLE_CACHE` (several, so that SIPs that take turns, as a client and its server do, keep theirs).
     pub handles: [HandleCacheEntry; HANDLE_CACHE],
+    /// `sched`: the thread (id) whose record already holds the kernel stack for entries from ring 3 that
+    /// [`PerCpu::ring3_noted_stack`] names, so that noting it again costs no lock.
+    pub ring3_noted_thread: AtomicU64,
+    /// `sched`: that stack.
+    pub ring3_noted_stack: AtomicU64,
 }
 
 /// Entries of [`PerCpu::handles`].
@@ -130,6 +135,8 @@ impl PerCpu {
             loaded_space: AtomicU64::new(0),
             acting_for: AtomicU64::new(0),
             handles: [const { HandleCacheEntry { of: AtomicU64::new(0), at: AtomicUsize::new(0) } }; HANDLE_CACHE],
+            ring3_noted_thread: AtomicU64::new(0),
+            ring3_noted_stack: AtomicU64::new(0),
             cr3_writes: AtomicU64::new(0),
             tlb_flushes: AtomicU64::new(0),
             page_faults: AtomicU64::new(0),
@@ -344,7 +351,7 @@ pub fn by_index(index: u32) -> Option<&'static PerCpu> {
 }
 
 /// The calling core's record, or `None` before [`init_bsp`] ran.
-#[inline]
+#[inline(always)]
 pub fn try_current() -> Option<&'static PerCpu> {
     if !BSP_READY.load(Ordering::Acquire) {
         return None;
@@ -358,9 +365,18 @@ pub fn try_current() -> Option<&'static PerCpu> {
 }
 
 /// The calling core's record. Panics if called before [`init_bsp`] (a kernel bug).
-#[inline]
+#[inline(always)]
 pub fn current() -> &'static PerCpu {
-    try_current().unwrap_or_else(|| panic!("per-CPU data used before percpu::init_bsp"))
+    match try_current() {
+        Some(cpu) => cpu,
+        None => before_init(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn before_init() -> ! {
+    panic!("per-CPU data used before percpu::init_bsp")
 }
 
 /// The calling core's dense index for reports; falls back to the APIC ID before per-CPU data exists.

@@ -235,5 +235,11 @@ pub fn running_sip() -> Option<u64> {
 /// The SIP the running thread belongs to, whatever the mode.
 #[inline]
 pub fn current_sip() -> Option<u64> {
-    percpu::try_current()?.current_owner.load(Ordering::Relaxed).checked_sub(1)
+    current_sip_on(percpu::try_current()?)
+}
+
+/// [`current_sip`] for a caller that holds its core's record (`cpu`, this core's).
+#[inline]
+pub fn current_sip_on(cpu: &percpu::PerCpu) -> Option<u64> {
+    cpu.current_owner.load(Ordering::Relaxed).checked_sub(1)
 }

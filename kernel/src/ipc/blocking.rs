@@ -11,7 +11,7 @@ use crate::sched::{self, ThreadId};
 use channels::platform::Blocking;
 
 /// Polls of a receive before it parks (each after yielding to a ready thread of this core, or a pause).
-const SPIN_POLLS: u32 = 64;
+pub const SPIN_POLLS: u32 = 64;
 
 /// Blocking through the per-core scheduler (the `channels` hook).
 pub struct SchedulerBlocking;

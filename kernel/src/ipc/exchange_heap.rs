@@ -66,6 +66,7 @@ fn caller() -> Owner {
 /// the kernel holds for it (`channels::proxy`) is its own doing, held by it and charged to it, exactly as a
 /// ring-0 SIP's channel code is. Interrupts are off meanwhile, so no other thread runs on this core while the
 /// exchange would mistake it for `sip`; `f` must not block (it is bounded by one message: `channels::wire`).
+#[inline(always)]
 pub fn acting_for<R>(sip: u64, f: impl FnOnce() -> R) -> R {
     let cpu = crate::percpu::current();
     let were_enabled = x86_64::instructions::interrupts::are_enabled();

@@ -612,11 +612,28 @@ pub fn on_timer_tick_in_ring_3() {
 /// Notes the core's kernel stack for entries from ring 3 as the running thread's own: call on a ring-3 thread,
 /// in kernel code entered from ring 3, before anything that may switch it out (a call that blocks or yields, a
 /// preemption). The value is constant for the thread once it entered ring 3 (`cpu_rings::run_user` set it).
+#[inline]
 pub fn note_ring3_stack() {
     let cpu = percpu::current();
     let stack = cpu.ring3_kernel_stack();
+    // Noted already (the same stack, given back at the switch to this thread or noted since): a thread's stack
+    // for entries from ring 3 changes only when it enters ring 3 anew, so most waits find it noted.
+    let thread = cpu.current_thread.load(Ordering::Relaxed);
+    if cpu.ring3_noted_thread.load(Ordering::Relaxed) != thread
+        || cpu.ring3_noted_stack.load(Ordering::Relaxed) != stack
+    {
+        note_ring3_stack_in(cpu, stack);
+    }
+}
+
+/// [`note_ring3_stack`]'s work: `stack` into the running thread's record.
+#[cold]
+#[inline(never)]
+fn note_ring3_stack_in(cpu: &'static PerCpu, stack: u64) {
     if let Some(current) = scheduler(cpu).lock().current.as_mut() {
         current.ring3_stack = stack;
+        cpu.ring3_noted_thread.store(current.id.0, Ordering::Relaxed);
+        cpu.ring3_noted_stack.store(stack, Ordering::Relaxed);
     }
 }
 
@@ -709,7 +726,7 @@ fn switch_away(cpu: &'static PerCpu, reason: Reason) {
         let (next_depth, next_owner, next_arena, next_id) = (next.kernel_depth, next.owner_word, next.arena, next.id.0);
         let (next_doomed, next_limit) = (next.doomed, next.stack_limit);
         if next.ring3_space != 0 {
-            switch_to_ring3_thread(cpu, next.ring3_space, next.ring3_stack);
+            switch_to_ring3_thread(cpu, next.ring3_space, next.ring3_stack, next_id);
         }
         s.switches = s.switches.wrapping_add(1);
         // Only now, after the last allocation of this switch (the queue pushes above), does the per-CPU
@@ -734,11 +751,14 @@ fn switch_away(cpu: &'static PerCpu, reason: Reason) {
 /// address space if the core has another one loaded. Out of line: ring-0 switches never come here.
 #[cold]
 #[inline(never)]
-fn switch_to_ring3_thread(cpu: &'static PerCpu, space: u64, stack: u64) {
+fn switch_to_ring3_thread(cpu: &'static PerCpu, space: u64, stack: u64, thread: u64) {
     // SAFETY: interrupts are off on this core (the switch's contract); the stack is the next thread's own (its
     // `run_user` frame), which lives as long as the thread, and only it enters ring 0 from ring 3 until the next
     // switch.
     unsafe { cpu.set_ring3_kernel_stack(stack) };
+    // Its record holds this stack: noting it again is nothing to do (`note_ring3_stack`).
+    cpu.ring3_noted_thread.store(thread, Ordering::Relaxed);
+    cpu.ring3_noted_stack.store(stack, Ordering::Relaxed);
     if cpu.loaded_space.load(Ordering::Relaxed) != space {
         crate::ring3::load_space(cpu, space);
     }

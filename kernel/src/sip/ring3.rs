@@ -434,42 +434,58 @@ pub fn calls_answered() -> u64 {
 }
 
 /// The calls of ring-3 SIPs beyond the null call and exit (see `sip_runtime::ring3_calls`), on the calling
-/// thread's kernel stack.
+/// thread's kernel stack. The message calls come first, on a path of their own (the same-core round trip between
+/// two ring-3 SIPs is two of them: docs/protection.md, "The short path").
 pub fn calls(frame: &mut SyscallFrame) -> Next {
     CALLS_ANSWERED.fetch_add(1, Ordering::Relaxed);
-    let _kernel = KernelAccount::enter();
+    let cpu = percpu::current();
+    let _kernel = KernelAccount::enter_on(cpu);
+    let Some(id) = exec::current_sip_on(cpu) else {
+        frame.rax = calls::NO_SUCH_CALL;
+        return Next::Resume;
+    };
+    // The message calls never switch the thread out but in a receive's wait, which notes the thread's kernel
+    // stack itself (`channel_calls::receive`).
+    frame.rax = match frame.rax {
+        calls::CHANNEL_CALL => channel_calls::call(id, frame),
+        calls::CHANNEL_RECV => channel_calls::recv(id, frame),
+        calls::CHANNEL_SEND_SHORT => channel_calls::send_short(id, frame),
+        number => other_call(id, number, frame),
+    };
+    Next::Resume
+}
+
+/// The calls of [`calls`] but the message calls.
+#[inline(never)]
+fn other_call(id: u64, number: u64, frame: &mut SyscallFrame) -> u64 {
     // A call that may switch the thread out (a yield, a sleep, a wait, a lock that waits) notes its kernel stack
-    // first; the message calls that never block do not pay for it (a receive notes it only before it waits).
-    if !never_switches(frame.rax) {
+    // first; the calls that never block do not pay for it.
+    if !never_switches(number) {
         sched::note_ring3_stack();
     }
-    frame.rax = match (exec::current_sip(), frame.rax) {
-        (None, _) => calls::NO_SUCH_CALL,
-        (Some(_), calls::YIELD) => {
+    match number {
+        calls::YIELD => {
             sched::yield_now();
             0
         }
-        (Some(_), calls::SLEEP) => {
+        calls::SLEEP => {
             sched::sleep(frame.rdi);
             0
         }
-        (Some(_), calls::NOW) => crate::time::uptime_nanos(),
-        (Some(_), calls::CORE) => u64::from(percpu::current_index()),
-        (Some(_), calls::ICOUNT) => u64::from(sip_runtime::KernelAbi::cycles_are_instructions(&super::abi::RING0)),
-        (Some(id), calls::LOG) => log(id, frame.rdi, frame.rsi, frame.rdx),
-        (Some(id), calls::GROW) => grow(id, frame.rdi),
-        (Some(id), calls::CHANNEL_OPEN) => channel_calls::open(id, frame.rdi, frame.rsi),
-        (Some(id), calls::CHANNEL_SEND) => channel_calls::send(id, frame.rdi, frame.rsi, frame.rdx),
-        (Some(id), calls::CHANNEL_SEND_SHORT) => channel_calls::send_short(id, frame),
-        (Some(id), calls::CHANNEL_RECV) => channel_calls::recv(id, frame),
-        (Some(id), calls::CHANNEL_CALL) => channel_calls::call(id, frame),
-        (Some(id), calls::CHANNEL_STATUS) => channel_calls::status(id, frame.rdi, frame.rsi),
-        (Some(id), calls::CHANNEL_PEERS) => channel_calls::peers(id, frame.rdi, frame.rsi),
-        (Some(id), calls::CHANNEL_WAIT) => channel_calls::wait(id, frame.rdi, frame.rsi),
-        (Some(id), calls::CHANNEL_CLOSE) => channel_calls::close(id, frame.rdi),
-        (Some(id), calls::NAMES_CONNECT) => channel_calls::names_connect(id, frame.rdi, frame.rsi),
-        (Some(id), calls::KERNEL) => kernel_calls::answer(id, frame.rdi, frame.rsi, frame.rdx, frame.r10),
-        (Some(id), calls::PANIC) => match text_of(id, frame.rdi, frame.rsi) {
+        calls::NOW => crate::time::uptime_nanos(),
+        calls::CORE => u64::from(percpu::current_index()),
+        calls::ICOUNT => u64::from(sip_runtime::KernelAbi::cycles_are_instructions(&super::abi::RING0)),
+        calls::LOG => log(id, frame.rdi, frame.rsi, frame.rdx),
+        calls::GROW => grow(id, frame.rdi),
+        calls::CHANNEL_OPEN => channel_calls::open(id, frame.rdi, frame.rsi),
+        calls::CHANNEL_SEND => channel_calls::send(id, frame.rdi, frame.rsi, frame.rdx),
+        calls::CHANNEL_STATUS => channel_calls::status(id, frame.rdi, frame.rsi),
+        calls::CHANNEL_PEERS => channel_calls::peers(id, frame.rdi, frame.rsi),
+        calls::CHANNEL_WAIT => channel_calls::wait(id, frame.rdi, frame.rsi),
+        calls::CHANNEL_CLOSE => channel_calls::close(id, frame.rdi),
+        calls::NAMES_CONNECT => channel_calls::names_connect(id, frame.rdi, frame.rsi),
+        calls::KERNEL => kernel_calls::answer(id, frame.rdi, frame.rsi, frame.rdx, frame.r10),
+        calls::PANIC => match text_of(id, frame.rdi, frame.rsi) {
             Ok((text, more)) => {
                 let mut message = text;
                 if more > 0 {
@@ -480,20 +496,15 @@ pub fn calls(frame: &mut SyscallFrame) -> Next {
             Err(answer) => answer,
         },
         _ => calls::NO_SUCH_CALL,
-    };
-    Next::Resume
+    }
 }
 
 /// Whether call `number` needs no note of the kernel stack before it runs: it never switches the calling thread
-/// out (it runs with interrupts off from start to end and nothing in it blocks), or, for a receive and a
-/// `CHANNEL_CALL`'s receive, it notes the stack itself just before it waits (`channel_calls::wait_on`).
+/// out (it runs with interrupts off from start to end and nothing in it blocks).
 fn never_switches(number: u64) -> bool {
     matches!(
         number,
-        calls::CHANNEL_SEND_SHORT
-            | calls::CHANNEL_SEND
-            | calls::CHANNEL_RECV
-            | calls::CHANNEL_CALL
+        calls::CHANNEL_SEND
             | calls::CHANNEL_STATUS
             | calls::CHANNEL_PEERS
             | calls::CHANNEL_CLOSE

@@ -189,8 +189,7 @@ fn call4(number: u64, a: u64, b: u64, c: u64, d: u64) -> u64 {
 }
 
 /// `CHANNEL_SEND_SHORT`: `bytes` (at most `REGISTER_BYTES`) on `handle`, in registers; the kernel's answer.
-fn send_short(handle: u32, bytes: &[u8]) -> u64 {
-    let Some(words) = numbers::to_words(bytes) else { return numbers::BAD_ARGUMENT };
+fn send_short(handle: u32, words: [u64; 4], len: usize) -> u64 {
     let word = |i: usize| words[i];
     let answer: u64;
     // SAFETY: as in `call3`; this call reads only its registers.
@@ -199,7 +198,7 @@ fn send_short(handle: u32, bytes: &[u8]) -> u64 {
             "syscall",
             inlateout("rax") numbers::CHANNEL_SEND_SHORT => answer,
             in("rdi") u64::from(handle),
-            in("rsi") bytes.len() as u64,
+            in("rsi") len as u64,
             in("rdx") word(0),
             in("r10") word(1),
             in("r8") word(2),
@@ -235,12 +234,10 @@ pub fn recv_call(handle: u32, at: u64, room: u64, wait: bool) -> (u64, [u64; 4])
     (answer, words)
 }
 
-/// `CHANNEL_CALL`: `bytes` (at most `CALL_BYTES`) on `handle`, in registers, then a waiting receive on it with the
-/// buffer (`at`, `room`): the answer, and the registers a short answer comes back in.
-fn call_call(handle: u32, bytes: &[u8], at: u64, room: u64) -> (u64, [u64; 4]) {
-    let Some(words) = numbers::to_words(bytes).filter(|_| bytes.len() <= numbers::CALL_BYTES) else {
-        return (numbers::BAD_ARGUMENT, [0; 4]);
-    };
+/// `CHANNEL_CALL`: the message of `len` bytes (at most `CALL_BYTES`) in the first three of `words` on `handle`,
+/// in registers, then a waiting receive on it with the buffer (`at`, `room`): the answer, and the registers a
+/// short answer comes back in.
+fn call_call(handle: u32, words: [u64; 4], len: usize, at: u64, room: u64) -> (u64, [u64; 4]) {
     let answer: u64;
     let mut back = [0u64; 4];
     // SAFETY: as in `recv_call`: the kernel reads the registers, may write the buffer (a long answer) and answers
@@ -249,7 +246,7 @@ fn call_call(handle: u32, bytes: &[u8], at: u64, room: u64) -> (u64, [u64; 4]) {
         asm!(
             "syscall",
             inlateout("rax") numbers::CHANNEL_CALL => answer,
-            inlateout("rdi") u64::from(handle) | (bytes.len() as u64) << 32 => back[0],
+            inlateout("rdi") u64::from(handle) | (len as u64) << 32 => back[0],
             inlateout("rsi") at => back[1],
             inlateout("rdx") room => back[2],
             inlateout("r10") words[0] => back[3],
@@ -284,7 +281,7 @@ pub fn startup_endpoint() -> Option<channels::raw::RawEndpoint<(), channels::ExA
     channels::raw::startup(&trusted)
 }
 
-use channels::raw::{CallRefused, RecvRefused, SendRefused, Short, Status, Transport};
+use channels::raw::{CallRefused, Message, RecvRefused, SendRefused, Short, Status, Transport};
 
 impl Transport for Channels {
     fn open(&self, pair: &str) -> Result<(u32, u32), channels::AllocError> {
@@ -294,11 +291,12 @@ impl Transport for Channels {
         }
     }
 
-    fn send(&self, handle: u32, bytes: &[u8]) -> Result<(), SendRefused> {
-        let answer = if bytes.len() <= numbers::REGISTER_BYTES {
-            send_short(handle, bytes)
-        } else {
-            call3(numbers::CHANNEL_SEND, u64::from(handle), bytes.as_ptr() as u64, bytes.len() as u64)
+    fn send(&self, handle: u32, message: Message<'_>) -> Result<(), SendRefused> {
+        let answer = match message {
+            Message::Short(words, len) => send_short(handle, words, len),
+            Message::Long(bytes) => {
+                call3(numbers::CHANNEL_SEND, u64::from(handle), bytes.as_ptr() as u64, bytes.len() as u64)
+            }
         };
         match answer {
             0 => Ok(()),
@@ -334,13 +332,14 @@ impl Transport for Channels {
     fn send_then_recv(
         &self,
         handle: u32,
-        bytes: &[u8],
+        message: Message<'_>,
         buffer: &mut alloc::vec::Vec<u8>,
     ) -> Result<Option<Short>, CallRefused> {
-        if bytes.len() > numbers::CALL_BYTES {
-            return channels::raw::send_then_recv_in_two(self, handle, bytes, buffer);
-        }
-        let (answer, words) = call_call(handle, bytes, buffer.as_mut_ptr() as u64, buffer.capacity() as u64);
+        let (words, len) = match message {
+            Message::Short(words, len) if len <= numbers::CALL_BYTES => (words, len),
+            _ => return channels::raw::send_then_recv_in_two(self, handle, message, buffer),
+        };
+        let (answer, words) = call_call(handle, words, len, buffer.as_mut_ptr() as u64, buffer.capacity() as u64);
         match answer {
             numbers::NOT_SENT => Err(CallRefused::NotSent),
             // A broken channel (the send's or the receive's) is closed for both sides: no answer will come.

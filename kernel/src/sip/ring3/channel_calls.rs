@@ -20,7 +20,7 @@ use crate::ipc::exchange_heap::acting_for;
 use crate::percpu;
 use alloc::vec;
 use alloc::vec::Vec;
-use channels::proxy::{self, HandleTable, Proxied, RecvFailure, SendFailure};
+use channels::proxy::{self, HandleTable, Polled, Proxied, RecvFailure, SendFailure};
 use channels::wire::{self, Endpoints};
 use core::sync::atomic::Ordering;
 use cpu_rings::syscall::SyscallFrame;
@@ -43,18 +43,13 @@ pub(super) fn with_sip<R>(
 /// Runs `f` with the handle table of SIP `id`, whose thread is making this call; `None` if `id` is not a ring-3
 /// SIP of this core. The hot path of the calls that need no copy: the table is found through the core's cache
 /// (`PerCpu::handles`), without the core's SIP table.
-#[inline]
+#[inline(always)]
 fn with_handles<R>(id: u64, f: impl FnOnce(&mut HandleTable) -> R) -> Option<R> {
     let entry = &percpu::current().handles[id as usize % percpu::HANDLE_CACHE];
     let at = if entry.of.load(Ordering::Relaxed) == id + 1 {
         entry.at.load(Ordering::Relaxed) as *mut HandleTable
     } else {
-        let mut guard = table().lock();
-        let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sips.get_mut(&id) else { return None };
-        let at: *mut HandleTable = &mut *user.handles;
-        entry.at.store(at as usize, Ordering::Relaxed);
-        entry.of.store(id + 1, Ordering::Relaxed);
-        at
+        cache_handles(id, entry)?
     };
     // Why the reference below is sound: the table is the boxed one of SIP `id`, which is in this core's SIP table
     // (the cache is cleared, on this core, when the SIP leaves it: `forget`), so it is alive and does not move.
@@ -64,6 +59,19 @@ fn with_handles<R>(id: u64, f: impl FnOnce(&mut HandleTable) -> R) -> Option<R> 
     // SAFETY: `at` is live, unmoved and used by nothing else while `f` runs (above).
     let table = unsafe { &mut *at };
     Some(f(table))
+}
+
+/// Finds SIP `id`'s handle table in the core's SIP table and keeps its address in `entry`; `None` if `id` is not
+/// a ring-3 SIP of this core.
+#[cold]
+#[inline(never)]
+fn cache_handles(id: u64, entry: &percpu::HandleCacheEntry) -> Option<*mut HandleTable> {
+    let mut guard = table().lock();
+    let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sips.get_mut(&id) else { return None };
+    let at: *mut HandleTable = &mut *user.handles;
+    entry.at.store(at as usize, Ordering::Relaxed);
+    entry.of.store(id + 1, Ordering::Relaxed);
+    Some(at)
 }
 
 /// SIP `id` is leaving this core's SIP table: its handle table is no longer reached through the cache.
@@ -146,20 +154,63 @@ pub fn send_short(id: u64, frame: &SyscallFrame) -> u64 {
 /// `CHANNEL_CALL`: the message of `len` bytes in the frame's `r10`, `r8`, `r9` on the handle (the frame's `rdi`:
 /// handle in the low half, `len` in the high), then a waiting receive on it into the buffer at (`rsi`, room
 /// `rdx`), answered as [`recv`] answers.
+#[inline(always)]
 pub fn call(id: u64, frame: &mut SyscallFrame) -> u64 {
     let (handle, len) = (frame.rdi as u32, (frame.rdi >> 32) as usize);
     if len > calls::CALL_BYTES {
         return calls::BAD_ARGUMENT;
     }
-    match with_handles(id, |handles| send_words(id, handles, handle, [frame.r10, frame.r8, frame.r9, 0], len)) {
-        None => calls::NO_SUCH_CALL,
-        Some(0) => {
+    let mut end = match Endpoint::of(id, handle) {
+        Ok(end) => end,
+        Err(answer) => return answer,
+    };
+    let words = [frame.r10, frame.r8, frame.r9, 0];
+    let sent = match acting_for(id, || end.get().send_short(words, len)) {
+        Some(sent) => answer_of(sent),
+        None => with_handles(id, |handles| send_bytes(id, handles, handle, &bytes_of(&words)[..len]))
+            .unwrap_or(calls::NO_SUCH_CALL),
+    };
+    match sent {
+        0 => {
             // Sent: the receive, as `CHANNEL_RECV` with this handle and buffer would do it, waiting.
             (frame.rdi, frame.r10) = (u64::from(handle), 1);
-            recv(id, frame)
+            receive(id, end, frame, true)
         }
-        Some(calls::CLOSED) => calls::NOT_SENT,
-        Some(refused) => refused,
+        calls::CLOSED => calls::NOT_SENT,
+        refused => refused,
+    }
+}
+
+/// The bytes of a message in register words.
+fn bytes_of(words: &[u64; 4]) -> [u8; 32] {
+    let mut bytes = [0; 32];
+    for (chunk, word) in bytes.as_chunks_mut::<8>().0.iter_mut().zip(words) {
+        *chunk = word.to_le_bytes();
+    }
+    bytes
+}
+
+/// An endpoint of the calling ring-3 SIP, found once for the whole of a call.
+struct Endpoint(core::ptr::NonNull<dyn Proxied>);
+
+impl Endpoint {
+    /// The endpoint `handle` of SIP `id`; else the call's answer.
+    #[inline]
+    fn of(id: u64, handle: u32) -> Result<Self, u64> {
+        match with_handles(id, |handles| handles.get_mut(handle).map(core::ptr::NonNull::from)) {
+            None => Err(calls::NO_SUCH_CALL),
+            Some(None) => Err(calls::BAD_HANDLE),
+            Some(Some(end)) => Ok(Self(end)),
+        }
+    }
+
+    #[inline]
+    fn get(&mut self) -> &mut dyn Proxied {
+        // SAFETY: the endpoint stays in the SIP's table, boxed and unmoved, while this call runs: the table is
+        // touched only by the calls of the SIP's one thread, which is in this one (and, once that thread is gone,
+        // by the SIP's reclaim), and a message this call sends cannot carry the endpoint it is sent on
+        // (`HandleTable::with`); nothing else refers to it meanwhile (as for `with_handles`).
+        unsafe { self.0.as_mut() }
     }
 }
 
@@ -171,7 +222,7 @@ fn send_words(id: u64, handles: &mut HandleTable, handle: u32, words: [u64; 4], 
     match acting_for(id, || handles.get_mut(handle).map(|end| end.send_short(words, len))) {
         None => calls::BAD_HANDLE,
         Some(Some(sent)) => answer_of(sent),
-        Some(None) => send_bytes(id, handles, handle, &words.map(u64::to_le_bytes).as_flattened()[..len]),
+        Some(None) => send_bytes(id, handles, handle, &bytes_of(&words)[..len]),
     }
 }
 
@@ -197,6 +248,18 @@ fn send_bytes(id: u64, handles: &mut HandleTable, handle: u32, bytes: &[u8]) -> 
 /// frame's registers if it is short, else into the buffer at (`rsi`, room `rdx`). Answers its length.
 pub fn recv(id: u64, frame: &mut SyscallFrame) -> u64 {
     let Ok(handle) = u32::try_from(frame.rdi) else { return calls::BAD_HANDLE };
+    match Endpoint::of(id, handle) {
+        Ok(end) => receive(id, end, frame, false),
+        Err(answer) => answer,
+    }
+}
+
+/// [`recv`] on `end`, the endpoint the frame's `rdi` names; `just_sent`: this call sent on it a moment ago (a
+/// request or an answer), so the peer is yet to answer and the receive yields before it first looks. Inlined into
+/// its two callers: the same-core round trip runs it twice.
+#[inline(always)]
+fn receive(id: u64, mut end: Endpoint, frame: &mut SyscallFrame, just_sent: bool) -> u64 {
+    let handle = frame.rdi as u32;
     let (at, wait) = (frame.rsi, frame.r10 == 1);
     // A short message fits whatever room the SIP offered: it does not go to the buffer.
     let room = usize::try_from(frame.rdx).unwrap_or(usize::MAX).max(calls::REGISTER_BYTES);
@@ -204,27 +267,36 @@ pub fn recv(id: u64, frame: &mut SyscallFrame) -> u64 {
     // costs less than a receive that finds nothing: a same-core peer has not answered yet when the receive
     // comes). Anything else (a message in the ring, kept for a larger room, a closed peer) takes the general
     // path below.
-    let end = match with_handles(id, |handles| handles.get_mut(handle).map(|end| core::ptr::from_mut(end))) {
-        None => return calls::NO_SUCH_CALL,
-        Some(None) => return calls::BAD_HANDLE,
-        Some(Some(end)) => end,
-    };
+    let mut polls = 0;
+    if just_sent && wait {
+        crate::sched::note_ring3_stack();
+        polls = 1;
+        crate::sched::yield_now();
+    }
     loop {
-        // SAFETY: the endpoint stays in the SIP's table, boxed and unmoved, while this call runs: the table is
-        // touched only by the calls of the SIP's one thread, which is in this one (and, once that thread is gone,
-        // by the SIP's reclaim); nothing else refers to it meanwhile (as for `with_handles`).
-        let end = unsafe { &mut *end };
-        if let Some((words, len)) = end.take_short() {
-            [frame.rdi, frame.rsi, frame.rdx, frame.r10] = words;
-            return len as u64;
+        match end.get().poll_short() {
+            Polled::Short(words, len) => {
+                [frame.rdi, frame.rsi, frame.rdx, frame.r10] = words;
+                return len as u64;
+            }
+            Polled::Other => break,
+            Polled::Nothing if !wait => return calls::EMPTY,
+            Polled::Nothing => {
+                // The wait: polls first, each after yielding the core (a peer on this core answers meanwhile:
+                // the same-core round trip), then the park.
+                if polls == 0 {
+                    // Waiting switches this thread out: its kernel stack is noted first (`calls` does not for
+                    // a receive).
+                    crate::sched::note_ring3_stack();
+                }
+                if polls < crate::ipc::blocking::SPIN_POLLS {
+                    polls += 1;
+                    crate::sched::yield_now();
+                } else {
+                    park(end.get());
+                }
+            }
         }
-        if end.is_ready() {
-            break;
-        }
-        if !wait {
-            return calls::EMPTY;
-        }
-        wait_on(end.waiter());
     }
     let mut short = None;
     loop {
@@ -247,7 +319,7 @@ pub fn recv(id: u64, frame: &mut SyscallFrame) -> u64 {
                 Some(Err(RecvFailure::Closed)) => Err(calls::CLOSED),
                 Some(Err(RecvFailure::Bad(_))) => Err(calls::BROKEN),
                 Some(Err(RecvFailure::Empty)) if !wait => Err(calls::EMPTY),
-                Some(Err(RecvFailure::Empty)) => Ok(handles.get(handle).map(|end| end.waiter())),
+                Some(Err(RecvFailure::Empty)) => Ok(()),
             }
         });
         match attempt {
@@ -258,19 +330,20 @@ pub fn recv(id: u64, frame: &mut SyscallFrame) -> u64 {
                 }
                 return answer;
             }
-            Some(Ok(None)) => return calls::BAD_HANDLE,
-            Some(Ok(Some(waiter))) => wait_on(waiter),
+            Some(Ok(())) => {
+                crate::sched::note_ring3_stack();
+                park(end.get());
+            }
         }
     }
 }
 
-/// Waits, in a receive, until the endpoint of `waiter` has a message or a closed peer (or spuriously).
-fn wait_on(waiter: proxy::Waiter) {
-    // Waiting switches this thread out: its kernel stack is noted first (`calls` does not for a receive).
-    crate::sched::note_ring3_stack();
+/// Parks, in a receive, until `end` has a message or a closed peer (or spuriously), its thread's kernel stack
+/// noted.
+fn park(end: &dyn Proxied) {
     // SAFETY: the endpoint stays in the SIP's table while this waits: the SIP has this one thread, which is
     // here, and the table is touched only by its calls (and, once it is gone, by its reclaim).
-    unsafe { proxy::wait_any(&[waiter]) }
+    unsafe { proxy::park_on(&[end.waiter()]) }
 }
 
 /// Copies `bytes` to `at` in SIP `id`'s space; whether it is its memory (and `id` a ring-3 SIP of this core).
@@ -330,7 +403,7 @@ pub fn wait(id: u64, at: u64, count: u64) -> u64 {
         None => calls::NO_SUCH_CALL,
         Some(Err(answer)) => answer,
         Some(Ok(waiters)) => {
-            // SAFETY: as in `wait_on`: the endpoints stay in the table while the SIP's one thread waits here.
+            // SAFETY: as in `park`: the endpoints stay in the table while the SIP's one thread waits here.
             unsafe { proxy::wait_any(&waiters) };
             0
         }
