@@ -12,9 +12,9 @@
 //! kernel takes the end from the SIP's handle table, and a refused spawn gives it back as a handle in the answer
 //! (the answer's byte form then holds that handle, as a received message does).
 //!
-//! Not here: `start_thread` (a function pointer: the kernel never runs code a SIP names) and `run_selftests`
-//! (the tests run on the caller's stack, which for a ring-3 SIP is its 16 KiB kernel stack). A ring-3 SIP gets
-//! `NotPermitted` for those.
+//! Not here: `start_thread` (a function pointer: the kernel never runs code a SIP names). A ring-3 SIP gets
+//! `NotPermitted` for it. (`run_selftests` is here: the kernel runs the tests on a thread of its own for a
+//! ring-3 caller, whose 16 KiB kernel stack is too small for them.)
 //!
 //! Format: a one-byte request index, then the fields in order: `u32`/`u64` little-endian, a string as its
 //! length (`u32`) then its UTF-8 bytes, an `Option` as one byte (0 or 1) then the value, a mode or level as one
@@ -95,6 +95,9 @@ pub enum Request<'a> {
     RestartNames(Protection),
     /// `process_after`; answers `Option<ProcessInfo>`.
     ProcessAfter(Option<SipId>),
+    /// `run_selftests` with a filter of at most [`MAX_CONSOLE_PIECE`] bytes; answers `Result<(u32, u32),
+    /// NotPermitted>`.
+    RunSelftests(&'a str),
     /// `spawn` (without a mode) or `spawn_protected`; answers `Result<SipId, (SpawnError, Option<RawEndpoint<(),
     /// ExAny>>)>`, the startup end given back to a refused spawn as a handle of the caller's.
     Spawn {
@@ -148,6 +151,7 @@ impl<'a> Request<'a> {
                 None => w.tag(20).u8(0),
                 Some(after) => w.tag(20).u8(1).u64(after.0),
             },
+            Request::RunSelftests(filter) => w.tag(22).str(filter),
             Request::Spawn { name, args, core, protection, startup } => {
                 w.tag(21).str(name).str(args);
                 match core {
@@ -207,6 +211,7 @@ impl<'a> Request<'a> {
                 protection: if r.flag()? { Some(*Protection::ALL.get(usize::from(r.u8()?))?) } else { None },
                 startup: if r.flag()? { Some(r.u32()?) } else { None },
             },
+            22 => Request::RunSelftests(r.str()?),
             _ => return None,
         };
         r.0.is_empty().then_some(request)
@@ -309,6 +314,7 @@ mod tests {
             Request::ConsoleWrite("héllo\n"),
             Request::Shutdown,
             Request::KernelPanic(""),
+            Request::RunSelftests("ring3"),
             Request::Replica(1),
             Request::BroadcastProbe(Broadcast::OneByOne),
             Request::BroadcastProbe(Broadcast::Tree),

@@ -52,6 +52,41 @@ fn caller_may(capability: Capability) -> bool {
     super::caller_may(capability)
 }
 
+/// The stack of the kernel thread that runs the self-tests for a ring-3 caller: what a ring-0 caller's has (the
+/// shell's 64 KiB and the kernel reserve).
+const SELFTEST_STACK: u64 = 72 * 1024;
+
+/// `run_selftests` for a ring-3 SIP (its `KERNEL` call): the capability checked as for a ring-0 caller, then the
+/// tests on a kernel thread of their own on this core, because the caller's kernel stack (16 KiB) is too small
+/// for them, while the caller waits. `NotPermitted` also if no thread could be started for them (logged). A kill
+/// of the caller meanwhile takes effect once the tests are done, as for a ring-0 caller, whose tests run on its
+/// own stack in kernel mode.
+pub fn run_selftests_on_own_thread(filter: &str) -> Result<(u32, u32), NotPermitted> {
+    let _kernel = KernelAccount::enter();
+    if !caller_may(Capability::SystemAdmin) {
+        return Err(NotPermitted);
+    }
+    let Some(caller) = sched::current_id() else { return Err(NotPermitted) };
+    let summary = alloc::sync::Arc::new(spin::Mutex::new(None));
+    let (filter, done) = (alloc::string::String::from(filter), summary.clone());
+    let started = sched::spawn(exec::Account::Kernel, SELFTEST_STACK, move || {
+        let run = crate::selftest::run(&filter, crate::console::print);
+        *done.lock() = Some((run.passed as u32, run.failed as u32));
+        sched::wake(caller);
+    });
+    if let Err(e) = started {
+        log::warn!("self-tests for a ring-3 caller: no thread to run them on ({e:?})");
+        return Err(NotPermitted);
+    }
+    loop {
+        if let Some(summary) = summary.lock().take() {
+            return Ok(summary);
+        }
+        // Not cuttable: the summary's cell is shared with the tests' thread, and this stack holds a reference.
+        sched::block_current();
+    }
+}
+
 /// Console text is written in pieces of at most this many bytes, the console lock taken for each: a long
 /// text never holds the console (and its core's interrupts) for long.
 const CONSOLE_PIECE: usize = 256;

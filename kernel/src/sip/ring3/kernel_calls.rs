@@ -12,6 +12,9 @@
 //! handle (type-checked, as an end arriving in a message is), and a refused spawn puts it back and names the new
 //! handle in the answer.
 //!
+//! `run_selftests` runs the tests on a kernel thread of their own (`abi::run_selftests_on_own_thread`): the
+//! caller's kernel stack is too small for them.
+//!
 //! Not here: the calls `kernel_requests` leaves out (they answer `NotPermitted` in ring 3, without a call).
 
 use super::{Sip, SipMemory, channel_calls, space_of, table};
@@ -64,6 +67,7 @@ pub fn answer(id: u64, at: u64, len: u64, out: u64, room: u64) -> u64 {
         Request::ConsoleWrite(text) => encode(RING0.console_write(text)),
         Request::Shutdown => encode(RING0.shutdown()),
         Request::KernelPanic(message) => encode(RING0.kernel_panic(message)),
+        Request::RunSelftests(filter) => encode(crate::sip::abi::run_selftests_on_own_thread(filter)),
         Request::Replica(core) => encode(RING0.replica(core)),
         Request::BroadcastProbe(scheme) => encode(RING0.broadcast_probe(scheme)),
         Request::ClaimName { name, sip, contract } => encode(RING0.claim_name(name, sip, contract)),

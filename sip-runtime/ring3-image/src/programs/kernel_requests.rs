@@ -90,12 +90,13 @@ pub fn run(_: &str) -> u32 {
                 && RING3.claim_name(&"x".repeat(MAX_REQUEST), SipId(1), "Echo") == Err(NameRegistryError::Invalid)
         },
         // 7: administration without `SystemAdmin`: no restart of the name service, no log level, no shutdown,
-        // no kernel panic.
+        // no kernel panic, no self-tests (checked before any thread is started for them).
         &|| {
             RING3.restart_names(Protection::Ring3) == Err(RestartError::NotPermitted)
                 && RING3.set_log_level(LogFilter::Trace) == Err(NotPermitted)
                 && RING3.shutdown() == NotPermitted
                 && RING3.kernel_panic("from ring 3") == NotPermitted
+                && RING3.run_selftests("") == Err(NotPermitted)
         },
         // 8: the console without `Console`, also in pieces longer than a request.
         &|| {
