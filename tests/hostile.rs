@@ -16,6 +16,12 @@
 //! that are not UTF-8) reads as its array or `?`, never beyond (sip-runtime host tests in `short_name.rs`);
 //! `ProbeReport` and `Resource` are answers the kernel writes and never reads back, so a made-up one changes
 //! nothing; a request over `MAX_REQUEST` is refused before anything is done (`kernel-requests` step 3).
+//! The ring-3 items of session 13 are attacked where a ring-3 SIP reaches them: the short path (`channels::proxy`'s
+//! `send_short`, `poll_short`, `detach`, the slot beside the ring) by `channel-attacks` steps 15-16 and the host
+//! tests of `channels/tests/wire.rs` and `loom_ring.rs`; a busy endpoint (`set_busy`, `mark_threaded`) and
+//! `THREAD_START` by `channel-attacks` step 17 and the fuzzer (its numbers include 21); `RunSelftests` without the
+//! capability by `kernel-requests` step 7. `raw::Message`, `wire::SHORT_MESSAGE`, `proxy::park_on`, the layout's
+//! thread-stack functions and `exec::current_sip_on` are not reachable from a service.
 //! docs/security.md lists each attack with what it did to the old code.
 //!
 //! One boot runs the attacks one after the other, twice: the first pass lets the kernel's heaps grow to what

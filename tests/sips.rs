@@ -392,39 +392,51 @@ fn name_service_binds_looks_up_and_forgets_dead_sips() {
     r.shutdown();
 }
 
+/// A SIP's threads in every protection mode (in ring 3 each thread has a ring-3 stack of its own and waits in
+/// its channel calls while the others run): workers serve a channel each, `ps` counts them, a kill ends them
+/// all, a worker's panic ends its SIP, and every thread's stacks and the channels are given back.
 #[test]
 fn a_sip_runs_several_threads_and_ends_with_all_of_them() {
     let mut r = Runner::boot(&[]);
     r.command("log warn");
-    // Three worker threads serve a channel each; the first thread pings them all, then returns: the SIP ends.
-    let out = r.command("run bench-threads 3");
-    r.check(out.contains("threads: 3 workers answered 300 pings"), &format!("three workers: {out}"));
-    let before = r.command("mem");
-    // Held alive: `ps` counts its five threads (main + four workers); a kill ends them all.
-    let pid = {
-        let out = r.command("spawn bench-threads 4 hold");
-        r.spawned_pid(&out)
-    };
-    r.wait_for("threads: 4 workers answered 400 pings", scaled(30));
-    let ps = r.command("ps");
-    let row = ps_row(&ps, pid).unwrap_or_else(|| r.fail(&format!("pid {pid} not in ps:\n{ps}")));
-    r.check(row.split_whitespace().nth(7) == Some("5"), &format!("threads of pid {pid}: {row}"));
-    r.command(&format!("kill {pid}"));
-    let ps = r.command("ps");
-    r.check(ps_row(&ps, pid).is_none(), &format!("killed SIP still listed:\n{ps}"));
-    // A worker that panics ends its whole SIP (and every other thread of it), nothing else.
-    let out = r.command("run bench-threads 3 panic");
-    r.check(out.contains("panicked:") && out.contains("worker 2 panics on purpose"), &format!("panic: {out}"));
-    let ps = r.command("ps");
-    r.check(!ps.contains("bench-threads"), &format!("a bench-threads SIP is left:\n{ps}"));
-    // Every thread's stack, the arena and the channels are gone.
-    let after = r.command("mem");
-    let kept = |mem: &str| -> Vec<String> {
-        mem.lines()
-            .filter(|l| l.starts_with("frames in use:") || l.starts_with("exchange heap:"))
-            .map(|l| l.split(" for page tables").next().unwrap_or(l).to_owned())
-            .collect()
-    };
-    r.check(kept(&before) == kept(&after), &format!("memory not back:\nbefore:\n{before}\nafter:\n{after}"));
+    for mode in ["type", "ring3", "ring3-own"] {
+        let with = if mode == "type" { String::new() } else { format!("--protection {mode} ") };
+        // Three worker threads serve a channel each; the first thread pings them all, then returns: the SIP ends.
+        let out = r.command(&format!("run bench-threads {with}3"));
+        r.check(out.contains("threads: 3 workers answered 300 pings"), &format!("three workers ({mode}): {out}"));
+        let before = r.command("mem");
+        // Held alive: `ps` counts its five threads (main + four workers); a kill ends them all.
+        let pid = {
+            let out = r.command(&format!("spawn bench-threads {with}4 hold"));
+            r.spawned_pid(&out)
+        };
+        r.wait_for("threads: 4 workers answered 400 pings", scaled(30));
+        let ps = r.command("ps");
+        let row = ps_row(&ps, pid).unwrap_or_else(|| r.fail(&format!("pid {pid} not in ps:\n{ps}")));
+        r.check(row.split_whitespace().nth(7) == Some("5"), &format!("threads of pid {pid} ({mode}): {row}"));
+        r.command(&format!("kill {pid}"));
+        let ps = r.command("ps");
+        r.check(ps_row(&ps, pid).is_none(), &format!("killed SIP still listed ({mode}):\n{ps}"));
+        // A worker that panics ends its whole SIP (and every other thread of it), nothing else.
+        let out = r.command(&format!("run bench-threads {with}3 panic"));
+        r.check(
+            out.contains("panicked:") && out.contains("worker 2 panics on purpose"),
+            &format!("panic ({mode}): {out}"),
+        );
+        let ps = r.command("ps");
+        r.check(!ps.contains("bench-threads"), &format!("a bench-threads SIP is left ({mode}):\n{ps}"));
+        // Every thread's stack, the arena and the channels are gone.
+        let after = r.command("mem");
+        let kept = |mem: &str| -> Vec<String> {
+            mem.lines()
+                .filter(|l| l.starts_with("frames in use:") || l.starts_with("exchange heap:"))
+                .map(|l| l.split(" for page tables").next().unwrap_or(l).to_owned())
+                .collect()
+        };
+        r.check(
+            kept(&before) == kept(&after),
+            &format!("memory not back ({mode}):\nbefore:\n{before}\nafter:\n{after}"),
+        );
+    }
     r.shutdown();
 }

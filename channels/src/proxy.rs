@@ -12,7 +12,10 @@
 //! Invariants: a table entry is the only owner of its endpoint; an endpoint leaves the table only by moving
 //! into a message (`Endpoints::take_as`, type-checked), by [`HandleTable::close`] or, for a dead owner, by
 //! [`HandleTable::abandon`], which forgets the endpoints because the platform's records close their sides. Every
-//! operation here acts for the table's owner (the platform must see it as the caller).
+//! operation here acts for the table's owner (the platform must see it as the caller). An endpoint with which a
+//! thread of the SIP waits in a call is busy ([`Proxied::set_busy`], in a SIP that has more than one thread:
+//! [`HandleTable::is_threaded`]): the table hands it to nobody else, so nobody closes or moves it under the
+//! waiter; only `abandon`, once the SIP and its threads are gone, ignores that.
 
 use crate::endpoint::Closed;
 use crate::exchangeable::Exchangeable;
@@ -150,6 +153,14 @@ pub trait Proxied: Send + sealed::Sealed {
     /// Forgets the endpoint without closing or releasing it: its owner is dead and the platform's records close
     /// its side.
     fn abandon(self: Box<Self>);
+
+    /// Marks the endpoint as used by a thread of its SIP that waits in a call with it (`true`), or no longer
+    /// (`false`). While it is, the table hands it to nobody else ([`HandleTable`]): another thread of the SIP can
+    /// neither use, close nor move it, so the waiting thread finds it where it left it.
+    fn set_busy(&self, busy: bool);
+
+    /// Whether a thread of its SIP waits in a call with it ([`Proxied::set_busy`]).
+    fn is_busy(&self) -> bool;
 }
 
 /// An endpoint is `Send` when its message types are; every `Exchangeable` type is (its contract), which the
@@ -160,6 +171,8 @@ struct Holding<Tx: Exchangeable, Rx: Exchangeable> {
     pending: Option<Encoded>,
     /// The buffer the last message was encoded in, kept for the next (a receive then allocates nothing).
     spare: Vec<u8>,
+    /// A thread of the SIP waits in a call with this endpoint ([`Proxied::set_busy`]).
+    busy: core::cell::Cell<bool>,
 }
 
 // SAFETY: `Exchangeable`'s contract makes every implementing type `Send` (the derive and `contract!` only combine
@@ -313,13 +326,23 @@ impl<Tx: Exchangeable, Rx: Exchangeable> Proxied for Holding<Tx, Rx> {
     fn abandon(self: Box<Self>) {
         core::mem::forget(self.end);
     }
+
+    #[inline]
+    fn set_busy(&self, busy: bool) {
+        self.busy.set(busy);
+    }
+
+    #[inline]
+    fn is_busy(&self) -> bool {
+        self.busy.get()
+    }
 }
 
 /// `endpoint`, to be held for a ring-3 SIP.
 pub fn hold<Tx: Exchangeable, Rx: Exchangeable>(endpoint: RawEndpoint<Tx, Rx>) -> Held {
     // A peer that sends for a ring-3 SIP may now leave short messages beside the ring.
     endpoint.open_direct();
-    Box::new(Holding { end: endpoint, pending: None, spare: Vec::new() })
+    Box::new(Holding { end: endpoint, pending: None, spare: Vec::new(), busy: core::cell::Cell::new(false) })
 }
 
 /// Blocks the calling thread until one of `waiters` has a message or a closed peer (or spuriously: callers look
@@ -357,6 +380,8 @@ pub unsafe fn park_on(waiters: &[Waiter]) {
 pub struct HandleTable {
     entries: Vec<Entry>,
     limit: usize,
+    /// The SIP has started a second thread: its waits mark their endpoints busy.
+    threaded: bool,
 }
 
 /// What a handle names.
@@ -375,7 +400,19 @@ impl HandleTable {
 
     /// An empty table that holds at most `limit` endpoints.
     pub const fn new(limit: usize) -> Self {
-        Self { entries: Vec::new(), limit }
+        Self { entries: Vec::new(), limit, threaded: false }
+    }
+
+    /// The SIP has more than one thread from now on: a thread that waits with an endpoint marks it busy
+    /// ([`Proxied::set_busy`]), because another thread may use the table meanwhile.
+    pub fn mark_threaded(&mut self) {
+        self.threaded = true;
+    }
+
+    /// Whether the SIP has ever had more than one thread ([`HandleTable::mark_threaded`]).
+    #[inline]
+    pub fn is_threaded(&self) -> bool {
+        self.threaded
     }
 
     /// Holds the SIP's startup endpoint under [`HandleTable::STARTUP`] (in a table that holds nothing yet).
@@ -393,9 +430,10 @@ impl HandleTable {
     /// endpoint.
     pub fn with<R>(&mut self, handle: u32, f: impl FnOnce(&mut dyn Proxied, &mut dyn Endpoints) -> R) -> Option<R> {
         let slot = usize::try_from(handle).ok()?;
+        let threaded = self.threaded;
         let entry = self.entries.get_mut(slot)?;
         let mut endpoint = match core::mem::replace(entry, Entry::InUse) {
-            Entry::Held(endpoint) => endpoint,
+            Entry::Held(endpoint) if !(threaded && endpoint.is_busy()) => endpoint,
             other => {
                 *entry = other;
                 return None;
@@ -409,17 +447,18 @@ impl HandleTable {
     /// The endpoint named `handle`, to look at.
     pub fn get(&self, handle: u32) -> Option<&dyn Proxied> {
         match self.entries.get(usize::try_from(handle).ok()?)? {
-            Entry::Held(endpoint) => Some(&**endpoint),
-            Entry::Free | Entry::InUse => None,
+            Entry::Held(endpoint) if !(self.threaded && endpoint.is_busy()) => Some(&**endpoint),
+            Entry::Held(_) | Entry::Free | Entry::InUse => None,
         }
     }
 
     /// The endpoint named `handle`, for an operation that needs nothing else of the table (a short message).
     #[inline]
     pub fn get_mut(&mut self, handle: u32) -> Option<&mut (dyn Proxied + 'static)> {
+        let threaded = self.threaded;
         match self.entries.get_mut(usize::try_from(handle).ok()?)? {
-            Entry::Held(endpoint) => Some(&mut **endpoint),
-            Entry::Free | Entry::InUse => None,
+            Entry::Held(endpoint) if !(threaded && endpoint.is_busy()) => Some(&mut **endpoint),
+            Entry::Held(_) | Entry::Free | Entry::InUse => None,
         }
     }
 
@@ -427,9 +466,10 @@ impl HandleTable {
     /// message it kept for a larger room; `Err(Closed)` if there is none.
     pub fn close(&mut self, handle: u32) -> Result<(), Closed> {
         let slot = usize::try_from(handle).map_err(|_| Closed)?;
+        let threaded = self.threaded;
         let entry = self.entries.get_mut(slot).ok_or(Closed)?;
         let mut endpoint = match core::mem::replace(entry, Entry::Free) {
-            Entry::Held(endpoint) => endpoint,
+            Entry::Held(endpoint) if !(threaded && endpoint.is_busy()) => endpoint,
             other => {
                 *entry = other;
                 return Err(Closed);
@@ -488,10 +528,13 @@ impl Endpoints for HandleTable {
 
     fn take_as(&mut self, handle: u32, expected: TypeId) -> Result<Held, WireError> {
         let slot = usize::try_from(handle).map_err(|_| WireError::BadHandle)?;
+        let threaded = self.threaded;
         let entry = self.entries.get_mut(slot).ok_or(WireError::BadHandle)?;
         // An endpoint with a message kept for it does not move: the SIP receives that first.
         match entry {
-            Entry::Held(endpoint) if endpoint.endpoint_type() == expected && endpoint.detach() => {
+            Entry::Held(endpoint)
+                if endpoint.endpoint_type() == expected && !(threaded && endpoint.is_busy()) && endpoint.detach() =>
+            {
                 match core::mem::replace(entry, Entry::Free) {
                     Entry::Held(endpoint) => Ok(endpoint),
                     _ => Err(WireError::BadHandle),

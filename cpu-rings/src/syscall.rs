@@ -191,8 +191,9 @@ pub extern "C" fn syscall_entry() {
     )
 }
 
-/// Runs ring-3 code from `rip` on the stack `rsp` with `rflags` until its handler says [`Next::Leave`]; returns
-/// the answer it left with.
+/// Runs ring-3 code from `rip` on the stack `rsp` with `rflags`, `argument` in `rdi` (the first argument of the
+/// System V ABI) and every other register zero, until its handler says [`Next::Leave`]; returns the answer it
+/// left with.
 ///
 /// Ring-3 code may run with interrupts on (`rflags` with IF): they arrive through `traps` on this same kernel
 /// stack, which this function makes both the `syscall` stack and `RSP0`.
@@ -203,7 +204,7 @@ pub extern "C" fn syscall_entry() {
 /// and the caller's GS base must be the per-CPU record. Whoever switches threads while ring-3 code is
 /// suspended must give each thread back its own `kernel_rsp` and `RSP0`.
 #[unsafe(naked)]
-pub unsafe extern "sysv64" fn run_user(rip: u64, rsp: u64, rflags: u64) -> u64 {
+pub unsafe extern "sysv64" fn run_user(rip: u64, rsp: u64, rflags: u64, argument: u64) -> u64 {
     core::arch::naked_asm!(
         // Callee-saved registers, and one more word so that the kernel stack top is 16-byte aligned.
         "push rbx",
@@ -222,13 +223,13 @@ pub unsafe extern "sysv64" fn run_user(rip: u64, rsp: u64, rflags: u64) -> u64 {
         "push rdx",
         "push {user_cs}",
         "push rdi",
-        // Nothing of the kernel's reaches ring 3.
+        // Nothing of the kernel's reaches ring 3 but the argument.
+        "mov rdi, rcx",
         "xor eax, eax",
         "xor ebx, ebx",
         "xor ecx, ecx",
         "xor edx, edx",
         "xor esi, esi",
-        "xor edi, edi",
         "xor ebp, ebp",
         "xor r8d, r8d",
         "xor r9d, r9d",

@@ -11,8 +11,8 @@
 
 /// Does nothing; answers 0. The cost of a round trip into the kernel.
 pub const NULL: u64 = 0;
-/// Ends the calling SIP with the exit status in the first argument (0: success, else a failure code, its low
-/// 32 bits). Never answers.
+/// Ends the calling thread; if it is the SIP's first thread, the SIP, with the exit status in the first
+/// argument (0: success, else a failure code, its low 32 bits). Never answers.
 pub const EXIT: u64 = 1;
 /// Gives the core to another ready thread; answers 0.
 pub const YIELD: u64 = 2;
@@ -94,6 +94,13 @@ pub const CALL_BYTES: usize = 24;
 /// (bytes that are no request, a length or room out of range) and `BAD_ADDRESS` (a buffer that is not the
 /// caller's memory) before anything is done.
 pub const KERNEL: u64 = 20;
+
+/// Starts a thread of the calling SIP in ring 3 at the address in the first argument (in the SIP's image), with
+/// the second argument in `rdi`, on a stack of the manifest's size of its own (a region below the first
+/// thread's; its return address is 0: the thread ends with `EXIT`); answers the thread's id. `OUT_OF_QUOTA` if
+/// the SIP has as many threads as its manifest grants (at most `memory::layout::USER_THREADS`), `BAD_ARGUMENT`
+/// for an address outside the SIP's image, `OUT_OF_MEMORY` if its stack or kernel thread cannot be made.
+pub const THREAD_START: u64 = 21;
 
 /// A message of at most [`REGISTER_BYTES`] as the words of the registers it travels in (little-endian, the
 /// rest zero); `None` if it is longer.

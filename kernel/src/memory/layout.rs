@@ -64,14 +64,34 @@ pub const fn user_slot_start(slot: u64) -> u64 {
     USER_START + slot * USER_SLOT_SIZE
 }
 
+/// The most threads a ring-3 SIP may have: each has a stack region of its own below the first's.
+pub const USER_THREADS: u64 = 64;
+
 /// The top of the stack of ring-3 slot `slot` (the page above it stays unmapped).
 pub const fn user_stack_top(slot: u64) -> u64 {
-    user_slot_start(slot) + USER_SLOT_SIZE - 4096
+    user_thread_stack_top(slot, 0)
 }
 
 /// The guard below a ring-3 stack of `stack_bytes` in slot `slot`: the rest of the slot's stack region, never
 /// mapped, where a fault is that stack's overflow.
 pub const fn user_stack_guard(slot: u64, stack_bytes: u64) -> core::ops::Range<u64> {
-    let region = user_slot_start(slot) + USER_SLOT_SIZE - USER_STACK_REGION;
-    region..user_stack_top(slot) - stack_bytes
+    user_thread_stack_guard(slot, 0, stack_bytes)
+}
+
+/// The top of the stack of thread `index` (0: the first; below [`USER_THREADS`]) of ring-3 slot `slot`: each
+/// thread's region is [`USER_STACK_REGION`] below the one before, from the slot's top down (64 of them take 128
+/// MiB, far above the heap's end), and the page at the top of each stays unmapped.
+pub const fn user_thread_stack_top(slot: u64, index: u64) -> u64 {
+    user_slot_start(slot) + USER_SLOT_SIZE - index * USER_STACK_REGION - 4096
+}
+
+/// The stack region of thread `index` in slot `slot`: its stack at the top, its guard below.
+pub const fn user_thread_stack_region(slot: u64, index: u64) -> core::ops::Range<u64> {
+    user_slot_start(slot) + USER_SLOT_SIZE - (index + 1) * USER_STACK_REGION..user_thread_stack_top(slot, index)
+}
+
+/// The guard below the stack of `stack_bytes` of thread `index` in slot `slot` (as [`user_stack_guard`]).
+pub const fn user_thread_stack_guard(slot: u64, index: u64, stack_bytes: u64) -> core::ops::Range<u64> {
+    let region = user_thread_stack_region(slot, index);
+    region.start..region.end - stack_bytes
 }

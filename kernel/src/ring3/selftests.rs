@@ -66,7 +66,7 @@ fn run_in(space: &UserSpace, rip: u64, rsp: u64) -> u64 {
     // SAFETY: interrupts are off and stay off in ring 3 (its flags lack IF), so nothing switches threads while
     // `run_user` has made this stack the core's ring-3 entry stack; `syscall` is enabled on every core at boot;
     // `rip` and `rsp` are pages of the space just loaded, mapped user-accessible by the caller.
-    let left_with = unsafe { cpu_rings::run_user(rip, rsp, RFlags::empty().bits() | 2) };
+    let left_with = unsafe { cpu_rings::run_user(rip, rsp, RFlags::empty().bits() | 2, 0) };
     super::load_space(cpu, previous);
     if were_enabled {
         x86_64::instructions::interrupts::enable();

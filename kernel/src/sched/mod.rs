@@ -612,7 +612,7 @@ pub fn on_timer_tick_in_ring_3() {
 /// Notes the core's kernel stack for entries from ring 3 as the running thread's own: call on a ring-3 thread,
 /// in kernel code entered from ring 3, before anything that may switch it out (a call that blocks or yields, a
 /// preemption). The value is constant for the thread once it entered ring 3 (`cpu_rings::run_user` set it).
-#[inline]
+#[inline(always)]
 pub fn note_ring3_stack() {
     let cpu = percpu::current();
     let stack = cpu.ring3_kernel_stack();

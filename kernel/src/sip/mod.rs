@@ -412,8 +412,8 @@ pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, SpawnError
         Some(Sip { memory: SipMemory::Arena(arena), manifest, .. }) => {
             (manifest.stack_size as u64, &**arena as *const Arena as usize)
         }
-        // A ring-3 SIP starts threads through its own calls (not yet: one thread each).
-        Some(_) => return Err(SpawnError::TooManyThreads),
+        // A ring-3 SIP starts threads through its own call (`THREAD_START`), never from ring 0.
+        Some(_) => return Err(SpawnError::NotPermitted),
         None => return Err(SpawnError::NoSuchService),
     };
     // Interrupts stay off from the thread's creation to its record, so the new thread cannot run (and end)
@@ -433,7 +433,7 @@ pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, SpawnError
 }
 
 /// Ends the calling thread of a SIP that returned from its entry; the SIP lives on in its other threads.
-fn end_thread() -> ! {
+pub(super) fn end_thread() -> ! {
     core::mem::forget(KernelAccount::enter());
     if let Some(id) = exec::current_sip() {
         leave(id);

@@ -8,7 +8,9 @@
 //! only (a SIP's threads all run on its core), so unmapping never needs another core's TLB flushed.
 //!
 //! A ring-3 SIP's thread is a scheduler thread with a kernel stack of [`KERNEL_STACK`] bytes, on which
-//! `cpu_rings::run_user` enters ring 3 and every call, interrupt and exception from ring 3 arrives. Its calls
+//! `cpu_rings::run_user` enters ring 3 and every call, interrupt and exception from ring 3 arrives. Its first
+//! thread runs on the stack at the slot's top; each thread it starts (`THREAD_START`) on a stack of its own in a
+//! region below, given back when that thread ends (docs/protection.md, "Threads in ring 3"). Its calls
 //! are the numbers of `sip_runtime::ring3_calls`: the null call and exit are the `ring3` layer's, the rest
 //! ([`calls`]) enter the kernel's account, check every argument against the caller's own space and answer
 //! plain numbers. An exception in ring-3 code ends that SIP alone (`interrupts`), through the same ending as a
@@ -26,7 +28,8 @@ use crate::exec::{self, Account, KernelAccount};
 use crate::ipc::exchange_heap::acting_for;
 use crate::memory::frames;
 use crate::memory::layout::{
-    USER_HEAP_OFFSET, USER_SLOT_SIZE, USER_SLOTS, user_slot_start, user_stack_guard, user_stack_top,
+    USER_HEAP_OFFSET, USER_SLOT_SIZE, USER_SLOTS, USER_THREADS, user_slot_start, user_stack_guard, user_stack_top,
+    user_thread_stack_guard, user_thread_stack_region, user_thread_stack_top,
 };
 use crate::memory::user_spaces::{self, UserSpace};
 use crate::{percpu, sched};
@@ -78,7 +81,8 @@ pub static IMAGE_PROGRAMS: [Program; 7] = [
     Program { manifest: program_manifest("soundness"), code: Code::Image("soundness") },
 ];
 
-/// The manifest of a program of the ring-3 image: the default policy's limits, a 16 KiB stack, no capability.
+/// The manifest of a program of the ring-3 image: the default policy's limits, a 16 KiB stack, two threads, no
+/// capability.
 const fn program_manifest(name: &'static str) -> Manifest {
     /// Never called: a ring-3 program's code is in its image.
     fn ring3_code(_: sip_runtime::SipContext) {}
@@ -93,7 +97,7 @@ const fn program_manifest(name: &'static str) -> Manifest {
         capabilities: &[],
         crate_name: "ring3-image",
         exchange_quota: 64 * 1024,
-        threads: 1,
+        threads: 2,
         // Not verified code: a plain `spawn NAME` is refused (only `--protection ring3|ring3-own` starts it).
         protection: Protection::Type,
     }
@@ -142,6 +146,9 @@ pub struct UserMemory {
     /// The endpoints the kernel holds for it, by handle. Boxed: its calls reach it through the core's cache
     /// ([`channel_calls`]), so it must not move while the SIP lives.
     handles: Box<HandleTable>,
+    /// Which thread stack regions are in use (bit `i`: `layout::user_thread_stack_top(slot, i)`): the first
+    /// thread's always, the others' from `THREAD_START` to the thread's end.
+    thread_stacks: u64,
 }
 
 impl UserMemory {
@@ -354,6 +361,7 @@ fn spawn_code(
             heap: 0,
             quota_hit: false,
             handles: handles_with(startup.take(), holder, id),
+            thread_stacks: 1,
         }),
         threads: Vec::new(),
         restarts,
@@ -390,12 +398,102 @@ fn run(rip: u64, rsp: u64) {
     // SAFETY: interrupts are off; `syscall` is enabled on every core at boot and the scratch words name this
     // core's TSS; the scheduler loaded this thread's space when it switched here (and gives the thread back its
     // kernel stack on every switch), where `rip` and `rsp` are the program's mapped image and stack.
-    let status = unsafe { cpu_rings::run_user(rip, rsp, RFlags::INTERRUPT_FLAG.bits() | 2) };
+    let status = unsafe { cpu_rings::run_user(rip, rsp, RFlags::INTERRUPT_FLAG.bits() | 2, 0) };
     let status = match status as u32 {
         0 => ExitStatus::Success,
         code => ExitStatus::Failure(code as i32),
     };
     super::end_current(EndReason::Exited(status))
+}
+
+/// `THREAD_START` of SIP `id`: a thread of it in ring 3 at `rip` with `argument` (`sip_runtime::ring3_calls`
+/// says what it answers). Runs with interrupts off (a call from ring 3), so the new thread cannot run, and end,
+/// before it is recorded as the SIP's.
+fn thread_start(id: u64, rip: u64, argument: u64) -> u64 {
+    let (index, rsp, level_4, guard) = {
+        let mut table = table().lock();
+        let table = &mut *table;
+        let Some(sip) = table.sips.get_mut(&id) else { return calls::NO_SUCH_CALL };
+        let (threads, limit, manifest, ending) =
+            (sip.threads.len(), sip.grant.threads, sip.manifest, sip.ending.is_some());
+        let SipMemory::User(user) = &mut sip.memory else { return calls::NO_SUCH_CALL };
+        let image = user_slot_start(user.slot)..user_slot_start(user.slot) + USER_HEAP_OFFSET;
+        if !image.contains(&rip) {
+            return calls::BAD_ARGUMENT;
+        }
+        if ending || threads >= limit.min(USER_THREADS as usize) {
+            return calls::OUT_OF_QUOTA;
+        }
+        let Some(index) = (1..USER_THREADS).find(|i| user.thread_stacks & (1 << i) == 0) else {
+            return calls::OUT_OF_QUOTA;
+        };
+        let bytes = stack_bytes(manifest);
+        let top = user_thread_stack_top(user.slot, index);
+        let Some(space) = user.own.as_mut().or(table.ring3.shared.as_mut()) else { return calls::OUT_OF_MEMORY };
+        if map_pages(space, top - bytes, &[], bytes / 4096, Flags::WRITABLE | Flags::NO_EXECUTE).is_err() {
+            space.unmap_range(top - bytes, top);
+            return calls::OUT_OF_MEMORY;
+        }
+        user.thread_stacks |= 1 << index;
+        // From now on its waits mark their endpoints busy: another thread may use the table meanwhile.
+        user.handles.mark_threaded();
+        // The first frame as after a call: a return address (0: a return faults) below a 16-byte aligned top.
+        let level_4 = space.level_4().start_address().as_u64();
+        (index, top - 8, level_4, user_thread_stack_guard(user.slot, index, bytes))
+    };
+    let started = sched::spawn_ring3(Account::Sip(id), KERNEL_STACK, level_4, guard, move || {
+        run_thread(rip, rsp, argument, index)
+    });
+    let mut table = table().lock();
+    let table = &mut *table;
+    let Some(sip) = table.sips.get_mut(&id) else { return calls::NO_SUCH_CALL };
+    match started {
+        Ok(tid) => {
+            sip.threads.push(tid);
+            tid.0
+        }
+        Err(_) => {
+            if let SipMemory::User(user) = &mut sip.memory {
+                release_thread_stack(user, &mut table.ring3, index);
+            }
+            calls::OUT_OF_MEMORY
+        }
+    }
+}
+
+/// The body of a thread a ring-3 SIP started (`THREAD_START`): ring 3 from `rip` on the stack `rsp` with
+/// `argument`, until the thread's `EXIT` (whose status, a thread's, nobody reads); then its stack region goes
+/// back and the thread ends, the SIP living on in its other threads.
+fn run_thread(rip: u64, rsp: u64, argument: u64, index: u64) {
+    x86_64::instructions::interrupts::disable();
+    // SAFETY: as in `run`; `rsp` is the top of the stack `thread_start` mapped for this thread alone.
+    let _ = unsafe { cpu_rings::run_user(rip, rsp, RFlags::INTERRUPT_FLAG.bits() | 2, argument) };
+    {
+        let _kernel = KernelAccount::enter();
+        if let Some(id) = exec::current_sip() {
+            let mut table = table().lock();
+            let table = &mut *table;
+            if let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id) {
+                release_thread_stack(user, &mut table.ring3, index);
+            }
+        }
+    }
+    super::end_thread()
+}
+
+/// Unmaps the stack region of thread `index` of the SIP whose memory is `user` (its space is loaded here or
+/// nowhere: a SIP's threads all run on its core) and marks it free.
+fn release_thread_stack(user: &mut UserMemory, spaces: &mut CoreSpaces, index: u64) {
+    let region = user_thread_stack_region(user.slot, index);
+    let cpu = percpu::current();
+    if let Some(space) = user.own.as_mut().or(spaces.shared.as_mut()) {
+        space.unmap_range(region.start, region.end);
+        if cpu.loaded_space.load(Ordering::Relaxed) == space.level_4().start_address().as_u64() {
+            x86_64::instructions::tlb::flush_all();
+            crate::percpu::PerCpu::count(&cpu.tlb_flushes);
+        }
+    }
+    user.thread_stacks &= !(1 << index);
 }
 
 /// Gives back the memory of a ring-3 SIP that has ended (no thread of it left but, perhaps, the calling one,
@@ -485,6 +583,7 @@ fn other_call(id: u64, number: u64, frame: &mut SyscallFrame) -> u64 {
         calls::CHANNEL_CLOSE => channel_calls::close(id, frame.rdi),
         calls::NAMES_CONNECT => channel_calls::names_connect(id, frame.rdi, frame.rsi),
         calls::KERNEL => kernel_calls::answer(id, frame.rdi, frame.rsi, frame.rdx, frame.r10),
+        calls::THREAD_START => thread_start(id, frame.rdi, frame.rsi),
         calls::PANIC => match text_of(id, frame.rdi, frame.rsi) {
             Ok((text, more)) => {
                 let mut message = text;

@@ -90,8 +90,8 @@ impl KernelAbi for Ring3Abi {
         ask(Request::ExitStatusOf(id)).flatten()
     }
 
-    fn start_thread(&self, _: fn(usize), _: usize) -> Result<u64, SpawnError> {
-        Err(SpawnError::TooManyThreads)
+    fn start_thread(&self, entry: fn(usize), argument: usize) -> Result<u64, SpawnError> {
+        crate::start::start_thread(entry, argument)
     }
 
     fn take_startup(&self) -> Option<Startup> {

@@ -58,6 +58,12 @@ pub fn exit(status: u32) -> ! {
     }
 }
 
+/// `THREAD_START`: a thread of this SIP at `rip` (this image's code) with `argument` in `rdi`; the kernel's
+/// answer (the thread's id, or an error number).
+pub fn thread_start(rip: u64, argument: u64) -> u64 {
+    call3(numbers::THREAD_START, rip, argument, 0)
+}
+
 /// Gives the core to another ready thread.
 pub fn yield_now() {
     call3(numbers::YIELD, 0, 0, 0);

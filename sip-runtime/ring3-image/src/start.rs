@@ -5,7 +5,10 @@
 //! `programs` or a service linked into the image (`services`), whose entry gets a `SipContext` over the ring-3
 //! `KernelAbi` (`abi`). The kernel writes it (docs/protection.md);
 //! this side still checks that it is UTF-8 and fits the stack page it is on.
-#![allow(unsafe_code, reason = "the entry reads the startup block the kernel wrote on the stack")]
+#![allow(
+    unsafe_code,
+    reason = "the entry reads the startup block the kernel wrote on the stack; a thread's entry takes back its box"
+)]
 
 use crate::{abi, calls, programs};
 use alloc::string::String;
@@ -52,4 +55,38 @@ extern "C" fn start(block: *const u64) -> ! {
         }
         None => calls::exit(NO_SUCH_PROGRAM),
     }
+}
+
+/// What a thread of this SIP runs: the function and its argument, boxed by [`start_thread`] and taken back by
+/// [`thread_entry`].
+type ThreadStart = (fn(usize), usize);
+
+/// Starts a thread of this SIP running `entry(argument)` (`KernelAbi::start_thread`): the kernel enters
+/// [`thread_entry`] on a stack of the thread's own, with the boxed pair as its argument.
+pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, sip_runtime::SpawnError> {
+    use sip_runtime::ring3_calls as numbers;
+    let packed = alloc::boxed::Box::into_raw(alloc::boxed::Box::new((entry, argument) as ThreadStart));
+    let entry_address = thread_entry as extern "sysv64" fn(usize) -> ! as usize as u64;
+    let started = calls::thread_start(entry_address, packed as u64);
+    if started < numbers::FIRST_ERROR {
+        return Ok(started);
+    }
+    // SAFETY: the kernel refused the thread, so nothing else has the box made above: it is freed once, here.
+    drop(unsafe { alloc::boxed::Box::from_raw(packed) });
+    Err(match started {
+        numbers::OUT_OF_QUOTA => sip_runtime::SpawnError::TooManyThreads,
+        numbers::OUT_OF_MEMORY => sip_runtime::SpawnError::OutOfMemory,
+        _ => sip_runtime::SpawnError::NotPermitted,
+    })
+}
+
+/// First instruction of every thread [`start_thread`] starts: runs its function, then ends the thread (the
+/// kernel starts it with the boxed pair in `rdi` and a return address of 0 below a 16-byte aligned stack top, as
+/// after a call).
+extern "sysv64" fn thread_entry(packed: usize) -> ! {
+    // SAFETY: `packed` is the box `start_thread` made for this thread and handed to the kernel, which starts
+    // the thread with it once; nothing else frees it.
+    let (entry, argument) = *unsafe { alloc::boxed::Box::from_raw(packed as *mut ThreadStart) };
+    entry(argument);
+    calls::exit(0)
 }

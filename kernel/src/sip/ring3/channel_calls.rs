@@ -12,8 +12,9 @@
 //! ([`with_handles`]), the others through the core's SIP table.
 //!
 //! Invariant: no lock is held and nothing of the kernel's is on the thread's stack while a receive or a wait
-//! blocks (only the address of a ring, whose endpoint stays in the table: the SIP has one thread), so a kill may
-//! end the thread right there, as it may a ring-0 SIP's parked receive.
+//! blocks (only the address of an endpoint and its ring, which stay in the table: in a SIP with several threads
+//! the endpoint is busy meanwhile, `proxy::Proxied::set_busy`, so another thread can neither close nor move it),
+//! so a kill may end the thread right there, as it may a ring-0 SIP's parked receive.
 
 use super::{Sip, SipMemory, space_of, table};
 use crate::ipc::exchange_heap::acting_for;
@@ -54,8 +55,10 @@ fn with_handles<R>(id: u64, f: impl FnOnce(&mut HandleTable) -> R) -> Option<R> 
     // Why the reference below is sound: the table is the boxed one of SIP `id`, which is in this core's SIP table
     // (the cache is cleared, on this core, when the SIP leaves it: `forget`), so it is alive and does not move.
     // Nothing else touches it meanwhile: only this core's code does, always with interrupts off (the core's SIP
-    // table lock, or this call, entered from ring 3 with interrupts masked and not switching out inside `f`),
-    // and the SIP's one thread is this one, which holds no other reference to it while `f` runs.
+    // table lock, or this call, entered from ring 3 with interrupts masked and not switching out inside `f`), so
+    // no other thread of the SIP runs while `f` does, and this thread holds no other reference to it. (Another
+    // thread's call waiting with one of its endpoints holds that endpoint's address, not the table's, and the
+    // table hands a busy endpoint to nobody: `Endpoint::wait`.)
     // SAFETY: `at` is live, unmoved and used by nothing else while `f` runs (above).
     let table = unsafe { &mut *at };
     Some(f(table))
@@ -191,26 +194,51 @@ fn bytes_of(words: &[u64; 4]) -> [u8; 32] {
 }
 
 /// An endpoint of the calling ring-3 SIP, found once for the whole of a call.
-struct Endpoint(core::ptr::NonNull<dyn Proxied>);
+struct Endpoint {
+    end: core::ptr::NonNull<dyn Proxied>,
+    /// Its SIP has more than one thread: the endpoint is marked busy while this call waits with it.
+    threaded: bool,
+}
 
 impl Endpoint {
     /// The endpoint `handle` of SIP `id`; else the call's answer.
     #[inline]
     fn of(id: u64, handle: u32) -> Result<Self, u64> {
-        match with_handles(id, |handles| handles.get_mut(handle).map(core::ptr::NonNull::from)) {
+        let found = with_handles(id, |handles| {
+            let threaded = handles.is_threaded();
+            handles.get_mut(handle).map(|end| Self { end: core::ptr::NonNull::from(end), threaded })
+        });
+        match found {
             None => Err(calls::NO_SUCH_CALL),
             Some(None) => Err(calls::BAD_HANDLE),
-            Some(Some(end)) => Ok(Self(end)),
+            Some(Some(end)) => Ok(end),
         }
     }
 
     #[inline]
     fn get(&mut self) -> &mut dyn Proxied {
         // SAFETY: the endpoint stays in the SIP's table, boxed and unmoved, while this call runs: the table is
-        // touched only by the calls of the SIP's one thread, which is in this one (and, once that thread is gone,
-        // by the SIP's reclaim), and a message this call sends cannot carry the endpoint it is sent on
-        // (`HandleTable::with`); nothing else refers to it meanwhile (as for `with_handles`).
-        unsafe { self.0.as_mut() }
+        // touched only by the calls of the SIP's threads, one at a time (a call runs with interrupts off and
+        // switches only in its waits), and while this one waits with the endpoint it is busy, which the table
+        // hands to no other call ([`Endpoint::wait`]); a message this call sends cannot carry the endpoint it is
+        // sent on (`HandleTable::with`); and the SIP's reclaim comes after its threads are gone. So nothing else
+        // refers to it while this reference is used (as for `with_handles`).
+        unsafe { self.end.as_mut() }
+    }
+
+    /// Runs `wait` (a yield or a park of this thread) with the endpoint busy if the SIP has other threads.
+    /// Always inlined: every same-core round trip waits twice.
+    #[inline(always)]
+    fn wait(&mut self, wait: impl FnOnce(&dyn Proxied)) {
+        let threaded = self.threaded;
+        let end = self.get();
+        if threaded {
+            end.set_busy(true);
+        }
+        wait(end);
+        if threaded {
+            end.set_busy(false);
+        }
     }
 }
 
@@ -271,7 +299,7 @@ fn receive(id: u64, mut end: Endpoint, frame: &mut SyscallFrame, just_sent: bool
     if just_sent && wait {
         crate::sched::note_ring3_stack();
         polls = 1;
-        crate::sched::yield_now();
+        end.wait(|_| crate::sched::yield_now());
     }
     loop {
         match end.get().poll_short() {
@@ -291,9 +319,9 @@ fn receive(id: u64, mut end: Endpoint, frame: &mut SyscallFrame, just_sent: bool
                 }
                 if polls < crate::ipc::blocking::SPIN_POLLS {
                     polls += 1;
-                    crate::sched::yield_now();
+                    end.wait(|_| crate::sched::yield_now());
                 } else {
-                    park(end.get());
+                    end.wait(park);
                 }
             }
         }
@@ -332,7 +360,7 @@ fn receive(id: u64, mut end: Endpoint, frame: &mut SyscallFrame, just_sent: bool
             }
             Some(Ok(())) => {
                 crate::sched::note_ring3_stack();
-                park(end.get());
+                end.wait(park);
             }
         }
     }
@@ -341,8 +369,9 @@ fn receive(id: u64, mut end: Endpoint, frame: &mut SyscallFrame, just_sent: bool
 /// Parks, in a receive, until `end` has a message or a closed peer (or spuriously), its thread's kernel stack
 /// noted.
 fn park(end: &dyn Proxied) {
-    // SAFETY: the endpoint stays in the SIP's table while this waits: the SIP has this one thread, which is
-    // here, and the table is touched only by its calls (and, once it is gone, by its reclaim).
+    // SAFETY: the endpoint stays in the SIP's table while this waits: the table is touched only by the calls of
+    // the SIP's threads (and, once they are gone, by its reclaim), and while this one waits the endpoint is busy
+    // if there are others (`Endpoint::wait`), so none of them closes or moves it.
     unsafe { proxy::park_on(&[end.waiter()]) }
 }
 
@@ -388,23 +417,36 @@ pub fn wait(id: u64, at: u64, count: u64) -> u64 {
         return calls::BAD_ARGUMENT;
     }
     let mut raw = vec![0u8; count as usize * 4];
-    let waiters = with_sip(id, |handles, space| {
+    let ends = with_sip(id, |handles, space| {
         space.copy_in(at, &mut raw).map_err(|_| calls::BAD_ADDRESS)?;
-        raw.as_chunks::<4>()
+        let threaded = handles.is_threaded();
+        let ends = raw
+            .as_chunks::<4>()
             .0
             .iter()
             .map(|chunk| {
                 let handle = u32::from_le_bytes(*chunk);
-                handles.get(handle).map(|end| end.waiter()).ok_or(calls::BAD_HANDLE)
+                let end = handles.get_mut(handle).ok_or(calls::BAD_HANDLE)?;
+                Ok(Endpoint { end: core::ptr::NonNull::from(end), threaded })
             })
-            .collect::<Result<Vec<_>, u64>>()
+            .collect::<Result<Vec<_>, u64>>()?;
+        Ok((ends, threaded))
     });
-    match waiters {
+    match ends {
         None => calls::NO_SUCH_CALL,
         Some(Err(answer)) => answer,
-        Some(Ok(waiters)) => {
-            // SAFETY: as in `park`: the endpoints stay in the table while the SIP's one thread waits here.
+        Some(Ok((mut ends, threaded))) => {
+            // A handle named twice is one endpoint: marked busy once, cleared once.
+            let waiters: Vec<_> = ends.iter_mut().map(|end| end.get().waiter()).collect();
+            if threaded {
+                ends.iter_mut().for_each(|end| end.get().set_busy(true));
+            }
+            // SAFETY: as in `park`: the endpoints stay in the table while this thread waits here (busy, if the
+            // SIP has other threads, so none of them closes or moves one meanwhile).
             unsafe { proxy::wait_any(&waiters) };
+            if threaded {
+                ends.iter_mut().for_each(|end| end.get().set_busy(false));
+            }
             0
         }
     }

@@ -6,11 +6,13 @@
 //! deliberately bad buffers first, then forges handles, sends bytes that are no message (breaking that channel:
 //! the ring-0 client sees `Closed`), names contracts that do not exist and kernel memory, waits on nonsense,
 //! closes twice, offers the name service ends that are not its contract's, makes calls (send, then receive) with
-//! bad lengths, forged handles and gone peers, and opens channels until its quota
+//! bad lengths, forged handles and gone peers, uses an endpoint another of its threads waits with, and opens
+//! channels until its quota
 //! says no. Exits with 0 if every answer was the documented
 //! one, else with the number of the first step that was not.
 
 use crate::calls;
+use core::sync::atomic::{AtomicU64, Ordering};
 use sip_runtime::ring3_calls as c;
 
 /// An address in kernel memory (the start of the higher half).
@@ -20,7 +22,7 @@ const KERNEL: u64 = 0xffff_8000_0000_0000;
 pub fn run(_: &str) -> u32 {
     let mut buffer = [0u8; 512];
     let buf = buffer.as_mut_ptr() as u64;
-    let checks: [&dyn Fn() -> bool; 17] = [
+    let checks: [&dyn Fn() -> bool; 18] = [
         // 1: the startup endpoint is there, with one message queued (its sender is gone: it sent the one).
         &|| {
             let mut words = [0u64; 5];
@@ -159,7 +161,36 @@ pub fn run(_: &str) -> u32 {
                         && calls::recv_call(server as u32, 0, 0, true).0 == c::CLOSED
                 }
         },
-        // 17: channels until the quota says no; the kernel reclaims them all when this SIP ends.
+        // 17: a second thread waits with an endpoint: this one can neither use, close nor move it (it is busy:
+        // `BAD_HANDLE`) until the waiter has its message, and then it is this SIP's as before.
+        &|| {
+            let name = core::any::type_name::<channels::ContractPair<contracts::echo::Echo>>();
+            let pair = calls::raw(c::CHANNEL_OPEN, name.as_ptr() as u64, name.len() as u64, 0);
+            let (client, server) = (pair & 0xffff_ffff, pair >> 32);
+            let ping = 42 << 32;
+            let mut words = [0u64; 5];
+            let status = words.as_mut_ptr() as u64;
+            pair < c::FIRST_ERROR
+                && crate::start::start_thread(wait_for_a_request, server as usize).is_ok()
+                && (0..20).all(|_| {
+                    calls::yield_now();
+                    true
+                })
+                && calls::raw(c::CHANNEL_CLOSE, server, 0, 0) == c::BAD_HANDLE
+                && calls::raw(c::CHANNEL_STATUS, server, status, 0) == c::BAD_HANDLE
+                && calls::raw6(c::CHANNEL_SEND_SHORT, [server, 12, ping, 0, 0, 0]) == c::BAD_HANDLE
+                && calls::recv_call(server as u32, 0, 0, false).0 == c::BAD_HANDLE
+                && calls::raw6(c::CHANNEL_SEND_SHORT, [client, 12, ping, 0, 0, 0]) == 0
+                && (0..1000).any(|_| {
+                    calls::yield_now();
+                    WAITER_GOT.load(Ordering::Acquire) != 0
+                })
+                && WAITER_GOT.load(Ordering::Acquire) == 12 + 1
+                && calls::raw(c::CHANNEL_STATUS, server, status, 0) == 0
+                && calls::raw(c::CHANNEL_CLOSE, server, 0, 0) == 0
+                && calls::raw(c::CHANNEL_CLOSE, client, 0, 0) == 0
+        },
+        // 18: channels until the quota says no; the kernel reclaims them all when this SIP ends.
         &|| {
             let name = core::any::type_name::<channels::ContractPair<contracts::echo::Echo>>();
             (0..5000)
@@ -172,4 +203,13 @@ pub fn run(_: &str) -> u32 {
         }
     }
     0
+}
+
+/// What the waiting thread of step 17 received: the receive's answer plus one (0: nothing yet).
+static WAITER_GOT: AtomicU64 = AtomicU64::new(0);
+
+/// Step 17's second thread: a waiting receive on the handle `server`.
+fn wait_for_a_request(server: usize) {
+    let (answer, _) = calls::recv_call(server as u32, 0, 0, true);
+    WAITER_GOT.store(answer.wrapping_add(1), Ordering::Release);
 }
