@@ -20,8 +20,12 @@
 //! `send_short`, `poll_short`, `detach`, the slot beside the ring) by `channel-attacks` steps 15-16 and the host
 //! tests of `channels/tests/wire.rs` and `loom_ring.rs`; a busy endpoint (`set_busy`, `mark_threaded`) and
 //! `THREAD_START` by `channel-attacks` step 17 and the fuzzer (its numbers include 21); `RunSelftests` without the
-//! capability by `kernel-requests` step 7. `raw::Message`, `wire::SHORT_MESSAGE`, `proxy::park_on`, the layout's
-//! thread-stack functions and `exec::current_sip_on` are not reachable from a service.
+//! capability by `kernel-requests` step 7. A ring-0 service could build a `proxy::HandleTable` of its own and
+//! call `get_mut`, `poll_short`, `set_busy`, `detach` or `mark_threaded` on what it holds there: each acts on that
+//! table and its own endpoints only (a busy or detached end of its own is refused to itself; its peer still
+//! receives through the ring), so there is nothing of another's to reach; `Polled`, `raw::Message` and
+//! `wire::SHORT_MESSAGE` are plain data. `proxy::park_on` is `unsafe` (not callable from a service), and the
+//! layout's thread-stack functions and `exec::current_sip_on` are kernel-only.
 //! docs/security.md lists each attack with what it did to the old code.
 //!
 //! One boot runs the attacks one after the other, twice: the first pass lets the kernel's heaps grow to what

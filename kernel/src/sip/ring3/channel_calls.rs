@@ -217,12 +217,12 @@ impl Endpoint {
 
     #[inline]
     fn get(&mut self) -> &mut dyn Proxied {
-        // SAFETY: the endpoint stays in the SIP's table, boxed and unmoved, while this call runs: the table is
-        // touched only by the calls of the SIP's threads, one at a time (a call runs with interrupts off and
-        // switches only in its waits), and while this one waits with the endpoint it is busy, which the table
-        // hands to no other call ([`Endpoint::wait`]); a message this call sends cannot carry the endpoint it is
-        // sent on (`HandleTable::with`); and the SIP's reclaim comes after its threads are gone. So nothing else
-        // refers to it while this reference is used (as for `with_handles`).
+        // Why this holds: the endpoint stays in the SIP's table, boxed and unmoved, while this call runs: the
+        // table is touched only by the calls of the SIP's threads, one at a time (a call runs with interrupts off
+        // and switches only in its waits), and while this one waits with the endpoint it is busy, which the
+        // table hands to no other call ([`Endpoint::wait`]); a message this call sends cannot carry the endpoint
+        // it is sent on (`HandleTable::with`); and the SIP's reclaim comes after its threads are gone.
+        // SAFETY: so the endpoint is live and nothing else refers to it while this reference is used (above).
         unsafe { self.end.as_mut() }
     }
 
