@@ -25,7 +25,10 @@
 //! table and its own endpoints only (a busy or detached end of its own is refused to itself; its peer still
 //! receives through the ring), so there is nothing of another's to reach; `Polled`, `raw::Message` and
 //! `wire::SHORT_MESSAGE` are plain data. `proxy::park_on` is `unsafe` (not callable from a service), and the
-//! layout's thread-stack functions and `exec::current_sip_on` are kernel-only.
+//! layout's thread-stack functions and `exec::current_sip_on` are kernel-only. The receive as a future
+//! (`recv_async`, `raw::RecvAsync`) is a receive of the caller's own endpoint: polled with a waker of the
+//! caller's making it only polls (a task waker, which would leave a token in the ring, needs `Trusted`), and a
+//! future forgotten while it waits leaves at most a token that wakes its own task once (channels/tests/tasks.rs).
 //! docs/security.md lists each attack with what it did to the old code.
 //!
 //! One boot runs the attacks one after the other, twice: the first pass lets the kernel's heaps grow to what

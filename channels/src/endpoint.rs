@@ -167,6 +167,12 @@ pub fn recv<E: Receive>(mut endpoint: E) -> Result<E::Message, Closed> {
     endpoint.__decode(message, Internal::new())
 }
 
+/// [`recv`] as a future: waits for the next message without a thread of its own (channels/src/tasks.rs).
+pub async fn recv_async<E: Receive>(mut endpoint: E) -> Result<E::Message, Closed> {
+    let message = endpoint.__raw(Internal::new()).recv_async().await?;
+    endpoint.__decode(message, Internal::new())
+}
+
 /// Takes the next message if one is there.
 #[inline]
 pub fn try_recv<E: Receive>(mut endpoint: E) -> TryRecv<E::Message, E> {

@@ -87,6 +87,12 @@ impl Blocking for ThreadBlocking {
     }
 }
 
+/// The calling thread's wake token on this platform (what a blocking receive leaves in a ring; a task waker
+/// made with it, `tasks::task_waker`, wakes this thread).
+pub fn current_token() -> u64 {
+    TOKEN.with(|token| *token)
+}
+
 /// Makes the calling thread act for `owner` (as a SIP's threads do in the kernel): its exchange allocations are
 /// `owner`'s, and what it receives becomes `owner`'s.
 pub fn set_current_owner(owner: Owner) {

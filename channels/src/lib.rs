@@ -62,6 +62,8 @@ mod ring;
 mod select;
 #[cfg(not(feature = "ring3"))]
 mod sync;
+#[cfg(not(feature = "ring3"))]
+pub mod tasks;
 pub mod tracked;
 pub mod trusted;
 mod walk;
@@ -70,7 +72,7 @@ pub mod wire;
 pub use describe::{ContractInfo, Direction, MessageInfo, StateInfo, TransitionInfo};
 pub use endpoint::{
     CallFailed, Closed, Contract, ContractPair, Internal, PeerClosed, Receive, TryRecv, contract_pair, recv,
-    send_then_recv, try_contract_pair, try_recv,
+    recv_async, send_then_recv, try_contract_pair, try_recv,
 };
 pub use exany::ExAny;
 pub use exbox::ExBox;

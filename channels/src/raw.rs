@@ -203,6 +203,63 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
     }
 }
 
+/// A receive as a future ([`RawEndpoint::recv_async`]).
+pub struct RecvAsync<'a, Tx, Rx> {
+    end: &'a mut RawEndpoint<Tx, Rx>,
+    /// Its task's token is in the ring's wait cell (taken out again once the future is done or dropped).
+    registered: bool,
+}
+
+impl<Tx: Exchangeable, Rx: Exchangeable> core::future::Future for RecvAsync<'_, Tx, Rx> {
+    type Output = Result<Rx, Closed>;
+
+    fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> core::task::Poll<Self::Output> {
+        use core::task::Poll;
+        let this = &mut *self;
+        let ring = this.end.rx();
+        // SAFETY: this endpoint is its rx ring's only consumer (the future holds it mutably), here and below.
+        let mut found = unsafe { look(ring) };
+        if found.is_none() {
+            let Some(token) = crate::tasks::token_of(cx.waker()) else {
+                // Not a task waker: no token to leave in the ring, so be polled again.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            };
+            // As a blocking receive registers before it parks: whichever of this and the producer's notify comes
+            // second sees the other (ring.rs, the wake protocol).
+            let notified = !ring.wait_cell().prepare(token);
+            this.registered = true;
+            // SAFETY: as above.
+            found = unsafe { look(ring) };
+            if found.is_none() && !notified {
+                return Poll::Pending;
+            }
+        }
+        if core::mem::take(&mut this.registered) {
+            ring.wait_cell().reset();
+        }
+        match found {
+            // SAFETY: as above; `head` is the front just found, with no take since.
+            Some(Ok(head)) => Poll::Ready(unsafe { this.end.take_front(head) }),
+            Some(Err(Closed)) => Poll::Ready(Err(Closed)),
+            // Notified, and the look came before what the notice was for: look again.
+            None => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<Tx, Rx> Drop for RecvAsync<'_, Tx, Rx> {
+    fn drop(&mut self) {
+        // A future dropped while waiting takes its token out: no later notice wakes a task that no longer waits.
+        if self.registered {
+            self.end.rx().wait_cell().reset();
+        }
+    }
+}
+
 /// What [`RawEndpoint::try_recv_direct_first`] received.
 pub(crate) enum Received<Rx> {
     /// A short message from beside the ring: its words and its length in bytes.
@@ -362,6 +419,11 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
         let head = unsafe { wait_front(self.rx()) }?;
         // SAFETY: as above; `head` is the front `wait_front` found, with no take since.
         unsafe { self.take_front(head) }
+    }
+
+    /// [`recv`](Self::recv) as a future: a message, or `Closed`, without blocking a thread (channels/src/tasks.rs).
+    pub fn recv_async(&mut self) -> RecvAsync<'_, Tx, Rx> {
+        RecvAsync { end: self, registered: false }
     }
 
     /// Takes the message at `head`, the oldest in the rx ring, and makes it the receiving thread's.

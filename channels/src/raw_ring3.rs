@@ -449,6 +449,18 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
         self.receive(true).map_err(|_| Closed)
     }
 
+    /// [`recv`](Self::recv) as a future. In ring 3 there are no task tokens (docs/thread-models.md, decision 7):
+    /// it looks, and asks to be polled again while nothing is there.
+    pub async fn recv_async(&mut self) -> Result<Rx, Closed> {
+        loop {
+            match self.try_recv() {
+                Ok(message) => return Ok(message),
+                Err(TryRecvError::Closed) => return Err(Closed),
+                Err(TryRecvError::Empty) => PollAgain(false).await,
+            }
+        }
+    }
+
     fn receive(&mut self, wait: bool) -> Result<Rx, RecvRefused> {
         // The kernel wrote these bytes from a typed message: a failure to decode them is the kernel's bug, and
         // the channel is treated as broken.
@@ -496,5 +508,20 @@ unsafe impl<Tx: Exchangeable, Rx: Exchangeable> Exchangeable for RawEndpoint<Tx,
 
     fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
         Ok(Self::from_handle(u32::from_le_bytes(input.take_array()?)))
+    }
+}
+
+/// A future that is pending once, asking to be polled again.
+struct PollAgain(bool);
+
+impl core::future::Future for PollAgain {
+    type Output = ();
+
+    fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> core::task::Poll<()> {
+        if core::mem::replace(&mut self.0, true) {
+            return core::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        core::task::Poll::Pending
     }
 }
