@@ -10,6 +10,20 @@ use crate::exec::KernelAccount;
 use crate::sched::{self, ThreadId};
 use channels::platform::Blocking;
 
+/// The wake token of task `id` (with `tasks::TASK_BIT`) of core `core`.
+pub fn token_of_task(core: u32, id: u64) -> u64 {
+    (u64::from(core) << CORE_SHIFT) | id
+}
+
+/// Makes the thread or task `id` of this core ready: a task's number has `tasks::TASK_BIT`.
+pub fn wake_local(id: ThreadId) {
+    if id.0 & super::tasks::TASK_BIT != 0 {
+        super::tasks::wake(id.0);
+    } else {
+        sched::wake(id);
+    }
+}
+
 /// Polls of a receive before it parks (each after yielding to a ready thread of this core, or a pause).
 pub const SPIN_POLLS: u32 = 64;
 
@@ -33,7 +47,8 @@ impl Blocking for SchedulerBlocking {
 
     fn wake(&self, token: u64) {
         let (core, thread) = ((token >> CORE_SHIFT) as u32, ThreadId(token & ((1 << CORE_SHIFT) - 1)));
-        // An unknown core or thread is checked for where it is looked up; nothing here trusts the word.
+        // An unknown core, thread or task is checked for where it is looked up; nothing here trusts the word. A
+        // task's number travels as a thread's would (`intercore` hands it to `wake_local`).
         crate::ipc::intercore::wake(core, thread);
     }
 

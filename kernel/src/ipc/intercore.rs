@@ -409,10 +409,11 @@ fn kick(to: u32) {
     }
 }
 
-/// Makes thread `thread` of core `core` ready, whichever core the caller runs on.
+/// Makes thread `thread` (or the task of that number, `tasks`) of core `core` ready, whichever core the caller
+/// runs on.
 pub fn wake(core: u32, thread: ThreadId) {
     if core == percpu::current_index() {
-        sched::wake(thread);
+        super::blocking::wake_local(thread);
     } else {
         send_wake(core, thread);
     }
@@ -498,7 +499,7 @@ pub fn drain_wakes() -> bool {
     for from in mesh.senders[me as usize].starting_at(0) {
         let Some(lane) = lanes(from, me) else { continue };
         while let Some(thread) = lane.wakes.pop() {
-            sched::wake(ThreadId(thread));
+            super::blocking::wake_local(ThreadId(thread));
         }
         requests |= !lane.requests.is_empty();
     }

@@ -3,11 +3,13 @@
 //!
 //! Everything a SIP sends lives in the exchange heap, outside every SIP arena, so a message (or a channel)
 //! survives its sender's death; every block and channel side has an owner record, so a dead SIP's blocks and
-//! endpoints can be reclaimed without running any of its code.
+//! endpoints can be reclaimed without running any of its code. Tasks (`tasks`) are futures that wait in channel
+//! receives on a runner thread per core, woken by their token like threads.
 
 pub mod blocking;
 pub mod exchange_heap;
 pub mod intercore;
+pub mod tasks;
 
 /// Installs the hooks; call once at boot, before any channel exists.
 pub fn init() {
