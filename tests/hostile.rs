@@ -28,7 +28,9 @@
 //! layout's thread-stack functions and `exec::current_sip_on` are kernel-only. The receive as a future
 //! (`recv_async`, `raw::RecvAsync`) is a receive of the caller's own endpoint: polled with a waker of the
 //! caller's making it only polls (a task waker, which would leave a token in the ring, needs `Trusted`), and a
-//! future forgotten while it waits leaves at most a token that wakes its own task once (channels/tests/tasks.rs).
+//! future forgotten while it waits leaves at most a token that wakes its own task once (channels/tests/tasks.rs);
+//! `channels::tasks::task_waker` needs `Trusted`, and `host::current_token` exists only in the host platform
+//! (the `std` build), which no service links.
 //! docs/security.md lists each attack with what it did to the old code.
 //!
 //! One boot runs the attacks one after the other, twice: the first pass lets the kernel's heaps grow to what
