@@ -740,3 +740,48 @@ fn send_then_recv_with_a_foreign_next_endpoint_keeps_every_protocol() {
     client.send_bye().expect("server there").close();
     assert_eq!(honest.join().expect("honest server"), 1);
 }
+
+/// Polls `future` to its end on this thread, as an executor with a plain (token-less) waker does: the receive
+/// then asks to be polled again while nothing is there.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn a_typed_receive_as_a_future_serves_the_same_contract() {
+    let (client, server) = echo::channel();
+    // The server as a future, the client a thread: one channel, both kinds of receive.
+    let peer = thread::spawn(move || {
+        let Ok(owed) = client.send_ping(41) else { panic!("server gone") };
+        let Ok(client::PingSent::Pong(n, ready)) = owed.recv() else { panic!("no pong") };
+        assert_eq!(n, 41);
+        ready.send_bye().expect("server alive");
+    });
+    let served = block_on(async move {
+        let mut server = server;
+        let mut served = 0;
+        loop {
+            match server.recv_async().await {
+                Ok(server::Ready::Ping(n, owes)) => match owes.send_pong(n) {
+                    Ok(next) => server = next,
+                    Err(_) => return served,
+                },
+                Ok(server::Ready::Bye(done)) => {
+                    done.close();
+                    return served + 1;
+                }
+                Ok(server::Ready::Say(..)) | Err(Closed) => return served,
+            }
+            served += 1;
+        }
+    });
+    peer.join().expect("client");
+    assert_eq!(served, 2, "a ping answered, then the bye");
+}

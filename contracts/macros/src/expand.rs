@@ -506,6 +506,11 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                     ::channels::recv(self)
                 }
 
+                /// [`recv`](Self::recv) as a future: waits without a thread of its own (docs/thread-models.md).
+                pub async fn recv_async(self) -> ::core::result::Result<#recv_module::#st, ::channels::Closed> {
+                    ::channels::recv_async(self).await
+                }
+
                 /// Takes the next message if one is there; otherwise gives the endpoint back.
                 // Not `::channels::try_recv` (decode, then re-wrap): each message becomes its `TryRecv` directly,
                 // so the typed receive is one `match` on the wire enum, as a raw receive is, with no intermediate
