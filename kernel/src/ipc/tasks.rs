@@ -114,7 +114,10 @@ pub fn wake(id: u64) {
 }
 
 fn wake_runner(core: u32) {
-    if let Some(thread) = RUNNERS[core as usize].lock().thread {
+    // The runner itself (a task waking another) looks at the ready list before it parks: nothing to wake.
+    if let Some(thread) = RUNNERS[core as usize].lock().thread
+        && sched::current_id() != Some(thread)
+    {
         sched::wake(thread);
     }
 }
@@ -180,6 +183,47 @@ crate::selftest! {
         crate::check!(woken, "the task was not woken by the send and the close");
         crate::check!(GOT.load(Ordering::Relaxed) == 71, "the task got {} (expected 7, then Closed)", GOT.load(Ordering::Relaxed));
         crate::check!(!is_alive(task), "a finished task is still in the runner");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// Two tasks of this core ping-pong 1,000 times over one channel: every round trip is two polls and two wakes
+    /// through task tokens on one runner, with no thread switch; logs the cost of a round trip (guest
+    /// instructions under `--icount`), an early figure for issue 15's target (docs/thread-models.md).
+    fn two_tasks_ping_pong_on_one_runner() {
+        use core::sync::atomic::AtomicU64;
+        const ROUND_TRIPS: u64 = 1000;
+        static PER_ROUND_TRIP: AtomicU64 = AtomicU64::new(0);
+        PER_ROUND_TRIP.store(0, Ordering::Relaxed);
+        let (mut client, mut server) = channels::raw::pair::<u64, u64>(1, 1);
+        let echo = spawn(async move {
+            while let Ok(n) = server.recv_async().await {
+                if server.send(n + 1).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| alloc::format!("{e:?}"))?;
+        let pinger = spawn(async move {
+            let start = crate::arch::cpu::rdtsc();
+            for n in 0..ROUND_TRIPS {
+                if client.send(n).is_err() || client.recv_async().await != Ok(n + 1) {
+                    return;
+                }
+            }
+            let per = (crate::arch::cpu::rdtsc() - start) / ROUND_TRIPS;
+            PER_ROUND_TRIP.store(per.max(1), Ordering::Relaxed);
+        })
+        .map_err(|e| alloc::format!("{e:?}"))?;
+        let done = (0..100_000).any(|_| {
+            sched::yield_now();
+            !is_alive(pinger) && !is_alive(echo)
+        });
+        crate::check!(done, "the tasks did not finish their {ROUND_TRIPS} round trips");
+        let per = PER_ROUND_TRIP.load(Ordering::Relaxed);
+        crate::check!(per != 0, "a round trip went wrong");
+        log::info!("tasks: same-core ping-pong of two kernel tasks on one runner: {per} cycles a round trip");
         Ok(())
     }
 }
