@@ -21,7 +21,7 @@
 //! tests of `channels/tests/wire.rs` and `loom_ring.rs`; a busy endpoint (`set_busy`, `mark_threaded`) and
 //! `THREAD_START` by `channel-attacks` step 17 and the fuzzer (its numbers include 21); `RunSelftests` without the
 //! capability by `kernel-requests` step 7. A ring-0 service could build a `proxy::HandleTable` of its own and
-//! call `get_mut`, `poll_short`, `set_busy`, `detach` or `mark_threaded` on what it holds there: each acts on that
+//! call `get_mut`, `poll_short`, `set_busy`, `detach`, `mark_threaded` or `is_threaded` on what it holds there: each acts on that
 //! table and its own endpoints only (a busy or detached end of its own is refused to itself; its peer still
 //! receives through the ring), so there is nothing of another's to reach; `Polled`, `raw::Message` and
 //! `wire::SHORT_MESSAGE` are plain data. `proxy::park_on` is `unsafe` (not callable from a service), and the
