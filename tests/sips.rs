@@ -280,6 +280,72 @@ fn kv_store_sip_from_the_console() {
 }
 
 #[test]
+fn async_services_answer_as_their_thread_twins_do() {
+    let mut r = Runner::boot(&[]);
+    // Echo as a continuation: in ring 0 (polled by the core's runner) and in ring 3 (polled by its own thread).
+    for (command, expected) in [
+        ("echo --async as a continuation", "as a continuation"),
+        ("echo --protection ring3 --async up there", "up there"),
+    ] {
+        let out = r.command(command);
+        r.check(out == expected, &format!("`{command}`: {out}"));
+    }
+    let ping = r.command("ping --async 100");
+    r.check(ping.contains("ping: 100 round trips to echo-async#"), &format!("ping --async: {ping}"));
+    // The store's checks, against kv-async: the same answers as kv's.
+    let stored = r.command("kv --async put color deep blue");
+    r.check(stored == "stored color", &format!("put: {stored}"));
+    r.command("kv put size 42");
+    let got = r.command("kv get color");
+    r.check(got == "deep blue", &format!("get: {got}"));
+    let list = r.command("kv list");
+    r.check(
+        list.starts_with("2 keys") && list.contains("  color") && list.contains("  size"),
+        &format!("list:\n{list}"),
+    );
+    let deleted = r.command("kv del size");
+    r.check(deleted == "deleted size", &format!("del: {deleted}"));
+    let missing = r.command("kv get size");
+    r.check(missing.contains("NotFound"), &format!("get after del: {missing}"));
+    let too_long = r.command(&format!("kv put {} v", "k".repeat(65)));
+    r.check(too_long.contains("KeyTooLong"), &format!("long key: {too_long}"));
+    let mixed = r.command("kv --protection type put again v");
+    r.check(
+        mixed.starts_with("error: kv-async#") && mixed.contains("'kv quit' first"),
+        &format!("mode mismatch: {mixed}"),
+    );
+    // A continuation has no thread of its own: `ps` lists it with 0 threads, waiting for its client.
+    let ps = r.command("ps");
+    let row = ps
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("kv-async"))
+        .unwrap_or_else(|| r.fail(&format!("kv-async not in ps:\n{ps}")))
+        .to_owned();
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    r.check(fields.get(3) == Some(&"blocked") && fields.get(7) == Some(&"0"), &format!("ps row: {row}"));
+    // Killed while it waits, the console's next request sees the channel closed.
+    r.command(&format!("kill {}", fields[0]));
+    let after = r.command("kv get color");
+    r.check(after.starts_with("error: the kv SIP is gone"), &format!("after kill: {after}"));
+    // Both models side by side in one boot, measured (docs/thread-models.md): every row of `bench models`.
+    let bench = r.command_within("bench models", scaled(120));
+    for row in [
+        "yield A->B->A, threads",
+        "yield A->B->A, async",
+        "ping-pong, threads",
+        "ping-pong, thread->async",
+        "ping-pong, async",
+        "ping-pong, async, hand-over",
+        "bytes per blocked SIP, thread",
+        "bytes per blocked SIP, async",
+    ] {
+        r.check(bench.lines().any(|l| l.starts_with(row)), &format!("bench models lacks `{row}`:\n{bench}"));
+    }
+    r.check(!bench.contains("bench models: "), &format!("bench models reported a failure:\n{bench}"));
+    r.shutdown();
+}
+
+#[test]
 fn the_shell_is_a_sip_and_comes_back_when_killed() {
     let mut r = Runner::boot(&[]);
     let ps = r.command("ps");

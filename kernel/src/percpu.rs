@@ -66,6 +66,11 @@ pub struct PerCpu {
     pub dead_threads: AtomicUsize,
     /// `exec`: the running thread is doomed (`sched::doom`); kept by the switch, read when it leaves kernel mode.
     pub current_doomed: AtomicBool,
+    /// `ipc::tasks`: the id of this core's active task runner while it polls a task (0 otherwise): a timer tick
+    /// that finds it set while other tasks wait hands them to another runner (`sched::install_runner_handover`).
+    pub polling_runner: AtomicU64,
+    /// `ipc::tasks`: whether tasks of this core are ready to be polled (read by the timer tick, as above).
+    pub tasks_ready: AtomicBool,
     /// `ring3`: CR3 writes on this core.
     pub cr3_writes: AtomicU64,
     /// `ring3` and `sip`: explicit whole-TLB flushes on this core (besides CR3 writes).
@@ -132,6 +137,8 @@ impl PerCpu {
             current_thread: AtomicU64::new(0),
             dead_threads: AtomicUsize::new(0),
             current_doomed: AtomicBool::new(false),
+            polling_runner: AtomicU64::new(0),
+            tasks_ready: AtomicBool::new(false),
             loaded_space: AtomicU64::new(0),
             acting_for: AtomicU64::new(0),
             handles: [const { HandleCacheEntry { of: AtomicU64::new(0), at: AtomicUsize::new(0) } }; HANDLE_CACHE],

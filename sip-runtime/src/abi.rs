@@ -238,6 +238,10 @@ pub struct MemoryInfo {
     pub exchange_used: usize,
     /// Live exchange-heap blocks.
     pub exchange_blocks: usize,
+    /// Bytes of the exchange heap's region mapped so far.
+    pub exchange_mapped: u64,
+    /// Bytes the small heaps (async SIPs' memory, every core's) have mapped so far.
+    pub small_heaps_mapped: u64,
 }
 
 /// One core's replica of the process table, for `replicas`.

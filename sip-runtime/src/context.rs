@@ -68,6 +68,11 @@ impl SipContext {
         self.abi.yield_now()
     }
 
+    /// In an async SIP: lets the core's other ready tasks run, then goes on (`ctx.yield_async().await`).
+    pub fn yield_async(&self) -> crate::continuations::YieldNow {
+        crate::continuations::YieldNow::default()
+    }
+
     /// Parks this thread for at least `millis` milliseconds.
     pub fn sleep_ms(&self, millis: u64) {
         self.abi.sleep(millis.saturating_mul(1_000_000))

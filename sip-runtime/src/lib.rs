@@ -23,6 +23,7 @@ extern crate alloc;
 
 mod abi;
 mod context;
+pub mod continuations;
 pub mod kernel_requests;
 mod manifest;
 mod names;
@@ -36,7 +37,8 @@ pub use abi::{
 };
 pub use context::SipContext;
 pub use manifest::{
-    Capability, DEFAULT_EXCHANGE_QUOTA, DEFAULT_THREADS, MANIFESTS, Manifest, ManifestError, Resource, RestartPolicy,
+    AsyncMain, Capability, DEFAULT_EXCHANGE_QUOTA, DEFAULT_THREADS, Entry, MANIFESTS, Manifest, ManifestError,
+    Resource, RestartPolicy,
 };
 pub use names::accept;
 pub use short_name::{SHORT_NAME_LEN, ShortName};
@@ -47,11 +49,13 @@ pub use startup::Startup;
 /// Re-exports the generated registration code needs; services name them only through [`sip!`].
 #[doc(hidden)]
 pub mod __private {
+    pub use alloc::boxed::Box;
     pub use linkme;
 }
 
 /// Registers a SIP: `sip! { name: "echo", entry: main, exports: ["Echo"], imports: [], heap_quota: 1 << 20,
-/// stack_size: 64 * 1024, restart: RestartPolicy::Never, capabilities: [] }`, optionally followed by
+/// stack_size: 64 * 1024, restart: RestartPolicy::Never, capabilities: [] }` (`entry: async main` for an
+/// `async fn main(ctx: SipContext)`: the SIP runs as a continuation, [`Entry::Async`]), optionally followed by
 /// `exchange_quota: BYTES` (default [`DEFAULT_EXCHANGE_QUOTA`]), `threads: N` (default [`DEFAULT_THREADS`])
 /// and `protection: Protection::Ring3Own` (the mode a plain `spawn NAME` uses; default `Protection::Type`).
 /// Capabilities and limits are requests: the kernel's policy grants them or refuses the spawn.
@@ -59,9 +63,25 @@ pub mod __private {
 /// Expands to the manifest placed in [`MANIFESTS`]; the service crate itself declares no `static`.
 #[macro_export]
 macro_rules! sip {
+    (name: $name:literal, entry: async $entry:path, $($rest:tt)*) => {
+        $crate::__manifest! {
+            name: $name,
+            entry: $crate::Entry::Async(|ctx| $crate::__private::Box::pin($entry(ctx))),
+            $($rest)*
+        }
+    };
+    (name: $name:literal, entry: $entry:path, $($rest:tt)*) => {
+        $crate::__manifest! { name: $name, entry: $crate::Entry::Thread($entry), $($rest)* }
+    };
+}
+
+/// The manifest [`sip!`] places, its entry made.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __manifest {
     (
         name: $name:literal,
-        entry: $entry:path,
+        entry: $entry:expr,
         exports: [$($export:literal),* $(,)?],
         imports: [$($import:literal),* $(,)?],
         heap_quota: $quota:expr,

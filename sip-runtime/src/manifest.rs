@@ -4,7 +4,10 @@
 //! (`kernel/src/sip/policy.rs`); declaring a capability here gives nothing by itself.
 
 use crate::ShortName;
+use alloc::boxed::Box;
 use contracts::Exchangeable;
+use core::future::Future;
+use core::pin::Pin;
 
 /// Every manifest linked into the kernel, one per service crate.
 #[linkme::distributed_slice]
@@ -27,8 +30,9 @@ pub const DEFAULT_THREADS: usize = 4;
 pub struct Manifest {
     /// Name used by `spawn NAME`; unique among manifests.
     pub name: &'static str,
-    /// Entry function, run on the SIP's first thread. Returning ends the SIP with [`ExitStatus::Success`](crate::ExitStatus).
-    pub entry: fn(crate::SipContext),
+    /// How its code is entered: a function on its first thread, or an `async fn` polled as a continuation.
+    /// Returning (or the future's completion) ends the SIP with [`ExitStatus::Success`](crate::ExitStatus).
+    pub entry: Entry,
     /// Contracts it serves (by `ContractInfo::name`).
     pub exports: &'static [&'static str],
     /// Contracts it uses.
@@ -53,6 +57,26 @@ pub struct Manifest {
     /// --protection MODE`): [`Protection::Type`](crate::Protection) unless the service asks for ring 3, where it
     /// must be built into the ring-3 image.
     pub protection: crate::Protection,
+}
+
+/// The future an async SIP's entry returns: everything the SIP keeps while it waits (docs/thread-models.md).
+pub type AsyncMain = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How a SIP's code is entered: the two kernel thread models of docs/thread-models.md.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry {
+    /// `fn main(ctx)`, run on the SIP's first thread, a stack of its own: a blocked SIP keeps its stack.
+    Thread(fn(crate::SipContext)),
+    /// `async fn main(ctx)`: the SIP is a continuation, polled by its core's runner on the runner's stack. A
+    /// blocked async SIP holds no stack, only its future; its receives are `recv_async().await`.
+    Async(fn(crate::SipContext) -> AsyncMain),
+}
+
+impl Entry {
+    /// Whether the SIP runs as a continuation.
+    pub fn is_async(&self) -> bool {
+        matches!(self, Self::Async(_))
+    }
 }
 
 /// Supervision, as in Erlang/OTP or a service manager.
@@ -196,7 +220,7 @@ mod tests {
     fn manifest() -> Manifest {
         Manifest {
             name: "echo",
-            entry,
+            entry: Entry::Thread(entry),
             exports: &["Echo"],
             imports: &[],
             heap_quota: 1 << 20,
@@ -232,6 +256,26 @@ mod tests {
         capabilities: [],
         threads: 1,
         protection: crate::Protection::Ring3Own,
+    }
+
+    async fn async_entry(_: crate::SipContext) {}
+
+    crate::sip! {
+        name: "test-async",
+        entry: async async_entry,
+        exports: [],
+        imports: [],
+        heap_quota: 4096,
+        stack_size: 16 * 1024,
+        restart: RestartPolicy::Never,
+        capabilities: [],
+    }
+
+    #[test]
+    fn sip_says_which_thread_model_an_entry_has() {
+        let entry = |name: &str| MANIFESTS.iter().find(|m| m.name == name).map(|m| m.entry.is_async());
+        assert_eq!(entry("test-async"), Some(true), "`entry: async f` is a continuation");
+        assert_eq!(entry("test-ring-0"), Some(false), "`entry: f` runs on a thread");
     }
 
     #[test]

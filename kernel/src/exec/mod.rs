@@ -14,3 +14,4 @@ pub use account::{
     Account, KernelAccount, SipEndings, check_sip_stack, current_sip, current_sip_on, end_doomed, end_sip_for_fault,
     install_sip_endings, running_sip, sip_mode_kernel_code,
 };
+pub use allocator::SMALL_HEAP_TAG;

@@ -48,7 +48,12 @@ impl Blocking for SchedulerBlocking {
     fn wake(&self, token: u64) {
         let (core, thread) = ((token >> CORE_SHIFT) as u32, ThreadId(token & ((1 << CORE_SHIFT) - 1)));
         // An unknown core, thread or task is checked for where it is looked up; nothing here trusts the word. A
-        // task's number travels as a thread's would (`intercore` hands it to `wake_local`).
+        // task of this core is made ready at once (a task's send waking another on its runner: the async
+        // ping-pong's path); from another core, a task's number travels as a thread's would (`intercore` hands it
+        // to `wake_local`).
+        if thread.0 & super::tasks::TASK_BIT != 0 && core == crate::percpu::current_index() {
+            return super::tasks::wake(thread.0);
+        }
         crate::ipc::intercore::wake(core, thread);
     }
 

@@ -292,6 +292,11 @@ pub fn held_by(owner: Owner) -> (usize, usize) {
     LEDGER.lock().held_by(owner)
 }
 
+/// Bytes of the exchange heap's region mapped so far.
+pub fn mapped() -> u64 {
+    MEMORY.lock().source.mapped()
+}
+
 /// Live blocks and bytes in the whole exchange heap.
 pub fn totals() -> (usize, usize) {
     let _kernel = KernelAccount::enter();

@@ -19,4 +19,5 @@ pub fn init() {
     if channels::platform::install(&trusted, platform).is_err() {
         panic!("channel platform fixed before ipc::init: a channel was used too early in boot");
     }
+    tasks::init();
 }

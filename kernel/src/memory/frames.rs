@@ -158,6 +158,16 @@ pub fn deallocate(frame: PhysFrame<Size4KiB>) -> Result<(), FrameError> {
     FRAMES.lock().as_mut().ok_or(FrameError::NotAllocated(addr))?.deallocate(addr)
 }
 
+/// Frames above the reserve that a new SIP may still be given (its records grow the kernel heap, which may take
+/// the reserve: a spawn is refused before that, so no number of SIPs can leave the kernel without memory).
+const SPAWN_MARGIN: u64 = 256;
+
+/// Whether memory for SIPs is left: more than the reserve and a margin of free frames. Checked before a SIP's
+/// kernel records are made.
+pub fn room_for_a_sip() -> bool {
+    FRAMES.lock().as_ref().is_some_and(|b| b.free > reserve(b.total) + SPAWN_MARGIN)
+}
+
 /// Current counts.
 pub fn stats() -> FrameStats {
     let page_tables = PAGE_TABLE_FRAMES.load(core::sync::atomic::Ordering::Relaxed);

@@ -52,6 +52,14 @@ impl GrowingHeap {
         Self { base, limit, step, mapped: 0, end: None, limit_hit: false, purpose }
     }
 
+    /// Places a heap made without a region (limit 0) at `[base, base + limit)`: for heaps in a static array,
+    /// whose regions differ by index. A heap that has a region keeps it.
+    pub fn place(&mut self, base: u64, limit: u64) {
+        if self.limit == 0 {
+            (self.base, self.limit) = (base, limit);
+        }
+    }
+
     /// Bytes mapped so far.
     pub fn mapped(&self) -> u64 {
         self.mapped

@@ -37,6 +37,14 @@ pub const EXCHANGE_START: u64 = 0xffff_e800_0000_0000;
 /// Most the exchange heap may grow to.
 pub const EXCHANGE_MAX: u64 = 1 << 30;
 
+/// Start of the small heaps (`small_heap`): one region of [`SMALL_HEAP_SIZE`] per heap, where async SIPs keep
+/// their futures and everything they allocate.
+pub const SMALL_HEAPS_START: u64 = 0xffff_f000_0000_0000;
+/// Virtual size of one small heap.
+pub const SMALL_HEAP_SIZE: u64 = 1 << 30;
+/// Small heaps (one per core: `percpu::MAX_CPUS`), 256 GiB in all, within one level-4 slot.
+pub const SMALL_HEAPS: usize = 256;
+
 /// Start of the region the self-tests map and unmap scratch pages in.
 pub const SELFTEST_SCRATCH_START: u64 = 0xffff_cf00_0000_0000;
 

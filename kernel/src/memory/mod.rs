@@ -3,7 +3,7 @@
 //! `frames` hands out 4 KiB physical frames from the boot memory map; `paging` maps them (and device
 //! registers) into the kernel's address space through the bootloader's physical-memory window; `heap` is the
 //! kernel heap, growing on demand inside its own virtual region; `arena` carves sub-heaps with quotas out of
-//! the same primitives, and `stacks` thread stacks with guard pages; `user_spaces` makes ring-3 address spaces
+//! the same primitives, `small_heap` keeps many small owners' blocks in one heap with a list per owner, and `stacks` thread stacks with guard pages; `user_spaces` makes ring-3 address spaces
 //! (`cpu_rings::AddressSpace`) over this layer's frames and window. `layout` names every region the kernel
 //! places by itself. Which heap an allocation goes to is decided a layer up, by the account the running code
 //! is on (`exec::allocator`): this layer knows nothing of SIPs, threads or cores.
@@ -16,6 +16,7 @@ pub mod frames;
 pub mod heap;
 pub mod layout;
 pub mod paging;
+pub mod small_heap;
 pub mod stacks;
 pub mod user_spaces;
 

@@ -29,7 +29,7 @@ use crate::sync::IrqMutex;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use x86_64::instructions::interrupts;
 use x86_64::structures::idt::InterruptStackFrame;
 
@@ -75,19 +75,22 @@ enum ThreadSlot {
 pub struct Thread {
     /// Identity.
     pub id: ThreadId,
-    /// Who it runs for, as the per-CPU `current_owner` word ([`Account::word`]), ready for the switch.
-    owner_word: u64,
+    /// Who it runs for, as the per-CPU `current_owner` word ([`Account::word`]), ready for the switch. Atomic, as
+    /// the account words below: a task runner changes its own for every poll ([`OwnAccount`]).
+    owner_word: AtomicU64,
     rsp: u64,
     /// `None` for the boot thread, which runs on the bootloader's stack.
     stack: Option<Stack>,
     idle: bool,
     /// Kernel-mode depth while switched out (`exec`).
     kernel_depth: u32,
+    /// A task runner (`spawn_runner`): its account words are its own to change ([`OwnAccount`]).
+    runner: bool,
     /// Address of the SIP arena its allocations go to (0: the kernel heap).
-    arena: usize,
+    arena: AtomicUsize,
     /// Its stack limit as the per-CPU `stack_limit` word (a SIP thread's stack bottom + `KERNEL_RESERVE`, 0 for
     /// a kernel thread), ready for the switch.
-    stack_limit: u64,
+    stack_limit: AtomicU64,
     /// A wake came while it was running or ready: its next park returns at once (token semantics).
     wake_pending: bool,
     /// Its SIP is being ended: it ends itself the next time it leaves kernel code (see [`doom`]).
@@ -184,6 +187,20 @@ impl Scheduler {
         }
     }
 
+    /// Makes `id` ready if it is parked; otherwise remembers the wake for its next park (see [`wake`]).
+    fn make_ready(&mut self, id: ThreadId) {
+        if let Some(thread) = self.unpark(id) {
+            self.run_queue.push_back(thread);
+            return;
+        }
+        // Not parked yet: remember, so its next park returns at once. Wakes for threads that no longer exist (a
+        // peer of a killed SIP) find nobody and are dropped.
+        let running = self.current.as_deref_mut().filter(|t| t.id == id);
+        if let Some(thread) = running.or_else(|| self.run_queue.iter_mut().map(|t| &mut **t).find(|t| t.id == id)) {
+            thread.wake_pending = true;
+        }
+    }
+
     /// An empty scheduler (each core's, made with its per-CPU record).
     pub const fn new() -> Self {
         Self {
@@ -217,17 +234,31 @@ pub enum ThreadError {
     Stack(StackError),
 }
 
+/// What the scheduler asks the task runners (`ipc::tasks`) at a timer tick that finds this core's active runner
+/// inside a poll while other tasks wait (the task does not await, or blocked in a call it made): which parked
+/// runner takes over the core's other tasks, if one does. Called with the scheduler's lock held and interrupts
+/// off: it must not call into the scheduler.
+pub type RunnerHandover = fn(&PerCpu) -> Option<ThreadId>;
+
+static RUNNER_HANDOVER: spin::Once<RunnerHandover> = spin::Once::new();
+
+/// Installs the runners' hand-over (once, at boot, by `ipc::tasks`).
+pub fn install_runner_handover(handover: RunnerHandover) {
+    RUNNER_HANDOVER.call_once(|| handover);
+}
+
 /// Makes the calling (boot) code this core's first thread and creates the core's idle thread.
 pub fn init_this_core() -> Result<(), ThreadError> {
     let boot = Box::new(Thread {
         id: scheduler(percpu::current()).lock().new_id(),
-        owner_word: Account::Kernel.word(),
+        owner_word: AtomicU64::new(Account::Kernel.word()),
         rsp: 0,
         stack: None,
         idle: false,
         kernel_depth: 0,
-        arena: 0,
-        stack_limit: 0,
+        runner: false,
+        arena: AtomicUsize::new(0),
+        stack_limit: AtomicU64::new(0),
         wake_pending: false,
         doomed: false,
         cuttable: false,
@@ -265,6 +296,8 @@ enum Kind {
     Ring0,
     /// The core's idle thread.
     Idle,
+    /// A task runner: kernel code that polls async SIPs' futures (a kernel reserve below its stack).
+    Runner,
     /// Ring-3 code in the address space whose level-4 table is at this physical address, with the guard below
     /// its ring-3 stack.
     Ring3(u64, core::ops::Range<u64>),
@@ -284,25 +317,28 @@ fn new_thread(
     // threads' frames never take the kernel's frame reserve.
     let sip = matches!(owner, Account::Sip(_));
     let idle = matches!(kind, Kind::Idle);
+    let runner = matches!(kind, Kind::Runner);
     let (ring3_space, ring3_guard) = match kind {
         Kind::Ring3(space, guard) => (space, guard),
         _ => (0, 0..0),
     };
-    let reserve = if sip && ring3_space == 0 { stacks::KERNEL_RESERVE } else { 0 };
+    let reserve = if (sip && ring3_space == 0) || runner { stacks::KERNEL_RESERVE } else { 0 };
     let purpose = if sip { Use::Sip } else { Use::Kernel };
     let stack = Stack::new(stack_bytes.saturating_add(reserve), purpose).map_err(ThreadError::Stack)?;
-    let stack_limit = if reserve != 0 { stack.bottom() + reserve } else { 0 };
+    // A runner is a kernel thread (limit 0) between polls; it sets the limit for each poll itself.
+    let stack_limit = if reserve != 0 && sip { stack.bottom() + reserve } else { 0 };
     // SAFETY: the stack was just mapped for this thread alone and is far larger than the initial frame.
     let rsp = unsafe { context::initial_frame(stack.top(), entry as *const () as u64, argument) };
     Ok(Box::new(Thread {
         id: scheduler(percpu::current()).lock().new_id(),
-        owner_word: owner.word(),
+        owner_word: AtomicU64::new(owner.word()),
         rsp,
         stack: Some(stack),
         idle,
         kernel_depth: 0,
-        arena,
-        stack_limit,
+        runner,
+        arena: AtomicUsize::new(arena),
+        stack_limit: AtomicU64::new(stack_limit),
         wake_pending: false,
         doomed: false,
         cuttable: false,
@@ -312,6 +348,47 @@ fn new_thread(
         ring3_guard,
         ring3_stack: 0,
     }))
+}
+
+/// Starts a task runner (`ipc::tasks`): a kernel thread whose stack has a SIP thread's kernel reserve below
+/// `stack_bytes`, because it runs async SIPs' code (it sets the stack limit, [`current_stack_bottom`], for every
+/// poll).
+pub fn spawn_runner<F: FnOnce() + Send + 'static>(stack_bytes: u64, f: F) -> Result<ThreadId, ThreadError> {
+    spawn_kind(Account::Kernel, 0, stack_bytes, Kind::Runner, f)
+}
+
+/// The lowest address of the running thread's stack (`None` for a boot thread, which has no stack of its own).
+pub fn current_stack_bottom() -> Option<u64> {
+    with_current(|thread| thread.stack().map(Stack::bottom)).flatten()
+}
+
+/// A task runner's hold on its own account words (`ipc::tasks`): it runs each task on the task's account, as
+/// a switch to a thread of the task's SIP would set it. Not `Send`: it names the thread that made it.
+pub struct OwnAccount {
+    thread: core::ptr::NonNull<Thread>,
+}
+
+impl OwnAccount {
+    /// The running thread's, if it is a task runner ([`spawn_runner`]).
+    pub fn of_current_runner() -> Option<Self> {
+        let thread = with_current(|thread| thread.runner.then(|| core::ptr::NonNull::from(thread)))??;
+        Some(Self { thread })
+    }
+
+    /// Runs on `owner_word`'s account from now on, its allocations going where `arena_word` says, its stack
+    /// limit `stack_limit` (`exec`): in the thread's record first, so that a switch at any point keeps them.
+    #[inline]
+    pub fn set(&self, cpu: &PerCpu, owner_word: u64, arena_word: usize, stack_limit: u64) {
+        // SAFETY: the thread this names is the running one (the value never leaves it: not `Send`), whose boxed
+        // record lives until after it has exited; its account words are atomics.
+        let thread = unsafe { self.thread.as_ref() };
+        thread.owner_word.store(owner_word, Ordering::Relaxed);
+        thread.arena.store(arena_word, Ordering::Relaxed);
+        thread.stack_limit.store(stack_limit, Ordering::Relaxed);
+        cpu.current_arena.store(arena_word, Ordering::Relaxed);
+        cpu.stack_limit.store(stack_limit, Ordering::Relaxed);
+        cpu.current_owner.store(owner_word, Ordering::Relaxed);
+    }
 }
 
 /// Starts a kernel thread running `f` on this core and returns its id. The thread ends when `f` returns.
@@ -498,18 +575,7 @@ pub fn doom(id: ThreadId) -> Option<Box<Thread>> {
 /// Makes `id` ready if it is parked on this core; otherwise remembers the wake for its next [`block_current`].
 pub fn wake(id: ThreadId) {
     let _kernel = KernelAccount::enter();
-    let mut s = scheduler(percpu::current()).lock();
-    if let Some(thread) = s.unpark(id) {
-        s.run_queue.push_back(thread);
-    } else {
-        // Not parked yet: remember, so its next park returns at once. Wakes for threads that no longer
-        // exist (a peer of a killed SIP) find nobody and are dropped.
-        let s = &mut *s;
-        let running = s.current.as_deref_mut().filter(|t| t.id == id);
-        if let Some(thread) = running.or_else(|| s.run_queue.iter_mut().map(|t| &mut **t).find(|t| t.id == id)) {
-            thread.wake_pending = true;
-        }
-    }
+    scheduler(percpu::current()).lock().make_ready(id);
 }
 
 /// Ends the running thread; its stack is freed by the next thread to run.
@@ -723,8 +789,10 @@ fn switch_away(cpu: &'static PerCpu, reason: Reason) {
         }
         let Some(next) = s.current.as_deref() else { unreachable!("the running slot was just filled") };
         let next_rsp = next.rsp;
-        let (next_depth, next_owner, next_arena, next_id) = (next.kernel_depth, next.owner_word, next.arena, next.id.0);
-        let (next_doomed, next_limit) = (next.doomed, next.stack_limit);
+        let (next_depth, next_id) = (next.kernel_depth, next.id.0);
+        let next_owner = next.owner_word.load(Ordering::Relaxed);
+        let next_arena = next.arena.load(Ordering::Relaxed);
+        let (next_doomed, next_limit) = (next.doomed, next.stack_limit.load(Ordering::Relaxed));
         if next.ring3_space != 0 {
             switch_to_ring3_thread(cpu, next.ring3_space, next.ring3_stack, next_id);
         }
@@ -745,6 +813,19 @@ fn switch_away(cpu: &'static PerCpu, reason: Reason) {
     unsafe { context::switch(prev_rsp, next_rsp) };
     // Threads never move between cores, so this thread resumes on `cpu`.
     after_switch(cpu);
+}
+
+/// At a timer tick, with the scheduler's lock held: if this core's active task runner is inside a poll (running
+/// now, or switched out in a call the task made) while other tasks wait, another runner takes over the core's
+/// tasks ([`RunnerHandover`]) and is made ready; the tick then preempts the running thread for it. At the tick,
+/// not at every switch, so that switches between threads pay nothing for task runners.
+fn hand_tasks_over(cpu: &PerCpu, s: &mut Scheduler) {
+    if cpu.polling_runner.load(Ordering::Relaxed) != 0
+        && cpu.tasks_ready.load(Ordering::Relaxed)
+        && let Some(next) = RUNNER_HANDOVER.get().and_then(|handover| handover(cpu))
+    {
+        s.make_ready(next);
+    }
 }
 
 /// The part of a switch that only a ring-3 thread needs: its kernel stack for entries from ring 3, and its

@@ -53,7 +53,10 @@ pub(super) fn on_tick(frame: &mut InterruptStackFrame) {
     }
     let _kernel = exec::KernelAccount::enter_on(cpu);
     let (ready, stack) = {
-        let s = scheduler(cpu).lock_irqs_off();
+        let mut s = scheduler(cpu).lock_irqs_off();
+        // A task runner inside a poll while other tasks wait hands them to another runner, made ready here: so
+        // a task that never awaits (or blocks in a call) cannot keep the core's others from running.
+        super::hand_tasks_over(cpu, &mut s);
         let stack = s.current.as_deref().and_then(|t| t.stack()).map(|st| (st.bottom(), st.top()));
         (!s.run_queue.is_empty(), stack)
     };

@@ -194,7 +194,7 @@ crate::selftest! {
         fn entry(_: sip_runtime::SipContext) {}
         let manifest = |stack_size: u64| sip_runtime::Manifest {
             name: "largest-stack",
-            entry,
+            entry: sip_runtime::Entry::Thread(entry),
             exports: &[],
             imports: &[],
             heap_quota: 4096,

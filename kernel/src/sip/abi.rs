@@ -224,6 +224,8 @@ impl KernelAbi for Ring0Abi {
             kernel_heap_free: heap.free,
             exchange_used,
             exchange_blocks,
+            exchange_mapped: crate::ipc::exchange_heap::mapped(),
+            small_heaps_mapped: crate::memory::small_heap::mapped(),
         }
     }
 

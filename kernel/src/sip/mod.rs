@@ -19,6 +19,7 @@
 //! a waiter entry).
 
 pub mod abi;
+mod async_selftests;
 pub mod name_registry;
 pub mod names;
 pub mod policy;
@@ -30,6 +31,7 @@ pub mod ring3;
 use crate::exec::{self, Account, KernelAccount};
 use crate::memory::arena::Arena;
 use crate::memory::frames::Use;
+use crate::memory::small_heap;
 use crate::percpu::{self, CoreLocal, LocalName};
 use crate::sched::{self, ThreadId};
 use crate::sync::IrqMutex;
@@ -41,8 +43,8 @@ use core::fmt::Write;
 use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicU64, Ordering};
 use sip_runtime::{
-    Capability, ExitStatus, KillError, MANIFESTS, MAX_ARGS_LEN, Manifest, Protection, RestartPolicy, SipContext, SipId,
-    SpawnError, Startup,
+    AsyncMain, Capability, Entry, ExitStatus, KillError, MANIFESTS, MAX_ARGS_LEN, Manifest, Protection, RestartPolicy,
+    SipContext, SipId, SpawnError, Startup,
 };
 
 static NEXT_SIP_ID: AtomicU64 = AtomicU64::new(1);
@@ -71,6 +73,8 @@ pub struct Sip {
     ending: Option<EndReason>,
     /// Its log budget.
     log: LogBudget,
+    /// An async SIP's task (`ipc::tasks`): its continuation, polled by its core's runner.
+    task: Option<u64>,
 }
 
 /// Where a SIP's memory is.
@@ -79,6 +83,28 @@ enum SipMemory {
     Arena(Box<Arena>),
     /// A ring-3 SIP's slot of user memory (`ring3`).
     User(ring3::UserMemory),
+    /// An async SIP's blocks in its core's small heap.
+    Small(Box<small_heap::Owner>),
+}
+
+impl SipMemory {
+    /// Bytes it holds for the SIP.
+    fn used(&self) -> usize {
+        match self {
+            Self::Arena(arena) => arena.used(),
+            Self::User(user) => user.heap() as usize,
+            Self::Small(owner) => owner.used(),
+        }
+    }
+
+    /// Whether an allocation failed for its quota.
+    fn quota_hit(&self) -> bool {
+        match self {
+            Self::Arena(arena) => arena.quota_hit(),
+            Self::User(user) => user.quota_hit(),
+            Self::Small(owner) => owner.quota_hit(),
+        }
+    }
 }
 
 /// Someone to tell when a SIP ends.
@@ -100,7 +126,9 @@ impl Waiter {
 
 /// One core's table of the SIPs it runs.
 pub struct Table {
-    sips: BTreeMap<u64, Sip>,
+    /// Boxed: a map node holds eleven entries and is often half full, so an inline record (some 300 bytes)
+    /// would cost nearly twice its size (docs/thread-models.md, "Memory per blocked SIP").
+    sips: BTreeMap<u64, Box<Sip>>,
     /// This core's ring-3 slots and the space its `ring3` SIPs share.
     ring3: ring3::CoreSpaces,
     /// How the most recent ring-3 SIPs of this core ended, newest last (at most [`ENDS_KEPT`]), after they are
@@ -117,6 +145,18 @@ impl Table {
     /// An empty table (each core's, made with its per-CPU record).
     pub const fn new() -> Self {
         Self { sips: BTreeMap::new(), ring3: ring3::CoreSpaces::new(), ends: VecDeque::new() }
+    }
+
+    /// SIP `id`'s record.
+    #[inline]
+    fn sip(&self, id: u64) -> Option<&Sip> {
+        self.sips.get(&id).map(|sip| &**sip)
+    }
+
+    /// SIP `id`'s record, to change.
+    #[inline]
+    fn sip_mut(&mut self, id: u64) -> Option<&mut Sip> {
+        self.sips.get_mut(&id).map(|sip| &mut **sip)
     }
 }
 
@@ -174,6 +214,7 @@ pub fn init() {
         panic!("two services are named '{name}' (crates '{first}' and '{second}'): service names must be unique");
     }
     exec::install_sip_endings(exec::SipEndings { doomed: doomed_exit, fault: on_fault });
+    crate::ipc::tasks::install_sip_exit(async_exited);
     crate::ring3::install_calls(ring3::calls);
 }
 
@@ -306,8 +347,24 @@ fn spawn_here(
         Ok(checked) => checked,
         Err(e) => return Err((e, startup)),
     };
-    let Ok(arena) = Arena::new(grant.heap_quota, Use::Sip) else { return Err((SpawnError::OutOfMemory, startup)) };
-    let arena_addr = &*arena as *const Arena as usize;
+    // Its records take kernel heap, which may grow into the frames reserved for the kernel: refused first when
+    // memory for SIPs is spent (an async SIP takes no arena or stack that would fail first).
+    if !crate::memory::frames::room_for_a_sip() {
+        return Err((SpawnError::OutOfMemory, startup));
+    }
+    // A thread SIP's heap is an arena of its own; an async SIP's, its blocks in this core's small heap.
+    let memory = match manifest.entry {
+        Entry::Thread(_) => Arena::new(grant.heap_quota, Use::Sip).map(SipMemory::Arena).ok(),
+        Entry::Async(_) => {
+            small_heap::Owner::new(percpu::current_index() as usize, grant.heap_quota).map(SipMemory::Small).ok()
+        }
+    };
+    let Some(memory) = memory else { return Err((SpawnError::OutOfMemory, startup)) };
+    let heap_word = match &memory {
+        SipMemory::Arena(arena) => &**arena as *const Arena as usize,
+        SipMemory::Small(owner) => &**owner as *const small_heap::Owner as usize | exec::SMALL_HEAP_TAG,
+        SipMemory::User(_) => 0,
+    };
     let id = NEXT_SIP_ID.fetch_add(1, Ordering::Relaxed);
     let owner = channels::Owner::sip(id);
     crate::ipc::exchange_heap::set_quota(owner, grant.exchange_quota);
@@ -322,29 +379,41 @@ fn spawn_here(
         manifest,
         grant,
         protection: Protection::Type,
-        memory: SipMemory::Arena(arena),
+        memory,
         threads: Vec::new(),
         restarts,
         waiters: Vec::new(),
         startup: startup.map(ManuallyDrop::new),
         ending: None,
         log: LogBudget::new(grant.log_lines_per_second),
+        task: None,
     };
-    table().lock().sips.insert(id, record);
+    table().lock().sips.insert(id, Box::new(record));
     let entry = replica::Entry { core: percpu::current_index(), name: manifest.name };
     replica::publish(replica::Update::Added { id, entry });
     let args = String::from(args);
-    let spawned =
-        sched::spawn_in(Account::Sip(id), arena_addr, manifest.stack_size as u64, move || sip_main(id, manifest, args));
-    match spawned {
-        Ok(tid) => {
-            if let Some(sip) = table().lock().sips.get_mut(&id) {
-                sip.threads.push(tid);
-            }
-            Ok(SipId(id))
+    let started = match manifest.entry {
+        Entry::Thread(main) => sched::spawn_in(Account::Sip(id), heap_word, manifest.stack_size as u64, move || {
+            sip_main(id, manifest.name, main, args)
+        })
+        .map(|tid| table().lock().sip_mut(id).map(|sip| sip.threads.push(tid)))
+        .is_ok(),
+        Entry::Async(main) => {
+            let body = Box::pin(AsyncStart { entry: main, id, name: manifest.name, args: Some(args), main: None });
+            // Interrupts stay off until the task is recorded: the runner cannot poll it (and find it ended)
+            // before its record knows it.
+            x86_64::instructions::interrupts::without_interrupts(|| {
+                crate::ipc::tasks::spawn_sip(id, heap_word, body)
+                    .map(|task| table().lock().sip_mut(id).map(|sip| sip.task = Some(task)))
+                    .is_ok()
+            })
         }
-        Err(_) => {
-            let startup = table().lock().sips.remove(&id).and_then(|mut record| record.startup.take());
+    };
+    match started {
+        true => Ok(SipId(id)),
+        false => {
+            let startup =
+                table().lock().sips.remove(&id).map(|record| *record).and_then(|mut record| record.startup.take());
             replica::publish(replica::Update::Removed { id });
             let startup = startup.map(ManuallyDrop::into_inner);
             if let Some(value) = &startup {
@@ -367,12 +436,56 @@ fn elsewhere(id: u64) -> Option<u32> {
 }
 
 /// First code of a SIP's first thread, in SIP mode (allocations go to its arena).
-fn sip_main(id: u64, manifest: &'static Manifest, kernel_args: String) {
+fn sip_main(id: u64, name: &'static str, main: fn(SipContext), kernel_args: String) {
     let args = String::from(kernel_args.as_str());
     drop(kernel_args);
-    let context = SipContext::new(&abi::RING0, SipId(id), manifest.name, args);
-    (manifest.entry)(context);
+    main(SipContext::new(&abi::RING0, SipId(id), name, args));
     end_current(EndReason::Exited(ExitStatus::Success))
+}
+
+/// An async SIP's task body as its runner polls it (on the SIP's account): the first poll makes the SIP's
+/// context and calls its entry, in SIP mode (so the future, and everything in it, is in the SIP's small heap),
+/// and every poll polls the future the entry returned. The body itself is the kernel's; it never drops the
+/// SIP's future (nothing of the SIP's runs in kernel mode): the future is forgotten, and its memory reclaimed
+/// with the SIP's blocks.
+struct AsyncStart {
+    entry: fn(SipContext) -> AsyncMain,
+    id: u64,
+    name: &'static str,
+    /// The arguments, on the kernel heap until the first poll.
+    args: Option<String>,
+    main: Option<AsyncMain>,
+}
+
+impl core::future::Future for AsyncStart {
+    type Output = ();
+
+    fn poll(self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> core::task::Poll<()> {
+        let this = self.get_mut();
+        let main = match &mut this.main {
+            Some(main) => main,
+            None => {
+                let kernel_args = this.args.take().unwrap_or_default();
+                let args = String::from(kernel_args.as_str());
+                drop(kernel_args);
+                this.main.insert((this.entry)(SipContext::new(&abi::RING0, SipId(this.id), this.name, args)))
+            }
+        };
+        main.as_mut().poll(cx)
+    }
+}
+
+impl Drop for AsyncStart {
+    fn drop(&mut self) {
+        core::mem::forget(self.main.take());
+    }
+}
+
+/// Async SIP `id`'s future completed (its entry returned), seen by its runner: it ends as a thread SIP whose
+/// entry returned.
+fn async_exited(id: u64) {
+    let _kernel = KernelAccount::enter();
+    end(id, EndReason::Exited(ExitStatus::Success));
 }
 
 /// Ends the SIP the calling thread belongs to, for `reason` (unless it is already ending for another), and
@@ -387,7 +500,18 @@ pub fn end_current(reason: EndReason) -> ! {
         }
         None => panic!("end_current called on a kernel thread ({reason})"),
     }
+    runner_ends_with_its_sip();
     sched::exit_current()
+}
+
+/// If the calling thread is a task runner that was polling an async SIP (its allocations went to a small heap:
+/// the tagged word), it ends with that SIP; the core's standby runner takes over. One load for other threads.
+fn runner_ends_with_its_sip() {
+    if percpu::current().current_arena.load(Ordering::Relaxed) & exec::SMALL_HEAP_TAG != 0
+        && let Some(me) = sched::current_id()
+    {
+        crate::ipc::tasks::runner_gone(me);
+    }
 }
 
 /// What a doomed thread runs when it leaves kernel code or parks at a cut point (`exec::end_doomed`): its SIP
@@ -397,6 +521,7 @@ fn doomed_exit() -> ! {
     if let Some(id) = exec::current_sip() {
         leave(id);
     }
+    runner_ends_with_its_sip();
     sched::exit_current()
 }
 
@@ -406,7 +531,7 @@ fn doomed_exit() -> ! {
 pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, SpawnError> {
     let _kernel = KernelAccount::enter();
     let id = exec::current_sip().ok_or(SpawnError::NotPermitted)?;
-    let (stack, arena) = match table().lock().sips.get(&id) {
+    let (stack, arena) = match table().lock().sip(id) {
         Some(sip) if sip.ending.is_some() => return Err(SpawnError::NoSuchService),
         Some(sip) if sip.threads.len() >= sip.grant.threads => return Err(SpawnError::TooManyThreads),
         Some(Sip { memory: SipMemory::Arena(arena), manifest, .. }) => {
@@ -425,7 +550,7 @@ pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, SpawnError
             end_thread();
         })
         .map_err(|_| SpawnError::OutOfMemory)?;
-        if let Some(sip) = table().lock().sips.get_mut(&id) {
+        if let Some(sip) = table().lock().sip_mut(id) {
             sip.threads.push(tid);
         }
         Ok(tid.0)
@@ -447,7 +572,7 @@ fn leave(id: u64) {
     let me = sched::current_id();
     let last = {
         let mut table = table().lock();
-        let Some(sip) = table.sips.get_mut(&id) else { return };
+        let Some(sip) = table.sip_mut(id) else { return };
         sip.threads.retain(|t| Some(*t) != me);
         sip.threads.is_empty() && sip.ending.is_some()
     };
@@ -461,13 +586,13 @@ fn leave(id: u64) {
 /// Never waits. Returns whether the SIP existed.
 fn end(id: u64, reason: EndReason) -> bool {
     let me = sched::current_id();
-    let threads = {
+    let (threads, task) = {
         let mut table = table().lock();
-        let Some(sip) = table.sips.get_mut(&id) else { return false };
+        let Some(sip) = table.sip_mut(id) else { return false };
         if sip.ending.is_none() {
             sip.ending = Some(reason);
         }
-        sip.threads.clone()
+        (sip.threads.clone(), sip.task)
     };
     let mut removed = Vec::new();
     for tid in threads.into_iter().filter(|t| Some(*t) != me) {
@@ -476,9 +601,27 @@ fn end(id: u64, reason: EndReason) -> bool {
             removed.push(tid);
         }
     }
+    // An async SIP's task is never polled again; a runner that polls it right now (switched out inside the
+    // poll) is, until it leaves it, a thread of the SIP: removed at once if it can be, doomed otherwise.
+    if let Some(task) = task
+        && let crate::ipc::tasks::Stopped::PolledBy(runner) = crate::ipc::tasks::stop(task)
+        && Some(runner) != me
+    {
+        match sched::doom(runner) {
+            Some(thread) => {
+                drop(thread);
+                crate::ipc::tasks::runner_gone(runner);
+            }
+            None => {
+                if let Some(sip) = table().lock().sip_mut(id) {
+                    sip.threads.push(runner);
+                }
+            }
+        }
+    }
     let empty = {
         let mut table = table().lock();
-        let Some(sip) = table.sips.get_mut(&id) else { return true };
+        let Some(sip) = table.sip_mut(id) else { return true };
         sip.threads.retain(|t| !removed.contains(t));
         sip.threads.is_empty()
     };
@@ -520,7 +663,7 @@ pub fn wait(id: u64) {
     }
     let Some(me) = sched::current_id() else { return };
     loop {
-        match table().lock().sips.get_mut(&id) {
+        match table().lock().sip_mut(id) {
             Some(sip) => sip.waiters.push(Waiter::Thread(me)),
             None => return,
         }
@@ -536,7 +679,7 @@ pub fn notify_on_end(id: u64, who: ThreadId) {
 
 /// Tells `waiter` when SIP `id` of this core ends (at once if it is not alive).
 fn watch(id: u64, waiter: Waiter) {
-    let waiter = match table().lock().sips.get_mut(&id) {
+    let waiter = match table().lock().sip_mut(id) {
         Some(sip) => {
             sip.waiters.push(waiter);
             return;
@@ -549,19 +692,12 @@ fn watch(id: u64, waiter: Waiter) {
 /// Reclaims SIP `id`, which is ending and has no thread left: its record, exchange blocks and endpoints (from
 /// the ledger), its arena; then tells everyone who waits, and applies its restart policy.
 fn finish(id: u64) {
-    let Some(mut sip) = table().lock().sips.remove(&id) else { return };
+    let Some(mut sip) = table().lock().sips.remove(&id).map(|record| *record) else { return };
     ring3::forget_handles(id);
     let owner = channels::Owner::sip(id);
     let reason = match sip.ending.take().unwrap_or(EndReason::Killed) {
         // An allocation failure shows up as a panic; the arena and the ledger know whether a quota was the cause.
-        EndReason::Panicked(_)
-            if match &sip.memory {
-                SipMemory::Arena(arena) => arena.quota_hit(),
-                SipMemory::User(user) => user.quota_hit(),
-            } =>
-        {
-            EndReason::QuotaExceeded
-        }
+        EndReason::Panicked(_) if sip.memory.quota_hit() => EndReason::QuotaExceeded,
         EndReason::Panicked(_) if crate::ipc::exchange_heap::quota_refused(owner) => EndReason::ExchangeQuotaExceeded,
         other => other,
     };
@@ -581,6 +717,7 @@ fn finish(id: u64) {
     match memory {
         SipMemory::Arena(arena) => drop(arena), // unmaps it
         SipMemory::User(user) => ring3::release(user),
+        SipMemory::Small(owner) => drop(owner), // frees its blocks
     }
 
     if dropped_lines > 0 {
@@ -684,18 +821,16 @@ pub fn info(id: u64) -> Option<sip_runtime::ProcessInfo> {
 /// A snapshot of SIP `id` of this core.
 fn info_here(id: u64) -> Option<sip_runtime::ProcessInfo> {
     let table = table().lock();
-    let sip = table.sips.get(&id)?;
-    let running = sip.threads.iter().any(|t| sched::is_runnable(*t));
+    let sip = table.sip(id)?;
+    let running =
+        sip.threads.iter().any(|t| sched::is_runnable(*t)) || sip.task.is_some_and(crate::ipc::tasks::is_running);
     let owner = channels::Owner::sip(id);
     Some(sip_runtime::ProcessInfo {
         id: SipId(sip.id),
         name: sip_runtime::ShortName::new(sip.manifest.name),
         core: percpu::current().index,
         state: if running { sip_runtime::ProcessState::Running } else { sip_runtime::ProcessState::Blocked },
-        heap_used: match &sip.memory {
-            SipMemory::Arena(arena) => arena.used(),
-            SipMemory::User(user) => user.heap() as usize,
-        },
+        heap_used: sip.memory.used(),
         heap_quota: sip.grant.heap_quota,
         threads: sip.threads.len(),
         channels: crate::ipc::exchange_heap::channel_ends_of(owner),
@@ -713,7 +848,7 @@ pub fn next_after(after: Option<u64>) -> Option<u64> {
 /// Takes the startup endpoint of the calling SIP (once).
 pub fn take_startup() -> Option<Startup> {
     let id = exec::current_sip()?;
-    table().lock().sips.get_mut(&id)?.startup.take().map(ManuallyDrop::into_inner)
+    table().lock().sip_mut(id)?.startup.take().map(ManuallyDrop::into_inner)
 }
 
 /// How ring-3 SIP `id` of this core exited, if it is among the last few that ended and it exited.
@@ -726,9 +861,9 @@ pub fn exit_status_of(id: u64) -> Option<ExitStatus> {
 
 /// The start of ring-3 SIP `id`'s slot (its image), if it is a ring-3 SIP of this core.
 pub fn with_user_slot(id: u64) -> Option<u64> {
-    match &table().lock().sips.get(&id)?.memory {
+    match &table().lock().sip(id)?.memory {
         SipMemory::User(user) => Some(user.image_start()),
-        SipMemory::Arena(_) => None,
+        SipMemory::Arena(_) | SipMemory::Small(_) => None,
     }
 }
 
@@ -740,12 +875,12 @@ pub fn end_report(id: u64) -> Option<String> {
 /// Whether the calling SIP's policy grants `capability`.
 pub fn caller_may(capability: Capability) -> bool {
     let Some(id) = exec::current_sip() else { return false };
-    table().lock().sips.get(&id).is_some_and(|sip| sip.grant.capabilities.contains(&capability))
+    table().lock().sip(id).is_some_and(|sip| sip.grant.capabilities.contains(&capability))
 }
 
 /// The manifest of live SIP `id` of this core.
 pub fn manifest_of(id: u64) -> Option<&'static Manifest> {
-    table().lock().sips.get(&id).map(|s| s.manifest)
+    table().lock().sip(id).map(|s| s.manifest)
 }
 
 /// A SIP's log lines per second: a token bucket that refills continuously, as deep as one second's lines.
@@ -784,7 +919,7 @@ impl LogBudget {
 pub fn log_allowed() -> Option<u64> {
     let Some(id) = exec::current_sip() else { return Some(0) };
     let now = crate::time::uptime_nanos();
-    table().lock().sips.get_mut(&id).map_or(Some(0), |sip| sip.log.take(now))
+    table().lock().sip_mut(id).map_or(Some(0), |sip| sip.log.take(now))
 }
 
 crate::selftest! {

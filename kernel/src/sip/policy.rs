@@ -135,7 +135,7 @@ crate::selftest! {
         fn entry(_: sip_runtime::SipContext) {}
         let shell = Manifest {
             name: "shell",
-            entry,
+            entry: sip_runtime::Entry::Thread(entry),
             exports: &[],
             imports: &[],
             heap_quota: 1 << 20,

@@ -88,7 +88,7 @@ const fn program_manifest(name: &'static str) -> Manifest {
     fn ring3_code(_: sip_runtime::SipContext) {}
     Manifest {
         name,
-        entry: ring3_code,
+        entry: sip_runtime::Entry::Thread(ring3_code),
         exports: &[],
         imports: &[],
         heap_quota: 64 * 1024,
@@ -296,7 +296,7 @@ fn handles_with(startup: Option<Startup>, holder: channels::Owner, id: u64) -> B
 /// The startup endpoint of SIP `id` (which never ran), back to `holder`.
 fn startup_back(id: u64, holder: channels::Owner) -> Option<Startup> {
     let expected = core::any::TypeId::of::<channels::raw::RawEndpoint<(), channels::ExAny>>();
-    let held = match table().lock().sips.get_mut(&id)? {
+    let held = match table().lock().sip_mut(id)? {
         Sip { memory: SipMemory::User(user), .. } => user.handles.take_as(HandleTable::STARTUP, expected).ok()?,
         _ => return None,
     };
@@ -369,8 +369,9 @@ fn spawn_code(
         startup: None,
         ending: None,
         log: super::LogBudget::new(grant.log_lines_per_second),
+        task: None,
     };
-    guard.sips.insert(id, record);
+    guard.sips.insert(id, Box::new(record));
     drop(guard);
     let entry = super::replica::Entry { core: percpu::current_index(), name: manifest.name };
     super::replica::publish(super::replica::Update::Added { id, entry });
@@ -378,7 +379,7 @@ fn spawn_code(
     let spawned = x86_64::instructions::interrupts::without_interrupts(|| {
         let guard = user_stack_guard(slot, stack_bytes(manifest));
         let tid = sched::spawn_ring3(Account::Sip(id), KERNEL_STACK, level_4, guard, move || run(rip, rsp))?;
-        if let Some(sip) = table().lock().sips.get_mut(&id) {
+        if let Some(sip) = table().lock().sip_mut(id) {
             sip.threads.push(tid);
         }
         Ok(tid)
@@ -413,7 +414,7 @@ fn thread_start(id: u64, rip: u64, argument: u64) -> u64 {
     let (index, rsp, level_4, guard) = {
         let mut table = table().lock();
         let table = &mut *table;
-        let Some(sip) = table.sips.get_mut(&id) else { return calls::NO_SUCH_CALL };
+        let Some(sip) = table.sips.get_mut(&id).map(|sip| &mut **sip) else { return calls::NO_SUCH_CALL };
         let (threads, limit, manifest, ending) =
             (sip.threads.len(), sip.grant.threads, sip.manifest, sip.ending.is_some());
         let SipMemory::User(user) = &mut sip.memory else { return calls::NO_SUCH_CALL };
@@ -446,7 +447,7 @@ fn thread_start(id: u64, rip: u64, argument: u64) -> u64 {
     });
     let mut table = table().lock();
     let table = &mut *table;
-    let Some(sip) = table.sips.get_mut(&id) else { return calls::NO_SUCH_CALL };
+    let Some(sip) = table.sips.get_mut(&id).map(|sip| &mut **sip) else { return calls::NO_SUCH_CALL };
     match started {
         Ok(tid) => {
             sip.threads.push(tid);
@@ -473,7 +474,7 @@ fn run_thread(rip: u64, rsp: u64, argument: u64, index: u64) {
         if let Some(id) = exec::current_sip() {
             let mut table = table().lock();
             let table = &mut *table;
-            if let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id) {
+            if let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id).map(|sip| &mut **sip) {
                 release_thread_stack(user, &mut table.ring3, index);
             }
         }
@@ -638,7 +639,7 @@ fn text_of(id: u64, at: u64, len: u64) -> Result<(alloc::string::String, usize),
     let mut text = vec![0u8; taken];
     {
         let table = table().lock();
-        let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get(&id) else {
+        let Some(Sip { memory: SipMemory::User(user), .. }) = table.sip(id) else {
             return Err(calls::NO_SUCH_CALL);
         };
         let Some(space) = space_of(user, &table.ring3) else { return Err(calls::BAD_ADDRESS) };
@@ -661,7 +662,7 @@ fn grow(id: u64, bytes: u64) -> u64 {
     let pages = bytes.div_ceil(4096);
     let mut table = table().lock();
     let table = &mut *table;
-    let Some(Sip { memory: SipMemory::User(user), grant, .. }) = table.sips.get_mut(&id) else {
+    let Some(Sip { memory: SipMemory::User(user), grant, .. }) = table.sips.get_mut(&id).map(|sip| &mut **sip) else {
         return calls::NO_SUCH_CALL;
     };
     let quota = grant.heap_quota as u64;

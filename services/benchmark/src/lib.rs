@@ -7,7 +7,8 @@
 //! same round trip with the echo SIP on another core and a message to all cores with their acknowledgements;
 //! binding and unbinding a name; SIP create + exit. Besides: `bench capacity` (how many idle SIPs fit in memory
 //! and the kernel memory each costs), `bench kills` (SIPs killed mid-message leave the exchange heap as it
-//! was) and `bench throughput` (one pair of SIPs per core, on one core and then on two at once).
+//! was), `bench throughput` (one pair of SIPs per core, on one core and then on two at once) and `bench models`
+//! (thread SIPs against async SIPs, the two kernel thread models: thread_models.rs).
 //!
 //! Under the runner's `--icount` the counter is the guest instruction count (deterministic across boots);
 //! otherwise it is the TSC under emulation, inflated and noisy: compare ratios within one run. With `--icount`
@@ -27,6 +28,8 @@ use contracts::service_provider;
 use core::hint::black_box;
 use sip_runtime::{Broadcast, Capability, ExitStatus, ProbeReport, Protection, RestartPolicy, SipContext, SipId, sip};
 
+mod thread_models;
+
 sip! {
     name: "bench",
     entry: main,
@@ -36,6 +39,7 @@ sip! {
     stack_size: 64 * 1024,
     restart: RestartPolicy::Never,
     capabilities: [Capability::ProcessControl, Capability::SystemInfo, Capability::Console],
+    exchange_quota: 4 << 20,
 }
 
 // Yields a given number of times: the partner for the A->B->A measurement.
@@ -126,6 +130,42 @@ sip! {
     capabilities: [],
 }
 
+// Round trips to an echo, as an async SIP, reporting to the bench: `bench models` (thread_models.rs).
+sip! {
+    name: "bench-async-ping",
+    entry: async thread_models::async_ping,
+    exports: [],
+    imports: ["Echo"],
+    heap_quota: 16 * 1024,
+    stack_size: 16 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
+// Awaits for ever: the continuation of `bench models capacity` (thread_models.rs).
+sip! {
+    name: "bench-async-idle",
+    entry: async thread_models::async_idle,
+    exports: [],
+    imports: [],
+    heap_quota: 4 * 1024,
+    stack_size: 8 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
+// Yields as an async SIP, for ever or measuring: `bench models` (thread_models.rs).
+sip! {
+    name: "bench-async-yield",
+    entry: async thread_models::async_yield,
+    exports: [],
+    imports: ["Echo"],
+    heap_quota: 16 * 1024,
+    stack_size: 16 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
 /// Rounds per operation; the median and extremes are taken over them.
 const ROUNDS: usize = 21;
 
@@ -169,9 +209,12 @@ fn main(ctx: SipContext) {
         "throughput" => throughput(&ctx),
         "protection" => protection(&ctx),
         "scale" => scale(&ctx),
+        "models" => thread_models::models(&ctx),
+        "models capacity" => thread_models::capacity(&ctx),
         other => {
             let _ = ctx.print(format_args!(
-                "bench: unknown argument '{other}' (use: bench [capacity|kills|throughput|protection|scale])\n"
+                "bench: unknown argument '{other}' \
+                 (use: bench [capacity|kills|throughput|protection|scale|models|models capacity])\n"
             ));
             ctx.exit(ExitStatus::Failure(2));
         }

@@ -7,6 +7,12 @@
 //! (default `echo`) in the name service and serves every client that looks the name up, all at once; if the
 //! name service restarts, it binds the name again.
 //!
+//! `echo-async` is the same service as a continuation (docs/thread-models.md): it serves the endpoint it is
+//! spawned with by awaiting each request (`recv_async`), with the same answers ([`answer`]), and holds no
+//! stack while it waits; with the argument `hand-over` it makes a thread's yield before each answer (a blocking
+//! call inside a poll: `bench models` measures the hand-over it causes). It has no named mode: binding a name
+//! is a blocking call to the name service.
+//!
 //! The contract makes the protocol a matter of types: the server can only answer a `Ping` with a `Pong`, a
 //! `Say` with an `Echoed`.
 #![no_std]
@@ -26,6 +32,17 @@ sip! {
     exports: ["Echo", "ServiceProvider"],
     imports: ["NameService"],
     heap_quota: 64 * 1024,
+    stack_size: 16 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
+sip! {
+    name: "echo-async",
+    entry: async main_async,
+    exports: ["Echo"],
+    imports: [],
+    heap_quota: 16 * 1024,
     stack_size: 16 * 1024,
     restart: RestartPolicy::Never,
     capabilities: [],
@@ -112,6 +129,37 @@ fn bind(ctx: &SipContext, name: &str) -> Option<service_provider::Server<service
     }
     sip_runtime::warn!(ctx, "cannot bind '{name}': the name service stays unavailable");
     None
+}
+
+/// The entry of `echo-async`: serves the startup endpoint as [`serve_async`].
+async fn main_async(ctx: SipContext) {
+    let Some(endpoint) = ctx.take_startup::<echo::Server<state::Ready>>() else {
+        return sip_runtime::warn!(ctx, "echo-async serves the Echo endpoint it is spawned with, and none was given");
+    };
+    let served = match ctx.args().trim() {
+        "" => serve_async(endpoint, || {}).await,
+        // A thread's yield before every answer: the runner is switched out inside the poll and hands the core's
+        // tasks over (what preempting a continuation costs: `bench models`).
+        "hand-over" => serve_async(endpoint, || ctx.yield_now()).await,
+        // The endpoint goes with this SIP: the client sees `Closed`.
+        _ => return sip_runtime::warn!(ctx, "usage: echo-async [hand-over]"),
+    };
+    sip_runtime::debug!(ctx, "served {served} requests");
+}
+
+/// [`serve_with`] as a continuation: awaits each request, runs `before_answer`, answers it as [`serve`] does,
+/// until `Bye` or until the client is gone; returns how many requests were answered.
+pub async fn serve_async(mut endpoint: echo::Server<state::Ready>, before_answer: impl Fn()) -> u64 {
+    let mut served = 0;
+    loop {
+        let Ok(request) = endpoint.recv_async().await else { return served };
+        before_answer();
+        match answer(request) {
+            Some(next) => endpoint = next,
+            None => return served,
+        }
+        served += 1;
+    }
 }
 
 /// Answers one request; the session comes back unless the client said `Bye` or is gone. Always inlined: it is

@@ -16,6 +16,12 @@
 //! be observed; the third, `fault-bad-manifest`, is invalid on purpose (heap quota 0), so the kernel's manifest
 //! check can be seen refusing it.
 //!
+//! `fault-async` is the injector as an async SIP (a continuation, docs/thread-models.md): with the arguments
+//! `KIND [N]` it answers N pings, awaiting each (N await points), takes one more and then fails in way KIND
+//! while owing the answer: `panic`, `overflow` (recursion off its runner's stack), `quota`, `spin` (never
+//! awaits again: the timer must take the core's other tasks to another runner), `block` (a blocking call inside
+//! a poll, a sleep, then answers), `wait` (awaits forever, to be killed), `drop`, `exit` (answers and ends).
+//!
 //! Not here: other CPU exceptions (#DE, #UD, #GP...): safe Rust cannot raise them (division is checked and
 //! panics), which is the point of type-based isolation.
 #![no_std]
@@ -71,6 +77,17 @@ sip! {
     exports: [],
     imports: [],
     heap_quota: 0,
+    stack_size: 16 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
+sip! {
+    name: "fault-async",
+    entry: async fault_async,
+    exports: [],
+    imports: [],
+    heap_quota: 64 * 1024,
     stack_size: 16 * 1024,
     restart: RestartPolicy::Never,
     capabilities: [],
@@ -191,6 +208,52 @@ fn spins_per(ctx: &SipContext, nanos: u64) -> u64 {
     }
     let took = ctx.now_nanos().saturating_sub(start).max(1);
     PROBE.saturating_mul(nanos) / took
+}
+
+/// `fault-async KIND [N]` (see the crate docs).
+async fn fault_async(ctx: SipContext) {
+    let mut args = ctx.args().split_whitespace();
+    let kind = args.next().unwrap_or_default();
+    let after: u32 = args.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let Some(mut ready) = ctx.take_startup::<echo::Server<state::Ready>>() else {
+        return sip_runtime::warn!(ctx, "fault-async needs an Echo endpoint to fail on");
+    };
+    for _ in 0..after {
+        let Ok(server::Ready::Ping(n, owes)) = ready.recv_async().await else { return };
+        let Ok(next) = owes.send_pong(n) else { return };
+        ready = next;
+    }
+    let Ok(server::Ready::Ping(n, owes)) = ready.recv_async().await else { return };
+    match kind {
+        "panic" => panic!("requested panic after {after} awaits"),
+        "overflow" => {
+            let depth = recurse(black_box(1));
+            sip_runtime::info!(ctx, "recursion returned {depth}: the guard page was not hit");
+        }
+        "quota" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(black_box(alloc::vec![0xa5; 4 * 1024]));
+            }
+        }
+        "spin" => loop {
+            black_box(0);
+        },
+        "block" => {
+            ctx.sleep_ms(20);
+            let _ = owes.send_pong(n);
+        }
+        "wait" => core::future::pending::<()>().await,
+        "drop" => drop(owes),
+        "exit" => {
+            let _ = owes.send_pong(n);
+            ctx.exit(ExitStatus::Success)
+        }
+        other => {
+            sip_runtime::warn!(ctx, "unknown fault '{other}' (panic|overflow|quota|spin|block|wait|drop|exit)");
+            ctx.exit(ExitStatus::Failure(2));
+        }
+    }
 }
 
 fn restarting(ctx: SipContext) {

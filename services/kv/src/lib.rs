@@ -4,7 +4,9 @@
 //! Two layers, kept apart so the store can be tested on the host without channels:
 //! - [`Store`]: a plain bounded map from UTF-8 keys to byte values, answering with the contract's [`KvError`]s.
 //! - [`serve`] / [`serve_store`]: the channel loop that turns `KvStore` requests into `Store` calls and sends the
-//!   answers the contract's typestates allow (a `Get` can only be answered by `Value` or `Failed`, and so on).
+//!   answers the contract's typestates allow (a `Get` can only be answered by `Value` or `Failed`, and so on);
+//!   [`serve_async`] / [`serve_store_async`] are the same loop as a continuation, with the same answers: the
+//!   `kv-async` service, an async SIP (docs/thread-models.md).
 //!
 //! Limits ([`Limits::DEFAULT`]): keys of at most [`MAX_KEY_LEN`] bytes, values of at most [`MAX_VALUE_LEN`]
 //! bytes, at most [`MAX_ENTRIES`] keys. They are chosen so that a full store (about 520 KiB of payload plus map
@@ -60,11 +62,34 @@ pub const MAX_VALUE_LEN: usize = 4096;
 /// Most keys the store holds at once.
 pub const MAX_ENTRIES: usize = 128;
 
+sip! {
+    name: "kv-async",
+    entry: async main_async,
+    exports: ["KvStore"],
+    imports: [],
+    heap_quota: 1024 * 1024,
+    stack_size: 32 * 1024,
+    restart: RestartPolicy::Never,
+    capabilities: [],
+}
+
 fn main(ctx: SipContext) {
     match ctx.take_startup::<kv_store::Server<state::Ready>>() {
         Some(endpoint) => {
             let mut store = Store::new();
             let served = serve_store(endpoint, &mut store);
+            sip_runtime::debug!(ctx, "served {served} requests, {} keys held at the end", store.len());
+        }
+        None => sip_runtime::warn!(ctx, "spawned without a KvStore endpoint: nothing to serve"),
+    }
+}
+
+/// The entry of `kv-async`: the same store and answers as `kv`, served as a continuation.
+async fn main_async(ctx: SipContext) {
+    match ctx.take_startup::<kv_store::Server<state::Ready>>() {
+        Some(endpoint) => {
+            let mut store = Store::new();
+            let served = serve_store_async(endpoint, &mut store).await;
             sip_runtime::debug!(ctx, "served {served} requests, {} keys held at the end", store.len());
         }
         None => sip_runtime::warn!(ctx, "spawned without a KvStore endpoint: nothing to serve"),
@@ -222,38 +247,61 @@ pub fn serve(endpoint: kv_store::Server<state::Ready>) -> u64 {
 pub fn serve_store(mut endpoint: kv_store::Server<state::Ready>, store: &mut Store) -> u64 {
     let mut served = 0;
     loop {
-        // Each arm answers with the only messages its typestate allows; a failed send means the client dropped
-        // its endpoint mid-protocol (the reply comes back to us and is dropped), which ends the conversation.
-        let next = match endpoint.recv() {
-            Ok(server::Ready::Get(key, owes)) => match store.get(&key) {
-                Ok(value) => match try_ex_bytes(value) {
-                    Some(reply) => owes.send_value(reply).ok(),
-                    // No exchange-heap room for the reply, and the contract has no error for that: end the
-                    // conversation (the client sees `Closed`) rather than the whole SIP.
-                    None => None,
-                },
-                Err(error) => owes.send_failed(error).ok(),
-            },
-            Ok(server::Ready::Put(key, value, owes)) => match store.put(&key, &value) {
-                Ok(()) => owes.send_stored().ok(),
-                Err(error) => owes.send_failed(error).ok(),
-            },
-            Ok(server::Ready::Delete(key, owes)) => match store.delete(&key) {
-                Ok(()) => owes.send_deleted().ok(),
-                Err(error) => owes.send_failed(error).ok(),
-            },
-            Ok(server::Ready::List(owes)) => owes.send_keys(ex_keys(store)).ok(),
-            Ok(server::Ready::Quit(done)) => {
-                done.close();
-                return served;
-            }
-            Err(Closed) => None,
-        };
-        match next {
+        match answer(endpoint.recv(), store) {
             Some(ready) => endpoint = ready,
             None => return served,
         }
         served += 1;
+    }
+}
+
+/// [`serve_store`] as a continuation (the `kv-async` service): awaits each request, answers it as
+/// [`serve_store`] does.
+pub async fn serve_store_async(mut endpoint: kv_store::Server<state::Ready>, store: &mut Store) -> u64 {
+    let mut served = 0;
+    loop {
+        match answer(endpoint.recv_async().await, store) {
+            Some(ready) => endpoint = ready,
+            None => return served,
+        }
+        served += 1;
+    }
+}
+
+/// [`serve`] as a continuation.
+pub async fn serve_async(endpoint: kv_store::Server<state::Ready>) -> u64 {
+    serve_store_async(endpoint, &mut Store::new()).await
+}
+
+/// Answers one request from `store`; the endpoint comes back unless the client quit, went away, or the answer
+/// could not go out.
+fn answer(request: Result<server::Ready, Closed>, store: &mut Store) -> Option<kv_store::Server<state::Ready>> {
+    // Each arm answers with the only messages its typestate allows; a failed send means the client dropped its
+    // endpoint mid-protocol (the reply comes back to us and is dropped), which ends the conversation.
+    match request {
+        Ok(server::Ready::Get(key, owes)) => match store.get(&key) {
+            Ok(value) => match try_ex_bytes(value) {
+                Some(reply) => owes.send_value(reply).ok(),
+                // No exchange-heap room for the reply, and the contract has no error for that: end the
+                // conversation (the client sees `Closed`) rather than the whole SIP.
+                None => None,
+            },
+            Err(error) => owes.send_failed(error).ok(),
+        },
+        Ok(server::Ready::Put(key, value, owes)) => match store.put(&key, &value) {
+            Ok(()) => owes.send_stored().ok(),
+            Err(error) => owes.send_failed(error).ok(),
+        },
+        Ok(server::Ready::Delete(key, owes)) => match store.delete(&key) {
+            Ok(()) => owes.send_deleted().ok(),
+            Err(error) => owes.send_failed(error).ok(),
+        },
+        Ok(server::Ready::List(owes)) => owes.send_keys(ex_keys(store)).ok(),
+        Ok(server::Ready::Quit(done)) => {
+            done.close();
+            None
+        }
+        Err(Closed) => None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! The kv service's channel loop on the host: `kv::serve` runs on a std thread against a real `kv_store` channel
+//! The kv service's channel loop on the host, both ways: `kv::serve` (and `kv::serve_async`, polled) runs on a std thread against a real `kv_store` channel
 //! (the channel crate's host hooks: thread blocking, owner-tracking exchange heap), and the client side drives it
 //! through put/get/delete/list, every `KvError`, `Quit`, and clients that vanish mid-protocol.
 //!
@@ -17,11 +17,49 @@ use std::time::Duration;
 
 type Client = kv_store::Client<state::Ready>;
 
-/// Runs `kv::serve` on its own thread.
-fn spawn_server() -> (Client, JoinHandle<u64>) {
-    let (client, server) = kv_store::channel();
-    (client, thread::spawn(move || kv::serve(server)))
+/// How a test's server runs: `kv::serve` (a thread) or `kv::serve_async` (a continuation, polled on a thread).
+type Serve = fn(kv_store::Server<state::Ready>) -> u64;
+
+/// The continuation polled to its end on the calling thread: pending polls yield the thread (off a task runner,
+/// a future receive asks to be polled again).
+fn serve_async(server: kv_store::Server<state::Ready>) -> u64 {
+    let mut future = std::pin::pin!(kv::serve_async(server));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(served) = future.as_mut().poll(&mut cx) {
+            return served;
+        }
+        thread::yield_now();
+    }
 }
+
+/// Runs `serve` on its own thread.
+fn spawn_server(serve: Serve) -> (Client, JoinHandle<u64>) {
+    let (client, server) = kv_store::channel();
+    (client, thread::spawn(move || serve(server)))
+}
+
+/// Each check runs against both servers: the thread loop and the continuation keep the same contract.
+macro_rules! both_ways {
+    ($($check:ident),* $(,)?) => {
+        mod threaded {
+            $(#[test] fn $check() { super::$check(kv::serve) })*
+        }
+        mod continuation {
+            $(#[test] fn $check() { super::$check(super::serve_async) })*
+        }
+    };
+}
+
+both_ways!(
+    put_get_delete_list_and_quit,
+    every_error_comes_back_typed,
+    a_full_store_answers_store_full,
+    client_dropped_while_ready_ends_the_server,
+    client_dropped_before_any_request_ends_the_server,
+    client_dropped_while_owed_an_answer_ends_the_server,
+    a_second_conversation_does_not_see_the_first_ones_store,
+);
 
 /// Joins the server, failing the test (instead of hanging it) if the server has not returned within a few seconds.
 fn join_within(handle: JoinHandle<u64>) -> u64 {
@@ -78,9 +116,8 @@ fn the_manifest_exports_the_contracts_name() {
     assert_eq!(kv_store::INFO.name, "KvStore");
 }
 
-#[test]
-fn put_get_delete_list_and_quit() {
-    let (c, server) = spawn_server();
+fn put_get_delete_list_and_quit(serve: Serve) {
+    let (c, server) = spawn_server(serve);
     let (c, r) = put(c, "b", b"2");
     assert_eq!(r, Ok(()));
     let (c, r) = put(c, "a", b"1");
@@ -105,9 +142,8 @@ fn put_get_delete_list_and_quit() {
     assert_eq!(join_within(server), 10, "every request but Quit is counted");
 }
 
-#[test]
-fn every_error_comes_back_typed() {
-    let (c, server) = spawn_server();
+fn every_error_comes_back_typed(serve: Serve) {
+    let (c, server) = spawn_server(serve);
     let long_key = "k".repeat(MAX_KEY_LEN + 1);
     let (c, r) = get(c, "absent");
     assert_eq!(r, Err(KvError::NotFound));
@@ -131,9 +167,8 @@ fn every_error_comes_back_typed() {
     assert_eq!(join_within(server), 9);
 }
 
-#[test]
-fn a_full_store_answers_store_full() {
-    let (mut c, server) = spawn_server();
+fn a_full_store_answers_store_full(serve: Serve) {
+    let (mut c, server) = spawn_server(serve);
     for i in 0..MAX_ENTRIES {
         let (next, r) = put(c, &format!("key{i:03}"), &[i as u8]);
         assert_eq!(r, Ok(()), "key {i}");
@@ -175,23 +210,20 @@ fn serve_store_keeps_the_store_for_the_caller() {
     assert_eq!((served, keys), (4, vec!["a".to_owned()]));
 }
 
-#[test]
-fn client_dropped_while_ready_ends_the_server() {
-    let (c, server) = spawn_server();
+fn client_dropped_while_ready_ends_the_server(serve: Serve) {
+    let (c, server) = spawn_server(serve);
     let (c, _) = put(c, "a", b"1");
     drop(c);
     assert_eq!(join_within(server), 1);
 }
 
-#[test]
-fn client_dropped_before_any_request_ends_the_server() {
-    let (c, server) = spawn_server();
+fn client_dropped_before_any_request_ends_the_server(serve: Serve) {
+    let (c, server) = spawn_server(serve);
     drop(c);
     assert_eq!(join_within(server), 0);
 }
 
-#[test]
-fn client_dropped_while_owed_an_answer_ends_the_server() {
+fn client_dropped_while_owed_an_answer_ends_the_server(serve: Serve) {
     // The client sends each kind of request and vanishes before the answer: the server's send fails (the reply
     // comes back to it), and it must return instead of waiting for a next request that never comes.
     type Send = fn(Client) -> Box<dyn std::any::Any>;
@@ -202,7 +234,7 @@ fn client_dropped_while_owed_an_answer_ends_the_server() {
         ("list", |c| Box::new(c.send_list().expect("alive"))),
     ];
     for (what, send) in requests {
-        let (c, server) = spawn_server();
+        let (c, server) = spawn_server(serve);
         let (c, _) = put(c, "a", b"1");
         drop(send(c));
         // The put before is counted; the request in flight may or may not be, depending on whether the server
@@ -212,14 +244,13 @@ fn client_dropped_while_owed_an_answer_ends_the_server() {
     }
 }
 
-#[test]
-fn a_second_conversation_does_not_see_the_first_ones_store() {
+fn a_second_conversation_does_not_see_the_first_ones_store(serve: Serve) {
     // Each `serve` starts from an empty store: nothing leaks between spawns.
-    let (c, server) = spawn_server();
+    let (c, server) = spawn_server(serve);
     let (c, _) = put(c, "secret", b"1");
     quit(c);
     join_within(server);
-    let (c, server) = spawn_server();
+    let (c, server) = spawn_server(serve);
     let (c, keys) = list(c);
     assert!(keys.is_empty());
     quit(c);

@@ -40,13 +40,37 @@ fn connect_protected(
     Ok((id, client))
 }
 
-/// Splits a leading `--protection MODE` off `args`.
-fn protection_option<'a, 'b>(args: &'a [&'b str]) -> Result<(Protection, &'a [&'b str]), CommandError> {
-    match args {
-        ["--protection", mode, rest @ ..] => Protection::from_name(mode)
-            .map(|p| (p, rest))
-            .ok_or_else(|| CommandError::Invalid(format!("'{mode}' is not a protection (type, ring3, ring3-own)"))),
-        _ => Ok((Protection::Type, args)),
+/// How a channel command's SIP runs: its protection, and whether it is the service's async variant (a
+/// continuation on its core's runner, docs/thread-models.md: `echo-async`, `kv-async`).
+struct Mode {
+    protection: Protection,
+    asynchronous: bool,
+}
+
+impl Mode {
+    /// The service to spawn for `base` in this mode.
+    fn service(&self, base: &str) -> String {
+        if self.asynchronous { format!("{base}-async") } else { String::from(base) }
+    }
+}
+
+/// Splits leading `--protection MODE` and `--async` options (in either order) off `args`.
+fn mode_options<'a, 'b>(mut args: &'a [&'b str]) -> Result<(Mode, &'a [&'b str]), CommandError> {
+    let mut mode = Mode { protection: Protection::Type, asynchronous: false };
+    loop {
+        match args {
+            ["--protection", name, rest @ ..] => {
+                mode.protection = Protection::from_name(name).ok_or_else(|| {
+                    CommandError::Invalid(format!("'{name}' is not a protection (type, ring3, ring3-own)"))
+                })?;
+                args = rest;
+            }
+            ["--async", rest @ ..] => {
+                mode.asynchronous = true;
+                args = rest;
+            }
+            _ => return Ok((mode, args)),
+        }
     }
 }
 
@@ -54,13 +78,14 @@ fn closed() -> CommandError {
     CommandError::Invalid("the echo SIP closed the channel".into())
 }
 
-/// `echo [--protection MODE] TEXT...`: the echo SIP (under MODE) sends the text back.
+/// `echo [--protection MODE] [--async] TEXT...`: the echo SIP (under MODE; `echo-async` with `--async`) sends
+/// the text back.
 pub fn echo(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let (protection, args) = protection_option(args)?;
+    let (mode, args) = mode_options(args)?;
     if args.is_empty() {
-        return Err(CommandError::Usage("echo [--protection type|ring3|ring3-own] TEXT..."));
+        return Err(CommandError::Usage("echo [--protection type|ring3|ring3-own] [--async] TEXT..."));
     }
-    let (id, client) = connect_protected(sh, "echo", "", None, protection)?;
+    let (id, client) = connect_protected(sh, &mode.service("echo"), "", None, mode.protection)?;
     let owed = client.send_say(ExString::from(args.join(" ").as_str())).map_err(|_| closed())?;
     let result = match owed.recv() {
         Ok(client::SaySent::Echoed(text, ready)) => {
@@ -76,17 +101,20 @@ pub fn echo(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     result
 }
 
-/// `ping [--protection MODE] [N]`: N round trips to the echo SIP (under MODE), with the average cost.
+/// `ping [--protection MODE] [--async] [N]`: N round trips to the echo SIP (under MODE; `echo-async` with
+/// `--async`), with the average cost.
 pub fn ping(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    let (protection, args) = protection_option(args)?;
+    let (mode, args) = mode_options(args)?;
+    let protection = mode.protection;
     let count: u64 = match args {
         [] => 1000,
         [n] => {
             n.parse().ok().filter(|n| *n > 0).ok_or_else(|| CommandError::Invalid(format!("'{n}' is not a count")))?
         }
-        _ => return Err(CommandError::Usage("ping [--protection type|ring3|ring3-own] [N]")),
+        _ => return Err(CommandError::Usage("ping [--protection type|ring3|ring3-own] [--async] [N]")),
     };
-    let (id, mut client) = connect_protected(sh, "echo", "", None, protection)?;
+    let service = mode.service("echo");
+    let (id, mut client) = connect_protected(sh, &service, "", None, protection)?;
     let (start, start_ns) = (sh.ctx.cycles(), sh.ctx.now_nanos());
     for i in 0..count {
         match client.send_ping(i).map_err(|_| closed())?.recv() {
@@ -102,7 +130,7 @@ pub fn ping(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     }
     let _ = sh.ctx.wait(id);
     sh.say(format_args!(
-        "ping: {count} round trips to echo#{} ({protection}), {cycles} cycles ({micros} us) each",
+        "ping: {count} round trips to {service}#{} ({protection}), {cycles} cycles ({micros} us) each",
         id.0
     ));
     Ok(())
@@ -147,27 +175,33 @@ pub fn fault(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `kv [--protection MODE] put KEY VALUE | get KEY | del KEY | list | quit`: talk to a kv SIP (started on
-/// first use, under MODE, then kept until `quit`).
+/// `kv [--protection MODE] [--async] put KEY VALUE | get KEY | del KEY | list | quit`: talk to a kv SIP (started
+/// on first use, under MODE, `kv-async` with `--async`, then kept until `quit`).
 pub fn kv(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    const USAGE: &str = "kv [--protection type|ring3|ring3-own] put KEY VALUE... | get KEY | del KEY | list | quit";
+    const USAGE: &str =
+        "kv [--protection type|ring3|ring3-own] [--async] put KEY VALUE... | get KEY | del KEY | list | quit";
     use kv_store::client::{Deleting, Getting, Listing, Putting};
     let gone = || CommandError::Invalid("the kv SIP is gone (it will be restarted by the next kv command)".into());
-    let chosen = matches!(args, ["--protection", ..]);
-    let (protection, args) = protection_option(args)?;
-    let (id, mode, endpoint) = match sh.kv.take() {
-        Some((id, mode, endpoint)) if chosen && mode != protection => {
-            sh.kv = Some((id, mode, endpoint));
-            return Err(CommandError::Invalid(format!("kv#{} runs under {mode}: 'kv quit' first", id.0)));
+    let chosen = matches!(args, ["--protection" | "--async", ..]);
+    let (options, args) = mode_options(args)?;
+    let protection = options.protection;
+    let (id, mode, asynchronous, endpoint) = match sh.kv.take() {
+        Some((id, mode, asynchronous, endpoint))
+            if chosen && (mode != protection || asynchronous != options.asynchronous) =>
+        {
+            sh.kv = Some((id, mode, asynchronous, endpoint));
+            let kind = if asynchronous { "kv-async" } else { "kv" };
+            return Err(CommandError::Invalid(format!("{kind}#{} runs under {mode}: 'kv quit' first", id.0)));
         }
         Some(connection) => connection,
         None => {
             let (client, server) = kv_store::channel();
+            let service = options.service("kv");
             let id = sh
                 .ctx
-                .spawn_protected_with("kv", "", None, protection, server)
-                .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn 'kv' ({protection}): {e}")))?;
-            (id, protection, client)
+                .spawn_protected_with(&service, "", None, protection, server)
+                .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn '{service}' ({protection}): {e}")))?;
+            (id, protection, options.asynchronous, client)
         }
     };
     let ready = match args {
@@ -226,11 +260,11 @@ pub fn kv(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
             return Ok(());
         }
         _ => {
-            sh.kv = Some((id, mode, endpoint));
+            sh.kv = Some((id, mode, asynchronous, endpoint));
             return Err(CommandError::Usage(USAGE));
         }
     };
-    sh.kv = Some((id, mode, ready));
+    sh.kv = Some((id, mode, asynchronous, ready));
     Ok(())
 }
 

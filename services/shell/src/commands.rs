@@ -80,20 +80,20 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "echo",
-        usage: "echo [--protection type|ring3|ring3-own] TEXT...",
-        help: "send text through an echo SIP (in ring 0 or ring 3)",
+        usage: "echo [--protection type|ring3|ring3-own] [--async] TEXT...",
+        help: "send text through an echo SIP (in ring 0 or ring 3; a continuation with --async)",
         run: channel_commands::echo,
     },
     Command {
         name: "ping",
-        usage: "ping [--protection type|ring3|ring3-own] [N]",
-        help: "N message round trips to an echo SIP (in ring 0 or ring 3)",
+        usage: "ping [--protection type|ring3|ring3-own] [--async] [N]",
+        help: "N message round trips to an echo SIP (in ring 0 or ring 3; a continuation with --async)",
         run: channel_commands::ping,
     },
     Command {
         name: "kv",
-        usage: "kv [--protection type|ring3|ring3-own] put KEY VALUE | get KEY | del KEY | list | quit",
-        help: "a key-value store SIP (hashbrown; in ring 0 or ring 3)",
+        usage: "kv [--protection type|ring3|ring3-own] [--async] put KEY VALUE | get KEY | del KEY | list | quit",
+        help: "a key-value store SIP (hashbrown; in ring 0 or ring 3; a continuation with --async)",
         run: channel_commands::kv,
     },
     Command {
@@ -110,9 +110,9 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "bench",
-        usage: "bench [capacity|kills|throughput|protection|scale]",
+        usage: BENCH_USAGE,
         help: "measure ABI call, yield, ping-pong, SIP create+exit (or capacity, kills mid-flood, per protection mode, \
-               against core count)",
+               against core count, thread SIPs against async SIPs)",
         run: bench,
     },
     Command { name: "selftest", usage: "selftest [FILTER]", help: "run the in-kernel self-tests", run: selftest },
@@ -525,13 +525,22 @@ fn channels(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     Ok(())
 }
 
+const BENCH_USAGE: &str = "bench [capacity|kills|throughput|protection|scale|models [capacity]]";
+
 fn bench(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     match args {
         // The benchmark runs beside the shell, on its core: "same core" figures mean the shell's core.
-        [] | ["capacity"] | ["kills"] | ["throughput"] | ["protection"] | ["scale"] => {
+        []
+        | ["capacity"]
+        | ["kills"]
+        | ["throughput"]
+        | ["protection"]
+        | ["scale"]
+        | ["models"]
+        | ["models", "capacity"] => {
             let here = format!("{}", sh.ctx.abi().current_core());
             run_service(sh, &[&["bench", "--core", here.as_str()], args].concat())
         }
-        _ => Err(CommandError::Usage("bench [capacity|kills|throughput|protection|scale]")),
+        _ => Err(CommandError::Usage(BENCH_USAGE)),
     }
 }

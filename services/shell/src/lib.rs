@@ -41,9 +41,11 @@ pub const PROMPT: &str = "plurality> ";
 pub struct Shell {
     ctx: SipContext,
     console: Option<console::Client<state::Ready>>,
+    /// The kv SIP of the `kv` command: its id, protection, whether it is `kv-async`, and the client end.
     kv: Option<(
         sip_runtime::SipId,
         sip_runtime::Protection,
+        bool,
         contracts::kv_store::Client<contracts::kv_store::state::Ready>,
     )>,
 }

@@ -12,7 +12,7 @@
 
 use crate::{abi, calls, programs};
 use alloc::string::String;
-use sip_runtime::{MANIFESTS, SipContext, SipId};
+use sip_runtime::{Entry, KernelAbi, MANIFESTS, SipContext, SipId};
 
 /// The exit status when the block names no program or service of the image.
 const NO_SUCH_PROGRAM: u32 = 127;
@@ -50,7 +50,11 @@ extern "C" fn start(block: *const u64) -> ! {
     match MANIFESTS.iter().find(|m| m.name == name) {
         Some(manifest) => {
             let context = SipContext::new(&abi::RING3, SipId(id), manifest.name, String::from(args));
-            (manifest.entry)(context);
+            match manifest.entry {
+                Entry::Thread(main) => main(context),
+                // No runner in ring 3: the SIP's thread polls its future, yielding while it is pending.
+                Entry::Async(main) => sip_runtime::continuations::block_on(main(context), || abi::RING3.yield_now()),
+            }
             calls::exit(0)
         }
         None => calls::exit(NO_SUCH_PROGRAM),

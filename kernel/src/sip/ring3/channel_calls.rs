@@ -35,7 +35,9 @@ pub(super) fn with_sip<R>(
 ) -> Option<R> {
     let mut guard = table().lock();
     let table = &mut *guard;
-    let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id) else { return None };
+    let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id).map(|sip| &mut **sip) else {
+        return None;
+    };
     // Field by field (not `space_of`): the table is borrowed mutably beside the space.
     let space = user.own.as_ref().or(table.ring3.shared.as_ref())?;
     Some(f(&mut user.handles, space))
@@ -70,7 +72,7 @@ fn with_handles<R>(id: u64, f: impl FnOnce(&mut HandleTable) -> R) -> Option<R> 
 #[inline(never)]
 fn cache_handles(id: u64, entry: &percpu::HandleCacheEntry) -> Option<*mut HandleTable> {
     let mut guard = table().lock();
-    let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sips.get_mut(&id) else { return None };
+    let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sip_mut(id) else { return None };
     let at: *mut HandleTable = &mut *user.handles;
     entry.at.store(at as usize, Ordering::Relaxed);
     entry.of.store(id + 1, Ordering::Relaxed);
@@ -378,7 +380,7 @@ fn park(end: &dyn Proxied) {
 /// Copies `bytes` to `at` in SIP `id`'s space; whether it is its memory (and `id` a ring-3 SIP of this core).
 fn copy_out(id: u64, at: u64, bytes: &[u8]) -> bool {
     let guard = table().lock();
-    let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sips.get(&id) else { return false };
+    let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sip(id) else { return false };
     space_of(user, &guard.ring3).is_some_and(|space| space.copy_out(at, bytes).is_ok())
 }
 

@@ -30,7 +30,7 @@ use sip_runtime::{KernelAbi, Startup};
 /// Runs `f` with SIP `id`'s address space; the call's error answer if `id` is not a ring-3 SIP of this core.
 fn with_space<R>(id: u64, f: impl FnOnce(&crate::memory::user_spaces::UserSpace) -> R) -> Result<R, u64> {
     let guard = table().lock();
-    let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sips.get(&id) else { return Err(calls::NO_SUCH_CALL) };
+    let Some(Sip { memory: SipMemory::User(user), .. }) = guard.sip(id) else { return Err(calls::NO_SUCH_CALL) };
     let space = space_of(user, &guard.ring3).ok_or(calls::BAD_ADDRESS)?;
     Ok(f(space))
 }

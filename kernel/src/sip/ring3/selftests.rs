@@ -17,7 +17,7 @@ const fn manifest(name: &'static str) -> Manifest {
     fn never(_: SipContext) {}
     Manifest {
         name,
-        entry: never,
+        entry: sip_runtime::Entry::Thread(never),
         exports: &[],
         imports: &[],
         heap_quota: 64 * 1024,

@@ -1,0 +1,141 @@
+//! Self-tests of async SIPs (docs/thread-models.md): continuations on their core's runner, served over the same
+//! contracts as thread SIPs, holding no stack while they wait, preempted when they never await, and reclaimed
+//! whole whatever way they fail.
+
+use super::{info, kill, spawn_here, wait};
+use crate::memory::frames;
+use alloc::format;
+use alloc::string::String;
+use channels::Closed;
+use contracts::echo::{self, client, state};
+use sip_runtime::Startup;
+
+/// Frames a run may leave mapped (a heap that grew stays grown; the small heap keeps its pages).
+const SLACK_FRAMES: i64 = 24;
+/// Kernel-heap bytes a run may leave (queues and tables that grew stay grown).
+const SLACK_HEAP: i64 = 8192;
+
+/// Spawns `service` on this core (the kernel holding the channel) with the server end of a new Echo channel; its id and the client end.
+fn spawn_echo(service: &str, args: &str) -> Result<(u64, echo::Client<state::Ready>), String> {
+    let (client, server) = echo::channel();
+    let startup = Startup::new(server).map_err(|_| "no exchange memory for the startup value")?;
+    // The channel is the kernel's (made in kernel mode), whichever thread the self-tests run on.
+    let id = spawn_here(service, args, 0, Some(startup), channels::Owner::KERNEL)
+        .map_err(|(e, _)| format!("spawn {service} {args}: {e}"))?;
+    Ok((id.0, client))
+}
+
+/// `n` pings and their pongs; the client back.
+fn ping(mut client: echo::Client<state::Ready>, n: u64) -> Result<echo::Client<state::Ready>, String> {
+    for i in 0..n {
+        match client.send_ping(i).map_err(|_| format!("ping {i}: closed"))?.recv() {
+            Ok(client::PingSent::Pong(got, ready)) if got == i => client = ready,
+            Ok(client::PingSent::Pong(got, _)) => return Err(format!("pong {got} for ping {i}")),
+            Err(Closed) => return Err(format!("ping {i}: closed before the pong")),
+        }
+    }
+    Ok(client)
+}
+
+/// Frames and kernel heap before a run.
+struct Baseline {
+    free: u64,
+    heap: usize,
+    exchange: (usize, usize),
+}
+
+impl Baseline {
+    fn take() -> Self {
+        Self {
+            free: frames::stats().free,
+            heap: crate::memory::heap::stats().used,
+            exchange: crate::ipc::exchange_heap::totals(),
+        }
+    }
+
+    fn check_back(&self, what: &str) -> Result<(), String> {
+        let leaked = self.free as i64 - frames::stats().free as i64;
+        crate::check!(leaked <= SLACK_FRAMES, "{what} leaked {leaked} frames");
+        let grown = crate::memory::heap::stats().used as i64 - self.heap as i64;
+        crate::check!(grown <= SLACK_HEAP, "{what} grew the kernel heap by {grown} bytes");
+        let exchange = crate::ipc::exchange_heap::totals();
+        crate::check!(
+            exchange == self.exchange,
+            "{what}: exchange heap {:?} before, {exchange:?} after",
+            self.exchange
+        );
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// A thread client and an async echo server talk over one Echo channel: the server answers every ping, has
+    /// no thread (it is a continuation on the core's runner), is listed as blocked while it waits, holds a few
+    /// hundred bytes of its small heap, and ends with the client's Bye (after a warm-up, its memory comes back).
+    fn an_async_sip_serves_echo_without_a_thread() {
+        // The first async SIP of a core starts its runners and grows its small heap, which stay: a warm-up.
+        let (id, client) = spawn_echo("echo-async", "")?;
+        drop(client);
+        wait(id);
+        let baseline = Baseline::take();
+        let (id, client) = spawn_echo("echo-async", "")?;
+        let client = ping(client, 100)?;
+        let listing = info(id).ok_or("no listing for a live async SIP")?;
+        crate::check!(listing.threads == 0, "the async SIP has {} threads", listing.threads);
+        crate::check!(listing.state == sip_runtime::ProcessState::Blocked, "a waiting async SIP is {:?}", listing.state);
+        crate::check!(
+            listing.heap_used > 0 && listing.heap_used <= 2048,
+            "a waiting echo-async holds {} bytes of its small heap",
+            listing.heap_used
+        );
+        let done = client.send_bye().map_err(|_| "bye: closed")?;
+        done.close();
+        wait(id);
+        crate::check!(info(id).is_none(), "the async SIP is still listed after Bye");
+        baseline.check_back("echo-async")
+    }
+}
+
+crate::selftest! {
+    /// 1,000 async SIPs fail at every await point they have (after 0 to 4 answered pings), in every way: a
+    /// panic, a stack overflow on the runner's stack, a spent quota, a dropped endpoint, a spin and an endless
+    /// wait (both killed), a blocking call, a clean exit. Each time the client sees `Closed` (or its pong), the
+    /// kernel lives on, the core's other async SIPs keep being served, and frames, the kernel heap and the
+    /// exchange heap come back.
+    fn async_sips_fail_at_every_await_point_and_are_reclaimed() {
+        const KINDS: [&str; 8] = ["panic", "overflow", "quota", "drop", "spin", "wait", "block", "exit"];
+        // A bystander on the same core: served all along, whatever its neighbours do.
+        let (bystander, mut witness) = spawn_echo("echo-async", "")?;
+        witness = ping(witness, 1)?;
+        let baseline = Baseline::take();
+        for round in 0..1000u64 {
+            let kind = KINDS[round as usize % KINDS.len()];
+            let after = round / KINDS.len() as u64 % 5;
+            let what = format!("fault-async {kind} {after}");
+            let (id, client) = spawn_echo("fault-async", &format!("{kind} {after}"))?;
+            let client = ping(client, after).map_err(|e| format!("{what}: {e}"))?;
+            let owed = client.send_ping(after).map_err(|_| format!("{what}: closed before the last ping"))?;
+            if matches!(kind, "spin" | "wait") {
+                // The bystander answers while this one spins or waits (the spinner holds a runner; another serves).
+                witness = ping(witness, 1).map_err(|e| format!("bystander beside {what}: {e}"))?;
+                kill(id).map_err(|e| format!("{what}: kill: {e}"))?;
+            }
+            let answer = owed.recv();
+            let expected_pong = matches!(kind, "block" | "exit");
+            match answer {
+                Ok(client::PingSent::Pong(n, _)) if expected_pong && n == after => {}
+                Err(Closed) if !expected_pong => {}
+                Ok(_) => return Err(format!("{what}: an answer where Closed was due")),
+                Err(Closed) => return Err(format!("{what}: Closed where a pong was due")),
+            }
+            wait(id);
+            crate::check!(info(id).is_none(), "{what} is still listed");
+        }
+        witness = ping(witness, 1).map_err(|e| format!("bystander at the end: {e}"))?;
+        baseline.check_back("1,000 failing async SIPs")?;
+        let done = witness.send_bye().map_err(|_| "bye: closed")?;
+        done.close();
+        wait(bystander);
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! What async SIPs await besides channel receives, and how an async entry runs where there is no runner.
+//!
+//! An async SIP (`sip!`'s `entry: async main`, [`Entry::Async`](crate::Entry)) is polled by its core's runner
+//! in ring 0 (docs/thread-models.md); a receive waits with `recv_async().await`, a pause for others with
+//! [`SipContext::yield_async`](crate::SipContext::yield_async). In ring 3 there is no runner: the ring-3 image
+//! runs the same entry on the SIP's thread with [`block_on`], which polls the future and yields the core
+//! between polls (a future receive in ring 3 polls the kernel), so the same service code runs in every mode.
+
+use crate::AsyncMain;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+
+/// A future that is pending once (asking to be polled again at once), then ready: the runner polls the core's
+/// other ready tasks in between.
+#[derive(Debug, Default)]
+#[must_use = "a yield does nothing unless awaited"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if core::mem::replace(&mut self.yielded, true) {
+            return Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Runs `future` to completion on the calling thread: polls it, and calls `pause` (a yield of the core) each
+/// time it is pending. For an async entry where no runner polls it (ring 3).
+pub fn block_on(mut future: AsyncMain, pause: impl Fn()) {
+    let mut cx = Context::from_waker(Waker::noop());
+    while future.as_mut().poll(&mut cx).is_pending() {
+        pause();
+    }
+}
