@@ -168,9 +168,51 @@ pub fn recv<E: Receive>(mut endpoint: E) -> Result<E::Message, Closed> {
 }
 
 /// [`recv`] as a future: waits for the next message without a thread of its own (channels/src/tasks.rs).
-pub async fn recv_async<E: Receive>(mut endpoint: E) -> Result<E::Message, Closed> {
-    let message = endpoint.__raw(Internal::new()).recv_async().await?;
-    endpoint.__decode(message, Internal::new())
+#[inline]
+pub fn recv_async<E: Receive>(endpoint: E) -> RecvTyped<E> {
+    RecvTyped { endpoint: Some(endpoint), registered: false }
+}
+
+/// The typed receive as a future ([`recv_async`]): polls the raw transport (`RawEndpoint::poll_recv`) and types
+/// the message with the endpoint's state. Written out rather than an `async fn`: a generator around the raw
+/// future cost an async round trip some 190 instructions (docs/thread-models.md). Polled again after it
+/// completed, it answers `Closed`.
+#[must_use = "a receive does nothing unless awaited"]
+pub struct RecvTyped<E: Receive> {
+    /// The endpoint, until the message comes (then it moves into the message's next state).
+    endpoint: Option<E>,
+    /// The task's token is in the ring's wait cell.
+    registered: bool,
+}
+
+// Nothing is ever pinned through a `RecvTyped`: the endpoint is moved out only when the receive is done.
+impl<E: Receive> Unpin for RecvTyped<E> {}
+
+impl<E: Receive> core::future::Future for RecvTyped<E> {
+    type Output = Result<E::Message, Closed>;
+
+    #[inline]
+    fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> core::task::Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(endpoint) = this.endpoint.as_mut() else { return core::task::Poll::Ready(Err(Closed)) };
+        let message = match endpoint.__raw(Internal::new()).poll_recv(cx, &mut this.registered) {
+            core::task::Poll::Ready(message) => message,
+            core::task::Poll::Pending => return core::task::Poll::Pending,
+        };
+        let Some(endpoint) = this.endpoint.take() else { return core::task::Poll::Ready(Err(Closed)) };
+        core::task::Poll::Ready(message.and_then(|message| endpoint.__decode(message, Internal::new())))
+    }
+}
+
+impl<E: Receive> Drop for RecvTyped<E> {
+    fn drop(&mut self) {
+        // Dropped while it waits: its token comes out of the ring (as `raw::RecvAsync`'s does).
+        if self.registered
+            && let Some(endpoint) = self.endpoint.as_mut()
+        {
+            endpoint.__raw(Internal::new()).forget_registration();
+        }
+    }
 }
 
 /// Takes the next message if one is there.

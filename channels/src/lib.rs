@@ -71,7 +71,7 @@ pub mod wire;
 
 pub use describe::{ContractInfo, Direction, MessageInfo, StateInfo, TransitionInfo};
 pub use endpoint::{
-    CallFailed, Closed, Contract, ContractPair, Internal, PeerClosed, Receive, TryRecv, contract_pair, recv,
+    CallFailed, Closed, Contract, ContractPair, Internal, PeerClosed, Receive, RecvTyped, TryRecv, contract_pair, recv,
     recv_async, send_then_recv, try_contract_pair, try_recv,
 };
 pub use exany::ExAny;

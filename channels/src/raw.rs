@@ -214,40 +214,8 @@ impl<Tx: Exchangeable, Rx: Exchangeable> core::future::Future for RecvAsync<'_, 
     type Output = Result<Rx, Closed>;
 
     fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> core::task::Poll<Self::Output> {
-        use core::task::Poll;
         let this = &mut *self;
-        let ring = this.end.rx();
-        // SAFETY: this endpoint is its rx ring's only consumer (the future holds it mutably), here and below.
-        let mut found = unsafe { look(ring) };
-        if found.is_none() {
-            let Some(token) = crate::tasks::token_of(cx.waker()) else {
-                // Not a task waker: no token to leave in the ring, so be polled again.
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            };
-            // As a blocking receive registers before it parks: whichever of this and the producer's notify comes
-            // second sees the other (ring.rs, the wake protocol).
-            let notified = !ring.wait_cell().prepare(token);
-            this.registered = true;
-            // SAFETY: as above.
-            found = unsafe { look(ring) };
-            if found.is_none() && !notified {
-                return Poll::Pending;
-            }
-        }
-        if core::mem::take(&mut this.registered) {
-            ring.wait_cell().reset();
-        }
-        match found {
-            // SAFETY: as above; `head` is the front just found, with no take since.
-            Some(Ok(head)) => Poll::Ready(unsafe { this.end.take_front(head) }),
-            Some(Err(Closed)) => Poll::Ready(Err(Closed)),
-            // Notified, and the look came before what the notice was for: look again.
-            None => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        }
+        this.end.poll_recv(cx, &mut this.registered)
     }
 }
 
@@ -424,6 +392,58 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// [`recv`](Self::recv) as a future: a message, or `Closed`, without blocking a thread (channels/src/tasks.rs).
     pub fn recv_async(&mut self) -> RecvAsync<'_, Tx, Rx> {
         RecvAsync { end: self, registered: false }
+    }
+
+    /// One poll of a future receive: the message or `Closed` if there, else `Pending` with the task's token in
+    /// the ring (`registered` says so, for [`forget_registration`](Self::forget_registration)); under a waker
+    /// that is no task's, `Pending` asking to be polled again. The body of [`RecvAsync`] and of the typed
+    /// receive's future (`crate::RecvTyped`).
+    #[doc(hidden)]
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut core::task::Context<'_>,
+        registered: &mut bool,
+    ) -> core::task::Poll<Result<Rx, Closed>> {
+        use core::task::Poll;
+        let ring = self.rx();
+        // SAFETY: this endpoint is its rx ring's only consumer (the caller holds it mutably), here and below.
+        let mut found = unsafe { look(ring) };
+        if found.is_none() {
+            let Some(token) = crate::tasks::token_of(cx.waker()) else {
+                // Not a task waker: no token to leave in the ring, so be polled again.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            };
+            // As a blocking receive registers before it parks: whichever of this and the producer's notify comes
+            // second sees the other (ring.rs, the wake protocol).
+            let notified = !ring.wait_cell().prepare(token);
+            *registered = true;
+            // SAFETY: as above.
+            found = unsafe { look(ring) };
+            if found.is_none() && !notified {
+                return Poll::Pending;
+            }
+        }
+        if core::mem::take(registered) {
+            ring.wait_cell().reset();
+        }
+        match found {
+            // SAFETY: as above; `head` is the front just found, with no take since.
+            Some(Ok(head)) => Poll::Ready(unsafe { self.take_front(head) }),
+            Some(Err(Closed)) => Poll::Ready(Err(Closed)),
+            // Notified, and the look came before what the notice was for: look again.
+            None => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Takes a future receive's token out of the ring (the future is dropped while it waits): no later notice
+    /// wakes a task that no longer waits.
+    #[doc(hidden)]
+    pub fn forget_registration(&self) {
+        self.rx().wait_cell().reset();
     }
 
     /// Takes the message at `head`, the oldest in the rx ring, and makes it the receiving thread's.

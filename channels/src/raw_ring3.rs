@@ -461,6 +461,28 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
         }
     }
 
+    /// One poll of a future receive (the typed receive's future, `crate::RecvTyped`): the message or `Closed`
+    /// if there, else `Pending`, asking to be polled again (no tokens in ring 3).
+    #[doc(hidden)]
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut core::task::Context<'_>,
+        _registered: &mut bool,
+    ) -> core::task::Poll<Result<Rx, Closed>> {
+        match self.try_recv() {
+            Ok(message) => core::task::Poll::Ready(Ok(message)),
+            Err(TryRecvError::Closed) => core::task::Poll::Ready(Err(Closed)),
+            Err(TryRecvError::Empty) => {
+                cx.waker().wake_by_ref();
+                core::task::Poll::Pending
+            }
+        }
+    }
+
+    /// Nothing to take out: ring 3 leaves no token anywhere.
+    #[doc(hidden)]
+    pub fn forget_registration(&self) {}
+
     fn receive(&mut self, wait: bool) -> Result<Rx, RecvRefused> {
         // The kernel wrote these bytes from a typed message: a failure to decode them is the kernel's bug, and
         // the channel is treated as broken.

@@ -507,8 +507,9 @@ pub fn expand(def: &ContractDef, analysis: &Analysis) -> TokenStream {
                 }
 
                 /// [`recv`](Self::recv) as a future: waits without a thread of its own (docs/thread-models.md).
-                pub async fn recv_async(self) -> ::core::result::Result<#recv_module::#st, ::channels::Closed> {
-                    ::channels::recv_async(self).await
+                #[inline]
+                pub fn recv_async(self) -> ::channels::RecvTyped<Self> {
+                    ::channels::recv_async(self)
                 }
 
                 /// Takes the next message if one is there; otherwise gives the endpoint back.
