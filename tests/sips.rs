@@ -281,7 +281,20 @@ fn kv_store_sip_from_the_console() {
 
 #[test]
 fn async_services_answer_as_their_thread_twins_do() {
-    let mut r = Runner::boot(&[]);
+    let mut r = Runner::boot(&["--smp", "2"]);
+    // An async SIP on the other core: listed there with no thread, killed from this one.
+    let idle = {
+        let out = r.command("spawn bench-async-idle --core 1");
+        r.spawned_pid(&out)
+    };
+    let ps = r.command("ps");
+    let row = ps_row(&ps, idle).unwrap_or_else(|| r.fail(&format!("pid {idle} not in ps:\n{ps}")));
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    r.check(fields.get(2) == Some(&"1") && fields.get(7) == Some(&"0"), &format!("ps row of an async SIP: {row}"));
+    let killed = r.command(&format!("kill {idle}"));
+    r.check(killed.contains(&format!("killed {idle}")), &format!("kill across cores: {killed}"));
+    let ps = r.command("ps");
+    r.check(ps_row(&ps, idle).is_none(), &format!("killed async SIP still listed:\n{ps}"));
     // Echo as a continuation: in ring 0 (polled by the core's runner) and in ring 3 (polled by its own thread).
     for (command, expected) in [
         ("echo --async as a continuation", "as a continuation"),

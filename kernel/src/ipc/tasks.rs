@@ -212,7 +212,6 @@ static RUNNERS: [Local; percpu::MAX_CPUS] = [const { Local(UnsafeCell::new(Runne
 /// (nothing in it calls out).
 #[inline(always)]
 fn with<R>(cpu: &PerCpu, f: impl FnOnce(&mut Runner) -> R) -> R {
-    debug_assert_eq!(cpu.index, percpu::current_index());
     interrupts::without_interrupts(|| {
         // SAFETY: see `Local`: this core's entry, interrupts off, and no reentry (`f` does not call `with`).
         f(unsafe { &mut *RUNNERS[cpu.index as usize].0.get() })
