@@ -66,8 +66,9 @@ enum State {
 struct Task {
     body: TaskFuture,
     state: State,
-    /// Whose code it is: the kernel's, or an async SIP's.
-    account: Account,
+    /// Whose code it is, as the per-CPU `current_owner` word (`Account::word`): the kernel's (0), or an async
+    /// SIP's.
+    owner_word: u64,
     /// The per-CPU `current_arena` word while it is polled (an async SIP's tagged small-heap owner; 0: the
     /// kernel heap).
     heap_word: usize,
@@ -253,7 +254,7 @@ pub fn spawn_sip(sip: u64, heap_word: usize, body: TaskFuture) -> Result<u64, Ta
 
 fn start(body: TaskFuture, account: Account, heap_word: usize) -> Result<u64, TaskError> {
     let cpu = percpu::current();
-    let task = Task { body, state: State::Ready, account, heap_word, stopped: false };
+    let task = Task { body, state: State::Ready, owner_word: account.word(), heap_word, stopped: false };
     let started = with(cpu, |runner| {
         let slot = match runner.free.pop() {
             Some(slot) => slot,
@@ -557,9 +558,9 @@ fn after_poll(r: &mut Runner, me: ThreadId, slot: u32, done: bool, cpu: &PerCpu)
 /// code).
 fn end_polled(cpu: &PerCpu, slot: u32, done: bool) {
     let Some(task) = with(cpu, |r| r.remove(slot, cpu)) else { return };
-    let account = task.account;
+    let owner_word = task.owner_word;
     drop(task);
-    if done && let (Account::Sip(id), Some(exit)) = (account, SIP_EXIT.get()) {
+    if done && let (Some(id), Some(exit)) = (owner_word.checked_sub(1), SIP_EXIT.get()) {
         exit(id);
     }
 }
@@ -586,7 +587,7 @@ fn choose(r: &mut Runner, me: ThreadId, cpu: &PerCpu) -> Next {
         task.state = State::Polling { woken: false };
         // SAFETY: the pointer is only used to poll the body in place, pinned (see the poll).
         let body: *mut (dyn Future<Output = ()> + Send) = unsafe { Pin::get_unchecked_mut(task.body.as_mut()) };
-        let (owner_word, heap_word) = (task.account.word(), task.heap_word);
+        let (owner_word, heap_word) = (task.owner_word, task.heap_word);
         r.polling = Some(slot);
         let number = TASK_BIT | (generation << SLOT_BITS) | u64::from(slot);
         return Next::Poll(Poll { slot, number, body, owner_word, heap_word });

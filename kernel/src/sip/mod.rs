@@ -53,10 +53,10 @@ static NEXT_SIP_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Sip {
     /// Identity.
     pub id: u64,
-    /// What it is.
+    /// What it is, and what the kernel's policy grants it: exactly what the manifest asks (a spawn that asks
+    /// beyond the policy is refused, `policy::grant`), so the manifest's limits and capabilities are its grant;
+    /// the policy's log rate is in `log`.
     pub manifest: &'static Manifest,
-    /// What the kernel's policy grants it.
-    pub grant: policy::Entry,
     /// How it is protected.
     pub protection: Protection,
     /// Its heap arena (ring 0) or its ring-3 memory.
@@ -73,8 +73,6 @@ pub struct Sip {
     ending: Option<EndReason>,
     /// Its log budget.
     log: LogBudget,
-    /// An async SIP's task (`ipc::tasks`): its continuation, polled by its core's runner.
-    task: Option<u64>,
 }
 
 /// Where a SIP's memory is.
@@ -83,8 +81,9 @@ enum SipMemory {
     Arena(Box<Arena>),
     /// A ring-3 SIP's slot of user memory (`ring3`).
     User(ring3::UserMemory),
-    /// An async SIP's blocks in its core's small heap.
-    Small(Box<small_heap::Owner>),
+    /// An async SIP's blocks in its core's small heap, and its task (`ipc::tasks`: its continuation, polled by
+    /// its core's runner; `None` until it is started).
+    Small(Box<small_heap::Owner>, Option<u64>),
 }
 
 impl SipMemory {
@@ -93,7 +92,15 @@ impl SipMemory {
         match self {
             Self::Arena(arena) => arena.used(),
             Self::User(user) => user.heap() as usize,
-            Self::Small(owner) => owner.used(),
+            Self::Small(owner, _) => owner.used(),
+        }
+    }
+
+    /// An async SIP's task.
+    fn task(&self) -> Option<u64> {
+        match self {
+            Self::Small(_, task) => *task,
+            _ => None,
         }
     }
 
@@ -102,7 +109,7 @@ impl SipMemory {
         match self {
             Self::Arena(arena) => arena.quota_hit(),
             Self::User(user) => user.quota_hit(),
-            Self::Small(owner) => owner.quota_hit(),
+            Self::Small(owner, _) => owner.quota_hit(),
         }
     }
 }
@@ -126,9 +133,9 @@ impl Waiter {
 
 /// One core's table of the SIPs it runs.
 pub struct Table {
-    /// Boxed: a map node holds eleven entries and is often half full, so an inline record (some 300 bytes)
-    /// would cost nearly twice its size (docs/thread-models.md, "Memory per blocked SIP").
-    sips: BTreeMap<u64, Box<Sip>>,
+    /// Inline records, kept small: a map node holds eleven and sequential inserts leave most a little over half
+    /// full, so each byte of a record costs nearly two (docs/thread-models.md, "How it works").
+    sips: BTreeMap<u64, Sip>,
     /// This core's ring-3 slots and the space its `ring3` SIPs share.
     ring3: ring3::CoreSpaces,
     /// How the most recent ring-3 SIPs of this core ended, newest last (at most [`ENDS_KEPT`]), after they are
@@ -150,13 +157,13 @@ impl Table {
     /// SIP `id`'s record.
     #[inline]
     fn sip(&self, id: u64) -> Option<&Sip> {
-        self.sips.get(&id).map(|sip| &**sip)
+        self.sips.get(&id)
     }
 
     /// SIP `id`'s record, to change.
     #[inline]
     fn sip_mut(&mut self, id: u64) -> Option<&mut Sip> {
-        self.sips.get_mut(&id).map(|sip| &mut **sip)
+        self.sips.get_mut(&id)
     }
 }
 
@@ -355,14 +362,14 @@ fn spawn_here(
     // A thread SIP's heap is an arena of its own; an async SIP's, its blocks in this core's small heap.
     let memory = match manifest.entry {
         Entry::Thread(_) => Arena::new(grant.heap_quota, Use::Sip).map(SipMemory::Arena).ok(),
-        Entry::Async(_) => {
-            small_heap::Owner::new(percpu::current_index() as usize, grant.heap_quota).map(SipMemory::Small).ok()
-        }
+        Entry::Async(_) => small_heap::Owner::new(percpu::current_index() as usize, grant.heap_quota)
+            .map(|owner| SipMemory::Small(owner, None))
+            .ok(),
     };
     let Some(memory) = memory else { return Err((SpawnError::OutOfMemory, startup)) };
     let heap_word = match &memory {
         SipMemory::Arena(arena) => &**arena as *const Arena as usize,
-        SipMemory::Small(owner) => &**owner as *const small_heap::Owner as usize | exec::SMALL_HEAP_TAG,
+        SipMemory::Small(owner, _) => &**owner as *const small_heap::Owner as usize | exec::SMALL_HEAP_TAG,
         SipMemory::User(_) => 0,
     };
     let id = NEXT_SIP_ID.fetch_add(1, Ordering::Relaxed);
@@ -377,7 +384,6 @@ fn spawn_here(
     let record = Sip {
         id,
         manifest,
-        grant,
         protection: Protection::Type,
         memory,
         threads: Vec::new(),
@@ -386,9 +392,8 @@ fn spawn_here(
         startup: startup.map(ManuallyDrop::new),
         ending: None,
         log: LogBudget::new(grant.log_lines_per_second),
-        task: None,
     };
-    table().lock().sips.insert(id, Box::new(record));
+    table().lock().sips.insert(id, record);
     let entry = replica::Entry { core: percpu::current_index(), name: manifest.name };
     replica::publish(replica::Update::Added { id, entry });
     let args = String::from(args);
@@ -399,12 +404,16 @@ fn spawn_here(
         .map(|tid| table().lock().sip_mut(id).map(|sip| sip.threads.push(tid)))
         .is_ok(),
         Entry::Async(main) => {
-            let body = Box::pin(AsyncStart { entry: main, id, name: manifest.name, args: Some(args), main: None });
+            let body = Box::pin(AsyncStart { entry: main, id, name: manifest.name, args, main: None });
             // Interrupts stay off until the task is recorded: the runner cannot poll it (and find it ended)
             // before its record knows it.
             x86_64::instructions::interrupts::without_interrupts(|| {
                 crate::ipc::tasks::spawn_sip(id, heap_word, body)
-                    .map(|task| table().lock().sip_mut(id).map(|sip| sip.task = Some(task)))
+                    .map(|task| {
+                        if let Some(Sip { memory: SipMemory::Small(_, slot), .. }) = table().lock().sip_mut(id) {
+                            *slot = Some(task);
+                        }
+                    })
                     .is_ok()
             })
         }
@@ -412,8 +421,7 @@ fn spawn_here(
     match started {
         true => Ok(SipId(id)),
         false => {
-            let startup =
-                table().lock().sips.remove(&id).map(|record| *record).and_then(|mut record| record.startup.take());
+            let startup = table().lock().sips.remove(&id).and_then(|mut record| record.startup.take());
             replica::publish(replica::Update::Removed { id });
             let startup = startup.map(ManuallyDrop::into_inner);
             if let Some(value) = &startup {
@@ -452,8 +460,9 @@ struct AsyncStart {
     entry: fn(SipContext) -> AsyncMain,
     id: u64,
     name: &'static str,
-    /// The arguments, on the kernel heap until the first poll.
-    args: Option<String>,
+    /// The arguments, on the kernel heap until the first poll (empty afterwards: an empty `String` holds no
+    /// memory).
+    args: String,
     main: Option<AsyncMain>,
 }
 
@@ -465,7 +474,7 @@ impl core::future::Future for AsyncStart {
         let main = match &mut this.main {
             Some(main) => main,
             None => {
-                let kernel_args = this.args.take().unwrap_or_default();
+                let kernel_args = core::mem::take(&mut this.args);
                 let args = String::from(kernel_args.as_str());
                 drop(kernel_args);
                 this.main.insert((this.entry)(SipContext::new(&abi::RING0, SipId(this.id), this.name, args)))
@@ -533,7 +542,7 @@ pub fn start_thread(entry: fn(usize), argument: usize) -> Result<u64, SpawnError
     let id = exec::current_sip().ok_or(SpawnError::NotPermitted)?;
     let (stack, arena) = match table().lock().sip(id) {
         Some(sip) if sip.ending.is_some() => return Err(SpawnError::NoSuchService),
-        Some(sip) if sip.threads.len() >= sip.grant.threads => return Err(SpawnError::TooManyThreads),
+        Some(sip) if sip.threads.len() >= sip.manifest.threads => return Err(SpawnError::TooManyThreads),
         Some(Sip { memory: SipMemory::Arena(arena), manifest, .. }) => {
             (manifest.stack_size as u64, &**arena as *const Arena as usize)
         }
@@ -592,7 +601,7 @@ fn end(id: u64, reason: EndReason) -> bool {
         if sip.ending.is_none() {
             sip.ending = Some(reason);
         }
-        (sip.threads.clone(), sip.task)
+        (sip.threads.clone(), sip.memory.task())
     };
     let mut removed = Vec::new();
     for tid in threads.into_iter().filter(|t| Some(*t) != me) {
@@ -692,7 +701,7 @@ fn watch(id: u64, waiter: Waiter) {
 /// Reclaims SIP `id`, which is ending and has no thread left: its record, exchange blocks and endpoints (from
 /// the ledger), its arena; then tells everyone who waits, and applies its restart policy.
 fn finish(id: u64) {
-    let Some(mut sip) = table().lock().sips.remove(&id).map(|record| *record) else { return };
+    let Some(mut sip) = table().lock().sips.remove(&id) else { return };
     ring3::forget_handles(id);
     let owner = channels::Owner::sip(id);
     let reason = match sip.ending.take().unwrap_or(EndReason::Killed) {
@@ -717,7 +726,7 @@ fn finish(id: u64) {
     match memory {
         SipMemory::Arena(arena) => drop(arena), // unmaps it
         SipMemory::User(user) => ring3::release(user),
-        SipMemory::Small(owner) => drop(owner), // frees its blocks
+        SipMemory::Small(owner, _) => drop(owner), // frees its blocks
     }
 
     if dropped_lines > 0 {
@@ -822,8 +831,8 @@ pub fn info(id: u64) -> Option<sip_runtime::ProcessInfo> {
 fn info_here(id: u64) -> Option<sip_runtime::ProcessInfo> {
     let table = table().lock();
     let sip = table.sip(id)?;
-    let running =
-        sip.threads.iter().any(|t| sched::is_runnable(*t)) || sip.task.is_some_and(crate::ipc::tasks::is_running);
+    let running = sip.threads.iter().any(|t| sched::is_runnable(*t))
+        || sip.memory.task().is_some_and(crate::ipc::tasks::is_running);
     let owner = channels::Owner::sip(id);
     Some(sip_runtime::ProcessInfo {
         id: SipId(sip.id),
@@ -831,11 +840,11 @@ fn info_here(id: u64) -> Option<sip_runtime::ProcessInfo> {
         core: percpu::current().index,
         state: if running { sip_runtime::ProcessState::Running } else { sip_runtime::ProcessState::Blocked },
         heap_used: sip.memory.used(),
-        heap_quota: sip.grant.heap_quota,
+        heap_quota: sip.manifest.heap_quota,
         threads: sip.threads.len(),
         channels: crate::ipc::exchange_heap::channel_ends_of(owner),
         exchange_bytes: crate::ipc::exchange_heap::charged_to(owner).1,
-        exchange_quota: sip.grant.exchange_quota,
+        exchange_quota: sip.manifest.exchange_quota,
         protection: sip.protection,
     })
 }
@@ -863,7 +872,7 @@ pub fn exit_status_of(id: u64) -> Option<ExitStatus> {
 pub fn with_user_slot(id: u64) -> Option<u64> {
     match &table().lock().sip(id)?.memory {
         SipMemory::User(user) => Some(user.image_start()),
-        SipMemory::Arena(_) | SipMemory::Small(_) => None,
+        SipMemory::Arena(_) | SipMemory::Small(..) => None,
     }
 }
 
@@ -875,7 +884,7 @@ pub fn end_report(id: u64) -> Option<String> {
 /// Whether the calling SIP's policy grants `capability`.
 pub fn caller_may(capability: Capability) -> bool {
     let Some(id) = exec::current_sip() else { return false };
-    table().lock().sip(id).is_some_and(|sip| sip.grant.capabilities.contains(&capability))
+    table().lock().sip(id).is_some_and(|sip| sip.manifest.capabilities.contains(&capability))
 }
 
 /// The manifest of live SIP `id` of this core.

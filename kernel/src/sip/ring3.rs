@@ -353,7 +353,6 @@ fn spawn_code(
     let record = Sip {
         id,
         manifest,
-        grant,
         protection,
         memory: SipMemory::User(UserMemory {
             slot,
@@ -369,9 +368,8 @@ fn spawn_code(
         startup: None,
         ending: None,
         log: super::LogBudget::new(grant.log_lines_per_second),
-        task: None,
     };
-    guard.sips.insert(id, Box::new(record));
+    guard.sips.insert(id, record);
     drop(guard);
     let entry = super::replica::Entry { core: percpu::current_index(), name: manifest.name };
     super::replica::publish(super::replica::Update::Added { id, entry });
@@ -414,9 +412,9 @@ fn thread_start(id: u64, rip: u64, argument: u64) -> u64 {
     let (index, rsp, level_4, guard) = {
         let mut table = table().lock();
         let table = &mut *table;
-        let Some(sip) = table.sips.get_mut(&id).map(|sip| &mut **sip) else { return calls::NO_SUCH_CALL };
+        let Some(sip) = table.sips.get_mut(&id) else { return calls::NO_SUCH_CALL };
         let (threads, limit, manifest, ending) =
-            (sip.threads.len(), sip.grant.threads, sip.manifest, sip.ending.is_some());
+            (sip.threads.len(), sip.manifest.threads, sip.manifest, sip.ending.is_some());
         let SipMemory::User(user) = &mut sip.memory else { return calls::NO_SUCH_CALL };
         let image = user_slot_start(user.slot)..user_slot_start(user.slot) + USER_HEAP_OFFSET;
         if !image.contains(&rip) {
@@ -447,7 +445,7 @@ fn thread_start(id: u64, rip: u64, argument: u64) -> u64 {
     });
     let mut table = table().lock();
     let table = &mut *table;
-    let Some(sip) = table.sips.get_mut(&id).map(|sip| &mut **sip) else { return calls::NO_SUCH_CALL };
+    let Some(sip) = table.sips.get_mut(&id) else { return calls::NO_SUCH_CALL };
     match started {
         Ok(tid) => {
             sip.threads.push(tid);
@@ -474,7 +472,7 @@ fn run_thread(rip: u64, rsp: u64, argument: u64, index: u64) {
         if let Some(id) = exec::current_sip() {
             let mut table = table().lock();
             let table = &mut *table;
-            if let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id).map(|sip| &mut **sip) {
+            if let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id) {
                 release_thread_stack(user, &mut table.ring3, index);
             }
         }
@@ -662,10 +660,10 @@ fn grow(id: u64, bytes: u64) -> u64 {
     let pages = bytes.div_ceil(4096);
     let mut table = table().lock();
     let table = &mut *table;
-    let Some(Sip { memory: SipMemory::User(user), grant, .. }) = table.sips.get_mut(&id).map(|sip| &mut **sip) else {
+    let Some(Sip { memory: SipMemory::User(user), manifest, .. }) = table.sips.get_mut(&id) else {
         return calls::NO_SUCH_CALL;
     };
-    let quota = grant.heap_quota as u64;
+    let quota = manifest.heap_quota as u64;
     if pages == 0 || pages > quota / 4096 || user.heap + pages * 4096 > quota {
         user.quota_hit = true;
         return calls::OUT_OF_QUOTA;

@@ -35,7 +35,7 @@ pub(super) fn with_sip<R>(
 ) -> Option<R> {
     let mut guard = table().lock();
     let table = &mut *guard;
-    let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id).map(|sip| &mut **sip) else {
+    let Some(Sip { memory: SipMemory::User(user), .. }) = table.sips.get_mut(&id) else {
         return None;
     };
     // Field by field (not `space_of`): the table is borrowed mutably beside the space.
