@@ -9,18 +9,18 @@
 //! ready. If a timer tick finds the active runner inside a poll while other tasks wait (a task that does not
 //! await, or one that made a call that blocks), the core's *standby* runner takes over the other tasks
 //! ([`handover`], called by the tick, which then preempts the running thread for it); the runner left in the
-//! poll keeps its stack for that one task until its poll returns, then becomes the standby again or ends. A fault in a poll ends the task's SIP and the
-//! runner with it (`sip`), and the standby takes over. So a continuation costs no stack while it waits, and one
-//! only while it is preempted.
+//! poll keeps its stack for that one task until its poll returns, then becomes the standby again or ends. A fault
+//! in a poll ends the task's SIP and the runner with it (`sip`), and the standby takes over. So a continuation
+//! costs no stack while it waits, and one only while it is preempted.
 //!
 //! Not here: what a SIP is (the SIP layer installs what happens when an async SIP's future completes,
 //! [`install_sip_exit`]), and receives in ring 3, which poll.
 //!
 //! Invariants: a task is polled by one runner at a time, on its own core; its body stays in its slot while
 //! polled (polled in place) and is dropped only when no runner polls it; a wake during a poll is remembered and
-//! makes the task ready after it, so no wake is lost; the table's lock is never held across a poll or a call
-//! into the scheduler (the timer tick calls [`handover`] with the scheduler's lock held: lock order scheduler,
-//! then runner).
+//! makes the task ready after it, so no wake is lost; a core's record is touched only by that core with
+//! interrupts off, never across a poll or a call into the scheduler (the timer tick calls [`handover`], which
+//! allocates nothing, with the scheduler's lock held).
 
 use crate::exec::Account;
 use crate::memory::stacks::KERNEL_RESERVE;
@@ -285,8 +285,12 @@ fn start(body: TaskFuture, account: Account, heap_word: usize) -> Result<u64, Ta
 }
 
 /// Starts a runner thread on this core (`starting` is set); it becomes the active runner if there is none, the
-/// standby otherwise.
+/// standby otherwise. Room for one more detached runner is made first, so the hand-over at the timer tick never
+/// allocates.
 fn start_runner_thread(cpu: &PerCpu) -> Result<ThreadId, sched::ThreadError> {
+    with(cpu, |runner| {
+        let _ = runner.detached.try_reserve(1);
+    });
     let core = cpu.index;
     let started = sched::spawn_runner(RUNNER_STACK, move || run(core));
     if started.is_err() {
@@ -295,7 +299,7 @@ fn start_runner_thread(cpu: &PerCpu) -> Result<ThreadId, sched::ThreadError> {
     started
 }
 
-/// The active runner if it is parked (and marks it unparked): the caller wakes it, outside the lock.
+/// The active runner if it is parked (and marks it unparked): the caller wakes it, interrupts on again.
 fn take_parked_active(runner: &mut Runner) -> Option<ThreadId> {
     if !runner.active_parked {
         return None;
@@ -419,6 +423,10 @@ pub fn runner_gone(thread: ThreadId) {
 fn handover(cpu: &PerCpu) -> Option<ThreadId> {
     cpu.polling_runner.store(0, Ordering::Relaxed);
     with(cpu, |runner| {
+        // No room to note one more detached runner (its reservation failed): no hand-over this tick.
+        if runner.detached.len() == runner.detached.capacity() {
+            return None;
+        }
         let old = runner.active.take()?;
         if let Some(slot) = runner.polling.take() {
             runner.detached.push((old, slot));
