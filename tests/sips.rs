@@ -303,8 +303,11 @@ fn async_services_answer_as_their_thread_twins_do() {
         let out = r.command(command);
         r.check(out == expected, &format!("`{command}`: {out}"));
     }
-    let ping = r.command("ping --async 100");
-    r.check(ping.contains("ping: 100 round trips to echo-async#"), &format!("ping --async: {ping}"));
+    // On each core: one of the two is not the shell's, so a thread and a continuation talk across cores too.
+    for core in [0, 1] {
+        let ping = r.command(&format!("ping --async --core {core} 100"));
+        r.check(ping.contains("ping: 100 round trips to echo-async#"), &format!("ping --async --core {core}: {ping}"));
+    }
     // The store's checks, against kv-async: the same answers as kv's.
     let stored = r.command("kv --async put color deep blue");
     r.check(stored == "stored color", &format!("put: {stored}"));

@@ -45,6 +45,8 @@ fn connect_protected(
 struct Mode {
     protection: Protection,
     asynchronous: bool,
+    /// `--core N`: where to start the SIP (default: the least loaded core).
+    core: Option<u32>,
 }
 
 impl Mode {
@@ -54,11 +56,16 @@ impl Mode {
     }
 }
 
-/// Splits leading `--protection MODE` and `--async` options (in either order) off `args`.
+/// Splits leading `--protection MODE`, `--async` and `--core N` options (in any order) off `args`.
 fn mode_options<'a, 'b>(mut args: &'a [&'b str]) -> Result<(Mode, &'a [&'b str]), CommandError> {
-    let mut mode = Mode { protection: Protection::Type, asynchronous: false };
+    let mut mode = Mode { protection: Protection::Type, asynchronous: false, core: None };
     loop {
         match args {
+            ["--core", n, rest @ ..] => {
+                let core = n.parse().map_err(|_| CommandError::Invalid(format!("'{n}' is not a core")))?;
+                mode.core = Some(core);
+                args = rest;
+            }
             ["--protection", name, rest @ ..] => {
                 mode.protection = Protection::from_name(name).ok_or_else(|| {
                     CommandError::Invalid(format!("'{name}' is not a protection (type, ring3, ring3-own)"))
@@ -78,14 +85,14 @@ fn closed() -> CommandError {
     CommandError::Invalid("the echo SIP closed the channel".into())
 }
 
-/// `echo [--protection MODE] [--async] TEXT...`: the echo SIP (under MODE; `echo-async` with `--async`) sends
-/// the text back.
+/// `echo [--protection MODE] [--async] [--core N] TEXT...`: the echo SIP (under MODE; `echo-async` with
+/// `--async`; on core N) sends the text back.
 pub fn echo(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     let (mode, args) = mode_options(args)?;
     if args.is_empty() {
-        return Err(CommandError::Usage("echo [--protection type|ring3|ring3-own] [--async] TEXT..."));
+        return Err(CommandError::Usage("echo [--protection type|ring3|ring3-own] [--async] [--core N] TEXT..."));
     }
-    let (id, client) = connect_protected(sh, &mode.service("echo"), "", None, mode.protection)?;
+    let (id, client) = connect_protected(sh, &mode.service("echo"), "", mode.core, mode.protection)?;
     let owed = client.send_say(ExString::from(args.join(" ").as_str())).map_err(|_| closed())?;
     let result = match owed.recv() {
         Ok(client::SaySent::Echoed(text, ready)) => {
@@ -101,8 +108,8 @@ pub fn echo(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     result
 }
 
-/// `ping [--protection MODE] [--async] [N]`: N round trips to the echo SIP (under MODE; `echo-async` with
-/// `--async`), with the average cost.
+/// `ping [--protection MODE] [--async] [--core N] [N]`: N round trips to the echo SIP (under MODE;
+/// `echo-async` with `--async`; on core N), with the average cost.
 pub fn ping(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     let (mode, args) = mode_options(args)?;
     let protection = mode.protection;
@@ -111,10 +118,10 @@ pub fn ping(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
         [n] => {
             n.parse().ok().filter(|n| *n > 0).ok_or_else(|| CommandError::Invalid(format!("'{n}' is not a count")))?
         }
-        _ => return Err(CommandError::Usage("ping [--protection type|ring3|ring3-own] [--async] [N]")),
+        _ => return Err(CommandError::Usage("ping [--protection type|ring3|ring3-own] [--async] [--core N] [N]")),
     };
     let service = mode.service("echo");
-    let (id, mut client) = connect_protected(sh, &service, "", None, protection)?;
+    let (id, mut client) = connect_protected(sh, &service, "", mode.core, protection)?;
     let (start, start_ns) = (sh.ctx.cycles(), sh.ctx.now_nanos());
     for i in 0..count {
         match client.send_ping(i).map_err(|_| closed())?.recv() {
@@ -175,11 +182,11 @@ pub fn fault(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `kv [--protection MODE] [--async] put KEY VALUE | get KEY | del KEY | list | quit`: talk to a kv SIP (started
-/// on first use, under MODE, `kv-async` with `--async`, then kept until `quit`).
+/// `kv [--protection MODE] [--async] [--core N] put KEY VALUE | get KEY | del KEY | list | quit`: talk to a kv
+/// SIP (started on first use, under MODE, `kv-async` with `--async`, on core N, then kept until `quit`).
 pub fn kv(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
-    const USAGE: &str =
-        "kv [--protection type|ring3|ring3-own] [--async] put KEY VALUE... | get KEY | del KEY | list | quit";
+    const USAGE: &str = "kv [--protection type|ring3|ring3-own] [--async] [--core N] put KEY VALUE... | get KEY | del KEY \
+                         | list | quit";
     use kv_store::client::{Deleting, Getting, Listing, Putting};
     let gone = || CommandError::Invalid("the kv SIP is gone (it will be restarted by the next kv command)".into());
     let chosen = matches!(args, ["--protection" | "--async", ..]);
@@ -199,7 +206,7 @@ pub fn kv(sh: &mut Shell, args: &[&str]) -> Result<(), CommandError> {
             let service = options.service("kv");
             let id = sh
                 .ctx
-                .spawn_protected_with(&service, "", None, protection, server)
+                .spawn_protected_with(&service, "", options.core, protection, server)
                 .map_err(|(e, _)| CommandError::Invalid(format!("cannot spawn '{service}' ({protection}): {e}")))?;
             (id, protection, options.asynchronous, client)
         }

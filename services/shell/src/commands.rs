@@ -80,19 +80,20 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "echo",
-        usage: "echo [--protection type|ring3|ring3-own] [--async] TEXT...",
+        usage: "echo [--protection type|ring3|ring3-own] [--async] [--core N] TEXT...",
         help: "send text through an echo SIP (in ring 0 or ring 3; a continuation with --async)",
         run: channel_commands::echo,
     },
     Command {
         name: "ping",
-        usage: "ping [--protection type|ring3|ring3-own] [--async] [N]",
+        usage: "ping [--protection type|ring3|ring3-own] [--async] [--core N] [N]",
         help: "N message round trips to an echo SIP (in ring 0 or ring 3; a continuation with --async)",
         run: channel_commands::ping,
     },
     Command {
         name: "kv",
-        usage: "kv [--protection type|ring3|ring3-own] [--async] put KEY VALUE | get KEY | del KEY | list | quit",
+        usage: "kv [--protection type|ring3|ring3-own] [--async] [--core N] put KEY VALUE | get KEY | del KEY | list \
+                | quit",
         help: "a key-value store SIP (hashbrown; in ring 0 or ring 3; a continuation with --async)",
         run: channel_commands::kv,
     },
