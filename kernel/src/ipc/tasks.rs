@@ -45,8 +45,9 @@ const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 /// Generations wrap below [`TASK_BIT`].
 const GENERATION_MASK: u64 = (TASK_BIT >> SLOT_BITS) - 1;
 
-/// Bytes of a runner's stack for task code, above the kernel reserve (as a SIP thread's stack).
-const RUNNER_STACK: u64 = 64 * 1024;
+/// Bytes of a runner's stack for task code, above the kernel reserve (as a SIP thread's stack): the most an
+/// async SIP's manifest may ask for (`sip::policy`).
+pub const RUNNER_STACK: u64 = 64 * 1024;
 
 /// A task's body: the future its runner polls.
 pub type TaskFuture = Pin<Box<dyn Future<Output = ()> + Send>>;

@@ -103,7 +103,7 @@ pub fn grant(manifest: &Manifest) -> Result<Entry, ManifestError> {
     let refused = beyond(Resource::HeapQuota, manifest.heap_quota, entry.heap_quota)
         .or_else(|| beyond(Resource::ExchangeQuota, manifest.exchange_quota, entry.exchange_quota))
         .or_else(|| beyond(Resource::Threads, manifest.threads, entry.threads))
-        .or_else(|| beyond(Resource::StackSize, manifest.stack_size, entry.stack_size));
+        .or_else(|| beyond(Resource::StackSize, manifest.stack_size, stack_allowed(manifest, entry)));
     match refused {
         Some(error) => Err(error),
         None => Ok(Entry {
@@ -114,6 +114,17 @@ pub fn grant(manifest: &Manifest) -> Result<Entry, ManifestError> {
             stack_size: manifest.stack_size,
             ..*entry
         }),
+    }
+}
+
+/// The largest stack `manifest` may ask for: its entry's, and for an async SIP at most the stack of the runner
+/// its polls run on (`ipc::tasks::RUNNER_STACK`): its `stack_size` says how deep its code goes, and a runner's
+/// stack is all it gets.
+fn stack_allowed(manifest: &Manifest, entry: &Entry) -> usize {
+    if manifest.entry.is_async() {
+        entry.stack_size.min(crate::ipc::tasks::RUNNER_STACK as usize)
+    } else {
+        entry.stack_size
     }
 }
 
@@ -156,6 +167,15 @@ crate::selftest! {
         );
         let greedy = Manifest { exchange_quota: 1 << 30, capabilities: &[], crate_name: "hostile", ..shell };
         crate::check!(matches!(grant(&greedy), Err(ManifestError::BeyondPolicy { what: Resource::ExchangeQuota, .. })), "no limit");
+        // An async SIP's polls run on a runner's stack: a deeper stack than the runner's is refused.
+        async fn deep(_: sip_runtime::SipContext) {}
+        let entry = sip_runtime::Entry::Async(|ctx| alloc::boxed::Box::pin(deep(ctx)));
+        let deep = Manifest { entry, stack_size: 128 * 1024, capabilities: &[], crate_name: "deep", ..shell };
+        crate::check!(
+            matches!(grant(&deep), Err(ManifestError::BeyondPolicy { what: Resource::StackSize, allowed: 65536, .. })),
+            "an async SIP was granted a stack beyond its runner's"
+        );
+        crate::check!(grant(&Manifest { stack_size: 64 * 1024, ..deep }).is_ok(), "a runner's stack was refused");
         let twice = [Manifest { crate_name: "a", ..shell }, Manifest { crate_name: "b", ..shell }];
         crate::check!(check_unique(&twice) == Err(("shell", "a", "b")), "duplicate names not found");
         crate::check!(check_unique(&sip_runtime::MANIFESTS).is_ok(), "the linked manifests share a name");
