@@ -14,7 +14,9 @@
 //!
 //! Invariants: a block is on exactly one owner's list from its allocation to its free or its owner's reclaim;
 //! the lists and an owner's counters change only under the lock of the heap that owner's blocks are in; an
-//! owner is reclaimed before its record is dropped (its `Drop` reclaims whatever is left).
+//! owner is reclaimed before its record is dropped (its `Drop` reclaims whatever is left); no block is freed
+//! after its owner was reclaimed (as for arenas: nothing the kernel keeps is allocated on a SIP's account, so
+//! nothing of an ended SIP's is freed later).
 
 use super::frames::Use;
 use super::heap::GrowingHeap;
