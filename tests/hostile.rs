@@ -32,7 +32,8 @@
 //! `channels::tasks::task_waker` needs `Trusted`, and `host::current_token` exists only in the host platform
 //! (the `std` build), which no service links. The async SIPs of session 14 (`sip!`'s `entry: async`,
 //! `sip_runtime::{Entry, AsyncMain}`, `SipContext::yield_async`, `continuations::{YieldNow, block_on}`, the
-//! services' `serve_async` functions, `MemoryInfo`'s two new figures) are attacked by `fault-async`, whose
+//! services' `serve_async` functions, the typed receive's future `channels::RecvTyped` and the raw
+//! `poll_recv`/`forget_registration` under it, `MemoryInfo`'s two new figures) are attacked by `fault-async`, whose
 //! entry fails at every await point it has in every way a SIP can (panic, stack overflow on the runner's stack,
 //! spent quota, a spin that never awaits, a blocking call inside a poll, an endless wait, a dropped endpoint):
 //! self-tests `async_sips_fail_at_every_await_point_and_are_reclaimed` (1,000 of them beside a bystander that
@@ -40,7 +41,9 @@
 //! code runs only on its runner, in its own account (its entry is called by the first poll, never by the
 //! spawner); its future is never dropped by the kernel (forgotten, its blocks freed by its owner list); a waker
 //! it keeps or wakes is its own task's token, and a stale one finds a newer generation; `Entry::Async` names a
-//! function like `Entry::Thread`, and `block_on` and `YieldNow` are plain futures code with no kernel side.
+//! function like `Entry::Thread`, and `block_on` and `YieldNow` are plain futures code with no kernel side;
+//! `poll_recv` and `forget_registration` act on the caller's own endpoint (its ring's consumer): a forged
+//! `registered` flag or a reset at the wrong time can cost only its own task a wake.
 //! docs/security.md lists each attack with what it did to the old code.
 //!
 //! One boot runs the attacks one after the other, twice: the first pass lets the kernel's heaps grow to what

@@ -203,10 +203,10 @@ fn contract_channels_to_sips_and_closed_on_every_fault() {
     r.shutdown();
 }
 
-#[test]
-fn kv_store_sip_from_the_console() {
-    let mut r = Runner::boot(&[]);
-    let stored = r.command("kv put color deep blue");
+/// The kv console checks, the first command (which starts the store) as `start` (`kv`, or `kv --async`): put,
+/// get, list, delete, a miss, a key over the limit.
+fn the_store_answers_as_specified(r: &mut Runner, start: &str) {
+    let stored = r.command(&format!("{start} put color deep blue"));
     r.check(stored == "stored color", &format!("put: {stored}"));
     r.command("kv put size 42");
     let got = r.command("kv get color");
@@ -220,9 +220,14 @@ fn kv_store_sip_from_the_console() {
     r.check(deleted == "deleted size", &format!("del: {deleted}"));
     let missing = r.command("kv get size");
     r.check(missing.contains("NotFound"), &format!("get after del: {missing}"));
-    let long_key = "k".repeat(65);
-    let too_long = r.command(&format!("kv put {long_key} v"));
+    let too_long = r.command(&format!("kv put {} v", "k".repeat(65)));
     r.check(too_long.contains("KeyTooLong"), &format!("long key: {too_long}"));
+}
+
+#[test]
+fn kv_store_sip_from_the_console() {
+    let mut r = Runner::boot(&[]);
+    the_store_answers_as_specified(&mut r, "kv");
     let channels = r.command("channels");
     // Three channels: the console's (shell and kernel), the name service's listener (names and kernel) and the
     // store's (shell and kv). The shell and the name service start side by side, so either may get pid 1.
@@ -309,22 +314,7 @@ fn async_services_answer_as_their_thread_twins_do() {
         r.check(ping.contains("ping: 100 round trips to echo-async#"), &format!("ping --async --core {core}: {ping}"));
     }
     // The store's checks, against kv-async: the same answers as kv's.
-    let stored = r.command("kv --async put color deep blue");
-    r.check(stored == "stored color", &format!("put: {stored}"));
-    r.command("kv put size 42");
-    let got = r.command("kv get color");
-    r.check(got == "deep blue", &format!("get: {got}"));
-    let list = r.command("kv list");
-    r.check(
-        list.starts_with("2 keys") && list.contains("  color") && list.contains("  size"),
-        &format!("list:\n{list}"),
-    );
-    let deleted = r.command("kv del size");
-    r.check(deleted == "deleted size", &format!("del: {deleted}"));
-    let missing = r.command("kv get size");
-    r.check(missing.contains("NotFound"), &format!("get after del: {missing}"));
-    let too_long = r.command(&format!("kv put {} v", "k".repeat(65)));
-    r.check(too_long.contains("KeyTooLong"), &format!("long key: {too_long}"));
+    the_store_answers_as_specified(&mut r, "kv --async");
     let mixed = r.command("kv --protection type put again v");
     r.check(
         mixed.starts_with("error: kv-async#") && mixed.contains("'kv quit' first"),
