@@ -31,7 +31,9 @@
 //! future forgotten while it waits leaves at most a token that wakes its own task once (channels/tests/tasks.rs);
 //! `channels::tasks::task_waker` needs `Trusted`, and `host::current_token` exists only in the host platform
 //! (the `std` build), which no service links. The async SIPs of session 14 (`sip!`'s `entry: async`,
-//! `sip_runtime::{Entry, AsyncMain}`, `SipContext::yield_async`, `continuations::{YieldNow, block_on}`, the
+//! `sip_runtime::{Entry, AsyncMain}`, `SipContext::{yield_async, sleep_async}`,
+//! `continuations::{YieldNow, SleepAsync, block_on}`, `KernelAbi::wake_at` (a timer for the polled task only: it
+//! names no task, a thread or ring 3 gets `false`, a later call replaces the timer, a stale one wakes nobody), the
 //! services' `serve_async` functions, the typed receive's future `channels::RecvTyped` and the raw
 //! `poll_recv`/`forget_registration` under it, `MemoryInfo`'s two new figures) are attacked by `fault-async`, whose
 //! entry fails at every await point it has in every way a SIP can (panic, stack overflow on the runner's stack,

@@ -346,6 +346,12 @@ pub trait KernelAbi: Sync {
     fn sleep(&self, nanos: u64);
     /// Nanoseconds since boot.
     fn now(&self) -> u64;
+    /// In an async SIP's poll: wakes the polled task at `deadline` (nanoseconds since boot), once, replacing an
+    /// earlier such timer; `false` where there is no task to wake (a thread, or ring 3), the default.
+    fn wake_at(&self, deadline: u64) -> bool {
+        let _ = deadline;
+        false
+    }
     /// The raw cycle counter (instructions under `--icount`), for benchmarks.
     fn cycles(&self) -> u64;
     /// Ends the calling SIP (all its threads) with `status`.

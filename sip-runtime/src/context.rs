@@ -73,6 +73,12 @@ impl SipContext {
         crate::continuations::YieldNow::default()
     }
 
+    /// In an async SIP: waits at least `millis` milliseconds without holding a stack (`ctx.sleep_async(ms).await`).
+    pub fn sleep_async(&self, millis: u64) -> crate::continuations::SleepAsync {
+        let deadline = self.abi.now().saturating_add(millis.saturating_mul(1_000_000));
+        crate::continuations::SleepAsync::new(self.abi, deadline)
+    }
+
     /// Parks this thread for at least `millis` milliseconds.
     pub fn sleep_ms(&self, millis: u64) {
         self.abi.sleep(millis.saturating_mul(1_000_000))

@@ -2,7 +2,9 @@
 //!
 //! An async SIP (`sip!`'s `entry: async main`, [`Entry::Async`](crate::Entry)) is polled by its core's runner
 //! in ring 0 (docs/thread-models.md); a receive waits with `recv_async().await`, a pause for others with
-//! [`SipContext::yield_async`](crate::SipContext::yield_async). In ring 3 there is no runner: the ring-3 image
+//! [`SipContext::yield_async`](crate::SipContext::yield_async), a sleep with
+//! [`SipContext::sleep_async`](crate::SipContext::sleep_async) (a timer of the runner wakes the task; no stack
+//! is held meanwhile). In ring 3 there is no runner: the ring-3 image
 //! runs the same entry on the SIP's thread with [`block_on`], which polls the future and yields the core
 //! between polls (a future receive in ring 3 polls the kernel), so the same service code runs in every mode.
 
@@ -27,6 +29,41 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// A sleep as a future ([`SipContext::sleep_async`](crate::SipContext::sleep_async)): ready once the clock has
+/// passed its deadline; until then pending, with a timer that wakes the task (or, where there is none, asking to
+/// be polled again).
+#[must_use = "a sleep does nothing unless awaited"]
+pub struct SleepAsync {
+    abi: &'static dyn crate::KernelAbi,
+    deadline: u64,
+}
+
+impl SleepAsync {
+    pub(crate) fn new(abi: &'static dyn crate::KernelAbi, deadline: u64) -> Self {
+        Self { abi, deadline }
+    }
+}
+
+impl core::fmt::Debug for SleepAsync {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SleepAsync").field("deadline", &self.deadline).finish_non_exhaustive()
+    }
+}
+
+impl Future for SleepAsync {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.abi.now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        if !self.abi.wake_at(self.deadline) {
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }

@@ -27,6 +27,7 @@ use crate::memory::stacks::KERNEL_RESERVE;
 use crate::percpu::{self, PerCpu};
 use crate::sched::{self, ThreadId};
 use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::future::Future;
@@ -75,6 +76,8 @@ struct Task {
     heap_word: usize,
     /// Stopped while polled (its SIP is ending): removed once no runner polls it.
     stopped: bool,
+    /// When its timer wakes it (uptime nanoseconds; 0: no timer), as in its core's `timers`.
+    timer: u64,
 }
 
 /// No slot (the end of the ready list).
@@ -107,6 +110,8 @@ struct Runner {
     starting: bool,
     /// Runners switched out inside a poll that have handed over, and the slot each polls.
     detached: Vec<(ThreadId, u32)>,
+    /// Task timers, earliest first: (deadline, task number); a task has at most one.
+    timers: BTreeSet<(u64, u64)>,
 }
 
 impl Runner {
@@ -122,6 +127,7 @@ impl Runner {
             standby: None,
             starting: false,
             detached: Vec::new(),
+            timers: BTreeSet::new(),
         }
     }
 
@@ -188,6 +194,9 @@ impl Runner {
         if task.state == State::Ready {
             self.unlink_ready(slot, cpu);
         }
+        if task.timer != 0 {
+            self.timers.retain(|(_, number)| *number & SLOT_MASK != u64::from(slot));
+        }
         self.free.push(slot);
         Some(task)
     }
@@ -237,9 +246,61 @@ pub fn install_sip_exit(exit: fn(u64)) {
     SIP_EXIT.call_once(|| exit);
 }
 
-/// Installs the runners' hand-over in the scheduler (once, at boot).
+/// Installs the runners' hand-over and their timers in the scheduler (once, at boot).
 pub fn init() {
     sched::install_runner_handover(handover);
+    sched::install_task_timers(expire_timers);
+}
+
+/// Sets the timer of the task the calling runner is polling (the caller is that task's code, on this core): it
+/// is woken at `deadline` (uptime nanoseconds), once; a later call replaces the earlier timer. `false` when the
+/// caller is no polled task (a thread, or ring 3): it must look at the clock itself.
+pub fn wake_polled_at(deadline: u64) -> bool {
+    let Some(me) = sched::current_id() else { return false };
+    let cpu = percpu::current();
+    with(cpu, |r| {
+        let slot = if r.active == Some(me) {
+            r.polling
+        } else {
+            r.detached.iter().find(|(thread, _)| *thread == me).map(|(_, slot)| *slot)
+        };
+        let Some(slot) = slot else { return false };
+        let entry = &mut r.slots[slot as usize];
+        let number = TASK_BIT | (entry.generation << SLOT_BITS) | u64::from(slot);
+        let Some(task) = entry.task.as_mut() else { return false };
+        let old = core::mem::replace(&mut task.timer, deadline.max(1));
+        if old != 0 {
+            r.timers.remove(&(old, number));
+        }
+        r.timers.insert((deadline.max(1), number));
+        true
+    })
+}
+
+/// The tick's part ([`sched::TaskTimers`]): wakes this core's tasks whose timers expired by `now`.
+fn expire_timers(cpu: &PerCpu, now: u64) {
+    let parked = with(cpu, |r| {
+        while let Some(&(deadline, number)) = r.timers.first()
+            && deadline <= now
+        {
+            r.timers.pop_first();
+            let slot = (number & SLOT_MASK) as u32;
+            let Some(task) = r.task(number) else { continue };
+            task.timer = 0;
+            match task.state {
+                State::Idle if !task.stopped => {
+                    task.state = State::Ready;
+                    r.push_ready(slot, cpu);
+                }
+                State::Polling { .. } => task.state = State::Polling { woken: true },
+                _ => {}
+            }
+        }
+        if r.has_ready() { take_parked_active(r) } else { None }
+    });
+    if let Some(active) = parked {
+        sched::wake(active);
+    }
 }
 
 /// Starts `future` as a kernel task of this core; its number.
@@ -255,7 +316,7 @@ pub fn spawn_sip(sip: u64, heap_word: usize, body: TaskFuture) -> Result<u64, Ta
 
 fn start(body: TaskFuture, account: Account, heap_word: usize) -> Result<u64, TaskError> {
     let cpu = percpu::current();
-    let task = Task { body, state: State::Ready, owner_word: account.word(), heap_word, stopped: false };
+    let task = Task { body, state: State::Ready, owner_word: account.word(), heap_word, stopped: false, timer: 0 };
     let started = with(cpu, |runner| {
         let slot = match runner.free.pop() {
             Some(slot) => slot,

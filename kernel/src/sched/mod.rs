@@ -247,6 +247,17 @@ pub fn install_runner_handover(handover: RunnerHandover) {
     RUNNER_HANDOVER.call_once(|| handover);
 }
 
+/// What the timer tick asks the task runners (`ipc::tasks`): wake the tasks whose timers expired by `now` on
+/// this core (`cpu`). Called on every tick, in the tick's kernel mode, without the scheduler's lock.
+pub type TaskTimers = fn(&PerCpu, u64);
+
+static TASK_TIMERS: spin::Once<TaskTimers> = spin::Once::new();
+
+/// Installs the task runners' timers (once, at boot, by `ipc::tasks`).
+pub fn install_task_timers(timers: TaskTimers) {
+    TASK_TIMERS.call_once(|| timers);
+}
+
 /// Makes the calling (boot) code this core's first thread and creates the core's idle thread.
 pub fn init_this_core() -> Result<(), ThreadError> {
     let boot = Box::new(Thread {
@@ -706,6 +717,9 @@ fn note_ring3_stack_in(cpu: &'static PerCpu, stack: u64) {
 fn wake_expired_sleepers() {
     let now = crate::time::uptime_nanos();
     let _kernel = KernelAccount::enter();
+    if let Some(expire) = TASK_TIMERS.get() {
+        expire(percpu::current(), now);
+    }
     let mut s = scheduler(percpu::current()).lock();
     if s.sleepers.first().is_none_or(|(deadline, _)| *deadline > now) {
         return;

@@ -106,6 +106,11 @@ impl KernelAbi for Ring0Abi {
         time::uptime_nanos()
     }
 
+    fn wake_at(&self, deadline: u64) -> bool {
+        let _kernel = KernelAccount::enter();
+        crate::ipc::tasks::wake_polled_at(deadline)
+    }
+
     fn cycles(&self) -> u64 {
         arch::cpu::rdtsc()
     }

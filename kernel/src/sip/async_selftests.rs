@@ -99,11 +99,11 @@ crate::selftest! {
 crate::selftest! {
     /// 1,000 async SIPs fail at every await point they have (after 0 to 4 answered pings), in every way: a
     /// panic, a stack overflow on the runner's stack, a spent quota, a dropped endpoint, a spin and an endless
-    /// wait (both killed), a blocking call, a clean exit. Each time the client sees `Closed` (or its pong), the
+    /// wait (both killed), a blocking call, an async sleep, a clean exit. Each time the client sees `Closed` (or its pong), the
     /// kernel lives on, the core's other async SIPs keep being served, and frames, the kernel heap and the
     /// exchange heap come back.
     fn async_sips_fail_at_every_await_point_and_are_reclaimed() {
-        const KINDS: [&str; 8] = ["panic", "overflow", "quota", "drop", "spin", "wait", "block", "exit"];
+        const KINDS: [&str; 9] = ["panic", "overflow", "quota", "drop", "spin", "wait", "block", "sleep", "exit"];
         // A bystander on the same core: served all along, whatever its neighbours do.
         let (bystander, mut witness) = spawn_echo("echo-async", "")?;
         witness = ping(witness, 1)?;
@@ -121,7 +121,7 @@ crate::selftest! {
                 kill(id).map_err(|e| format!("{what}: kill: {e}"))?;
             }
             let answer = owed.recv();
-            let expected_pong = matches!(kind, "block" | "exit");
+            let expected_pong = matches!(kind, "block" | "sleep" | "exit");
             match answer {
                 Ok(client::PingSent::Pong(n, _)) if expected_pong && n == after => {}
                 Err(Closed) if !expected_pong => {}
@@ -136,6 +136,26 @@ crate::selftest! {
         let done = witness.send_bye().map_err(|_| "bye: closed")?;
         done.close();
         wait(bystander);
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// An async sleep holds no stack: while `fault-async sleep` waits out its 20 ms, its task is idle (`ps`:
+    /// blocked, not running as it is in a blocking sleep inside a poll), and its timer wakes it to answer.
+    fn an_async_sleep_holds_no_stack_and_its_timer_wakes_it() {
+        let (id, client) = spawn_echo("fault-async", "sleep 0")?;
+        let start = crate::time::uptime_nanos();
+        let owed = client.send_ping(0).map_err(|_| "closed before the ping")?;
+        // Let it take the ping and start its sleep.
+        (0..20).for_each(|_| crate::sched::yield_now());
+        let state = info(id).map(|listing| listing.state);
+        let answer = owed.recv();
+        let took = crate::time::uptime_nanos() - start;
+        crate::check!(state == Some(sip_runtime::ProcessState::Blocked), "a sleeping async SIP is {state:?}");
+        crate::check!(matches!(answer, Ok(client::PingSent::Pong(0, _))), "no pong after the sleep");
+        crate::check!(took >= 20_000_000, "the pong came after {took} ns, before the 20 ms sleep was over");
+        wait(id);
         Ok(())
     }
 }

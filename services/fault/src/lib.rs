@@ -20,7 +20,8 @@
 //! `KIND [N]` it answers N pings, awaiting each (N await points), takes one more and then fails in way KIND
 //! while owing the answer: `panic`, `overflow` (recursion off its runner's stack), `quota`, `spin` (never
 //! awaits again: the timer must take the core's other tasks to another runner), `block` (a blocking call inside
-//! a poll, a sleep, then answers), `wait` (awaits forever, to be killed), `drop`, `exit` (answers and ends).
+//! a poll, a sleep, then answers), `sleep` (the same with an async sleep, which holds no stack), `wait` (awaits
+//! forever, to be killed), `drop`, `exit` (answers and ends).
 //!
 //! Not here: other CPU exceptions (#DE, #UD, #GP...): safe Rust cannot raise them (division is checked and
 //! panics), which is the point of type-based isolation.
@@ -243,6 +244,11 @@ async fn fault_async(ctx: SipContext) {
             ctx.sleep_ms(20);
             let _ = owes.send_pong(n);
         }
+        // Not a fault: the control case of `block`, a sleep that holds no stack.
+        "sleep" => {
+            ctx.sleep_async(20).await;
+            let _ = owes.send_pong(n);
+        }
         "wait" => core::future::pending::<()>().await,
         "drop" => drop(owes),
         "exit" => {
@@ -250,7 +256,7 @@ async fn fault_async(ctx: SipContext) {
             ctx.exit(ExitStatus::Success)
         }
         other => {
-            sip_runtime::warn!(ctx, "unknown fault '{other}' (panic|overflow|quota|spin|block|wait|drop|exit)");
+            sip_runtime::warn!(ctx, "unknown fault '{other}' (panic|overflow|quota|spin|block|sleep|wait|drop|exit)");
             ctx.exit(ExitStatus::Failure(2));
         }
     }
