@@ -12,7 +12,7 @@
 
 use crate::describe::ContractInfo;
 use crate::exchangeable::Exchangeable;
-use crate::raw::{RawEndpoint, TryRecvError};
+use crate::raw::{RawEndpoint, RecvWait, TryRecvError};
 use core::fmt;
 
 /// What `contract!` declares about a contract (implemented by its generated marker type).
@@ -170,7 +170,7 @@ pub fn recv<E: Receive>(mut endpoint: E) -> Result<E::Message, Closed> {
 /// [`recv`] as a future: waits for the next message without a thread of its own (channels/src/tasks.rs).
 #[inline]
 pub fn recv_async<E: Receive>(endpoint: E) -> RecvTyped<E> {
-    RecvTyped { endpoint: Some(endpoint), registered: false }
+    RecvTyped { endpoint: Some(endpoint), wait: RecvWait::Fresh }
 }
 
 /// The typed receive as a future ([`recv_async`]): polls the raw transport (`RawEndpoint::poll_recv`) and types
@@ -181,8 +181,8 @@ pub fn recv_async<E: Receive>(endpoint: E) -> RecvTyped<E> {
 pub struct RecvTyped<E: Receive> {
     /// The endpoint, until the message comes (then it moves into the message's next state).
     endpoint: Option<E>,
-    /// The task's token is in the ring's wait cell.
-    registered: bool,
+    /// Where its wait stands (the task's token is in the ring's wait cell once `Registered`).
+    wait: RecvWait,
 }
 
 // Nothing is ever pinned through a `RecvTyped`: the endpoint is moved out only when the receive is done.
@@ -195,7 +195,7 @@ impl<E: Receive> core::future::Future for RecvTyped<E> {
     fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> core::task::Poll<Self::Output> {
         let this = &mut *self;
         let Some(endpoint) = this.endpoint.as_mut() else { return core::task::Poll::Ready(Err(Closed)) };
-        let message = match endpoint.__raw(Internal::new()).poll_recv(cx, &mut this.registered) {
+        let message = match endpoint.__raw(Internal::new()).poll_recv(cx, &mut this.wait) {
             core::task::Poll::Ready(message) => message,
             core::task::Poll::Pending => return core::task::Poll::Pending,
         };
@@ -207,7 +207,7 @@ impl<E: Receive> core::future::Future for RecvTyped<E> {
 impl<E: Receive> Drop for RecvTyped<E> {
     fn drop(&mut self) {
         // Dropped while it waits: its token comes out of the ring (as `raw::RecvAsync`'s does).
-        if self.registered
+        if self.wait == RecvWait::Registered
             && let Some(endpoint) = self.endpoint.as_mut()
         {
             endpoint.__raw(Internal::new()).forget_registration();

@@ -135,6 +135,15 @@ pub trait Blocking: Sync {
     /// returned; may return spuriously.
     fn park(&self);
 
+    /// Asks that the task being polled, whose token is `token` (its waker's), be polled again after the other
+    /// tasks of its core that are ready now; `false`, and nothing asked, if none is. A future receive that finds
+    /// nothing gives the core away once this way before it registers: its peer may be one of those tasks and
+    /// answer meanwhile (channels/src/tasks.rs).
+    fn yield_task(&self, token: u64) -> bool {
+        let _ = token;
+        false
+    }
+
     /// Polls before blocking: worth it when the peer runs on another core and answers within microseconds.
     /// Asked once, when the platform is fixed.
     fn spin_limit(&self) -> u32 {

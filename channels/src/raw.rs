@@ -18,7 +18,7 @@ use crate::endpoint::Closed;
 use crate::exchangeable::Exchangeable;
 use crate::ledger::{ChannelId, Side};
 use crate::platform::{self, AllocError};
-pub use crate::raw_shared::{Status, TryRecvError, TrySendError};
+pub use crate::raw_shared::{RecvWait, Status, TryRecvError, TrySendError};
 pub(crate) use crate::ring::Readiness;
 use crate::ring::{DIRECT_WORDS, Next, Ring, Slot, Waiting, wait_any};
 use crate::walk::{Action, Walk, walk};
@@ -206,8 +206,8 @@ impl<Tx, Rx> RawEndpoint<Tx, Rx> {
 /// A receive as a future ([`RawEndpoint::recv_async`]).
 pub struct RecvAsync<'a, Tx, Rx> {
     end: &'a mut RawEndpoint<Tx, Rx>,
-    /// Its task's token is in the ring's wait cell (taken out again once the future is done or dropped).
-    registered: bool,
+    /// Where its wait stands (with its task's token in the ring's wait cell once `Registered`).
+    wait: RecvWait,
 }
 
 impl<Tx: Exchangeable, Rx: Exchangeable> core::future::Future for RecvAsync<'_, Tx, Rx> {
@@ -215,14 +215,14 @@ impl<Tx: Exchangeable, Rx: Exchangeable> core::future::Future for RecvAsync<'_, 
 
     fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> core::task::Poll<Self::Output> {
         let this = &mut *self;
-        this.end.poll_recv(cx, &mut this.registered)
+        this.end.poll_recv(cx, &mut this.wait)
     }
 }
 
 impl<Tx, Rx> Drop for RecvAsync<'_, Tx, Rx> {
     fn drop(&mut self) {
         // A future dropped while waiting takes its token out: no later notice wakes a task that no longer waits.
-        if self.registered {
+        if self.wait == RecvWait::Registered {
             self.end.rx().wait_cell().reset();
         }
     }
@@ -391,46 +391,71 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
 
     /// [`recv`](Self::recv) as a future: a message, or `Closed`, without blocking a thread (channels/src/tasks.rs).
     pub fn recv_async(&mut self) -> RecvAsync<'_, Tx, Rx> {
-        RecvAsync { end: self, registered: false }
+        RecvAsync { end: self, wait: RecvWait::Fresh }
     }
 
-    /// One poll of a future receive: the message or `Closed` if there, else `Pending` with the task's token in
-    /// the ring (`registered` says so, for [`forget_registration`](Self::forget_registration)); under a waker
-    /// that is no task's, `Pending` asking to be polled again. The body of [`RecvAsync`] and of the typed
-    /// receive's future (`crate::RecvTyped`).
+    /// One poll of a future receive: the message or `Closed` if there; else, the first time and if other tasks
+    /// of the core are ready, `Pending` asking to be polled again after them (`Blocking::yield_task`: the peer
+    /// may be one of them and answer meanwhile, as a thread's receive yields before it parks; a same-core
+    /// ping-pong then needs no registration and no wake); else `Pending` with the task's token in the ring (`wait` says where it stands, for
+    /// [`forget_registration`](Self::forget_registration)). Under a waker that is no task's, `Pending` asking
+    /// to be polled again. The body of [`RecvAsync`] and of the typed receive's future (`crate::RecvTyped`).
     #[doc(hidden)]
+    #[inline]
     pub fn poll_recv(
         &mut self,
         cx: &mut core::task::Context<'_>,
-        registered: &mut bool,
+        wait: &mut RecvWait,
     ) -> core::task::Poll<Result<Rx, Closed>> {
         use core::task::Poll;
-        let ring = self.rx();
         // SAFETY: this endpoint is its rx ring's only consumer (the caller holds it mutably), here and below.
-        let mut found = unsafe { look(ring) };
-        if found.is_none() {
-            let Some(token) = crate::tasks::token_of(cx.waker()) else {
-                // Not a task waker: no token to leave in the ring, so be polled again.
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            };
-            // As a blocking receive registers before it parks: whichever of this and the producer's notify comes
-            // second sees the other (ring.rs, the wake protocol).
-            let notified = !ring.wait_cell().prepare(token);
-            *registered = true;
-            // SAFETY: as above.
-            found = unsafe { look(ring) };
-            if found.is_none() && !notified {
+        match unsafe { look(self.rx()) } {
+            Some(found) => {
+                if *wait == RecvWait::Registered {
+                    *wait = RecvWait::Fresh;
+                    self.rx().wait_cell().reset();
+                }
+                // SAFETY: as above; `head` is the front just found, with no take since.
+                Poll::Ready(found.and_then(|head| unsafe { self.take_front(head) }))
+            }
+            None => self.poll_recv_wait(cx, wait),
+        }
+    }
+
+    /// The part of [`poll_recv`](Self::poll_recv) after a look that found nothing.
+    #[inline(never)]
+    fn poll_recv_wait(
+        &mut self,
+        cx: &mut core::task::Context<'_>,
+        wait: &mut RecvWait,
+    ) -> core::task::Poll<Result<Rx, Closed>> {
+        use core::task::Poll;
+        let Some(token) = crate::tasks::token_of(cx.waker()) else {
+            // Not a task waker: no token to leave in the ring, so be polled again.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        };
+        if *wait == RecvWait::Fresh {
+            *wait = RecvWait::Spun;
+            if platform::blocking().0.yield_task(token) {
                 return Poll::Pending;
             }
         }
-        if core::mem::take(registered) {
-            ring.wait_cell().reset();
+        let ring = self.rx();
+        // As a blocking receive registers before it parks: whichever of this and the producer's notify comes
+        // second sees the other (ring.rs, the wake protocol). Registered again if it was: the same token.
+        let notified = !ring.wait_cell().prepare(token);
+        *wait = RecvWait::Registered;
+        // SAFETY: this endpoint is its rx ring's only consumer (the caller holds it mutably), here and below.
+        let found = unsafe { look(ring) };
+        if found.is_none() && !notified {
+            return Poll::Pending;
         }
+        ring.wait_cell().reset();
+        *wait = RecvWait::Spun;
         match found {
             // SAFETY: as above; `head` is the front just found, with no take since.
-            Some(Ok(head)) => Poll::Ready(unsafe { self.take_front(head) }),
-            Some(Err(Closed)) => Poll::Ready(Err(Closed)),
+            Some(found) => Poll::Ready(found.and_then(|head| unsafe { self.take_front(head) })),
             // Notified, and the look came before what the notice was for: look again.
             None => {
                 cx.waker().wake_by_ref();

@@ -16,7 +16,7 @@
 use crate::endpoint::{CallFailed, Closed};
 use crate::exchangeable::Exchangeable;
 use crate::platform::{self, AllocError, Blocking, Exchange, Owner};
-pub use crate::raw_shared::{Status, TryRecvError, TrySendError};
+pub use crate::raw_shared::{RecvWait, Status, TryRecvError, TrySendError};
 use crate::trusted::Trusted;
 use crate::walk::Walk;
 use crate::wire::{self, Decoder, Encoder, Finished, NoEndpoints, WireError};
@@ -467,7 +467,7 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     pub fn poll_recv(
         &mut self,
         cx: &mut core::task::Context<'_>,
-        _registered: &mut bool,
+        _wait: &mut RecvWait,
     ) -> core::task::Poll<Result<Rx, Closed>> {
         match self.try_recv() {
             Ok(message) => core::task::Poll::Ready(Ok(message)),

@@ -1,5 +1,6 @@
 //! What both builds of `raw` (ring 0's rings, ring 3's handles) share, so a program and the kernel see the same
-//! types in every mode: the errors of a non-blocking send and receive, and an endpoint's state.
+//! types in every mode: the errors of a non-blocking send and receive, an endpoint's state, and where a future
+//! receive stands in its wait.
 
 use core::fmt;
 
@@ -53,4 +54,17 @@ pub struct Status {
     pub send_capacity: usize,
     /// The most messages in flight towards us.
     pub recv_capacity: usize,
+}
+
+/// Where a future receive stands in its wait (`RawEndpoint::poll_recv`; kept in the future between polls).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecvWait {
+    /// It has not found the ring empty yet.
+    #[default]
+    Fresh,
+    /// It found the ring empty and let the core's other tasks run once.
+    Spun,
+    /// Its task's token is in the ring's wait cell (to be taken out when the receive ends or is dropped).
+    Registered,
 }

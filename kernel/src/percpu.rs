@@ -71,6 +71,9 @@ pub struct PerCpu {
     pub polling_runner: AtomicU64,
     /// `ipc::tasks`: whether tasks of this core are ready to be polled (read by the timer tick, as above).
     pub tasks_ready: AtomicBool,
+    /// `ipc::tasks`: the number of the task the active runner polls (0 otherwise), with `tasks::POLLED_WOKEN`
+    /// once a wake for it came during the poll: a task's wake of itself (a yield) costs one compare-and-swap.
+    pub polled_task: AtomicU64,
     /// `ring3`: CR3 writes on this core.
     pub cr3_writes: AtomicU64,
     /// `ring3` and `sip`: explicit whole-TLB flushes on this core (besides CR3 writes).
@@ -139,6 +142,7 @@ impl PerCpu {
             current_doomed: AtomicBool::new(false),
             polling_runner: AtomicU64::new(0),
             tasks_ready: AtomicBool::new(false),
+            polled_task: AtomicU64::new(0),
             loaded_space: AtomicU64::new(0),
             acting_for: AtomicU64::new(0),
             handles: [const { HandleCacheEntry { of: AtomicU64::new(0), at: AtomicUsize::new(0) } }; HANDLE_CACHE],

@@ -50,11 +50,29 @@ impl Blocking for SchedulerBlocking {
         // An unknown core, thread or task is checked for where it is looked up; nothing here trusts the word. A
         // task of this core is made ready at once (a task's send waking another on its runner: the async
         // ping-pong's path); from another core, a task's number travels as a thread's would (`intercore` hands it
-        // to `wake_local`).
-        if thread.0 & super::tasks::TASK_BIT != 0 && core == crate::percpu::current_index() {
-            return super::tasks::wake(thread.0);
+        // to `wake_local`). A thread's wake does not look at this core's record.
+        if thread.0 & super::tasks::TASK_BIT != 0 {
+            let cpu = crate::percpu::current();
+            if core == cpu.index {
+                return super::tasks::wake_here(cpu, thread.0);
+            }
         }
         crate::ipc::intercore::wake(core, thread);
+    }
+
+    fn yield_task(&self, token: u64) -> bool {
+        // Only when a task of this core is ready: else the yield would poll the same task again at once.
+        let cpu = crate::percpu::current();
+        if !cpu.tasks_ready.load(core::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        // The token is the polled task's own (its waker's): its wake is one compare-and-swap (`tasks`).
+        let number = token & ((1 << CORE_SHIFT) - 1);
+        match token >> CORE_SHIFT == u64::from(cpu.index) && number & super::tasks::TASK_BIT != 0 {
+            true => super::tasks::wake_here(cpu, number),
+            false => self.wake(token),
+        }
+        true
     }
 
     fn park(&self) {

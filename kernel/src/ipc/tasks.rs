@@ -221,12 +221,19 @@ static RUNNERS: [Local; percpu::MAX_CPUS] = [const { Local(UnsafeCell::new(Runne
 
 /// Runs `f` on `cpu`'s (the calling core's) record with interrupts off. `f` must not call back into this module
 /// (nothing in it calls out).
+///
+/// Written out rather than `interrupts::without_interrupts`, whose closure the compiler outlines (it is called in
+/// two branches): the runner's bookkeeping between two polls is then one call more and returns through memory.
 #[inline(always)]
 fn with<R>(cpu: &PerCpu, f: impl FnOnce(&mut Runner) -> R) -> R {
-    interrupts::without_interrupts(|| {
-        // SAFETY: see `Local`: this core's entry, interrupts off, and no reentry (`f` does not call `with`).
-        f(unsafe { &mut *RUNNERS[cpu.index as usize].0.get() })
-    })
+    let enabled = interrupts::are_enabled();
+    interrupts::disable();
+    // SAFETY: see `Local`: this core's entry, interrupts off, and no reentry (`f` does not call `with`).
+    let result = f(unsafe { &mut *RUNNERS[cpu.index as usize].0.get() });
+    if enabled {
+        interrupts::enable();
+    }
+    result
 }
 
 /// Why a task was not started.
@@ -380,10 +387,23 @@ pub fn is_running(number: u64) -> bool {
     with(percpu::current(), |runner| runner.task(number).is_some_and(|task| task.state != State::Idle))
 }
 
+/// The bit of the per-CPU `polled_task` word that says the polled task was woken during its poll.
+pub const POLLED_WOKEN: u64 = 1 << 63;
+
 /// Makes task `number` of this core ready (a wake through its token; unknown numbers, a task that ended, wake
 /// nobody).
 pub fn wake(number: u64) {
-    let cpu = percpu::current();
+    wake_here(percpu::current(), number);
+}
+
+/// [`wake`] on `cpu`, the calling core's record. The task being polled (its own yield, or a wake by the code it
+/// calls) is marked in one compare-and-swap of `cpu.polled_task`, which its runner reads when the poll returns
+/// (or the tick's [`handover`] moves into the task's state).
+#[inline]
+pub fn wake_here(cpu: &PerCpu, number: u64) {
+    if cpu.polled_task.compare_exchange(number, number | POLLED_WOKEN, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        return;
+    }
     let parked = with(cpu, |runner| {
         let task = runner.task(number)?;
         match task.state {
@@ -453,6 +473,7 @@ pub fn runner_gone(thread: ThreadId) {
             if cpu.polling_runner.load(Ordering::Relaxed) == thread.0 {
                 cpu.polling_runner.store(0, Ordering::Relaxed);
             }
+            cpu.polled_task.store(0, Ordering::Relaxed);
             runner.active = runner.standby.take();
             runner.active_parked = false;
             runner.polling.take()
@@ -483,11 +504,19 @@ pub fn runner_gone(thread: ThreadId) {
 /// ready).
 /// Called with the scheduler's lock held and interrupts off: takes only this core's runner lock.
 fn handover(cpu: &PerCpu) -> Option<ThreadId> {
-    cpu.polling_runner.store(0, Ordering::Relaxed);
     with(cpu, |runner| {
         // No room to note one more detached runner (its reservation failed): no hand-over this tick.
         if runner.detached.len() == runner.detached.capacity() {
             return None;
+        }
+        cpu.polling_runner.store(0, Ordering::Relaxed);
+        // A wake of the polled task during its poll is kept in its state from here on: the per-CPU word is the
+        // next active runner's.
+        let polled = cpu.polled_task.swap(0, Ordering::Relaxed);
+        if polled & POLLED_WOKEN != 0
+            && let Some(task) = runner.task(polled & !POLLED_WOKEN)
+        {
+            task.state = State::Polling { woken: true };
         }
         let old = runner.active.take()?;
         if let Some(slot) = runner.polling.take() {
@@ -574,8 +603,13 @@ fn run(core: u32) {
             }
             Next::Exit => return,
         };
-        let waker = channels::tasks::task_waker(&trusted, super::blocking::token_of_task(core, poll.number));
+        // Never dropped: a task waker's drop does nothing, and calling it would cost a call through its table.
+        let waker = core::mem::ManuallyDrop::new(channels::tasks::task_waker(
+            &trusted,
+            super::blocking::token_of_task(core, poll.number),
+        ));
         let sip = poll.owner_word != Account::Kernel.word();
+        cpu.polled_task.store(poll.number, Ordering::Relaxed);
         cpu.polling_runner.store(me.0, Ordering::Relaxed);
         // The task's account, as a switch to a thread of its SIP would set it: its allocations go to its small
         // heap, its faults end it, kernel entries check its room above the reserve.
@@ -600,18 +634,21 @@ fn run(core: u32) {
 #[inline(always)]
 fn after_poll(r: &mut Runner, me: ThreadId, slot: u32, done: bool, cpu: &PerCpu) -> Option<Next> {
     let handed_over = r.active != Some(me);
+    // A wake during the poll, noted in the per-CPU word (unless the tick handed over and moved it to the state).
+    let mut woken = false;
     if handed_over {
         if let Some(at) = r.detached.iter().position(|(t, _)| *t == me) {
             r.detached.swap_remove(at);
         }
     } else {
         r.polling = None;
+        woken = cpu.polled_task.swap(0, Ordering::Relaxed) & POLLED_WOKEN != 0;
     }
     let task = r.slots.get_mut(slot as usize).and_then(|entry| entry.task.as_mut())?;
     if done || task.stopped {
         return Some(Next::Ended { slot, done });
     }
-    if task.state == (State::Polling { woken: true }) {
+    if woken || task.state == (State::Polling { woken: true }) {
         task.state = State::Ready;
         r.push_ready(slot, cpu);
     } else {
@@ -733,6 +770,43 @@ crate::selftest! {
         let per = PER_ROUND_TRIP.load(Ordering::Relaxed);
         crate::check!(per != 0, "a round trip went wrong");
         log::info!("tasks: same-core ping-pong of two kernel tasks on one runner: {per} cycles a round trip");
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// A task that wakes itself during a poll and is handed over inside that same poll (it spins past timer
+    /// ticks while another task is ready) is polled again: the wake, noted in the per-CPU word, moves into its
+    /// state at the hand-over instead of being left for the standby's polls (which reset the word).
+    fn a_wake_during_a_poll_survives_a_hand_over() {
+        use core::sync::atomic::AtomicU64;
+        use core::task::Poll;
+        static POLLS: AtomicU64 = AtomicU64::new(0);
+        static OTHER: AtomicU64 = AtomicU64::new(0);
+        POLLS.store(0, Ordering::Relaxed);
+        OTHER.store(0, Ordering::Relaxed);
+        let spinner = spawn(core::future::poll_fn(|cx| {
+            if POLLS.fetch_add(1, Ordering::Relaxed) > 0 {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            // Past two ticks, with `other` ready: the first tick hands the core's tasks to the standby.
+            let cpu = percpu::current();
+            let start = cpu.timer_ticks.load(Ordering::Relaxed);
+            while cpu.timer_ticks.load(Ordering::Relaxed) < start + 3 {
+                core::hint::spin_loop();
+            }
+            Poll::Pending
+        }))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+        let other = spawn(async { OTHER.store(1, Ordering::Relaxed) }).map_err(|e| alloc::format!("{e:?}"))?;
+        let done = (0..100_000).any(|_| {
+            sched::yield_now();
+            !is_alive(spinner) && !is_alive(other)
+        });
+        crate::check!(OTHER.load(Ordering::Relaxed) == 1, "the other task did not run while the first spun");
+        crate::check!(done, "the task that woke itself before its hand-over was never polled again (its wake was lost)");
+        crate::check!(POLLS.load(Ordering::Relaxed) == 2, "the task was polled {} times", POLLS.load(Ordering::Relaxed));
         Ok(())
     }
 }
