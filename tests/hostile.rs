@@ -45,7 +45,11 @@
 //! it keeps or wakes is its own task's token, and a stale one finds a newer generation; `Entry::Async` names a
 //! function like `Entry::Thread`, and `block_on` and `YieldNow` are plain futures code with no kernel side;
 //! `poll_recv` and `forget_registration` act on the caller's own endpoint (its ring's consumer): a forged
-//! `registered` flag or a reset at the wrong time can cost only its own task a wake.
+//! `RecvWait` (session 15: `Registered` when it is not, `Spun` to skip the yield) or a reset at the wrong time can
+//! cost only its own task a wake. `Blocking::yield_task` (session 15) is the platform's, installed with
+//! `Trusted`; it acts only on a token of the calling core's polled task (any other token is an ordinary wake,
+//! checked where it is looked up), and the per-CPU `polled_task` word it sets is read only by that core's runner
+//! and the tick's hand-over (self-test `a_wake_during_a_poll_survives_a_hand_over`).
 //! docs/security.md lists each attack with what it did to the old code.
 //!
 //! One boot runs the attacks one after the other, twice: the first pass lets the kernel's heaps grow to what
