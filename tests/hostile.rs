@@ -49,7 +49,15 @@
 //! cost only its own task a wake. `Blocking::yield_task` (session 15) is the platform's, installed with
 //! `Trusted`; it acts only on a token of the calling core's polled task (any other token is an ordinary wake,
 //! checked where it is looked up), and the per-CPU `polled_task` word it sets is read only by that core's runner
-//! and the tick's hand-over (self-test `a_wake_during_a_poll_survives_a_hand_over`).
+//! and the tick's hand-over (self-test `a_wake_during_a_poll_survives_a_hand_over`). The async twins of session 15
+//! (`select_with_vec_async`/`SelectWithVecAsync`, `SipContext::{bind_async, lookup_async, unbind_async,
+//! names_async, wait_async}`, `continuations::WaitAsync`, `KernelAbi::wake_on_end`) send what their blocking
+//! twins send on the same contracts, so the name service sees nothing new; a select leaves only its own task's
+//! token in its own rings (a forgotten one wakes that task once, spuriously); `wake_on_end` registers only the
+//! polled task, once per task however often it is asked (a loop of polls cannot grow the awaited SIP's record),
+//! and names no task (the kernel knows which it polls), so a SIP cannot make the kernel wake anyone else.
+//! Self-tests `an_async_sip_uses_the_name_services_async_calls` and
+//! `an_async_sip_awaits_another_sips_end_without_a_stack`; host tests of the select in contracts/tests/runtime.rs.
 //! docs/security.md lists each attack with what it did to the old code.
 //!
 //! One boot runs the attacks one after the other, twice: the first pass lets the kernel's heaps grow to what

@@ -333,6 +333,28 @@ fn async_services_answer_as_their_thread_twins_do() {
     r.command(&format!("kill {}", fields[0]));
     let after = r.command("kv get color");
     r.check(after.starts_with("error: the kv SIP is gone"), &format!("after kill: {after}"));
+    // A named async echo on the other core: bound with the name service's async calls, answering every client
+    // that looks it up, with no thread; gone from the name service once killed.
+    let named = {
+        let out = r.command("spawn echo-async --core 1 echo-a");
+        r.spawned_pid(&out)
+    };
+    // The bind is the SIP's own business after the spawn: ask until it is done (a few polls of its runner).
+    let first = (0..50)
+        .map(|_| r.command("names lookup echo-a hello"))
+        .find(|out| !out.contains("no such name"))
+        .unwrap_or_else(|| r.fail("echo-a was never bound"));
+    // Its "serving" log line may land in the middle of this command's output.
+    r.check(first.ends_with("echo-a answered: hello"), &format!("named async echo: {first}"));
+    let second = r.command("names lookup echo-a again");
+    r.check(second == "echo-a answered: again", &format!("named async echo, second client: {second}"));
+    let ps = r.command("ps");
+    let row = ps_row(&ps, named).unwrap_or_else(|| r.fail(&format!("pid {named} not in ps:\n{ps}")));
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    r.check(fields.get(3) == Some(&"blocked") && fields.get(7) == Some(&"0"), &format!("named async echo: {row}"));
+    r.command(&format!("kill {named}"));
+    let gone = r.command("names lookup echo-a bye");
+    r.check(gone.starts_with("error: lookup echo-a"), &format!("a killed async SIP's name: {gone}"));
     // Both models side by side in one boot, measured (docs/thread-models.md): every row of `bench models`.
     let bench = r.command_within("bench models", scaled(120));
     for row in [

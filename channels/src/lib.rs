@@ -82,7 +82,10 @@ pub use exvec::ExVec;
 #[doc(hidden)]
 pub use linkme as __linkme;
 pub use platform::{AllocError, Blocking, Exchange, Owner};
-pub use select::{Select2, Select3, SelectWithVec, select_vec, select_with_vec, select2, select3};
+pub use select::{
+    Select2, Select3, SelectWithVec, SelectWithVecAsync, select_vec, select_with_vec, select_with_vec_async, select2,
+    select3,
+};
 pub use tracked::State;
 #[doc(hidden)]
 pub use walk::Walk;

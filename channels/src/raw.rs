@@ -637,6 +637,33 @@ pub(crate) fn block_on(sources: &[&dyn Readiness]) {
     park_on(sources, 0);
 }
 
+/// A future select's wait (`select::SelectWithVecAsync`): registers the token of the task `waker` names in every
+/// source's wait cell, as [`block_on`] does before it parks. `Some(true)`: registered, nothing ready (the task
+/// is woken by the first notice); `Some(false)`: a notice came or a source is ready meanwhile, so the caller
+/// takes its token out again ([`unregister_all`]) and looks again; `None`: the waker is no task's (no token to
+/// leave), so the task is asked to be polled again and nothing was registered.
+pub(crate) fn register_all<'a>(
+    sources: impl Iterator<Item = &'a dyn Readiness> + Clone,
+    waker: &core::task::Waker,
+) -> Option<bool> {
+    let Some(token) = crate::tasks::token_of(waker) else {
+        waker.wake_by_ref();
+        return None;
+    };
+    let mut notified = false;
+    for source in sources.clone() {
+        // Every source, even after a notice, so that `unregister_all` is uniform (as `wait_any`).
+        notified |= !source.wait_cell().prepare(token);
+    }
+    let mut sources = sources;
+    Some(!notified && !sources.any(|source| source.is_ready()))
+}
+
+/// Takes a future select's token out of every source's wait cell.
+pub(crate) fn unregister_all<'a>(sources: impl Iterator<Item = &'a dyn Readiness>) {
+    sources.for_each(|source| source.wait_cell().reset());
+}
+
 /// [`block_on`] with `spins` polls before parking.
 pub(crate) fn park_on(sources: &[&dyn Readiness], spins: u32) {
     let blocking = platform::blocking().0;

@@ -270,6 +270,22 @@ pub(crate) fn block_on(sources: &[&dyn Readiness]) {
     transport().wait_any(&handles);
 }
 
+/// A future select's wait: ring 3 leaves no token anywhere, so the task is asked to be polled again (its
+/// `block_on` yields the core between polls) and nothing is registered.
+pub(crate) fn register_all<'a>(
+    sources: impl Iterator<Item = &'a dyn Readiness> + Clone,
+    waker: &core::task::Waker,
+) -> Option<bool> {
+    let _ = sources;
+    waker.wake_by_ref();
+    None
+}
+
+/// Nothing to take out (see [`register_all`]).
+pub(crate) fn unregister_all<'a>(sources: impl Iterator<Item = &'a dyn Readiness>) {
+    let _ = sources;
+}
+
 /// Closes an endpoint held inside a message being freed.
 pub(crate) fn close_handle(handle: u32) {
     transport().close(handle);

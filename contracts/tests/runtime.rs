@@ -7,6 +7,7 @@ use channels::{
 };
 use contracts::echo::{self, client, server, state};
 use contracts::{contract, kv_store, name_service, service_provider};
+use std::future::Future;
 use std::thread;
 use std::time::Duration;
 
@@ -784,4 +785,95 @@ fn a_typed_receive_as_a_future_serves_the_same_contract() {
     });
     peer.join().expect("client");
     assert_eq!(served, 2, "a ping answered, then the bye");
+}
+
+/// Polls `future` on this thread, parking between polls (only a wake through this thread's token unparks it, as
+/// a task's runner would be), with a task waker for the thread's host token; its output and how often it was
+/// polled.
+fn run_as_task<F: std::future::Future>(future: F) -> (F::Output, u32) {
+    // SAFETY: a test is trusted code: it makes a waker for its own thread's token only.
+    let trusted = unsafe { channels::trusted::Trusted::new() };
+    let waker = channels::tasks::task_waker(&trusted, channels::host::current_token());
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return (output, polls);
+        }
+        thread::park();
+    }
+}
+
+/// Runs `work` on a thread of its own and fails if it has not finished within 10 s (a lost wake-up hangs it).
+fn within(what: &str, work: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = thread::spawn(move || {
+        work();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(10)) {
+        Ok(()) => worker.join().expect("worker"),
+        Err(_) => panic!("{what}: not finished after 10 s; a task missed its wake-up"),
+    }
+}
+
+#[test]
+fn select_with_vec_async_sleeps_until_a_member_fires_and_then_the_listener() {
+    within("a future select woken by a member's ping, then the listener's quit", select_then_quit);
+}
+
+fn select_then_quit() {
+    use channels::select_with_vec_async;
+    use kv_store::server as kv_server;
+    let (listener_client, listener) = kv_store::channel();
+    let (client0, session0) = echo::channel();
+    let (client1, session1) = echo::channel();
+    let (done, finished) = std::sync::mpsc::channel();
+    let server = thread::spawn(move || {
+        let mut sessions = vec![session0, session1];
+        // Nothing is there: the select registers its token in all three rings and the thread parks.
+        let (fired, polls) = run_as_task(select_with_vec_async(listener, &mut sessions));
+        let SelectWithVec::Member(listener, 1, Ok(server::Ready::Ping(n, owes))) = fired else {
+            panic!("the second member's ping should fire")
+        };
+        drop(owes.send_pong(n + 1).expect("alive"));
+        let (fired, _) = run_as_task(select_with_vec_async(listener, &mut sessions));
+        let quit = matches!(fired, SelectWithVec::First(Ok(kv_server::Ready::Quit(_))));
+        let _ = done.send((n, polls, quit, sessions.len()));
+    });
+    thread::sleep(Duration::from_millis(50));
+    let answered = client1.send_ping(7).expect("alive").recv();
+    let Ok(client::PingSent::Pong(8, _)) = answered else { panic!("the session was not answered") };
+    thread::sleep(Duration::from_millis(50));
+    let _listener_client = listener_client.send_quit().expect("alive");
+    let (n, polls, quit, left) = finished.recv().expect("the server thread panicked");
+    server.join().expect("server");
+    assert_eq!(n, 7);
+    assert!(polls >= 2, "the select should have waited for the ping, polled {polls} times");
+    assert!(quit, "the listener's Quit should fire second");
+    assert_eq!(left, 1, "the member that fired leaves the vector, the other stays");
+    drop(client0);
+}
+
+#[test]
+fn a_select_with_vec_async_dropped_while_it_waits_leaves_the_rings_usable() {
+    use channels::select_with_vec_async;
+    let (listener_client, listener) = kv_store::channel();
+    let (client, session) = echo::channel();
+    let mut sessions = vec![session];
+    {
+        // SAFETY: a test is trusted code: it makes a waker for its own thread's token only.
+        let trusted = unsafe { channels::trusted::Trusted::new() };
+        let waker = channels::tasks::task_waker(&trusted, channels::host::current_token());
+        let mut select = select_with_vec_async(listener, &mut sessions);
+        let pending = std::pin::Pin::new(&mut select).poll(&mut std::task::Context::from_waker(&waker));
+        assert!(pending.is_pending(), "nothing was sent yet");
+        // Dropped while registered: its token comes out of both rings, and the listener with it.
+    }
+    drop(listener_client);
+    let _sent = client.send_ping(3).expect("alive");
+    let (_, fired) = select_vec(&mut sessions).expect("one member");
+    assert!(matches!(fired, Ok(server::Ready::Ping(3, _))), "a blocking select after the drop sees the ping");
 }

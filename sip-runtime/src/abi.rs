@@ -404,6 +404,14 @@ pub trait KernelAbi: Sync {
     fn current_core(&self) -> u32;
     /// Blocks until SIP `id` has ended; `Err(NoSuchProcess)` if it is not alive.
     fn wait(&self, id: SipId) -> Result<(), KillError>;
+    /// In an async SIP's poll: `Some(true)` if SIP `id` is not alive (ended, or never was); `Some(false)` if it
+    /// is, and then the polled task is woken once when it ends (a task is registered once however often it
+    /// asks); `None` where there is no task to wake (a thread, or ring 3), the default: the caller waits with
+    /// [`wait`](Self::wait). The future of [`SipContext::wait_async`](crate::SipContext::wait_async).
+    fn wake_on_end(&self, id: SipId) -> Option<bool> {
+        let _ = id;
+        None
+    }
     /// Writes text to the system console as it is (needs `Console`). Long text is written in pieces, so the
     /// console (shared by every core) is never held for long.
     fn console_write(&self, text: &str) -> Result<(), NotPermitted>;

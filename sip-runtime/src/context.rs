@@ -188,6 +188,12 @@ impl SipContext {
         self.abi.wait(id)
     }
 
+    /// [`wait`](Self::wait) as a future, for async SIPs: resolves when SIP `id` has ended, holding no stack
+    /// meanwhile (the kernel wakes the task at the end); `NoSuchProcess` if it was not alive at the first poll.
+    pub fn wait_async(&self, id: SipId) -> crate::continuations::WaitAsync {
+        crate::continuations::WaitAsync::new(self.abi, id)
+    }
+
     /// Writes formatted text to the system console (needs the `Console` capability).
     pub fn print(&self, args: fmt::Arguments<'_>) -> Result<(), NotPermitted> {
         let mut text = String::new();

@@ -4,11 +4,12 @@
 //! in ring 0 (docs/thread-models.md); a receive waits with `recv_async().await`, a pause for others with
 //! [`SipContext::yield_async`](crate::SipContext::yield_async), a sleep with
 //! [`SipContext::sleep_async`](crate::SipContext::sleep_async) (a timer of the runner wakes the task; no stack
-//! is held meanwhile). In ring 3 there is no runner: the ring-3 image
+//! is held meanwhile), the end of another SIP with [`SipContext::wait_async`](crate::SipContext::wait_async)
+//! (the kernel wakes the task when that SIP ends). In ring 3 there is no runner: the ring-3 image
 //! runs the same entry on the SIP's thread with [`block_on`], which polls the future and yields the core
 //! between polls (a future receive in ring 3 polls the kernel), so the same service code runs in every mode.
 
-use crate::AsyncMain;
+use crate::{AsyncMain, KillError, SipId};
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
@@ -65,6 +66,42 @@ impl Future for SleepAsync {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
+    }
+}
+
+/// The end of a SIP as a future ([`SipContext::wait_async`](crate::SipContext::wait_async)): each poll asks the
+/// kernel whether the SIP is gone, which otherwise wakes the task when it goes; where there is no task (ring 3,
+/// a thread), the poll waits as `wait` does.
+#[must_use = "a wait does nothing unless awaited"]
+pub struct WaitAsync {
+    abi: &'static dyn crate::KernelAbi,
+    id: SipId,
+    polled: bool,
+}
+
+impl WaitAsync {
+    pub(crate) fn new(abi: &'static dyn crate::KernelAbi, id: SipId) -> Self {
+        Self { abi, id, polled: false }
+    }
+}
+
+impl core::fmt::Debug for WaitAsync {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WaitAsync").field("id", &self.id).field("polled", &self.polled).finish_non_exhaustive()
+    }
+}
+
+impl Future for WaitAsync {
+    type Output = Result<(), KillError>;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let first = !core::mem::replace(&mut self.polled, true);
+        match self.abi.wake_on_end(self.id) {
+            Some(false) => Poll::Pending,
+            Some(true) if first => Poll::Ready(Err(KillError::NoSuchProcess)),
+            Some(true) => Poll::Ready(Ok(())),
+            None => Poll::Ready(self.abi.wait(self.id)),
+        }
     }
 }
 

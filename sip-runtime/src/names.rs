@@ -12,6 +12,11 @@
 //! client.send_ping(1)?;
 //! ```
 //!
+//! Each call has an `async` twin for async SIPs (`bind_async`, `lookup_async`, `unbind_async`, `names_async`):
+//! the same request on the same contract, whose answer is awaited (`recv_async`) instead of waited for on a
+//! thread, so a continuation that asks the name service holds no stack, and no runner, meanwhile
+//! (docs/thread-models.md).
+//!
 //! Not here: the registry (the `names` service) and the kernel's broker that hands it each connection.
 
 use crate::SipContext;
@@ -113,6 +118,70 @@ impl SipContext {
         with_connection(self, |ns| match ns.send_list().map_err(|_| Closed)?.recv()? {
             Listing::Names(text, ns) => Ok((String::from(text.as_str()), ns)),
         })
+    }
+}
+
+/// The async twins, for async SIPs (module docs): each sends what its blocking twin sends and awaits the answer.
+impl SipContext {
+    /// [`bind`](Self::bind), awaiting the name service's answer.
+    pub async fn bind_async(&self, name: &str, contract: &str) -> Result<ProviderEndpoint, NameError> {
+        let name = checked(name)?;
+        let (theirs, ours) = service_provider::channel();
+        let asked = connect(self, None)?.send_bind(name, ExString::from(contract), theirs);
+        let answer = asked.map_err(|_| NameError::Unavailable)?.recv_async().await;
+        let (answer, ns) = match answer.map_err(|Closed| NameError::Unavailable)? {
+            Binding::Bound(ns) => (Ok(ours), ns),
+            Binding::BindFailed(error, _theirs, ns) => (Err(error), ns),
+        };
+        quit(ns);
+        answer
+    }
+
+    /// [`lookup`](Self::lookup), awaiting each of the name service's answers (following at most [`MAX_MOVES`]
+    /// `Moved`).
+    pub async fn lookup_async<E: Exchangeable + Send>(&self, name: &str, server_end: E) -> Result<(), NameError> {
+        checked(name)?;
+        let mut end = ExAny::new(server_end).map_err(|_| NameError::Unavailable)?;
+        let mut core = None;
+        for _ in 0..=MAX_MOVES {
+            let asked = connect(self, core)?.send_lookup(ExString::from(name), end);
+            let answer = asked.map_err(|_| NameError::Unavailable)?.recv_async().await;
+            let (answer, ns) = match answer.map_err(|Closed| NameError::Unavailable)? {
+                LookingUp::Found(ns) => (Ok(()), ns),
+                LookingUp::LookupFailed(error, ns) => (Err(error), ns),
+                LookingUp::Moved(there, back, ns) => {
+                    (core, end) = (Some(there), back);
+                    quit(ns);
+                    continue;
+                }
+            };
+            quit(ns);
+            return answer;
+        }
+        Err(NameError::Unavailable)
+    }
+
+    /// [`unbind`](Self::unbind), awaiting the name service's answer.
+    pub async fn unbind_async(&self, name: &str) -> Result<(), NameError> {
+        let name = checked(name)?;
+        let asked = connect(self, None)?.send_unbind(name).map_err(|_| NameError::Unavailable)?;
+        let (answer, ns) = match asked.recv_async().await.map_err(|Closed| NameError::Unavailable)? {
+            Unbinding::Unbound(ns) => (Ok(()), ns),
+            Unbinding::UnbindFailed(error, ns) => (Err(error), ns),
+        };
+        quit(ns);
+        answer
+    }
+
+    /// [`names`](Self::names), awaiting the name service's answer.
+    pub async fn names_async(&self) -> Result<String, NameError> {
+        let asked = connect(self, None)?.send_list().map_err(|_| NameError::Unavailable)?;
+        match asked.recv_async().await.map_err(|Closed| NameError::Unavailable)? {
+            Listing::Names(text, ns) => {
+                quit(ns);
+                Ok(String::from(text.as_str()))
+            }
+        }
     }
 }
 

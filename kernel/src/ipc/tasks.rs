@@ -259,6 +259,29 @@ pub fn init() {
     sched::install_task_timers(expire_timers);
 }
 
+/// The slot of the task the calling runner (`me`) polls: the active runner's, or a detached one's.
+fn polled_slot(r: &Runner, me: ThreadId) -> Option<u32> {
+    if r.active == Some(me) {
+        r.polling
+    } else {
+        r.detached.iter().find(|(thread, _)| *thread == me).map(|(_, slot)| *slot)
+    }
+}
+
+/// The wake token of the task the calling runner is polling (the caller is that task's code, on this core);
+/// `None` when the caller is no polled task (a thread, or ring 3).
+pub fn polled_token() -> Option<u64> {
+    let me = sched::current_id()?;
+    let cpu = percpu::current();
+    with(cpu, |r| {
+        let slot = polled_slot(r, me)?;
+        let entry = &r.slots[slot as usize];
+        entry.task.as_ref()?;
+        let number = TASK_BIT | (entry.generation << SLOT_BITS) | u64::from(slot);
+        Some(super::blocking::token_of_task(cpu.index, number))
+    })
+}
+
 /// Sets the timer of the task the calling runner is polling (the caller is that task's code, on this core): it
 /// is woken at `deadline` (uptime nanoseconds), once; a later call replaces the earlier timer. `false` when the
 /// caller is no polled task (a thread, or ring 3): it must look at the clock itself.
@@ -266,12 +289,7 @@ pub fn wake_polled_at(deadline: u64) -> bool {
     let Some(me) = sched::current_id() else { return false };
     let cpu = percpu::current();
     with(cpu, |r| {
-        let slot = if r.active == Some(me) {
-            r.polling
-        } else {
-            r.detached.iter().find(|(thread, _)| *thread == me).map(|(_, slot)| *slot)
-        };
-        let Some(slot) = slot else { return false };
+        let Some(slot) = polled_slot(r, me) else { return false };
         let entry = &mut r.slots[slot as usize];
         let number = TASK_BIT | (entry.generation << SLOT_BITS) | u64::from(slot);
         let Some(task) = entry.task.as_mut() else { return false };

@@ -247,6 +247,12 @@ impl KernelAbi for Ring0Abi {
         Ok(())
     }
 
+    fn wake_on_end(&self, id: SipId) -> Option<bool> {
+        let _kernel = KernelAccount::enter();
+        let token = crate::ipc::tasks::polled_token()?;
+        Some(super::wake_task_on_end(id.0, token))
+    }
+
     fn console_write(&self, text: &str) -> Result<(), NotPermitted> {
         let _kernel = KernelAccount::enter();
         if !caller_may(Capability::Console) {

@@ -159,3 +159,53 @@ crate::selftest! {
         Ok(())
     }
 }
+
+crate::selftest! {
+    /// An async SIP asks the name service with every async call inside its poll (`fault-async names`: bind, list,
+    /// a lookup that finds nothing, unbind, list again, each answer checked) and answers the ping only if all did
+    /// what they should.
+    fn an_async_sip_uses_the_name_services_async_calls() {
+        let (id, client) = spawn_echo("fault-async", "names 0")?;
+        let owed = client.send_ping(0).map_err(|_| "closed before the ping")?;
+        let answer = owed.recv();
+        crate::check!(
+            matches!(answer, Ok(client::PingSent::Pong(0, _))),
+            "no pong: one of the name service's async calls failed (its warning says which)"
+        );
+        wait(id);
+        Ok(())
+    }
+}
+
+crate::selftest! {
+    /// An async SIP awaits another SIP's end without a stack (`fault-async end 0 ID`, `SipContext::wait_async`):
+    /// blocked with no thread and no answer while the other lives, woken by its end to answer; awaiting a SIP
+    /// that is already gone answers at once with `NoSuchProcess` (its pong says so).
+    fn an_async_sip_awaits_another_sips_end_without_a_stack() {
+        let (target, target_client) = spawn_echo("echo-async", "")?;
+        let (waiter, client) = spawn_echo("fault-async", &format!("end 0 {target}"))?;
+        let owed = client.send_ping(0).map_err(|_| "closed before the ping")?;
+        (0..20).for_each(|_| crate::sched::yield_now());
+        let listing = info(waiter).ok_or("the waiting async SIP is not listed")?;
+        crate::check!(
+            listing.state == sip_runtime::ProcessState::Blocked && listing.threads == 0,
+            "an async SIP awaiting an end is {:?} with {} threads",
+            listing.state,
+            listing.threads
+        );
+        let owed = match channels::try_recv(owed) {
+            channels::TryRecv::Empty(owed) => owed,
+            _ => return Err(String::from("answered while the awaited SIP still lives")),
+        };
+        // The target's client goes: it ends, and its end wakes the waiter.
+        drop(target_client);
+        wait(target);
+        crate::check!(matches!(owed.recv(), Ok(client::PingSent::Pong(0, _))), "no pong after the awaited end");
+        wait(waiter);
+        let (late, client) = spawn_echo("fault-async", &format!("end 0 {target}"))?;
+        let answer = client.send_ping(0).map_err(|_| "closed before the ping")?.recv();
+        crate::check!(matches!(answer, Ok(client::PingSent::Pong(1, _))), "awaiting a gone SIP: not NoSuchProcess");
+        wait(late);
+        Ok(())
+    }
+}

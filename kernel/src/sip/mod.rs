@@ -120,6 +120,8 @@ pub enum Waiter {
     Thread(ThreadId),
     /// A thread of another core: answered through its reply cell.
     Reply(alloc::sync::Arc<crate::ipc::intercore::ReplyCell<()>>),
+    /// An async SIP's task, of any core: woken through its token (a stale one wakes nobody).
+    Task(u64),
 }
 
 impl Waiter {
@@ -127,6 +129,7 @@ impl Waiter {
         match self {
             Waiter::Thread(id) => sched::wake(id),
             Waiter::Reply(slot) => slot.answer(()),
+            Waiter::Task(token) => channels::Blocking::wake(&crate::ipc::blocking::SCHEDULER, token),
         }
     }
 }
@@ -679,6 +682,28 @@ pub fn wait(id: u64) {
         // Waiting holds nothing of the kernel's: a kill of the waiter may end it right here.
         sched::block_current_cuttable();
     }
+}
+
+/// Whether SIP `id` has ended (or never was); if not, the task with wake token `token` (an async SIP's, asking
+/// from its poll) is woken once when it does. A token is registered once however often it asks, so a task that
+/// polls in a loop cannot grow the SIP's record. Asks the SIP's core if it is another (a bounded call to its
+/// monitor, as `ps` makes).
+pub fn wake_task_on_end(id: u64, token: u64) -> bool {
+    let _kernel = KernelAccount::enter();
+    match elsewhere(id) {
+        Some(core) => remote::wake_task_on_end(core, id, token),
+        None => wake_task_on_end_here(id, token),
+    }
+}
+
+/// [`wake_task_on_end`] for a SIP of this core.
+fn wake_task_on_end_here(id: u64, token: u64) -> bool {
+    let mut table = table().lock();
+    let Some(sip) = table.sip_mut(id) else { return true };
+    if !sip.waiters.iter().any(|waiter| matches!(waiter, Waiter::Task(t) if *t == token)) {
+        sip.waiters.push(Waiter::Task(token));
+    }
+    false
 }
 
 /// Wakes thread `who` once when SIP `id` ends (at once if it is not alive), without blocking the caller.

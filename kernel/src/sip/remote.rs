@@ -26,6 +26,8 @@ pub enum Request {
     Kill { id: u64, reply: Arc<ReplyCell<Result<(), KillError>>> },
     /// Answer when SIP `id` (on the receiving core) has ended.
     Watch { id: u64, reply: Arc<ReplyCell<()>> },
+    /// Answer whether SIP `id` (on the receiving core) has ended; if not, wake the task with `token` when it does.
+    WakeTaskOnEnd { id: u64, token: u64, reply: Arc<ReplyCell<bool>> },
     /// Describe SIP `id` (for `ps`).
     Query { id: u64, reply: Arc<ReplyCell<Option<ProcessInfo>>> },
     /// A claim or release for the receiving core to decide, as the arbiter of that name.
@@ -111,6 +113,12 @@ pub fn wait(core: u32, id: u64) {
     let _ = intercore::call(core, |reply| Request::Watch { id, reply });
 }
 
+/// [`super::wake_task_on_end`] for SIP `id`, which runs on core `core`; a core that does not answer counts as
+/// the SIP's end (as a failed `wait` returns).
+pub fn wake_task_on_end(core: u32, id: u64, token: u64) -> bool {
+    intercore::call(core, |reply| Request::WakeTaskOnEnd { id, token, reply }).unwrap_or(true)
+}
+
 /// Describes SIP `id`, which runs on core `core`.
 pub fn query(core: u32, id: u64) -> Option<ProcessInfo> {
     intercore::call(core, |reply| Request::Query { id, reply }).ok().flatten()
@@ -137,6 +145,7 @@ fn handle(request: Request) {
         // Only starts the end (threads busy in kernel code finish first): the asker waits with `Watch`.
         Request::Kill { id, reply } => reply.answer(super::kill_here(id)),
         Request::Watch { id, reply } => super::watch(id, super::Waiter::Reply(reply)),
+        Request::WakeTaskOnEnd { id, token, reply } => reply.answer(super::wake_task_on_end_here(id, token)),
         Request::Query { id, reply } => reply.answer(super::info_here(id)),
         Request::Names(change) => super::name_registry::decide(change),
         Request::NameConnection { sip, end, reply } => reply.answer(super::names::accept_connection(sip, end)),

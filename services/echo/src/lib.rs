@@ -10,8 +10,10 @@
 //! `echo-async` is the same service as a continuation (docs/thread-models.md): it serves the endpoint it is
 //! spawned with by awaiting each request (`recv_async`), with the same answers ([`answer`]), and holds no
 //! stack while it waits; with the argument `hand-over` it makes a thread's yield before each answer (a blocking
-//! call inside a poll: `bench models` measures the hand-over it causes). It has no named mode: binding a name
-//! is a blocking call to the name service.
+//! call inside a poll: `bench models` measures the hand-over it causes). Spawned without one (`spawn echo-async
+//! [NAME]`), it binds NAME (default `echo-async`) with the name service's async calls and serves every client
+//! that looks it up, all at once, awaiting whichever speaks next (`select_with_vec_async`), as `echo` does on a
+//! thread.
 //!
 //! The contract makes the protocol a matter of types: the server can only answer a `Ping` with a `Pong`, a
 //! `Say` with an `Echoed`.
@@ -20,8 +22,9 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
-use channels::{Closed, SelectWithVec, select_with_vec};
+use channels::{Closed, SelectWithVec, select_with_vec, select_with_vec_async};
 use contracts::echo::{self, server, state};
 use contracts::service_provider;
 use sip_runtime::{RestartPolicy, SipContext, sip};
@@ -40,8 +43,8 @@ sip! {
 sip! {
     name: "echo-async",
     entry: async main_async,
-    exports: ["Echo"],
-    imports: [],
+    exports: ["Echo", "ServiceProvider"],
+    imports: ["NameService"],
     heap_quota: 16 * 1024,
     stack_size: 16 * 1024,
     restart: RestartPolicy::Never,
@@ -81,42 +84,55 @@ const BIND_ATTEMPTS: u32 = 10;
 
 /// Binds the name from the arguments and serves every client that looks it up.
 fn serve_named(ctx: &SipContext) {
-    let name = match ctx.args().trim() {
-        "" => "echo",
-        name => name,
-    };
+    let name = name_from(ctx, "echo");
     let Some(mut provider) = bind(ctx, name) else { return };
     sip_runtime::info!(ctx, "serving '{name}'");
     let mut sessions: Vec<echo::Server<state::Ready>> = Vec::new();
     loop {
-        match select_with_vec(provider, &mut sessions) {
-            SelectWithVec::First(Ok(service_provider::server::Ready::Connect(end, owes))) => {
-                let (session, next) = sip_runtime::accept::<echo::Server<state::Ready>>(end, owes);
-                sessions.extend(session);
-                provider = match next {
-                    Ok(next) => next,
-                    Err(Closed) => match bind(ctx, name) {
-                        Some(next) => next,
-                        None => return,
-                    },
-                };
-            }
-            SelectWithVec::First(Err(Closed)) => match bind(ctx, name) {
-                Some(next) => provider = next,
+        provider = match serve_one(select_with_vec(provider, &mut sessions), &mut sessions) {
+            Some(next) => next,
+            None => match bind(ctx, name) {
+                Some(next) => next,
                 None => return,
             },
-            SelectWithVec::Member(next, _, request) => {
-                provider = next;
-                if let Some(session) = request.ok().and_then(answer) {
-                    sessions.push(session);
-                }
-            }
+        };
+    }
+}
+
+/// The name a named echo binds: its arguments, or `default`.
+fn name_from<'a>(ctx: &'a SipContext, default: &'a str) -> &'a str {
+    match ctx.args().trim() {
+        "" => default,
+        name => name,
+    }
+}
+
+/// A named echo's provider endpoint.
+type Provider = service_provider::Server<service_provider::state::Ready>;
+
+/// Handles what a named echo's select took: a new client joins `sessions`, a request is answered (its session
+/// goes back unless it said `Bye`). The provider endpoint comes back, or `None` if the name service is gone and
+/// the name must be bound again.
+fn serve_one(
+    fired: SelectWithVec<Provider, echo::Server<state::Ready>>,
+    sessions: &mut Vec<echo::Server<state::Ready>>,
+) -> Option<Provider> {
+    match fired {
+        SelectWithVec::First(Ok(service_provider::server::Ready::Connect(end, owes))) => {
+            let (session, next) = sip_runtime::accept::<echo::Server<state::Ready>>(end, owes);
+            sessions.extend(session);
+            next.ok()
+        }
+        SelectWithVec::First(Err(Closed)) => None,
+        SelectWithVec::Member(next, _, request) => {
+            sessions.extend(request.ok().and_then(answer));
+            Some(next)
         }
     }
 }
 
 /// Binds `name` to this SIP, retrying while the name service is unavailable.
-fn bind(ctx: &SipContext, name: &str) -> Option<service_provider::Server<service_provider::state::Ready>> {
+fn bind(ctx: &SipContext, name: &str) -> Option<Provider> {
     for _ in 0..BIND_ATTEMPTS {
         match ctx.bind(name, "Echo") {
             Ok(provider) => return Some(provider),
@@ -131,10 +147,12 @@ fn bind(ctx: &SipContext, name: &str) -> Option<service_provider::Server<service
     None
 }
 
-/// The entry of `echo-async`: serves the startup endpoint as [`serve_async`].
+/// The entry of `echo-async`: serves the startup endpoint as [`serve_async`], or without one a name.
 async fn main_async(ctx: SipContext) {
     let Some(endpoint) = ctx.take_startup::<echo::Server<state::Ready>>() else {
-        return sip_runtime::warn!(ctx, "echo-async serves the Echo endpoint it is spawned with, and none was given");
+        // Boxed: a future is as large as its largest state, and the named server's (its sessions, its select,
+        // a bind) would otherwise make every blocked `echo-async` bigger, named or not (`bench models`).
+        return Box::pin(serve_named_async(&ctx)).await;
     };
     let served = match ctx.args().trim() {
         "" => serve_async(endpoint, || {}).await,
@@ -145,6 +163,41 @@ async fn main_async(ctx: SipContext) {
         _ => return sip_runtime::warn!(ctx, "usage: echo-async [hand-over]"),
     };
     sip_runtime::debug!(ctx, "served {served} requests");
+}
+
+/// [`serve_named`] as a continuation: the name is bound with `bind_async`, and the next client or request is
+/// awaited with `select_with_vec_async` (no stack is held while all are quiet).
+async fn serve_named_async(ctx: &SipContext) {
+    let name = name_from(ctx, "echo-async");
+    let Some(mut provider) = bind_async(ctx, name).await else { return };
+    sip_runtime::info!(ctx, "serving '{name}'");
+    let mut sessions: Vec<echo::Server<state::Ready>> = Vec::new();
+    loop {
+        provider = match serve_one(select_with_vec_async(provider, &mut sessions).await, &mut sessions) {
+            Some(next) => next,
+            None => match bind_async(ctx, name).await {
+                Some(next) => next,
+                None => return,
+            },
+        };
+    }
+}
+
+/// [`bind`] as a continuation: the name service is asked with `bind_async`, and a pause between attempts is an
+/// async sleep.
+async fn bind_async(ctx: &SipContext, name: &str) -> Option<Provider> {
+    for _ in 0..BIND_ATTEMPTS {
+        match ctx.bind_async(name, "Echo").await {
+            Ok(provider) => return Some(provider),
+            Err(contracts::NameError::Unavailable) => ctx.sleep_async(200).await,
+            Err(e) => {
+                sip_runtime::warn!(ctx, "cannot bind '{name}': {e}");
+                return None;
+            }
+        }
+    }
+    sip_runtime::warn!(ctx, "cannot bind '{name}': the name service stays unavailable");
+    None
 }
 
 /// [`serve_with`] as a continuation: awaits each request, runs `before_answer`, answers it as [`serve`] does,

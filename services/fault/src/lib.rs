@@ -20,7 +20,9 @@
 //! `KIND [N]` it answers N pings, awaiting each (N await points), takes one more and then fails in way KIND
 //! while owing the answer: `panic`, `overflow` (recursion off its runner's stack), `quota`, `spin` (never
 //! awaits again: the timer must take the core's other tasks to another runner), `block` (a blocking call inside
-//! a poll, a sleep, then answers), `sleep` (the same with an async sleep, which holds no stack), `wait` (awaits
+//! a poll, a sleep, then answers), `sleep` (the same with an async sleep, which holds no stack), `names` (every
+//! async call of the name service inside the poll, then answers only if each did what it should), `end ID`
+//! (awaits the end of SIP ID without a stack, then answers N, or N + 1 if ID was not alive), `wait` (awaits
 //! forever, to be killed), `drop`, `exit` (answers and ends).
 //!
 //! Not here: other CPU exceptions (#DE, #UD, #GP...): safe Rust cannot raise them (division is checked and
@@ -30,10 +32,13 @@
 
 extern crate alloc;
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
+use contracts::NameError;
 use contracts::echo::{self, server, state};
 use core::hint::black_box;
-use sip_runtime::{ExitStatus, RestartPolicy, SipContext, sip};
+use sip_runtime::{ExitStatus, RestartPolicy, SipContext, SipId, sip};
 
 /// The `fault` manifest's `stack_size`; the overflow kinds estimate where their stack ends from it.
 const STACK_SIZE: usize = 32 * 1024;
@@ -86,8 +91,8 @@ sip! {
 sip! {
     name: "fault-async",
     entry: async fault_async,
-    exports: [],
-    imports: [],
+    exports: ["ServiceProvider"],
+    imports: ["NameService"],
     heap_quota: 64 * 1024,
     stack_size: 16 * 1024,
     restart: RestartPolicy::Never,
@@ -216,6 +221,7 @@ async fn fault_async(ctx: SipContext) {
     let mut args = ctx.args().split_whitespace();
     let kind = args.next().unwrap_or_default();
     let after: u32 = args.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let other = SipId(args.next().and_then(|id| id.parse().ok()).unwrap_or(0));
     let Some(mut ready) = ctx.take_startup::<echo::Server<state::Ready>>() else {
         return sip_runtime::warn!(ctx, "fault-async needs an Echo endpoint to fail on");
     };
@@ -249,6 +255,15 @@ async fn fault_async(ctx: SipContext) {
             ctx.sleep_async(20).await;
             let _ = owes.send_pong(n);
         }
+        // Not a fault either: the name service asked without a stack; a wrong answer leaves the ping unanswered.
+        "names" => match ask_the_name_service(&ctx).await {
+            Ok(()) => drop(owes.send_pong(n)),
+            Err(e) => sip_runtime::warn!(ctx, "the name service's async calls: {e}"),
+        },
+        "end" => {
+            let gone_before = ctx.wait_async(other).await.is_err();
+            drop(owes.send_pong(n + u64::from(gone_before)));
+        }
         "wait" => core::future::pending::<()>().await,
         "drop" => drop(owes),
         "exit" => {
@@ -256,10 +271,36 @@ async fn fault_async(ctx: SipContext) {
             ctx.exit(ExitStatus::Success)
         }
         other => {
-            sip_runtime::warn!(ctx, "unknown fault '{other}' (panic|overflow|quota|spin|block|sleep|wait|drop|exit)");
+            sip_runtime::warn!(
+                ctx,
+                "unknown fault '{other}' (panic|overflow|quota|spin|block|sleep|names|end|wait|drop|exit)"
+            );
             ctx.exit(ExitStatus::Failure(2));
         }
     }
+}
+
+/// Binds a name of this SIP's, finds it listed, looks up a name nobody bound (not its own: the name service
+/// waits for a provider's answer to a lookup, and this SIP would be awaiting the lookup), unbinds the name and
+/// finds it gone: every async call of the name service, each answer checked.
+async fn ask_the_name_service(ctx: &SipContext) -> Result<(), String> {
+    let name = format!("fault-async-{}", ctx.id().0);
+    let listed = |listing: &str| listing.lines().any(|line| line.split_whitespace().next() == Some(name.as_str()));
+    let provider = ctx.bind_async(&name, "Echo").await.map_err(|e| format!("bind: {e}"))?;
+    if !listed(&ctx.names_async().await.map_err(|e| format!("names: {e}"))?) {
+        return Err(format!("{name} bound but not listed"));
+    }
+    let (_client, server) = echo::channel();
+    match ctx.lookup_async("fault-async-nobody", server).await {
+        Err(NameError::NotFound) => {}
+        other => return Err(format!("lookup of a name nobody bound: {other:?}")),
+    }
+    ctx.unbind_async(&name).await.map_err(|e| format!("unbind: {e}"))?;
+    if listed(&ctx.names_async().await.map_err(|e| format!("names: {e}"))?) {
+        return Err(format!("{name} still listed after unbind"));
+    }
+    drop(provider);
+    Ok(())
 }
 
 fn restarting(ctx: SipContext) {
