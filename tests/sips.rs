@@ -355,6 +355,9 @@ fn async_services_answer_as_their_thread_twins_do() {
     r.command(&format!("kill {named}"));
     let gone = r.command("names lookup echo-a bye");
     r.check(gone.starts_with("error: lookup echo-a"), &format!("a killed async SIP's name: {gone}"));
+    // An async SIP awaits the end of a SIP of the other core (the self-test's second half needs two cores).
+    let awaited = r.command_within("selftest awaits_another_sips_end", scaled(60));
+    r.check(awaited.contains("selftest: 1 passed, 0 failed"), &format!("wait_async across cores:\n{awaited}"));
     // Both models side by side in one boot, measured (docs/thread-models.md): every row of `bench models`.
     let bench = r.command_within("bench models", scaled(120));
     for row in [

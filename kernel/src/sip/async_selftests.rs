@@ -180,7 +180,8 @@ crate::selftest! {
 crate::selftest! {
     /// An async SIP awaits another SIP's end without a stack (`fault-async end 0 ID`, `SipContext::wait_async`):
     /// blocked with no thread and no answer while the other lives, woken by its end to answer; awaiting a SIP
-    /// that is already gone answers at once with `NoSuchProcess` (its pong says so).
+    /// that is already gone answers at once with `NoSuchProcess` (its pong says so); with a second core, the
+    /// same for a SIP of that core (`tests/sips.rs` runs it so).
     fn an_async_sip_awaits_another_sips_end_without_a_stack() {
         let (target, target_client) = spawn_echo("echo-async", "")?;
         let (waiter, client) = spawn_echo("fault-async", &format!("end 0 {target}"))?;
@@ -206,6 +207,22 @@ crate::selftest! {
         let answer = client.send_ping(0).map_err(|_| "closed before the ping")?.recv();
         crate::check!(matches!(answer, Ok(client::PingSent::Pong(1, _))), "awaiting a gone SIP: not NoSuchProcess");
         wait(late);
+        // A SIP of another core (with `--smp 2` or more): the task is registered there, and woken from there.
+        let other = (crate::percpu::current_index() + 1) % crate::percpu::MAX_CPUS as u32;
+        if crate::cores::is_online(other) && other != crate::percpu::current_index() {
+            let remote = super::spawn("bench-async-idle", "", Some(other)).map_err(|e| format!("spawn on {other}: {e}"))?;
+            let (waiter, client) = spawn_echo("fault-async", &format!("end 0 {}", remote.0))?;
+            let owed = client.send_ping(0).map_err(|_| "closed before the ping")?;
+            (0..20).for_each(|_| crate::sched::yield_now());
+            let owed = match channels::try_recv(owed) {
+                channels::TryRecv::Empty(owed) => owed,
+                _ => return Err(format!("answered while the SIP on core {other} still lives")),
+            };
+            kill(remote.0).map_err(|e| format!("kill on core {other}: {e}"))?;
+            let answer = owed.recv();
+            crate::check!(matches!(answer, Ok(client::PingSent::Pong(0, _))), "no pong after the end on core {other}");
+            wait(waiter);
+        }
         Ok(())
     }
 }
