@@ -397,9 +397,10 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     /// One poll of a future receive: the message or `Closed` if there; else, the first time and if other tasks
     /// of the core are ready, `Pending` asking to be polled again after them (`Blocking::yield_task`: the peer
     /// may be one of them and answer meanwhile, as a thread's receive yields before it parks; a same-core
-    /// ping-pong then needs no registration and no wake); else `Pending` with the task's token in the ring (`wait` says where it stands, for
-    /// [`forget_registration`](Self::forget_registration)). Under a waker that is no task's, `Pending` asking
-    /// to be polled again. The body of [`RecvAsync`] and of the typed receive's future (`crate::RecvTyped`).
+    /// ping-pong then needs no registration and no wake); else `Pending` with the task's token in the ring
+    /// (`wait` says where it stands, for [`forget_registration`](Self::forget_registration)). Under a waker
+    /// that is no task's, `Pending` asking to be polled again. The body of [`RecvAsync`] and of the typed
+    /// receive's future (`crate::RecvTyped`).
     #[doc(hidden)]
     #[inline]
     pub fn poll_recv(

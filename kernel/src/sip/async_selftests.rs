@@ -210,7 +210,8 @@ crate::selftest! {
         // A SIP of another core (with `--smp 2` or more): the task is registered there, and woken from there.
         let other = (crate::percpu::current_index() + 1) % crate::percpu::MAX_CPUS as u32;
         if crate::cores::is_online(other) && other != crate::percpu::current_index() {
-            let remote = super::spawn("bench-async-idle", "", Some(other)).map_err(|e| format!("spawn on {other}: {e}"))?;
+            let remote =
+                super::spawn("bench-async-idle", "", Some(other)).map_err(|e| format!("spawn on {other}: {e}"))?;
             let (waiter, client) = spawn_echo("fault-async", &format!("end 0 {}", remote.0))?;
             let owed = client.send_ping(0).map_err(|_| "closed before the ping")?;
             (0..20).for_each(|_| crate::sched::yield_now());
