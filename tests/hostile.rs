@@ -56,7 +56,9 @@
 //! token in its own rings (a forgotten one wakes that task once, spuriously); `wake_on_end` registers only the
 //! polled task, once per task however often it is asked (a loop of polls cannot grow the awaited SIP's record),
 //! and names no task (the kernel knows which it polls), so a SIP cannot make the kernel wake anyone else.
-//! Self-tests `an_async_sip_uses_the_name_services_async_calls` and
+//! In ring 3, `channels::raw::{take_interest, wait_for_any}` (the executor's wait) act on the SIP's own list
+//! and its own handle table (the kernel checks every handle, as for a select). Self-tests
+//! `an_async_sip_uses_the_name_services_async_calls` and
 //! `an_async_sip_awaits_another_sips_end_without_a_stack`; host tests of the select in contracts/tests/runtime.rs.
 //! docs/security.md lists each attack with what it did to the old code.
 //!

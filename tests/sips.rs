@@ -355,6 +355,19 @@ fn async_services_answer_as_their_thread_twins_do() {
     r.command(&format!("kill {named}"));
     let gone = r.command("names lookup echo-a bye");
     r.check(gone.starts_with("error: lookup echo-a"), &format!("a killed async SIP's name: {gone}"));
+    // The same in ring 3, where its thread polls it and waits in the kernel on the endpoints its select noted.
+    let ring3 = {
+        let out = r.command("spawn echo-async --protection ring3 echo-r");
+        r.spawned_pid(&out)
+    };
+    let first = (0..50)
+        .map(|_| r.command("names lookup echo-r hello"))
+        .find(|out| !out.contains("no such name"))
+        .unwrap_or_else(|| r.fail("echo-r was never bound"));
+    r.check(first.ends_with("echo-r answered: hello"), &format!("named async echo in ring 3: {first}"));
+    let second = r.command("names lookup echo-r again");
+    r.check(second == "echo-r answered: again", &format!("named async echo in ring 3, second client: {second}"));
+    r.command(&format!("kill {ring3}"));
     // An async SIP awaits the end of a SIP of the other core (the self-test's second half needs two cores).
     let awaited = r.command_within("selftest awaits_another_sips_end", scaled(60));
     r.check(awaited.contains("selftest: 1 passed, 0 failed"), &format!("wait_async across cores:\n{awaited}"));

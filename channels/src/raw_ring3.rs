@@ -270,15 +270,40 @@ pub(crate) fn block_on(sources: &[&dyn Readiness]) {
     transport().wait_any(&handles);
 }
 
-/// A future select's wait: ring 3 leaves no token anywhere, so the task is asked to be polled again (its
-/// `block_on` yields the core between polls) and nothing is registered.
+/// The endpoints the SIP's pending future receives are waiting on, since its executor last took them
+/// ([`take_interest`]): ring 3 leaves no token in a ring, so the executor (`sip_runtime::continuations::block_on`)
+/// waits on these in the kernel when no future asked to be polled again at once.
+static INTEREST: spin::Mutex<Vec<u32>> = spin::Mutex::new(Vec::new());
+
+/// Notes that a future receive is waiting on `handle` (see [`INTEREST`]).
+fn note_interest(handle: u32) {
+    let mut interest = INTEREST.lock();
+    if !interest.contains(&handle) {
+        interest.push(handle);
+    }
+}
+
+/// The endpoints this SIP's pending future receives wait on, taken (the executor's round starts afresh).
+pub fn take_interest() -> Vec<u32> {
+    core::mem::take(&mut *INTEREST.lock())
+}
+
+/// Blocks until one of `handles` has a message or a closed peer (or spuriously): what an executor does when its
+/// futures wait only on receives ([`take_interest`]).
+pub fn wait_for_any(handles: &[u32]) {
+    transport().wait_any(handles);
+}
+
+/// A future select's wait: ring 3 leaves no token anywhere; the sources are noted as the executor's interest
+/// ([`take_interest`]), which waits on them in the kernel. Reports "registered": the select polls again when
+/// its executor does.
 pub(crate) fn register_all<'a>(
     sources: impl Iterator<Item = &'a dyn Readiness> + Clone,
     waker: &core::task::Waker,
 ) -> Option<bool> {
-    let _ = sources;
-    waker.wake_by_ref();
-    None
+    let _ = waker;
+    sources.for_each(|source| note_interest(source.handle()));
+    Some(true)
 }
 
 /// Nothing to take out (see [`register_all`]).
@@ -466,30 +491,30 @@ impl<Tx: Exchangeable, Rx: Exchangeable> RawEndpoint<Tx, Rx> {
     }
 
     /// [`recv`](Self::recv) as a future. In ring 3 there are no task tokens (docs/thread-models.md, decision 7):
-    /// it looks, and asks to be polled again while nothing is there.
+    /// it looks, and while nothing is there notes the endpoint for its executor to wait on ([`poll_recv`]).
+    ///
+    /// [`poll_recv`]: Self::poll_recv
     pub async fn recv_async(&mut self) -> Result<Rx, Closed> {
-        loop {
-            match self.try_recv() {
-                Ok(message) => return Ok(message),
-                Err(TryRecvError::Closed) => return Err(Closed),
-                Err(TryRecvError::Empty) => PollAgain(false).await,
-            }
-        }
+        let mut wait = RecvWait::Fresh;
+        core::future::poll_fn(|cx| self.poll_recv(cx, &mut wait)).await
     }
 
     /// One poll of a future receive (the typed receive's future, `crate::RecvTyped`): the message or `Closed`
-    /// if there, else `Pending`, asking to be polled again (no tokens in ring 3).
+    /// if there, else `Pending` with the endpoint noted for the executor to wait on (no tokens in ring 3:
+    /// [`take_interest`]).
     #[doc(hidden)]
     pub fn poll_recv(
         &mut self,
         cx: &mut core::task::Context<'_>,
         _wait: &mut RecvWait,
     ) -> core::task::Poll<Result<Rx, Closed>> {
+        let _ = cx;
         match self.try_recv() {
             Ok(message) => core::task::Poll::Ready(Ok(message)),
             Err(TryRecvError::Closed) => core::task::Poll::Ready(Err(Closed)),
+            // The executor waits on the endpoint in the kernel, or polls again if another future asked it to.
             Err(TryRecvError::Empty) => {
-                cx.waker().wake_by_ref();
+                note_interest(self.handle);
                 core::task::Poll::Pending
             }
         }
@@ -546,20 +571,5 @@ unsafe impl<Tx: Exchangeable, Rx: Exchangeable> Exchangeable for RawEndpoint<Tx,
 
     fn __decode(input: &mut Decoder<'_>) -> Result<Self, WireError> {
         Ok(Self::from_handle(u32::from_le_bytes(input.take_array()?)))
-    }
-}
-
-/// A future that is pending once, asking to be polled again.
-struct PollAgain(bool);
-
-impl core::future::Future for PollAgain {
-    type Output = ();
-
-    fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> core::task::Poll<()> {
-        if core::mem::replace(&mut self.0, true) {
-            return core::task::Poll::Ready(());
-        }
-        cx.waker().wake_by_ref();
-        core::task::Poll::Pending
     }
 }

@@ -5,13 +5,16 @@
 //! [`SipContext::yield_async`](crate::SipContext::yield_async), a sleep with
 //! [`SipContext::sleep_async`](crate::SipContext::sleep_async) (a timer of the runner wakes the task; no stack
 //! is held meanwhile), the end of another SIP with [`SipContext::wait_async`](crate::SipContext::wait_async)
-//! (the kernel wakes the task when that SIP ends). In ring 3 there is no runner: the ring-3 image
-//! runs the same entry on the SIP's thread with [`block_on`], which polls the future and yields the core
-//! between polls (a future receive in ring 3 polls the kernel), so the same service code runs in every mode.
+//! (the kernel wakes the task when that SIP ends). In ring 3 there is no runner: the ring-3 image runs the same
+//! entry on the SIP's thread with [`block_on`], which polls the future and, while it is pending, waits in the
+//! kernel on the endpoints its receives found empty (or yields the core, if it asked to be polled again), so
+//! the same service code runs in every mode.
 
 use crate::{AsyncMain, KillError, SipId};
+use alloc::sync::Arc;
 use core::future::Future;
 use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
 
 /// A future that is pending once (asking to be polled again at once), then ready: the runner polls the core's
@@ -105,11 +108,29 @@ impl Future for WaitAsync {
     }
 }
 
-/// Runs `future` to completion on the calling thread: polls it, and calls `pause` (a yield of the core) each
-/// time it is pending. For an async entry where no runner polls it (ring 3).
-pub fn block_on(mut future: AsyncMain, pause: impl Fn()) {
-    let mut cx = Context::from_waker(Waker::noop());
+/// Runs `future` to completion on the calling thread: polls it, and after each pending poll calls `pause` with
+/// whether the future asked to be polled again at once (woke its waker: a yield, a sleep without a timer). The
+/// ring-3 image's `pause` yields the core in that case, and otherwise waits in the kernel on the endpoints the
+/// future's receives noted (`channels::raw::take_interest`). For an async entry where no runner polls it
+/// (ring 3).
+pub fn block_on(mut future: AsyncMain, pause: impl Fn(bool)) {
+    let again = Arc::new(PollAgain(AtomicBool::new(false)));
+    let waker = Waker::from(again.clone());
+    let mut cx = Context::from_waker(&waker);
     while future.as_mut().poll(&mut cx).is_pending() {
-        pause();
+        pause(again.0.swap(false, Ordering::Relaxed));
+    }
+}
+
+/// [`block_on`]'s waker: a wake asks for another poll at once.
+struct PollAgain(AtomicBool);
+
+impl alloc::task::Wake for PollAgain {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }

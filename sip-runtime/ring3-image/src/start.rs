@@ -52,8 +52,16 @@ extern "C" fn start(block: *const u64) -> ! {
             let context = SipContext::new(&abi::RING3, SipId(id), manifest.name, String::from(args));
             match manifest.entry {
                 Entry::Thread(main) => main(context),
-                // No runner in ring 3: the SIP's thread polls its future, yielding while it is pending.
-                Entry::Async(main) => sip_runtime::continuations::block_on(main(context), || abi::RING3.yield_now()),
+                // No runner in ring 3: the SIP's thread polls its future; while it is pending, it waits in the
+                // kernel on the endpoints its receives noted, or yields if it asked to be polled again.
+                Entry::Async(main) => sip_runtime::continuations::block_on(main(context), |again| {
+                    let interest = channels::raw::take_interest();
+                    if again || interest.is_empty() {
+                        abi::RING3.yield_now();
+                    } else {
+                        channels::raw::wait_for_any(&interest);
+                    }
+                }),
             }
             calls::exit(0)
         }
