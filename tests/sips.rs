@@ -335,19 +335,7 @@ fn async_services_answer_as_their_thread_twins_do() {
     r.check(after.starts_with("error: the kv SIP is gone"), &format!("after kill: {after}"));
     // A named async echo on the other core: bound with the name service's async calls, answering every client
     // that looks it up, with no thread; gone from the name service once killed.
-    let named = {
-        let out = r.command("spawn echo-async --core 1 echo-a");
-        r.spawned_pid(&out)
-    };
-    // The bind is the SIP's own business after the spawn: ask until it is done (a few polls of its runner).
-    let first = (0..50)
-        .map(|_| r.command("names lookup echo-a hello"))
-        .find(|out| !out.contains("no such name"))
-        .unwrap_or_else(|| r.fail("echo-a was never bound"));
-    // Its "serving" log line may land in the middle of this command's output.
-    r.check(first.ends_with("echo-a answered: hello"), &format!("named async echo: {first}"));
-    let second = r.command("names lookup echo-a again");
-    r.check(second == "echo-a answered: again", &format!("named async echo, second client: {second}"));
+    let named = a_named_async_echo_answers(&mut r, "--core 1", "echo-a");
     let ps = r.command("ps");
     let row = ps_row(&ps, named).unwrap_or_else(|| r.fail(&format!("pid {named} not in ps:\n{ps}")));
     let fields: Vec<&str> = row.split_whitespace().collect();
@@ -356,17 +344,7 @@ fn async_services_answer_as_their_thread_twins_do() {
     let gone = r.command("names lookup echo-a bye");
     r.check(gone.starts_with("error: lookup echo-a"), &format!("a killed async SIP's name: {gone}"));
     // The same in ring 3, where its thread polls it and waits in the kernel on the endpoints its select noted.
-    let ring3 = {
-        let out = r.command("spawn echo-async --protection ring3 echo-r");
-        r.spawned_pid(&out)
-    };
-    let first = (0..50)
-        .map(|_| r.command("names lookup echo-r hello"))
-        .find(|out| !out.contains("no such name"))
-        .unwrap_or_else(|| r.fail("echo-r was never bound"));
-    r.check(first.ends_with("echo-r answered: hello"), &format!("named async echo in ring 3: {first}"));
-    let second = r.command("names lookup echo-r again");
-    r.check(second == "echo-r answered: again", &format!("named async echo in ring 3, second client: {second}"));
+    let ring3 = a_named_async_echo_answers(&mut r, "--protection ring3", "echo-r");
     r.command(&format!("kill {ring3}"));
     // An async SIP awaits the end of a SIP of the other core (the self-test's second half needs two cores).
     let awaited = r.command_within("selftest awaits_another_sips_end", scaled(60));
@@ -388,6 +366,25 @@ fn async_services_answer_as_their_thread_twins_do() {
     let failed = bench.lines().any(|l| l.starts_with("bench models: ") && !l.starts_with("bench models: unit"));
     r.check(!failed, &format!("bench models reported a failure:\n{bench}"));
     r.shutdown();
+}
+
+/// Spawns `echo-async` (with `options`) bound to `name`, checks that two clients that look the name up are
+/// answered, and returns its pid.
+fn a_named_async_echo_answers(r: &mut Runner, options: &str, name: &str) -> u64 {
+    let pid = {
+        let out = r.command(&format!("spawn echo-async {options} {name}"));
+        r.spawned_pid(&out)
+    };
+    // The bind is the SIP's own business after the spawn: ask until it is done (a few polls of its runner).
+    let first = (0..50)
+        .map(|_| r.command(&format!("names lookup {name} hello")))
+        .find(|out| !out.contains("no such name"))
+        .unwrap_or_else(|| r.fail(&format!("{name} was never bound")));
+    // Its "serving" log line may land in the middle of this command's output.
+    r.check(first.ends_with(&format!("{name} answered: hello")), &format!("named async echo ({options}): {first}"));
+    let second = r.command(&format!("names lookup {name} again"));
+    r.check(second == format!("{name} answered: again"), &format!("named async echo ({options}), second: {second}"));
+    pid
 }
 
 #[test]

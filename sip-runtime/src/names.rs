@@ -57,6 +57,22 @@ fn with_connection<T>(
     Ok(answer)
 }
 
+/// What one lookup's answer means, its connection quit: the lookup's result, or (`Err`) the core the name moved
+/// to, with the end back to try there.
+fn looked_up(answer: Result<LookingUp, Closed>) -> Result<Result<(), NameError>, (u32, ExAny)> {
+    let (result, ns) = match answer {
+        Err(Closed) => return Ok(Err(NameError::Unavailable)),
+        Ok(LookingUp::Found(ns)) => (Ok(()), ns),
+        Ok(LookingUp::LookupFailed(error, ns)) => (Err(error), ns),
+        Ok(LookingUp::Moved(there, back, ns)) => {
+            quit(ns);
+            return Err((there, back));
+        }
+    };
+    quit(ns);
+    Ok(result)
+}
+
 fn checked(name: &str) -> Result<ExString, NameError> {
     if is_valid_name(name) { Ok(ExString::from(name)) } else { Err(NameError::InvalidName) }
 }
@@ -87,19 +103,11 @@ impl SipContext {
         let mut end = ExAny::new(server_end).map_err(|_| NameError::Unavailable)?;
         let mut core = None;
         for _ in 0..=MAX_MOVES {
-            let connection = connect(self, core)?;
-            let asked = connection.send_lookup(ExString::from(name), end).map_err(|_| NameError::Unavailable)?;
-            let (answer, connection) = match asked.recv().map_err(|Closed| NameError::Unavailable)? {
-                LookingUp::Found(ns) => (Ok(()), ns),
-                LookingUp::LookupFailed(error, ns) => (Err(error), ns),
-                LookingUp::Moved(there, back, ns) => {
-                    (core, end) = (Some(there), back);
-                    quit(ns);
-                    continue;
-                }
-            };
-            quit(connection);
-            return answer;
+            let asked = connect(self, core)?.send_lookup(ExString::from(name), end);
+            match looked_up(asked.map_err(|_| NameError::Unavailable)?.recv()) {
+                Ok(answer) => return answer,
+                Err((there, back)) => (core, end) = (Some(there), back),
+            }
         }
         Err(NameError::Unavailable)
     }
@@ -145,18 +153,10 @@ impl SipContext {
         let mut core = None;
         for _ in 0..=MAX_MOVES {
             let asked = connect(self, core)?.send_lookup(ExString::from(name), end);
-            let answer = asked.map_err(|_| NameError::Unavailable)?.recv_async().await;
-            let (answer, ns) = match answer.map_err(|Closed| NameError::Unavailable)? {
-                LookingUp::Found(ns) => (Ok(()), ns),
-                LookingUp::LookupFailed(error, ns) => (Err(error), ns),
-                LookingUp::Moved(there, back, ns) => {
-                    (core, end) = (Some(there), back);
-                    quit(ns);
-                    continue;
-                }
-            };
-            quit(ns);
-            return answer;
+            match looked_up(asked.map_err(|_| NameError::Unavailable)?.recv_async().await) {
+                Ok(answer) => return answer,
+                Err((there, back)) => (core, end) = (Some(there), back),
+            }
         }
         Err(NameError::Unavailable)
     }
